@@ -1,0 +1,423 @@
+//! From a parsed attribute and function to the wrapper.
+//!
+//! Input:
+//! ```text
+//! #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
+//! async fn get_user(id: u64, org: &str) -> Result<User, DbError> { BODY }
+//! ```
+//! Output:
+//! ```text
+//! async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
+//!     let __cachette_cache = &::cachette::__private::default_cache();
+//!     let __cachette_key = ::cachette::__private::render(&["user:", ""], &[&id as &dyn Display]);
+//!     let __cachette_tags = [::cachette::__private::render(&["org:", ""], &[&org as &dyn Display])];
+//!     ::cachette::__private::cached::<::cachette::__private::ResultMode, Result<User, DbError>, _>(
+//!         __cachette_cache, &__cachette_key, &__cachette_tags, ::cachette::__private::secs(300),
+//!         async { let __cachette_ret: Result<User, DbError> = { BODY }; __cachette_ret },
+//!     ).await
+//! }
+//! ```
+//! `#[invalidates]` renders its keys and tags the same way before the body,
+//! awaits the body, then calls `__private::invalidate` when it succeeded.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Expr, FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
+
+use crate::attr::{self, Errors, Once};
+use crate::template::{self, Template};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cached,
+    Invalidates,
+}
+
+impl Kind {
+    fn attr_name(self) -> &'static str {
+        match self {
+            Kind::Cached => "#[cached]",
+            Kind::Invalidates => "#[invalidates]",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "key",
+                "ttl",
+                "tags",
+                "strategy",
+                "cache",
+                "cache_none",
+                "crate",
+            ],
+            Kind::Invalidates => &["keys", "tags", "cache", "crate"],
+        }
+    }
+}
+
+/// Strategies that exist; the others are refused with a message.
+const STRATEGIES: &[&str] = &["aside"];
+const PLANNED_STRATEGIES: &[&str] = &["swr", "lock", "early"];
+
+pub(crate) fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
+    let func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let msg = format!("{} applies to an `async fn`", kind.attr_name());
+            let err = syn::Error::new(Span::call_site(), msg).to_compile_error();
+            return quote!(#err #item);
+        }
+    };
+    let expanded = attr::parse_args
+        .parse2(args)
+        .and_then(|args| expand(kind, args, &func));
+    match expanded {
+        Ok(tokens) => tokens,
+        // Emit the function unchanged beside the errors so the rest of the
+        // crate, and the IDE, keep working.
+        Err(e) => {
+            let err = e.to_compile_error();
+            quote!(#err #func)
+        }
+    }
+}
+
+/// Options of both attributes, validated.
+#[derive(Default)]
+struct Options {
+    key: Once<LitStr>,
+    keys: Once<Vec<LitStr>>,
+    ttl: Once<u64>,
+    tags: Once<Vec<LitStr>>,
+    strategy: Once<LitStr>,
+    cache: Once<Expr>,
+    cache_none: Once<bool>,
+    krate: Once<syn::Path>,
+}
+
+fn parse_options(kind: Kind, args: Vec<attr::Arg>, errors: &mut Errors) -> Options {
+    let mut o = Options::default();
+    for attr::Arg { name, value } in args {
+        let n = name.to_string();
+        if !kind.options().contains(&n.as_str()) {
+            let expected = kind
+                .options()
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            errors.at(
+                name.span(),
+                format!(
+                    "unknown option `{n}` for {}: expected one of {expected}",
+                    kind.attr_name()
+                ),
+            );
+            continue;
+        }
+        match n.as_str() {
+            "key" => {
+                if let Some(v) = attr::string(errors, &name, &value) {
+                    o.key.set(errors, &name, v);
+                }
+            }
+            "keys" => {
+                if let Some(v) = attr::string_list(errors, &name, &value) {
+                    o.keys.set(errors, &name, v);
+                }
+            }
+            "tags" => {
+                if let Some(v) = attr::string_list(errors, &name, &value) {
+                    o.tags.set(errors, &name, v);
+                }
+            }
+            "ttl" => {
+                if let Some(v) = attr::ttl(errors, &name, &value) {
+                    o.ttl.set(errors, &name, v);
+                }
+            }
+            "strategy" => {
+                if let Some(v) = attr::string(errors, &name, &value) {
+                    let s = v.value();
+                    if PLANNED_STRATEGIES.contains(&s.as_str()) {
+                        errors.at(
+                            v.span(),
+                            format!(
+                                "strategy {s:?} is not available yet in this version of cachette; \
+                                 use \"aside\""
+                            ),
+                        );
+                    } else if !STRATEGIES.contains(&s.as_str()) {
+                        errors.at(
+                            v.span(),
+                            format!("unknown strategy {s:?}: expected \"aside\""),
+                        );
+                    }
+                    o.strategy.set(errors, &name, v);
+                }
+            }
+            "cache" => {
+                if let Some(v) = attr::expr(errors, &name, value) {
+                    o.cache.set(errors, &name, v);
+                }
+            }
+            "cache_none" => {
+                if let Some(v) = attr::boolean(errors, &name, &value) {
+                    o.cache_none.set(errors, &name, v);
+                }
+            }
+            "crate" => {
+                if let Some(v) = attr::string(errors, &name, &value) {
+                    match v.parse::<syn::Path>() {
+                        Ok(path) => o.krate.set(errors, &name, path),
+                        Err(_) => {
+                            errors.at(v.span(), "`crate` must be a path, such as \"::cachette\"")
+                        }
+                    }
+                }
+            }
+            _ => unreachable!("listed in Kind::options"),
+        }
+    }
+    o
+}
+
+/// The function's parameters as placeholder roots (`self` for a receiver),
+/// and the ones usable in a default key (`None` for a pattern parameter).
+fn parameters(func: &ItemFn) -> (Vec<String>, Vec<(Option<syn::Ident>, Span)>) {
+    let mut names = Vec::new();
+    let mut typed = Vec::new();
+    for input in &func.sig.inputs {
+        match input {
+            FnArg::Receiver(_) => names.push("self".to_string()),
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(pi) => {
+                    names.push(pi.ident.to_string());
+                    typed.push((Some(pi.ident.clone()), pt.span()));
+                }
+                other => typed.push((None, other.span())),
+            },
+        }
+    }
+    (names, typed)
+}
+
+fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenStream> {
+    let mut errors = Errors::default();
+    let opts = parse_options(kind, args, &mut errors);
+    if func.sig.asyncness.is_none() {
+        errors.at(
+            func.sig.fn_token.span,
+            format!(
+                "{} needs an `async fn`: the cache is reached asynchronously",
+                kind.attr_name()
+            ),
+        );
+    }
+    let (params, typed) = parameters(func);
+    let render = |lit: &LitStr, errors: &mut Errors| match template::parse(lit, &params) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let key = opts.key.get().and_then(|k| render(k, &mut errors));
+    let tags: Vec<Template> = opts
+        .tags
+        .get()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| render(t, &mut errors))
+        .collect();
+    let keys: Vec<Template> = opts
+        .keys
+        .get()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| render(t, &mut errors))
+        .collect();
+
+    let ret = match &func.sig.output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
+    };
+    let krate = opts
+        .krate
+        .get()
+        .map(ToTokens::to_token_stream)
+        .unwrap_or_else(|| quote!(::cachette));
+    let private = quote!(#krate::__private);
+
+    let mode = if kind == Kind::Cached {
+        if opts.ttl.get().is_none() {
+            errors.at(
+                Span::call_site(),
+                "#[cached] needs a `ttl`, such as `ttl = 300` or `ttl = \"5m\"`",
+            );
+        }
+        cached_mode(ret, &opts, func, &mut errors)
+    } else {
+        None
+    };
+    let default_key = if kind == Kind::Cached && opts.key.get().is_none() {
+        default_key(&typed, &private, &mut errors)
+    } else {
+        None
+    };
+    if let Some(e) = errors.finish() {
+        return Err(e);
+    }
+
+    let cache = match opts.cache.take() {
+        Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
+        None => quote!(&#private::default_cache()),
+    };
+    let ret_ty = match ret {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
+    let block = &func.block;
+    let tag_exprs = tags.iter().map(|t| render_call(t, &private));
+    let body = match kind {
+        Kind::Cached => {
+            let key = match key {
+                Some(t) => render_call(&t, &private),
+                None => default_key.expect("checked above"),
+            };
+            let ttl = opts.ttl.get().copied().expect("checked above");
+            let mode = mode.expect("checked above");
+            quote! {
+                let __cachette_cache: &#private::Cache = #cache;
+                let __cachette_key: ::std::string::String = #key;
+                let __cachette_tags = [#(#tag_exprs),*];
+                #private::cached::<#private::#mode, #ret_ty, _>(
+                    __cachette_cache,
+                    &__cachette_key,
+                    &__cachette_tags,
+                    #private::secs(#ttl),
+                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret },
+                )
+                .await
+            }
+        }
+        Kind::Invalidates => {
+            let key_exprs = keys.iter().map(|t| render_call(t, &private));
+            let succeeded = if is_named(ret, "Result") {
+                quote!(::core::result::Result::is_ok(&__cachette_ret))
+            } else {
+                quote!(true)
+            };
+            quote! {
+                let __cachette_cache: &#private::Cache = #cache;
+                let __cachette_keys = [#(#key_exprs),*];
+                let __cachette_tags = [#(#tag_exprs),*];
+                let __cachette_ret: #ret_ty =
+                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
+                #private::invalidate(__cachette_cache, #succeeded, &__cachette_keys, &__cachette_tags)
+                    .await;
+                __cachette_ret
+            }
+        }
+    };
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let sig = &func.sig;
+    Ok(quote! {
+        #(#attrs)*
+        #vis #sig {
+            #body
+        }
+    })
+}
+
+/// `render(&[pieces], &[&value as &dyn Display, ...])`, spanned on the
+/// template so a missing `Display` is reported there.
+fn render_call(t: &Template, private: &TokenStream) -> TokenStream {
+    let pieces = &t.pieces;
+    let holes = t
+        .holes
+        .iter()
+        .map(|h| quote_spanned!(t.span=> #h as &dyn ::core::fmt::Display));
+    quote_spanned!(t.span=> #private::render(&[#(#pieces),*], &[#(#holes),*]))
+}
+
+/// The key when `key` is omitted: the function's full path and every
+/// argument but `self`.
+fn default_key(
+    typed: &[(Option<syn::Ident>, Span)],
+    private: &TokenStream,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    let mut values = Vec::new();
+    for (ident, span) in typed {
+        match ident {
+            Some(ident) => {
+                values.push(quote_spanned!(*span=> &#ident as &dyn ::core::fmt::Display))
+            }
+            None => errors.at(
+                *span,
+                "a default key needs every parameter to be a plain name; set `key = \"...\"`",
+            ),
+        }
+    }
+    Some(quote! {{
+        fn __cachette_fn() {}
+        #private::default_key(#private::fn_path(__cachette_fn), &[#(#values),*])
+    }})
+}
+
+/// Whether the type's last path segment is `name` (`Result`, `io::Result`).
+fn is_named(ty: Option<&Type>, name: &str) -> bool {
+    match ty {
+        Some(Type::Path(p)) => p.path.segments.last().is_some_and(|s| s.ident == name),
+        _ => false,
+    }
+}
+
+fn cached_mode(
+    ret: Option<&Type>,
+    opts: &Options,
+    func: &ItemFn,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    let cache_none = opts.cache_none.get().copied().unwrap_or(false);
+    let Some(ty) = ret else {
+        errors.at(
+            func.sig.ident.span(),
+            "#[cached] needs a return type: a function returning `()` has nothing to cache",
+        );
+        return None;
+    };
+    if let Type::ImplTrait(_) = ty {
+        errors.at(
+            ty.span(),
+            "#[cached] cannot store an `impl Trait`: return a concrete type that implements \
+             Serialize and DeserializeOwned",
+        );
+        return None;
+    }
+    if is_named(ret, "Option") {
+        return Some(if cache_none {
+            quote!(ValueMode)
+        } else {
+            quote!(OptionMode)
+        });
+    }
+    if let (true, Some(span)) = (opts.cache_none.get().is_some(), opts.cache_none.span()) {
+        errors.at(
+            span,
+            "`cache_none` applies only to functions returning `Option`",
+        );
+        return None;
+    }
+    Some(if is_named(ret, "Result") {
+        quote!(ResultMode)
+    } else {
+        quote!(ValueMode)
+    })
+}

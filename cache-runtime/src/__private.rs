@@ -1,0 +1,80 @@
+//! What the macros' generated code calls. Not a public API: names and
+//! signatures change without notice.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+pub use crate::cache::Cache;
+pub use crate::key::render;
+pub use crate::mode::{Mode, OptionMode, ResultMode, ValueMode};
+
+/// The default cache (see `cachette::init`).
+pub fn default_cache() -> Cache {
+    crate::global::default_cache()
+}
+
+/// `ttl` as written in the attribute.
+pub const fn secs(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+/// The path of the annotated function, from the type name of a marker
+/// function declared inside it (`crate::module::Type::method`).
+pub fn fn_path<F>(_marker: F) -> &'static str {
+    let name = std::any::type_name::<F>();
+    name.strip_suffix("::__cachette_fn").unwrap_or(name)
+}
+
+/// The key used when `key` is omitted: the function's path, then each
+/// argument, escaped, after a `:`.
+pub fn default_key(path: &str, values: &[&dyn Display]) -> String {
+    let mut pieces = vec![""; values.len() + 1];
+    let mut first = String::with_capacity(path.len() + 1);
+    first.push_str(path);
+    if !values.is_empty() {
+        first.push(':');
+        for p in &mut pieces[1..values.len()] {
+            *p = ":";
+        }
+    }
+    pieces[0] = &first;
+    render(&pieces, values)
+}
+
+/// `#[cached]` with the default strategy.
+pub async fn cached<M, R, Fut>(
+    cache: &Cache,
+    key: &str,
+    tags: &[String],
+    ttl: Duration,
+    body: Fut,
+) -> R
+where
+    M: Mode<R>,
+    Fut: Future<Output = R>,
+{
+    cache.fetch::<M, R, Fut>(key, tags, ttl, body).await
+}
+
+/// `#[invalidates]`, after the body returned: busts when it succeeded. A
+/// failed bust is logged and counted; the function's result stands.
+pub async fn invalidate(cache: &Cache, succeeded: bool, keys: &[String], tags: &[String]) {
+    if succeeded {
+        // The error is logged and counted inside.
+        let _ = cache.invalidate(keys, tags).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_keys_separate_every_argument() {
+        assert_eq!(default_key("m::f", &[]), "m::f");
+        assert_eq!(default_key("m::f", &[&1, &"a:b"]), "m::f:1:a%3Ab");
+        fn __cachette_fn() {}
+        assert!(fn_path(__cachette_fn).ends_with("tests::default_keys_separate_every_argument"));
+    }
+}

@@ -1,0 +1,112 @@
+//! The embedded backend: two bounded moka caches, one for entries and one
+//! for versions, with per-item TTLs. Same bytes and rules as Redis: an
+//! evicted version only causes misses.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache as Moka;
+use moka::Expiry;
+
+use super::{Blob, Bust, Lookup, Names};
+use crate::version::Token;
+
+#[derive(Clone)]
+struct Item<V> {
+    value: V,
+    ttl: Duration,
+}
+
+struct ItemTtl;
+
+impl<K, V> Expiry<K, Item<V>> for ItemTtl {
+    fn expire_after_create(&self, _: &K, item: &Item<V>, _: Instant) -> Option<Duration> {
+        Some(item.ttl)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &K,
+        item: &Item<V>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(item.ttl)
+    }
+}
+
+pub(crate) struct MemoryBackend {
+    entries: Moka<String, Item<Arc<[u8]>>>,
+    versions: Moka<String, Item<Token>>,
+}
+
+impl MemoryBackend {
+    /// `capacity` bounds the number of entries, and separately the number of
+    /// versions.
+    pub(crate) fn new(capacity: u64) -> Self {
+        MemoryBackend {
+            entries: Moka::builder()
+                .max_capacity(capacity)
+                .expire_after(ItemTtl)
+                .build(),
+            versions: Moka::builder()
+                .max_capacity(capacity)
+                .expire_after(ItemTtl)
+                .build(),
+        }
+    }
+
+    pub(crate) fn lookup(&self, names: &Names) -> Lookup {
+        Lookup {
+            entry: self
+                .entries
+                .get(&names.entry)
+                .map(|i| Blob::Shared(i.value)),
+            versions: names
+                .versions
+                .iter()
+                .map(|k| self.versions.get(k).map(|i| i.value))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn ensure(&self, keys: &[&str], ttl: Duration) -> Vec<Token> {
+        keys.iter()
+            .map(|k| {
+                self.versions
+                    .entry(k.to_string())
+                    .or_insert_with(|| Item {
+                        value: Token::random(),
+                        ttl,
+                    })
+                    .into_value()
+                    .value
+            })
+            .collect()
+    }
+
+    pub(crate) fn store(&self, entry: &str, blob: Vec<u8>, ttl: Duration) {
+        self.entries.insert(
+            entry.to_string(),
+            Item {
+                value: blob.into(),
+                ttl,
+            },
+        );
+    }
+
+    pub(crate) fn bust(&self, bust: &Bust, ttl: Duration) {
+        for k in &bust.versions {
+            self.versions.insert(
+                k.clone(),
+                Item {
+                    value: Token::random(),
+                    ttl,
+                },
+            );
+        }
+        for e in &bust.entries {
+            self.entries.invalidate(e);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Where entries and versions live. Both backends store the same bytes and
+//! follow the same rules; the cache logic above them is shared.
+
+pub(crate) mod memory;
+#[cfg(feature = "redis")]
+pub(crate) mod redis;
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::version::Token;
+
+/// The backend names of one lookup: the entry, then the version keys it is
+/// validated against (the key's own version first, then one per tag).
+#[derive(Debug)]
+pub(crate) struct Names {
+    pub entry: String,
+    pub versions: Vec<String>,
+}
+
+/// Stored entry bytes, shared with the embedded backend or owned from Redis.
+#[derive(Debug)]
+pub(crate) enum Blob {
+    Shared(std::sync::Arc<[u8]>),
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Blob::Shared(b) => b,
+            Blob::Owned(b) => b,
+        }
+    }
+}
+
+/// What one lookup read: the stored entry, if any, and the current tokens.
+#[derive(Debug)]
+pub(crate) struct Lookup {
+    pub entry: Option<Blob>,
+    pub versions: Vec<Option<Token>>,
+}
+
+/// A bust: version keys to bump, entry keys to drop.
+#[derive(Debug, Default)]
+pub(crate) struct Bust {
+    pub versions: Vec<String>,
+    pub entries: Vec<String>,
+}
+
+pub(crate) enum Backend {
+    Memory(memory::MemoryBackend),
+    #[cfg(feature = "redis")]
+    Redis(redis::RedisBackend),
+}
+
+impl Backend {
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Backend::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// Reads the entry and its versions in one round trip.
+    pub(crate) async fn lookup(&self, names: &Names) -> Result<Lookup, Error> {
+        match self {
+            Backend::Memory(m) => Ok(m.lookup(names)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.lookup(names).await,
+        }
+    }
+
+    /// Creates each missing version key with a fresh token, or reads the one
+    /// a concurrent caller created first; returns the tokens in order.
+    pub(crate) async fn ensure(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
+        match self {
+            Backend::Memory(m) => Ok(m.ensure(keys, ttl)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.ensure(keys, ttl).await,
+        }
+    }
+
+    pub(crate) async fn store(
+        &self,
+        entry: &str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.store(entry, blob, ttl);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.store(entry, blob, ttl).await,
+        }
+    }
+
+    /// Bumps every version in `bust` and drops its entries, in one round trip.
+    pub(crate) async fn bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.bust(bust, ttl);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.bust(bust, ttl).await,
+        }
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}

@@ -1,0 +1,156 @@
+//! The Redis backend: one multiplexed connection that reconnects by itself.
+//!
+//! Costs, in round trips: a lookup is one `MGET` (the entry and its
+//! versions); a fill is one `SET ... PX`; creating missing versions is one
+//! pipeline of `SET ... NX GET PX`; a bust of any number of keys and tags is
+//! one `EVALSHA` of `lua/bust.lua`.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script, Value};
+
+use super::{millis, Blob, Bust, Lookup, Names};
+use crate::error::{Error, ErrorKind};
+use crate::version::Token;
+
+pub(crate) struct RedisBackend {
+    conn: ConnectionManager,
+    bust: Script,
+}
+
+/// Connection settings taken from the builder.
+pub(crate) struct Settings {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl RedisBackend {
+    fn config(settings: &Settings) -> ConnectionManagerConfig {
+        ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(Some(settings.command_timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(2))
+    }
+
+    fn client(url: &str) -> Result<Client, Error> {
+        Client::open(url).map_err(|e| {
+            let hint = if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+                "rediss:// needs the `tls` feature of cachette"
+            } else {
+                "invalid Redis URL"
+            };
+            Error::new(ErrorKind::Config, hint).with_source(e)
+        })
+    }
+
+    /// Connects now and fails if the server cannot be reached or refuses us.
+    pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let client = Self::client(url)?;
+        let conn = ConnectionManager::new_with_config(client, Self::config(settings))
+            .await
+            .map_err(|e| {
+                let err = Error::from(e);
+                let what = match err.kind() {
+                    ErrorKind::Auth => "Redis refused the credentials",
+                    ErrorKind::Timeout => "timed out connecting to Redis",
+                    _ => "could not connect to Redis",
+                };
+                Error::new(err.kind(), what).with_source(err)
+            })?;
+        Ok(Self::with_conn(conn))
+    }
+
+    /// Connects on first use; until then, and while Redis is unreachable,
+    /// operations fail and annotated functions read through.
+    pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let client = Self::client(url)?;
+        let conn = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
+        Ok(Self::with_conn(conn))
+    }
+
+    fn with_conn(conn: ConnectionManager) -> Self {
+        RedisBackend {
+            conn,
+            bust: Script::new(include_str!("../lua/bust.lua")),
+        }
+    }
+
+    pub(crate) async fn lookup(&self, names: &Names) -> Result<Lookup, Error> {
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(&names.entry).arg(&names.versions);
+        let values: Vec<Value> = cmd.query_async(&mut self.conn.clone()).await?;
+        let mut values = values.into_iter();
+        let entry = match values.next() {
+            Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
+            _ => None,
+        };
+        let versions = values
+            .map(|v| match v {
+                Value::BulkString(b) => Token::from_bytes(&b),
+                _ => None,
+            })
+            .collect();
+        Ok(Lookup { entry, versions })
+    }
+
+    pub(crate) async fn ensure(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
+        let mut pipe = redis::pipe();
+        let mut ours = Vec::with_capacity(keys.len());
+        for key in keys {
+            let token = Token::random();
+            ours.push(token);
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(token.as_bytes().as_slice())
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(millis(ttl));
+        }
+        let old: Vec<Option<Vec<u8>>> = pipe.query_async(&mut self.conn.clone()).await?;
+        ours.into_iter()
+            .zip(old)
+            .map(|(ours, old)| match old {
+                None => Ok(ours),
+                Some(b) => Token::from_bytes(&b).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Backend,
+                        "a version key holds a value cachette did not write",
+                    )
+                }),
+            })
+            .collect()
+    }
+
+    pub(crate) async fn store(
+        &self,
+        entry: &str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        redis::cmd("SET")
+            .arg(entry)
+            .arg(blob)
+            .arg("PX")
+            .arg(millis(ttl))
+            .exec_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
+        if bust.versions.is_empty() && bust.entries.is_empty() {
+            return Ok(());
+        }
+        let mut call = self.bust.prepare_invoke();
+        call.key(&bust.versions).key(&bust.entries);
+        call.arg(bust.versions.len()).arg(millis(ttl));
+        for _ in &bust.versions {
+            call.arg(Token::random().as_bytes().as_slice());
+        }
+        let _: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        Ok(())
+    }
+}

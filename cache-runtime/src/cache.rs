@@ -1,0 +1,435 @@
+//! The cache handle, its builder, and the read and invalidation paths shared
+//! by every backend.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::{memory::MemoryBackend, Backend, Bust, Names};
+use crate::codec::Codec;
+use crate::entry::{self, Check, Meta};
+use crate::error::Error;
+use crate::mode::{Mode, ResultMode};
+use crate::stats::{Counters, Stats};
+use crate::version::Token;
+
+/// A handle to a cache: Redis or the embedded backend.
+///
+/// Cloning is cheap (one reference count); clones share the connection,
+/// the counters and the settings.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// use cachette::Cache;
+///
+/// let cache = Cache::memory();
+/// let load = || async { Ok::<_, std::io::Error>(String::from("Ada")) };
+/// let a = cache.get_or_fetch("user:1", &["org:7"], Duration::from_secs(60), load()).await;
+/// let b = cache.get_or_fetch("user:1", &["org:7"], Duration::from_secs(60), load()).await;
+/// assert_eq!(a.unwrap(), b.unwrap());
+/// assert_eq!(cache.stats().hits, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    namespace: String,
+    codec: Codec,
+    version_ttl: Duration,
+    counters: Counters,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("backend", &self.inner.backend.label())
+            .field("namespace", &self.inner.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for a [`Cache`], from [`Cache::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let cache = cachette::Cache::builder()
+///     .namespace("shop")
+///     .capacity(50_000)
+///     .memory();
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    namespace: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    codec: Codec,
+    capacity: u64,
+    version_ttl: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespace: "cachette".into(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(50),
+            codec: Codec::Json,
+            capacity: 10_000,
+            version_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Prefix of every key the library writes (default `cachette`). Caches
+    /// with different namespaces never see each other's entries.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long to wait for a connection to Redis (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for one Redis command (default 50 ms). Past it the
+    /// call reads through to the function's body.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How values are serialized (default JSON).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Most entries the embedded backend holds (default 10,000); the least
+    /// useful are evicted past it. Redis bounds itself with `maxmemory`.
+    pub fn capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// How long a version written by an invalidation lives (default 24 h).
+    /// When it expires, entries that recorded it become misses; it never
+    /// makes an invalidated entry valid again.
+    pub fn version_ttl(mut self, ttl: Duration) -> Self {
+        self.version_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Builds a cache on the embedded backend.
+    pub fn memory(self) -> Cache {
+        let backend = Backend::Memory(MemoryBackend::new(self.capacity));
+        self.finish(backend)
+    }
+
+    /// Connects to Redis at `url` (`redis://`, `rediss://`, `redis+unix://`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a malformed or
+    /// unsupported URL, [`ErrorKind::Auth`](crate::ErrorKind::Auth) when
+    /// the server refuses the credentials, and
+    /// [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when it cannot be
+    /// reached.
+    #[cfg(feature = "redis")]
+    pub async fn connect(self, url: &str) -> Result<Cache, Error> {
+        let backend = crate::backend::redis::RedisBackend::connect(url, &self.settings()).await?;
+        Ok(self.finish(Backend::Redis(backend)))
+    }
+
+    /// Like [`connect`](Self::connect), but connects on first use.
+    #[cfg(feature = "redis")]
+    pub(crate) fn connect_lazy(self, url: &str) -> Result<Cache, Error> {
+        let backend = crate::backend::redis::RedisBackend::lazy(url, &self.settings())?;
+        Ok(self.finish(Backend::Redis(backend)))
+    }
+
+    #[cfg(feature = "redis")]
+    fn settings(&self) -> crate::backend::redis::Settings {
+        crate::backend::redis::Settings {
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        }
+    }
+
+    fn finish(self, backend: Backend) -> Cache {
+        Cache {
+            inner: Arc::new(Inner {
+                backend,
+                namespace: self.namespace,
+                codec: self.codec,
+                version_ttl: self.version_ttl,
+                counters: Counters::default(),
+            }),
+        }
+    }
+}
+
+impl Cache {
+    /// Starts building a cache with custom settings.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// A cache on the embedded backend with default settings.
+    pub fn memory() -> Cache {
+        Cache::builder().memory()
+    }
+
+    /// Connects to Redis with default settings; see [`CacheBuilder::connect`].
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::connect`].
+    #[cfg(feature = "redis")]
+    pub async fn connect(url: &str) -> Result<Cache, Error> {
+        Cache::builder().connect(url).await
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Which backend this cache uses: `"memory"` or `"redis"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.inner.backend.label()
+    }
+
+    /// Returns the cached value of `key` if it is valid, else awaits `fetch`
+    /// and caches its `Ok` value for `ttl` under `key`, tagged with `tags`.
+    ///
+    /// `key` and `tags` are used as given (see [`KeyBuilder`](crate::KeyBuilder)
+    /// to render a template the way the macros do). The cache fails open:
+    /// if the backend fails, `fetch` runs and its result is returned.
+    pub async fn get_or_fetch<T, E, Fut>(
+        &self,
+        key: &str,
+        tags: &[&str],
+        ttl: Duration,
+        fetch: Fut,
+    ) -> Result<T, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.fetch::<ResultMode, _, _>(key, tags, ttl, fetch).await
+    }
+
+    fn names<S: AsRef<str>>(&self, key: &str, tags: &[S]) -> Names {
+        let ns = &self.inner.namespace;
+        let mut versions = Vec::with_capacity(1 + tags.len());
+        versions.push(format!("{ns}:k:{key}"));
+        versions.extend(tags.iter().map(|t| format!("{ns}:t:{}", t.as_ref())));
+        Names {
+            entry: format!("{ns}:e:{key}"),
+            versions,
+        }
+    }
+
+    /// The read path of every strategy-less call: validate, or run and fill.
+    pub(crate) async fn fetch<M, R, Fut>(
+        &self,
+        key: &str,
+        tags: &[impl AsRef<str>],
+        ttl: Duration,
+        body: Fut,
+    ) -> R
+    where
+        M: Mode<R>,
+        Fut: Future<Output = R>,
+    {
+        let inner = &*self.inner;
+        let names = self.names(key, tags);
+        let lookup = match inner.backend.lookup(&names).await {
+            Ok(lookup) => lookup,
+            Err(e) => {
+                self.backend_error("lookup", key, &e);
+                return body.await;
+            }
+        };
+        if let Some(blob) = &lookup.entry {
+            match entry::check(blob, &lookup.versions) {
+                Check::Valid(bytes, _) => match inner.codec.decode::<M::Value>(bytes) {
+                    Ok(value) => {
+                        Counters::bump(&inner.counters.hits);
+                        tracing::debug!(key, outcome = "hit", "cachette");
+                        return M::from_cached(value);
+                    }
+                    Err(e) => self.decode_failure(key, &e),
+                },
+                Check::Invalidated => {}
+                Check::Corrupt => self.decode_failure(key, &"not an entry of this format"),
+            }
+        }
+        Counters::bump(&inner.counters.misses);
+        tracing::debug!(key, outcome = "miss", "cachette");
+
+        // The versions must be known before the body reads its source: a bust
+        // after this point changes one of them, and the entry written below
+        // can then never validate.
+        let tokens = match self.capture(&names, lookup.versions, ttl).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                self.backend_error("version", key, &e);
+                return body.await;
+            }
+        };
+        let started = Instant::now();
+        let out = body.await;
+        if let Some(value) = M::cacheable(&out) {
+            let meta = Meta {
+                fresh_until_ms: 0,
+                compute_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
+            };
+            self.fill(&names.entry, key, &tokens, meta, value, ttl)
+                .await;
+        }
+        out
+    }
+
+    /// The tokens to record in a fill: the ones just read, with any missing
+    /// version created first.
+    async fn capture(
+        &self,
+        names: &Names,
+        read: Vec<Option<Token>>,
+        ttl: Duration,
+    ) -> Result<Vec<Token>, Error> {
+        if read.iter().all(Option::is_some) {
+            return Ok(read.into_iter().flatten().collect());
+        }
+        let missing: Vec<&str> = names
+            .versions
+            .iter()
+            .zip(&read)
+            .filter(|(_, t)| t.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let ttl = ttl.max(self.inner.version_ttl);
+        let mut created = self.inner.backend.ensure(&missing, ttl).await?.into_iter();
+        Ok(read
+            .into_iter()
+            .map(|t| {
+                t.or_else(|| created.next())
+                    .expect("one token per missing version")
+            })
+            .collect())
+    }
+
+    async fn fill<T: serde::Serialize>(
+        &self,
+        entry_key: &str,
+        key: &str,
+        tokens: &[Token],
+        meta: Meta,
+        value: &T,
+        ttl: Duration,
+    ) {
+        if ttl.is_zero() {
+            return;
+        }
+        let Some(mut blob) = entry::begin(tokens, meta, 128) else {
+            tracing::warn!(key, "cachette: more than 254 tags; not cached");
+            return;
+        };
+        if let Err(e) = self.inner.codec.encode_into(&mut blob, value) {
+            tracing::warn!(key, error = %e, "cachette: value failed to serialize; returned uncached");
+            return;
+        }
+        if let Err(e) = self.inner.backend.store(entry_key, blob, ttl).await {
+            self.backend_error("fill", key, &e);
+        }
+    }
+
+    fn backend_error(&self, op: &str, key: &str, e: &Error) {
+        Counters::bump(&self.inner.counters.errors);
+        tracing::warn!(key, op, error = %e, "cachette: backend failed; reading through");
+    }
+
+    fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {
+        Counters::bump(&self.inner.counters.decode_failures);
+        tracing::debug!(key, error = %e, "cachette: stored value did not decode; refetching");
+    }
+
+    /// Invalidates keys, exactly as rendered (see [`KeyBuilder`](crate::KeyBuilder)).
+    ///
+    /// When it returns `Ok`, no read that starts afterwards returns a value
+    /// computed before the call. One round trip whatever the number of keys.
+    ///
+    /// # Errors
+    /// The backend failed; the keys may not be invalidated.
+    pub async fn invalidate_keys<I, S>(&self, keys: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.invalidate(keys, std::iter::empty::<&str>()).await
+    }
+
+    /// Invalidates every entry filled with any of these tags, exactly as
+    /// rendered. One round trip, whatever the number of tags and entries.
+    ///
+    /// # Errors
+    /// The backend failed; the tags may not be invalidated.
+    pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.invalidate(std::iter::empty::<&str>(), tags).await
+    }
+
+    /// Invalidates keys and tags together, in one round trip.
+    ///
+    /// # Errors
+    /// The backend failed; nothing may have been invalidated.
+    pub async fn invalidate<K, KS, T, TS>(&self, keys: K, tags: T) -> Result<(), Error>
+    where
+        K: IntoIterator<Item = KS>,
+        KS: AsRef<str>,
+        T: IntoIterator<Item = TS>,
+        TS: AsRef<str>,
+    {
+        let ns = &self.inner.namespace;
+        let mut bust = Bust::default();
+        for key in keys {
+            let key = key.as_ref();
+            bust.versions.push(format!("{ns}:k:{key}"));
+            bust.entries.push(format!("{ns}:e:{key}"));
+        }
+        bust.versions
+            .extend(tags.into_iter().map(|t| format!("{ns}:t:{}", t.as_ref())));
+        if bust.versions.is_empty() {
+            return Ok(());
+        }
+        let n = bust.versions.len() as u64;
+        match self.inner.backend.bust(&bust, self.inner.version_ttl).await {
+            Ok(()) => {
+                self.inner
+                    .counters
+                    .invalidations
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(names = ?bust.versions, "cachette: invalidated");
+                Ok(())
+            }
+            Err(e) => {
+                Counters::bump(&self.inner.counters.errors);
+                tracing::error!(names = ?bust.versions, error = %e, "cachette: invalidation failed");
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The stored form of an entry: a small header, the versions the fill saw
+//! before it ran, and the encoded value.
+//!
+//! ```text
+//! byte 0      0xCA          magic
+//! byte 1      1             format
+//! byte 2      n             number of versions (the key's, then each tag's)
+//! bytes 3..11 u64 BE        end of the fresh window, ms since the epoch (0: none)
+//! bytes 11..15 u32 BE       how long the body took, ms
+//! n x 16 bytes              version tokens, in lookup order
+//! rest                      the value, in the cache's codec
+//! ```
+//! An entry is valid only if every stored token equals the token currently
+//! stored under the same version key. Tokens are random, so a version key
+//! that was bumped, evicted, expired or flushed never matches again.
+
+use crate::version::{Token, TOKEN_LEN};
+
+const MAGIC: u8 = 0xCA;
+const FORMAT: u8 = 1;
+const HEADER_LEN: usize = 15;
+
+/// Metadata written in the header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub fresh_until_ms: u64,
+    pub compute_ms: u32,
+}
+
+/// Starts an entry: header and tokens; the caller appends the value.
+pub(crate) fn begin(tokens: &[Token], meta: Meta, value_hint: usize) -> Option<Vec<u8>> {
+    let n = u8::try_from(tokens.len()).ok()?;
+    let mut out = Vec::with_capacity(HEADER_LEN + tokens.len() * TOKEN_LEN + value_hint);
+    out.extend_from_slice(&[MAGIC, FORMAT, n]);
+    out.extend_from_slice(&meta.fresh_until_ms.to_be_bytes());
+    out.extend_from_slice(&meta.compute_ms.to_be_bytes());
+    for t in tokens {
+        out.extend_from_slice(t.as_bytes());
+    }
+    Some(out)
+}
+
+/// What a stored entry turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Check<'a> {
+    /// Every version matches: the value bytes and the header.
+    Valid(&'a [u8], Meta),
+    /// Well-formed, but a version changed or disappeared since the fill.
+    Invalidated,
+    /// Not an entry this library wrote (or truncated).
+    Corrupt,
+}
+
+/// Validates `blob` against the tokens read now, in the same order.
+pub(crate) fn check<'a>(blob: &'a [u8], current: &[Option<Token>]) -> Check<'a> {
+    if blob.len() < HEADER_LEN || blob[0] != MAGIC || blob[1] != FORMAT {
+        return Check::Corrupt;
+    }
+    let n = usize::from(blob[2]);
+    let value_at = HEADER_LEN + n * TOKEN_LEN;
+    if blob.len() < value_at {
+        return Check::Corrupt;
+    }
+    let meta = Meta {
+        fresh_until_ms: u64::from_be_bytes(blob[3..11].try_into().expect("8 bytes")),
+        compute_ms: u32::from_be_bytes(blob[11..15].try_into().expect("4 bytes")),
+    };
+    if n != current.len() {
+        return Check::Invalidated;
+    }
+    let stored = blob[HEADER_LEN..value_at].chunks_exact(TOKEN_LEN);
+    for (stored, now) in stored.zip(current) {
+        match now {
+            Some(now) if now.as_bytes() == stored => {}
+            _ => return Check::Invalidated,
+        }
+    }
+    Check::Valid(&blob[value_at..], meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(tokens: &[Token], value: &[u8]) -> Vec<u8> {
+        let mut e = begin(tokens, Meta::default(), value.len()).unwrap();
+        e.extend_from_slice(value);
+        e
+    }
+
+    #[test]
+    fn valid_only_while_every_version_matches() {
+        let (a, b) = (Token::random(), Token::random());
+        let e = entry(&[a, b], b"42");
+        let now = [Some(a), Some(b)];
+        assert_eq!(check(&e, &now), Check::Valid(b"42", Meta::default()));
+        let bumped = [Some(a), Some(Token::random())];
+        assert_eq!(check(&e, &bumped), Check::Invalidated);
+        let lost = [Some(a), None];
+        assert_eq!(check(&e, &lost), Check::Invalidated);
+        assert_eq!(check(&e, &now[..1]), Check::Invalidated);
+    }
+
+    #[test]
+    fn foreign_or_truncated_bytes_are_corrupt() {
+        let a = Token::random();
+        let e = entry(&[a], b"1");
+        let now = [Some(a)];
+        assert_eq!(check(b"{\"json\":1}", &now), Check::Corrupt);
+        assert_eq!(check(&e[..10], &now), Check::Corrupt);
+        assert_eq!(check(&e[..HEADER_LEN + 3], &now), Check::Corrupt);
+    }
+}

@@ -1,0 +1,131 @@
+//! The one error type of the crate.
+
+use std::fmt;
+
+/// What went wrong, in broad strokes. New kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL or another setting is malformed or names something this build
+    /// does not support (for example `rediss://` without the `tls` feature).
+    Config,
+    /// The backend could not be reached, or the connection broke.
+    Connection,
+    /// The server refused the credentials.
+    Auth,
+    /// The backend did not answer in time.
+    Timeout,
+    /// The backend answered with an error.
+    Backend,
+    /// A key or tag template is malformed, or a value for it is missing.
+    Template,
+}
+
+/// An error from cachette.
+///
+/// Annotated functions never return it: the cache fails open and the body's
+/// own result is returned. It surfaces from [`Cache::connect`](crate::Cache::connect)
+/// and from the programmatic invalidation calls.
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The broad category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether the backend could not be reached or the connection broke.
+    pub fn is_connection(&self) -> bool {
+        self.kind == ErrorKind::Connection
+    }
+
+    /// Whether the backend did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the server refused the credentials.
+    pub fn is_auth(&self) -> bool {
+        self.kind == ErrorKind::Auth
+    }
+
+    /// Whether a setting or URL is malformed or unsupported by this build.
+    pub fn is_config(&self) -> bool {
+        self.kind == ErrorKind::Config
+    }
+
+    /// Whether a key or tag template is malformed or misses a value.
+    pub fn is_template(&self) -> bool {
+        self.kind == ErrorKind::Template
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        let kind = if e.is_timeout() {
+            ErrorKind::Timeout
+        } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.code() == Some("NOPERM")
+            || e.code() == Some("WRONGPASS")
+            || e.code() == Some("NOAUTH")
+        {
+            ErrorKind::Auth
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            ErrorKind::Connection
+        } else if e.kind() == redis::ErrorKind::InvalidClientConfig {
+            ErrorKind::Config
+        } else {
+            ErrorKind::Backend
+        };
+        Error::new(kind, "redis").with_source(e)
+    }
+}

@@ -1,0 +1,36 @@
+//! The runtime of cachette: backends, key building, versioned invalidation,
+//! codec and stats. Users depend on the `cachette` crate, which re-exports
+//! everything public here.
+//!
+//! # How invalidation stays correct
+//! Every key and every tag has a *version*: a random token stored under its
+//! own backend key. A fill records the tokens it read *before* running the
+//! function's body, inside the entry. A read is a hit only if every recorded
+//! token equals the one stored now. An invalidation replaces the tokens of
+//! its keys and tags with fresh random ones, so any entry filled from data
+//! read before it, even one written after it returned, can never validate.
+//! A lost token (evicted, expired, flushed) matches nothing, so losing state
+//! only costs misses. A bust is O(1) per key or tag whatever the number of
+//! entries under it.
+#![forbid(unsafe_code)]
+
+mod backend;
+mod cache;
+mod codec;
+mod entry;
+mod error;
+mod global;
+mod key;
+mod mode;
+mod stats;
+mod version;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::codec::Codec;
+pub use crate::error::{Error, ErrorKind};
+pub use crate::global::init;
+pub use crate::key::{escape, KeyBuilder, MAX_NAME_LEN};
+pub use crate::stats::Stats;

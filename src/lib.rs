@@ -1,0 +1,35 @@
+//! Declarative caching for async Rust, on Redis or in memory.
+//!
+//! ```
+//! use cachette::{cached, invalidates, Cache};
+//!
+//! #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], cache = cache)]
+//! async fn get_user(cache: &Cache, id: u64, org: &str) -> Result<String, std::io::Error> {
+//!     Ok(format!("user {id} of {org}"))
+//! }
+//!
+//! #[invalidates(keys = ["user:<id>"], cache = cache)]
+//! async fn rename_user(cache: &Cache, id: u64) -> Result<(), std::io::Error> {
+//!     Ok(())
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let cache = Cache::memory();
+//! get_user(&cache, 1, "acme").await.unwrap(); // miss: the body runs
+//! get_user(&cache, 1, "acme").await.unwrap(); // hit
+//! rename_user(&cache, 1).await.unwrap();      // busts user:1
+//! get_user(&cache, 1, "acme").await.unwrap(); // miss again
+//! assert_eq!(cache.stats().hits, 1);
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub use cache_macros::{cached, invalidates};
+pub use cache_runtime::{
+    escape, init, Cache, CacheBuilder, Codec, Error, ErrorKind, KeyBuilder, Stats, MAX_NAME_LEN,
+};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use cache_runtime::__private::*;
+}
