@@ -265,6 +265,15 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
         None
     };
     let default_key = if kind == Kind::Cached && opts.key.get().is_none() {
+        // The parameter that carries the cache is not part of the key.
+        let cache_param = match opts.cache.get() {
+            Some(Expr::Path(p)) => p.path.get_ident().cloned(),
+            _ => None,
+        };
+        let typed: Vec<_> = typed
+            .into_iter()
+            .filter(|(ident, _)| ident.is_none() || *ident != cache_param)
+            .collect();
         default_key(&typed, &private, &mut errors)
     } else {
         None
@@ -347,7 +356,7 @@ fn render_call(t: &Template, private: &TokenStream) -> TokenStream {
 }
 
 /// The key when `key` is omitted: the function's full path and every
-/// argument but `self`.
+/// argument but `self` and the one given as `cache`.
 fn default_key(
     typed: &[(Option<syn::Ident>, Span)],
     private: &TokenStream,

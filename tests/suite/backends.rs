@@ -1,0 +1,146 @@
+//! Backend behaviour: bad stored data is a miss, an unreachable Redis is
+//! read through, and connection errors say what went wrong.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachette::{cached, Cache};
+
+use crate::support::RedisServer;
+
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+#[cached(cache = cache, key = "n:<id>", ttl = 60)]
+async fn number(cache: &Cache, id: u64) -> Result<u64, String> {
+    LOADS.fetch_add(1, SeqCst);
+    Ok(id * 10)
+}
+
+#[tokio::test]
+async fn undecodable_values_are_misses_that_get_overwritten() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    let mut raw = server.raw();
+    number(&cache, 1).await.unwrap();
+    let good: Vec<u8> = redis::cmd("GET")
+        .arg("cachette:e:n:1")
+        .query(&mut raw)
+        .unwrap();
+
+    let header = good.len() - "10".len();
+    let tampered: Vec<Vec<u8>> = vec![
+        b"written by another tool".to_vec(), // foreign
+        good[..header - 3].to_vec(),         // truncated
+        [&good[..header], b"\"not a number\"".as_slice()].concat(), // another type
+        [&good[..header], b"{\"broken".as_slice()].concat(), // corrupt value
+    ];
+    for (i, bytes) in tampered.into_iter().enumerate() {
+        let _: () = redis::cmd("SET")
+            .arg("cachette:e:n:1")
+            .arg(bytes)
+            .query(&mut raw)
+            .unwrap();
+        let before = cache.stats();
+        assert_eq!(number(&cache, 1).await.unwrap(), 10, "case {i}");
+        let after = cache.stats();
+        assert_eq!(
+            after.decode_failures,
+            before.decode_failures + 1,
+            "case {i}"
+        );
+        assert_eq!(after.misses, before.misses + 1, "case {i}");
+        // Overwritten: the next read is a hit.
+        assert_eq!(number(&cache, 1).await.unwrap(), 10);
+        assert_eq!(cache.stats().hits, after.hits + 1, "case {i}");
+    }
+
+    // A value of another Redis type under the entry key is a miss too.
+    let _: () = redis::cmd("DEL")
+        .arg("cachette:e:n:1")
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("LPUSH")
+        .arg("cachette:e:n:1")
+        .arg("x")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(number(&cache, 1).await.unwrap(), 10);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_read_through() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    assert_eq!(number(&cache, 2).await.unwrap(), 20);
+    server.kill();
+    for _ in 0..3 {
+        assert_eq!(number(&cache, 2).await.unwrap(), 20);
+    }
+    assert!(cache.stats().errors >= 3, "{:?}", cache.stats());
+    assert!(cache.invalidate_keys(["n:2"]).await.is_err());
+}
+
+#[tokio::test]
+async fn connect_errors_say_what_failed() {
+    let server = RedisServer::start();
+    let port = server.port;
+    drop(server);
+    let err = Cache::connect(&format!("redis://127.0.0.1:{port}"))
+        .await
+        .unwrap_err();
+    assert!(err.is_connection(), "{err:?}");
+    let err = Cache::connect("http://127.0.0.1:1").await.unwrap_err();
+    assert!(err.is_config(), "{err:?}");
+
+    let server = RedisServer::start_with(&["--requirepass", "s3cret"]);
+    let err = Cache::connect(&format!("redis://:wrong@127.0.0.1:{}", server.port))
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    let ok = Cache::connect(&format!("redis://:s3cret@127.0.0.1:{}", server.port)).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
+
+#[tokio::test]
+async fn namespaces_keep_caches_apart() {
+    let server = RedisServer::start();
+    let a = server.cache().await;
+    let b = Cache::builder()
+        .namespace("other")
+        .connect(&server.url())
+        .await
+        .unwrap();
+    number(&a, 3).await.unwrap();
+    number(&b, 3).await.unwrap();
+    assert_eq!(b.stats().misses, 1);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("other:*")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(!keys.is_empty());
+}
+
+#[tokio::test]
+async fn the_embedded_backend_is_bounded() {
+    let cache = Cache::builder().capacity(100).memory();
+    for id in 0..1_000 {
+        number(&cache, 1_000 + id).await.unwrap();
+    }
+    // moka evicts asynchronously; what matters is that the size stays near
+    // the bound rather than growing with the keys.
+    let mut hits = 0;
+    for id in 0..1_000 {
+        let before = cache.stats().hits;
+        number(&cache, 1_000 + id).await.unwrap();
+        hits += cache.stats().hits - before;
+    }
+    assert!(
+        hits <= 300,
+        "{hits} of 1000 entries survived a capacity of 100"
+    );
+}

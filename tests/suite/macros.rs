@@ -1,0 +1,202 @@
+//! What the attributes accept: return types, methods, parameters by value
+//! and by reference, field paths, default keys, the default cache and the
+//! `crate` override.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+
+use cachette::{cached, invalidates, Cache};
+use serde::{Deserialize, Serialize};
+
+static RESULT_CALLS: AtomicU64 = AtomicU64::new(0);
+static OPTION_CALLS: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+#[cached(cache = cache, key = "r:<id>", ttl = "5m")]
+async fn result_fn(cache: &Cache, id: u64, fail: bool) -> Result<User, String> {
+    RESULT_CALLS.fetch_add(1, SeqCst);
+    if fail {
+        return Err(format!("no user {id}"));
+    }
+    Ok(User {
+        id,
+        name: "Ada".into(),
+    })
+}
+
+#[tokio::test]
+async fn results_cache_only_ok() {
+    let cache = Cache::memory();
+    let start = RESULT_CALLS.load(SeqCst);
+    assert!(result_fn(&cache, 1, true).await.is_err());
+    assert!(result_fn(&cache, 1, true).await.is_err());
+    assert_eq!(
+        RESULT_CALLS.load(SeqCst) - start,
+        2,
+        "errors are not cached"
+    );
+    let ok = result_fn(&cache, 1, false).await.unwrap();
+    assert_eq!(
+        result_fn(&cache, 1, true).await.unwrap(),
+        ok,
+        "served from cache"
+    );
+    assert_eq!(RESULT_CALLS.load(SeqCst) - start, 3);
+}
+
+#[cached(cache = cache, key = "o:<id>", ttl = 60)]
+async fn option_fn(cache: &Cache, id: u64) -> Option<u64> {
+    OPTION_CALLS.fetch_add(1, SeqCst);
+    (id > 0).then_some(id)
+}
+
+#[cached(cache = cache, key = "on:<id>", ttl = 60, cache_none = true)]
+async fn option_none_fn(cache: &Cache, id: u64) -> Option<u64> {
+    OPTION_CALLS.fetch_add(1, SeqCst);
+    (id > 0).then_some(id)
+}
+
+#[tokio::test]
+async fn options_cache_some_and_none_only_when_asked() {
+    let cache = Cache::memory();
+    let start = OPTION_CALLS.load(SeqCst);
+    assert_eq!(option_fn(&cache, 0).await, None);
+    assert_eq!(option_fn(&cache, 0).await, None);
+    assert_eq!(OPTION_CALLS.load(SeqCst) - start, 2);
+    assert_eq!(option_fn(&cache, 3).await, Some(3));
+    assert_eq!(option_fn(&cache, 3).await, Some(3));
+    assert_eq!(OPTION_CALLS.load(SeqCst) - start, 3);
+    assert_eq!(option_none_fn(&cache, 0).await, None);
+    assert_eq!(option_none_fn(&cache, 0).await, None);
+    assert_eq!(
+        OPTION_CALLS.load(SeqCst) - start,
+        4,
+        "None is cached with cache_none"
+    );
+}
+
+#[cached(cache = cache, ttl = 60)]
+async fn default_key_a(cache: &Cache, x: u32, s: &str) -> String {
+    format!("a{x}{s}")
+}
+
+#[cached(cache = cache, ttl = 60)]
+async fn default_key_b(cache: &Cache, x: u32, s: &str) -> String {
+    format!("b{x}{s}")
+}
+
+#[tokio::test]
+async fn default_keys_differ_by_function_and_argument() {
+    let cache = Cache::memory();
+    assert_eq!(default_key_a(&cache, 1, "z").await, "a1z");
+    assert_eq!(default_key_b(&cache, 1, "z").await, "b1z");
+    assert_eq!(default_key_a(&cache, 2, "z").await, "a2z");
+    assert_eq!(default_key_a(&cache, 1, "z").await, "a1z");
+    assert_eq!(cache.stats().hits, 1);
+    assert_eq!(cache.stats().misses, 3);
+}
+
+/// A repository holding its own cache handle, with `&self` methods.
+struct Repo {
+    cache: Cache,
+    tenant: String,
+    loads: AtomicU64,
+}
+
+struct Filter {
+    kind: &'static str,
+    limit: u32,
+}
+
+impl Repo {
+    #[cached(cache = self.cache, key = "item:<self.tenant>:<id>", ttl = 60, tags = ["tenant:<self.tenant>"])]
+    pub async fn item(&self, id: u64) -> Result<String, std::io::Error> {
+        self.loads.fetch_add(1, SeqCst);
+        Ok(format!("{}/{id}", self.tenant))
+    }
+
+    #[cached(cache = self.cache, key = "list:<filter.kind>:<filter.limit>", ttl = 60)]
+    async fn list(&self, filter: &Filter, mut untouched: Vec<u8>) -> Vec<String> {
+        untouched.push(1);
+        self.loads.fetch_add(1, SeqCst);
+        vec![filter.kind.to_string(); filter.limit as usize]
+    }
+
+    #[invalidates(cache = self.cache, tags = ["tenant:<self.tenant>"])]
+    async fn reset(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    #[cached(cache = self.cache, key = "arc:<id>", ttl = 60)]
+    async fn by_arc(self: Arc<Self>, id: u64) -> u64 {
+        id * 2
+    }
+}
+
+#[tokio::test]
+async fn methods_field_paths_and_pass_through_arguments() {
+    let repo = Repo {
+        cache: Cache::memory(),
+        tenant: "t1".into(),
+        loads: AtomicU64::new(0),
+    };
+    assert_eq!(repo.item(4).await.unwrap(), "t1/4");
+    assert_eq!(repo.item(4).await.unwrap(), "t1/4");
+    let filter = Filter {
+        kind: "k",
+        limit: 2,
+    };
+    assert_eq!(repo.list(&filter, vec![]).await, vec!["k", "k"]);
+    assert_eq!(repo.list(&filter, vec![9]).await, vec!["k", "k"]);
+    assert_eq!(repo.loads.load(SeqCst), 2);
+    repo.reset().await.unwrap();
+    repo.item(4).await.unwrap();
+    assert_eq!(repo.loads.load(SeqCst), 3);
+    let repo = Arc::new(repo);
+    assert_eq!(repo.clone().by_arc(4).await, 8);
+    assert_eq!(repo.clone().by_arc(4).await, 8);
+}
+
+mod reexported {
+    pub use cachette as renamed;
+}
+
+#[cached(crate = "crate::macros::reexported::renamed", cache = cache, key = "c:<x>", ttl = 1)]
+async fn through_reexport(cache: &Cache, x: u8) -> u8 {
+    x
+}
+
+#[tokio::test]
+async fn the_crate_path_can_be_overridden() {
+    let cache = Cache::memory();
+    assert_eq!(through_reexport(&cache, 3).await, 3);
+    assert_eq!(through_reexport(&cache, 3).await, 3);
+    assert_eq!(cache.stats().hits, 1);
+}
+
+#[cached(key = "global:<x>", ttl = 60)]
+async fn uses_default_cache(x: u32) -> u32 {
+    x
+}
+
+#[invalidates(keys = ["global:<x>"])]
+async fn busts_default_cache(x: u32) {}
+
+#[tokio::test]
+async fn annotated_functions_use_the_default_cache() {
+    // Other tests never call `init`, and only this one uses the default.
+    let cache = Cache::memory();
+    cachette::init(cache.clone());
+    uses_default_cache(1).await;
+    uses_default_cache(1).await;
+    busts_default_cache(1).await;
+    uses_default_cache(1).await;
+    assert_eq!(cache.stats().hits, 1);
+    assert_eq!(cache.stats().misses, 2);
+    assert_eq!(cache.stats().invalidations, 1);
+}

@@ -1,0 +1,9 @@
+//! The integration suite: one binary, so the crate links once.
+
+mod support;
+
+mod backends;
+mod invalidation;
+mod keys;
+mod macros;
+mod redis_costs;

@@ -1,0 +1,81 @@
+//! Command counts against a real Redis (`INFO commandstats` deltas): a hit
+//! is one command, a bust of any number of keys and tags one round trip.
+
+use cachette::{cached, invalidates, Cache};
+
+use crate::support::RedisServer;
+
+#[cached(cache = cache, key = "u:<id>", ttl = 60, tags = ["a:<id>", "b", "c:<id>"])]
+async fn tagged(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[invalidates(cache = cache, keys = ["u:<id>"], tags = ["a:<id>", "b", "c:<id>"])]
+async fn bust_all(cache: &Cache, id: u64) {}
+
+fn calls(list: &[(String, u64)], name: &str) -> u64 {
+    list.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+}
+
+#[tokio::test]
+async fn a_hit_costs_one_command() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    tagged(&cache, 1).await; // cold: creates versions and fills
+    server.reset_stats();
+    tagged(&cache, 1).await;
+    assert_eq!(cache.stats().hits, 1);
+    assert_eq!(server.command_calls(), vec![("mget".to_string(), 1)]);
+}
+
+#[tokio::test]
+async fn a_miss_with_known_versions_costs_two_commands() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    tagged(&cache, 1).await;
+    bust_all(&cache, 1).await; // loads the script; versions now exist
+    server.reset_stats();
+    tagged(&cache, 1).await;
+    assert_eq!(cache.stats().misses, 2);
+    assert_eq!(
+        server.command_calls(),
+        vec![("mget".to_string(), 1), ("set".to_string(), 1)]
+    );
+}
+
+#[tokio::test]
+async fn a_bust_of_many_tags_and_keys_is_one_round_trip() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    cache.invalidate_tags(["warm-up"]).await.unwrap(); // loads the script
+    for n in [1usize, 10, 200] {
+        let tags: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+        server.reset_stats();
+        cache.invalidate(&keys, &tags).await.unwrap();
+        let calls_now = server.command_calls();
+        // One script call; the SETs and DELs it makes run inside it, on
+        // the server, and are listed by commandstats too.
+        assert_eq!(calls(&calls_now, "evalsha"), 1, "{calls_now:?}");
+        assert_eq!(calls(&calls_now, "set"), 2 * n as u64, "{calls_now:?}");
+        assert_eq!(calls(&calls_now, "del"), n as u64, "{calls_now:?}");
+        assert_eq!(calls_now.len(), 3, "{calls_now:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_bust_costs_the_same_whatever_the_entries_under_the_tag() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    cache.invalidate_tags(["b"]).await.unwrap();
+    let mut per_size = Vec::new();
+    for entries in [1u64, 2_000] {
+        for id in 0..entries {
+            tagged(&cache, 10_000 * entries + id).await;
+        }
+        server.reset_stats();
+        cache.invalidate_tags(["b"]).await.unwrap();
+        per_size.push(server.command_calls());
+    }
+    assert_eq!(per_size[0], per_size[1]);
+}
