@@ -97,6 +97,8 @@ struct Options {
     cache: Once<Expr>,
     cache_none: Once<bool>,
     krate: Once<syn::Path>,
+    /// `ttl` was written, even if its value was refused.
+    ttl_given: bool,
 }
 
 fn parse_options(kind: Kind, args: Vec<attr::Arg>, errors: &mut Errors) -> Options {
@@ -136,6 +138,7 @@ fn parse_options(kind: Kind, args: Vec<attr::Arg>, errors: &mut Errors) -> Optio
                 }
             }
             "ttl" => {
+                o.ttl_given = true;
                 if let Some(v) = attr::ttl(errors, &name, &value) {
                     o.ttl.set(errors, &name, v);
                 }
@@ -254,7 +257,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
     let private = quote!(#krate::__private);
 
     let mode = if kind == Kind::Cached {
-        if opts.ttl.get().is_none() {
+        if !opts.ttl_given {
             errors.at(
                 Span::call_site(),
                 "#[cached] needs a `ttl`, such as `ttl = 300` or `ttl = \"5m\"`",

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs redis-server when it is
+# missing (Debian's package, as root), then runs every test, doctests included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "redis-server not found: installing it from Debian's packages" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+  else
+    echo "redis-server is needed by the tests and is not installed." >&2
+    echo "Install it (Debian/Ubuntu: sudo apt-get install -y redis-server), then run again." >&2
+    exit 1
+  fi
+fi
+redis-server --version
+
+cargo test --workspace --all-targets --locked
+cargo test --workspace --doc --locked
