@@ -144,3 +144,29 @@ async fn the_embedded_backend_is_bounded() {
         "{hits} of 1000 entries survived a capacity of 100"
     );
 }
+
+#[tokio::test]
+async fn unix_sockets_and_tls_urls() {
+    let dir = std::env::temp_dir().join(format!("cachette-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let socket_arg = socket.to_str().unwrap().to_string();
+    let _server =
+        RedisServer::start_with(&["--unixsocket", &socket_arg, "--unixsocketperm", "700"]);
+    let cache = Cache::connect(&format!("redis+unix://{socket_arg}"))
+        .await
+        .unwrap();
+    assert_eq!(number(&cache, 4).await.unwrap(), 40);
+    assert_eq!(number(&cache, 4).await.unwrap(), 40);
+    assert_eq!(cache.stats().hits, 1);
+    assert_eq!(cache.backend_name(), "redis");
+
+    if !cfg!(feature = "tls") {
+        let err = Cache::connect("rediss://127.0.0.1:1").await.unwrap_err();
+        assert!(
+            err.is_config() && err.to_string().contains("`tls` feature"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
