@@ -24,6 +24,10 @@ impl Errors {
         self.push(syn::Error::new(span, msg));
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub(crate) fn finish(self) -> Option<syn::Error> {
         self.0
     }
@@ -53,10 +57,6 @@ impl<T> Once<T> {
 
     pub(crate) fn span(&self) -> Option<Span> {
         self.0.as_ref().map(|(_, s)| *s)
-    }
-
-    pub(crate) fn take(self) -> Option<T> {
-        self.0.map(|(v, _)| v)
     }
 }
 
@@ -176,37 +176,51 @@ pub(crate) fn expr(errors: &mut Errors, name: &Ident, value: Value) -> Option<Ex
     }
 }
 
-/// A TTL: whole seconds (`300`) or a duration string (`"90s"`, `"5m"`,
-/// `"24h"`, `"1d"`, `"1h30m"`).
-pub(crate) fn ttl(errors: &mut Errors, name: &Ident, value: &Value) -> Option<u64> {
-    const HELP: &str =
-        "expected whole seconds such as `300`, or a string such as \"90s\", \"5m\", \"24h\"";
+/// A duration in milliseconds: whole seconds (`300`) or a string with
+/// units (`"250ms"`, `"90s"`, `"5m"`, `"24h"`, `"1d"`, `"1h30m"`). With
+/// `whole_seconds`, milliseconds are refused (the entry TTL).
+pub(crate) fn duration_ms(
+    errors: &mut Errors,
+    name: &Ident,
+    value: &Value,
+    whole_seconds: bool,
+) -> Option<u64> {
+    let help = if whole_seconds {
+        r#"expected whole seconds such as `300`, or a string such as "90s", "5m", "24h""#
+    } else {
+        r#"expected whole seconds such as `5`, or a string such as "250ms", "2s", "1m""#
+    };
     let parsed = match value {
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
         })) => {
             if !i.suffix().is_empty() {
-                Err(format!("bad `{name}`: no type suffix allowed; {HELP}"))
+                Err(format!("bad `{name}`: no type suffix allowed; {help}"))
             } else {
                 i.base10_parse::<u64>()
-                    .map_err(|_| format!("bad `{name}`: {HELP}"))
+                    .ok()
+                    .and_then(|s| s.checked_mul(1000))
+                    .ok_or_else(|| format!("bad `{name}`: {help}"))
             }
         }
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         })) => parse_duration(&s.value())
-            .ok_or_else(|| format!("bad `{name}` {:?}: {HELP}", s.value())),
-        _ => Err(format!("bad `{name}`: {HELP}")),
+            .filter(|ms| !whole_seconds || ms % 1000 == 0)
+            .ok_or_else(|| format!("bad `{name}` {:?}: {help}", s.value())),
+        _ => Err(format!("bad `{name}`: {help}")),
     };
     match parsed {
         Ok(0) => {
-            errors.at(
-                value.span(),
-                format!("`{name}` must be at least one second"),
-            );
+            let least = if whole_seconds {
+                "one second"
+            } else {
+                "one millisecond"
+            };
+            errors.at(value.span(), format!("`{name}` must be at least {least}"));
             None
         }
-        Ok(secs) => Some(secs),
+        Ok(ms) => Some(ms),
         Err(msg) => {
             errors.at(value.span(), msg);
             None
@@ -214,20 +228,49 @@ pub(crate) fn ttl(errors: &mut Errors, name: &Ident, value: &Value) -> Option<u6
     }
 }
 
+/// A positive number, such as XFetch's `beta`.
+pub(crate) fn positive_number(errors: &mut Errors, name: &Ident, value: &Value) -> Option<f64> {
+    let n = match value {
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        })) => f.base10_parse::<f64>().ok(),
+        Value::Expr(Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        })) => i.base10_parse::<f64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if n.is_finite() && n > 0.0 => Some(n),
+        _ => {
+            errors.at(
+                value.span(),
+                format!("`{name}` must be a positive number such as `1.0`"),
+            );
+            None
+        }
+    }
+}
+
+/// Milliseconds in a duration string.
 fn parse_duration(text: &str) -> Option<u64> {
     let mut total: u64 = 0;
     let mut digits = String::new();
     let mut any = false;
-    for c in text.trim().chars() {
+    let mut chars = text.trim().chars().peekable();
+    while let Some(c) = chars.next() {
         if c.is_ascii_digit() {
             digits.push(c);
             continue;
         }
         let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                1
+            }
+            's' => 1000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
             _ => return None,
         };
         let n: u64 = digits.parse().ok()?;
@@ -243,12 +286,14 @@ mod tests {
     #[test]
     fn durations() {
         use super::parse_duration as p;
-        assert_eq!(p("90s"), Some(90));
-        assert_eq!(p("5m"), Some(300));
-        assert_eq!(p("24h"), Some(86_400));
-        assert_eq!(p("1h30m"), Some(5_400));
-        assert_eq!(p("1d"), Some(86_400));
-        for bad in ["", "5", "5x", "m", "1.5h", "-1s"] {
+        assert_eq!(p("90s"), Some(90_000));
+        assert_eq!(p("5m"), Some(300_000));
+        assert_eq!(p("24h"), Some(86_400_000));
+        assert_eq!(p("1h30m"), Some(5_400_000));
+        assert_eq!(p("1d"), Some(86_400_000));
+        assert_eq!(p("250ms"), Some(250));
+        assert_eq!(p("1m30s"), Some(90_000));
+        for bad in ["", "5", "5x", "m", "1.5h", "-1s", "ms5"] {
             assert_eq!(p(bad), None, "{bad}");
         }
     }

@@ -50,6 +50,10 @@ impl Kind {
                 "ttl",
                 "tags",
                 "strategy",
+                "stale_ttl",
+                "lock_ttl",
+                "lock_wait",
+                "beta",
                 "cache",
                 "cache_none",
                 "crate",
@@ -59,9 +63,13 @@ impl Kind {
     }
 }
 
-/// Strategies that exist; the others are refused with a message.
-const STRATEGIES: &[&str] = &["aside"];
-const PLANNED_STRATEGIES: &[&str] = &["swr", "lock", "early"];
+/// The strategies, as written and as the runtime names them.
+const STRATEGIES: &[(&str, &str)] = &[
+    ("aside", "Aside"),
+    ("lock", "Lock"),
+    ("swr", "Swr"),
+    ("early", "Early"),
+];
 
 pub(crate) fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
@@ -92,6 +100,10 @@ struct Options {
     key: Once<LitStr>,
     keys: Once<Vec<LitStr>>,
     ttl: Once<u64>,
+    stale_ttl: Once<u64>,
+    lock_ttl: Once<u64>,
+    lock_wait: Once<u64>,
+    beta: Once<f64>,
     tags: Once<Vec<LitStr>>,
     strategy: Once<LitStr>,
     cache: Once<Expr>,
@@ -99,6 +111,8 @@ struct Options {
     krate: Once<syn::Path>,
     /// `ttl` was written, even if its value was refused.
     ttl_given: bool,
+    /// `strategy` was written, even if its value was refused.
+    strategy_given: bool,
 }
 
 fn parse_options(kind: Kind, args: Vec<attr::Arg>, errors: &mut Errors) -> Options {
@@ -139,28 +153,39 @@ fn parse_options(kind: Kind, args: Vec<attr::Arg>, errors: &mut Errors) -> Optio
             }
             "ttl" => {
                 o.ttl_given = true;
-                if let Some(v) = attr::ttl(errors, &name, &value) {
+                if let Some(v) = attr::duration_ms(errors, &name, &value, true) {
                     o.ttl.set(errors, &name, v);
+                }
+            }
+            "stale_ttl" | "lock_ttl" | "lock_wait" => {
+                if let Some(v) = attr::duration_ms(errors, &name, &value, false) {
+                    let slot = match n.as_str() {
+                        "stale_ttl" => &mut o.stale_ttl,
+                        "lock_ttl" => &mut o.lock_ttl,
+                        _ => &mut o.lock_wait,
+                    };
+                    slot.set(errors, &name, v);
+                }
+            }
+            "beta" => {
+                if let Some(v) = attr::positive_number(errors, &name, &value) {
+                    o.beta.set(errors, &name, v);
                 }
             }
             "strategy" => {
                 if let Some(v) = attr::string(errors, &name, &value) {
                     let s = v.value();
-                    if PLANNED_STRATEGIES.contains(&s.as_str()) {
+                    o.strategy_given = true;
+                    if STRATEGIES.iter().any(|(name, _)| *name == s) {
+                        o.strategy.set(errors, &name, v);
+                    } else {
                         errors.at(
                             v.span(),
                             format!(
-                                "strategy {s:?} is not available yet in this version of cachette; \
-                                 use \"aside\""
+                                r#"unknown strategy {s:?}: expected one of "aside", "lock", "swr", "early""#
                             ),
                         );
-                    } else if !STRATEGIES.contains(&s.as_str()) {
-                        errors.at(
-                            v.span(),
-                            format!("unknown strategy {s:?}: expected \"aside\""),
-                        );
                     }
-                    o.strategy.set(errors, &name, v);
                 }
             }
             "cache" => {
@@ -263,7 +288,18 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
                 "#[cached] needs a `ttl`, such as `ttl = 300` or `ttl = \"5m\"`",
             );
         }
+        check_strategy_options(&opts, &mut errors);
         cached_mode(ret, &opts, func, &mut errors)
+    } else {
+        None
+    };
+    let strategy = opts
+        .strategy
+        .get()
+        .map_or("aside".to_string(), LitStr::value);
+    let refreshing = matches!(strategy.as_str(), "swr" | "early");
+    let refresh = if kind == Kind::Cached && refreshing && errors_is_empty(&errors) {
+        refresh(func, &mut errors)
     } else {
         None
     };
@@ -285,7 +321,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
         return Err(e);
     }
 
-    let cache = match opts.cache.take() {
+    let cache = match opts.cache.get() {
         Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
         None => quote!(&#private::default_cache()),
     };
@@ -301,18 +337,29 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
                 Some(t) => render_call(&t, &private),
                 None => default_key.expect("checked above"),
             };
-            let ttl = opts.ttl.get().copied().expect("checked above");
             let mode = mode.expect("checked above");
+            let policy = policy(&opts, &strategy, &private);
+            let (call, refresh_arg) = match &refresh {
+                Some(Refresh {
+                    closure: refresh, ..
+                }) => (
+                    quote!(cached_refreshing::<#private::#mode, #ret_ty, _, _, _>),
+                    quote!(, #refresh),
+                ),
+                None => (quote!(cached::<#private::#mode, #ret_ty, _>), quote!()),
+            };
             quote! {
+                const __CACHETTE_POLICY: #private::Policy = #policy;
                 let __cachette_cache: &#private::Cache = #cache;
                 let __cachette_key: ::std::string::String = #key;
                 let __cachette_tags = [#(#tag_exprs),*];
-                #private::cached::<#private::#mode, #ret_ty, _>(
+                #private::#call(
                     __cachette_cache,
+                    &__CACHETTE_POLICY,
                     &__cachette_key,
                     &__cachette_tags,
-                    #private::secs(#ttl),
-                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret },
+                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
+                    #refresh_arg
                 )
                 .await
             }
@@ -339,11 +386,177 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
     let attrs = &func.attrs;
     let vis = &func.vis;
     let sig = &func.sig;
+    let sibling = refresh.map(|r| r.sibling);
     Ok(quote! {
         #(#attrs)*
         #vis #sig {
             #body
         }
+        #sibling
+    })
+}
+
+fn errors_is_empty(errors: &Errors) -> bool {
+    errors.is_empty()
+}
+
+/// Options that only make sense with some strategies.
+fn check_strategy_options(opts: &Options, errors: &mut Errors) {
+    let strategy = opts
+        .strategy
+        .get()
+        .map_or("aside".to_string(), LitStr::value);
+    if opts.strategy_given && opts.strategy.get().is_none() {
+        return; // an unknown strategy was already reported
+    }
+    let rules: [(&str, Option<Span>, &[&str]); 4] = [
+        ("stale_ttl", opts.stale_ttl.span(), &["swr"]),
+        ("lock_wait", opts.lock_wait.span(), &["lock"]),
+        ("lock_ttl", opts.lock_ttl.span(), &["lock", "swr", "early"]),
+        ("beta", opts.beta.span(), &["early"]),
+    ];
+    for (name, span, allowed) in rules {
+        if let Some(span) = span {
+            if !allowed.contains(&strategy.as_str()) {
+                let list = allowed
+                    .iter()
+                    .map(|s| format!("strategy = \"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
+                errors.at(
+                    span,
+                    format!(
+                        "`{name}` applies only with {list} (this function uses \"{strategy}\")"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The `Policy` constant of a `#[cached]` function.
+fn policy(opts: &Options, strategy: &str, private: &TokenStream) -> TokenStream {
+    let variant = STRATEGIES
+        .iter()
+        .find(|(name, _)| *name == strategy)
+        .map_or("Aside", |(_, v)| *v);
+    let variant = syn::Ident::new(variant, Span::call_site());
+    let ttl = opts.ttl.get().copied().expect("checked before");
+    let mut policy =
+        quote!(#private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl)));
+    if let Some(ms) = opts.stale_ttl.get() {
+        policy = quote!(#policy.stale_ttl(#private::ms(#ms)));
+    }
+    if let Some(ms) = opts.lock_ttl.get() {
+        policy = quote!(#policy.lock_ttl(#private::ms(#ms)));
+    }
+    if let Some(ms) = opts.lock_wait.get() {
+        policy = quote!(#policy.lock_wait(#private::ms(#ms)));
+    }
+    if let Some(beta) = opts.beta.get() {
+        let beta = proc_macro2::Literal::f64_suffixed(*beta);
+        policy = quote!(#policy.beta(#beta));
+    }
+    policy
+}
+
+/// For swr and early: a closure that, called only when a background
+/// refresh is due, clones the arguments and calls a hidden sibling function
+/// that returns a boxed, owned future calling the function again.
+///
+/// The sibling exists so that the future's `Send` bound is checked outside
+/// the function's own body, where its future type is still opaque.
+struct Refresh {
+    closure: TokenStream,
+    sibling: TokenStream,
+}
+
+fn refresh(func: &ItemFn, errors: &mut Errors) -> Option<Refresh> {
+    let ident = &func.sig.ident;
+    let sibling_ident = syn::Ident::new(&format!("__cachette_refresh_{ident}"), ident.span());
+    let mut owned_args = Vec::new(); // what the closure passes
+    let mut params = Vec::new(); // the sibling's parameters
+    let mut call_args = Vec::new(); // what the sibling passes to the function
+    let mut is_method = false;
+    for input in &func.sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                is_method = true;
+                let (clone, ty) = match &r.kind {
+                    syn::ReceiverKind::Reference(_, _, Some(_)) => {
+                        errors.at(
+                            r.self_token.span,
+                            "swr and early refresh in the background and cannot borrow `&mut self`",
+                        );
+                        return None;
+                    }
+                    syn::ReceiverKind::Reference(..) => {
+                        (quote!(::core::clone::Clone::clone(self)), quote!(Self))
+                    }
+                    syn::ReceiverKind::Typed(_, ty) => {
+                        (quote!(::core::clone::Clone::clone(&self)), quote!(#ty))
+                    }
+                    _ => (quote!(::core::clone::Clone::clone(&self)), quote!(Self)),
+                };
+                owned_args.push(clone);
+                params.push(quote!(__cachette_self: #ty));
+            }
+            FnArg::Typed(pt) => {
+                let Pat::Ident(pi) = &*pt.pat else {
+                    errors.at(
+                        pt.pat.span(),
+                        "swr and early need plain parameter names, to call the function again when refreshing",
+                    );
+                    return None;
+                };
+                let name = &pi.ident;
+                match &*pt.ty {
+                    Type::Reference(r) if r.mutability.is_some() => {
+                        errors.at(
+                            r.and_token.span,
+                            "swr and early refresh in the background and cannot take `&mut` parameters",
+                        );
+                        return None;
+                    }
+                    Type::Reference(r) => {
+                        let inner = &r.elem;
+                        owned_args.push(quote!(::std::borrow::ToOwned::to_owned(#name)));
+                        params.push(quote!(#name: <#inner as ::std::borrow::ToOwned>::Owned));
+                        call_args.push(quote!(&#name));
+                    }
+                    ty => {
+                        owned_args.push(quote!(::core::clone::Clone::clone(&#name)));
+                        params.push(quote!(#name: #ty));
+                        call_args.push(quote!(#name));
+                    }
+                }
+            }
+        }
+    }
+    let (call, target) = if is_method {
+        (
+            quote!(__cachette_self.#ident(#(#call_args),*)),
+            quote!(Self::#sibling_ident),
+        )
+    } else {
+        (quote!(#ident(#(#call_args),*)), quote!(#sibling_ident))
+    };
+    let (impl_generics, _, where_clause) = func.sig.generics.split_for_impl();
+    let sibling = quote! {
+        #[doc(hidden)]
+        #[allow(clippy::all, non_snake_case)]
+        fn #sibling_ident #impl_generics (#(#params),*)
+            -> ::core::pin::Pin<::std::boxed::Box<dyn ::core::future::Future<Output = ()> + ::core::marker::Send>>
+        #where_clause
+        {
+            ::std::boxed::Box::pin(async move {
+                let _ = #call.await;
+            })
+        }
+    };
+    Some(Refresh {
+        closure: quote!(|| #target(#(#owned_args),*)),
+        sibling,
     })
 }
 

@@ -8,15 +8,16 @@ use std::time::Duration;
 pub use crate::cache::Cache;
 pub use crate::key::render;
 pub use crate::mode::{Mode, OptionMode, ResultMode, ValueMode};
+pub use crate::policy::{Policy, Strategy};
 
 /// The default cache (see `cachette::init`).
 pub fn default_cache() -> Cache {
     crate::global::default_cache()
 }
 
-/// `ttl` as written in the attribute.
-pub const fn secs(secs: u64) -> Duration {
-    Duration::from_secs(secs)
+/// A duration as written in the attribute, in milliseconds.
+pub const fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
 }
 
 /// The path of the annotated function, from the type name of a marker
@@ -42,19 +43,42 @@ pub fn default_key(path: &str, values: &[&dyn Display]) -> String {
     render(&pieces, values)
 }
 
-/// `#[cached]` with the default strategy.
+/// `#[cached]` with the aside and lock strategies.
 pub async fn cached<M, R, Fut>(
     cache: &Cache,
+    policy: &Policy,
     key: &str,
     tags: &[String],
-    ttl: Duration,
     body: Fut,
 ) -> R
 where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    cache.fetch::<M, R, Fut>(key, tags, ttl, body).await
+    cache
+        .fetch::<M, R, Fut, crate::read::NoRefresh, _>(policy, key, tags, body, None)
+        .await
+}
+
+/// `#[cached]` with the swr and early strategies: `refresh` makes an owned
+/// future that calls the function again, for background refreshes.
+pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
+    cache: &Cache,
+    policy: &Policy,
+    key: &str,
+    tags: &[String],
+    body: Fut,
+    refresh: Mk,
+) -> R
+where
+    M: Mode<R>,
+    Fut: Future<Output = R>,
+    Mk: FnOnce() -> RF,
+    RF: Future<Output = ()> + Send + 'static,
+{
+    cache
+        .fetch::<M, R, Fut, Mk, RF>(policy, key, tags, body, Some(refresh))
+        .await
 }
 
 /// `#[invalidates]`, after the body returned: busts when it succeeded. A

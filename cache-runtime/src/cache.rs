@@ -1,16 +1,20 @@
 //! The cache handle, its builder, and the read and invalidation paths shared
 //! by every backend.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::backend::{memory::MemoryBackend, Backend, Bust, Names};
 use crate::codec::Codec;
-use crate::entry::{self, Check, Meta};
+use crate::entry::{self, Meta};
 use crate::error::Error;
-use crate::mode::{Mode, ResultMode};
+use crate::flight::Flights;
+use crate::mode::ResultMode;
+use crate::policy::{Clock, FastRandom, Policy, Random, Strategy, SystemClock};
+use crate::read::NoRefresh;
 use crate::stats::{Counters, Stats};
 use crate::version::Token;
 
@@ -34,15 +38,20 @@ use crate::version::Token;
 /// ```
 #[derive(Clone)]
 pub struct Cache {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    backend: Backend,
+pub(crate) struct Inner {
+    pub(crate) backend: Backend,
     namespace: String,
-    codec: Codec,
+    pub(crate) codec: Codec,
     version_ttl: Duration,
-    counters: Counters,
+    pub(crate) counters: Counters,
+    pub(crate) flights: Flights,
+    /// Entry keys with a background refresh running in this process.
+    pub(crate) refreshing: Mutex<HashSet<String>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<dyn Random>,
 }
 
 impl fmt::Debug for Cache {
@@ -63,7 +72,7 @@ impl fmt::Debug for Cache {
 ///     .capacity(50_000)
 ///     .memory();
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[must_use]
 pub struct CacheBuilder {
     namespace: String,
@@ -72,6 +81,21 @@ pub struct CacheBuilder {
     codec: Codec,
     capacity: u64,
     version_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("codec", &self.codec)
+            .field("capacity", &self.capacity)
+            .field("version_ttl", &self.version_ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for CacheBuilder {
@@ -83,6 +107,8 @@ impl Default for CacheBuilder {
             codec: Codec::Json,
             capacity: 10_000,
             version_ttl: Duration::from_secs(24 * 3600),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(FastRandom),
         }
     }
 }
@@ -126,6 +152,20 @@ impl CacheBuilder {
     /// makes an invalidated entry valid again.
     pub fn version_ttl(mut self, ttl: Duration) -> Self {
         self.version_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The clock read for freshness windows (`swr`) and early refresh
+    /// (`early`), and to time bodies. Entry TTLs in the backend always
+    /// follow real time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The random source of early refresh.
+    pub fn random(mut self, random: impl Random) -> Self {
+        self.random = Arc::new(random);
         self
     }
 
@@ -173,6 +213,10 @@ impl CacheBuilder {
                 codec: self.codec,
                 version_ttl: self.version_ttl,
                 counters: Counters::default(),
+                flights: Flights::default(),
+                refreshing: Mutex::new(HashSet::new()),
+                clock: self.clock,
+                random: self.random,
             }),
         }
     }
@@ -225,10 +269,16 @@ impl Cache {
         T: serde::Serialize + serde::de::DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.fetch::<ResultMode, _, _>(key, tags, ttl, fetch).await
+        let policy = Policy::new(Strategy::Aside, ttl);
+        self.fetch::<ResultMode, _, _, NoRefresh, _>(&policy, key, tags, fetch, None)
+            .await
     }
 
-    fn names<S: AsRef<str>>(&self, key: &str, tags: &[S]) -> Names {
+    pub(crate) fn lock_key(&self, key: &str) -> String {
+        format!("{}:l:{key}", self.inner.namespace)
+    }
+
+    pub(crate) fn names<S: AsRef<str>>(&self, key: &str, tags: &[S]) -> Names {
         let ns = &self.inner.namespace;
         let mut versions = Vec::with_capacity(1 + tags.len());
         versions.push(format!("{ns}:k:{key}"));
@@ -239,70 +289,9 @@ impl Cache {
         }
     }
 
-    /// The read path of every strategy-less call: validate, or run and fill.
-    pub(crate) async fn fetch<M, R, Fut>(
-        &self,
-        key: &str,
-        tags: &[impl AsRef<str>],
-        ttl: Duration,
-        body: Fut,
-    ) -> R
-    where
-        M: Mode<R>,
-        Fut: Future<Output = R>,
-    {
-        let inner = &*self.inner;
-        let names = self.names(key, tags);
-        let lookup = match inner.backend.lookup(&names).await {
-            Ok(lookup) => lookup,
-            Err(e) => {
-                self.backend_error("lookup", key, &e);
-                return body.await;
-            }
-        };
-        if let Some(blob) = &lookup.entry {
-            match entry::check(blob, &lookup.versions) {
-                Check::Valid(bytes, _) => match inner.codec.decode::<M::Value>(bytes) {
-                    Ok(value) => {
-                        Counters::bump(&inner.counters.hits);
-                        tracing::debug!(key, outcome = "hit", "cachette");
-                        return M::from_cached(value);
-                    }
-                    Err(e) => self.decode_failure(key, &e),
-                },
-                Check::Invalidated => {}
-                Check::Corrupt => self.decode_failure(key, &"not an entry of this format"),
-            }
-        }
-        Counters::bump(&inner.counters.misses);
-        tracing::debug!(key, outcome = "miss", "cachette");
-
-        // The versions must be known before the body reads its source: a bust
-        // after this point changes one of them, and the entry written below
-        // can then never validate.
-        let tokens = match self.capture(&names, lookup.versions, ttl).await {
-            Ok(tokens) => tokens,
-            Err(e) => {
-                self.backend_error("version", key, &e);
-                return body.await;
-            }
-        };
-        let started = Instant::now();
-        let out = body.await;
-        if let Some(value) = M::cacheable(&out) {
-            let meta = Meta {
-                fresh_until_ms: 0,
-                compute_ms: u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX),
-            };
-            self.fill(&names.entry, key, &tokens, meta, value, ttl)
-                .await;
-        }
-        out
-    }
-
     /// The tokens to record in a fill: the ones just read, with any missing
     /// version created first.
-    async fn capture(
+    pub(crate) async fn capture(
         &self,
         names: &Names,
         read: Vec<Option<Token>>,
@@ -329,7 +318,7 @@ impl Cache {
             .collect())
     }
 
-    async fn fill<T: serde::Serialize>(
+    pub(crate) async fn fill<T: serde::Serialize>(
         &self,
         entry_key: &str,
         key: &str,
@@ -354,12 +343,12 @@ impl Cache {
         }
     }
 
-    fn backend_error(&self, op: &str, key: &str, e: &Error) {
+    pub(crate) fn backend_error(&self, op: &str, key: &str, e: &Error) {
         Counters::bump(&self.inner.counters.errors);
         tracing::warn!(key, op, error = %e, "cachette: backend failed; reading through");
     }
 
-    fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {
+    pub(crate) fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {
         Counters::bump(&self.inner.counters.decode_failures);
         tracing::debug!(key, error = %e, "cachette: stored value did not decode; refetching");
     }

@@ -19,9 +19,12 @@ mod cache;
 mod codec;
 mod entry;
 mod error;
+mod flight;
 mod global;
 mod key;
 mod mode;
+mod policy;
+mod read;
 mod stats;
 mod version;
 
@@ -33,4 +36,5 @@ pub use crate::codec::Codec;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::global::init;
 pub use crate::key::{escape, KeyBuilder, MAX_NAME_LEN};
+pub use crate::policy::{Clock, FastRandom, Random, Strategy, SystemClock};
 pub use crate::stats::Stats;

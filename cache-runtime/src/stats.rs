@@ -22,6 +22,18 @@ pub struct Stats {
     /// Stored values that could not be decoded (corrupt, foreign, or written
     /// by an incompatible version); each was treated as a miss.
     pub decode_failures: u64,
+    /// `swr` reads that returned a value past its fresh window while a
+    /// refresh ran.
+    pub stale_hits: u64,
+    /// Background refreshes started (`swr` and `early`).
+    pub refreshes: u64,
+    /// `lock` misses that found another caller computing and waited.
+    pub lock_waits: u64,
+    /// Waits that reached `lock_wait` and computed the value themselves.
+    pub lock_timeouts: u64,
+    /// Calls that joined another caller's run of the body in this process
+    /// instead of running it.
+    pub coalesced: u64,
 }
 
 #[derive(Debug, Default)]
@@ -31,6 +43,11 @@ pub(crate) struct Counters {
     pub errors: AtomicU64,
     pub invalidations: AtomicU64,
     pub decode_failures: AtomicU64,
+    pub stale_hits: AtomicU64,
+    pub refreshes: AtomicU64,
+    pub lock_waits: AtomicU64,
+    pub lock_timeouts: AtomicU64,
+    pub coalesced: AtomicU64,
 }
 
 impl Counters {
@@ -45,6 +62,11 @@ impl Counters {
             errors: self.errors.load(Relaxed),
             invalidations: self.invalidations.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            lock_waits: self.lock_waits.load(Relaxed),
+            lock_timeouts: self.lock_timeouts.load(Relaxed),
+            coalesced: self.coalesced.load(Relaxed),
         }
     }
 }

@@ -7,3 +7,4 @@ mod invalidation;
 mod keys;
 mod macros;
 mod redis_costs;
+mod strategies;

@@ -5,9 +5,4 @@ async fn unknown(id: u64) -> u64 {
     id
 }
 
-#[cached(key = "b:<id>", ttl = 60, strategy = "swr")]
-async fn not_yet(id: u64) -> u64 {
-    id
-}
-
 fn main() {}

@@ -2,7 +2,8 @@
 //! for versions, with per-item TTLs. Same bytes and rules as Redis: an
 //! evicted version only causes misses.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache as Moka;
@@ -38,6 +39,8 @@ impl<K, V> Expiry<K, Item<V>> for ItemTtl {
 pub(crate) struct MemoryBackend {
     entries: Moka<String, Item<Arc<[u8]>>>,
     versions: Moka<String, Item<Token>>,
+    /// Stampede locks: the token and when the lock lapses.
+    locks: Mutex<HashMap<String, (Token, Instant)>>,
 }
 
 impl MemoryBackend {
@@ -53,6 +56,25 @@ impl MemoryBackend {
                 .max_capacity(capacity)
                 .expire_after(ItemTtl)
                 .build(),
+            locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn try_lock(&self, key: &str, token: Token, ttl: Duration) -> bool {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        locks.retain(|_, (_, until)| *until > now);
+        if locks.contains_key(key) {
+            return false;
+        }
+        locks.insert(key.to_string(), (token, now + ttl));
+        true
+    }
+
+    pub(crate) fn unlock(&self, key: &str, token: Token) {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if locks.get(key).is_some_and(|(t, _)| *t == token) {
+            locks.remove(key);
         }
     }
 

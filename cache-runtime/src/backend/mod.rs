@@ -101,6 +101,32 @@ impl Backend {
         }
     }
 
+    /// Takes the lock `key` with `token` unless someone holds it.
+    pub(crate) async fn try_lock(
+        &self,
+        key: &str,
+        token: Token,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        match self {
+            Backend::Memory(m) => Ok(m.try_lock(key, token, ttl)),
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.try_lock(key, token, ttl).await,
+        }
+    }
+
+    /// Releases the lock `key` if it is still held with `token`.
+    pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.unlock(key, token);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.unlock(key, token).await,
+        }
+    }
+
     /// Bumps every version in `bust` and drops its entries, in one round trip.
     pub(crate) async fn bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
         match self {

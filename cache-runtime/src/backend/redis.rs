@@ -3,7 +3,8 @@
 //! Costs, in round trips: a lookup is one `MGET` (the entry and its
 //! versions); a fill is one `SET ... PX`; creating missing versions is one
 //! pipeline of `SET ... NX GET PX`; a bust of any number of keys and tags is
-//! one `EVALSHA` of `lua/bust.lua`.
+//! one `EVALSHA` of `lua/bust.lua`. A stampede lock is `SET NX PX` with a
+//! random token, released by `lua/unlock.lua` only by its owner.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use crate::version::Token;
 pub(crate) struct RedisBackend {
     conn: ConnectionManager,
     bust: Script,
+    unlock: Script,
 }
 
 /// Connection settings taken from the builder.
@@ -74,6 +76,7 @@ impl RedisBackend {
         RedisBackend {
             conn,
             bust: Script::new(include_str!("../lua/bust.lua")),
+            unlock: Script::new(include_str!("../lua/unlock.lua")),
         }
     }
 
@@ -136,6 +139,33 @@ impl RedisBackend {
             .arg("PX")
             .arg(millis(ttl))
             .exec_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn try_lock(
+        &self,
+        key: &str,
+        token: Token,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let reply: Value = redis::cmd("SET")
+            .arg(key)
+            .arg(token.as_bytes().as_slice())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(matches!(reply, Value::Okay))
+    }
+
+    pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
+        let _: i64 = self
+            .unlock
+            .key(key)
+            .arg(token.as_bytes().as_slice())
+            .invoke_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
