@@ -26,7 +26,8 @@
 
 pub use cache_macros::{cached, invalidates};
 pub use cache_runtime::{
-    escape, init, Cache, CacheBuilder, Codec, Error, ErrorKind, KeyBuilder, Stats, MAX_NAME_LEN,
+    escape, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind, FastRandom, KeyBuilder,
+    Random, Stats, Strategy, SystemClock, MAX_NAME_LEN,
 };
 
 #[doc(hidden)]

@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) flights: Flights,
     /// Entry keys with a background refresh running in this process.
     pub(crate) refreshing: Mutex<HashSet<String>>,
+    /// Signalled whenever a background refresh ends.
+    pub(crate) refreshes_done: tokio::sync::Notify,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn Random>,
 }
@@ -215,6 +217,7 @@ impl CacheBuilder {
                 counters: Counters::default(),
                 flights: Flights::default(),
                 refreshing: Mutex::new(HashSet::new()),
+                refreshes_done: tokio::sync::Notify::new(),
                 clock: self.clock,
                 random: self.random,
             }),
@@ -245,6 +248,26 @@ impl Cache {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         self.inner.counters.snapshot()
+    }
+
+    /// Waits until the background refreshes (`swr`, `early`) started
+    /// through this cache have finished: for tests, and before shutdown.
+    pub async fn refreshes_settled(&self) {
+        loop {
+            let notified = self.inner.refreshes_done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self
+                .inner
+                .refreshing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+            {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Which backend this cache uses: `"memory"` or `"redis"`.

@@ -8,16 +8,44 @@
 //! cancelled or panicked, so followers never hang on a lost leader.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{
+    AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-type Map = Mutex<HashMap<String, (u64, watch::Receiver<()>)>>;
+/// Epoch buckets: a key's bucket counts the flights ended for keys that
+/// hash there.
+const BUCKETS: usize = 64;
+
+struct Shared {
+    map: Mutex<HashMap<String, (u64, watch::Receiver<()>)>>,
+    epochs: [AtomicU64; BUCKETS],
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Shared {
+            map: Mutex::default(),
+            epochs: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Shared {
+    fn bucket(&self, key: &str) -> &AtomicU64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        &self.epochs[(h.finish() as usize) % BUCKETS]
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Flights {
-    map: Arc<Map>,
+    shared: Arc<Shared>,
     next_id: AtomicU64,
 }
 
@@ -28,7 +56,7 @@ pub(crate) enum Role {
 
 /// Held by the leader; dropping it ends the flight.
 pub(crate) struct FlightGuard {
-    map: Arc<Map>,
+    shared: Arc<Shared>,
     key: String,
     id: u64,
     _done: watch::Sender<()>,
@@ -48,9 +76,17 @@ impl Follower {
 }
 
 impl Flights {
+    /// A number that changes whenever a flight of `key` ends. A caller that
+    /// read the cache, then finds it must lead, compares it with the value
+    /// taken before its read: if it changed, a flight filled meanwhile and
+    /// the read is worth repeating before running the body.
+    pub(crate) fn epoch(&self, key: &str) -> u64 {
+        self.shared.bucket(key).load(Acquire)
+    }
+
     /// Joins the running flight for `key`, or starts one.
     pub(crate) fn join(&self, key: &str) -> Role {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.shared.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, rx)) = map.get(key) {
             if rx.has_changed().is_ok() {
                 return Role::Follower(Follower(rx.clone()));
@@ -60,7 +96,7 @@ impl Flights {
         let (tx, rx) = watch::channel(());
         map.insert(key.to_string(), (id, rx));
         Role::Leader(FlightGuard {
-            map: self.map.clone(),
+            shared: self.shared.clone(),
             key: key.to_string(),
             id,
             _done: tx,
@@ -70,9 +106,10 @@ impl Flights {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.shared.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
             map.remove(&self.key);
         }
+        self.shared.bucket(&self.key).fetch_add(1, Release);
     }
 }

@@ -87,6 +87,8 @@ impl Drop for RefreshDone {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         set.remove(&self.entry);
+        drop(set);
+        self.cache.inner.refreshes_done.notify_waiters();
     }
 }
 
@@ -119,8 +121,9 @@ impl Cache {
             .try_with(|entry| *entry == names.entry)
             .unwrap_or(false);
         let mut refresh = refresh;
-        let mut _flight = None;
+        let mut flight = None;
         let mut lookup = loop {
+            let epoch = inner.flights.epoch(&names.entry);
             let lookup = match inner.backend.lookup(&names).await {
                 Ok(lookup) => lookup,
                 Err(e) => {
@@ -134,15 +137,21 @@ impl Cache {
             if let Some(out) = self.serve::<M, R, _, _>(policy, key, &lookup, &mut refresh) {
                 return out;
             }
+            if flight.is_some() {
+                break lookup; // read again as the leader
+            }
             match inner.flights.join(&names.entry) {
                 Role::Leader(guard) => {
-                    _flight = Some(guard);
-                    break lookup;
+                    flight = Some(guard);
+                    if inner.flights.epoch(&names.entry) == epoch {
+                        break lookup;
+                    }
+                    // A flight ended since the read: its value may be there.
                 }
-                Role::Follower(flight) => {
+                Role::Follower(follower) => {
                     Counters::bump(&inner.counters.coalesced);
                     tracing::debug!(key, outcome = "coalesced", "cachette");
-                    flight.wait().await;
+                    follower.wait().await;
                 }
             }
         };

@@ -163,3 +163,38 @@ pub async fn each_backend() -> Vec<(Cache, Option<RedisServer>)> {
     let redis = server.cache().await;
     vec![(Cache::memory(), None), (redis, Some(server))]
 }
+
+/// A clock the test moves by hand.
+#[derive(Clone, Default)]
+pub struct ManualClock(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        self.0
+            .fetch_add(by.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl cachette::Clock for ManualClock {
+    fn now_millis(&self) -> u64 {
+        1_000_000 + self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A "random" source that always draws the same number.
+pub struct FixedRandom(pub f64);
+
+impl cachette::Random for FixedRandom {
+    fn unit(&self) -> f64 {
+        self.0
+    }
+}
+
+/// Polls `done` until it holds, yielding between tries; panics after 10 s.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

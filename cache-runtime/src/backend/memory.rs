@@ -132,3 +132,24 @@ impl MemoryBackend {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
+        let m = MemoryBackend::new(10);
+        let (a, b, c) = (Token::random(), Token::random(), Token::random());
+        assert!(m.try_lock("l", a, Duration::from_millis(1)));
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(m.try_lock("l", b, Duration::from_secs(10)));
+        m.unlock("l", a);
+        assert!(
+            !m.try_lock("l", c, Duration::from_secs(10)),
+            "A released B's lock"
+        );
+        m.unlock("l", b);
+        assert!(m.try_lock("l", c, Duration::from_secs(10)));
+    }
+}
