@@ -44,6 +44,15 @@ impl Db {
 
     #[cached(cache = self.cache, key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
     async fn get_user(&self, id: u64, org: &str) -> Result<u64, String> {
+        self.get_user_uncached(id, org).await
+    }
+
+    #[cached(cache = self.cache, key = "user:<id>", ttl = 300, tags = ["org:<org>"], strategy = "lock")]
+    async fn get_user_locked(&self, id: u64, org: &str) -> Result<u64, String> {
+        self.get_user_uncached(id, org).await
+    }
+
+    async fn get_user_uncached(&self, id: u64, _org: &str) -> Result<u64, String> {
         self.reads.fetch_add(1, SeqCst);
         let version = self.rows.lock().unwrap().get(&id).copied().unwrap_or(0);
         let gate = self.gate.lock().unwrap().take();
@@ -52,6 +61,14 @@ impl Db {
             gate.release.await.unwrap();
         }
         Ok(version)
+    }
+
+    async fn read(&self, locked: bool, id: u64, org: &str) -> Result<u64, String> {
+        if locked {
+            self.get_user_locked(id, org).await
+        } else {
+            self.get_user(id, org).await
+        }
     }
 
     #[invalidates(cache = self.cache, keys = ["user:<id>"])]
@@ -83,7 +100,7 @@ enum Bust {
 /// invalidation, releases the fill, then reads: the new version must win.
 /// Runs once with no version stored yet (cold) and once with versions
 /// already stored.
-async fn stale_set_race_is_closed(cache: Cache, bust: Bust) {
+async fn stale_set_race_is_closed(cache: Cache, bust: Bust, locked: bool) {
     let db = Db::new(cache);
     for round in ["cold", "warm"] {
         if round == "warm" {
@@ -99,7 +116,7 @@ async fn stale_set_race_is_closed(cache: Cache, bust: Bust) {
         let before = db.rows.lock().unwrap().get(&1).copied().unwrap_or(0);
         let reader = tokio::spawn({
             let db = db.clone();
-            async move { db.get_user(1, "acme").await }
+            async move { db.read(locked, 1, "acme").await }
         });
         read_rx.await.unwrap();
         let new = db.update(bust, 1, "acme").await;
@@ -110,7 +127,7 @@ async fn stale_set_race_is_closed(cache: Cache, bust: Bust) {
             "{round}: the raced read saw the old row"
         );
 
-        let after = db.get_user(1, "acme").await.unwrap();
+        let after = db.read(locked, 1, "acme").await.unwrap();
         assert_eq!(
             after,
             new,
@@ -119,7 +136,7 @@ async fn stale_set_race_is_closed(cache: Cache, bust: Bust) {
         );
         // And the fresh value is cached again.
         let reads = db.reads.load(SeqCst);
-        assert_eq!(db.get_user(1, "acme").await.unwrap(), new);
+        assert_eq!(db.read(locked, 1, "acme").await.unwrap(), new);
         assert_eq!(db.reads.load(SeqCst), reads, "the fresh value is a hit");
     }
 }
@@ -127,14 +144,25 @@ async fn stale_set_race_is_closed(cache: Cache, bust: Bust) {
 #[tokio::test]
 async fn stale_set_race_is_closed_for_key_busts() {
     for (cache, _server) in each_backend().await {
-        stale_set_race_is_closed(cache, Bust::Key).await;
+        stale_set_race_is_closed(cache, Bust::Key, false).await;
     }
 }
 
 #[tokio::test]
 async fn stale_set_race_is_closed_for_tag_busts() {
     for (cache, _server) in each_backend().await {
-        stale_set_race_is_closed(cache, Bust::Tag).await;
+        stale_set_race_is_closed(cache, Bust::Tag, false).await;
+    }
+}
+
+/// I1 and I7 with `strategy = "lock"`: holding the lock does not make a
+/// fill that raced an invalidation valid.
+#[tokio::test]
+async fn stale_set_race_is_closed_for_lock_strategy_fills() {
+    for bust in [Bust::Key, Bust::Tag] {
+        for (cache, _server) in each_backend().await {
+            stale_set_race_is_closed(cache, bust, true).await;
+        }
     }
 }
 

@@ -259,3 +259,249 @@ async fn early_refresh_keeps_hot_keys_from_expiring() {
         assert_eq!(stats.hits, reads);
     }
 }
+
+/// Counts body runs in Redis, so that several processes can share it.
+#[derive(Clone)]
+struct RedisCounter {
+    conn: redis::aio::MultiplexedConnection,
+    key: String,
+}
+
+impl RedisCounter {
+    async fn new(url: &str, key: &str) -> RedisCounter {
+        let client = redis::Client::open(url).unwrap();
+        RedisCounter {
+            conn: client.get_multiplexed_async_connection().await.unwrap(),
+            key: key.to_string(),
+        }
+    }
+
+    async fn bump(&self) -> u64 {
+        redis::cmd("INCR")
+            .arg(&self.key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self) -> u64 {
+        let n: Option<u64> = redis::cmd("GET")
+            .arg(&self.key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .unwrap();
+        n.unwrap_or(0)
+    }
+}
+
+const ABORT_IN_BODY: &str = "CACHETTE_CHILD_ABORT_IN_BODY";
+
+#[cached(cache = cache, key = "stampede:<id>", ttl = 60, strategy = "lock", lock_ttl = "1s", lock_wait = "5s")]
+async fn stampede(cache: &Cache, runs: &RedisCounter, id: u64) -> String {
+    runs.bump().await;
+    if std::env::var_os(ABORT_IN_BODY).is_some() {
+        std::process::abort();
+    }
+    // A slow query: long enough for every other caller to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    format!("value-{id}")
+}
+
+/// Runs in a child process started by the multi-process tests below; it is
+/// not a test of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "entry point of the child processes of the multi-process lock tests"]
+async fn lock_child_process() {
+    let url = std::env::var("CACHETTE_CHILD_URL").expect("started by a parent test");
+    let id: u64 = std::env::var("CACHETTE_CHILD_KEY")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .unwrap();
+    let runs = RedisCounter::new(&url, "test:runs").await;
+    let ready = RedisCounter::new(&url, "test:ready").await;
+    ready.bump().await;
+    let go = RedisCounter::new(&url, "test:go").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while go.get().await == 0 {
+        assert!(std::time::Instant::now() < deadline, "never told to go");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move { stampede(&cache, &runs, id).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), format!("value-{id}"));
+    }
+}
+
+fn spawn_child(url: &str, id: u64, abort: bool) -> std::process::Child {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "strategies::lock_child_process",
+        "--exact",
+        "--ignored",
+        "--test-threads=1",
+    ])
+    .env("CACHETTE_CHILD_URL", url)
+    .env("CACHETTE_CHILD_KEY", id.to_string())
+    .env_remove(ABORT_IN_BODY)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    if abort {
+        cmd.env(ABORT_IN_BODY, "1");
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits for a child for at most `limit`, killing it past that.
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("a child process hung for {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_run_a_locked_body_once() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let children: Vec<_> = (0..4).map(|_| spawn_child(&url, 1, false)).collect();
+    let ready = RedisCounter::new(&url, "test:ready").await;
+    eventually_async("4 children ready", || async { ready.get().await == 4 }).await;
+    RedisCounter::new(&url, "test:go").await.bump().await;
+    for child in children {
+        let status =
+            tokio::task::spawn_blocking(move || wait_bounded(child, Duration::from_secs(60)))
+                .await
+                .unwrap();
+        assert!(status.success(), "a child's callers failed: {status}");
+    }
+    let runs = RedisCounter::new(&url, "test:runs").await;
+    assert_eq!(
+        runs.get().await,
+        1,
+        "200 callers in 4 processes ran the body once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_lock_holder_delays_the_others_at_most_its_lock_ttl() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let runs = RedisCounter::new(&url, "test:runs").await;
+    let holder = spawn_child(&url, 2, true);
+    RedisCounter::new(&url, "test:go").await.bump().await;
+    let status = tokio::task::spawn_blocking(move || wait_bounded(holder, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert!(!status.success(), "the holder aborted in its body");
+    assert_eq!(runs.get().await, 1);
+    let lock_ttl: i64 = redis::cmd("PTTL")
+        .arg("cachette:l:stampede:2")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(lock_ttl > 0, "the dead holder's lock is still there");
+
+    let cache = server.cache().await;
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..50)
+        .map(|_| {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            tokio::spawn(async move { stampede(&cache, &runs, 2).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), "value-2");
+    }
+    let took = started.elapsed();
+    // lock_ttl (1 s) plus the wait bound (5 s).
+    assert!(took < Duration::from_secs(6), "callers took {took:?}");
+    assert_eq!(
+        runs.get().await,
+        2,
+        "one caller recomputed after the lock lapsed"
+    );
+    assert_eq!(cache.stats().lock_waits, 1);
+}
+
+#[cached(cache = cache, key = "release:<id>", ttl = 60, strategy = "lock", lock_ttl = "200ms", lock_wait = "10s")]
+async fn short_lock(cache: &Cache, src: &Source, id: u64) -> u64 {
+    src.read().await + id
+}
+
+/// I7: a holder that outlived its lock releases nothing of the next
+/// holder's, and its late fill does not hide a newer invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
+    let server = RedisServer::start();
+    // Two caches stand for two processes: they share Redis, not flights.
+    let (a, b) = (server.cache().await, server.cache().await);
+    let src = Source::default();
+    let lock_value = || -> Option<Vec<u8>> {
+        redis::cmd("GET")
+            .arg("cachette:l:release:0")
+            .query(&mut server.raw())
+            .unwrap()
+    };
+
+    let (a_reached, a_release) = src.hold_next(false);
+    let holder_a = tokio::spawn({
+        let (a, src) = (a.clone(), src.clone());
+        async move { short_lock(&a, &src, 0).await }
+    });
+    a_reached.notified().await;
+    eventually("A's lock to lapse", || lock_value().is_none()).await;
+
+    src.version.store(5, SeqCst);
+    b.invalidate_keys(["release:0"]).await.unwrap();
+    let (b_reached, b_release) = src.hold_next(false);
+    let holder_b = tokio::spawn({
+        let (b, src) = (b.clone(), src.clone());
+        async move { short_lock(&b, &src, 0).await }
+    });
+    b_reached.notified().await;
+    let b_lock = lock_value().expect("B holds the lock");
+
+    a_release.notify_one();
+    assert_eq!(holder_a.await.unwrap(), 0, "A returns what it read");
+    assert_eq!(lock_value(), Some(b_lock), "A's release removed B's lock");
+    assert_eq!(
+        short_lock(&a, &src, 0).await,
+        5,
+        "A's late fill was served after the bust"
+    );
+
+    b_release.notify_one();
+    assert_eq!(holder_b.await.unwrap(), 5);
+    assert_eq!(lock_value(), None, "B released its lock");
+}
+
+async fn eventually_async<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
