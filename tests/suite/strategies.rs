@@ -505,3 +505,65 @@ where
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// I1 through coalescing: a caller that arrives after an invalidation and
+/// joins a run of the body that began before it is not handed that run's
+/// value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_arriving_after_a_bust_does_not_take_an_older_flights_value() {
+    for (cache, _server) in each_backend().await {
+        let s = svc(cache.clone());
+        s.src.version.store(10, SeqCst);
+        let (reached, release) = s.src.hold_next(false);
+        let early_caller = tokio::spawn({
+            let s = s.clone();
+            async move { s.aside(0).await }
+        });
+        reached.notified().await; // the flight has read version 10
+        s.src.version.store(20, SeqCst);
+        cache.invalidate_keys(["aside:0"]).await.unwrap();
+        let late_caller = tokio::spawn({
+            let s = s.clone();
+            async move { s.aside(0).await }
+        });
+        eventually("the late caller to join", || cache.stats().coalesced == 1).await;
+        release.notify_one();
+        assert_eq!(early_caller.await.unwrap(), 10);
+        assert_eq!(late_caller.await.unwrap(), 20, "{}", cache.backend_name());
+    }
+}
+
+/// The swr refresh is deduplicated across processes by the lock: two
+/// handles (two processes) both serve stale, one refresh runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swr_refreshes_once_across_processes() {
+    let server = RedisServer::start();
+    let clock = ManualClock::default();
+    let url = server.url();
+    let handle = || {
+        Cache::builder()
+            .clock(clock.clone())
+            .command_timeout(Duration::from_secs(5))
+            .connect(&url)
+    };
+    let (a, b) = (svc(handle().await.unwrap()), svc(handle().await.unwrap()));
+    let b = Svc {
+        src: a.src.clone(),
+        ..b
+    };
+    a.swr(3).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    let (reached, release) = a.src.hold_next(false);
+    a.swr(3).await.unwrap();
+    reached.notified().await; // A's refresh holds the lock, in its body
+    b.swr(3).await.unwrap();
+    b.cache.refreshes_settled().await; // B's attempt found the lock taken
+    release.notify_one();
+    a.cache.refreshes_settled().await;
+    assert_eq!(a.src.runs(), 2, "one fill and one refresh");
+    assert_eq!(
+        (a.cache.stats().refreshes, b.cache.stats().refreshes),
+        (1, 0)
+    );
+    assert_eq!(b.cache.stats().stale_hits, 1);
+}
