@@ -302,14 +302,7 @@ impl Cache {
     }
 
     pub(crate) fn names<S: AsRef<str>>(&self, key: &str, tags: &[S]) -> Names {
-        let ns = &self.inner.namespace;
-        let mut versions = Vec::with_capacity(1 + tags.len());
-        versions.push(format!("{ns}:k:{key}"));
-        versions.extend(tags.iter().map(|t| format!("{ns}:t:{}", t.as_ref())));
-        Names {
-            entry: format!("{ns}:e:{key}"),
-            versions,
-        }
+        Names::new(&self.inner.namespace, key, tags)
     }
 
     /// The tokens to record in a fill: the ones just read, with any missing
@@ -324,11 +317,10 @@ impl Cache {
             return Ok(read.into_iter().flatten().collect());
         }
         let missing: Vec<&str> = names
-            .versions
-            .iter()
+            .versions()
             .zip(&read)
             .filter(|(_, t)| t.is_none())
-            .map(|(k, _)| k.as_str())
+            .map(|(k, _)| k)
             .collect();
         let ttl = ttl.max(self.inner.version_ttl);
         let mut created = self.inner.backend.ensure(&missing, ttl).await?.into_iter();

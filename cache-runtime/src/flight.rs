@@ -8,7 +8,6 @@
 //! cancelled or panicked, so followers never hang on a lost leader.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{
     AtomicU64,
     Ordering::{Acquire, Relaxed, Release},
@@ -37,9 +36,11 @@ impl Default for Shared {
 
 impl Shared {
     fn bucket(&self, key: &str) -> &AtomicU64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        &self.epochs[(h.finish() as usize) % BUCKETS]
+        // FNV-1a: cheap, and good enough to spread keys over the buckets.
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        &self.epochs[(hash as usize) % BUCKETS]
     }
 }
 

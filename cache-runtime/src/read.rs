@@ -118,12 +118,12 @@ impl Cache {
         let inner = &*self.inner;
         let names = self.names(key, tags);
         let forced = REFRESHING
-            .try_with(|entry| *entry == names.entry)
+            .try_with(|entry| *entry == names.entry())
             .unwrap_or(false);
         let mut refresh = refresh;
         let mut flight = None;
         let mut lookup = loop {
-            let epoch = inner.flights.epoch(&names.entry);
+            let epoch = inner.flights.epoch(names.entry());
             let lookup = match inner.backend.lookup(&names).await {
                 Ok(lookup) => lookup,
                 Err(e) => {
@@ -140,10 +140,10 @@ impl Cache {
             if flight.is_some() {
                 break lookup; // read again as the leader
             }
-            match inner.flights.join(&names.entry) {
+            match inner.flights.join(names.entry()) {
                 Role::Leader(guard) => {
                     flight = Some(guard);
-                    if inner.flights.epoch(&names.entry) == epoch {
+                    if inner.flights.epoch(names.entry()) == epoch {
                         break lookup;
                     }
                     // A flight ended since the read: its value may be there.
@@ -204,7 +204,7 @@ impl Cache {
                 compute_ms: u32::try_from(now.saturating_sub(started)).unwrap_or(u32::MAX),
             };
             self.fill(
-                &names.entry,
+                names.entry(),
                 key,
                 &tokens,
                 meta,
@@ -359,7 +359,7 @@ impl Cache {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let entry = self.names(key, &[] as &[&str]).entry;
+        let entry = self.names(key, &[] as &[&str]).entry().to_string();
         {
             let mut set = self
                 .inner

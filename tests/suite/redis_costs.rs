@@ -79,3 +79,61 @@ async fn a_bust_costs_the_same_whatever_the_entries_under_the_tag() {
     }
     assert_eq!(per_size[0], per_size[1]);
 }
+
+#[cached(cache = cache, key = "lk:<id>", ttl = 60, tags = ["a:<id>"], strategy = "lock")]
+async fn locked(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[cached(cache = cache, key = "sw:<id>", ttl = 60, tags = ["a:<id>"], strategy = "swr")]
+async fn swr(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[cached(cache = cache, key = "ea:<id>", ttl = 60, tags = ["a:<id>"], strategy = "early")]
+async fn early(cache: &Cache, id: u64) -> u64 {
+    id
+}
+
+#[tokio::test]
+async fn a_hit_costs_one_command_whatever_the_strategy() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    tagged(&cache, 1).await;
+    locked(&cache, 1).await;
+    swr(&cache, 1).await;
+    early(&cache, 1).await;
+    for name in ["aside", "lock", "swr", "early"] {
+        server.reset_stats();
+        let hits = cache.stats().hits;
+        match name {
+            "aside" => tagged(&cache, 1).await,
+            "lock" => locked(&cache, 1).await,
+            "swr" => swr(&cache, 1).await,
+            _ => early(&cache, 1).await,
+        };
+        assert_eq!(cache.stats().hits, hits + 1, "{name}");
+        assert_eq!(
+            server.command_calls(),
+            vec![("mget".to_string(), 1)],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_lock_miss_costs_five_commands() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    locked(&cache, 2).await;
+    cache.invalidate_keys(["lk:2"]).await.unwrap(); // versions exist, script loaded
+    server.reset_stats();
+    locked(&cache, 2).await;
+    let list = server.command_calls();
+    // MGET, SET NX (lock), MGET (re-read under the lock), SET (fill), and
+    // the release script with the GET and DEL it runs inside.
+    assert_eq!(calls(&list, "mget"), 2, "{list:?}");
+    assert_eq!(calls(&list, "set"), 2, "{list:?}");
+    assert_eq!(calls(&list, "evalsha"), 1, "{list:?}");
+    assert_eq!(calls(&list, "get") + calls(&list, "del"), 2, "{list:?}");
+}

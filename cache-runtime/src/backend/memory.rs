@@ -82,11 +82,10 @@ impl MemoryBackend {
         Lookup {
             entry: self
                 .entries
-                .get(&names.entry)
+                .get(names.entry())
                 .map(|i| Blob::Shared(i.value)),
             versions: names
-                .versions
-                .iter()
+                .versions()
                 .map(|k| self.versions.get(k).map(|i| i.value))
                 .collect(),
         }

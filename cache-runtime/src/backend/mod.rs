@@ -11,11 +11,62 @@ use crate::error::Error;
 use crate::version::Token;
 
 /// The backend names of one lookup: the entry, then the version keys it is
-/// validated against (the key's own version first, then one per tag).
+/// validated against (the key's own version first, then one per tag), kept
+/// in one buffer so that a lookup allocates once for all of them.
 #[derive(Debug)]
 pub(crate) struct Names {
-    pub entry: String,
-    pub versions: Vec<String>,
+    buf: String,
+    /// End of each name in `buf`: the entry's, then each version's.
+    ends: Vec<usize>,
+}
+
+impl Names {
+    /// `ns:e:<key>`, `ns:k:<key>`, then `ns:t:<tag>` for each tag.
+    pub(crate) fn new<S: AsRef<str>>(ns: &str, key: &str, tags: &[S]) -> Names {
+        let len = 2 * (ns.len() + 3 + key.len())
+            + tags
+                .iter()
+                .map(|t| ns.len() + 3 + t.as_ref().len())
+                .sum::<usize>();
+        let mut names = Names {
+            buf: String::with_capacity(len),
+            ends: Vec::with_capacity(2 + tags.len()),
+        };
+        names.push(ns, ":e:", key);
+        names.push(ns, ":k:", key);
+        for tag in tags {
+            names.push(ns, ":t:", tag.as_ref());
+        }
+        names
+    }
+
+    fn push(&mut self, ns: &str, kind: &str, name: &str) {
+        self.buf.push_str(ns);
+        self.buf.push_str(kind);
+        self.buf.push_str(name);
+        self.ends.push(self.buf.len());
+    }
+
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    /// Bytes of all the names together.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The entry key.
+    pub(crate) fn entry(&self) -> &str {
+        self.name(0)
+    }
+
+    /// The version keys, in lookup order.
+    pub(crate) fn versions(&self) -> impl ExactSizeIterator<Item = &str> {
+        (1..self.ends.len()).map(|i| self.name(i))
+    }
 }
 
 /// Stored entry bytes, shared with the embedded backend or owned from Redis.

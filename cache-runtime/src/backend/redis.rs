@@ -81,8 +81,11 @@ impl RedisBackend {
     }
 
     pub(crate) async fn lookup(&self, names: &Names) -> Result<Lookup, Error> {
-        let mut cmd = redis::cmd("MGET");
-        cmd.arg(&names.entry).arg(&names.versions);
+        let mut cmd = redis::Cmd::with_capacity(2 + names.versions().len(), names.byte_len() + 8);
+        cmd.arg("MGET").arg(names.entry());
+        for version in names.versions() {
+            cmd.arg(version);
+        }
         let values: Vec<Value> = cmd.query_async(&mut self.conn.clone()).await?;
         let mut values = values.into_iter();
         let entry = match values.next() {

@@ -1,0 +1,503 @@
+//! Side-by-side benchmark: raw `redis` GET, cachette (macro and programmatic,
+//! Redis and embedded), the `cached` crate's Redis-backed macro, and the
+//! hand-written cache-aside with tag sets. One process, one redis-server on
+//! loopback started here, alternating rounds so that noise hits every
+//! variant alike. Prints Markdown; see BENCHMARKS.md.
+//!
+//! ```text
+//! cd bench && cargo run --release            # full run
+//! cd bench && cargo run --release -- quick   # shorter rounds
+//! cd bench && cargo run --release -- hits N  # only N cachette hits (for profiling)
+//! cd bench && cargo run --release -- raw N   # only N raw GETs (for profiling)
+//! ```
+
+mod alloc;
+mod server;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use cachette::{cached, Cache};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+#[global_allocator]
+static ALLOC: alloc::Counting = alloc::Counting;
+
+/// About 200 bytes of JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    id: u64,
+    name: String,
+    email: String,
+    org: String,
+    roles: Vec<String>,
+    created_at: String,
+    active: bool,
+    score: f64,
+}
+
+fn user(id: u64) -> User {
+    User {
+        id,
+        name: "Ada Lovelace".into(),
+        email: "ada.lovelace@example.com".into(),
+        org: "analytical-engines".into(),
+        roles: vec!["admin".into(), "editor".into(), "billing".into()],
+        created_at: "2026-11-27T12:00:00Z".into(),
+        active: true,
+        score: 98.25,
+    }
+}
+
+static REDIS: OnceLock<Cache> = OnceLock::new();
+static MEMORY: OnceLock<Cache> = OnceLock::new();
+static URL: OnceLock<String> = OnceLock::new();
+
+fn redis_cache() -> &'static Cache {
+    REDIS.get().expect("set in main")
+}
+
+fn memory_cache() -> &'static Cache {
+    MEMORY.get().expect("set in main")
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct DbError(String);
+
+#[cached(cache = redis_cache(), key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
+async fn cachette_user(id: u64, org: &str) -> Result<User, DbError> {
+    let _ = org;
+    Ok(user(id))
+}
+
+#[cached(cache = redis_cache(), key = "swr:<id>", ttl = 300, tags = ["org:<org>"], strategy = "swr")]
+async fn cachette_swr_user(id: u64, org: &str) -> Result<User, DbError> {
+    let _ = org;
+    Ok(user(id))
+}
+
+#[cached(cache = memory_cache(), key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
+async fn embedded_user(id: u64, org: &str) -> Result<User, DbError> {
+    let _ = org;
+    Ok(user(id))
+}
+
+#[cached::macros::concurrent_cached(
+    map_error = r##"|e| DbError(format!("{e:?}"))"##,
+    ty = "cached::AsyncRedisCache<u64, User>",
+    create = r##" {
+        cached::AsyncRedisCache::builder("bench-cached-crate")
+            .ttl(cached::time::Duration::from_secs(300))
+            .connection_string(URL.get().unwrap())
+            .build()
+            .await
+            .expect("cached crate's redis store")
+    } "##
+)]
+async fn cached_crate_user(id: u64) -> Result<User, DbError> {
+    Ok(user(id))
+}
+
+/// The seed article's cache-aside with tag sets, written by hand.
+mod seed {
+    use super::*;
+
+    pub async fn get(conn: &ConnectionManager, id: u64, org: &str) -> Result<User, DbError> {
+        let key = format!("seed:user:{id}");
+        let cached: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn.clone())
+            .await
+            .unwrap();
+        if let Some(bytes) = cached {
+            if let Ok(user) = serde_json::from_slice(&bytes) {
+                return Ok(user);
+            }
+        }
+        let value = user(id);
+        fill(conn, &key, &value, &[&format!("org:{org}")]).await;
+        Ok(value)
+    }
+
+    pub async fn fill(conn: &ConnectionManager, key: &str, value: &User, tags: &[&str]) {
+        let mut conn = conn.clone();
+        let json = serde_json::to_vec(value).unwrap();
+        let _: () = redis::cmd("SETEX")
+            .arg(key)
+            .arg(300)
+            .arg(json)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for tag in tags {
+            let _: () = redis::cmd("SADD")
+                .arg(format!("seed:tag:{tag}"))
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let _: () = redis::cmd("EXPIRE")
+                .arg(format!("seed:tag:{tag}"))
+                .arg(300)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    pub async fn invalidate_tag(conn: &ConnectionManager, tag: &str) {
+        let mut conn = conn.clone();
+        let set = format!("seed:tag:{tag}");
+        let keys: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL")
+                .arg(keys)
+                .arg(&set)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn raw_get(conn: &ConnectionManager) -> User {
+    let bytes: Vec<u8> = redis::cmd("GET")
+        .arg("raw:user:1")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+type Op = Arc<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+fn op<F, Fut>(f: F) -> Op
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
+}
+
+struct Variant {
+    name: &'static str,
+    op: Op,
+    latencies: Vec<Duration>,
+    ops: u64,
+    busy: Duration,
+    allocs: u64,
+    alloc_ops: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn micros(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.first().map(String::as_str) == Some("quick");
+    let server = server::RedisServer::start();
+    let url = server.url();
+    URL.set(url.clone()).unwrap();
+    let conn_for = || async {
+        ConnectionManager::new(redis::Client::open(url.as_str()).unwrap())
+            .await
+            .unwrap()
+    };
+    let raw = conn_for().await;
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(1))
+        .connect(&url)
+        .await
+        .unwrap();
+    REDIS.set(cache.clone()).unwrap();
+    MEMORY.set(Cache::memory()).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("raw:user:1")
+        .arg(serde_json::to_vec(&user(1)).unwrap())
+        .query_async(&mut raw.clone())
+        .await
+        .unwrap();
+
+    if args.first().map(String::as_str) == Some("raw") {
+        let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+        for _ in 0..n {
+            raw_get(&raw).await;
+        }
+        println!("{n} raw GETs");
+        return;
+    }
+    if args.first().map(String::as_str) == Some("hits") {
+        let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+        cachette_user(1, "7").await.unwrap();
+        for _ in 0..n {
+            cachette_user(1, "7").await.unwrap();
+        }
+        println!("{n} hits, stats {:?}", cache.stats());
+        return;
+    }
+
+    let mut variants = vec![
+        Variant::new(
+            "raw `redis` GET + decode (baseline)",
+            op({
+                let raw = raw.clone();
+                move || {
+                    let raw = raw.clone();
+                    async move {
+                        raw_get(&raw).await;
+                    }
+                }
+            }),
+        ),
+        Variant::new(
+            "cachette hit, macro",
+            op(|| async {
+                cachette_user(1, "7").await.unwrap();
+            }),
+        ),
+        Variant::new(
+            "cachette hit, programmatic",
+            op(|| async {
+                redis_cache()
+                    .get_or_fetch("user:1", &["org:7"], Duration::from_secs(300), async {
+                        Ok::<_, DbError>(user(1))
+                    })
+                    .await
+                    .unwrap();
+            }),
+        ),
+        Variant::new(
+            "cachette hit, swr",
+            op(|| async {
+                cachette_swr_user(1, "7").await.unwrap();
+            }),
+        ),
+        Variant::new(
+            "`cached` crate hit (concurrent_cached, AsyncRedisCache)",
+            op(|| async {
+                cached_crate_user(1).await.unwrap();
+            }),
+        ),
+        Variant::new(
+            "hand-written seed pattern hit",
+            op({
+                let raw = raw.clone();
+                move || {
+                    let raw = raw.clone();
+                    async move {
+                        seed::get(&raw, 1, "7").await.unwrap();
+                    }
+                }
+            }),
+        ),
+        Variant::new(
+            "cachette hit, embedded backend",
+            op(|| async {
+                embedded_user(1, "7").await.unwrap();
+            }),
+        ),
+        Variant::new(
+            "JSON decode of the payload alone (no cache)",
+            op({
+                let json = serde_json::to_vec(&user(1)).unwrap();
+                move || {
+                    let json = json.clone();
+                    async move {
+                        std::hint::black_box(serde_json::from_slice::<User>(&json).unwrap());
+                    }
+                }
+            }),
+        ),
+    ];
+    // Warm every variant (fills, connections, scripts).
+    for v in &variants {
+        for _ in 0..100 {
+            (v.op)().await;
+        }
+    }
+
+    let rounds = if quick { 3 } else { 7 };
+    let per_round = if quick { 1_000 } else { 3_000 };
+    let window = Duration::from_millis(if quick { 400 } else { 1_000 });
+    for _ in 0..rounds {
+        for v in variants.iter_mut() {
+            v.latency_round(per_round).await;
+            v.alloc_round(1_000).await;
+        }
+        for v in variants.iter_mut() {
+            v.throughput_round(64, window).await;
+        }
+    }
+
+    let base = &variants[0];
+    let mut base_lat = base.latencies.clone();
+    base_lat.sort();
+    let base_p50 = percentile(&base_lat, 0.5);
+    let base_tput = base.ops as f64 / base.busy.as_secs_f64();
+    println!("## Hits\n");
+    println!("| variant | p50 (c=1) | p99 (c=1) | p50 / raw | ops/s (c=64) | ops/s / raw | allocations per hit |");
+    println!("|---|---|---|---|---|---|---|");
+    for v in &variants {
+        let mut lat = v.latencies.clone();
+        lat.sort();
+        let p50 = percentile(&lat, 0.5);
+        let p99 = percentile(&lat, 0.99);
+        let tput = v.ops as f64 / v.busy.as_secs_f64();
+        println!(
+            "| {} | {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
+            v.name,
+            micros(p50),
+            micros(p99),
+            p50.as_secs_f64() / base_p50.as_secs_f64(),
+            tput,
+            tput / base_tput,
+            v.allocs as f64 / v.alloc_ops as f64
+        );
+    }
+
+    // Miss then fill, one fresh key per call.
+    let n = if quick { 500 } else { 2_000 };
+    let mut fill_cachette = Vec::new();
+    let mut fill_seed = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        cachette_user(1_000_000 + i, "fill").await.unwrap();
+        fill_cachette.push(t.elapsed());
+        let t = Instant::now();
+        seed::get(&raw, 1_000_000 + i, "fill").await.unwrap();
+        fill_seed.push(t.elapsed());
+    }
+    fill_cachette.sort();
+    fill_seed.sort();
+    println!("\n## Miss then fill (c=1, {n} fresh keys)\n");
+    println!("| variant | p50 | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| cachette (MGET, versions created, SET) | {} | {} |",
+        micros(percentile(&fill_cachette, 0.5)),
+        micros(percentile(&fill_cachette, 0.99))
+    );
+    println!(
+        "| seed pattern (GET, SETEX, SADD, EXPIRE) | {} | {} |",
+        micros(percentile(&fill_seed, 0.5)),
+        micros(percentile(&fill_seed, 0.99))
+    );
+
+    // A tag bust with 1 and with 100,000 entries under the tag.
+    println!("\n## Bust of one tag\n");
+    println!("| entries under the tag | cachette `invalidate_tags` | seed `SMEMBERS` + `DEL` |");
+    println!("|---|---|---|");
+    let big = if quick { 20_000 } else { 100_000 };
+    // Load the bust script first, so that neither row pays for it.
+    cache.invalidate_tags(["warm-up"]).await.unwrap();
+    for entries in [1u64, big] {
+        let tag = format!("bust{entries}");
+        fill_many(entries, &tag, &raw).await;
+        let t = Instant::now();
+        cache.invalidate_tags([format!("org:{tag}")]).await.unwrap();
+        let ours = t.elapsed();
+        let t = Instant::now();
+        seed::invalidate_tag(&raw, &format!("org:{tag}")).await;
+        let theirs = t.elapsed();
+        println!("| {entries} | {} | {} |", micros(ours), micros(theirs));
+    }
+    drop(server);
+}
+
+/// Fills `n` entries under `org:<tag>` for both cachette and the seed
+/// pattern, 64 at a time.
+async fn fill_many(n: u64, tag: &str, raw: &ConnectionManager) {
+    let next = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (next, raw, tag) = (next.clone(), raw.clone(), tag.to_string());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                cachette_user(10_000_000 + i, &tag).await.unwrap();
+                seed::fill(
+                    &raw,
+                    &format!("seed:user:{}", 10_000_000 + i),
+                    &user(i),
+                    &[&format!("org:{tag}")],
+                )
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+impl Variant {
+    fn new(name: &'static str, op: Op) -> Self {
+        Variant {
+            name,
+            op,
+            latencies: Vec::new(),
+            ops: 0,
+            busy: Duration::ZERO,
+            allocs: 0,
+            alloc_ops: 0,
+        }
+    }
+
+    async fn latency_round(&mut self, n: usize) {
+        for _ in 0..n {
+            let t = Instant::now();
+            (self.op)().await;
+            self.latencies.push(t.elapsed());
+        }
+    }
+
+    /// Heap allocations per call, the `Box` of the benchmark's own closure
+    /// excluded.
+    async fn alloc_round(&mut self, n: u64) {
+        let before = alloc::count();
+        for _ in 0..n {
+            (self.op)().await;
+        }
+        // One allocation per call is the benchmark's boxed future.
+        self.allocs += (alloc::count() - before).saturating_sub(n);
+        self.alloc_ops += n;
+    }
+
+    async fn throughput_round(&mut self, concurrency: usize, window: Duration) {
+        let done = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let deadline = start + window;
+        let mut tasks = Vec::new();
+        for _ in 0..concurrency {
+            let (op, done) = (self.op.clone(), done.clone());
+            tasks.push(tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    op().await;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        self.busy += start.elapsed();
+        self.ops += done.load(Ordering::Relaxed);
+    }
+}
