@@ -23,6 +23,7 @@
 //! # }
 //! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub use cache_macros::{cached, invalidates};
 pub use cache_runtime::{

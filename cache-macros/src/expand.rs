@@ -338,7 +338,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
                 None => default_key.expect("checked above"),
             };
             let mode = mode.expect("checked above");
-            let policy = policy(&opts, &strategy, &private);
+            let policy = policy(&opts, &strategy, &private, &func.sig.ident.to_string());
             let (call, refresh_arg) = match &refresh {
                 Some(Refresh {
                     closure: refresh, ..
@@ -435,15 +435,17 @@ fn check_strategy_options(opts: &Options, errors: &mut Errors) {
 }
 
 /// The `Policy` constant of a `#[cached]` function.
-fn policy(opts: &Options, strategy: &str, private: &TokenStream) -> TokenStream {
+fn policy(opts: &Options, strategy: &str, private: &TokenStream, func_name: &str) -> TokenStream {
     let variant = STRATEGIES
         .iter()
         .find(|(name, _)| *name == strategy)
         .map_or("Aside", |(_, v)| *v);
     let variant = syn::Ident::new(variant, Span::call_site());
     let ttl = opts.ttl.get().copied().expect("checked before");
-    let mut policy =
-        quote!(#private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl)));
+    let mut policy = quote! {
+        #private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl))
+            .function(::core::concat!(::core::module_path!(), "::", #func_name))
+    };
     if let Some(ms) = opts.stale_ttl.get() {
         policy = quote!(#policy.stale_ttl(#private::ms(#ms)));
     }

@@ -3,6 +3,7 @@
 //! Use them through the `cachette` crate, which documents them; this crate
 //! only turns the attributes into calls to its runtime.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod attr;
 mod expand;

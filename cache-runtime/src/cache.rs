@@ -292,7 +292,7 @@ impl Cache {
         T: serde::Serialize + serde::de::DeserializeOwned,
         Fut: Future<Output = Result<T, E>>,
     {
-        let policy = Policy::new(Strategy::Aside, ttl);
+        let policy = Policy::new(Strategy::Aside, ttl).function("Cache::get_or_fetch");
         self.fetch::<ResultMode, _, _, NoRefresh, _>(&policy, key, tags, fetch, None)
             .await
     }

@@ -13,6 +13,7 @@
 //! only costs misses. A bust is O(1) per key or tag whatever the number of
 //! entries under it.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod backend;
 mod cache;
@@ -26,6 +27,7 @@ mod mode;
 mod policy;
 mod read;
 mod stats;
+mod telemetry;
 mod version;
 
 #[doc(hidden)]

@@ -14,6 +14,7 @@ use crate::flight::Role;
 use crate::mode::Mode;
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
+use crate::telemetry::{self, Outcome, Started};
 use crate::version::Token;
 
 tokio::task_local! {
@@ -116,6 +117,7 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         let inner = &*self.inner;
+        let started = Started::now();
         let names = self.names(key, tags);
         let forced = REFRESHING
             .try_with(|entry| *entry == names.entry())
@@ -128,13 +130,14 @@ impl Cache {
                 Ok(lookup) => lookup,
                 Err(e) => {
                     self.backend_error("lookup", key, &e);
-                    return body.await;
+                    return self.bypass(policy, key, body, started).await;
                 }
             };
             if forced {
                 break lookup;
             }
-            if let Some(out) = self.serve::<M, R, _, _>(policy, key, &lookup, &mut refresh) {
+            if let Some(out) = self.serve::<M, R, _, _>(policy, key, &lookup, &mut refresh, started)
+            {
                 return out;
             }
             if flight.is_some() {
@@ -150,7 +153,7 @@ impl Cache {
                 }
                 Role::Follower(follower) => {
                     Counters::bump(&inner.counters.coalesced);
-                    tracing::debug!(key, outcome = "coalesced", "cachette");
+                    telemetry::step(policy.function, key, Outcome::Coalesced);
                     follower.wait().await;
                 }
             }
@@ -158,7 +161,10 @@ impl Cache {
 
         let mut lock = None;
         if policy.strategy == Strategy::Lock && !forced {
-            match self.lock_or_wait::<M, R>(policy, key, &names).await {
+            match self
+                .lock_or_wait::<M, R>(policy, key, &names, started)
+                .await
+            {
                 Ok(Locked::Served(out)) => return out,
                 Ok(Locked::Held(guard, fresh)) => {
                     lock = Some(guard);
@@ -167,14 +173,13 @@ impl Cache {
                 Ok(Locked::TimedOut(fresh)) => lookup = fresh,
                 Err(e) => {
                     self.backend_error("lock", key, &e);
-                    return body.await;
+                    return self.bypass(policy, key, body, started).await;
                 }
             }
         }
 
         if !forced {
             Counters::bump(&inner.counters.misses);
-            tracing::debug!(key, outcome = "miss", "cachette");
         }
         // The versions must be known before the body reads its source: a bust
         // after this point changes one of them, and the entry written below
@@ -186,10 +191,10 @@ impl Cache {
             Ok(tokens) => tokens,
             Err(e) => {
                 self.backend_error("version", key, &e);
-                return body.await;
+                return self.bypass(policy, key, body, started).await;
             }
         };
-        let started = inner.clock.now_millis();
+        let body_started = inner.clock.now_millis();
         let out = body.await;
         if let Some(value) = M::cacheable(&out) {
             let now = inner.clock.now_millis();
@@ -201,7 +206,7 @@ impl Cache {
             };
             let meta = Meta {
                 fresh_until_ms,
-                compute_ms: u32::try_from(now.saturating_sub(started)).unwrap_or(u32::MAX),
+                compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
             };
             self.fill(
                 names.entry(),
@@ -216,6 +221,22 @@ impl Cache {
         if let Some(lock) = lock {
             lock.release().await;
         }
+        if !forced {
+            telemetry::end(policy.function, key, Outcome::Miss, started);
+        }
+        out
+    }
+
+    /// Runs the body without the cache, after a backend failure.
+    async fn bypass<R>(
+        &self,
+        policy: &Policy,
+        key: &str,
+        body: impl Future<Output = R>,
+        started: Started,
+    ) -> R {
+        let out = body.await;
+        telemetry::end(policy.function, key, Outcome::Bypass, started);
         out
     }
 
@@ -227,6 +248,7 @@ impl Cache {
         key: &str,
         lookup: &Lookup,
         refresh: &mut Option<Mk>,
+        started: Started,
     ) -> Option<R>
     where
         M: Mode<R>,
@@ -263,7 +285,7 @@ impl Cache {
                     return None;
                 }
                 Counters::bump(&inner.counters.stale_hits);
-                tracing::debug!(key, outcome = "stale", "cachette");
+                telemetry::end(policy.function, key, Outcome::Stale, started);
                 self.spawn_refresh(policy, key, refresh.take());
             }
             Strategy::Early if until != 0 => {
@@ -278,15 +300,13 @@ impl Cache {
                     policy.beta,
                     inner.random.unit(),
                 ) {
-                    tracing::debug!(key, outcome = "refresh", "cachette");
                     self.spawn_refresh(policy, key, refresh.take());
-                } else {
-                    tracing::debug!(key, outcome = "hit", "cachette");
                 }
+                telemetry::end(policy.function, key, Outcome::Hit, started);
             }
             _ => {
                 Counters::bump(&inner.counters.hits);
-                tracing::debug!(key, outcome = "hit", "cachette");
+                telemetry::end(policy.function, key, Outcome::Hit, started);
             }
         }
         Some(M::from_cached(value))
@@ -299,6 +319,7 @@ impl Cache {
         policy: &Policy,
         key: &str,
         names: &Names,
+        started: Started,
     ) -> Result<Locked<R>, Error> {
         let inner = &*self.inner;
         let lock_key = self.lock_key(key);
@@ -321,7 +342,8 @@ impl Cache {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
                 let lookup = inner.backend.lookup(names).await?;
-                if let Some(out) = self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None)
+                if let Some(out) =
+                    self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None, started)
                 {
                     guard.release().await;
                     return Ok(Locked::Served(out));
@@ -331,18 +353,20 @@ impl Cache {
             if !waited {
                 waited = true;
                 Counters::bump(&inner.counters.lock_waits);
-                tracing::debug!(key, outcome = "lock_wait", "cachette");
+                telemetry::step(policy.function, key, Outcome::LockWait);
             }
             let now = Instant::now();
             if now >= deadline {
                 Counters::bump(&inner.counters.lock_timeouts);
-                tracing::debug!(key, outcome = "lock_timeout", "cachette");
+                telemetry::step(policy.function, key, Outcome::LockTimeout);
                 return Ok(Locked::TimedOut(inner.backend.lookup(names).await?));
             }
             tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(50));
             let lookup = inner.backend.lookup(names).await?;
-            if let Some(out) = self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None) {
+            if let Some(out) =
+                self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None, started)
+            {
                 return Ok(Locked::Served(out));
             }
         }
@@ -377,6 +401,7 @@ impl Cache {
         let call = make();
         let lock_key = self.lock_key(key);
         let lock_ttl = policy.lock_ttl;
+        let (function, key) = (policy.function, key.to_string());
         handle.spawn(async move {
             let cache = done.cache.clone();
             let token = Token::random();
@@ -394,6 +419,7 @@ impl Cache {
                 }
             }
             Counters::bump(&cache.inner.counters.refreshes);
+            telemetry::step(function, &key, Outcome::Refresh);
             REFRESHING.scope(entry, call).await;
             if let Err(e) = cache.inner.backend.unlock(&lock_key, token).await {
                 cache.backend_error("unlock", &lock_key, &e);

@@ -1,0 +1,90 @@
+//! An HTTP service over the repository example: cached GET endpoints and
+//! invalidating PUT and DELETE endpoints.
+//!
+//! ```text
+//! cargo run --example axum_service            # listens on 127.0.0.1:3000 (PORT to change)
+//! curl 127.0.0.1:3000/orgs/acme/projects/1
+//! curl -X PUT -H 'content-type: application/json' -d '{"name":"Artemis"}' 127.0.0.1:3000/orgs/acme/projects/1
+//! ```
+#![allow(dead_code)] // also compiled as a module of its integration test
+
+#[path = "repository.rs"]
+mod repository;
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+pub use self::repository::{cache_from_env, DbError, Project, Repo};
+
+#[derive(Deserialize)]
+pub struct Rename {
+    pub name: String,
+}
+
+fn internal(e: DbError) -> (StatusCode, String) {
+    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+async fn list(
+    State(repo): State<Arc<Repo>>,
+    Path(org): Path<String>,
+) -> Result<Json<Vec<Project>>, (StatusCode, String)> {
+    repo.projects(&org).await.map(Json).map_err(internal)
+}
+
+async fn show(
+    State(repo): State<Arc<Repo>>,
+    Path((org, id)): Path<(String, i64)>,
+) -> Result<Json<Project>, (StatusCode, String)> {
+    match repo.project(&org, id).await.map_err(internal)? {
+        Some(project) => Ok(Json(project)),
+        None => Err((StatusCode::NOT_FOUND, format!("no project {id} in {org}"))),
+    }
+}
+
+async fn rename(
+    State(repo): State<Arc<Repo>>,
+    Path((org, id)): Path<(String, i64)>,
+    Json(body): Json<Rename>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    match repo.rename(&org, id, &body.name).await.map_err(internal)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err((StatusCode::NOT_FOUND, format!("no project {id} in {org}"))),
+    }
+}
+
+async fn delete(
+    State(repo): State<Arc<Repo>>,
+    Path((org, id)): Path<(String, i64)>,
+) -> Result<StatusCode, (StatusCode, String)> {
+    match repo.delete(&org, id).await.map_err(internal)? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err((StatusCode::NOT_FOUND, format!("no project {id} in {org}"))),
+    }
+}
+
+/// The service's routes.
+pub fn app(repo: Arc<Repo>) -> Router {
+    Router::new()
+        .route("/orgs/{org}/projects", get(list))
+        .route(
+            "/orgs/{org}/projects/{id}",
+            get(show).put(rename).delete(delete),
+        )
+        .with_state(repo)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let repo = Arc::new(Repo::open(cache_from_env().await?).await?);
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(repo)).await?;
+    Ok(())
+}
