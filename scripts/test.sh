@@ -17,5 +17,5 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 redis-server --version
 
-cargo test --workspace --all-targets --locked
-cargo test --workspace --doc --locked
+cargo test --workspace --all-targets --features metrics --locked
+cargo test --workspace --doc --features metrics --locked

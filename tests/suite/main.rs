@@ -6,5 +6,6 @@ mod backends;
 mod invalidation;
 mod keys;
 mod macros;
+mod metrics;
 mod redis_costs;
 mod strategies;

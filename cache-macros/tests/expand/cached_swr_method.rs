@@ -1,0 +1,51 @@
+impl Repo {
+    pub async fn catalog(&self, shop: &str) -> Result<Vec<Product>, DbError> {
+        const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
+                ::cachette::__private::Strategy::Swr,
+                ::cachette::__private::ms(300000u64),
+            )
+            .function(::core::concat!(::core::module_path!(), "::", "catalog"))
+            .stale_ttl(::cachette::__private::ms(3600000u64));
+        let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
+        let __cachette_key: ::std::string::String = ::cachette::__private::render(
+            &["catalog:", ""],
+            &[&shop as &dyn ::core::fmt::Display],
+        );
+        let __cachette_tags = [];
+        ::cachette::__private::cached_refreshing::<
+            ::cachette::__private::ResultMode,
+            Result<Vec<Product>, DbError>,
+            _,
+            _,
+            _,
+        >(
+                __cachette_cache,
+                &__CACHETTE_POLICY,
+                &__cachette_key,
+                &__cachette_tags,
+                async {
+                    let __cachette_ret: Result<Vec<Product>, DbError> = {
+                        self.db.products(shop).await
+                    };
+                    __cachette_ret
+                },
+                || Self::__cachette_refresh_catalog(
+                    ::core::clone::Clone::clone(self),
+                    ::std::borrow::ToOwned::to_owned(shop),
+                ),
+            )
+            .await
+    }
+    #[doc(hidden)]
+    #[allow(clippy::all, non_snake_case)]
+    fn __cachette_refresh_catalog(
+        __cachette_self: Self,
+        shop: <str as ::std::borrow::ToOwned>::Owned,
+    ) -> ::core::pin::Pin<
+        ::std::boxed::Box<dyn ::core::future::Future<Output = ()> + ::core::marker::Send>,
+    > {
+        ::std::boxed::Box::pin(async move {
+            let _ = __cachette_self.catalog(&shop).await;
+        })
+    }
+}
