@@ -17,5 +17,7 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
 fi
 redis-server --version
 
+# The embedded backend alone must build (no Redis client).
+cargo check -p cachette --no-default-features --locked
 cargo test --workspace --all-targets --features metrics --locked
 cargo test --workspace --doc --features metrics --locked

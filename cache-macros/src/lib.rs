@@ -11,15 +11,90 @@ mod template;
 
 use proc_macro::TokenStream;
 
-/// Caches an async function's result in Redis or the embedded backend. See
-/// the `cachette` crate for the options.
+/// Caches an async function's result in Redis or the embedded backend.
+///
+/// ```
+/// use cachette::{cached, Cache};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct User { id: u64, name: String }
+///
+/// #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], cache = cache)]
+/// async fn get_user(cache: &Cache, id: u64, org: &str) -> Result<User, std::io::Error> {
+///     Ok(User { id, name: format!("member of {org}") }) // a database query
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = Cache::memory();
+/// get_user(&cache, 42, "acme").await.unwrap(); // runs the body, fills
+/// get_user(&cache, 42, "acme").await.unwrap(); // served from the cache
+/// assert_eq!(cache.stats().hits, 1);
+/// # }
+/// ```
+///
+/// # Options
+/// - `key = "user:<id>"`: the key template. `<param>` and `<param.field>`
+///   (also `<self.field>`) interpolate the value's `Display` text, escaped so
+///   that different arguments never share a key. Two placeholders must be
+///   separated by a character such as `:`. Omitted: the function's full path
+///   and every argument but `self` and the `cache` parameter.
+/// - `ttl = 300` or `ttl = "5m"`: required; whole seconds (`s`, `m`, `h`,
+///   `d` units, combinable: `"1h30m"`).
+/// - `tags = ["org:<org>"]`: tag templates; `#[invalidates(tags = ...)]` or
+///   `Cache::invalidate_tags` invalidates every entry with the tag.
+/// - `strategy = "aside" | "lock" | "swr" | "early"`: see the README's guide.
+///   `stale_ttl` (swr), `lock_ttl` (lock, swr, early), `lock_wait` (lock) and
+///   `beta` (early) tune them; they accept `"250ms"`-style durations.
+/// - `cache = <expr>`: the cache, evaluated on each call (default: the
+///   process-wide default, see `cachette::init`).
+/// - `cache_none = true`: for `Option<T>`, cache `None` too.
+/// - `crate = "path"`: where `cachette` is, if it is re-exported.
+///
+/// # Return types
+/// `Result<T, E>` caches `Ok` only; `Option<T>` caches `Some` (and `None`
+/// with `cache_none`); any other `T` is cached. `T: Serialize +
+/// DeserializeOwned`. The function still returns its body's result when the
+/// cache fails.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::run(expand::Kind::Cached, args.into(), item.into()).into()
 }
 
-/// Invalidates keys and tags after an async function succeeded. See the
-/// `cachette` crate for the options.
+/// Invalidates keys and tags after an async function succeeded, before it
+/// returns to its caller.
+///
+/// ```
+/// use cachette::{cached, invalidates, Cache};
+///
+/// #[cached(key = "user:<id>", ttl = 300, cache = cache)]
+/// async fn name(cache: &Cache, id: u64) -> Result<String, String> {
+///     Ok(format!("user {id}"))
+/// }
+///
+/// #[invalidates(keys = ["user:<id>"], tags = ["org:<org>"], cache = cache)]
+/// async fn rename(cache: &Cache, id: u64, org: &str) -> Result<(), String> {
+///     Ok(()) // an UPDATE
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = Cache::memory();
+/// name(&cache, 1).await.unwrap();
+/// rename(&cache, 1, "acme").await.unwrap(); // user:1 and org:acme busted
+/// name(&cache, 1).await.unwrap();           // runs the body again
+/// assert_eq!(cache.stats().misses, 2);
+/// # }
+/// ```
+///
+/// # Options
+/// `keys = [...]` and `tags = [...]` take templates rendered exactly as
+/// `#[cached]` renders them, from this function's arguments, before the body
+/// runs. `cache = <expr>` and `crate = "path"` as for `#[cached]`.
+///
+/// # When it busts
+/// For a `Result`, only after `Ok`; for any other return type, always. A bust
+/// that fails is logged at `error` and counted in `Cache::stats().errors`;
+/// the function's own result is returned.
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::run(expand::Kind::Invalidates, args.into(), item.into()).into()

@@ -65,6 +65,7 @@ fn from_env() -> Cache {
 }
 
 /// The URL without its password, for logs.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {

@@ -21,6 +21,7 @@ impl Token {
 
     /// A token read back from the backend; anything malformed is `None`
     /// and is treated like a missing version.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Token)
     }
