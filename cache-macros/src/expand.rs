@@ -365,6 +365,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
             }
         }
         Kind::Invalidates => {
+            let fn_name = func.sig.ident.to_string();
             let key_exprs = keys.iter().map(|t| render_call(t, &private));
             let succeeded = if is_named(ret, "Result") {
                 quote!(::core::result::Result::is_ok(&__cachette_ret))
@@ -377,7 +378,13 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
                 let __cachette_tags = [#(#tag_exprs),*];
                 let __cachette_ret: #ret_ty =
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
-                #private::invalidate(__cachette_cache, #succeeded, &__cachette_keys, &__cachette_tags)
+                #private::invalidate(
+                    __cachette_cache,
+                    ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    #succeeded,
+                    &__cachette_keys,
+                    &__cachette_tags,
+                )
                     .await;
                 __cachette_ret
             }

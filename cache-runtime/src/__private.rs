@@ -83,10 +83,16 @@ where
 
 /// `#[invalidates]`, after the body returned: busts when it succeeded. A
 /// failed bust is logged and counted; the function's result stands.
-pub async fn invalidate(cache: &Cache, succeeded: bool, keys: &[String], tags: &[String]) {
+pub async fn invalidate(
+    cache: &Cache,
+    function: &'static str,
+    succeeded: bool,
+    keys: &[String],
+    tags: &[String],
+) {
     if succeeded {
         // The error is logged and counted inside.
-        let _ = cache.invalidate(keys, tags).await;
+        let _ = cache.invalidate_from(function, keys, tags).await;
     }
 }
 

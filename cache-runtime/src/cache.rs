@@ -380,7 +380,8 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.invalidate(keys, std::iter::empty::<&str>()).await
+        self.invalidate_from("Cache::invalidate_keys", keys, std::iter::empty::<&str>())
+            .await
     }
 
     /// Invalidates every entry filled with any of these tags, exactly as
@@ -393,7 +394,8 @@ impl Cache {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.invalidate(std::iter::empty::<&str>(), tags).await
+        self.invalidate_from("Cache::invalidate_tags", std::iter::empty::<&str>(), tags)
+            .await
     }
 
     /// Invalidates keys and tags together, in one round trip.
@@ -401,6 +403,22 @@ impl Cache {
     /// # Errors
     /// The backend failed; nothing may have been invalidated.
     pub async fn invalidate<K, KS, T, TS>(&self, keys: K, tags: T) -> Result<(), Error>
+    where
+        K: IntoIterator<Item = KS>,
+        KS: AsRef<str>,
+        T: IntoIterator<Item = TS>,
+        TS: AsRef<str>,
+    {
+        self.invalidate_from("Cache::invalidate", keys, tags).await
+    }
+
+    /// [`invalidate`](Self::invalidate), reported as coming from `function`.
+    pub(crate) async fn invalidate_from<K, KS, T, TS>(
+        &self,
+        function: &'static str,
+        keys: K,
+        tags: T,
+    ) -> Result<(), Error>
     where
         K: IntoIterator<Item = KS>,
         KS: AsRef<str>,
@@ -426,12 +444,18 @@ impl Cache {
                     .counters
                     .invalidations
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(names = ?bust.versions, "cachette: invalidated");
+                tracing::debug!(function, names = ?bust.versions, outcome = "invalidated", "cachette");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("cachette_invalidations_total", "function" => function)
+                    .increment(n);
                 Ok(())
             }
             Err(e) => {
                 Counters::bump(&self.inner.counters.errors);
-                tracing::error!(names = ?bust.versions, error = %e, "cachette: invalidation failed");
+                tracing::error!(function, names = ?bust.versions, error = %e, "cachette: invalidation failed");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("cachette_errors_total", "function" => function, "op" => "invalidate")
+                    .increment(1);
                 Err(e)
             }
         }

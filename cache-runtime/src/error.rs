@@ -26,6 +26,12 @@ pub enum ErrorKind {
 /// Annotated functions never return it: the cache fails open and the body's
 /// own result is returned. It surfaces from [`Cache::connect`](crate::Cache::connect)
 /// and from the programmatic invalidation calls.
+///
+/// ```
+/// let err = cachette::KeyBuilder::new("user:<id>").build().unwrap_err();
+/// assert!(err.is_template());
+/// assert_eq!(err.kind(), cachette::ErrorKind::Template);
+/// ```
 pub struct Error {
     kind: ErrorKind,
     message: String,

@@ -102,6 +102,23 @@ impl Policy {
 /// reads it for freshness windows and early refresh. Inject one with
 /// [`CacheBuilder::clock`](crate::CacheBuilder::clock) to test without
 /// sleeping.
+///
+/// ```
+/// use std::sync::{atomic::{AtomicU64, Ordering}, Arc};
+///
+/// #[derive(Clone, Default)]
+/// struct ManualClock(Arc<AtomicU64>);
+///
+/// impl cachette::Clock for ManualClock {
+///     fn now_millis(&self) -> u64 {
+///         self.0.load(Ordering::SeqCst)
+///     }
+/// }
+///
+/// let clock = ManualClock::default();
+/// let cache = cachette::Cache::builder().clock(clock.clone()).memory();
+/// clock.0.fetch_add(61_000, Ordering::SeqCst); // a minute later, at once
+/// ```
 pub trait Clock: Send + Sync + 'static {
     /// Now, in milliseconds since the epoch.
     fn now_millis(&self) -> u64;

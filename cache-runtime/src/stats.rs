@@ -6,6 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 ///
 /// Counters only grow; take two snapshots and subtract to measure an
 /// interval. More counters may be added.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use std::time::Duration;
+/// let cache = cachette::Cache::memory();
+/// let before = cache.stats();
+/// let load = || async { Ok::<_, std::io::Error>(7u32) };
+/// cache.get_or_fetch("n", &[], Duration::from_secs(9), load()).await.unwrap();
+/// cache.get_or_fetch("n", &[], Duration::from_secs(9), load()).await.unwrap();
+/// let after = cache.stats();
+/// assert_eq!((after.misses - before.misses, after.hits - before.hits), (1, 1));
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {

@@ -19,6 +19,7 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         .await;
     ::cachette::__private::invalidate(
             __cachette_cache,
+            ::core::concat!(::core::module_path!(), "::", "update_user"),
             ::core::result::Result::is_ok(&__cachette_ret),
             &__cachette_keys,
             &__cachette_tags,
