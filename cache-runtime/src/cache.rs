@@ -13,6 +13,7 @@ use crate::entry::{self, Meta};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::mode::ResultMode;
+use crate::pending::{self, Pending};
 use crate::policy::{Clock, FastRandom, Policy, Random, Strategy, SystemClock};
 use crate::read::NoRefresh;
 use crate::stats::{Counters, Stats};
@@ -54,6 +55,8 @@ pub(crate) struct Inner {
     pub(crate) refreshes_done: tokio::sync::Notify,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn Random>,
+    /// Busts not yet delivered (I9).
+    pub(crate) pending: Pending,
 }
 
 impl fmt::Debug for Cache {
@@ -85,6 +88,7 @@ pub struct CacheBuilder {
     version_ttl: Duration,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
+    max_pending_busts: usize,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -111,6 +115,7 @@ impl Default for CacheBuilder {
             version_ttl: Duration::from_secs(24 * 3600),
             clock: Arc::new(SystemClock),
             random: Arc::new(FastRandom),
+            max_pending_busts: 10_000,
         }
     }
 }
@@ -171,6 +176,16 @@ impl CacheBuilder {
         self
     }
 
+    /// How many undelivered invalidations (keys and tags) this process keeps
+    /// track of one by one (default 10,000). An invalidation that fails is
+    /// retried with backoff, and entries it names are not served until it
+    /// is delivered; past this many, nothing is served from the cache until
+    /// every one is delivered. None is ever dropped.
+    pub fn max_pending_busts(mut self, names: usize) -> Self {
+        self.max_pending_busts = names;
+        self
+    }
+
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
         let backend = Backend::Memory(MemoryBackend::new(self.capacity));
@@ -220,6 +235,7 @@ impl CacheBuilder {
                 refreshes_done: tokio::sync::Notify::new(),
                 clock: self.clock,
                 random: self.random,
+                pending: Pending::new(self.max_pending_busts),
             }),
         }
     }
@@ -247,7 +263,9 @@ impl Cache {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.pending_busts = self.inner.pending.len() as u64;
+        stats
     }
 
     /// Waits until the background refreshes (`swr`, `early`) started
@@ -295,6 +313,36 @@ impl Cache {
         let policy = Policy::new(Strategy::Aside, ttl).function("Cache::get_or_fetch");
         self.fetch::<ResultMode, _, _, NoRefresh, _>(&policy, key, tags, fetch, None)
             .await
+    }
+
+    /// Delivers pending busts with backoff until none is left (I9).
+    fn spawn_bust_retry(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.inner.pending.stop_retrying();
+            return;
+        };
+        let cache = self.clone();
+        handle.spawn(async move {
+            let inner = &cache.inner;
+            let mut attempt = 0;
+            loop {
+                tokio::time::sleep(pending::backoff(attempt)).await;
+                let bust = inner.pending.snapshot();
+                match inner.backend.bust(&bust, inner.version_ttl).await {
+                    Ok(()) => {
+                        tracing::info!(names = bust.versions.len(), "cachette: pending invalidations delivered");
+                        if inner.pending.delivered(&bust) {
+                            return;
+                        }
+                        attempt = 0;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, attempt, "cachette: pending invalidations still undelivered");
+                        attempt += 1;
+                    }
+                }
+            }
+        });
     }
 
     pub(crate) fn lock_key(&self, key: &str) -> String {
@@ -452,7 +500,15 @@ impl Cache {
             }
             Err(e) => {
                 Counters::bump(&self.inner.counters.errors);
-                tracing::error!(function, names = ?bust.versions, error = %e, "cachette: invalidation failed");
+                tracing::error!(
+                    function,
+                    names = ?bust.versions,
+                    error = %e,
+                    "cachette: invalidation failed; kept and retried, and what it names is not served until it is delivered"
+                );
+                if self.inner.pending.add(&bust) {
+                    self.spawn_bust_retry();
+                }
                 #[cfg(feature = "metrics")]
                 metrics::counter!("cachette_errors_total", "function" => function, "op" => "invalidate")
                     .increment(1);

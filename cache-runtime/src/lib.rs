@@ -24,6 +24,7 @@ mod flight;
 mod global;
 mod key;
 mod mode;
+mod pending;
 mod policy;
 mod read;
 mod stats;

@@ -122,6 +122,10 @@ impl Cache {
         let forced = REFRESHING
             .try_with(|entry| *entry == names.entry())
             .unwrap_or(false);
+        if inner.pending.blocks(&names) {
+            // An undelivered invalidation may cover this entry (I9).
+            return self.bypass(policy, key, body, started).await;
+        }
         let mut refresh = refresh;
         let mut flight = None;
         let mut lookup = loop {

@@ -47,6 +47,10 @@ pub struct Stats {
     /// Calls that joined another caller's run of the body in this process
     /// instead of running it.
     pub coalesced: u64,
+    /// Keys and tags whose invalidation failed and is being retried (a
+    /// gauge, not a counter). While it is above zero, entries they name
+    /// are read through.
+    pub pending_busts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +84,7 @@ impl Counters {
             lock_waits: self.lock_waits.load(Relaxed),
             lock_timeouts: self.lock_timeouts.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
+            pending_busts: 0,
         }
     }
 }

@@ -8,4 +8,5 @@ mod keys;
 mod macros;
 mod metrics;
 mod redis_costs;
+mod reliability;
 mod strategies;

@@ -14,6 +14,7 @@ pub struct RedisServer {
     child: Child,
     pub port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 const INSTALL_HELP: &str = "redis-server was not found on PATH. The Redis tests need a real \
@@ -27,39 +28,36 @@ impl RedisServer {
     }
 
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let binary = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for _ in 0..5 {
             let port = free_port();
             let dir =
                 std::env::temp_dir().join(format!("cachette-test-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).expect("temp dir");
-            let spawned = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--protected-mode",
-                    "yes",
-                ])
-                .arg("--dir")
-                .arg(&dir)
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            let child = match spawned {
-                Ok(child) => child,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HELP}"),
-                Err(e) => panic!("could not start redis-server: {e}"),
+            let child = spawn(port, &dir, &extra);
+            let mut server = RedisServer {
+                child,
+                port,
+                dir,
+                extra: extra.clone(),
             };
-            let mut server = RedisServer { child, port, dir };
             if server.wait_ready() {
                 return server;
             }
         }
         panic!("redis-server did not start on a free loopback port after 5 attempts");
+    }
+
+    /// Starts the server again on the same port and directory (after
+    /// `kill`); with persistence on, it comes back with its data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.port, &self.dir, &self.extra);
+        assert!(
+            self.wait_ready(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 
     fn wait_ready(&mut self) -> bool {
@@ -145,6 +143,31 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    let binary = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".into());
+    let spawned = Command::new(&binary)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args([
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HELP}"),
+        Err(e) => panic!("could not start redis-server: {e}"),
     }
 }
 

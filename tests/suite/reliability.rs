@@ -1,0 +1,108 @@
+//! I9 and recovery: invalidations attempted while Redis is down are kept
+//! and delivered, nothing they cover is served meanwhile, and the cache
+//! reconnects by itself after a restart.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachette::{cached, invalidates, Cache};
+
+use crate::support::{eventually, RedisServer};
+
+#[cached(cache = cache, key = "doc:<id>", ttl = 300)]
+async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
+    src.load(SeqCst) + id
+}
+
+#[invalidates(cache = cache, keys = ["doc:<id>"])]
+async fn update(cache: &Cache, src: &AtomicU64, id: u64) -> Result<(), String> {
+    let _ = id;
+    src.fetch_add(1, SeqCst);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_served_meanwhile() {
+    // Persistence on, so the old entry survives the restart.
+    let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(doc(&cache, &src, 0).await, 0);
+    assert_eq!(doc(&cache, &src, 0).await, 0);
+    assert_eq!(cache.stats().hits, 1);
+
+    server.kill();
+    update(&cache, &src, 0).await.unwrap(); // the write commits, the bust fails
+    assert_eq!(cache.stats().pending_busts, 1);
+    assert_eq!(
+        doc(&cache, &src, 0).await,
+        1,
+        "read through while Redis is down"
+    );
+
+    server.restart(); // comes back with the old entry and its old versions
+    let raw: Option<Vec<u8>> = redis::cmd("GET")
+        .arg("cachette:e:doc:0")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(raw.is_some(), "the stale entry survived the restart");
+    // Whether or not the retry has delivered yet, the old value is never served.
+    for _ in 0..50 {
+        assert_eq!(
+            doc(&cache, &src, 0).await,
+            1,
+            "a stale value was served after the bust returned"
+        );
+    }
+    eventually("the pending bust to be delivered", || {
+        cache.stats().pending_busts == 0
+    })
+    .await;
+    let hits = cache.stats().hits;
+    assert_eq!(doc(&cache, &src, 0).await, 1);
+    assert_eq!(doc(&cache, &src, 0).await, 1);
+    assert!(
+        cache.stats().hits > hits,
+        "caching resumed after the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
+        .max_pending_busts(2)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    doc(&cache, &src, 9).await;
+    server.kill();
+    for id in 0..3 {
+        update(&cache, &src, id).await.unwrap();
+    }
+    assert_eq!(
+        cache.stats().pending_busts,
+        3,
+        "no bust is dropped past the bound"
+    );
+    server.restart(); // empty: no persistence
+                      // Over the bound: even doc:9, which no pending bust names, is read through.
+    let misses = cache.stats().misses;
+    let value = doc(&cache, &src, 9).await;
+    if cache.stats().pending_busts > 0 {
+        assert_eq!(cache.stats().misses, misses, "read through, not filled");
+    }
+    assert_eq!(value, 3 + 9);
+    eventually("the pending busts to be delivered", || {
+        cache.stats().pending_busts == 0
+    })
+    .await;
+}
