@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::{memory::MemoryBackend, Backend, Bust, Names};
+use crate::breaker::{Breaker, Tripped};
 use crate::codec::Codec;
 use crate::entry::{self, Meta};
 use crate::error::Error;
@@ -57,6 +58,7 @@ pub(crate) struct Inner {
     pub(crate) random: Arc<dyn Random>,
     /// Busts not yet delivered (I9).
     pub(crate) pending: Pending,
+    pub(crate) breaker: Breaker,
 }
 
 impl fmt::Debug for Cache {
@@ -89,6 +91,7 @@ pub struct CacheBuilder {
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
     max_pending_busts: usize,
+    breaker: (u32, Duration),
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -116,6 +119,7 @@ impl Default for CacheBuilder {
             clock: Arc::new(SystemClock),
             random: Arc::new(FastRandom),
             max_pending_busts: 10_000,
+            breaker: (5, Duration::from_secs(1)),
         }
     }
 }
@@ -186,6 +190,15 @@ impl CacheBuilder {
         self
     }
 
+    /// The circuit breaker: after `failures` consecutive backend failures,
+    /// reads stop calling Redis for `cool_down` (annotated functions run
+    /// their bodies at once), then one call probes; its success closes the
+    /// breaker. Default: 5 failures, 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker = (failures, cool_down);
+        self
+    }
+
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
         let backend = Backend::Memory(MemoryBackend::new(self.capacity));
@@ -236,6 +249,7 @@ impl CacheBuilder {
                 clock: self.clock,
                 random: self.random,
                 pending: Pending::new(self.max_pending_busts),
+                breaker: Breaker::new(self.breaker.0, self.breaker.1),
             }),
         }
     }
@@ -265,6 +279,7 @@ impl Cache {
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.counters.snapshot();
         stats.pending_busts = self.inner.pending.len() as u64;
+        stats.breaker_open = self.inner.breaker.is_open();
         stats
     }
 
@@ -409,6 +424,16 @@ impl Cache {
     pub(crate) fn backend_error(&self, op: &str, key: &str, e: &Error) {
         Counters::bump(&self.inner.counters.errors);
         tracing::warn!(key, op, error = %e, "cachette: backend failed; reading through");
+        if self.inner.breaker.failure() == Tripped::Opened {
+            Counters::bump(&self.inner.counters.breaker_opens);
+            tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
+        }
+    }
+
+    pub(crate) fn backend_ok(&self) {
+        if self.inner.breaker.success() {
+            tracing::info!("cachette: circuit breaker closed; the backend answers again");
+        }
     }
 
     pub(crate) fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {

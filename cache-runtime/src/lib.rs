@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod breaker;
 mod cache;
 mod codec;
 mod entry;

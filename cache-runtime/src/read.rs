@@ -122,8 +122,9 @@ impl Cache {
         let forced = REFRESHING
             .try_with(|entry| *entry == names.entry())
             .unwrap_or(false);
-        if inner.pending.blocks(&names) {
-            // An undelivered invalidation may cover this entry (I9).
+        if inner.pending.blocks(&names) || !inner.breaker.allow() {
+            // An undelivered invalidation may cover this entry (I9), or the
+            // breaker is open.
             return self.bypass(policy, key, body, started).await;
         }
         let mut refresh = refresh;
@@ -131,7 +132,10 @@ impl Cache {
         let mut lookup = loop {
             let epoch = inner.flights.epoch(names.entry());
             let lookup = match inner.backend.lookup(&names).await {
-                Ok(lookup) => lookup,
+                Ok(lookup) => {
+                    self.backend_ok();
+                    lookup
+                }
                 Err(e) => {
                     self.backend_error("lookup", key, &e);
                     return self.bypass(policy, key, body, started).await;

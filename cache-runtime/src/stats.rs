@@ -51,6 +51,10 @@ pub struct Stats {
     /// gauge, not a counter). While it is above zero, entries they name
     /// are read through.
     pub pending_busts: u64,
+    /// Times the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Whether the circuit breaker is open now.
+    pub breaker_open: bool,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +69,7 @@ pub(crate) struct Counters {
     pub lock_waits: AtomicU64,
     pub lock_timeouts: AtomicU64,
     pub coalesced: AtomicU64,
+    pub breaker_opens: AtomicU64,
 }
 
 impl Counters {
@@ -85,6 +90,8 @@ impl Counters {
             lock_timeouts: self.lock_timeouts.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             pending_busts: 0,
+            breaker_opens: self.breaker_opens.load(Relaxed),
+            breaker_open: false,
         }
     }
 }

@@ -106,3 +106,60 @@ async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_breaker_stops_calling_redis_until_a_probe_succeeds() {
+    let mut server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(200))
+        .connect_timeout(Duration::from_millis(200))
+        .circuit_breaker(3, Duration::from_millis(300))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    doc(&cache, &src, 5).await;
+    server.kill();
+    for _ in 0..3 {
+        assert_eq!(
+            doc(&cache, &src, 5).await,
+            5,
+            "the body answers while Redis is down"
+        );
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.breaker_opens, stats.breaker_open),
+        (1, true),
+        "{stats:?}"
+    );
+
+    // Open: calls do not reach Redis at all, so no more errors pile up.
+    let errors = stats.errors;
+    for _ in 0..100 {
+        assert_eq!(doc(&cache, &src, 5).await, 5);
+    }
+    assert_eq!(
+        cache.stats().errors,
+        errors,
+        "an open breaker still called Redis"
+    );
+
+    server.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.stats().breaker_open {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the breaker never closed"
+        );
+        doc(&cache, &src, 5).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hits = cache.stats().hits;
+    doc(&cache, &src, 5).await;
+    doc(&cache, &src, 5).await;
+    assert!(
+        cache.stats().hits > hits,
+        "caching resumed once the probe succeeded"
+    );
+}
