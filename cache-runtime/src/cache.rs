@@ -59,6 +59,25 @@ pub(crate) struct Inner {
     /// Busts not yet delivered (I9).
     pub(crate) pending: Pending,
     pub(crate) breaker: Breaker,
+    max_value_bytes: usize,
+    warned_too_large: WarnOnce,
+}
+
+/// Remembers which keys were warned about, up to a bound (past it, it
+/// stops warning rather than grow).
+#[derive(Default)]
+struct WarnOnce(Mutex<HashSet<String>>);
+
+impl WarnOnce {
+    const LIMIT: usize = 10_000;
+
+    fn first_time(&self, key: &str) -> bool {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= Self::LIMIT || seen.contains(key) {
+            return false;
+        }
+        seen.insert(key.to_string())
+    }
 }
 
 impl fmt::Debug for Cache {
@@ -92,6 +111,7 @@ pub struct CacheBuilder {
     random: Arc<dyn Random>,
     max_pending_busts: usize,
     breaker: (u32, Duration),
+    max_value_bytes: usize,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -120,6 +140,7 @@ impl Default for CacheBuilder {
             random: Arc::new(FastRandom),
             max_pending_busts: 10_000,
             breaker: (5, Duration::from_secs(1)),
+            max_value_bytes: 1 << 20,
         }
     }
 }
@@ -190,6 +211,13 @@ impl CacheBuilder {
         self
     }
 
+    /// Largest stored value, in bytes (default 1 MiB). A larger value is
+    /// returned to its caller but not cached, with one warning per key.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
     /// The circuit breaker: after `failures` consecutive backend failures,
     /// reads stop calling Redis for `cool_down` (annotated functions run
     /// their bodies at once), then one call probes; its success closes the
@@ -250,6 +278,8 @@ impl CacheBuilder {
                 random: self.random,
                 pending: Pending::new(self.max_pending_busts),
                 breaker: Breaker::new(self.breaker.0, self.breaker.1),
+                max_value_bytes: self.max_value_bytes,
+                warned_too_large: WarnOnce::default(),
             }),
         }
     }
@@ -414,6 +444,18 @@ impl Cache {
         };
         if let Err(e) = self.inner.codec.encode_into(&mut blob, value) {
             tracing::warn!(key, error = %e, "cachette: value failed to serialize; returned uncached");
+            return;
+        }
+        if blob.len() > self.inner.max_value_bytes {
+            Counters::bump(&self.inner.counters.too_large);
+            if self.inner.warned_too_large.first_time(key) {
+                tracing::warn!(
+                    key,
+                    bytes = blob.len(),
+                    limit = self.inner.max_value_bytes,
+                    "cachette: value larger than max_value_bytes; not cached (warned once per key)"
+                );
+            }
             return;
         }
         if let Err(e) = self.inner.backend.store(entry_key, blob, ttl).await {

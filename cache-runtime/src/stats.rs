@@ -51,6 +51,8 @@ pub struct Stats {
     /// gauge, not a counter). While it is above zero, entries they name
     /// are read through.
     pub pending_busts: u64,
+    /// Values not cached because they were larger than `max_value_bytes`.
+    pub too_large: u64,
     /// Times the circuit breaker opened.
     pub breaker_opens: u64,
     /// Whether the circuit breaker is open now.
@@ -70,6 +72,7 @@ pub(crate) struct Counters {
     pub lock_timeouts: AtomicU64,
     pub coalesced: AtomicU64,
     pub breaker_opens: AtomicU64,
+    pub too_large: AtomicU64,
 }
 
 impl Counters {
@@ -91,6 +94,7 @@ impl Counters {
             coalesced: self.coalesced.load(Relaxed),
             pending_busts: 0,
             breaker_opens: self.breaker_opens.load(Relaxed),
+            too_large: self.too_large.load(Relaxed),
             breaker_open: false,
         }
     }

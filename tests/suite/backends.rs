@@ -170,3 +170,72 @@ async fn unix_sockets_and_tls_urls() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cached(cache = cache, key = "blob:<n>", ttl = 60)]
+async fn blob(cache: &Cache, n: usize) -> String {
+    LOADS.fetch_add(1, SeqCst);
+    "x".repeat(n)
+}
+
+#[tokio::test]
+async fn values_over_the_size_limit_are_returned_but_not_cached() {
+    let server = RedisServer::start();
+    let redis = Cache::builder()
+        .max_value_bytes(1_000)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let memory = Cache::builder().max_value_bytes(1_000).memory();
+    for cache in [redis, memory] {
+        assert_eq!(blob(&cache, 5_000).await.len(), 5_000);
+        assert_eq!(blob(&cache, 5_000).await.len(), 5_000);
+        assert_eq!(cache.stats().too_large, 2);
+        assert_eq!(cache.stats().hits, 0);
+        blob(&cache, 10).await;
+        blob(&cache, 10).await;
+        assert_eq!(cache.stats().hits, 1, "small values are still cached");
+    }
+}
+
+/// The minimal ACL command set in the README is enough for every strategy.
+#[tokio::test]
+async fn an_acl_user_with_the_documented_commands_can_do_everything() {
+    let server = RedisServer::start();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("on")
+        .arg(">s3cret")
+        .arg("resetkeys")
+        .arg("~cachette:*")
+        .arg("resetchannels")
+        .arg("-@all")
+        .arg("+mget")
+        .arg("+set")
+        .arg("+get")
+        .arg("+del")
+        .arg("+evalsha")
+        .arg("+script|load")
+        .query(&mut server.raw())
+        .unwrap();
+    let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .unwrap();
+    number(&cache, 7).await.unwrap();
+    number(&cache, 7).await.unwrap();
+    cache.invalidate_keys(["n:7"]).await.unwrap();
+    cache.invalidate_tags(["any"]).await.unwrap();
+    number(&cache, 7).await.unwrap();
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.errors, stats.hits, stats.misses),
+        (0, 1, 2),
+        "{stats:?}"
+    );
+
+    let wrong = format!("redis://app:nope@127.0.0.1:{}", server.port);
+    assert!(Cache::connect(&wrong).await.unwrap_err().is_auth());
+}
