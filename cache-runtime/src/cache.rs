@@ -17,6 +17,7 @@ use crate::mode::ResultMode;
 use crate::pending::{self, Pending};
 use crate::policy::{Clock, FastRandom, Policy, Random, Strategy, SystemClock};
 use crate::read::NoRefresh;
+use crate::signing::Signer;
 use crate::stats::{Counters, Stats};
 use crate::version::Token;
 
@@ -61,6 +62,7 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     max_value_bytes: usize,
     warned_too_large: WarnOnce,
+    pub(crate) signer: Option<Signer>,
 }
 
 /// Remembers which keys were warned about, up to a bound (past it, it
@@ -112,6 +114,7 @@ pub struct CacheBuilder {
     max_pending_busts: usize,
     breaker: (u32, Duration),
     max_value_bytes: usize,
+    signer: Option<Signer>,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -141,6 +144,7 @@ impl Default for CacheBuilder {
             max_pending_busts: 10_000,
             breaker: (5, Duration::from_secs(1)),
             max_value_bytes: 1 << 20,
+            signer: None,
         }
     }
 }
@@ -218,6 +222,17 @@ impl CacheBuilder {
         self
     }
 
+    /// Signs every stored value with HMAC-SHA256 under `key`, over the
+    /// backend key and the value: a tampered value, one written by anything
+    /// without the key, or one copied under another key is a miss (counted
+    /// in `Stats::signature_failures`) and is overwritten. Every process
+    /// sharing the namespace needs the same key; turning signing on makes
+    /// existing unsigned entries misses.
+    pub fn signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.signer = Some(Signer::new(key.as_ref()));
+        self
+    }
+
     /// The circuit breaker: after `failures` consecutive backend failures,
     /// reads stop calling Redis for `cool_down` (annotated functions run
     /// their bodies at once), then one call probes; its success closes the
@@ -280,6 +295,7 @@ impl CacheBuilder {
                 breaker: Breaker::new(self.breaker.0, self.breaker.1),
                 max_value_bytes: self.max_value_bytes,
                 warned_too_large: WarnOnce::default(),
+                signer: self.signer,
             }),
         }
     }
@@ -445,6 +461,9 @@ impl Cache {
         if let Err(e) = self.inner.codec.encode_into(&mut blob, value) {
             tracing::warn!(key, error = %e, "cachette: value failed to serialize; returned uncached");
             return;
+        }
+        if let Some(signer) = &self.inner.signer {
+            signer.sign(entry_key, &mut blob);
         }
         if blob.len() > self.inner.max_value_bytes {
             Counters::bump(&self.inner.counters.too_large);

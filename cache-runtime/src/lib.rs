@@ -28,6 +28,7 @@ mod mode;
 mod pending;
 mod policy;
 mod read;
+mod signing;
 mod stats;
 mod telemetry;
 mod version;

@@ -144,7 +144,8 @@ impl Cache {
             if forced {
                 break lookup;
             }
-            if let Some(out) = self.serve::<M, R, _, _>(policy, key, &lookup, &mut refresh, started)
+            if let Some(out) =
+                self.serve::<M, R, _, _>(policy, key, &names, &lookup, &mut refresh, started)
             {
                 return out;
             }
@@ -254,6 +255,7 @@ impl Cache {
         &self,
         policy: &Policy,
         key: &str,
+        names: &Names,
         lookup: &Lookup,
         refresh: &mut Option<Mk>,
         started: Started,
@@ -265,6 +267,20 @@ impl Cache {
     {
         let inner = &*self.inner;
         let blob = lookup.entry.as_ref()?;
+        let blob = match &inner.signer {
+            None => &blob[..],
+            Some(signer) => match signer.verify(names.entry(), blob) {
+                Some(entry) => entry,
+                None => {
+                    Counters::bump(&inner.counters.signature_failures);
+                    tracing::warn!(
+                        key,
+                        "cachette: stored value failed its signature check; refetching"
+                    );
+                    return None;
+                }
+            },
+        };
         let (bytes, meta) = match entry::check(blob, &lookup.versions) {
             Check::Valid(bytes, meta) => (bytes, meta),
             Check::Invalidated => return None,
@@ -350,8 +366,8 @@ impl Cache {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
                 let lookup = inner.backend.lookup(names).await?;
-                if let Some(out) =
-                    self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None, started)
+                if let Some(out) = self
+                    .serve::<M, R, NoRefresh, _>(policy, key, names, &lookup, &mut None, started)
                 {
                     guard.release().await;
                     return Ok(Locked::Served(out));
@@ -373,7 +389,7 @@ impl Cache {
             delay = (delay * 2).min(Duration::from_millis(50));
             let lookup = inner.backend.lookup(names).await?;
             if let Some(out) =
-                self.serve::<M, R, NoRefresh, _>(policy, key, &lookup, &mut None, started)
+                self.serve::<M, R, NoRefresh, _>(policy, key, names, &lookup, &mut None, started)
             {
                 return Ok(Locked::Served(out));
             }

@@ -51,6 +51,8 @@ pub struct Stats {
     /// gauge, not a counter). While it is above zero, entries they name
     /// are read through.
     pub pending_busts: u64,
+    /// Stored values rejected by the signature check (with a signing key).
+    pub signature_failures: u64,
     /// Values not cached because they were larger than `max_value_bytes`.
     pub too_large: u64,
     /// Times the circuit breaker opened.
@@ -73,6 +75,7 @@ pub(crate) struct Counters {
     pub coalesced: AtomicU64,
     pub breaker_opens: AtomicU64,
     pub too_large: AtomicU64,
+    pub signature_failures: AtomicU64,
 }
 
 impl Counters {
@@ -95,6 +98,7 @@ impl Counters {
             pending_busts: 0,
             breaker_opens: self.breaker_opens.load(Relaxed),
             too_large: self.too_large.load(Relaxed),
+            signature_failures: self.signature_failures.load(Relaxed),
             breaker_open: false,
         }
     }

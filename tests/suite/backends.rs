@@ -239,3 +239,48 @@ async fn an_acl_user_with_the_documented_commands_can_do_everything() {
     let wrong = format!("redis://app:nope@127.0.0.1:{}", server.port);
     assert!(Cache::connect(&wrong).await.unwrap_err().is_auth());
 }
+
+#[tokio::test]
+async fn signed_values_reject_tampering_moves_and_unsigned_writes() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .signing_key("k3y")
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let mut raw = server.raw();
+    let get = |raw: &mut redis::Connection, k: &str| -> Vec<u8> {
+        redis::cmd("GET").arg(k).query(raw).unwrap()
+    };
+    let set = |raw: &mut redis::Connection, k: &str, v: &[u8]| {
+        let _: () = redis::cmd("SET").arg(k).arg(v).query(raw).unwrap();
+    };
+    number(&cache, 1).await.unwrap(); // stores 10, signed
+    number(&cache, 2).await.unwrap(); // stores 20, signed
+
+    // Tampered: the value's digit changed, the JSON still valid.
+    let mut tampered = get(&mut raw, "cachette:e:n:1");
+    let digit = tampered.iter().rposition(|b| *b == b'1').unwrap();
+    tampered[digit] = b'9';
+    set(&mut raw, "cachette:e:n:1", &tampered);
+    assert_eq!(number(&cache, 1).await.unwrap(), 10);
+    assert_eq!(cache.stats().signature_failures, 1);
+
+    // Copied under another key: a valid entry of n:2 moved to n:1 (both
+    // have their key versions, so only the signature can tell).
+    let two = get(&mut raw, "cachette:e:n:2");
+    set(&mut raw, "cachette:e:n:1", &two);
+    assert_eq!(number(&cache, 1).await.unwrap(), 10);
+    assert_eq!(cache.stats().signature_failures, 2);
+
+    // No downgrade: an unsigned cache's write is rejected by a signed one.
+    let unsigned = Cache::connect(&server.url()).await.unwrap();
+    unsigned.invalidate_keys(["n:3"]).await.unwrap();
+    number(&unsigned, 3).await.unwrap();
+    assert_eq!(number(&cache, 3).await.unwrap(), 30);
+    assert_eq!(cache.stats().signature_failures, 3);
+    // And the signed entries still hit.
+    let hits = cache.stats().hits;
+    number(&cache, 3).await.unwrap();
+    assert_eq!(cache.stats().hits, hits + 1);
+}
