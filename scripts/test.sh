@@ -4,14 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+  || ! command -v openssl >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "redis-server not found: installing it from Debian's packages" >&2
+    echo "redis-server or openssl not found: installing them from Debian's packages" >&2
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools openssl >/dev/null
   else
-    echo "redis-server is needed by the tests and is not installed." >&2
-    echo "Install it (Debian/Ubuntu: sudo apt-get install -y redis-server), then run again." >&2
+    echo "redis-server and openssl are needed by the tests and are not both installed." >&2
+    echo "Install them (Debian/Ubuntu: sudo apt-get install -y redis-server openssl), then run again." >&2
     exit 1
   fi
 fi
@@ -21,3 +22,5 @@ redis-server --version
 cargo check -p cachette --no-default-features --locked
 cargo test --workspace --all-targets --features metrics --locked
 cargo test --workspace --doc --features metrics --locked
+# rediss:// against a redis-server with TLS and a CA made by the test.
+cargo test --features metrics,tls --test suite --locked tls

@@ -115,6 +115,8 @@ pub struct CacheBuilder {
     breaker: (u32, Duration),
     max_value_bytes: usize,
     signer: Option<Signer>,
+    #[cfg(feature = "tls")]
+    root_ca: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for CacheBuilder {
@@ -145,6 +147,8 @@ impl Default for CacheBuilder {
             breaker: (5, Duration::from_secs(1)),
             max_value_bytes: 1 << 20,
             signer: None,
+            #[cfg(feature = "tls")]
+            root_ca: None,
         }
     }
 }
@@ -222,6 +226,14 @@ impl CacheBuilder {
         self
     }
 
+    /// Trusts these PEM certificates for `rediss://` instead of the system's
+    /// roots (a private CA, say).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca = Some(pem.into());
+        self
+    }
+
     /// Signs every stored value with HMAC-SHA256 under `key`, over the
     /// backend key and the value: a tampered value, one written by anything
     /// without the key, or one copied under another key is a miss (counted
@@ -275,6 +287,8 @@ impl CacheBuilder {
         crate::backend::redis::Settings {
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
+            #[cfg(feature = "tls")]
+            root_ca: self.root_ca.clone(),
         }
     }
 

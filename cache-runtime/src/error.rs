@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Connection,
     /// The server refused the credentials.
     Auth,
+    /// The TLS handshake failed, for example on an untrusted certificate.
+    Tls,
     /// The backend did not answer in time.
     Timeout,
     /// The backend answered with an error.
@@ -76,6 +78,11 @@ impl Error {
         self.kind == ErrorKind::Auth
     }
 
+    /// Whether the TLS handshake failed (an untrusted certificate, say).
+    pub fn is_tls(&self) -> bool {
+        self.kind == ErrorKind::Tls
+    }
+
     /// Whether a setting or URL is malformed or unsupported by this build.
     pub fn is_config(&self) -> bool {
         self.kind == ErrorKind::Config
@@ -118,7 +125,10 @@ impl std::error::Error for Error {
 #[cfg(feature = "redis")]
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        let kind = if e.is_timeout() {
+        let text = format!("{e:?}").to_lowercase();
+        let kind = if text.contains("certificate") || text.contains("handshake") {
+            ErrorKind::Tls
+        } else if e.is_timeout() {
             ErrorKind::Timeout
         } else if e.kind() == redis::ErrorKind::AuthenticationFailed
             || e.code() == Some("NOPERM")

@@ -10,3 +10,4 @@ mod metrics;
 mod redis_costs;
 mod reliability;
 mod strategies;
+mod tls;

@@ -25,6 +25,9 @@ pub(crate) struct RedisBackend {
 pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
+    /// PEM roots to trust for `rediss://` instead of the system's.
+    #[cfg(feature = "tls")]
+    pub root_ca: Option<Vec<u8>>,
 }
 
 impl RedisBackend {
@@ -36,7 +39,19 @@ impl RedisBackend {
             .set_max_delay(Duration::from_secs(2))
     }
 
-    fn client(url: &str) -> Result<Client, Error> {
+    fn client(url: &str, settings: &Settings) -> Result<Client, Error> {
+        #[cfg(feature = "tls")]
+        if let Some(root) = &settings.root_ca {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            };
+            return Client::build_with_tls(url, certs).map_err(|e| {
+                Error::new(ErrorKind::Config, "invalid Redis URL or certificate").with_source(e)
+            });
+        }
+        #[cfg(not(feature = "tls"))]
+        let _ = settings;
         Client::open(url).map_err(|e| {
             let hint = if url.starts_with("rediss://") && !cfg!(feature = "tls") {
                 "rediss:// needs the `tls` feature of cachette"
@@ -49,12 +64,15 @@ impl RedisBackend {
 
     /// Connects now and fails if the server cannot be reached or refuses us.
     pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let client = Self::client(url)?;
+        let client = Self::client(url, settings)?;
         let conn = ConnectionManager::new_with_config(client, Self::config(settings))
             .await
             .map_err(|e| {
                 let err = Error::from(e);
                 let what = match err.kind() {
+                    ErrorKind::Tls => {
+                        "TLS handshake with Redis failed (is its certificate trusted?)"
+                    }
                     ErrorKind::Auth => "Redis refused the credentials",
                     ErrorKind::Timeout => "timed out connecting to Redis",
                     _ => "could not connect to Redis",
@@ -67,7 +85,7 @@ impl RedisBackend {
     /// Connects on first use; until then, and while Redis is unreachable,
     /// operations fail and annotated functions read through.
     pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
-        let client = Self::client(url)?;
+        let client = Self::client(url, settings)?;
         let conn = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
         Ok(Self::with_conn(conn))
     }

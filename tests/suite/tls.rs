@@ -1,0 +1,200 @@
+//! `rediss://` against a real redis-server with TLS, using a CA made here
+//! with openssl: a trusted certificate connects, an untrusted one and wrong
+//! credentials fail at `Cache::connect` and say which.
+#![cfg(feature = "tls")]
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cachette::Cache;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is needed by the TLS tests: apt-get install -y openssl");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, plus a second,
+/// unrelated CA.
+fn make_certificates(dir: &Path) {
+    let day = ["-days", "1"];
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=cachette test CA",
+            day[0],
+            day[1],
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.crt",
+            "-subj",
+            "/CN=someone else",
+            day[0],
+            day[1],
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "san.cnf",
+            day[0],
+            day[1],
+        ],
+    );
+}
+
+struct TlsServer(Child);
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_tls_server(dir: &Path, port: u16) -> TlsServer {
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+        ])
+        .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .args(["--user", "app", "on", ">s3cret", "~*", "+@all"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is needed: apt-get install -y redis-server");
+    let server = TlsServer(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "redis-server with TLS did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server
+}
+
+#[tokio::test]
+async fn tls_connects_with_a_trusted_ca_and_says_why_it_does_not_otherwise() {
+    let dir = std::env::temp_dir().join(format!("cachette-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_certificates(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _server = start_tls_server(&dir, port);
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let other = std::fs::read(dir.join("other.crt")).unwrap();
+    let url = format!("rediss://app:s3cret@127.0.0.1:{port}");
+
+    let cache = Cache::builder()
+        .tls_root_certificates(ca.clone())
+        .command_timeout(Duration::from_secs(5))
+        .connect(&url)
+        .await
+        .expect("a trusted certificate connects");
+    let load = || async { Ok::<_, std::io::Error>(42u32) };
+    cache
+        .get_or_fetch("tls:1", &[], Duration::from_secs(60), load())
+        .await
+        .unwrap();
+    cache
+        .get_or_fetch("tls:1", &[], Duration::from_secs(60), load())
+        .await
+        .unwrap();
+    cache.invalidate_keys(["tls:1"]).await.unwrap();
+    assert_eq!((cache.stats().hits, cache.stats().errors), (1, 0));
+
+    let untrusted = Cache::builder()
+        .tls_root_certificates(other)
+        .connect(&url)
+        .await
+        .unwrap_err();
+    assert!(untrusted.is_tls(), "{untrusted:?}");
+    assert!(untrusted.to_string().contains("certificate"), "{untrusted}");
+
+    let wrong = format!("rediss://app:nope@127.0.0.1:{port}");
+    let refused = Cache::builder()
+        .tls_root_certificates(ca)
+        .connect(&wrong)
+        .await
+        .unwrap_err();
+    assert!(refused.is_auth(), "{refused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
