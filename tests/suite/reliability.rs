@@ -113,7 +113,7 @@ async fn an_open_breaker_stops_calling_redis_until_a_probe_succeeds() {
     let cache = Cache::builder()
         .command_timeout(Duration::from_millis(200))
         .connect_timeout(Duration::from_millis(200))
-        .circuit_breaker(3, Duration::from_millis(300))
+        .circuit_breaker(3, Duration::from_secs(2))
         .connect(&server.url())
         .await
         .unwrap();
