@@ -3,10 +3,12 @@
 mod support;
 
 mod backends;
+mod faults;
 mod invalidation;
 mod keys;
 mod macros;
 mod metrics;
+mod proxy;
 mod redis_costs;
 mod reliability;
 mod strategies;

@@ -1,0 +1,111 @@
+//! A TCP proxy between the cache and redis-server that can pass traffic,
+//! stall it, or reset every connection, on command.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Pass,
+    /// Bytes are held, not forwarded, until the mode changes.
+    Stall,
+}
+
+/// A proxied connection: the client side and its two pumps.
+type Conn = (Arc<TcpStream>, JoinHandle<()>, JoinHandle<()>);
+
+pub struct FaultProxy {
+    pub port: u16,
+    mode: watch::Sender<Mode>,
+    conns: Arc<Mutex<Vec<Conn>>>,
+    accept: JoinHandle<()>,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: u16) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (mode, _) = watch::channel(Mode::Pass);
+        let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
+        let accept = tokio::spawn({
+            let (mode, conns) = (mode.clone(), conns.clone());
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        continue; // upstream down: the client sees the close
+                    };
+                    let (client, server) = (Arc::new(client), Arc::new(server));
+                    let up = tokio::spawn(pump(client.clone(), server.clone(), mode.subscribe()));
+                    let down = tokio::spawn(pump(server.clone(), client.clone(), mode.subscribe()));
+                    conns.lock().unwrap().push((client, up, down));
+                }
+            }
+        });
+        FaultProxy {
+            port,
+            mode,
+            conns,
+            accept,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+
+    /// Resets every open connection (RST, not FIN).
+    pub fn reset_all(&self) -> usize {
+        let conns: Vec<_> = std::mem::take(&mut *self.conns.lock().unwrap());
+        let n = conns.len();
+        for (client, up, down) in conns {
+            up.abort();
+            down.abort();
+            let _ = client.set_zero_linger();
+            drop(client);
+        }
+        n
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.reset_all();
+    }
+}
+
+async fn pump(from: Arc<TcpStream>, to: Arc<TcpStream>, mut mode: watch::Receiver<Mode>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = loop {
+            from.readable().await.ok();
+            match from.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        };
+        while *mode.borrow_and_update() == Mode::Stall {
+            if mode.changed().await.is_err() {
+                return;
+            }
+        }
+        let mut written = 0;
+        while written < n {
+            to.writable().await.ok();
+            match to.try_write(&buf[written..n]) {
+                Ok(k) => written += k,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+        }
+    }
+}
