@@ -17,6 +17,8 @@ use crate::version::Token;
 
 pub(crate) struct RedisBackend {
     conn: ConnectionManager,
+    /// An outer bound on every operation, reconnection attempts included.
+    deadline: Duration,
     bust: Script,
     unlock: Script,
 }
@@ -79,7 +81,7 @@ impl RedisBackend {
                 };
                 Error::new(err.kind(), what).with_source(err)
             })?;
-        Ok(Self::with_conn(conn))
+        Ok(Self::with_conn(conn, settings))
     }
 
     /// Connects on first use; until then, and while Redis is unreachable,
@@ -87,14 +89,31 @@ impl RedisBackend {
     pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
         let client = Self::client(url, settings)?;
         let conn = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
-        Ok(Self::with_conn(conn))
+        Ok(Self::with_conn(conn, settings))
     }
 
-    fn with_conn(conn: ConnectionManager) -> Self {
+    fn with_conn(conn: ConnectionManager, settings: &Settings) -> Self {
         RedisBackend {
             conn,
+            deadline: settings.command_timeout,
             bust: Script::new(include_str!("../lua/bust.lua")),
             unlock: Script::new(include_str!("../lua/unlock.lua")),
+        }
+    }
+
+    /// Runs one operation within the command timeout. The client has its
+    /// own response timeout, but waiting to reconnect to a server that is
+    /// down is not covered by it.
+    async fn within<T>(
+        &self,
+        op: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(self.deadline, op).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "Redis did not answer within the command timeout",
+            )),
         }
     }
 
@@ -104,7 +123,7 @@ impl RedisBackend {
         for version in names.versions() {
             cmd.arg(version);
         }
-        let values: Vec<Value> = cmd.query_async(&mut self.conn.clone()).await?;
+        let values: Vec<Value> = self.within(cmd.query_async(&mut self.conn.clone())).await?;
         let mut values = values.into_iter();
         let entry = match values.next() {
             Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
@@ -133,7 +152,9 @@ impl RedisBackend {
                 .arg("PX")
                 .arg(millis(ttl));
         }
-        let old: Vec<Option<Vec<u8>>> = pipe.query_async(&mut self.conn.clone()).await?;
+        let old: Vec<Option<Vec<u8>>> = self
+            .within(pipe.query_async(&mut self.conn.clone()))
+            .await?;
         ours.into_iter()
             .zip(old)
             .map(|(ours, old)| match old {
@@ -154,14 +175,9 @@ impl RedisBackend {
         blob: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        redis::cmd("SET")
-            .arg(entry)
-            .arg(blob)
-            .arg("PX")
-            .arg(millis(ttl))
-            .exec_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(entry).arg(blob).arg("PX").arg(millis(ttl));
+        self.within(cmd.exec_async(&mut self.conn.clone())).await
     }
 
     pub(crate) async fn try_lock(
@@ -170,23 +186,21 @@ impl RedisBackend {
         token: Token,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        let reply: Value = redis::cmd("SET")
-            .arg(key)
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
             .arg(token.as_bytes().as_slice())
             .arg("NX")
             .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut self.conn.clone())
-            .await?;
+            .arg(millis(ttl));
+        let reply: Value = self.within(cmd.query_async(&mut self.conn.clone())).await?;
         Ok(matches!(reply, Value::Okay))
     }
 
     pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
+        let mut call = self.unlock.key(key);
+        call.arg(token.as_bytes().as_slice());
         let _: i64 = self
-            .unlock
-            .key(key)
-            .arg(token.as_bytes().as_slice())
-            .invoke_async(&mut self.conn.clone())
+            .within(call.invoke_async(&mut self.conn.clone()))
             .await?;
         Ok(())
     }
@@ -201,7 +215,9 @@ impl RedisBackend {
         for _ in &bust.versions {
             call.arg(Token::random().as_bytes().as_slice());
         }
-        let _: i64 = call.invoke_async(&mut self.conn.clone()).await?;
+        let _: i64 = self
+            .within(call.invoke_async(&mut self.conn.clone()))
+            .await?;
         Ok(())
     }
 }
