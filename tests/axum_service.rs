@@ -21,30 +21,19 @@ async fn drive(cache: Cache) {
     let server = tokio::spawn(axum::serve(listener, service::app(repo.clone())).into_future());
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();
+    let get_json = |path: &str| {
+        let response = get(path);
+        async move { response.await.unwrap().json::<Value>().await.unwrap() }
+    };
     let queries = || repo.queries.load(Ordering::SeqCst);
 
-    let first: Value = get("/orgs/acme/projects/1")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let first = get_json("/orgs/acme/projects/1").await;
     assert_eq!(first["name"], "Apollo");
     assert_eq!(queries(), 1);
-    let second: Value = get("/orgs/acme/projects/1")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let second = get_json("/orgs/acme/projects/1").await;
     assert_eq!(second, first);
     assert_eq!(queries(), 1, "the second GET was served from the cache");
-    let list: Value = get("/orgs/acme/projects")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json("/orgs/acme/projects").await;
     assert_eq!(list.as_array().unwrap().len(), 2);
 
     let put = http
@@ -54,22 +43,12 @@ async fn drive(cache: Cache) {
         .await
         .unwrap();
     assert_eq!(put.status(), 204);
-    let after: Value = get("/orgs/acme/projects/1")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = get_json("/orgs/acme/projects/1").await;
     assert_eq!(
         after["name"], "Artemis",
         "the GET after the PUT returned old data"
     );
-    let list: Value = get("/orgs/acme/projects")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = get_json("/orgs/acme/projects").await;
     assert_eq!(
         list[0]["name"], "Artemis",
         "the org's list was invalidated by its tag"

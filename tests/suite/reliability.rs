@@ -9,6 +9,13 @@ use cachette::{cached, invalidates, Cache};
 
 use crate::support::{eventually, RedisServer};
 
+/// A cache that gives up on a dead Redis quickly.
+fn impatient(timeout_ms: u64) -> cachette::CacheBuilder {
+    Cache::builder()
+        .command_timeout(Duration::from_millis(timeout_ms))
+        .connect_timeout(Duration::from_millis(timeout_ms))
+}
+
 #[cached(cache = cache, key = "doc:<id>", ttl = 300)]
 async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
@@ -25,12 +32,7 @@ async fn update(cache: &Cache, src: &AtomicU64, id: u64) -> Result<(), String> {
 async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_served_meanwhile() {
     // Persistence on, so the old entry survives the restart.
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(300))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let cache = impatient(300).connect(&server.url()).await.unwrap();
     let src = AtomicU64::new(0);
     assert_eq!(doc(&cache, &src, 0).await, 0);
     assert_eq!(doc(&cache, &src, 0).await, 0);
@@ -75,9 +77,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
     let mut server = RedisServer::start();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_millis(300))
-        .connect_timeout(Duration::from_millis(300))
+    let cache = impatient(300)
         .max_pending_busts(2)
         .connect(&server.url())
         .await
@@ -110,9 +110,7 @@ async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_stops_calling_redis_until_a_probe_succeeds() {
     let mut server = RedisServer::start();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_millis(200))
-        .connect_timeout(Duration::from_millis(200))
+    let cache = impatient(200)
         .circuit_breaker(3, Duration::from_secs(2))
         .connect(&server.url())
         .await
