@@ -20,7 +20,7 @@ redis-server --version
 
 # The embedded backend alone must build (no Redis client).
 cargo check -p cachette --no-default-features --locked
-cargo test --workspace --all-targets --features metrics --locked
-cargo test --workspace --doc --features metrics --locked
+cargo test --workspace --all-targets --features metrics,cluster --locked
+cargo test --workspace --doc --features metrics,cluster --locked
 # rediss:// against a redis-server with TLS and a CA made by the test.
-cargo test --features metrics,tls --test suite --locked tls
+cargo test --features metrics,cluster,tls --test suite --locked tls

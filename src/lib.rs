@@ -28,7 +28,7 @@
 pub use cache_macros::{cached, invalidates};
 pub use cache_runtime::{
     escape, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind, FastRandom, KeyBuilder,
-    Random, Stats, Strategy, SystemClock, MAX_NAME_LEN,
+    Random, ReplicaAcks, Stats, Strategy, SystemClock, MAX_NAME_LEN,
 };
 
 #[doc(hidden)]

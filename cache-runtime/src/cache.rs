@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{memory::MemoryBackend, Backend, Bust, Names};
+use crate::backend::{memory::MemoryBackend, name, Backend, Bust, Kind, Names};
 use crate::breaker::{Breaker, Tripped};
 use crate::codec::Codec;
 use crate::entry::{self, Meta};
@@ -17,6 +17,7 @@ use crate::mode::ResultMode;
 use crate::pending::{self, Pending};
 use crate::policy::{Clock, FastRandom, Policy, Random, Strategy, SystemClock};
 use crate::read::NoRefresh;
+use crate::replicas::ReplicaAcks;
 use crate::signing::Signer;
 use crate::stats::{Counters, Stats};
 use crate::version::Token;
@@ -115,6 +116,8 @@ pub struct CacheBuilder {
     breaker: (u32, Duration),
     max_value_bytes: usize,
     signer: Option<Signer>,
+    replica_acks: ReplicaAcks,
+    replica_ack_timeout: Duration,
     #[cfg(feature = "tls")]
     root_ca: Option<Vec<u8>>,
 }
@@ -147,6 +150,8 @@ impl Default for CacheBuilder {
             breaker: (5, Duration::from_secs(1)),
             max_value_bytes: 1 << 20,
             signer: None,
+            replica_acks: ReplicaAcks::Auto,
+            replica_ack_timeout: Duration::from_millis(100),
             #[cfg(feature = "tls")]
             root_ca: None,
         }
@@ -254,6 +259,22 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether invalidations wait for replicas to hold them before they
+    /// return (default [`ReplicaAcks::Auto`]: one replica wherever the
+    /// master has any). See [`ReplicaAcks`].
+    pub fn replica_acks(mut self, acks: ReplicaAcks) -> Self {
+        self.replica_acks = acks;
+        self
+    }
+
+    /// How long an invalidation waits for replicas (default 100 ms). Past
+    /// it, the invalidation fails, is kept and retried, and what it names
+    /// is not served by this process until it is delivered.
+    pub fn replica_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.replica_ack_timeout = timeout;
+        self
+    }
+
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
         let backend = Backend::Memory(MemoryBackend::new(self.capacity));
@@ -271,8 +292,54 @@ impl CacheBuilder {
     /// reached.
     #[cfg(feature = "redis")]
     pub async fn connect(self, url: &str) -> Result<Cache, Error> {
+        self.check_namespace()?;
         let backend = crate::backend::redis::RedisBackend::connect(url, &self.settings()).await?;
         Ok(self.finish(Backend::Redis(backend)))
+    }
+
+    /// Connects to a Redis Cluster through any of `nodes` (the client
+    /// discovers the rest, follows MOVED and ASK redirections, and
+    /// refreshes its slot map after a failover).
+    ///
+    /// Reads go to masters only. Invalidations of keys and tags on
+    /// different nodes are sent to all of them at once, and by default wait
+    /// for a replica of each (see [`replica_acks`](Self::replica_acks)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder()
+    ///     .namespace("shop")
+    ///     .connect_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), for the cluster as a whole.
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<I, S>(self, nodes: I) -> Result<Cache, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.check_namespace()?;
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
+        let backend =
+            crate::backend::redis::RedisBackend::connect_cluster(&nodes, &self.settings()).await?;
+        Ok(self.finish(Backend::Redis(backend)))
+    }
+
+    /// A namespace with braces would move the cluster hash tag of every
+    /// name into the namespace, putting all of them in one slot.
+    #[cfg(feature = "redis")]
+    fn check_namespace(&self) -> Result<(), Error> {
+        if self.namespace.contains(['{', '}']) {
+            return Err(Error::new(
+                crate::ErrorKind::Config,
+                "the namespace must not contain `{` or `}`",
+            ));
+        }
+        Ok(())
     }
 
     /// Like [`connect`](Self::connect), but connects on first use.
@@ -289,6 +356,8 @@ impl CacheBuilder {
             command_timeout: self.command_timeout,
             #[cfg(feature = "tls")]
             root_ca: self.root_ca.clone(),
+            acks: self.replica_acks,
+            ack_timeout: self.replica_ack_timeout,
         }
     }
 
@@ -335,6 +404,20 @@ impl Cache {
         Cache::builder().connect(url).await
     }
 
+    /// Connects to a Redis Cluster with default settings; see
+    /// [`CacheBuilder::connect_cluster`].
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::connect_cluster`].
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Cache, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Cache::builder().connect_cluster(nodes).await
+    }
+
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.counters.snapshot();
@@ -363,7 +446,8 @@ impl Cache {
         }
     }
 
-    /// Which backend this cache uses: `"memory"` or `"redis"`.
+    /// Which backend this cache uses: `"memory"`, `"redis"` or
+    /// `"redis-cluster"`.
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend.label()
     }
@@ -421,7 +505,7 @@ impl Cache {
     }
 
     pub(crate) fn lock_key(&self, key: &str) -> String {
-        format!("{}:l:{key}", self.inner.namespace)
+        name(&self.inner.namespace, Kind::Lock, key)
     }
 
     pub(crate) fn names<S: AsRef<str>>(&self, key: &str, tags: &[S]) -> Names {
@@ -577,11 +661,13 @@ impl Cache {
         let mut bust = Bust::default();
         for key in keys {
             let key = key.as_ref();
-            bust.versions.push(format!("{ns}:k:{key}"));
-            bust.entries.push(format!("{ns}:e:{key}"));
+            bust.versions.push(name(ns, Kind::KeyVersion, key));
+            bust.entries.push(name(ns, Kind::Entry, key));
         }
-        bust.versions
-            .extend(tags.into_iter().map(|t| format!("{ns}:t:{}", t.as_ref())));
+        bust.versions.extend(
+            tags.into_iter()
+                .map(|t| name(ns, Kind::TagVersion, t.as_ref())),
+        );
         if bust.versions.is_empty() {
             return Ok(());
         }

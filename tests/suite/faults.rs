@@ -41,13 +41,29 @@ async fn read_item(
 #[invalidates(cache = cache, keys = ["item:<id>"], tags = ["group:<group>"])]
 async fn write_item(cache: &Cache, world: &World, id: u64, group: u64) -> Result<u64, String> {
     let _ = group;
+    bump(world, id)
+}
+
+/// Like `write_item`, but busts only the item's group tag, so a read is
+/// fresh only if tag busts work on their own.
+#[invalidates(cache = cache, tags = ["group:<group>"])]
+async fn write_item_by_tag(
+    cache: &Cache,
+    world: &World,
+    id: u64,
+    group: u64,
+) -> Result<u64, String> {
+    bump(world, id)
+}
+
+fn bump(world: &World, id: u64) -> Result<u64, String> {
     let mut db = world.db.lock().unwrap();
     let v = db.entry(id).or_insert(0);
     *v += 1;
     Ok(*v)
 }
 
-struct Workload {
+pub(crate) struct Workload {
     stop: Arc<AtomicBool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     world: Arc<World>,
@@ -55,7 +71,7 @@ struct Workload {
     ids: u64,
 }
 
-fn start(cache: &Cache, ids: u64, pad: usize) -> Workload {
+pub(crate) fn start(cache: &Cache, ids: u64, pad: usize) -> Workload {
     let world = Arc::new(World {
         pad,
         ..World::default()
@@ -86,7 +102,11 @@ fn start(cache: &Cache, ids: u64, pad: usize) -> Workload {
             while !stop.load(SeqCst) {
                 n += 3;
                 let id = n % ids;
-                let version = write_item(&cache, &world, id, id % 5).await.unwrap();
+                let version = if n % 2 == 0 {
+                    write_item(&cache, &world, id, id % 5).await.unwrap()
+                } else {
+                    write_item_by_tag(&cache, &world, id, id % 5).await.unwrap()
+                };
                 world
                     .writes
                     .lock()
@@ -105,7 +125,7 @@ fn start(cache: &Cache, ids: u64, pad: usize) -> Workload {
     }
 }
 
-struct Report {
+pub(crate) struct Report {
     reads: usize,
     writes: usize,
     stale: usize,
@@ -117,7 +137,7 @@ struct Report {
 impl Workload {
     /// Stops the workload, waits for delivery of every bust, checks the
     /// final reads, and counts stale reads.
-    async fn finish(self) -> Report {
+    pub(crate) async fn finish(self) -> Report {
         self.finish_with_window(None).await
     }
 
@@ -177,7 +197,7 @@ impl Workload {
     }
 }
 
-fn every_key_has_a_ttl(server: &RedisServer) {
+pub(crate) fn every_key_has_a_ttl(server: &RedisServer) {
     let mut raw = server.raw();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("cachette:*")
@@ -189,7 +209,7 @@ fn every_key_has_a_ttl(server: &RedisServer) {
     }
 }
 
-fn check(name: &str, faults: usize, report: &Report, cache: &Cache) {
+pub(crate) fn check(name: &str, faults: usize, report: &Report, cache: &Cache) {
     eprintln!(
         "RELIABILITY | {name} | {} reads, {} writes | {faults} | {} stale | {} lost | {:.1} ms worst call | {} errors, {} breaker opens |",
         report.reads,

@@ -3,6 +3,8 @@
 mod support;
 
 mod backends;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod faults;
 mod invalidation;
 mod keys;
@@ -11,5 +13,6 @@ mod metrics;
 mod proxy;
 mod redis_costs;
 mod reliability;
+mod replicas;
 mod strategies;
 mod tls;

@@ -49,7 +49,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
 
     server.restart(); // comes back with the old entry and its old versions
     let raw: Option<Vec<u8>> = redis::cmd("GET")
-        .arg("cachette:e:doc:0")
+        .arg("cachette:e:{doc:0}")
         .query(&mut server.raw())
         .unwrap();
     assert!(raw.is_some(), "the stale entry survived the restart");

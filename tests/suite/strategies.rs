@@ -412,7 +412,7 @@ async fn a_killed_lock_holder_delays_the_others_at_most_its_lock_ttl() {
     assert!(!status.success(), "the holder aborted in its body");
     assert_eq!(runs.get().await, 1);
     let lock_ttl: i64 = redis::cmd("PTTL")
-        .arg("cachette:l:stampede:2")
+        .arg("cachette:l:{stampede:2}")
         .query(&mut server.raw())
         .unwrap();
     assert!(lock_ttl > 0, "the dead holder's lock is still there");
@@ -454,7 +454,7 @@ async fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
     let src = Source::default();
     let lock_value = || -> Option<Vec<u8>> {
         redis::cmd("GET")
-            .arg("cachette:l:release:0")
+            .arg("cachette:l:{release:0}")
             .query(&mut server.raw())
             .unwrap()
     };

@@ -15,6 +15,7 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    killed: bool,
 }
 
 const INSTALL_HELP: &str = "redis-server was not found on PATH. The Redis tests need a real \
@@ -40,6 +41,7 @@ impl RedisServer {
                 port,
                 dir,
                 extra: extra.clone(),
+                killed: false,
             };
             if server.wait_ready() {
                 return server;
@@ -53,6 +55,7 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.kill();
         self.child = spawn(self.port, &self.dir, &self.extra);
+        self.killed = false;
         assert!(
             self.wait_ready(),
             "redis-server did not restart on port {}",
@@ -132,8 +135,33 @@ impl RedisServer {
             .unwrap();
     }
 
+    /// Freezes the process (SIGSTOP): its connections stay open, it
+    /// answers nothing.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undoes [`pause`](Self::pause) (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// Whether the server has not been killed.
+    pub fn alive(&self) -> bool {
+        !self.killed
+    }
+
     /// Stops the server now (SIGKILL).
     pub fn kill(&mut self) {
+        self.killed = true;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -219,5 +247,156 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// A real Redis Cluster on loopback: six redis-server processes, three
+/// masters with one replica each, created with `redis-cli --cluster create`.
+/// Every process is killed on drop.
+#[cfg(feature = "cluster")]
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+#[cfg(feature = "cluster")]
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let bus = free_port().to_string();
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-node-timeout",
+                    "1000",
+                    // A replica may take over at once, however long its
+                    // link to the master has been down.
+                    "--cluster-replica-validity-factor",
+                    "0",
+                ])
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for node in &nodes {
+            create.arg(format!("127.0.0.1:{}", node.port));
+        }
+        let out = create
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("could not run redis-cli ({e}); install it with `apt-get install -y redis-tools`, or run ./scripts/test.sh, which does")
+            });
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes };
+        cluster.wait_healthy(&[]);
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// A cache on the cluster, with timeouts generous enough for a loaded
+    /// test machine.
+    pub async fn cache(&self) -> Cache {
+        Cache::builder()
+            .command_timeout(Duration::from_secs(5))
+            .replica_ack_timeout(Duration::from_secs(2))
+            .connect_cluster(self.urls())
+            .await
+            .expect("connect to the test cluster")
+    }
+
+    /// Ports of the masters that serve slots, with each one's slot ranges.
+    pub fn masters(&self) -> Vec<(u16, Vec<(u16, u16)>)> {
+        let live = self.nodes.iter().find(|n| n.alive()).expect("a live node");
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut live.raw())
+            .unwrap();
+        let mut masters: Vec<(u16, Vec<(u16, u16)>)> = Vec::new();
+        for range in slots {
+            let redis::Value::Array(parts) = range else {
+                continue;
+            };
+            let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(master)) =
+                (&parts[0], &parts[1], &parts[2])
+            else {
+                continue;
+            };
+            let redis::Value::Int(port) = master[1] else {
+                continue;
+            };
+            let port = port as u16;
+            let range = (*first as u16, *last as u16);
+            match masters.iter_mut().find(|m| m.0 == port) {
+                Some(m) => m.1.push(range),
+                None => masters.push((port, vec![range])),
+            }
+        }
+        masters.sort();
+        masters
+    }
+
+    /// The port of the master serving `key`.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let live = self.nodes.iter().find(|n| n.alive()).expect("a live node");
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut live.raw())
+            .unwrap();
+        self.masters()
+            .into_iter()
+            .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .map(|(port, _)| port)
+            .expect("every slot is served")
+    }
+
+    pub fn node(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster")
+    }
+
+    /// Waits until the live nodes agree the cluster is healthy: every slot
+    /// served, and every master but those in `without_replica` with a
+    /// replica whose link is up.
+    pub fn wait_healthy(&self, without_replica: &[u16]) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = self.nodes.iter().filter(|n| n.alive()).all(|n| {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut n.raw())
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+            }) && self.masters().len() == 3
+                && self.masters().iter().all(|(port, _)| {
+                    without_replica.contains(port) || {
+                        let info: String = redis::cmd("INFO")
+                            .arg("replication")
+                            .query(&mut self.nodes.iter().find(|n| n.port == *port).unwrap().raw())
+                            .unwrap_or_default();
+                        info.contains("connected_slaves:1") && info.contains("state=online")
+                    }
+                });
+            if ok {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster did not become healthy within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -10,6 +10,45 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::version::Token;
 
+/// One backend name: `ns:<kind>:{<name>}`.
+///
+/// The braces are a Redis Cluster hash tag: the entry, the version and the
+/// lock of one key hash to the same slot (the one of the key), and a tag's
+/// version to the slot of the tag. A single Redis ignores them. Names with
+/// an empty tag (`{}`) or one cut short by a `}` in the key still work: the
+/// cluster backend groups every multi-name operation by slot, so sharing a
+/// slot only saves sub-commands, it is never needed for correctness.
+pub(crate) fn name(ns: &str, kind: Kind, key: &str) -> String {
+    let mut out = String::with_capacity(ns.len() + key.len() + 5);
+    push_name(&mut out, ns, kind, key);
+    out
+}
+
+/// What a backend name holds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Kind {
+    /// A cached entry.
+    Entry,
+    /// The version of a key.
+    KeyVersion,
+    /// The version of a tag.
+    TagVersion,
+    /// A stampede lock.
+    Lock,
+}
+
+fn push_name(out: &mut String, ns: &str, kind: Kind, key: &str) {
+    out.push_str(ns);
+    out.push_str(match kind {
+        Kind::Entry => ":e:{",
+        Kind::KeyVersion => ":k:{",
+        Kind::TagVersion => ":t:{",
+        Kind::Lock => ":l:{",
+    });
+    out.push_str(key);
+    out.push('}');
+}
+
 /// The backend names of one lookup: the entry, then the version keys it is
 /// validated against (the key's own version first, then one per tag), kept
 /// in one buffer so that a lookup allocates once for all of them.
@@ -21,29 +60,27 @@ pub(crate) struct Names {
 }
 
 impl Names {
-    /// `ns:e:<key>`, `ns:k:<key>`, then `ns:t:<tag>` for each tag.
+    /// The entry and key version of `key`, then each tag's version.
     pub(crate) fn new<S: AsRef<str>>(ns: &str, key: &str, tags: &[S]) -> Names {
-        let len = 2 * (ns.len() + 3 + key.len())
+        let len = 2 * (ns.len() + 5 + key.len())
             + tags
                 .iter()
-                .map(|t| ns.len() + 3 + t.as_ref().len())
+                .map(|t| ns.len() + 5 + t.as_ref().len())
                 .sum::<usize>();
         let mut names = Names {
             buf: String::with_capacity(len),
             ends: Vec::with_capacity(2 + tags.len()),
         };
-        names.push(ns, ":e:", key);
-        names.push(ns, ":k:", key);
+        names.push(ns, Kind::Entry, key);
+        names.push(ns, Kind::KeyVersion, key);
         for tag in tags {
-            names.push(ns, ":t:", tag.as_ref());
+            names.push(ns, Kind::TagVersion, tag.as_ref());
         }
         names
     }
 
-    fn push(&mut self, ns: &str, kind: &str, name: &str) {
-        self.buf.push_str(ns);
-        self.buf.push_str(kind);
-        self.buf.push_str(name);
+    fn push(&mut self, ns: &str, kind: Kind, name: &str) {
+        push_name(&mut self.buf, ns, kind, name);
         self.ends.push(self.buf.len());
     }
 
@@ -113,7 +150,7 @@ impl Backend {
         match self {
             Backend::Memory(_) => "memory",
             #[cfg(feature = "redis")]
-            Backend::Redis(_) => "redis",
+            Backend::Redis(r) => r.label(),
         }
     }
 

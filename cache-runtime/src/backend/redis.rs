@@ -1,26 +1,105 @@
-//! The Redis backend: one multiplexed connection that reconnects by itself.
+//! The Redis backend, on a single Redis (one multiplexed connection that
+//! reconnects by itself) or a Redis Cluster (the `redis` crate's async
+//! cluster connection, which follows MOVED and ASK and refreshes its slot
+//! map after a failover).
 //!
-//! Costs, in round trips: a lookup is one `MGET` (the entry and its
-//! versions); a fill is one `SET ... PX`; creating missing versions is one
-//! pipeline of `SET ... NX GET PX`; a bust of any number of keys and tags is
-//! one `EVALSHA` of `lua/bust.lua`. A stampede lock is `SET NX PX` with a
-//! random token, released by `lua/unlock.lua` only by its owner.
+//! Costs, in round trips of latency:
+//! - a lookup is one `MGET` of the entry and its versions. On a cluster the
+//!   client splits it by slot and sends the parts to their nodes at once:
+//!   the entry and its key's version share a slot, each tag's version has
+//!   its own;
+//! - a fill is one `SET ... PX`; creating missing versions is one pipeline
+//!   of `SET ... NX GET PX` (on a cluster, one command per version, sent at
+//!   once);
+//! - a bust of any number of keys and tags is one `EVALSHA` of
+//!   `lua/bust.lua` on a single Redis; on a cluster, one pipeline of plain
+//!   `SET`s and `DEL`s per slot touched, sent at once. Either way a `WAIT`
+//!   in the same pipeline makes it return only once a replica holds it
+//!   (see [`ReplicaAcks`]);
+//! - a stampede lock is `SET NX PX` with a random token, released by
+//!   `lua/unlock.lua` only by its owner.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Script, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 
 use super::{millis, Blob, Bust, Lookup, Names};
 use crate::error::{Error, ErrorKind};
+use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
+/// The connection: to one Redis, or to a cluster.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    #[cfg(feature = "cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub(crate) struct RedisBackend {
-    conn: ConnectionManager,
+    conn: Conn,
     /// An outer bound on every operation, reconnection attempts included.
     deadline: Duration,
+    acks: ReplicaAcks,
+    /// How long a bust waits for replicas to acknowledge it.
+    ack_timeout: Duration,
+    /// Replicas per slot range, as last learned from the server.
+    topology: Mutex<Option<Topology>>,
     bust: Script,
     unlock: Script,
+}
+
+/// How many replicas serve each slot range (a single Redis is one range).
+#[derive(Clone, Debug)]
+struct Topology {
+    learned: Instant,
+    /// `(first slot, last slot, replicas)`.
+    ranges: Vec<(u16, u16, u32)>,
+}
+
+impl Topology {
+    /// How often `ReplicaAcks::Auto` asks the server again.
+    const REFRESH: Duration = Duration::from_secs(1);
+
+    fn replicas(&self, slot: u16) -> u32 {
+        self.ranges
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map_or(0, |r| r.2)
+    }
 }
 
 /// Connection settings taken from the builder.
@@ -30,13 +109,24 @@ pub(crate) struct Settings {
     /// PEM roots to trust for `rediss://` instead of the system's.
     #[cfg(feature = "tls")]
     pub root_ca: Option<Vec<u8>>,
+    pub acks: ReplicaAcks,
+    pub ack_timeout: Duration,
+}
+
+impl Settings {
+    /// The client's own response timeout: long enough for a bust's `WAIT`.
+    /// Every other operation is bounded by the command timeout through
+    /// [`RedisBackend::within`].
+    fn response_timeout(&self) -> Duration {
+        self.command_timeout + self.ack_timeout
+    }
 }
 
 impl RedisBackend {
     fn config(settings: &Settings) -> ConnectionManagerConfig {
         ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
+            .set_response_timeout(Some(settings.response_timeout()))
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(2))
     }
@@ -81,7 +171,78 @@ impl RedisBackend {
                 };
                 Error::new(err.kind(), what).with_source(err)
             })?;
-        Ok(Self::with_conn(conn, settings))
+        Ok(Self::with_conn(Conn::Single(conn), settings))
+    }
+
+    /// Connects to a Redis Cluster through any of `nodes`, and fails if none
+    /// can be reached or the cluster refuses us.
+    #[cfg(feature = "cluster")]
+    pub(crate) async fn connect_cluster(
+        nodes: &[String],
+        settings: &Settings,
+    ) -> Result<Self, Error> {
+        if nodes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "connect_cluster needs at least one node URL",
+            ));
+        }
+        let builder = redis::cluster::ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+            .connection_timeout(settings.connect_timeout)
+            .response_timeout(settings.response_timeout())
+            .retries(3)
+            .min_retry_wait(10)
+            .max_retry_wait(500);
+        #[cfg(feature = "tls")]
+        let builder = match &settings.root_ca {
+            Some(root) => builder.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root.clone()),
+            }),
+            None => builder,
+        };
+        let client = builder.build().map_err(|e| {
+            let hint = if nodes.iter().any(|n| n.starts_with("rediss://")) && !cfg!(feature = "tls")
+            {
+                "rediss:// needs the `tls` feature of cachette"
+            } else {
+                "invalid Redis Cluster node URL"
+            };
+            Error::new(ErrorKind::Config, hint).with_source(e)
+        })?;
+        let conn = tokio::time::timeout(
+            settings.connect_timeout * 2,
+            client.get_async_connection(),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorKind::Timeout,
+                "timed out connecting to the Redis Cluster",
+            )
+        })?
+        .map_err(|e| {
+            let err = Error::from(e);
+            let what = match err.kind() {
+                ErrorKind::Tls => {
+                    "TLS handshake with the Redis Cluster failed (is its certificate trusted?)"
+                }
+                ErrorKind::Auth => "the Redis Cluster refused the credentials",
+                ErrorKind::Timeout => "timed out connecting to the Redis Cluster",
+                _ => "could not connect to the Redis Cluster",
+            };
+            Error::new(err.kind(), what).with_source(err)
+        })?;
+        Ok(Self::with_conn(Conn::Cluster(conn), settings))
+    }
+
+    /// `"redis"` or `"redis-cluster"`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self.conn {
+            Conn::Single(_) => "redis",
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(_) => "redis-cluster",
+        }
     }
 
     /// Connects on first use; until then, and while Redis is unreachable,
@@ -89,13 +250,16 @@ impl RedisBackend {
     pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
         let client = Self::client(url, settings)?;
         let conn = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
-        Ok(Self::with_conn(conn, settings))
+        Ok(Self::with_conn(Conn::Single(conn), settings))
     }
 
-    fn with_conn(conn: ConnectionManager, settings: &Settings) -> Self {
+    fn with_conn(conn: Conn, settings: &Settings) -> Self {
         RedisBackend {
             conn,
             deadline: settings.command_timeout,
+            acks: settings.acks,
+            ack_timeout: settings.ack_timeout,
+            topology: Mutex::new(None),
             bust: Script::new(include_str!("../lua/bust.lua")),
             unlock: Script::new(include_str!("../lua/unlock.lua")),
         }
@@ -108,7 +272,15 @@ impl RedisBackend {
         &self,
         op: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.deadline, op).await {
+        self.within_for(self.deadline, op).await
+    }
+
+    async fn within_for<T>(
+        &self,
+        deadline: Duration,
+        op: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(deadline, op).await {
             Ok(result) => result.map_err(Error::from),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
@@ -139,22 +311,38 @@ impl RedisBackend {
     }
 
     pub(crate) async fn ensure(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
-        let mut pipe = redis::pipe();
-        let mut ours = Vec::with_capacity(keys.len());
-        for key in keys {
-            let token = Token::random();
-            ours.push(token);
-            pipe.cmd("SET")
-                .arg(key)
+        let ours: Vec<Token> = keys.iter().map(|_| Token::random()).collect();
+        let create = |key: &str, token: &Token| {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key)
                 .arg(token.as_bytes().as_slice())
                 .arg("NX")
                 .arg("GET")
                 .arg("PX")
                 .arg(millis(ttl));
-        }
-        let old: Vec<Option<Vec<u8>>> = self
-            .within(pipe.query_async(&mut self.conn.clone()))
-            .await?;
+            cmd
+        };
+        let old: Vec<Option<Vec<u8>>> = match &self.conn {
+            Conn::Single(conn) => {
+                let mut pipe = redis::pipe();
+                for (key, token) in keys.iter().zip(&ours) {
+                    pipe.add_command(create(key, token));
+                }
+                self.within(pipe.query_async(&mut conn.clone())).await?
+            }
+            // Versions live in different slots: one command each, all sent
+            // before any answer is awaited.
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(conn) => {
+                let sends = keys.iter().zip(&ours).map(|(key, token)| {
+                    let cmd = create(key, token);
+                    let mut conn = conn.clone();
+                    async move { cmd.query_async::<Option<Vec<u8>>>(&mut conn).await }
+                });
+                self.within(futures_util::future::try_join_all(sends))
+                    .await?
+            }
+        };
         ours.into_iter()
             .zip(old)
             .map(|(ours, old)| match old {
@@ -209,15 +397,290 @@ impl RedisBackend {
         if bust.versions.is_empty() && bust.entries.is_empty() {
             return Ok(());
         }
+        let deadline = self.deadline * 2 + self.ack_timeout;
+        let topology = self.topology().await?;
+        match &self.conn {
+            Conn::Single(conn) => {
+                let acks = self.acks_for(topology.as_ref(), 0);
+                self.within_for(deadline, self.bust_single(conn.clone(), bust, ttl, acks))
+                    .await?
+            }
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(conn) => {
+                let groups = by_slot(bust);
+                let sends = groups.into_iter().map(|(slot, versions, entries)| {
+                    let acks = self.acks_for(topology.as_ref(), slot);
+                    self.bust_slot(conn.clone(), slot, versions, entries, ttl, acks)
+                });
+                let done = self
+                    .within_for(deadline, async {
+                        Ok(futures_util::future::join_all(sends).await)
+                    })
+                    .await?;
+                done.into_iter().collect::<Result<Vec<()>, Error>>()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many replica acknowledgements a bust of `slot` waits for.
+    fn acks_for(&self, topology: Option<&Topology>, slot: u16) -> u32 {
+        match self.acks {
+            ReplicaAcks::Off => 0,
+            ReplicaAcks::Require(n) => n,
+            ReplicaAcks::Auto => topology.map_or(0, |t| t.replicas(slot).min(1)),
+        }
+    }
+
+    /// The replica topology for `ReplicaAcks::Auto`, asked again when it is
+    /// older than [`Topology::REFRESH`]. A server that does not let us ask
+    /// (an ACL without `info` or `cluster|slots`) counts as having no
+    /// replicas, with a warning.
+    async fn topology(&self) -> Result<Option<Topology>, Error> {
+        if self.acks != ReplicaAcks::Auto {
+            return Ok(None);
+        }
+        {
+            let known = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(t) = known
+                .as_ref()
+                .filter(|t| t.learned.elapsed() < Topology::REFRESH)
+            {
+                return Ok(Some(t.clone()));
+            }
+        }
+        let ranges = match self.within(self.ask_topology()).await {
+            Ok(ranges) => ranges,
+            Err(e) if e.kind() == ErrorKind::Auth => {
+                tracing::warn!(error = %e, "cachette: cannot ask Redis for its replicas; invalidations will not wait for replicas");
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let topology = Topology {
+            learned: Instant::now(),
+            ranges,
+        };
+        *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = Some(topology.clone());
+        Ok(Some(topology))
+    }
+
+    async fn ask_topology(&self) -> RedisResult<Vec<(u16, u16, u32)>> {
+        match &self.conn {
+            Conn::Single(conn) => {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn.clone())
+                    .await?;
+                let replicas = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("connected_slaves:"))
+                    .and_then(|n| n.trim().parse().ok())
+                    .unwrap_or(0);
+                Ok(vec![(0, u16::MAX, replicas)])
+            }
+            #[cfg(feature = "cluster")]
+            Conn::Cluster(conn) => {
+                // Each range: first slot, last slot, the master, then one
+                // entry per replica that is not failing.
+                let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+                    .arg("SLOTS")
+                    .query_async(&mut conn.clone())
+                    .await?;
+                Ok(ranges
+                    .iter()
+                    .filter_map(|r| match r.as_slice() {
+                        [Value::Int(first), Value::Int(last), _master, replicas @ ..] => Some((
+                            u16::try_from(*first).ok()?,
+                            u16::try_from(*last).ok()?,
+                            replicas.len() as u32,
+                        )),
+                        _ => None,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The whole bust in one `EVALSHA`, followed in the same pipeline by a
+    /// `WAIT` when replicas must acknowledge it: the `WAIT` runs on the
+    /// connection that wrote the bust, so it covers it.
+    async fn bust_single(
+        &self,
+        mut conn: ConnectionManager,
+        bust: &Bust,
+        ttl: Duration,
+        acks: u32,
+    ) -> RedisResult<()> {
         let mut call = self.bust.prepare_invoke();
         call.key(&bust.versions).key(&bust.entries);
         call.arg(bust.versions.len()).arg(millis(ttl));
         for _ in &bust.versions {
             call.arg(Token::random().as_bytes().as_slice());
         }
-        let _: i64 = self
-            .within(call.invoke_async(&mut self.conn.clone()))
+        if acks == 0 {
+            let _: i64 = call.invoke_async(&mut conn).await?;
+            return Ok(());
+        }
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(self.bust.get_hash())
+            .arg(bust.versions.len() + bust.entries.len())
+            .arg(&bust.versions)
+            .arg(&bust.entries)
+            .arg(bust.versions.len())
+            .arg(millis(ttl));
+        for _ in &bust.versions {
+            eval.arg(Token::random().as_bytes().as_slice());
+        }
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval).add_command(self.wait(acks));
+        let mut replies: Vec<RedisResult<Value>> =
+            pipe.ignore_errors().query_async(&mut conn).await?;
+        if matches!(&replies[0], Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            call.load_async(&mut conn).await?;
+            replies = pipe.query_async(&mut conn).await?;
+        }
+        let mut replies = replies.into_iter();
+        replies.next().unwrap_or(Ok(Value::Nil))?;
+        check_acks(replies.next(), acks)
+    }
+
+    fn wait(&self, acks: u32) -> Cmd {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(acks).arg(millis(self.ack_timeout));
+        wait
+    }
+
+    /// One slot's share of a cluster bust: a pipeline of `SET`s for its
+    /// versions, a `DEL` of its entries and the `WAIT`, all to the slot's
+    /// master on one connection.
+    #[cfg(feature = "cluster")]
+    async fn bust_slot(
+        &self,
+        mut conn: redis::cluster_async::ClusterConnection,
+        slot: u16,
+        versions: Vec<&str>,
+        entries: Vec<&str>,
+        ttl: Duration,
+        acks: u32,
+    ) -> Result<(), Error> {
+        use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+        let mut pipe = redis::pipe();
+        for version in &versions {
+            pipe.cmd("SET")
+                .arg(version)
+                .arg(Token::random().as_bytes().as_slice())
+                .arg("PX")
+                .arg(millis(ttl));
+        }
+        if !entries.is_empty() {
+            pipe.cmd("DEL").arg(&entries);
+        }
+        if acks > 0 {
+            pipe.add_command(self.wait(acks));
+        }
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+        let replies = conn
+            .route_pipeline(pipe.clone(), 0, pipe.len(), route)
             .await?;
+        for reply in &replies {
+            if let Value::ServerError(e) = reply {
+                return Err(Error::from(redis::RedisError::from(e.clone())));
+            }
+        }
+        if acks > 0 {
+            check_acks(replies.last().cloned().map(Ok), acks)?;
+        }
         Ok(())
+    }
+}
+
+/// A `WAIT` reply must count at least `acks` replicas.
+fn check_acks(reply: Option<RedisResult<Value>>, acks: u32) -> RedisResult<()> {
+    match reply {
+        Some(Ok(Value::Int(n))) if n >= i64::from(acks) => Ok(()),
+        Some(Err(e)) => Err(e),
+        other => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "replicas did not acknowledge the invalidation in time",
+            format!("wanted {acks}, got {other:?}"),
+        ))),
+    }
+}
+
+/// The names of a bust grouped by cluster slot: `(slot, versions, entries)`.
+#[cfg(feature = "cluster")]
+fn by_slot(bust: &Bust) -> Vec<(u16, Vec<&str>, Vec<&str>)> {
+    type Group<'a> = (u16, Vec<&'a str>, Vec<&'a str>);
+    fn group<'a, 'g>(groups: &'g mut Vec<Group<'a>>, slot: u16) -> &'g mut Group<'a> {
+        let i = match groups.iter().position(|g| g.0 == slot) {
+            Some(i) => i,
+            None => {
+                groups.push((slot, Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        &mut groups[i]
+    }
+    let mut groups = Vec::new();
+    for v in &bust.versions {
+        group(&mut groups, key_slot(v)).1.push(v.as_str());
+    }
+    for e in &bust.entries {
+        group(&mut groups, key_slot(e)).2.push(e.as_str());
+    }
+    groups
+}
+
+/// The cluster slot of `key`: CRC16 (XMODEM) of its hash tag, the text
+/// between the first `{` and the next `}` when that is not empty, or of the
+/// whole key, modulo 16384.
+#[cfg(feature = "cluster")]
+fn key_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let hashed = bytes
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &bytes[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(bytes);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % 16384
+}
+
+#[cfg(all(test, feature = "cluster"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_hash_tags() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot("foo"), 12182);
+        assert_eq!(key_slot("{user1000}.following"), key_slot("user1000"));
+        assert_eq!(key_slot("foo{}{bar}"), key_slot("foo{}{bar}"));
+        assert_ne!(key_slot("foo{}{bar}"), key_slot("bar"));
+        assert_eq!(key_slot("foo{{bar}}zap"), key_slot("{bar"));
+        let e = super::super::name("ns", super::super::Kind::Entry, "user:1");
+        let k = super::super::name("ns", super::super::Kind::KeyVersion, "user:1");
+        let l = super::super::name("ns", super::super::Kind::Lock, "user:1");
+        assert_eq!(key_slot(&e), key_slot("user:1"));
+        assert_eq!(key_slot(&k), key_slot(&e));
+        assert_eq!(key_slot(&l), key_slot(&e));
+    }
+
+    #[test]
+    fn a_bust_is_grouped_by_slot() {
+        let bust = Bust {
+            versions: vec!["ns:k:{a}".into(), "ns:t:{b}".into(), "ns:t:{a}".into()],
+            entries: vec!["ns:e:{a}".into()],
+        };
+        let groups = by_slot(&bust);
+        assert_eq!(groups.len(), 2);
+        let a = groups.iter().find(|g| g.0 == key_slot("a")).unwrap();
+        assert_eq!(a.1, ["ns:k:{a}", "ns:t:{a}"]);
+        assert_eq!(a.2, ["ns:e:{a}"]);
     }
 }

@@ -1,0 +1,220 @@
+//! The same guarantees on a real Redis Cluster (three masters, three
+//! replicas, on loopback): the core suite, the reader/writer stale-read
+//! checker with tags on every master, and a master killed mid-run.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use cachette::Cache;
+
+use crate::faults;
+use crate::invalidation::{self, Bust};
+use crate::support::RedisCluster;
+
+fn calls(cluster: &RedisCluster, command: &str) -> u64 {
+    cluster
+        .nodes
+        .iter()
+        .filter(|n| n.alive())
+        .flat_map(|n| n.command_calls())
+        .filter(|(name, _)| name == command)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// On every master (a replica answers a cluster client with MOVED).
+fn every_key_has_a_ttl(cluster: &RedisCluster) {
+    let masters: Vec<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
+    for node in cluster.nodes.iter().filter(|n| masters.contains(&n.port)) {
+        faults::every_key_has_a_ttl(node);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_suite_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let cache = cluster.cache().await;
+    assert_eq!(cache.backend_name(), "redis-cluster");
+
+    // The layout: an entry, its key's version and its lock share a slot;
+    // the tag used below lives on another master.
+    let entry = cluster.master_of("cachette:e:{user:1}");
+    assert_eq!(cluster.master_of("cachette:k:{user:1}"), entry);
+    assert_eq!(cluster.master_of("cachette:l:{user:1}"), entry);
+    assert_ne!(cluster.master_of("cachette:t:{org:acme}"), entry);
+
+    // Hits and misses; a hit is one MGET from the caller's side.
+    let runs = AtomicU64::new(0);
+    let load = || async { Ok::<_, String>(runs.fetch_add(1, SeqCst)) };
+    let ttl = Duration::from_secs(60);
+    assert_eq!(
+        cache
+            .get_or_fetch("user:1", &["org:acme"], ttl, load())
+            .await,
+        Ok(0)
+    );
+    assert_eq!(
+        cache
+            .get_or_fetch("user:1", &["org:acme"], ttl, load())
+            .await,
+        Ok(0)
+    );
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.errors), (1, 1, 0));
+
+    // Key and tag busts, and the stale-set race interleavings, with the
+    // tag's version on another master than the entry.
+    for bust in [Bust::Key, Bust::Tag] {
+        for locked in [false, true] {
+            let ns = format!("race-{bust:?}-{locked}");
+            let cache = Cache::builder()
+                .namespace(ns)
+                .command_timeout(Duration::from_secs(5))
+                .connect_cluster(cluster.urls())
+                .await
+                .unwrap();
+            invalidation::stale_set_race_is_closed(cache, bust, locked).await;
+        }
+    }
+    let tags = Cache::builder()
+        .namespace("tags")
+        .command_timeout(Duration::from_secs(5))
+        .connect_cluster(cluster.urls())
+        .await
+        .unwrap();
+    invalidation::a_tag_bust_reaches_its_entries_only(tags).await;
+
+    // One invalidation of keys and tags on all three masters: every entry
+    // is refetched, and the bust waited for a replica of each.
+    let ids: Vec<String> = (0..12).map(|i| format!("item:{i}")).collect();
+    let groups: Vec<String> = (0..6).map(|i| format!("group:{i}")).collect();
+    let masters: BTreeSet<u16> = ids
+        .iter()
+        .chain(&groups)
+        .map(|n| cluster.master_of(&format!("cachette:t:{{{n}}}")))
+        .collect();
+    assert_eq!(masters.len(), 3, "names on every master");
+    for (i, id) in ids.iter().enumerate() {
+        cache
+            .get_or_fetch(id, &[groups[i % 6].as_str()], ttl, load())
+            .await
+            .unwrap();
+    }
+    for node in &cluster.nodes {
+        node.reset_stats();
+    }
+    cache.invalidate(&ids[..6], &groups[..3]).await.unwrap();
+    assert!(
+        calls(&cluster, "wait") >= 3,
+        "each master's share waited for its replica"
+    );
+    let before = runs.load(SeqCst);
+    for (i, id) in ids.iter().enumerate() {
+        cache
+            .get_or_fetch(id, &[groups[i % 6].as_str()], ttl, load())
+            .await
+            .unwrap();
+    }
+    // Busted: the six keys, and items 6.. under groups 0..3 (6, 7, 8).
+    assert_eq!(runs.load(SeqCst) - before, 9);
+    assert_eq!(cache.stats().errors, 0);
+    every_key_has_a_ttl(&cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_reads_under_concurrent_writers_with_tags_on_every_master() {
+    let cluster = RedisCluster::start();
+    // The workload's tags are group:0..5; they span the three masters.
+    let masters: BTreeSet<u16> = (0..5)
+        .map(|g| cluster.master_of(&format!("cachette:t:{{group:{g}}}")))
+        .collect();
+    assert_eq!(masters.len(), 3);
+    let cache = fast_cache(&cluster).await;
+    let work = faults::start(&cache, 30, 64);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = work.finish().await;
+    faults::check(
+        "cluster, concurrent readers and writers",
+        0,
+        &report,
+        &cache,
+    );
+    assert_eq!(cache.stats().errors, 0);
+    every_key_has_a_ttl(&cluster);
+}
+
+async fn fast_cache(cluster: &RedisCluster) -> Cache {
+    Cache::builder()
+        .command_timeout(Duration::from_millis(200))
+        .replica_ack_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(300))
+        .circuit_breaker(5, Duration::from_millis(200))
+        .connect_cluster(cluster.urls())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_killed_mid_run_fails_over_without_stale_reads() {
+    let mut cluster = RedisCluster::start();
+    let cache = fast_cache(&cluster).await;
+    let work = faults::start(&cache, 30, 64);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // Kill the master of group:0's tag; its replica takes over.
+    let victim = cluster.master_of("cachette:t:{group:0}");
+    let before: BTreeSet<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
+    let killed = Instant::now();
+    cluster.node(victim).kill();
+    let promoted = wait_for_failover(&cluster, &before);
+    let failover = killed.elapsed();
+    cluster.wait_healthy(&[promoted]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let recovered = cache.stats();
+    let report = work.finish().await;
+    eprintln!(
+        "CLUSTER | failover of master {victim} to {promoted} took {:.1} s | {} errors, {} breaker opens during the run |",
+        failover.as_secs_f64(),
+        recovered.errors,
+        recovered.breaker_opens
+    );
+    faults::check("cluster, master SIGKILLed", 1, &report, &cache);
+
+    // The cache works again after the failover: hits, no new errors.
+    let errors = cache.stats().errors;
+    let hits = cache.stats().hits;
+    let runs = AtomicU64::new(0);
+    for _ in 0..2 {
+        cache
+            .get_or_fetch("after:1", &["group:0"], Duration::from_secs(60), async {
+                Ok::<_, String>(runs.fetch_add(1, SeqCst))
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(runs.load(SeqCst), 1, "cached again after the failover");
+    assert_eq!(cache.stats().hits, hits + 1);
+    assert_eq!(cache.stats().errors, errors);
+    every_key_has_a_ttl(&cluster);
+}
+
+/// Waits until a replica has taken over from a master that is gone from
+/// `before`; returns the new master's port.
+fn wait_for_failover(cluster: &RedisCluster, before: &BTreeSet<u16>) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let masters = cluster.masters();
+        let new: Vec<u16> = masters
+            .iter()
+            .map(|m| m.0)
+            .filter(|p| !before.contains(p))
+            .collect();
+        if masters.len() == 3 && new.len() == 1 {
+            return new[0];
+        }
+        assert!(Instant::now() < deadline, "no failover within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
