@@ -9,9 +9,11 @@
 //! cd bench && cargo run --release -- quick   # shorter rounds
 //! cd bench && cargo run --release -- hits N  # only N cachette hits (for profiling)
 //! cd bench && cargo run --release -- raw N   # only N raw GETs (for profiling)
+//! cd bench && cargo run --release -- cluster # Redis Cluster beside a single Redis
 //! ```
 
 mod alloc;
+mod cluster;
 mod server;
 
 use std::future::Future;
@@ -208,7 +210,11 @@ fn micros(d: Duration) -> String {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.first().map(String::as_str) == Some("quick");
+    let quick = args.iter().any(|a| a == "quick");
+    if args.first().map(String::as_str) == Some("cluster") {
+        cluster::run(quick).await;
+        return;
+    }
     let server = server::RedisServer::start();
     let url = server.url();
     URL.set(url.clone()).unwrap();

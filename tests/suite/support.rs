@@ -369,7 +369,7 @@ impl RedisCluster {
 
     /// Waits until the live nodes agree the cluster is healthy: every slot
     /// served, and every master but those in `without_replica` with a
-    /// replica whose link is up.
+    /// replica whose link is up and that every node knows of.
     pub fn wait_healthy(&self, without_replica: &[u16]) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -378,7 +378,9 @@ impl RedisCluster {
                     .arg("INFO")
                     .query(&mut n.raw())
                     .unwrap_or_default();
-                info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && replicas_known(n, without_replica)
             }) && self.masters().len() == 3
                 && self.masters().iter().all(|(port, _)| {
                     without_replica.contains(port) || {
@@ -399,4 +401,26 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Whether `node`'s `CLUSTER SLOTS` lists a replica for every range whose
+/// master is not in `without_replica`.
+#[cfg(feature = "cluster")]
+fn replicas_known(node: &RedisServer, without_replica: &[u16]) -> bool {
+    let Ok(slots) = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query::<Vec<Vec<redis::Value>>>(&mut node.raw())
+    else {
+        return false;
+    };
+    slots.iter().all(|range| match range.get(2) {
+        Some(redis::Value::Array(master)) => {
+            let port = match master.get(1) {
+                Some(redis::Value::Int(p)) => *p as u16,
+                _ => 0,
+            };
+            without_replica.contains(&port) || range.len() >= 4
+        }
+        _ => false,
+    })
 }

@@ -76,29 +76,40 @@ pub(crate) struct RedisBackend {
     acks: ReplicaAcks,
     /// How long a bust waits for replicas to acknowledge it.
     ack_timeout: Duration,
-    /// Replicas per slot range, as last learned from the server.
+    /// Masters and replicas per slot range, as last learned.
     topology: Mutex<Option<Topology>>,
+    /// The server refused to tell its replicas; warned once.
+    warned_topology: std::sync::atomic::AtomicBool,
     bust: Script,
     unlock: Script,
 }
 
-/// How many replicas serve each slot range (a single Redis is one range).
+/// Who serves each slot range: its master's address (on a cluster) and
+/// how many healthy replicas it has. A single Redis is one range.
 #[derive(Clone, Debug)]
 struct Topology {
     learned: Instant,
-    /// `(first slot, last slot, replicas)`.
-    ranges: Vec<(u16, u16, u32)>,
+    ranges: Vec<SlotRange>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct SlotRange {
+    first: u16,
+    last: u16,
+    /// `(host, port)` of the master; `None` on a single Redis.
+    master: Option<(String, u16)>,
+    replicas: u32,
 }
 
 impl Topology {
-    /// How often `ReplicaAcks::Auto` asks the server again.
+    /// How often it is asked again (it is also forgotten after a failed
+    /// bust, so the retry asks again).
     const REFRESH: Duration = Duration::from_secs(1);
 
-    fn replicas(&self, slot: u16) -> u32 {
+    fn range(&self, slot: u16) -> Option<&SlotRange> {
         self.ranges
             .iter()
-            .find(|(first, last, _)| (*first..=*last).contains(&slot))
-            .map_or(0, |r| r.2)
+            .find(|r| (r.first..=r.last).contains(&slot))
     }
 }
 
@@ -260,6 +271,7 @@ impl RedisBackend {
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
             topology: Mutex::new(None),
+            warned_topology: std::sync::atomic::AtomicBool::new(false),
             bust: Script::new(include_str!("../lua/bust.lua")),
             unlock: Script::new(include_str!("../lua/unlock.lua")),
         }
@@ -397,47 +409,60 @@ impl RedisBackend {
         if bust.versions.is_empty() && bust.entries.is_empty() {
             return Ok(());
         }
+        let result = self.try_bust(bust, ttl).await;
+        if result.is_err() {
+            // A failover or a slot move may be why: ask again next time.
+            *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+        result
+    }
+
+    async fn try_bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
         let deadline = self.deadline * 2 + self.ack_timeout;
         let topology = self.topology().await?;
         match &self.conn {
             Conn::Single(conn) => {
-                let acks = self.acks_for(topology.as_ref(), 0);
+                let replicas = topology.as_ref().and_then(|t| t.range(0)).map_or(0, |r| r.replicas);
+                let acks = self.acks_for(replicas);
                 self.within_for(deadline, self.bust_single(conn.clone(), bust, ttl, acks))
-                    .await?
+                    .await
             }
             #[cfg(feature = "cluster")]
             Conn::Cluster(conn) => {
-                let groups = by_slot(bust);
-                let sends = groups.into_iter().map(|(slot, versions, entries)| {
-                    let acks = self.acks_for(topology.as_ref(), slot);
-                    self.bust_slot(conn.clone(), slot, versions, entries, ttl, acks)
+                let topology = topology.ok_or_else(|| {
+                    Error::new(ErrorKind::Backend, "the cluster's slot map is unknown")
+                })?;
+                let sends = by_master(bust, &topology)?.into_iter().map(|node| {
+                    let acks = self.acks_for(node.replicas);
+                    self.bust_node(conn.clone(), node, ttl, acks)
                 });
                 let done = self
                     .within_for(deadline, async {
                         Ok(futures_util::future::join_all(sends).await)
                     })
                     .await?;
-                done.into_iter().collect::<Result<Vec<()>, Error>>()?;
+                done.into_iter().collect()
             }
         }
-        Ok(())
     }
 
-    /// How many replica acknowledgements a bust of `slot` waits for.
-    fn acks_for(&self, topology: Option<&Topology>, slot: u16) -> u32 {
+    /// How many replica acknowledgements a bust waits for on a master with
+    /// `replicas` healthy replicas.
+    fn acks_for(&self, replicas: u32) -> u32 {
         match self.acks {
             ReplicaAcks::Off => 0,
             ReplicaAcks::Require(n) => n,
-            ReplicaAcks::Auto => topology.map_or(0, |t| t.replicas(slot).min(1)),
+            ReplicaAcks::Auto => replicas.min(1),
         }
     }
 
-    /// The replica topology for `ReplicaAcks::Auto`, asked again when it is
-    /// older than [`Topology::REFRESH`]. A server that does not let us ask
-    /// (an ACL without `info` or `cluster|slots`) counts as having no
-    /// replicas, with a warning.
+    /// Who serves which slots, asked again when older than
+    /// [`Topology::REFRESH`]. Needed on a cluster (busts are grouped by
+    /// master), and on a single Redis for `ReplicaAcks::Auto`. A single
+    /// Redis that does not let us ask (an ACL without `info`) counts as
+    /// having no replicas, with one warning.
     async fn topology(&self) -> Result<Option<Topology>, Error> {
-        if self.acks != ReplicaAcks::Auto {
+        if self.acks != ReplicaAcks::Auto && matches!(self.conn, Conn::Single(_)) {
             return Ok(None);
         }
         {
@@ -451,8 +476,13 @@ impl RedisBackend {
         }
         let ranges = match self.within(self.ask_topology()).await {
             Ok(ranges) => ranges,
-            Err(e) if e.kind() == ErrorKind::Auth => {
-                tracing::warn!(error = %e, "cachette: cannot ask Redis for its replicas; invalidations will not wait for replicas");
+            Err(e) if e.kind() == ErrorKind::Auth && matches!(self.conn, Conn::Single(_)) => {
+                if !self
+                    .warned_topology
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::warn!(error = %e, "cachette: Redis does not let us ask for its replicas (`INFO replication`); invalidations will not wait for replicas");
+                }
                 Vec::new()
             }
             Err(e) => return Err(e),
@@ -465,7 +495,7 @@ impl RedisBackend {
         Ok(Some(topology))
     }
 
-    async fn ask_topology(&self) -> RedisResult<Vec<(u16, u16, u32)>> {
+    async fn ask_topology(&self) -> RedisResult<Vec<SlotRange>> {
         match &self.conn {
             Conn::Single(conn) => {
                 let info: String = redis::cmd("INFO")
@@ -477,27 +507,23 @@ impl RedisBackend {
                     .find_map(|l| l.strip_prefix("connected_slaves:"))
                     .and_then(|n| n.trim().parse().ok())
                     .unwrap_or(0);
-                Ok(vec![(0, u16::MAX, replicas)])
+                Ok(vec![SlotRange {
+                    first: 0,
+                    last: u16::MAX,
+                    master: None,
+                    replicas,
+                }])
             }
             #[cfg(feature = "cluster")]
             Conn::Cluster(conn) => {
-                // Each range: first slot, last slot, the master, then one
-                // entry per replica that is not failing.
+                // Each range: first slot, last slot, the master as
+                // [host, port, id, ...], then one entry per replica that is
+                // not failing.
                 let ranges: Vec<Vec<Value>> = redis::cmd("CLUSTER")
                     .arg("SLOTS")
                     .query_async(&mut conn.clone())
                     .await?;
-                Ok(ranges
-                    .iter()
-                    .filter_map(|r| match r.as_slice() {
-                        [Value::Int(first), Value::Int(last), _master, replicas @ ..] => Some((
-                            u16::try_from(*first).ok()?,
-                            u16::try_from(*last).ok()?,
-                            replicas.len() as u32,
-                        )),
-                        _ => None,
-                    })
-                    .collect())
+                Ok(ranges.iter().filter_map(|r| slot_range(r)).collect())
             }
         }
     }
@@ -552,38 +578,41 @@ impl RedisBackend {
         wait
     }
 
-    /// One slot's share of a cluster bust: a pipeline of `SET`s for its
-    /// versions, a `DEL` of its entries and the `WAIT`, all to the slot's
-    /// master on one connection.
+    /// One master's share of a cluster bust: a pipeline of a `SET` per
+    /// version, a `DEL` per entry and the `WAIT`, on one connection.
     #[cfg(feature = "cluster")]
-    async fn bust_slot(
+    async fn bust_node(
         &self,
         mut conn: redis::cluster_async::ClusterConnection,
-        slot: u16,
-        versions: Vec<&str>,
-        entries: Vec<&str>,
+        node: NodeBust<'_>,
         ttl: Duration,
         acks: u32,
     ) -> Result<(), Error> {
-        use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
+        use redis::cluster_routing::SingleNodeRoutingInfo;
         let mut pipe = redis::pipe();
-        for version in &versions {
+        for version in &node.versions {
             pipe.cmd("SET")
                 .arg(version)
                 .arg(Token::random().as_bytes().as_slice())
                 .arg("PX")
                 .arg(millis(ttl));
         }
-        if !entries.is_empty() {
-            pipe.cmd("DEL").arg(&entries);
+        for entry in &node.entries {
+            pipe.cmd("DEL").arg(entry);
         }
         if acks > 0 {
             pipe.add_command(self.wait(acks));
         }
-        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+        let (host, port) = node.master;
+        let route = SingleNodeRoutingInfo::ByAddress {
+            host: host.to_string(),
+            port,
+        };
         let replies = conn
             .route_pipeline(pipe.clone(), 0, pipe.len(), route)
             .await?;
+        // A slot that moved since the slot map was read answers MOVED: the
+        // bust fails, and its retry reads the map again.
         for reply in &replies {
             if let Value::ServerError(e) = reply {
                 return Err(Error::from(redis::RedisError::from(e.clone())));
@@ -609,28 +638,75 @@ fn check_acks(reply: Option<RedisResult<Value>>, acks: u32) -> RedisResult<()> {
     }
 }
 
-/// The names of a bust grouped by cluster slot: `(slot, versions, entries)`.
+/// One `CLUSTER SLOTS` range.
 #[cfg(feature = "cluster")]
-fn by_slot(bust: &Bust) -> Vec<(u16, Vec<&str>, Vec<&str>)> {
-    type Group<'a> = (u16, Vec<&'a str>, Vec<&'a str>);
-    fn group<'a, 'g>(groups: &'g mut Vec<Group<'a>>, slot: u16) -> &'g mut Group<'a> {
-        let i = match groups.iter().position(|g| g.0 == slot) {
+fn slot_range(range: &[Value]) -> Option<SlotRange> {
+    let [Value::Int(first), Value::Int(last), Value::Array(master), replicas @ ..] = range else {
+        return None;
+    };
+    let host = match master.first()? {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+        Value::SimpleString(s) => s.clone(),
+        _ => return None,
+    };
+    let Value::Int(port) = master.get(1)? else {
+        return None;
+    };
+    Some(SlotRange {
+        first: u16::try_from(*first).ok()?,
+        last: u16::try_from(*last).ok()?,
+        master: Some((host, u16::try_from(*port).ok()?)),
+        replicas: u32::try_from(replicas.len()).unwrap_or(u32::MAX),
+    })
+}
+
+/// What one master gets of a bust.
+#[cfg(feature = "cluster")]
+#[derive(Debug, PartialEq)]
+struct NodeBust<'a> {
+    master: (&'a str, u16),
+    replicas: u32,
+    versions: Vec<&'a str>,
+    entries: Vec<&'a str>,
+}
+
+/// The names of a bust grouped by the master serving their slots.
+#[cfg(feature = "cluster")]
+fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<'a>>, Error> {
+    let mut nodes: Vec<NodeBust<'a>> = Vec::new();
+    let mut node_of = |name: &str| -> Result<usize, Error> {
+        let range = topology
+            .range(key_slot(name))
+            .and_then(|r| Some((r.master.as_ref()?, r.replicas)));
+        let Some(((host, port), replicas)) = range else {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "no master serves the slot of an invalidated name",
+            ));
+        };
+        let master = (host.as_str(), *port);
+        Ok(match nodes.iter().position(|n| n.master == master) {
             Some(i) => i,
             None => {
-                groups.push((slot, Vec::new(), Vec::new()));
-                groups.len() - 1
+                nodes.push(NodeBust {
+                    master,
+                    replicas,
+                    versions: Vec::new(),
+                    entries: Vec::new(),
+                });
+                nodes.len() - 1
             }
-        };
-        &mut groups[i]
+        })
+    };
+    let versions: Vec<usize> = bust.versions.iter().map(|v| node_of(v)).collect::<Result<_, _>>()?;
+    let entries: Vec<usize> = bust.entries.iter().map(|e| node_of(e)).collect::<Result<_, _>>()?;
+    for (v, i) in bust.versions.iter().zip(versions) {
+        nodes[i].versions.push(v);
     }
-    let mut groups = Vec::new();
-    for v in &bust.versions {
-        group(&mut groups, key_slot(v)).1.push(v.as_str());
+    for (e, i) in bust.entries.iter().zip(entries) {
+        nodes[i].entries.push(e);
     }
-    for e in &bust.entries {
-        group(&mut groups, key_slot(e)).2.push(e.as_str());
-    }
-    groups
+    Ok(nodes)
 }
 
 /// The cluster slot of `key`: CRC16 (XMODEM) of its hash tag, the text
@@ -672,15 +748,34 @@ mod tests {
     }
 
     #[test]
-    fn a_bust_is_grouped_by_slot() {
+    fn a_bust_is_grouped_by_master() {
+        let range = |first, last, port| SlotRange {
+            first,
+            last,
+            master: Some(("127.0.0.1".to_string(), port)),
+            replicas: 1,
+        };
+        let topology = Topology {
+            learned: Instant::now(),
+            ranges: vec![range(0, 8191, 7000), range(8192, 16383, 7001)],
+        };
         let bust = Bust {
-            versions: vec!["ns:k:{a}".into(), "ns:t:{b}".into(), "ns:t:{a}".into()],
+            versions: vec!["ns:k:{a}".into(), "ns:t:{b}".into(), "ns:t:{c}".into()],
             entries: vec!["ns:e:{a}".into()],
         };
-        let groups = by_slot(&bust);
-        assert_eq!(groups.len(), 2);
-        let a = groups.iter().find(|g| g.0 == key_slot("a")).unwrap();
-        assert_eq!(a.1, ["ns:k:{a}", "ns:t:{a}"]);
-        assert_eq!(a.2, ["ns:e:{a}"]);
+        // a: 15495, b: 3300, c: 7365.
+        let nodes = by_master(&bust, &topology).unwrap();
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(nodes[0].master, ("127.0.0.1", 7001));
+        assert_eq!(nodes[0].versions, ["ns:k:{a}"]);
+        assert_eq!(nodes[0].entries, ["ns:e:{a}"]);
+        assert_eq!(nodes[1].master, ("127.0.0.1", 7000));
+        assert_eq!(nodes[1].versions, ["ns:t:{b}", "ns:t:{c}"]);
+
+        let uncovered = Topology {
+            learned: Instant::now(),
+            ranges: vec![range(0, 8191, 7000)],
+        };
+        assert!(by_master(&bust, &uncovered).is_err(), "slot of a unserved");
     }
 }
