@@ -219,3 +219,41 @@ fn wait_for_failover(cluster: &RedisCluster, before: &BTreeSet<u16>) -> u16 {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slots_migrate_mid_run_without_stale_reads() {
+    let cluster = RedisCluster::start();
+    let cache = fast_cache(&cluster).await;
+    let work = faults::start(&cache, 30, 64);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Move the slot of group:0's tag and the slot of item:0 (its entry and
+    // version) to another master while readers and writers run.
+    let masters: Vec<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
+    let mut moved = 0;
+    for name in ["cachette:t:{group:0}", "cachette:e:{item:0}"] {
+        let slot = slot_of(&cluster, name);
+        let from = cluster.master_of(name);
+        let to = *masters.iter().find(|p| **p != from).unwrap();
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            cluster.migrate_slot(slot, from, to, || {
+                handle.block_on(tokio::time::sleep(Duration::from_millis(200)));
+            })
+        });
+        assert_eq!(cluster.master_of(name), to, "{name} moved");
+        moved += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let report = work.finish().await;
+    faults::check("cluster, slots migrated", moved, &report, &cache);
+    every_key_has_a_ttl(&cluster);
+}
+
+fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(&mut cluster.nodes[0].raw())
+        .unwrap()
+}

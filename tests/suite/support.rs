@@ -360,6 +360,59 @@ impl RedisCluster {
             .expect("every slot is served")
     }
 
+    /// Moves `slot` from the master on port `from` to the one on `to` the
+    /// way `redis-cli --cluster reshard` does: mark it importing and
+    /// migrating, `MIGRATE` its keys in batches, then assign it. Between
+    /// the steps, clients get ASK (and, after, MOVED) redirections; `pause`
+    /// runs at each of those points so a workload meets them.
+    pub fn migrate_slot(&self, slot: u16, from: u16, to: u16, mut pause: impl FnMut()) {
+        let node = |port: u16| self.nodes.iter().find(|n| n.port == port).unwrap();
+        let id = |port: u16| -> String {
+            redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query(&mut node(port).raw())
+                .unwrap()
+        };
+        let (from_id, to_id) = (id(from), id(to));
+        let setslot = |port: u16, args: &[&str]| {
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(args)
+                .exec(&mut node(port).raw())
+                .unwrap();
+        };
+        setslot(to, &["IMPORTING", &from_id]);
+        setslot(from, &["MIGRATING", &to_id]);
+        pause();
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(100)
+                .query(&mut node(from).raw())
+                .unwrap();
+            if keys.is_empty() {
+                break;
+            }
+            redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(to)
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("REPLACE")
+                .arg("KEYS")
+                .arg(&keys)
+                .exec(&mut node(from).raw())
+                .unwrap();
+            pause();
+        }
+        setslot(to, &["NODE", &to_id]);
+        setslot(from, &["NODE", &to_id]);
+        pause();
+    }
+
     pub fn node(&mut self, port: u16) -> &mut RedisServer {
         self.nodes
             .iter_mut()
