@@ -216,6 +216,8 @@ async fn an_acl_user_with_the_documented_commands_can_do_everything() {
         .arg("+del")
         .arg("+evalsha")
         .arg("+script|load")
+        .arg("+info")
+        .arg("+wait")
         .query(&mut server.raw())
         .unwrap();
     let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);

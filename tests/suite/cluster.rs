@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use cachette::Cache;
+use cachette::{cached, Cache};
 
 use crate::faults;
 use crate::invalidation::{self, Bust};
-use crate::support::RedisCluster;
+use crate::strategies;
+use crate::support::{ManualClock, RedisCluster};
 
 fn calls(cluster: &RedisCluster, command: &str) -> u64 {
     cluster
@@ -256,4 +257,54 @@ fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
         .arg(key)
         .query(&mut cluster.nodes[0].raw())
         .unwrap()
+}
+
+#[cached(cache = cache, key = "stampede:<id>", ttl = 60, tags = ["org:acme"], strategy = "lock", lock_ttl = "2s", lock_wait = "10s")]
+async fn locked(cache: &Cache, runs: &AtomicU64, id: u64) -> u64 {
+    runs.fetch_add(1, SeqCst);
+    // A slow query: long enough for every other caller to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    id
+}
+
+/// The strategies on a cluster: the lock collapses a stampede across four
+/// caches (each with its own in-process coalescing, like four processes),
+/// and `swr` serves stale, refreshes once, and loses to a racing bust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strategies_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let runs = std::sync::Arc::new(AtomicU64::new(0));
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let cache = cluster.cache().await;
+        for _ in 0..50 {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            calls.push(tokio::spawn(async move { locked(&cache, &runs, 9).await }));
+        }
+    }
+    for call in calls {
+        assert_eq!(call.await.unwrap(), 9);
+    }
+    assert_eq!(
+        runs.load(SeqCst),
+        1,
+        "200 callers in 4 caches, one body run"
+    );
+
+    let clock = ManualClock::default();
+    for check in 0..2 {
+        let cache = Cache::builder()
+            .namespace(format!("swr{check}"))
+            .clock(clock.clone())
+            .command_timeout(Duration::from_secs(5))
+            .replica_ack_timeout(Duration::from_secs(2))
+            .connect_cluster(cluster.urls())
+            .await
+            .unwrap();
+        if check == 0 {
+            strategies::swr_serves_stale_and_refreshes_once(cache, &clock).await;
+        } else {
+            strategies::swr_refresh_that_raced_a_bust_loses(cache, &clock).await;
+        }
+    }
 }

@@ -163,73 +163,84 @@ async fn followers_finish_when_the_leader_is_cancelled_or_panics() {
 async fn swr_serves_stale_at_once_and_refreshes_once() {
     let clock = ManualClock::default();
     for (cache, _server) in each_backend_with(&clock, 0.5).await {
-        let s = svc(cache.clone());
-        s.src.version.store(100, SeqCst);
-        assert_eq!(s.swr(1).await.unwrap(), 101);
-
-        // Past the fresh window: 200 callers get the old value while one
-        // refresh is held in its body.
-        clock.advance(Duration::from_secs(61));
-        s.src.version.store(200, SeqCst);
-        let (reached, release) = s.src.hold_next(false);
-        let calls: Vec<_> = (0..200)
-            .map(|_| {
-                let s = s.clone();
-                tokio::spawn(async move { s.swr(1).await })
-            })
-            .collect();
-        for call in calls {
-            assert_eq!(
-                call.await.unwrap().unwrap(),
-                101,
-                "served stale without waiting"
-            );
-        }
-        reached.notified().await;
-        assert_eq!(s.src.runs(), 2, "exactly one refresh");
-        assert_eq!(cache.stats().refreshes, 1);
-        assert_eq!(cache.stats().stale_hits, 200);
-        release.notify_one();
-        cache.refreshes_settled().await;
-        assert_eq!(
-            s.swr(1).await.unwrap(),
-            201,
-            "the refreshed value is served"
-        );
-        assert_eq!(s.src.runs(), 2);
-
-        // Past both windows: a plain miss.
-        clock.advance(Duration::from_secs(60 + 601));
-        s.src.version.store(300, SeqCst);
-        assert_eq!(s.swr(1).await.unwrap(), 301);
-        assert_eq!(s.src.runs(), 3);
-        assert_eq!(cache.stats().refreshes, 1);
+        swr_serves_stale_and_refreshes_once(cache, &clock).await;
     }
+}
+
+/// `cache` must read `clock`.
+pub(crate) async fn swr_serves_stale_and_refreshes_once(cache: Cache, clock: &ManualClock) {
+    let s = svc(cache.clone());
+    s.src.version.store(100, SeqCst);
+    assert_eq!(s.swr(1).await.unwrap(), 101);
+
+    // Past the fresh window: 200 callers get the old value while one
+    // refresh is held in its body.
+    clock.advance(Duration::from_secs(61));
+    s.src.version.store(200, SeqCst);
+    let (reached, release) = s.src.hold_next(false);
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.swr(1).await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(
+            call.await.unwrap().unwrap(),
+            101,
+            "served stale without waiting: {:?}",
+            cache.stats()
+        );
+    }
+    reached.notified().await;
+    assert_eq!(s.src.runs(), 2, "exactly one refresh");
+    assert_eq!(cache.stats().refreshes, 1);
+    assert_eq!(cache.stats().stale_hits, 200);
+    release.notify_one();
+    cache.refreshes_settled().await;
+    assert_eq!(
+        s.swr(1).await.unwrap(),
+        201,
+        "the refreshed value is served"
+    );
+    assert_eq!(s.src.runs(), 2);
+
+    // Past both windows: a plain miss.
+    clock.advance(Duration::from_secs(60 + 601));
+    s.src.version.store(300, SeqCst);
+    assert_eq!(s.swr(1).await.unwrap(), 301);
+    assert_eq!(s.src.runs(), 3);
+    assert_eq!(cache.stats().refreshes, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_swr_refresh_that_raced_an_invalidation_cannot_overwrite_it() {
     let clock = ManualClock::default();
     for (cache, _server) in each_backend_with(&clock, 0.5).await {
-        let s = svc(cache.clone());
-        s.src.version.store(0, SeqCst);
-        s.swr(1).await.unwrap();
-        clock.advance(Duration::from_secs(61));
-        s.src.version.store(10, SeqCst);
-        let (reached, release) = s.src.hold_next(false);
-        assert_eq!(s.swr(1).await.unwrap(), 1, "stale, refresh started");
-        reached.notified().await; // the refresh has read version 10
-        s.src.version.store(20, SeqCst);
-        cache.invalidate_tags(["t:1"]).await.unwrap();
-        release.notify_one();
-        cache.refreshes_settled().await;
-        assert_eq!(
-            s.swr(1).await.unwrap(),
-            21,
-            "the raced refresh's value was served"
-        );
-        assert_eq!(s.swr(1).await.unwrap(), 21);
+        swr_refresh_that_raced_a_bust_loses(cache, &clock).await;
     }
+}
+
+/// `cache` must read `clock`.
+pub(crate) async fn swr_refresh_that_raced_a_bust_loses(cache: Cache, clock: &ManualClock) {
+    let s = svc(cache.clone());
+    s.src.version.store(0, SeqCst);
+    s.swr(1).await.unwrap();
+    clock.advance(Duration::from_secs(61));
+    s.src.version.store(10, SeqCst);
+    let (reached, release) = s.src.hold_next(false);
+    assert_eq!(s.swr(1).await.unwrap(), 1, "stale, refresh started");
+    reached.notified().await; // the refresh has read version 10
+    s.src.version.store(20, SeqCst);
+    cache.invalidate_tags(["t:1"]).await.unwrap();
+    release.notify_one();
+    cache.refreshes_settled().await;
+    assert_eq!(
+        s.swr(1).await.unwrap(),
+        21,
+        "the raced refresh's value was served"
+    );
+    assert_eq!(s.swr(1).await.unwrap(), 21);
 }
 
 #[tokio::test]

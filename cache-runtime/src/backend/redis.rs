@@ -221,20 +221,18 @@ impl RedisBackend {
             };
             Error::new(ErrorKind::Config, hint).with_source(e)
         })?;
-        let conn = tokio::time::timeout(
-            settings.connect_timeout * 2,
-            client.get_async_connection(),
-        )
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Timeout,
-                "timed out connecting to the Redis Cluster",
-            )
-        })?
-        .map_err(|e| {
-            let err = Error::from(e);
-            let what = match err.kind() {
+        let conn =
+            tokio::time::timeout(settings.connect_timeout * 2, client.get_async_connection())
+                .await
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::Timeout,
+                        "timed out connecting to the Redis Cluster",
+                    )
+                })?
+                .map_err(|e| {
+                    let err = Error::from(e);
+                    let what = match err.kind() {
                 ErrorKind::Tls => {
                     "TLS handshake with the Redis Cluster failed (is its certificate trusted?)"
                 }
@@ -242,8 +240,8 @@ impl RedisBackend {
                 ErrorKind::Timeout => "timed out connecting to the Redis Cluster",
                 _ => "could not connect to the Redis Cluster",
             };
-            Error::new(err.kind(), what).with_source(err)
-        })?;
+                    Error::new(err.kind(), what).with_source(err)
+                })?;
         Ok(Self::with_conn(Conn::Cluster(conn), settings))
     }
 
@@ -422,7 +420,10 @@ impl RedisBackend {
         let topology = self.topology().await?;
         match &self.conn {
             Conn::Single(conn) => {
-                let replicas = topology.as_ref().and_then(|t| t.range(0)).map_or(0, |r| r.replicas);
+                let replicas = topology
+                    .as_ref()
+                    .and_then(|t| t.range(0))
+                    .map_or(0, |r| r.replicas);
                 let acks = self.acks_for(replicas);
                 self.within_for(deadline, self.bust_single(conn.clone(), bust, ttl, acks))
                     .await
@@ -698,8 +699,16 @@ fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<
             }
         })
     };
-    let versions: Vec<usize> = bust.versions.iter().map(|v| node_of(v)).collect::<Result<_, _>>()?;
-    let entries: Vec<usize> = bust.entries.iter().map(|e| node_of(e)).collect::<Result<_, _>>()?;
+    let versions: Vec<usize> = bust
+        .versions
+        .iter()
+        .map(|v| node_of(v))
+        .collect::<Result<_, _>>()?;
+    let entries: Vec<usize> = bust
+        .entries
+        .iter()
+        .map(|e| node_of(e))
+        .collect::<Result<_, _>>()?;
     for (v, i) in bust.versions.iter().zip(versions) {
         nodes[i].versions.push(v);
     }
