@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use cachette::{Cache, ReplicaAcks};
 
+use crate::proxy::{FaultProxy, Mode};
 use crate::support::{eventually, RedisServer};
 
 fn wait_for_replica(master: &RedisServer) {
@@ -34,8 +35,12 @@ fn waits(server: &RedisServer) -> u64 {
 }
 
 async fn read(cache: &Cache, runs: &AtomicU64) -> u64 {
+    read_key(cache, "user:1", runs).await
+}
+
+async fn read_key(cache: &Cache, key: &str, runs: &AtomicU64) -> u64 {
     cache
-        .get_or_fetch("user:1", &["org:1"], Duration::from_secs(60), async {
+        .get_or_fetch(key, &["org:1"], Duration::from_secs(60), async {
             Ok::<_, String>(runs.fetch_add(1, SeqCst))
         })
         .await
@@ -112,4 +117,65 @@ async fn without_replicas_auto_does_not_wait_and_require_fails() {
         .unwrap();
     assert!(required.invalidate_keys(["a"]).await.is_err());
     assert_eq!(required.stats().pending_busts, 1);
+}
+
+/// The failure `WAIT` exists for, made deterministic: the replica's link
+/// runs through a proxy that is stalled, the master dies, the replica is
+/// promoted. A bust the master alone acknowledged (`Off`) returned `Ok` and
+/// is gone: the promoted replica serves the old entry as valid. With
+/// `Auto` the same bust does not return `Ok`, and one that did return `Ok`
+/// survives the failover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_busts_a_replica_acknowledged_survive_a_failover() {
+    let mut master = RedisServer::start();
+    let link = FaultProxy::start(master.port).await;
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &link.port.to_string()]);
+    wait_for_replica(&master);
+    let url = master.url();
+    let writer = |acks| {
+        Cache::builder()
+            .replica_acks(acks)
+            .replica_ack_timeout(Duration::from_millis(300))
+            .command_timeout(Duration::from_secs(2))
+            .connect(&url)
+    };
+    let (auto, off) = (
+        writer(ReplicaAcks::Auto).await.unwrap(),
+        writer(ReplicaAcks::Off).await.unwrap(),
+    );
+    let runs = AtomicU64::new(0);
+    for key in ["user:1", "user:2", "user:3"] {
+        read_key(&auto, key, &runs).await;
+    }
+    // With the link up, a bust returns once the replica holds it.
+    auto.invalidate_keys(["user:3"]).await.unwrap();
+
+    link.set(Mode::Stall);
+    off.invalidate_keys(["user:1"])
+        .await
+        .expect("Off: the master's acknowledgement is enough");
+    let err = auto.invalidate_keys(["user:2"]).await.unwrap_err();
+    assert_eq!(auto.stats().pending_busts, 1, "kept for retry: {err}");
+
+    master.kill();
+    redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .exec(&mut replica.raw())
+        .unwrap();
+    let reader = replica.cache().await;
+    let before = runs.load(SeqCst);
+    assert_eq!(
+        read_key(&reader, "user:3", &runs).await,
+        before,
+        "the acknowledged bust survived: a miss on the promoted replica"
+    );
+    assert_eq!(
+        read_key(&reader, "user:1", &runs).await,
+        0,
+        "Off: the bust returned Ok and was lost with the master"
+    );
+    // `Auto` never returned Ok for user:2: the writer still holds it and
+    // reads through for it.
+    assert_eq!(auto.stats().pending_busts, 1);
 }
