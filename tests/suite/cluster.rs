@@ -308,3 +308,36 @@ async fn strategies_on_a_cluster() {
         }
     }
 }
+
+#[tokio::test]
+async fn connect_cluster_errors_say_what_failed() {
+    let none: [&str; 0] = [];
+    let err = Cache::connect_cluster(none).await.unwrap_err();
+    assert_eq!(err.kind(), cachette::ErrorKind::Config, "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = Cache::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .connect_cluster([format!("redis://127.0.0.1:{closed}")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            cachette::ErrorKind::Connection | cachette::ErrorKind::Timeout
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Redis Cluster"), "{err}");
+
+    let err = Cache::builder()
+        .namespace("shop{1}")
+        .connect_cluster([format!("redis://127.0.0.1:{closed}")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), cachette::ErrorKind::Config, "{err}");
+}

@@ -170,18 +170,7 @@ impl RedisBackend {
         let client = Self::client(url, settings)?;
         let conn = ConnectionManager::new_with_config(client, Self::config(settings))
             .await
-            .map_err(|e| {
-                let err = Error::from(e);
-                let what = match err.kind() {
-                    ErrorKind::Tls => {
-                        "TLS handshake with Redis failed (is its certificate trusted?)"
-                    }
-                    ErrorKind::Auth => "Redis refused the credentials",
-                    ErrorKind::Timeout => "timed out connecting to Redis",
-                    _ => "could not connect to Redis",
-                };
-                Error::new(err.kind(), what).with_source(err)
-            })?;
+            .map_err(|e| connect_error(Error::from(e), "Redis"))?;
         Ok(Self::with_conn(Conn::Single(conn), settings))
     }
 
@@ -221,27 +210,17 @@ impl RedisBackend {
             };
             Error::new(ErrorKind::Config, hint).with_source(e)
         })?;
+        let target = "the Redis Cluster";
         let conn =
             tokio::time::timeout(settings.connect_timeout * 2, client.get_async_connection())
                 .await
                 .map_err(|_| {
                     Error::new(
                         ErrorKind::Timeout,
-                        "timed out connecting to the Redis Cluster",
+                        format!("timed out connecting to {target}"),
                     )
                 })?
-                .map_err(|e| {
-                    let err = Error::from(e);
-                    let what = match err.kind() {
-                ErrorKind::Tls => {
-                    "TLS handshake with the Redis Cluster failed (is its certificate trusted?)"
-                }
-                ErrorKind::Auth => "the Redis Cluster refused the credentials",
-                ErrorKind::Timeout => "timed out connecting to the Redis Cluster",
-                _ => "could not connect to the Redis Cluster",
-            };
-                    Error::new(err.kind(), what).with_source(err)
-                })?;
+                .map_err(|e| connect_error(Error::from(e), target))?;
         Ok(Self::with_conn(Conn::Cluster(conn), settings))
     }
 
@@ -624,6 +603,19 @@ impl RedisBackend {
         }
         Ok(())
     }
+}
+
+/// Says what failed while connecting to `target`, keeping the kind.
+fn connect_error(err: Error, target: &str) -> Error {
+    let what = match err.kind() {
+        ErrorKind::Tls => {
+            format!("TLS handshake with {target} failed (is its certificate trusted?)")
+        }
+        ErrorKind::Auth => format!("{target} refused the credentials"),
+        ErrorKind::Timeout => format!("timed out connecting to {target}"),
+        _ => format!("could not connect to {target}"),
+    };
+    Error::new(err.kind(), what).with_source(err)
 }
 
 /// A `WAIT` reply must count at least `acks` replicas.
