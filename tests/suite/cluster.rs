@@ -63,6 +63,23 @@ async fn core_suite_on_a_cluster() {
     );
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.errors), (1, 1, 0));
+    // A hit is one MGET per slot, sent at once: the entry with its key's
+    // version on one master, the tag's version on another.
+    for node in &cluster.nodes {
+        node.reset_stats();
+    }
+    assert_eq!(
+        cache
+            .get_or_fetch("user:1", &["org:acme"], ttl, load())
+            .await,
+        Ok(0)
+    );
+    assert_eq!(calls(&cluster, "mget"), 2);
+    assert_eq!(
+        cluster.nodes.iter().flat_map(|n| n.command_calls()).count(),
+        2,
+        "nothing but the two MGETs"
+    );
 
     // Key and tag busts, and the stale-set race interleavings, with the
     // tag's version on another master than the entry.

@@ -4,10 +4,9 @@
 //! map after a failover).
 //!
 //! Costs, in round trips of latency:
-//! - a lookup is one `MGET` of the entry and its versions. On a cluster the
-//!   client splits it by slot and sends the parts to their nodes at once:
-//!   the entry and its key's version share a slot, each tag's version has
-//!   its own;
+//! - a lookup is one `MGET` of the entry and its versions. On a cluster it
+//!   is one `MGET` per slot among them, all sent at once: the entry and its
+//!   key's version share a slot, each tag's version has its own;
 //! - a fill is one `SET ... PX`; creating missing versions is one pipeline
 //!   of `SET ... NX GET PX` (on a cluster, one command per version, sent at
 //!   once);
@@ -279,12 +278,74 @@ impl RedisBackend {
     }
 
     pub(crate) async fn lookup(&self, names: &Names) -> Result<Lookup, Error> {
+        #[cfg(feature = "cluster")]
+        if let Conn::Cluster(conn) = &self.conn {
+            return self.lookup_cluster(conn, names).await;
+        }
         let mut cmd = redis::Cmd::with_capacity(2 + names.versions().len(), names.byte_len() + 8);
         cmd.arg("MGET").arg(names.entry());
         for version in names.versions() {
             cmd.arg(version);
         }
         let values: Vec<Value> = self.within(cmd.query_async(&mut self.conn.clone())).await?;
+        let mut values = values.into_iter();
+        let entry = match values.next() {
+            Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
+            _ => None,
+        };
+        let versions = values
+            .map(|v| match v {
+                Value::BulkString(b) => Token::from_bytes(&b),
+                _ => None,
+            })
+            .collect();
+        Ok(Lookup { entry, versions })
+    }
+
+    /// One `MGET` per slot among the names, all sent at once.
+    #[cfg(feature = "cluster")]
+    async fn lookup_cluster(
+        &self,
+        conn: &redis::cluster_async::ClusterConnection,
+        names: &Names,
+    ) -> Result<Lookup, Error> {
+        use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+        let all: Vec<&str> = std::iter::once(names.entry())
+            .chain(names.versions())
+            .collect();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::with_capacity(all.len());
+        for (i, name) in all.iter().enumerate() {
+            let slot = key_slot(name);
+            match groups.iter_mut().find(|g| g.0 == slot) {
+                Some(g) => g.1.push(i),
+                None => groups.push((slot, vec![i])),
+            }
+        }
+        let sends = groups.iter().map(|(slot, idx)| {
+            let mut cmd = redis::Cmd::with_capacity(1 + idx.len(), 64 * idx.len());
+            cmd.arg("MGET");
+            for &i in idx {
+                cmd.arg(all[i]);
+            }
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+                *slot,
+                SlotAddr::Master,
+            )));
+            let mut conn = conn.clone();
+            async move { conn.route_command(cmd, route).await }
+        });
+        let replies = self
+            .within(futures_util::future::try_join_all(sends))
+            .await?;
+        let mut values: Vec<Value> = vec![Value::Nil; all.len()];
+        for ((_, idx), reply) in groups.iter().zip(replies) {
+            let Value::Array(parts) = reply else {
+                return Err(Error::new(ErrorKind::Backend, "unexpected MGET reply"));
+            };
+            for (&i, v) in idx.iter().zip(parts) {
+                values[i] = v;
+            }
+        }
         let mut values = values.into_iter();
         let entry = match values.next() {
             Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
