@@ -474,6 +474,14 @@ impl Cache {
             .await
     }
 
+    /// Keeps a bust that may not have been delivered, and makes sure the
+    /// retry task runs.
+    fn keep_undelivered(&self, bust: &Bust) {
+        if self.inner.pending.add(bust) {
+            self.spawn_bust_retry();
+        }
+    }
+
     /// Delivers pending busts with backoff until none is left (I9).
     fn spawn_bust_retry(&self) {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
@@ -486,11 +494,11 @@ impl Cache {
             let mut attempt = 0;
             loop {
                 tokio::time::sleep(pending::backoff(attempt)).await;
-                let bust = inner.pending.snapshot();
+                let (bust, generation) = inner.pending.snapshot();
                 match inner.backend.bust(&bust, inner.version_ttl).await {
                     Ok(()) => {
                         tracing::info!(names = bust.versions.len(), "cachette: pending invalidations delivered");
-                        if inner.pending.delivered(&bust) {
+                        if inner.pending.delivered(&bust, generation) {
                             return;
                         }
                         attempt = 0;
@@ -672,7 +680,15 @@ impl Cache {
             return Ok(());
         }
         let n = bust.versions.len() as u64;
-        match self.inner.backend.bust(&bust, self.inner.version_ttl).await {
+        // If this future is dropped mid-bust (a caller's timeout, a
+        // `select!`), the guard keeps the bust as undelivered (I9).
+        let guard = KeepIfDropped {
+            cache: self,
+            bust: Some(&bust),
+        };
+        let sent = self.inner.backend.bust(&bust, self.inner.version_ttl).await;
+        guard.disarm();
+        match sent {
             Ok(()) => {
                 self.inner
                     .counters
@@ -692,14 +708,37 @@ impl Cache {
                     error = %e,
                     "cachette: invalidation failed; kept and retried, and what it names is not served until it is delivered"
                 );
-                if self.inner.pending.add(&bust) {
-                    self.spawn_bust_retry();
-                }
+                self.keep_undelivered(&bust);
                 #[cfg(feature = "metrics")]
                 metrics::counter!("cachette_errors_total", "function" => function, "op" => "invalidate")
                     .increment(1);
                 Err(e)
             }
+        }
+    }
+}
+
+/// Keeps a bust as undelivered when the future sending it is dropped
+/// before it finished.
+struct KeepIfDropped<'a> {
+    cache: &'a Cache,
+    bust: Option<&'a Bust>,
+}
+
+impl KeepIfDropped<'_> {
+    fn disarm(mut self) {
+        self.bust = None;
+    }
+}
+
+impl Drop for KeepIfDropped<'_> {
+    fn drop(&mut self) {
+        if let Some(bust) = self.bust {
+            tracing::error!(
+                names = ?bust.versions,
+                "cachette: invalidation cancelled before it finished; kept and retried, and what it names is not served until it is delivered"
+            );
+            self.cache.keep_undelivered(bust);
         }
     }
 }

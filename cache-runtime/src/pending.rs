@@ -2,17 +2,21 @@
 //! backoff; until they are delivered, this process does not serve entries
 //! they may affect, and past a bound it does not serve from the cache at all.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::backend::{Bust, Names};
 
+/// Each pending name with the generation of the last failed bust that
+/// named it: a delivery only clears the names no bust has failed on since
+/// the delivery's snapshot was taken.
 #[derive(Default)]
 struct State {
-    versions: HashSet<String>,
-    entries: HashSet<String>,
+    versions: HashMap<String, u64>,
+    entries: HashMap<String, u64>,
+    generation: u64,
     /// A retry task is running.
     retrying: bool,
 }
@@ -42,8 +46,14 @@ impl Pending {
     /// retry task.
     pub(crate) fn add(&self, bust: &Bust) -> bool {
         let mut state = self.state();
-        state.versions.extend(bust.versions.iter().cloned());
-        state.entries.extend(bust.entries.iter().cloned());
+        state.generation += 1;
+        let generation = state.generation;
+        for v in &bust.versions {
+            state.versions.insert(v.clone(), generation);
+        }
+        for e in &bust.entries {
+            state.entries.insert(e.clone(), generation);
+        }
         self.any.store(true, Ordering::Release);
         !std::mem::replace(&mut state.retrying, true)
     }
@@ -54,27 +64,35 @@ impl Pending {
             return false;
         }
         let state = self.state();
-        state.versions.len() > self.limit || names.versions().any(|v| state.versions.contains(v))
+        state.versions.len() > self.limit
+            || names.versions().any(|v| state.versions.contains_key(v))
     }
 
-    /// What to deliver now.
-    pub(crate) fn snapshot(&self) -> Bust {
+    /// What to deliver now, and the generation it was taken at.
+    pub(crate) fn snapshot(&self) -> (Bust, u64) {
         let state = self.state();
-        Bust {
-            versions: state.versions.iter().cloned().collect(),
-            entries: state.entries.iter().cloned().collect(),
-        }
+        let bust = Bust {
+            versions: state.versions.keys().cloned().collect(),
+            entries: state.entries.keys().cloned().collect(),
+        };
+        (bust, state.generation)
     }
 
-    /// Forgets what `bust` delivered. Returns true when nothing is left, in
-    /// which case the retry task ends.
-    pub(crate) fn delivered(&self, bust: &Bust) -> bool {
+    /// Forgets what `bust`, taken at `generation`, delivered: a name that a
+    /// later bust failed on stays, since that bust's write may have come
+    /// after the delivered one. Returns true when nothing is left, in which
+    /// case the retry task ends.
+    pub(crate) fn delivered(&self, bust: &Bust, generation: u64) -> bool {
         let mut state = self.state();
         for v in &bust.versions {
-            state.versions.remove(v);
+            if state.versions.get(v).is_some_and(|g| *g <= generation) {
+                state.versions.remove(v);
+            }
         }
         for e in &bust.entries {
-            state.entries.remove(e);
+            if state.entries.get(e).is_some_and(|g| *g <= generation) {
+                state.entries.remove(e);
+            }
         }
         let empty = state.versions.is_empty() && state.entries.is_empty();
         if empty {
@@ -100,4 +118,31 @@ impl Pending {
 /// Backoff between delivery attempts: 10 ms doubling to 2 s.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(10u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bust(names: &[&str]) -> Bust {
+        Bust {
+            versions: names.iter().map(|n| n.to_string()).collect(),
+            entries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_delivery_does_not_clear_a_bust_that_failed_after_its_snapshot() {
+        let pending = Pending::new(100);
+        assert!(pending.add(&bust(&["a", "b"])), "starts the retry task");
+        let (snapshot, generation) = pending.snapshot();
+        // While the snapshot is on its way, a newer bust of `a` fails.
+        assert!(!pending.add(&bust(&["a"])), "the task already runs");
+        assert!(!pending.delivered(&snapshot, generation));
+        assert_eq!(pending.len(), 1, "`a` is still pending");
+        let (snapshot, generation) = pending.snapshot();
+        assert_eq!(snapshot.versions, ["a"]);
+        assert!(pending.delivered(&snapshot, generation), "now empty");
+        assert_eq!(pending.len(), 0);
+    }
 }

@@ -75,11 +75,15 @@ async fn core_suite_on_a_cluster() {
         Ok(0)
     );
     assert_eq!(calls(&cluster, "mget"), 2);
-    assert_eq!(
-        cluster.nodes.iter().flat_map(|n| n.command_calls()).count(),
-        2,
-        "nothing but the two MGETs"
-    );
+    // Replicas report their offset to their masters (`replconf`) on their
+    // own, once a second.
+    let sent: Vec<(String, u64)> = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| n.command_calls())
+        .filter(|(name, _)| name != "replconf")
+        .collect();
+    assert_eq!(sent, [("mget".to_string(), 1), ("mget".to_string(), 1)]);
 
     // Key and tag busts, and the stale-set race interleavings, with the
     // tag's version on another master than the entry.
@@ -144,7 +148,8 @@ async fn core_suite_on_a_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_stale_reads_under_concurrent_writers_with_tags_on_every_master() {
     let cluster = RedisCluster::start();
-    // The workload's tags are group:0..5; they span the three masters.
+    // The workload's tags are group:0 to group:4; they span the three
+    // masters.
     let masters: BTreeSet<u16> = (0..5)
         .map(|g| cluster.master_of(&format!("cachette:t:{{group:{g}}}")))
         .collect();
@@ -201,21 +206,29 @@ async fn a_master_killed_mid_run_fails_over_without_stale_reads() {
     );
     faults::check("cluster, master SIGKILLed", 1, &report, &cache);
 
-    // The cache works again after the failover: hits, no new errors.
-    let errors = cache.stats().errors;
-    let hits = cache.stats().hits;
-    let runs = AtomicU64::new(0);
-    for _ in 0..2 {
-        cache
-            .get_or_fetch("after:1", &["group:0"], Duration::from_secs(60), async {
-                Ok::<_, String>(runs.fetch_add(1, SeqCst))
-            })
-            .await
-            .unwrap();
+    // The cache works again after the failover: a fill, then a hit, with
+    // no error in between (polled: the client may still be settling on the
+    // new slot map).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for attempt in 0.. {
+        let (errors, hits) = (cache.stats().errors, cache.stats().hits);
+        let runs = AtomicU64::new(0);
+        let key = format!("after:{attempt}");
+        for _ in 0..2 {
+            cache
+                .get_or_fetch(&key, &["group:0"], Duration::from_secs(60), async {
+                    Ok::<_, String>(runs.fetch_add(1, SeqCst))
+                })
+                .await
+                .unwrap();
+        }
+        let stats = cache.stats();
+        if runs.load(SeqCst) == 1 && stats.hits == hits + 1 && stats.errors == errors {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not caching again: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(runs.load(SeqCst), 1, "cached again after the failover");
-    assert_eq!(cache.stats().hits, hits + 1);
-    assert_eq!(cache.stats().errors, errors);
     every_key_has_a_ttl(&cluster);
 }
 
@@ -259,7 +272,11 @@ async fn slots_migrate_mid_run_without_stale_reads() {
                 handle.block_on(tokio::time::sleep(Duration::from_millis(200)));
             })
         });
-        assert_eq!(cluster.master_of(name), to, "{name} moved");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cluster.master_of(name) != to {
+            assert!(Instant::now() < deadline, "{name} did not move");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         moved += 1;
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;

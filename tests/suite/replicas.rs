@@ -72,7 +72,29 @@ async fn invalidations_wait_for_a_replica_and_a_silent_one_fails_them() {
     // The replica is frozen: its link stays up but it acknowledges nothing.
     replica.pause();
     let started = Instant::now();
-    let err = cache.invalidate_tags(["org:1"]).await.unwrap_err();
+    let bust = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.invalidate_tags(["org:1"]).await }
+    });
+    // While the bust's WAIT blocks its connection, reads still flow: busts
+    // have a connection of their own.
+    eventually("the bust to block in WAIT", || {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query(&mut master.raw())
+            .unwrap();
+        info.contains("blocked_clients:1")
+    })
+    .await;
+    let other = cache
+        .get_or_fetch("other", &[], Duration::from_secs(60), async {
+            Ok::<_, String>(7)
+        })
+        .await;
+    assert_eq!(other, Ok(7));
+    assert!(!bust.is_finished(), "the read did not wait for the bust");
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+    let err = bust.await.unwrap().unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(300), "{err}");
     assert_eq!(cache.stats().pending_busts, 1, "kept for retry: {err}");
     // Until it is delivered, what it names is read through, every time.

@@ -408,8 +408,14 @@ impl RedisCluster {
                 .unwrap();
             pause();
         }
+        // Every master learns the new owner at once, as `redis-cli` does.
         setslot(to, &["NODE", &to_id]);
         setslot(from, &["NODE", &to_id]);
+        for (port, _) in self.masters() {
+            if port != to && port != from {
+                setslot(port, &["NODE", &to_id]);
+            }
+        }
         pause();
     }
 

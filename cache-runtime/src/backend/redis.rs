@@ -69,7 +69,12 @@ impl ConnectionLike for Conn {
 }
 
 pub(crate) struct RedisBackend {
+    /// Reads, fills and locks.
     conn: Conn,
+    /// Busts and the questions about replicas. A bust's `WAIT` blocks the
+    /// connection it is sent on until replicas answer, so it must not hold
+    /// up the reads queued behind it on a shared connection.
+    busts: Conn,
     /// An outer bound on every operation, reconnection attempts included.
     deadline: Duration,
     acks: ReplicaAcks,
@@ -167,10 +172,17 @@ impl RedisBackend {
     /// Connects now and fails if the server cannot be reached or refuses us.
     pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Self, Error> {
         let client = Self::client(url, settings)?;
-        let conn = ConnectionManager::new_with_config(client, Self::config(settings))
-            .await
-            .map_err(|e| connect_error(Error::from(e), "Redis"))?;
-        Ok(Self::with_conn(Conn::Single(conn), settings))
+        let connect = || async {
+            ConnectionManager::new_with_config(client.clone(), Self::config(settings))
+                .await
+                .map_err(|e| connect_error(Error::from(e), "Redis"))
+        };
+        let (conn, busts) = (connect().await?, connect().await?);
+        Ok(Self::with_conn(
+            Conn::Single(conn),
+            Conn::Single(busts),
+            settings,
+        ))
     }
 
     /// Connects to a Redis Cluster through any of `nodes`, and fails if none
@@ -210,7 +222,7 @@ impl RedisBackend {
             Error::new(ErrorKind::Config, hint).with_source(e)
         })?;
         let target = "the Redis Cluster";
-        let conn =
+        let connect = || async {
             tokio::time::timeout(settings.connect_timeout * 2, client.get_async_connection())
                 .await
                 .map_err(|_| {
@@ -219,8 +231,14 @@ impl RedisBackend {
                         format!("timed out connecting to {target}"),
                     )
                 })?
-                .map_err(|e| connect_error(Error::from(e), target))?;
-        Ok(Self::with_conn(Conn::Cluster(conn), settings))
+                .map_err(|e| connect_error(Error::from(e), target))
+        };
+        let (conn, busts) = (connect().await?, connect().await?);
+        Ok(Self::with_conn(
+            Conn::Cluster(conn),
+            Conn::Cluster(busts),
+            settings,
+        ))
     }
 
     /// `"redis"` or `"redis-cluster"`.
@@ -236,13 +254,19 @@ impl RedisBackend {
     /// operations fail and annotated functions read through.
     pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
         let client = Self::client(url, settings)?;
-        let conn = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
-        Ok(Self::with_conn(Conn::Single(conn), settings))
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), Self::config(settings))?;
+        let busts = ConnectionManager::new_lazy_with_config(client, Self::config(settings))?;
+        Ok(Self::with_conn(
+            Conn::Single(conn),
+            Conn::Single(busts),
+            settings,
+        ))
     }
 
-    fn with_conn(conn: Conn, settings: &Settings) -> Self {
+    fn with_conn(conn: Conn, busts: Conn, settings: &Settings) -> Self {
         RedisBackend {
             conn,
+            busts,
             deadline: settings.command_timeout,
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
@@ -458,7 +482,7 @@ impl RedisBackend {
     async fn try_bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
         let deadline = self.deadline * 2 + self.ack_timeout;
         let topology = self.topology().await?;
-        match &self.conn {
+        match &self.busts {
             Conn::Single(conn) => {
                 let replicas = topology
                     .as_ref()
@@ -537,7 +561,7 @@ impl RedisBackend {
     }
 
     async fn ask_topology(&self) -> RedisResult<Vec<SlotRange>> {
-        match &self.conn {
+        match &self.busts {
             Conn::Single(conn) => {
                 let info: String = redis::cmd("INFO")
                     .arg("replication")
@@ -629,7 +653,7 @@ impl RedisBackend {
         ttl: Duration,
         acks: u32,
     ) -> Result<(), Error> {
-        use redis::cluster_routing::SingleNodeRoutingInfo;
+        use redis::cluster_routing::{Route, SingleNodeRoutingInfo, SlotAddr};
         let mut pipe = redis::pipe();
         for version in &node.versions {
             pipe.cmd("SET")
@@ -644,16 +668,15 @@ impl RedisBackend {
         if acks > 0 {
             pipe.add_command(self.wait(acks));
         }
-        let (host, port) = node.master;
-        let route = SingleNodeRoutingInfo::ByAddress {
-            host: host.to_string(),
-            port,
-        };
+        // Routed by one of the group's slots, so the client's own slot map
+        // picks the node; a name whose slot moved since our map was read
+        // answers MOVED or ASK, which the client follows by sending the
+        // pipeline again to the node named. If that fails too, the bust
+        // fails and its retry reads the map again.
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::new(node.slot, SlotAddr::Master));
         let replies = conn
             .route_pipeline(pipe.clone(), 0, pipe.len(), route)
             .await?;
-        // A slot that moved since the slot map was read answers MOVED: the
-        // bust fails, and its retry reads the map again.
         for reply in &replies {
             if let Value::ServerError(e) = reply {
                 return Err(Error::from(redis::RedisError::from(e.clone())));
@@ -719,6 +742,8 @@ fn slot_range(range: &[Value]) -> Option<SlotRange> {
 #[derive(Debug, PartialEq)]
 struct NodeBust<'a> {
     master: (&'a str, u16),
+    /// The slot of the group's first name, to route by.
+    slot: u16,
     replicas: u32,
     versions: Vec<&'a str>,
     entries: Vec<&'a str>,
@@ -729,8 +754,9 @@ struct NodeBust<'a> {
 fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<'a>>, Error> {
     let mut nodes: Vec<NodeBust<'a>> = Vec::new();
     let mut node_of = |name: &str| -> Result<usize, Error> {
+        let slot = key_slot(name);
         let range = topology
-            .range(key_slot(name))
+            .range(slot)
             .and_then(|r| Some((r.master.as_ref()?, r.replicas)));
         let Some(((host, port), replicas)) = range else {
             return Err(Error::new(
@@ -744,6 +770,7 @@ fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<
             None => {
                 nodes.push(NodeBust {
                     master,
+                    slot,
                     replicas,
                     versions: Vec::new(),
                     entries: Vec::new(),
