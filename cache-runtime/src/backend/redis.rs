@@ -17,6 +17,10 @@
 //!   (see [`ReplicaAcks`]);
 //! - a stampede lock is `SET NX PX` with a random token, released by
 //!   `lua/unlock.lua` only by its owner.
+//!
+//! Busts (and the questions about replicas) use a second connection: a
+//! `WAIT` blocks the connection it is sent on until replicas answer, and
+//! reads must not queue behind it.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
