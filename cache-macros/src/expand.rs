@@ -18,7 +18,8 @@
 //! }
 //! ```
 //! `#[invalidates]` renders its keys and tags the same way before the body,
-//! awaits the body, then calls `__private::invalidate` when it succeeded.
+//! arms `__private::invalidation` (which keeps the bust if the call is
+//! dropped midway), awaits the body, then busts when it succeeded.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
@@ -376,16 +377,15 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
                 let __cachette_cache: &#private::Cache = #cache;
                 let __cachette_keys = [#(#key_exprs),*];
                 let __cachette_tags = [#(#tag_exprs),*];
-                let __cachette_ret: #ret_ty =
-                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
-                #private::invalidate(
+                let __cachette_bust = #private::invalidation(
                     __cachette_cache,
                     ::core::concat!(::core::module_path!(), "::", #fn_name),
-                    #succeeded,
                     &__cachette_keys,
                     &__cachette_tags,
-                )
-                    .await;
+                );
+                let __cachette_ret: #ret_ty =
+                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
+                __cachette_bust.finish(#succeeded).await;
                 __cachette_ret
             }
         }

@@ -81,18 +81,63 @@ where
         .await
 }
 
-/// `#[invalidates]`, after the body returned: busts when it succeeded. A
-/// failed bust is logged and counted; the function's result stands.
-pub async fn invalidate(
-    cache: &Cache,
+/// `#[invalidates]`: armed before the body runs, finished after it.
+///
+/// If the function's future is dropped before it finishes (a timeout
+/// around the call, a `select!`, a panicking body), the write may have
+/// committed; the bust is kept as undelivered and retried (I9), which at
+/// worst costs the named entries a miss.
+pub fn invalidation<'a>(
+    cache: &'a Cache,
     function: &'static str,
-    succeeded: bool,
-    keys: &[String],
-    tags: &[String],
-) {
-    if succeeded {
-        // The error is logged and counted inside.
-        let _ = cache.invalidate_from(function, keys, tags).await;
+    keys: &'a [String],
+    tags: &'a [String],
+) -> Invalidation<'a> {
+    Invalidation {
+        cache,
+        function,
+        keys,
+        tags,
+        armed: true,
+    }
+}
+
+/// See [`invalidation`].
+pub struct Invalidation<'a> {
+    cache: &'a Cache,
+    function: &'static str,
+    keys: &'a [String],
+    tags: &'a [String],
+    armed: bool,
+}
+
+impl Invalidation<'_> {
+    /// Busts when the body succeeded. A failed bust is logged, counted and
+    /// kept for retry inside; the function's result stands.
+    pub async fn finish(mut self, succeeded: bool) {
+        self.armed = false;
+        if succeeded {
+            let _ = self
+                .cache
+                .invalidate_from(self.function, self.keys, self.tags)
+                .await;
+        }
+    }
+}
+
+impl Drop for Invalidation<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let bust = self.cache.bust_of(self.keys, self.tags);
+            if !bust.versions.is_empty() {
+                tracing::error!(
+                    function = self.function,
+                    names = ?bust.versions,
+                    "cachette: an #[invalidates] call was dropped before it finished; its bust is kept and retried, and what it names is not served until it is delivered"
+                );
+                self.cache.keep_undelivered(&bust);
+            }
+        }
     }
 }
 

@@ -474,9 +474,32 @@ impl Cache {
             .await
     }
 
+    /// The backend names an invalidation of `keys` and `tags` bumps and
+    /// drops.
+    pub(crate) fn bust_of<K, KS, T, TS>(&self, keys: K, tags: T) -> Bust
+    where
+        K: IntoIterator<Item = KS>,
+        KS: AsRef<str>,
+        T: IntoIterator<Item = TS>,
+        TS: AsRef<str>,
+    {
+        let ns = &self.inner.namespace;
+        let mut bust = Bust::default();
+        for key in keys {
+            let key = key.as_ref();
+            bust.versions.push(name(ns, Kind::KeyVersion, key));
+            bust.entries.push(name(ns, Kind::Entry, key));
+        }
+        bust.versions.extend(
+            tags.into_iter()
+                .map(|t| name(ns, Kind::TagVersion, t.as_ref())),
+        );
+        bust
+    }
+
     /// Keeps a bust that may not have been delivered, and makes sure the
     /// retry task runs.
-    fn keep_undelivered(&self, bust: &Bust) {
+    pub(crate) fn keep_undelivered(&self, bust: &Bust) {
         if self.inner.pending.add(bust) {
             self.spawn_bust_retry();
         }
@@ -491,6 +514,9 @@ impl Cache {
         let cache = self.clone();
         handle.spawn(async move {
             let inner = &cache.inner;
+            // A runtime that shuts down drops this task; the next bust
+            // (failed or not) must then start another.
+            let running = RetryTask(&inner.pending);
             let mut attempt = 0;
             loop {
                 tokio::time::sleep(pending::backoff(attempt)).await;
@@ -499,6 +525,7 @@ impl Cache {
                     Ok(()) => {
                         tracing::info!(names = bust.versions.len(), "cachette: pending invalidations delivered");
                         if inner.pending.delivered(&bust, generation) {
+                            std::mem::forget(running);
                             return;
                         }
                         attempt = 0;
@@ -665,17 +692,12 @@ impl Cache {
         T: IntoIterator<Item = TS>,
         TS: AsRef<str>,
     {
-        let ns = &self.inner.namespace;
-        let mut bust = Bust::default();
-        for key in keys {
-            let key = key.as_ref();
-            bust.versions.push(name(ns, Kind::KeyVersion, key));
-            bust.entries.push(name(ns, Kind::Entry, key));
+        let bust = self.bust_of(keys, tags);
+        if self.inner.pending.orphaned() {
+            // Names are pending but no task delivers them (it ran without a
+            // runtime, or its runtime shut down).
+            self.spawn_bust_retry();
         }
-        bust.versions.extend(
-            tags.into_iter()
-                .map(|t| name(ns, Kind::TagVersion, t.as_ref())),
-        );
         if bust.versions.is_empty() {
             return Ok(());
         }
@@ -740,5 +762,14 @@ impl Drop for KeepIfDropped<'_> {
             );
             self.cache.keep_undelivered(bust);
         }
+    }
+}
+
+/// Marks the retry task as gone when it is dropped before it finished.
+struct RetryTask<'a>(&'a Pending);
+
+impl Drop for RetryTask<'_> {
+    fn drop(&mut self) {
+        self.0.stop_retrying();
     }
 }

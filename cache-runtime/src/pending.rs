@@ -102,7 +102,19 @@ impl Pending {
         empty
     }
 
-    /// The retry task gives up (no runtime); a later bust restarts it.
+    /// Whether names are pending with no retry task running; if so, the
+    /// caller must start one (this marks it as running).
+    pub(crate) fn orphaned(&self) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let mut state = self.state();
+        let pending = !state.versions.is_empty() || !state.entries.is_empty();
+        pending && !std::mem::replace(&mut state.retrying, true)
+    }
+
+    /// The retry task is gone (no runtime, or its runtime shut down); the
+    /// next bust restarts it.
     pub(crate) fn stop_retrying(&self) {
         self.state().retrying = false;
     }

@@ -202,3 +202,39 @@ async fn an_invalidation_cancelled_mid_flight_is_kept_and_delivered() {
         "not the entry from before the write"
     );
 }
+
+#[invalidates(cache = cache, keys = ["doc:<id>"])]
+async fn update_then_hang(
+    cache: &Cache,
+    src: &AtomicU64,
+    id: u64,
+    committed: &tokio::sync::Notify,
+) -> Result<(), String> {
+    let _ = id;
+    src.fetch_add(10, SeqCst); // the write commits...
+    committed.notify_one();
+    std::future::pending::<()>().await; // ...and the caller gives up here
+    Ok(())
+}
+
+/// I9 when an `#[invalidates]` call is dropped in its body, after its write
+/// committed: the bust it never reached is kept and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_cancelled_after_its_write_still_busts() {
+    for (cache, _server) in crate::support::each_backend().await {
+        let src = AtomicU64::new(0);
+        assert_eq!(doc(&cache, &src, 2).await, 2);
+        assert_eq!(doc(&cache, &src, 2).await, 2, "cached");
+        let committed = tokio::sync::Notify::new();
+        tokio::select! {
+            _ = update_then_hang(&cache, &src, 2, &committed) => unreachable!(),
+            _ = committed.notified() => {} // drops the update mid-body
+        }
+        assert_eq!(doc(&cache, &src, 2).await, 12, "{}", cache.backend_name());
+        eventually("the kept bust to be delivered", || {
+            cache.stats().pending_busts == 0
+        })
+        .await;
+        assert_eq!(doc(&cache, &src, 2).await, 12);
+    }
+}

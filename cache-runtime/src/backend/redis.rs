@@ -181,7 +181,7 @@ impl RedisBackend {
                 .await
                 .map_err(|e| connect_error(Error::from(e), "Redis"))
         };
-        let (conn, busts) = (connect().await?, connect().await?);
+        let (conn, busts) = futures_util::future::try_join(connect(), connect()).await?;
         Ok(Self::with_conn(
             Conn::Single(conn),
             Conn::Single(busts),
@@ -237,7 +237,7 @@ impl RedisBackend {
                 })?
                 .map_err(|e| connect_error(Error::from(e), target))
         };
-        let (conn, busts) = (connect().await?, connect().await?);
+        let (conn, busts) = futures_util::future::try_join(connect(), connect()).await?;
         Ok(Self::with_conn(
             Conn::Cluster(conn),
             Conn::Cluster(busts),
