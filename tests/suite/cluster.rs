@@ -375,3 +375,60 @@ async fn connect_cluster_errors_say_what_failed() {
         .unwrap_err();
     assert_eq!(err.kind(), cachette::ErrorKind::Config, "{err}");
 }
+
+/// The README's command set for an ACL user, plus `cluster|slots` and
+/// `asking`, is enough on a cluster: hits, fills, busts with `WAIT`, locks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
+    let cluster = RedisCluster::start();
+    for node in &cluster.nodes {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("app")
+            .arg("on")
+            .arg(">s3cret")
+            .arg("resetkeys")
+            .arg("~cachette:*")
+            .arg("resetchannels")
+            .arg("-@all")
+            .arg(&[
+                "+mget",
+                "+set",
+                "+get",
+                "+del",
+                "+evalsha",
+                "+script|load",
+                "+info",
+                "+wait",
+                "+cluster|slots",
+                "+asking",
+            ])
+            .exec(&mut node.raw())
+            .unwrap();
+    }
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://app:s3cret@127.0.0.1:{}", n.port))
+        .collect();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .replica_ack_timeout(Duration::from_secs(2))
+        .connect_cluster(urls)
+        .await
+        .unwrap();
+    let runs = std::sync::Arc::new(AtomicU64::new(0));
+    assert_eq!(locked(&cache, &runs, 3).await, 3);
+    assert_eq!(locked(&cache, &runs, 3).await, 3);
+    for node in &cluster.nodes {
+        node.reset_stats();
+    }
+    cache
+        .invalidate(["stampede:3"], ["org:acme"])
+        .await
+        .unwrap();
+    assert!(calls(&cluster, "wait") >= 1, "the bust waited for replicas");
+    assert_eq!(locked(&cache, &runs, 3).await, 3);
+    assert_eq!(runs.load(SeqCst), 2, "filled, hit, busted, filled");
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+}
