@@ -516,7 +516,10 @@ impl Cache {
             let inner = &cache.inner;
             // A runtime that shuts down drops this task; the next bust
             // (failed or not) must then start another.
-            let running = RetryTask(&inner.pending);
+            let mut running = RetryTask {
+                pending: &inner.pending,
+                finished: false,
+            };
             let mut attempt = 0;
             loop {
                 tokio::time::sleep(pending::backoff(attempt)).await;
@@ -525,7 +528,9 @@ impl Cache {
                     Ok(()) => {
                         tracing::info!(names = bust.versions.len(), "cachette: pending invalidations delivered");
                         if inner.pending.delivered(&bust, generation) {
-                            std::mem::forget(running);
+                            // `delivered` cleared the flag; a new task may
+                            // already have set it again.
+                            running.finished = true;
                             return;
                         }
                         attempt = 0;
@@ -766,10 +771,15 @@ impl Drop for KeepIfDropped<'_> {
 }
 
 /// Marks the retry task as gone when it is dropped before it finished.
-struct RetryTask<'a>(&'a Pending);
+struct RetryTask<'a> {
+    pending: &'a Pending,
+    finished: bool,
+}
 
 impl Drop for RetryTask<'_> {
     fn drop(&mut self) {
-        self.0.stop_retrying();
+        if !self.finished {
+            self.pending.stop_retrying();
+        }
     }
 }
