@@ -201,25 +201,7 @@ async fn values_over_the_size_limit_are_returned_but_not_cached() {
 #[tokio::test]
 async fn an_acl_user_with_the_documented_commands_can_do_everything() {
     let server = RedisServer::start();
-    let _: () = redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("app")
-        .arg("on")
-        .arg(">s3cret")
-        .arg("resetkeys")
-        .arg("~cachette:*")
-        .arg("resetchannels")
-        .arg("-@all")
-        .arg("+mget")
-        .arg("+set")
-        .arg("+get")
-        .arg("+del")
-        .arg("+evalsha")
-        .arg("+script|load")
-        .arg("+info")
-        .arg("+wait")
-        .query(&mut server.raw())
-        .unwrap();
+    server.add_documented_acl_user(&[]);
     let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
     let cache = Cache::builder()
         .command_timeout(Duration::from_secs(5))

@@ -159,6 +159,33 @@ impl RedisServer {
         !self.killed
     }
 
+    /// Creates the ACL user `app` (password `s3cret`) on this server with
+    /// the README's command set on `~cachette:*`, plus `extra` commands.
+    pub fn add_documented_acl_user(&self, extra: &[&str]) {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("app")
+            .arg("on")
+            .arg(">s3cret")
+            .arg("resetkeys")
+            .arg("~cachette:*")
+            .arg("resetchannels")
+            .arg("-@all")
+            .arg(&[
+                "+mget",
+                "+set",
+                "+get",
+                "+del",
+                "+evalsha",
+                "+script|load",
+                "+info",
+                "+wait",
+            ])
+            .arg(extra)
+            .exec(&mut self.raw())
+            .unwrap();
+    }
+
     /// Stops the server now (SIGKILL).
     pub fn kill(&mut self) {
         self.killed = true;

@@ -316,18 +316,7 @@ impl RedisBackend {
             cmd.arg(version);
         }
         let values: Vec<Value> = self.within(cmd.query_async(&mut self.conn.clone())).await?;
-        let mut values = values.into_iter();
-        let entry = match values.next() {
-            Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
-            _ => None,
-        };
-        let versions = values
-            .map(|v| match v {
-                Value::BulkString(b) => Token::from_bytes(&b),
-                _ => None,
-            })
-            .collect();
-        Ok(Lookup { entry, versions })
+        Ok(decode_lookup(values))
     }
 
     /// One `MGET` per slot among the names, all sent at once.
@@ -374,18 +363,7 @@ impl RedisBackend {
                 values[i] = v;
             }
         }
-        let mut values = values.into_iter();
-        let entry = match values.next() {
-            Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
-            _ => None,
-        };
-        let versions = values
-            .map(|v| match v {
-                Value::BulkString(b) => Token::from_bytes(&b),
-                _ => None,
-            })
-            .collect();
-        Ok(Lookup { entry, versions })
+        Ok(decode_lookup(values))
     }
 
     pub(crate) async fn ensure(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
@@ -607,16 +585,6 @@ impl RedisBackend {
         ttl: Duration,
         acks: u32,
     ) -> RedisResult<()> {
-        let mut call = self.bust.prepare_invoke();
-        call.key(&bust.versions).key(&bust.entries);
-        call.arg(bust.versions.len()).arg(millis(ttl));
-        for _ in &bust.versions {
-            call.arg(Token::random().as_bytes().as_slice());
-        }
-        if acks == 0 {
-            let _: i64 = call.invoke_async(&mut conn).await?;
-            return Ok(());
-        }
         let mut eval = redis::cmd("EVALSHA");
         eval.arg(self.bust.get_hash())
             .arg(bust.versions.len() + bust.entries.len())
@@ -628,16 +596,22 @@ impl RedisBackend {
             eval.arg(Token::random().as_bytes().as_slice());
         }
         let mut pipe = redis::pipe();
-        pipe.add_command(eval).add_command(self.wait(acks));
-        let mut replies: Vec<RedisResult<Value>> =
-            pipe.ignore_errors().query_async(&mut conn).await?;
+        pipe.add_command(eval);
+        if acks > 0 {
+            pipe.add_command(self.wait(acks));
+        }
+        pipe.ignore_errors();
+        let mut replies: Vec<RedisResult<Value>> = pipe.query_async(&mut conn).await?;
         if matches!(&replies[0], Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
         {
-            call.load_async(&mut conn).await?;
+            self.bust.load_async(&mut conn).await?;
             replies = pipe.query_async(&mut conn).await?;
         }
         let mut replies = replies.into_iter();
         replies.next().unwrap_or(Ok(Value::Nil))?;
+        if acks == 0 {
+            return Ok(());
+        }
         check_acks(replies.next(), acks)
     }
 
@@ -691,6 +665,22 @@ impl RedisBackend {
         }
         Ok(())
     }
+}
+
+/// The replies of a lookup, in `Names` order: the entry, then each version.
+fn decode_lookup(values: Vec<Value>) -> Lookup {
+    let mut values = values.into_iter();
+    let entry = match values.next() {
+        Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
+        _ => None,
+    };
+    let versions = values
+        .map(|v| match v {
+            Value::BulkString(b) => Token::from_bytes(&b),
+            _ => None,
+        })
+        .collect();
+    Lookup { entry, versions }
 }
 
 /// Says what failed while connecting to `target`, keeping the kind.
