@@ -27,8 +27,8 @@
 
 pub use cache_macros::{cached, invalidates};
 pub use cache_runtime::{
-    escape, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind, FastRandom, KeyBuilder,
-    Random, ReplicaAcks, Stats, Strategy, SystemClock, MAX_NAME_LEN,
+    escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind,
+    FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, Strategy, SystemClock, MAX_NAME_LEN,
 };
 
 #[doc(hidden)]

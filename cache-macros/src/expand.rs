@@ -5,14 +5,19 @@
 //! #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
 //! async fn get_user(id: u64, org: &str) -> Result<User, DbError> { BODY }
 //! ```
-//! Output:
+//! Output (paths shortened; `P` is `::cachette::__private`):
 //! ```text
 //! async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
-//!     let __cachette_cache = &::cachette::__private::default_cache();
-//!     let __cachette_key = ::cachette::__private::render(&["user:", ""], &[&id as &dyn Display]);
-//!     let __cachette_tags = [::cachette::__private::render(&["org:", ""], &[&org as &dyn Display])];
-//!     ::cachette::__private::cached::<::cachette::__private::ResultMode, Result<User, DbError>, _>(
-//!         __cachette_cache, &__cachette_key, &__cachette_tags, ::cachette::__private::secs(300),
+//!     const __CACHETTE_POLICY: P::Policy = P::Policy::new(P::Strategy::Aside, P::ms(300000));
+//!     use P::{BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _};
+//!     let __cachette_fn = P::function(&|| ());        // this function, with its generics
+//!     let __cachette_cache: &P::Cache = &P::default_cache(&__cachette_fn);
+//!     let __cachette_key = P::render(&["user:", ""], &[&id as &dyn Display]);
+//!     let __cachette_tags = [P::render(&["org:", ""], &[&org as &dyn Display])];
+//!     P::cached(
+//!         P::Site { cache: __cachette_cache, policy: &__CACHETTE_POLICY, function: __cachette_fn },
+//!         (&&P::Select::<Result<User, DbError>>::new()).__cachette_mode(), // caches Ok only
+//!         &__cachette_key, &__cachette_tags,
 //!         async { let __cachette_ret: Result<User, DbError> = { BODY }; __cachette_ret },
 //!     ).await
 //! }
@@ -282,7 +287,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
         .unwrap_or_else(|| quote!(::cachette));
     let private = quote!(#krate::__private);
 
-    let mode = if kind == Kind::Cached {
+    if kind == Kind::Cached {
         if !opts.ttl_given {
             errors.at(
                 Span::call_site(),
@@ -290,10 +295,8 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
             );
         }
         check_strategy_options(&opts, &mut errors);
-        cached_mode(ret, &opts, func, &mut errors)
-    } else {
-        None
-    };
+        check_return_type(ret, func, &mut errors);
+    }
     let strategy = opts
         .strategy
         .get()
@@ -324,7 +327,7 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
 
     let cache = match opts.cache.get() {
         Some(expr) => quote_spanned!(expr.span()=> &(#expr)),
-        None => quote!(&#private::default_cache()),
+        None => quote!(&#private::default_cache(&__cachette_fn)),
     };
     let ret_ty = match ret {
         Some(ty) => quote!(#ty),
@@ -332,31 +335,47 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
     };
     let block = &func.block;
     let tag_exprs = tags.iter().map(|t| render_call(t, &private));
+    // The selector traits pick the mode by what the return type is, through
+    // any alias; the closure names this function and its generic arguments.
+    let preamble = quote! {
+        #[allow(unused_imports)]
+        use #private::{BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _};
+        let __cachette_fn = #private::function(&|| ());
+        let __cachette_cache: &#private::Cache = #cache;
+    };
     let body = match kind {
         Kind::Cached => {
             let key = match key {
                 Some(t) => render_call(&t, &private),
                 None => default_key.expect("checked above"),
             };
-            let mode = mode.expect("checked above");
-            let policy = policy(&opts, &strategy, &private, &func.sig.ident.to_string());
+            let (mode, check) = match (opts.cache_none.get(), opts.cache_none.span()) {
+                (Some(true), Some(span)) => (
+                    quote!(__cachette_mode_none),
+                    quote_spanned!(span=> #private::cache_none_applies::<#ret_ty>();),
+                ),
+                _ => (quote!(__cachette_mode), quote!()),
+            };
+            let policy = policy(&opts, &strategy, &private);
             let (call, refresh_arg) = match &refresh {
                 Some(Refresh {
                     closure: refresh, ..
-                }) => (
-                    quote!(cached_refreshing::<#private::#mode, #ret_ty, _, _, _>),
-                    quote!(, #refresh),
-                ),
-                None => (quote!(cached::<#private::#mode, #ret_ty, _>), quote!()),
+                }) => (quote!(cached_refreshing), quote!(, #refresh)),
+                None => (quote!(cached), quote!()),
             };
             quote! {
                 const __CACHETTE_POLICY: #private::Policy = #policy;
-                let __cachette_cache: &#private::Cache = #cache;
+                #preamble
+                #check
                 let __cachette_key: ::std::string::String = #key;
                 let __cachette_tags = [#(#tag_exprs),*];
                 #private::#call(
-                    __cachette_cache,
-                    &__CACHETTE_POLICY,
+                    #private::Site {
+                        cache: __cachette_cache,
+                        policy: &__CACHETTE_POLICY,
+                        function: __cachette_fn,
+                    },
+                    (&&#private::Select::<#ret_ty>::new()).#mode(),
                     &__cachette_key,
                     &__cachette_tags,
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
@@ -366,26 +385,23 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
             }
         }
         Kind::Invalidates => {
-            let fn_name = func.sig.ident.to_string();
             let key_exprs = keys.iter().map(|t| render_call(t, &private));
-            let succeeded = if is_named(ret, "Result") {
-                quote!(::core::result::Result::is_ok(&__cachette_ret))
-            } else {
-                quote!(true)
-            };
             quote! {
-                let __cachette_cache: &#private::Cache = #cache;
+                #preamble
                 let __cachette_keys = [#(#key_exprs),*];
                 let __cachette_tags = [#(#tag_exprs),*];
                 let __cachette_bust = #private::invalidation(
                     __cachette_cache,
-                    ::core::concat!(::core::module_path!(), "::", #fn_name),
+                    &__cachette_fn,
                     &__cachette_keys,
                     &__cachette_tags,
                 );
                 let __cachette_ret: #ret_ty =
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
-                __cachette_bust.finish(#succeeded).await;
+                let __cachette_ok = (&&#private::Select::<#ret_ty>::new())
+                    .__cachette_bust()
+                    .succeeded(&__cachette_ret);
+                __cachette_bust.finish(__cachette_ok).await;
                 __cachette_ret
             }
         }
@@ -442,7 +458,7 @@ fn check_strategy_options(opts: &Options, errors: &mut Errors) {
 }
 
 /// The `Policy` constant of a `#[cached]` function.
-fn policy(opts: &Options, strategy: &str, private: &TokenStream, func_name: &str) -> TokenStream {
+fn policy(opts: &Options, strategy: &str, private: &TokenStream) -> TokenStream {
     let variant = STRATEGIES
         .iter()
         .find(|(name, _)| *name == strategy)
@@ -451,7 +467,6 @@ fn policy(opts: &Options, strategy: &str, private: &TokenStream, func_name: &str
     let ttl = opts.ttl.get().copied().expect("checked before");
     let mut policy = quote! {
         #private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl))
-            .function(::core::concat!(::core::module_path!(), "::", #func_name))
     };
     if let Some(ms) = opts.stale_ttl.get() {
         policy = quote!(#policy.stale_ttl(#private::ms(#ms)));
@@ -600,60 +615,27 @@ fn default_key(
         }
     }
     Some(quote! {{
-        fn __cachette_fn() {}
-        #private::default_key(#private::fn_path(__cachette_fn), &[#(#values),*])
+        fn __cachette_marker() {}
+        #private::default_key(#private::fn_path(__cachette_marker), &[#(#values),*])
     }})
 }
 
-/// Whether the type's last path segment is `name` (`Result`, `io::Result`).
-fn is_named(ty: Option<&Type>, name: &str) -> bool {
-    match ty {
-        Some(Type::Path(p)) => p.path.segments.last().is_some_and(|s| s.ident == name),
-        _ => false,
-    }
-}
-
-fn cached_mode(
-    ret: Option<&Type>,
-    opts: &Options,
-    func: &ItemFn,
-    errors: &mut Errors,
-) -> Option<TokenStream> {
-    let cache_none = opts.cache_none.get().copied().unwrap_or(false);
-    let Some(ty) = ret else {
-        errors.at(
+/// Checks that a `#[cached]` function has something to cache. Which of
+/// its results are cached is decided by the type itself, through the
+/// runtime's selector traits, not by how the type is spelled here.
+fn check_return_type(ret: Option<&Type>, func: &ItemFn, errors: &mut Errors) {
+    match ret {
+        None => errors.at(
             func.sig.ident.span(),
             "#[cached] needs a return type: a function returning `()` has nothing to cache",
-        );
-        return None;
-    };
-    if let Type::ImplTrait(_) = ty {
-        errors.at(
+        ),
+        Some(ty @ Type::ImplTrait(_)) => errors.at(
             ty.span(),
             "#[cached] cannot store an `impl Trait`: return a concrete type that implements \
              Serialize and DeserializeOwned",
-        );
-        return None;
+        ),
+        Some(_) => {}
     }
-    if is_named(ret, "Option") {
-        return Some(if cache_none {
-            quote!(ValueMode)
-        } else {
-            quote!(OptionMode)
-        });
-    }
-    if let (true, Some(span)) = (opts.cache_none.get().is_some(), opts.cache_none.span()) {
-        errors.at(
-            span,
-            "`cache_none` applies only to functions returning `Option`",
-        );
-        return None;
-    }
-    Some(if is_named(ret, "Result") {
-        quote!(ResultMode)
-    } else {
-        quote!(ValueMode)
-    })
 }
 
 /// Snapshots of what the attributes generate, pretty-printed, checked in

@@ -7,12 +7,30 @@ use std::time::Duration;
 
 pub use crate::cache::Cache;
 pub use crate::key::render;
-pub use crate::mode::{Mode, OptionMode, ResultMode, ValueMode};
+pub use crate::mode::{
+    cache_none_applies, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode, PlainMode,
+    ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
+};
+pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 
-/// The default cache (see `cachette::init`).
-pub fn default_cache() -> Cache {
-    crate::global::default_cache()
+use crate::invalidate::Armed;
+use crate::names::Bust;
+use crate::read::{Call, NoRefresh};
+
+/// The function in which the closure `f` is declared: its label and the
+/// id of its entries (distinct per instantiation of a generic function).
+pub fn function<F>(_f: &F) -> Function {
+    Function::of::<F>()
+}
+
+/// The default cache (see `cachette::init`), for `function`, which names
+/// none.
+///
+/// # Panics
+/// After `cachette::forbid_default_cache`.
+pub fn default_cache(function: &Function) -> Cache {
+    crate::global::default_cache_for(function.label)
 }
 
 /// A duration as written in the attribute, in milliseconds.
@@ -24,7 +42,7 @@ pub const fn ms(ms: u64) -> Duration {
 /// function declared inside it (`crate::module::Type::method`).
 pub fn fn_path<F>(_marker: F) -> &'static str {
     let name = std::any::type_name::<F>();
-    name.strip_suffix("::__cachette_fn").unwrap_or(name)
+    name.strip_suffix("::__cachette_marker").unwrap_or(name)
 }
 
 /// The key used when `key` is omitted: the function's path, then each
@@ -43,28 +61,33 @@ pub fn default_key(path: &str, values: &[&dyn Display]) -> String {
     render(&pieces, values)
 }
 
+/// Where a `#[cached]` call runs: its cache, its policy and its function.
+pub struct Site<'a> {
+    /// The cache.
+    pub cache: &'a Cache,
+    /// The policy.
+    pub policy: &'a Policy,
+    /// The annotated function.
+    pub function: Function,
+}
+
 /// `#[cached]` with the aside and lock strategies.
-pub async fn cached<M, R, Fut>(
-    cache: &Cache,
-    policy: &Policy,
-    key: &str,
-    tags: &[String],
-    body: Fut,
-) -> R
+pub async fn cached<M, R, Fut>(site: Site<'_>, _mode: M, key: &str, tags: &[String], body: Fut) -> R
 where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    cache
-        .fetch::<M, R, Fut, crate::read::NoRefresh, _>(policy, key, tags, body, None)
+    let call = Call::new(site.cache, site.policy, site.function, key, tags);
+    site.cache
+        .fetch::<M, R, Fut, NoRefresh, _>(call, body, None)
         .await
 }
 
 /// `#[cached]` with the swr and early strategies: `refresh` makes an owned
 /// future that calls the function again, for background refreshes.
 pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
-    cache: &Cache,
-    policy: &Policy,
+    site: Site<'_>,
+    _mode: M,
     key: &str,
     tags: &[String],
     body: Fut,
@@ -76,8 +99,9 @@ where
     Mk: FnOnce() -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
-    cache
-        .fetch::<M, R, Fut, Mk, RF>(policy, key, tags, body, Some(refresh))
+    let call = Call::new(site.cache, site.policy, site.function, key, tags);
+    site.cache
+        .fetch::<M, R, Fut, Mk, RF>(call, body, Some(refresh))
         .await
 }
 
@@ -89,54 +113,24 @@ where
 /// worst costs the named entries a miss.
 pub fn invalidation<'a>(
     cache: &'a Cache,
-    function: &'static str,
-    keys: &'a [String],
-    tags: &'a [String],
+    function: &Function,
+    keys: &[String],
+    tags: &[String],
 ) -> Invalidation<'a> {
-    Invalidation {
-        cache,
-        function,
-        keys,
-        tags,
-        armed: true,
-    }
+    Invalidation(Armed::new(cache, function.label, Bust::of(keys, tags)))
 }
 
 /// See [`invalidation`].
-pub struct Invalidation<'a> {
-    cache: &'a Cache,
-    function: &'static str,
-    keys: &'a [String],
-    tags: &'a [String],
-    armed: bool,
-}
+pub struct Invalidation<'a>(Armed<'a>);
 
 impl Invalidation<'_> {
     /// Busts when the body succeeded. A failed bust is logged, counted and
     /// kept for retry inside; the function's result stands.
-    pub async fn finish(mut self, succeeded: bool) {
-        self.armed = false;
+    pub async fn finish(self, succeeded: bool) {
+        let (cache, function) = (self.0.cache(), self.0.function());
+        let bust = self.0.disarm();
         if succeeded {
-            let _ = self
-                .cache
-                .invalidate_from(self.function, self.keys, self.tags)
-                .await;
-        }
-    }
-}
-
-impl Drop for Invalidation<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let bust = self.cache.bust_of(self.keys, self.tags);
-            if !bust.versions.is_empty() {
-                tracing::error!(
-                    function = self.function,
-                    names = ?bust.versions,
-                    "cachette: an #[invalidates] call was dropped before it finished; its bust is kept and retried, and what it names is not served until it is delivered"
-                );
-                self.cache.keep_undelivered(&bust);
-            }
+            let _ = cache.send(function, bust).await;
         }
     }
 }
@@ -149,7 +143,7 @@ mod tests {
     fn default_keys_separate_every_argument() {
         assert_eq!(default_key("m::f", &[]), "m::f");
         assert_eq!(default_key("m::f", &[&1, &"a:b"]), "m::f:1:a%3Ab");
-        fn __cachette_fn() {}
-        assert!(fn_path(__cachette_fn).ends_with("tests::default_keys_separate_every_argument"));
+        fn __cachette_marker() {}
+        assert!(fn_path(__cachette_marker).ends_with("tests::default_keys_separate_every_argument"));
     }
 }

@@ -1,8 +1,12 @@
 //! A circuit breaker in front of the backend: after consecutive failures the
 //! read path stops calling Redis for a cool-down (calls run their bodies with
 //! no added latency), then lets one call probe; success closes it.
+//!
+//! The probe is a [`Permit`]: if its call is dropped before the backend
+//! answered (a caller's timeout, a `select!`), dropping the permit lets the
+//! next call probe, so a cancelled probe cannot keep the breaker open.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Breaker {
@@ -11,9 +15,26 @@ pub(crate) struct Breaker {
     failures: AtomicU32,
     /// When it opened, in nanoseconds since `base` plus one; 0 while closed.
     opened_at: AtomicU64,
-    /// A probe is in flight (half-open).
-    probing: AtomicBool,
+    /// The id of the probe in flight (half-open), 0 when none.
+    probing: AtomicU64,
+    next_probe: AtomicU64,
     base: Instant,
+}
+
+/// Leave to use the backend for one call.
+#[must_use]
+pub(crate) struct Permit<'a> {
+    /// The breaker and the probe's id, when this call is the probe.
+    probe: Option<(&'a Breaker, u64)>,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Some((breaker, id)) = self.probe {
+            // Unanswered (or already answered, then this changes nothing).
+            let _ = breaker.probing.compare_exchange(id, 0, Relaxed, Relaxed);
+        }
+    }
 }
 
 /// What a failure did to the breaker.
@@ -30,7 +51,8 @@ impl Breaker {
             cool_down,
             failures: AtomicU32::new(0),
             opened_at: AtomicU64::new(0),
-            probing: AtomicBool::new(false),
+            probing: AtomicU64::new(0),
+            next_probe: AtomicU64::new(1),
             base: Instant::now(),
         }
     }
@@ -39,20 +61,25 @@ impl Breaker {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1
     }
 
-    /// Whether this call may use the backend.
-    pub(crate) fn allow(&self) -> bool {
+    /// Whether this call may use the backend: a permit to hold until the
+    /// backend answered.
+    pub(crate) fn allow(&self) -> Option<Permit<'_>> {
         let opened = self.opened_at.load(Relaxed);
         if opened == 0 {
-            return true;
+            return Some(Permit { probe: None });
         }
         let cool = u64::try_from(self.cool_down.as_nanos()).unwrap_or(u64::MAX);
         if self.now().saturating_sub(opened) < cool {
-            return false;
+            return None;
         }
         // Half-open: one caller probes.
+        let id = self.next_probe.fetch_add(1, Relaxed);
         self.probing
-            .compare_exchange(false, true, Relaxed, Relaxed)
-            .is_ok()
+            .compare_exchange(0, id, Relaxed, Relaxed)
+            .ok()
+            .map(|_| Permit {
+                probe: Some((self, id)),
+            })
     }
 
     /// Whether it is open now (for stats).
@@ -69,7 +96,7 @@ impl Breaker {
             return false;
         }
         self.opened_at.store(0, Relaxed);
-        self.probing.store(false, Relaxed);
+        self.probing.store(0, Relaxed);
         true
     }
 
@@ -78,7 +105,7 @@ impl Breaker {
         if self.opened_at.load(Relaxed) != 0 {
             // A failed probe: stay open for another cool-down.
             self.opened_at.store(self.now(), Relaxed);
-            self.probing.store(false, Relaxed);
+            self.probing.store(0, Relaxed);
             return Tripped::No;
         }
         let failures = self.failures.fetch_add(1, Relaxed) + 1;
@@ -103,17 +130,34 @@ mod tests {
         let b = Breaker::new(3, Duration::from_millis(20));
         assert_eq!(b.failure(), Tripped::No);
         assert_eq!(b.failure(), Tripped::No);
-        assert!(b.allow());
+        assert!(b.allow().is_some());
         assert_eq!(b.failure(), Tripped::Opened);
-        assert!(!b.allow());
+        assert!(b.allow().is_none());
         std::thread::sleep(Duration::from_millis(30));
-        assert!(b.allow(), "one probe");
-        assert!(!b.allow(), "only one probe");
+        let probe = b.allow();
+        assert!(probe.is_some(), "one probe");
+        assert!(b.allow().is_none(), "only one probe");
         assert_eq!(b.failure(), Tripped::No); // the probe failed
-        assert!(!b.allow());
+        drop(probe);
+        assert!(b.allow().is_none());
         std::thread::sleep(Duration::from_millis(30));
-        assert!(b.allow());
+        let probe = b.allow();
+        assert!(probe.is_some());
         assert!(b.success(), "the probe closed it");
-        assert!(b.allow() && b.allow());
+        drop(probe);
+        assert!(b.allow().is_some() && b.allow().is_some());
+    }
+
+    #[test]
+    fn a_dropped_probe_lets_the_next_call_probe() {
+        let b = Breaker::new(1, Duration::from_millis(10));
+        assert_eq!(b.failure(), Tripped::Opened);
+        std::thread::sleep(Duration::from_millis(20));
+        let probe = b.allow().expect("the probe");
+        assert!(b.allow().is_none());
+        drop(probe); // its caller was cancelled before the backend answered
+        let next = b.allow();
+        assert!(next.is_some(), "the breaker stayed half-open for good");
+        assert!(b.success());
     }
 }

@@ -1,11 +1,25 @@
 //! The process-wide default cache used by annotated functions that do not
-//! name one with `cache = ...`.
+//! name one with `cache = ...`, and the guard rails around it: a function
+//! that silently falls back to the default in a process that built caches
+//! of its own is almost always missing its `cache = ...` (I9 and I1 then
+//! break quietly, since its invalidations go elsewhere), so that is warned
+//! about, and can be forbidden.
 
-use std::sync::RwLock;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use crate::cache::Cache;
 
 static DEFAULT: RwLock<Option<Cache>> = RwLock::new(None);
+/// `init` was called.
+static INIT: AtomicBool = AtomicBool::new(false);
+/// `forbid_default_cache` was called.
+static FORBIDDEN: AtomicBool = AtomicBool::new(false);
+/// Caches the application built itself.
+static BUILT: AtomicUsize = AtomicUsize::new(0);
+/// Functions already warned about.
+static WARNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
 /// Makes `cache` the default for annotated functions without `cache = ...`.
 ///
@@ -20,7 +34,65 @@ pub fn init(cache: Cache) {
         backend = cache.backend_name(),
         "cachette: default cache set"
     );
+    INIT.store(true, Ordering::Relaxed);
     *DEFAULT.write().unwrap_or_else(|e| e.into_inner()) = Some(cache);
+}
+
+/// Forbids the default cache: from now on, an annotated function without
+/// `cache = ...` panics on its first call, naming itself, instead of using
+/// the process-wide default.
+///
+/// For services whose caches all live in their repositories: a method that
+/// forgot `cache = self.cache` would otherwise read and fill another cache
+/// than the one its `#[invalidates]` methods bust, and serve stale data.
+/// Call it at startup (and in tests) to catch that at once.
+///
+/// ```should_panic
+/// #[cachette::cached(ttl = 60)]
+/// async fn forgot_its_cache(id: u64) -> u64 { id }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// cachette::forbid_default_cache();
+/// forgot_its_cache(1).await; // panics: no `cache = ...`
+/// # }
+/// ```
+pub fn forbid_default_cache() {
+    FORBIDDEN.store(true, Ordering::Relaxed);
+}
+
+/// A cache was built by the application (not as the default).
+pub(crate) fn built_explicitly() {
+    BUILT.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The default cache, for `function`, which names none.
+///
+/// # Panics
+/// After [`forbid_default_cache`].
+pub(crate) fn default_cache_for(function: &'static str) -> Cache {
+    if FORBIDDEN.load(Ordering::Relaxed) {
+        panic!(
+            "cachette: `{function}` has no `cache = ...` and the default cache is forbidden \
+             (cachette::forbid_default_cache); give it `cache = ...`"
+        );
+    }
+    if !INIT.load(Ordering::Relaxed) && BUILT.load(Ordering::Relaxed) > 0 && first_warning(function)
+    {
+        tracing::warn!(
+            function,
+            "cachette: `{function}` has no `cache = ...` and uses the process default cache, but \
+             this process built caches of its own and never called cachette::init: if it belongs \
+             to one of them, its invalidations and theirs do not meet. Give it `cache = ...`, call \
+             cachette::init, or forbid the default with cachette::forbid_default_cache"
+        );
+    }
+    default_cache()
+}
+
+fn first_warning(function: &'static str) -> bool {
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let warned = warned.get_or_insert_with(HashSet::new);
+    warned.len() < 10_000 && warned.insert(function)
 }
 
 /// The default cache, built on first use when [`init`] was not called:
@@ -35,6 +107,11 @@ pub(crate) fn default_cache() -> Cache {
 }
 
 fn from_env() -> Cache {
+    let builder = || {
+        let mut builder = Cache::builder();
+        builder.implicit = true;
+        builder
+    };
     #[cfg(feature = "redis")]
     for var in ["CACHETTE_REDIS_URL", "REDIS_URL"] {
         let Ok(url) = std::env::var(var) else {
@@ -43,7 +120,7 @@ fn from_env() -> Cache {
         if url.is_empty() {
             continue;
         }
-        match Cache::builder().connect_lazy(&url) {
+        match builder().connect_lazy(&url) {
             Ok(cache) => {
                 tracing::info!(
                     "cachette: default cache is Redis at {} (from {var})",
@@ -53,7 +130,7 @@ fn from_env() -> Cache {
             }
             Err(e) => {
                 tracing::error!("cachette: {var} is not usable ({e}); default cache is in memory");
-                return Cache::memory();
+                return builder().memory();
             }
         }
     }
@@ -61,7 +138,7 @@ fn from_env() -> Cache {
         "cachette: default cache is the embedded in-memory backend \
          (set CACHETTE_REDIS_URL or REDIS_URL to use Redis)"
     );
-    Cache::memory()
+    builder().memory()
 }
 
 /// The URL without its password, for logs.

@@ -8,17 +8,15 @@
 //! `pair:1%3Ax:y` and `("1", "x:y")` renders `pair:1:x%3Ay`. A value can
 //! therefore never widen a tag: `"*"` renders `%2A`.
 //!
-//! A rendered name longer than [`MAX_NAME_LEN`] bytes is shortened to its
-//! first 64 bytes, `~`, and the SHA-256 of the whole name in hex.
+//! Rendering never shortens: a key or tag longer than
+//! [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes is shortened where it enters
+//! the backend, whichever way it was named (see `names.rs`), so a template
+//! rendered here, a name written with [`escape`], and the attributes all
+//! reach the same entry.
 
 use std::fmt::{self, Display, Write};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, ErrorKind};
-
-/// Longest key or tag, in bytes, stored as it is; longer ones are hashed.
-pub const MAX_NAME_LEN: usize = 200;
 
 /// Whether `b` passes through escaping unchanged.
 fn is_unreserved(b: u8) -> bool {
@@ -68,24 +66,6 @@ fn write_escaped(out: &mut String, value: &(impl Display + ?Sized)) {
     let _ = write!(Escaper(out), "{value}");
 }
 
-/// Shortens a name longer than [`MAX_NAME_LEN`] to a prefix and its digest.
-pub(crate) fn limit_len(mut name: String) -> String {
-    if name.len() <= MAX_NAME_LEN {
-        return name;
-    }
-    let digest = Sha256::digest(name.as_bytes());
-    let mut cut = 64;
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    name.truncate(cut);
-    name.push('~');
-    for b in digest {
-        let _ = write!(name, "{b:02x}");
-    }
-    name
-}
-
 /// Renders a template split into its literal pieces and values, as the
 /// macros emit it: `pieces.len() == values.len() + 1`.
 #[doc(hidden)]
@@ -99,7 +79,7 @@ pub fn render(pieces: &[&str], values: &[&dyn Display]) -> String {
     if let Some(last) = pieces.last() {
         out.push_str(last);
     }
-    limit_len(out)
+    out
 }
 
 /// One part of a parsed template.
@@ -270,14 +250,10 @@ mod tests {
     }
 
     #[test]
-    fn long_names_are_hashed_deterministically() {
+    fn rendering_never_shortens() {
         let long = "x".repeat(500);
-        let a = render(&["k:", ""], &[&long]);
-        assert!(a.len() < MAX_NAME_LEN);
-        assert_eq!(a, render(&["k:", ""], &[&long]));
-        assert_ne!(a, render(&["k:", ""], &[&format!("{long}y")]));
-        let multibyte = "é".repeat(300);
-        assert!(render(&["", ""], &[&multibyte]).contains('~'));
+        assert_eq!(render(&["k:", ""], &[&long]), format!("k:{long}"));
+        assert_eq!(escape(&long), long);
     }
 
     #[test]

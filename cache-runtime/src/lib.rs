@@ -17,14 +17,17 @@
 
 mod backend;
 mod breaker;
+mod builder;
 mod cache;
 mod codec;
 mod entry;
 mod error;
 mod flight;
 mod global;
+mod invalidate;
 mod key;
 mod mode;
+mod names;
 mod pending;
 mod policy;
 mod read;
@@ -37,11 +40,13 @@ mod version;
 #[doc(hidden)]
 pub mod __private;
 
-pub use crate::cache::{Cache, CacheBuilder};
+pub use crate::builder::CacheBuilder;
+pub use crate::cache::Cache;
 pub use crate::codec::Codec;
 pub use crate::error::{Error, ErrorKind};
-pub use crate::global::init;
-pub use crate::key::{escape, KeyBuilder, MAX_NAME_LEN};
+pub use crate::global::{forbid_default_cache, init};
+pub use crate::key::{escape, KeyBuilder};
+pub use crate::names::MAX_NAME_LEN;
 pub use crate::policy::{Clock, FastRandom, Random, Strategy, SystemClock};
 pub use crate::replicas::ReplicaAcks;
 pub use crate::stats::Stats;

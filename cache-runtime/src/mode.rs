@@ -1,12 +1,19 @@
-//! Which results of a function are cached, chosen by its return type.
+//! Which results of a function are cached, chosen by its return type: by
+//! what the type is, not by how it is spelled, so `io::Result<T>` and
+//! `type ApiResult<T> = Result<T, ApiError>` cache only `Ok`.
+//!
+//! The attributes pick a mode with [`Select`]: a method call on
+//! `&&Select<R>` resolves to the `Result` or `Option` impl when `R` is one
+//! of them, through any alias, and to the plain one otherwise. When `R` is
+//! a type parameter, the choice is made before it is known; the plain mode
+//! then refuses, at run time, to store a `Result` or an `Option`.
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{de::DeserializeOwned, Serialize};
 
 /// How a function's return type maps to a cached value.
-///
-/// The macros pick one of the implementors below from the written return
-/// type: `Result<T, E>` caches `Ok(T)`; `Option<T>` caches `Some(T)` (and
-/// `None` too with `cache_none = true`); any other `T` is cached as is.
 pub trait Mode<R> {
     /// What is stored.
     type Value: Serialize + DeserializeOwned;
@@ -17,7 +24,7 @@ pub trait Mode<R> {
 }
 
 /// `Result<T, E>`: only `Ok` is cached.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct ResultMode;
 
 impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
@@ -31,7 +38,7 @@ impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
 }
 
 /// `Option<T>`: only `Some` is cached.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct OptionMode;
 
 impl<T: Serialize + DeserializeOwned> Mode<Option<T>> for OptionMode {
@@ -44,8 +51,8 @@ impl<T: Serialize + DeserializeOwned> Mode<Option<T>> for OptionMode {
     }
 }
 
-/// Any other type, and `Option<T>` with `cache_none = true`: always cached.
-#[derive(Debug)]
+/// `Option<T>` with `cache_none = true`: `None` is cached too.
+#[derive(Debug, Clone, Copy)]
 pub struct ValueMode;
 
 impl<T: Serialize + DeserializeOwned> Mode<T> for ValueMode {
@@ -55,5 +62,201 @@ impl<T: Serialize + DeserializeOwned> Mode<T> for ValueMode {
     }
     fn from_cached(value: T) -> T {
         value
+    }
+}
+
+/// Any other type: always cached, unless it turns out to be a `Result` or
+/// an `Option` that the attribute could not see (a generic return type).
+#[derive(Debug, Clone, Copy)]
+pub struct PlainMode;
+
+impl<T: Serialize + DeserializeOwned> Mode<T> for PlainMode {
+    type Value = T;
+    fn cacheable(out: &T) -> Option<&T> {
+        if hides_result_or_option::<T>() {
+            return None;
+        }
+        Some(out)
+    }
+    fn from_cached(value: T) -> T {
+        value
+    }
+}
+
+/// Whether `T`, which was taken for a plain type, is a `Result` or an
+/// `Option` after all: it is then never stored, since its errors would be.
+fn hides_result_or_option<T>() -> bool {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let name = std::any::type_name::<T>();
+    let hidden =
+        name.starts_with("core::result::Result<") || name.starts_with("core::option::Option<");
+    if hidden && !WARNED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            r#type = name,
+            "cachette: a function whose return type is a type parameter returned a Result or an \
+             Option; it is not cached (name a concrete return type to cache its Ok or Some values)"
+        );
+    }
+    hidden
+}
+
+/// Implemented by `Option` only: `cache_none = true` requires it of the
+/// return type (checked at the option, through any alias).
+#[diagnostic::on_unimplemented(
+    message = "`cache_none` applies only to functions returning `Option`, not `{Self}`",
+    label = "the return type is not an `Option`"
+)]
+pub trait IsOption {}
+
+impl<T> IsOption for Option<T> {}
+
+/// Fails to compile unless `R` is an `Option`.
+pub const fn cache_none_applies<R: IsOption>() {}
+
+/// Selects the mode of the return type `R`; see the module docs.
+pub struct Select<R>(PhantomData<fn() -> R>);
+
+impl<R> Select<R> {
+    /// A selector for `R`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Select(PhantomData)
+    }
+}
+
+/// The mode of a `Result`.
+pub trait SelectResult {
+    /// The mode without `cache_none`.
+    fn __cachette_mode(&self) -> ResultMode {
+        ResultMode
+    }
+    /// The mode with `cache_none = true`.
+    fn __cachette_mode_none(&self) -> ValueMode {
+        ValueMode // refused by `cache_none_applies` first
+    }
+    /// When an `#[invalidates]` function busts.
+    fn __cachette_bust(&self) -> BustIfOk {
+        BustIfOk
+    }
+}
+
+impl<T, E> SelectResult for &Select<Result<T, E>> {}
+
+/// The mode of an `Option`.
+pub trait SelectOption {
+    /// The mode without `cache_none`.
+    fn __cachette_mode(&self) -> OptionMode {
+        OptionMode
+    }
+    /// The mode with `cache_none = true`.
+    fn __cachette_mode_none(&self) -> ValueMode {
+        ValueMode
+    }
+    /// When an `#[invalidates]` function busts.
+    fn __cachette_bust(&self) -> BustAlways {
+        BustAlways
+    }
+}
+
+impl<T> SelectOption for &Select<Option<T>> {}
+
+/// The mode of any other type.
+pub trait SelectPlain {
+    /// The mode without `cache_none`.
+    fn __cachette_mode(&self) -> PlainMode {
+        PlainMode
+    }
+    /// The mode with `cache_none = true`.
+    fn __cachette_mode_none(&self) -> ValueMode {
+        ValueMode // refused by `cache_none_applies` first
+    }
+    /// When an `#[invalidates]` function busts.
+    fn __cachette_bust(&self) -> BustAlways {
+        BustAlways
+    }
+}
+
+impl<R> SelectPlain for Select<R> {}
+
+/// When an `#[invalidates]` function's result calls for its bust.
+pub trait BustWhen<R> {
+    /// Whether the call succeeded.
+    fn succeeded(&self, out: &R) -> bool;
+}
+
+/// A `Result`: after `Ok` only.
+#[derive(Debug, Clone, Copy)]
+pub struct BustIfOk;
+
+impl<T, E> BustWhen<Result<T, E>> for BustIfOk {
+    fn succeeded(&self, out: &Result<T, E>) -> bool {
+        out.is_ok()
+    }
+}
+
+/// Any other type: always.
+#[derive(Debug, Clone, Copy)]
+pub struct BustAlways;
+
+impl<R> BustWhen<R> for BustAlways {
+    fn succeeded(&self, _: &R) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_borrow)] // the autoref is how the selection works
+mod tests {
+    use super::*;
+
+    type ApiResult<T> = Result<T, String>;
+    type Maybe<T> = Option<T>;
+
+    fn mode_name<M>(_: M) -> &'static str {
+        std::any::type_name::<M>().rsplit("::").next().unwrap()
+    }
+
+    #[test]
+    fn the_mode_follows_the_type_through_aliases() {
+        assert_eq!(
+            mode_name((&&Select::<ApiResult<u8>>::new()).__cachette_mode()),
+            "ResultMode"
+        );
+        assert_eq!(
+            mode_name((&&Select::<std::io::Result<u8>>::new()).__cachette_mode()),
+            "ResultMode"
+        );
+        assert_eq!(
+            mode_name((&&Select::<Maybe<u8>>::new()).__cachette_mode()),
+            "OptionMode"
+        );
+        assert_eq!(
+            mode_name((&&Select::<Maybe<u8>>::new()).__cachette_mode_none()),
+            "ValueMode"
+        );
+        assert_eq!(
+            mode_name((&&Select::<u8>::new()).__cachette_mode()),
+            "PlainMode"
+        );
+        let ok: ApiResult<()> = Ok(());
+        assert!((&&Select::<ApiResult<()>>::new())
+            .__cachette_bust()
+            .succeeded(&ok));
+        let err: ApiResult<()> = Err("no".into());
+        assert!(!(&&Select::<ApiResult<()>>::new())
+            .__cachette_bust()
+            .succeeded(&err));
+    }
+
+    #[test]
+    fn a_generic_return_type_never_stores_a_result() {
+        fn pick<R>() -> PlainMode {
+            (&&Select::<R>::new()).__cachette_mode()
+        }
+        let _: PlainMode = pick::<Result<u8, String>>();
+        let err: Result<u8, String> = Err("no".into());
+        assert!(<PlainMode as Mode<Result<u8, String>>>::cacheable(&err).is_none());
+        assert!(<PlainMode as Mode<Option<u8>>>::cacheable(&Some(1)).is_none());
+        assert_eq!(<PlainMode as Mode<u8>>::cacheable(&1), Some(&1));
     }
 }

@@ -23,8 +23,6 @@ pub enum Strategy {
 /// The caching policy of one function, built by the attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
-    /// The annotated function's path, for logs and metrics.
-    pub function: &'static str,
     /// The strategy.
     pub strategy: Strategy,
     /// How long an entry is fresh.
@@ -49,7 +47,6 @@ impl Policy {
     /// Cache-aside with `ttl` and default settings for the rest.
     pub const fn new(strategy: Strategy, ttl: Duration) -> Self {
         Policy {
-            function: "",
             strategy,
             ttl,
             stale_ttl: ttl,
@@ -57,12 +54,6 @@ impl Policy {
             lock_wait: Self::DEFAULT_LOCK_WAIT,
             beta: 1.0,
         }
-    }
-
-    /// Names the function, for logs and metrics.
-    pub const fn function(mut self, function: &'static str) -> Self {
-        self.function = function;
-        self
     }
 
     /// Sets the stale window.

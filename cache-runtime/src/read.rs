@@ -1,30 +1,66 @@
 //! The read path shared by every strategy: validate, serve (fresh, stale or
 //! refreshing early), or coalesce, lock, run the body and fill.
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::{Lookup, Names};
+use crate::backend::Lookup;
+use crate::breaker::Tripped;
 use crate::cache::Cache;
 use crate::entry::{self, Check, Meta};
 use crate::error::Error;
 use crate::flight::Role;
 use crate::mode::Mode;
+use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
 use crate::telemetry::{self, Outcome, Started};
 use crate::version::Token;
 
 tokio::task_local! {
-    /// Set while a background refresh re-runs a function: the entry key it
+    /// Set while a background refresh re-runs a function: the entry it
     /// refreshes. The read path then skips serving and coalescing.
     static REFRESHING: String;
+    /// The entries whose flights the running code leads, innermost last:
+    /// a call nested in its own flight must not wait for it.
+    static LEADING: Vec<String>;
 }
 
 /// No background refresh (aside and lock strategies).
 pub(crate) type NoRefresh = fn() -> std::future::Ready<()>;
+
+/// One call of a cached function: what it reads and how.
+pub(crate) struct Call<'a> {
+    pub policy: &'a Policy,
+    pub subject: Subject<'a>,
+    /// The rendered key, for logs.
+    pub key: &'a str,
+    pub started: Started,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new<S: AsRef<str>>(
+        cache: &'a Cache,
+        policy: &'a Policy,
+        function: Function,
+        key: &'a str,
+        tags: &'a [S],
+    ) -> Call<'a> {
+        Call {
+            policy,
+            subject: Subject::new(&cache.inner.namespace, function, key, tags),
+            key,
+            started: Started::now(),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.subject.function().label
+    }
+}
 
 /// How a lock-strategy leader got on.
 enum Locked<R> {
@@ -39,7 +75,7 @@ enum Locked<R> {
 /// A held stampede lock. Released explicitly; if dropped unreleased
 /// (cancelled or panicking holder) the release is spawned, and failing that
 /// the lock lapses after its TTL.
-struct LockGuard {
+pub(crate) struct LockGuard {
     cache: Cache,
     key: String,
     token: Token,
@@ -47,6 +83,18 @@ struct LockGuard {
 }
 
 impl LockGuard {
+    /// Takes the lock `key` unless someone holds it.
+    async fn take(cache: &Cache, key: String, ttl: Duration) -> Result<Option<LockGuard>, Error> {
+        let token = Token::random();
+        let taken = cache.inner.backend.try_lock(&key, token, ttl).await?;
+        Ok(taken.then(|| LockGuard {
+            cache: cache.clone(),
+            key,
+            token,
+            released: false,
+        }))
+    }
+
     async fn release(mut self) {
         self.released = true;
         if let Err(e) = self.cache.inner.backend.unlock(&self.key, self.token).await {
@@ -93,20 +141,33 @@ impl Drop for RefreshDone {
     }
 }
 
+/// Whether the running code leads the flight of `entry`.
+fn leads(entry: &str) -> bool {
+    LEADING
+        .try_with(|leading| leading.iter().any(|e| e == entry))
+        .unwrap_or(false)
+}
+
+/// Runs `body` as the leader of `entry`'s flight, so that calls nested in
+/// it know.
+async fn as_leader<F: Future>(entry: &str, body: F) -> F::Output {
+    let mut leading = LEADING.try_with(Clone::clone).unwrap_or_default();
+    leading.push(entry.to_string());
+    LEADING.scope(leading, body).await
+}
+
 impl Cache {
-    /// Reads `key` under `policy`, or runs `body` and fills.
+    /// Reads `call`'s entry under its policy, or runs `body` and fills.
     ///
     /// `refresh`, for swr and early, makes an owned future that calls the
     /// function again; it is spawned to refresh in the background.
     ///
     /// # Cancel safety
     /// Dropping the future mid-body ends this caller's flight (followers
-    /// take over) and releases its lock.
+    /// take over), releases its lock, and gives back a breaker probe.
     pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
         &self,
-        policy: &Policy,
-        key: &str,
-        tags: &[impl AsRef<str>],
+        call: Call<'_>,
         body: Fut,
         refresh: Option<Mk>,
     ) -> R
@@ -117,63 +178,66 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         let inner = &*self.inner;
-        let started = Started::now();
-        let names = self.names(key, tags);
+        let entry = call.subject.entry();
         let forced = REFRESHING
-            .try_with(|entry| *entry == names.entry())
+            .try_with(|refreshing| refreshing == entry)
             .unwrap_or(false);
-        if inner.pending.blocks(&names) || !inner.breaker.allow() {
-            // An undelivered invalidation may cover this entry (I9), or the
-            // breaker is open.
-            return self.bypass(policy, key, body, started).await;
+        if inner.pending.any() {
+            self.ensure_retrying();
+            if inner.pending.blocks(&call.subject) {
+                // An undelivered invalidation may cover this entry (I9).
+                return self.bypass(&call, body).await;
+            }
         }
+        // Held until the lookup answered: a probe dropped earlier is given
+        // back, so the breaker cannot stay half-open for good.
+        let Some(permit) = inner.breaker.allow() else {
+            return self.bypass(&call, body).await;
+        };
         let mut refresh = refresh;
         let mut flight = None;
+        let nested = leads(entry);
         let mut lookup = loop {
-            let epoch = inner.flights.epoch(names.entry());
-            let lookup = match inner.backend.lookup(&names).await {
+            let epoch = inner.flights.epoch(entry);
+            let lookup = match inner.backend.lookup(&call.subject).await {
                 Ok(lookup) => {
                     self.backend_ok();
                     lookup
                 }
                 Err(e) => {
-                    self.backend_error("lookup", key, &e);
-                    return self.bypass(policy, key, body, started).await;
+                    self.backend_error("lookup", call.key, &e);
+                    return self.bypass(&call, body).await;
                 }
             };
             if forced {
                 break lookup;
             }
-            if let Some(out) =
-                self.serve::<M, R, _, _>(policy, key, &names, &lookup, &mut refresh, started)
-            {
+            if let Some(out) = self.serve::<M, R, _, _>(&call, &lookup, &mut refresh) {
                 return out;
             }
-            if flight.is_some() {
-                break lookup; // read again as the leader
+            if flight.is_some() || nested {
+                break lookup; // read again as the leader, or nested in our own flight
             }
-            match inner.flights.join(names.entry()) {
+            match inner.flights.join(entry) {
                 Role::Leader(guard) => {
                     flight = Some(guard);
-                    if inner.flights.epoch(names.entry()) == epoch {
+                    if inner.flights.epoch(entry) == epoch {
                         break lookup;
                     }
                     // A flight ended since the read: its value may be there.
                 }
                 Role::Follower(follower) => {
                     Counters::bump(&inner.counters.coalesced);
-                    telemetry::step(policy.function, key, Outcome::Coalesced);
+                    telemetry::step(call.label(), call.key, Outcome::Coalesced);
                     follower.wait().await;
                 }
             }
         };
+        drop(permit);
 
         let mut lock = None;
-        if policy.strategy == Strategy::Lock && !forced {
-            match self
-                .lock_or_wait::<M, R>(policy, key, &names, started)
-                .await
-            {
+        if call.policy.strategy == Strategy::Lock && !forced {
+            match self.lock_or_wait::<M, R>(&call).await {
                 Ok(Locked::Served(out)) => return out,
                 Ok(Locked::Held(guard, fresh)) => {
                     lock = Some(guard);
@@ -181,8 +245,8 @@ impl Cache {
                 }
                 Ok(Locked::TimedOut(fresh)) => lookup = fresh,
                 Err(e) => {
-                    self.backend_error("lock", key, &e);
-                    return self.bypass(policy, key, body, started).await;
+                    self.backend_error("lock", call.key, &e);
+                    return self.bypass(&call, body).await;
                 }
             }
         }
@@ -193,59 +257,45 @@ impl Cache {
         // The versions must be known before the body reads its source: a bust
         // after this point changes one of them, and the entry written below
         // can then never validate.
-        let tokens = match self
-            .capture(&names, lookup.versions, policy.storage_ttl())
-            .await
-        {
+        let tokens = match self.capture(&lookup, call.policy.storage_ttl()).await {
             Ok(tokens) => tokens,
             Err(e) => {
-                self.backend_error("version", key, &e);
-                return self.bypass(policy, key, body, started).await;
+                self.backend_error("version", call.key, &e);
+                return self.bypass(&call, body).await;
             }
         };
         let body_started = inner.clock.now_millis();
-        let out = body.await;
+        let out = if flight.is_some() {
+            as_leader(entry, body).await
+        } else {
+            body.await
+        };
         if let Some(value) = M::cacheable(&out) {
             let now = inner.clock.now_millis();
-            let fresh_until_ms = match policy.strategy {
-                Strategy::Swr | Strategy::Early => {
-                    now.saturating_add(u64::try_from(policy.ttl.as_millis()).unwrap_or(u64::MAX))
-                }
+            let fresh_until_ms = match call.policy.strategy {
+                Strategy::Swr | Strategy::Early => now
+                    .saturating_add(u64::try_from(call.policy.ttl.as_millis()).unwrap_or(u64::MAX)),
                 _ => 0,
             };
             let meta = Meta {
                 fresh_until_ms,
                 compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
             };
-            self.fill(
-                names.entry(),
-                key,
-                &tokens,
-                meta,
-                value,
-                policy.storage_ttl(),
-            )
-            .await;
+            self.fill(&call, &tokens, meta, value).await;
         }
         if let Some(lock) = lock {
             lock.release().await;
         }
         if !forced {
-            telemetry::end(policy.function, key, Outcome::Miss, started);
+            telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
         }
         out
     }
 
-    /// Runs the body without the cache, after a backend failure.
-    async fn bypass<R>(
-        &self,
-        policy: &Policy,
-        key: &str,
-        body: impl Future<Output = R>,
-        started: Started,
-    ) -> R {
+    /// Runs the body without the cache.
+    async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = body.await;
-        telemetry::end(policy.function, key, Outcome::Bypass, started);
+        telemetry::end(call.label(), call.key, Outcome::Bypass, call.started);
         out
     }
 
@@ -253,12 +303,9 @@ impl Cache {
     /// may start a background refresh. `None` is a miss.
     fn serve<M, R, Mk, RF>(
         &self,
-        policy: &Policy,
-        key: &str,
-        names: &Names,
+        call: &Call<'_>,
         lookup: &Lookup,
         refresh: &mut Option<Mk>,
-        started: Started,
     ) -> Option<R>
     where
         M: Mode<R>,
@@ -266,10 +313,11 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         let inner = &*self.inner;
+        let (policy, key) = (call.policy, call.key);
         let blob = lookup.entry.as_ref()?;
         let blob = match &inner.signer {
             None => &blob[..],
-            Some(signer) => match signer.verify(names.entry(), blob) {
+            Some(signer) => match signer.verify(lookup.names.entry(), blob) {
                 Some(entry) => entry,
                 None => {
                     Counters::bump(&inner.counters.signature_failures);
@@ -309,8 +357,8 @@ impl Cache {
                     return None;
                 }
                 Counters::bump(&inner.counters.stale_hits);
-                telemetry::end(policy.function, key, Outcome::Stale, started);
-                self.spawn_refresh(policy, key, refresh.take());
+                telemetry::end(call.label(), key, Outcome::Stale, call.started);
+                self.spawn_refresh(call, refresh.take());
             }
             Strategy::Early if until != 0 => {
                 if now >= until {
@@ -324,51 +372,33 @@ impl Cache {
                     policy.beta,
                     inner.random.unit(),
                 ) {
-                    self.spawn_refresh(policy, key, refresh.take());
+                    self.spawn_refresh(call, refresh.take());
                 }
-                telemetry::end(policy.function, key, Outcome::Hit, started);
+                telemetry::end(call.label(), key, Outcome::Hit, call.started);
             }
             _ => {
                 Counters::bump(&inner.counters.hits);
-                telemetry::end(policy.function, key, Outcome::Hit, started);
+                telemetry::end(call.label(), key, Outcome::Hit, call.started);
             }
         }
         Some(M::from_cached(value))
     }
 
-    /// Takes the fleet-wide lock of `key`, or waits (bounded) for the value
-    /// its holder computes, polling with backoff.
-    async fn lock_or_wait<M: Mode<R>, R>(
-        &self,
-        policy: &Policy,
-        key: &str,
-        names: &Names,
-        started: Started,
-    ) -> Result<Locked<R>, Error> {
+    /// Takes the fleet-wide lock of the entry, or waits (bounded) for the
+    /// value its holder computes, polling with backoff.
+    async fn lock_or_wait<M: Mode<R>, R>(&self, call: &Call<'_>) -> Result<Locked<R>, Error> {
         let inner = &*self.inner;
-        let lock_key = self.lock_key(key);
-        let token = Token::random();
+        let policy = call.policy;
+        let lock_key = call.subject.lock();
         let deadline = Instant::now() + policy.lock_wait;
         let mut delay = Duration::from_millis(2);
         let mut waited = false;
         loop {
-            if inner
-                .backend
-                .try_lock(&lock_key, token, policy.lock_ttl)
-                .await?
-            {
-                let guard = LockGuard {
-                    cache: self.clone(),
-                    key: lock_key,
-                    token,
-                    released: false,
-                };
+            if let Some(guard) = LockGuard::take(self, lock_key.clone(), policy.lock_ttl).await? {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
-                let lookup = inner.backend.lookup(names).await?;
-                if let Some(out) = self
-                    .serve::<M, R, NoRefresh, _>(policy, key, names, &lookup, &mut None, started)
-                {
+                let lookup = inner.backend.lookup(&call.subject).await?;
+                if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
                     guard.release().await;
                     return Ok(Locked::Served(out));
                 }
@@ -377,28 +407,26 @@ impl Cache {
             if !waited {
                 waited = true;
                 Counters::bump(&inner.counters.lock_waits);
-                telemetry::step(policy.function, key, Outcome::LockWait);
+                telemetry::step(call.label(), call.key, Outcome::LockWait);
             }
             let now = Instant::now();
             if now >= deadline {
                 Counters::bump(&inner.counters.lock_timeouts);
-                telemetry::step(policy.function, key, Outcome::LockTimeout);
-                return Ok(Locked::TimedOut(inner.backend.lookup(names).await?));
+                telemetry::step(call.label(), call.key, Outcome::LockTimeout);
+                return Ok(Locked::TimedOut(inner.backend.lookup(&call.subject).await?));
             }
             tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(50));
-            let lookup = inner.backend.lookup(names).await?;
-            if let Some(out) =
-                self.serve::<M, R, NoRefresh, _>(policy, key, names, &lookup, &mut None, started)
-            {
+            let lookup = inner.backend.lookup(&call.subject).await?;
+            if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
                 return Ok(Locked::Served(out));
             }
         }
     }
 
-    /// Starts one background refresh of `key`, deduplicated in this process
-    /// (a set of running refreshes) and across processes (the lock).
-    fn spawn_refresh<Mk, RF>(&self, policy: &Policy, key: &str, make: Option<Mk>)
+    /// Starts one background refresh of the entry, deduplicated in this
+    /// process (a set of running refreshes) and across processes (the lock).
+    fn spawn_refresh<Mk, RF>(&self, call: &Call<'_>, make: Option<Mk>)
     where
         Mk: FnOnce() -> RF,
         RF: Future<Output = ()> + Send + 'static,
@@ -407,7 +435,7 @@ impl Cache {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let entry = self.names(key, &[] as &[&str]).entry().to_string();
+        let entry = call.subject.entry().to_string();
         {
             let mut set = self
                 .inner
@@ -422,33 +450,111 @@ impl Cache {
             cache: self.clone(),
             entry: entry.clone(),
         };
-        let call = make();
-        let lock_key = self.lock_key(key);
-        let lock_ttl = policy.lock_ttl;
-        let (function, key) = (policy.function, key.to_string());
+        let refresh = make();
+        let lock_key = call.subject.lock();
+        let lock_ttl = call.policy.lock_ttl;
+        let (function, key) = (call.label(), call.key.to_string());
         handle.spawn(async move {
             let cache = done.cache.clone();
-            let token = Token::random();
-            match cache
-                .inner
-                .backend
-                .try_lock(&lock_key, token, lock_ttl)
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => return, // another process is refreshing
+            let lock = match LockGuard::take(&cache, lock_key, lock_ttl).await {
+                Ok(Some(lock)) => lock,
+                Ok(None) => return, // another process is refreshing
                 Err(e) => {
-                    cache.backend_error("lock", &lock_key, &e);
+                    cache.backend_error("lock", &key, &e);
                     return;
                 }
-            }
+            };
             Counters::bump(&cache.inner.counters.refreshes);
             telemetry::step(function, &key, Outcome::Refresh);
-            REFRESHING.scope(entry, call).await;
-            if let Err(e) = cache.inner.backend.unlock(&lock_key, token).await {
-                cache.backend_error("unlock", &lock_key, &e);
-            }
+            REFRESHING.scope(entry, refresh).await;
+            lock.release().await;
             drop(done);
         });
+    }
+
+    /// The tokens to record in a fill: the ones just read, with any missing
+    /// version created first.
+    async fn capture(&self, lookup: &Lookup, ttl: Duration) -> Result<Vec<Token>, Error> {
+        let read = &lookup.versions;
+        if read.iter().all(Option::is_some) {
+            return Ok(read.iter().flatten().copied().collect());
+        }
+        let missing: Vec<&str> = lookup
+            .names
+            .versions()
+            .zip(read)
+            .filter(|(_, t)| t.is_none())
+            .map(|(k, _)| k)
+            .collect();
+        let ttl = ttl.max(self.inner.version_ttl);
+        let mut created = self.inner.backend.ensure(&missing, ttl).await?.into_iter();
+        Ok(read
+            .iter()
+            .map(|t| {
+                t.or_else(|| created.next())
+                    .expect("one token per missing version")
+            })
+            .collect())
+    }
+
+    /// Stores `value` as the entry of `call`, valid under `tokens`.
+    async fn fill<T: serde::Serialize>(
+        &self,
+        call: &Call<'_>,
+        tokens: &[Token],
+        meta: Meta,
+        value: &T,
+    ) {
+        let inner = &*self.inner;
+        let (key, ttl) = (call.key, call.policy.storage_ttl());
+        if ttl.is_zero() {
+            return;
+        }
+        let Some(mut blob) = entry::begin(tokens, meta, 128) else {
+            tracing::warn!(key, "cachette: more than 254 tags; not cached");
+            return;
+        };
+        if let Err(e) = inner.codec.encode_into(&mut blob, value) {
+            tracing::warn!(key, error = %e, "cachette: value failed to serialize; returned uncached");
+            return;
+        }
+        if let Some(signer) = &inner.signer {
+            signer.sign(call.subject.entry(), &mut blob);
+        }
+        if blob.len() > inner.max_value_bytes {
+            Counters::bump(&inner.counters.too_large);
+            if inner.warned_too_large.first_time(key) {
+                tracing::warn!(
+                    key,
+                    bytes = blob.len(),
+                    limit = inner.max_value_bytes,
+                    "cachette: value larger than max_value_bytes; not cached (warned once per key)"
+                );
+            }
+            return;
+        }
+        if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
+            self.backend_error("fill", key, &e);
+        }
+    }
+
+    pub(crate) fn backend_error(&self, op: &str, key: &str, e: &Error) {
+        Counters::bump(&self.inner.counters.errors);
+        tracing::warn!(key, op, error = %e, "cachette: backend failed; reading through");
+        if self.inner.breaker.failure() == Tripped::Opened {
+            Counters::bump(&self.inner.counters.breaker_opens);
+            tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
+        }
+    }
+
+    fn backend_ok(&self) {
+        if self.inner.breaker.success() {
+            tracing::info!("cachette: circuit breaker closed; the backend answers again");
+        }
+    }
+
+    fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {
+        Counters::bump(&self.inner.counters.decode_failures);
+        tracing::debug!(key, error = %e, "cachette: stored value did not decode; refetching");
     }
 }

@@ -22,10 +22,8 @@ async fn undecodable_values_are_misses_that_get_overwritten() {
     let cache = server.cache().await;
     let mut raw = server.raw();
     number(&cache, 1).await.unwrap();
-    let good: Vec<u8> = redis::cmd("GET")
-        .arg("cachette:e:{n:1}")
-        .query(&mut raw)
-        .unwrap();
+    let entry = crate::support::entry_name(&server, "n:1");
+    let good: Vec<u8> = redis::cmd("GET").arg(&entry).query(&mut raw).unwrap();
 
     let header = good.len() - "10".len();
     let tampered: Vec<Vec<u8>> = vec![
@@ -36,7 +34,7 @@ async fn undecodable_values_are_misses_that_get_overwritten() {
     ];
     for (i, bytes) in tampered.into_iter().enumerate() {
         let _: () = redis::cmd("SET")
-            .arg("cachette:e:{n:1}")
+            .arg(&entry)
             .arg(bytes)
             .query(&mut raw)
             .unwrap();
@@ -55,12 +53,9 @@ async fn undecodable_values_are_misses_that_get_overwritten() {
     }
 
     // A value of another Redis type under the entry key is a miss too.
-    let _: () = redis::cmd("DEL")
-        .arg("cachette:e:{n:1}")
-        .query(&mut raw)
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&entry).query(&mut raw).unwrap();
     let _: () = redis::cmd("LPUSH")
-        .arg("cachette:e:{n:1}")
+        .arg(&entry)
         .arg("x")
         .query(&mut raw)
         .unwrap();
@@ -241,19 +236,21 @@ async fn signed_values_reject_tampering_moves_and_unsigned_writes() {
     };
     number(&cache, 1).await.unwrap(); // stores 10, signed
     number(&cache, 2).await.unwrap(); // stores 20, signed
+    let one = crate::support::entry_name(&server, "n:1");
+    let two_name = crate::support::entry_name(&server, "n:2");
 
     // Tampered: the value's digit changed, the JSON still valid.
-    let mut tampered = get(&mut raw, "cachette:e:{n:1}");
+    let mut tampered = get(&mut raw, &one);
     let digit = tampered.iter().rposition(|b| *b == b'1').unwrap();
     tampered[digit] = b'9';
-    set(&mut raw, "cachette:e:{n:1}", &tampered);
+    set(&mut raw, &one, &tampered);
     assert_eq!(number(&cache, 1).await.unwrap(), 10);
     assert_eq!(cache.stats().signature_failures, 1);
 
     // Copied under another key: a valid entry of n:2 moved to n:1 (both
     // have their key versions, so only the signature can tell).
-    let two = get(&mut raw, "cachette:e:{n:2}");
-    set(&mut raw, "cachette:e:{n:1}", &two);
+    let two = get(&mut raw, &two_name);
+    set(&mut raw, &one, &two);
     assert_eq!(number(&cache, 1).await.unwrap(), 10);
     assert_eq!(cache.stats().signature_failures, 2);
 

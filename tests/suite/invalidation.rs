@@ -224,12 +224,11 @@ async fn lost_versions_only_cause_misses() {
     let db = Db::new(server.cache().await);
     let mut raw = server.raw();
     db.get_user(1, "acme").await.unwrap();
+    let tag = crate::support::tag_version_name(&server, "org:acme");
+    let entry = crate::support::entry_name(&server, "user:1");
 
     // The tag's version disappears (evicted): the entry is a miss.
-    let _: () = redis::cmd("DEL")
-        .arg("cachette:t:{org:acme}")
-        .query(&mut raw)
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&tag).query(&mut raw).unwrap();
     let reads = db.reads.load(SeqCst);
     db.get_user(1, "acme").await.unwrap();
     assert_eq!(db.reads.load(SeqCst), reads + 1);
@@ -237,18 +236,12 @@ async fn lost_versions_only_cause_misses() {
     // An entry is invalidated, then the version the bust wrote is lost: the
     // old entry must still not be served.
     db.write(1);
-    let old_entry: Vec<u8> = redis::cmd("GET")
-        .arg("cachette:e:{user:1}")
-        .query(&mut raw)
-        .unwrap();
+    let old_entry: Vec<u8> = redis::cmd("GET").arg(&entry).query(&mut raw).unwrap();
     db.update_busting_tag(1, "acme").await.unwrap();
-    let _: () = redis::cmd("DEL")
-        .arg("cachette:t:{org:acme}")
-        .query(&mut raw)
-        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&tag).query(&mut raw).unwrap();
     // Put the stale entry back, as if the bust had raced an older fill.
     let _: () = redis::cmd("SET")
-        .arg("cachette:e:{user:1}")
+        .arg(&entry)
         .arg(old_entry)
         .arg("EX")
         .arg(300)

@@ -200,3 +200,86 @@ async fn annotated_functions_use_the_default_cache() {
     assert_eq!(cache.stats().misses, 2);
     assert_eq!(cache.stats().invalidations, 1);
 }
+
+mod aliases {
+    //! The caching mode follows the return type, however it is spelled.
+
+    use super::*;
+
+    pub type ApiResult<T> = Result<T, String>;
+    pub type Plain = Result<u64, String>;
+    pub type Maybe<T> = Option<T>;
+
+    pub static RUNS: AtomicU64 = AtomicU64::new(0);
+
+    #[cached(cache = cache, key = "io:<id>", ttl = 60)]
+    pub async fn io_result(cache: &Cache, id: u64) -> std::io::Result<u64> {
+        RUNS.fetch_add(1, SeqCst);
+        Err(std::io::Error::other(format!("no {id}")))
+    }
+
+    #[cached(cache = cache, key = "generic:<id>", ttl = 60)]
+    pub async fn generic_alias(cache: &Cache, id: u64) -> ApiResult<u64> {
+        RUNS.fetch_add(1, SeqCst);
+        Err(format!("no {id}"))
+    }
+
+    #[cached(cache = cache, key = "plain:<id>", ttl = 60)]
+    pub async fn plain_alias(cache: &Cache, id: u64) -> Plain {
+        RUNS.fetch_add(1, SeqCst);
+        Err(format!("no {id}"))
+    }
+
+    #[cached(cache = cache, key = "maybe:<id>", ttl = 60)]
+    pub async fn option_alias(cache: &Cache, id: u64) -> Maybe<u64> {
+        RUNS.fetch_add(1, SeqCst);
+        (id == 0).then_some(id)
+    }
+
+    #[cached(cache = cache, key = "maybe_none:<id>", ttl = 60, cache_none = true)]
+    pub async fn option_alias_none(cache: &Cache, id: u64) -> Maybe<u64> {
+        RUNS.fetch_add(1, SeqCst);
+        (id == 0).then_some(id)
+    }
+
+    #[invalidates(cache = cache, keys = ["generic:<id>"])]
+    pub async fn failing_update(cache: &Cache, id: u64) -> ApiResult<()> {
+        Err(format!("update of {id} failed"))
+    }
+}
+
+/// Errors and `None` are not cached when `Result` or `Option` is spelled
+/// through an alias: `io::Result`, a crate alias, a generic alias.
+#[tokio::test]
+async fn errors_are_not_cached_through_type_aliases() {
+    use aliases::*;
+    let cache = Cache::memory();
+    let runs = |f: &dyn Fn()| {
+        let before = RUNS.load(SeqCst);
+        f();
+        RUNS.load(SeqCst) - before
+    };
+    let _ = runs;
+    let before = RUNS.load(SeqCst);
+    for _ in 0..3 {
+        assert!(io_result(&cache, 1).await.is_err());
+        assert!(generic_alias(&cache, 1).await.is_err());
+        assert!(plain_alias(&cache, 1).await.is_err());
+        assert_eq!(option_alias(&cache, 1).await, None);
+    }
+    assert_eq!(
+        RUNS.load(SeqCst) - before,
+        12,
+        "an Err or None was served from the cache"
+    );
+    let before = RUNS.load(SeqCst);
+    assert_eq!(option_alias_none(&cache, 1).await, None);
+    assert_eq!(option_alias_none(&cache, 1).await, None);
+    assert_eq!(RUNS.load(SeqCst) - before, 1, "cache_none through an alias");
+
+    // A failed update through an alias does not bust.
+    generic_alias(&cache, 2).await.unwrap_err();
+    let invalidations = cache.stats().invalidations;
+    failing_update(&cache, 2).await.unwrap_err();
+    assert_eq!(cache.stats().invalidations, invalidations, "busted on Err");
+}

@@ -6,6 +6,7 @@ mod backends;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod faults;
+mod identity;
 mod invalidation;
 mod keys;
 mod macros;

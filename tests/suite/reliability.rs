@@ -48,8 +48,9 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
     );
 
     server.restart(); // comes back with the old entry and its old versions
+    let entry = crate::support::entry_name(&server, "doc:0");
     let raw: Option<Vec<u8>> = redis::cmd("GET")
-        .arg("cachette:e:{doc:0}")
+        .arg(entry)
         .query(&mut server.raw())
         .unwrap();
     assert!(raw.is_some(), "the stale entry survived the restart");
@@ -237,4 +238,147 @@ async fn an_update_cancelled_after_its_write_still_busts() {
         .await;
         assert_eq!(doc(&cache, &src, 2).await, 12);
     }
+}
+
+/// A breaker probe whose caller is dropped before Redis answered (a
+/// timeout, a `select!`) is given back: once Redis answers again, caching
+/// resumes within a cool-down instead of staying off until a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_breaker_probe_does_not_keep_the_breaker_open() {
+    let server = RedisServer::start();
+    let cool_down = Duration::from_millis(300);
+    let cache = impatient(100)
+        .circuit_breaker(1, cool_down)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(doc(&cache, &src, 7).await, 7);
+
+    // Every client paused: lookups time out and open the breaker.
+    let pause = Duration::from_millis(1500);
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis() as u64)
+        .arg("ALL")
+        .exec(&mut server.raw())
+        .unwrap();
+    let paused_at = std::time::Instant::now();
+    assert_eq!(doc(&cache, &src, 7).await, 7, "read through");
+    assert!(cache.stats().breaker_open, "{:?}", cache.stats());
+
+    // After the cool-down, the next call probes; its caller gives up.
+    tokio::time::sleep(cool_down + Duration::from_millis(50)).await;
+    let probe = tokio::time::timeout(Duration::from_millis(20), doc(&cache, &src, 7)).await;
+    assert!(probe.is_err(), "the probe was still waiting for Redis");
+    assert!(paused_at.elapsed() < pause, "the pause ended too early");
+
+    // Once Redis answers, caching resumes within one cool-down.
+    tokio::time::sleep(pause.saturating_sub(paused_at.elapsed()) + Duration::from_millis(100))
+        .await;
+    let resumed_by = std::time::Instant::now() + 3 * cool_down;
+    let hits = cache.stats().hits;
+    while cache.stats().hits == hits {
+        assert!(
+            std::time::Instant::now() < resumed_by,
+            "caching did not resume: {:?}",
+            cache.stats()
+        );
+        assert_eq!(doc(&cache, &src, 7).await, 7);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sets the ACL user `app` of `server` to the documented commands, with
+/// or without `EVALSHA` (without it, every bust fails).
+fn allow_busts(server: &RedisServer, allowed: bool) {
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg(if allowed { "+evalsha" } else { "-evalsha" })
+        .exec(&mut server.raw())
+        .unwrap();
+}
+
+/// I9 when the task that retries undelivered busts is dropped before it
+/// ever ran (it was spawned on a short-lived runtime that ended): a later
+/// failed bust on another runtime starts a new one, and everything is
+/// delivered once Redis accepts busts again.
+#[test]
+fn a_retry_task_dropped_with_its_runtime_is_replaced() {
+    let server = RedisServer::start();
+    server.add_documented_acl_user(&[]);
+    let app_url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let src = AtomicU64::new(0);
+    let (cache, other) = main.block_on(async {
+        let cache = impatient(1_000).connect(&app_url).await.unwrap();
+        // Another process, reading the same Redis.
+        let other = server.cache().await;
+        assert_eq!(doc(&other, &src, 1).await, 1);
+        (cache, other)
+    });
+
+    allow_busts(&server, false);
+    let failed = std::thread::scope(|s| {
+        s.spawn(|| {
+            let short = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            short.block_on(cache.invalidate_keys(["doc:0"]))
+        })
+        .join()
+        .unwrap()
+    });
+    assert!(
+        failed.is_err(),
+        "the bust in the short-lived runtime failed"
+    );
+
+    main.block_on(async {
+        src.fetch_add(10, SeqCst); // the write the next bust is for
+        assert!(cache.invalidate_keys(["doc:1"]).await.is_err());
+        allow_busts(&server, true);
+        eventually("the later bust to be delivered", || {
+            cache.stats().pending_busts == 0
+        })
+        .await;
+        assert_eq!(
+            doc(&other, &src, 1).await,
+            11,
+            "another process read the value from before the write"
+        );
+    });
+}
+
+/// I9 across handles: two caches of one process on the same Redis and
+/// namespace share their undelivered busts, so one handle's failed bust
+/// keeps the other from serving what it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace() {
+    let server = RedisServer::start();
+    server.add_documented_acl_user(&[]);
+    let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
+    let a = impatient(1_000).connect(&url).await.unwrap();
+    let b = impatient(1_000).connect(&url).await.unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(doc(&b, &src, 3).await, 3);
+    assert_eq!(doc(&b, &src, 3).await, 3, "cached");
+
+    allow_busts(&server, false);
+    src.fetch_add(10, SeqCst);
+    assert!(a.invalidate_keys(["doc:3"]).await.is_err());
+    assert_eq!(
+        doc(&b, &src, 3).await,
+        13,
+        "the other handle served what a pending bust names"
+    );
+    allow_busts(&server, true);
+    eventually("the bust to be delivered", || a.stats().pending_busts == 0).await;
+    assert_eq!(doc(&b, &src, 3).await, 13);
 }

@@ -510,3 +510,38 @@ fn replicas_known(node: &RedisServer, without_replica: &[u16]) -> bool {
         _ => false,
     })
 }
+
+/// The one backend name on `server` that matches `pattern` (a `KEYS`
+/// pattern): tests find names the way an operator would, instead of
+/// spelling out the layout, which carries function ids and server run ids.
+pub fn only_name(server: &RedisServer, pattern: &str) -> String {
+    let mut found: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(found.len(), 1, "names matching {pattern}: {found:?}");
+    found.pop().unwrap()
+}
+
+/// The name of the one entry stored under `key` in the `cachette`
+/// namespace (whatever function owns it).
+pub fn entry_name(server: &RedisServer, key: &str) -> String {
+    only_name(server, &format!("cachette:e:*:{{{}}}", glob_escape(key)))
+}
+
+/// The name of the version of `tag` in the `cachette` namespace.
+pub fn tag_version_name(server: &RedisServer, tag: &str) -> String {
+    only_name(server, &format!("cachette:t:*:{{{}}}", glob_escape(tag)))
+}
+
+/// `text` with the characters `KEYS` patterns give meaning to escaped.
+pub fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

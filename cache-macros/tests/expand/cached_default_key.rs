@@ -1,25 +1,31 @@
 async fn price(sku: &str, currency: Currency) -> Option<u64> {
     const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
-            ::cachette::__private::Strategy::Aside,
-            ::cachette::__private::ms(60000u64),
-        )
-        .function(::core::concat!(::core::module_path!(), "::", "price"));
-    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache();
+        ::cachette::__private::Strategy::Aside,
+        ::cachette::__private::ms(60000u64),
+    );
+    #[allow(unused_imports)]
+    use ::cachette::__private::{
+        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+    };
+    let __cachette_fn = ::cachette::__private::function(&|| ());
+    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
+        &__cachette_fn,
+    );
     let __cachette_key: ::std::string::String = {
-        fn __cachette_fn() {}
+        fn __cachette_marker() {}
         ::cachette::__private::default_key(
-            ::cachette::__private::fn_path(__cachette_fn),
+            ::cachette::__private::fn_path(__cachette_marker),
             &[&sku as &dyn ::core::fmt::Display, &currency as &dyn ::core::fmt::Display],
         )
     };
     let __cachette_tags = [];
-    ::cachette::__private::cached::<
-        ::cachette::__private::OptionMode,
-        Option<u64>,
-        _,
-    >(
-            __cachette_cache,
-            &__CACHETTE_POLICY,
+    ::cachette::__private::cached(
+            ::cachette::__private::Site {
+                cache: __cachette_cache,
+                policy: &__CACHETTE_POLICY,
+                function: __cachette_fn,
+            },
+            (&&::cachette::__private::Select::<Option<u64>>::new()).__cachette_mode(),
             &__cachette_key,
             &__cachette_tags,
             async {

@@ -1,10 +1,16 @@
 async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
     const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
-            ::cachette::__private::Strategy::Aside,
-            ::cachette::__private::ms(300000u64),
-        )
-        .function(::core::concat!(::core::module_path!(), "::", "get_user"));
-    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache();
+        ::cachette::__private::Strategy::Aside,
+        ::cachette::__private::ms(300000u64),
+    );
+    #[allow(unused_imports)]
+    use ::cachette::__private::{
+        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+    };
+    let __cachette_fn = ::cachette::__private::function(&|| ());
+    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
+        &__cachette_fn,
+    );
     let __cachette_key: ::std::string::String = ::cachette::__private::render(
         &["user:", ""],
         &[&id as &dyn ::core::fmt::Display],
@@ -15,13 +21,14 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
             &[&org as &dyn ::core::fmt::Display],
         ),
     ];
-    ::cachette::__private::cached::<
-        ::cachette::__private::ResultMode,
-        Result<User, DbError>,
-        _,
-    >(
-            __cachette_cache,
-            &__CACHETTE_POLICY,
+    ::cachette::__private::cached(
+            ::cachette::__private::Site {
+                cache: __cachette_cache,
+                policy: &__CACHETTE_POLICY,
+                function: __cachette_fn,
+            },
+            (&&::cachette::__private::Select::<Result<User, DbError>>::new())
+                .__cachette_mode(),
             &__cachette_key,
             &__cachette_tags,
             async {

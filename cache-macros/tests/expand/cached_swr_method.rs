@@ -4,23 +4,26 @@ impl Repo {
                 ::cachette::__private::Strategy::Swr,
                 ::cachette::__private::ms(300000u64),
             )
-            .function(::core::concat!(::core::module_path!(), "::", "catalog"))
             .stale_ttl(::cachette::__private::ms(3600000u64));
+        #[allow(unused_imports)]
+        use ::cachette::__private::{
+            BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+        };
+        let __cachette_fn = ::cachette::__private::function(&|| ());
         let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
         let __cachette_key: ::std::string::String = ::cachette::__private::render(
             &["catalog:", ""],
             &[&shop as &dyn ::core::fmt::Display],
         );
         let __cachette_tags = [];
-        ::cachette::__private::cached_refreshing::<
-            ::cachette::__private::ResultMode,
-            Result<Vec<Product>, DbError>,
-            _,
-            _,
-            _,
-        >(
-                __cachette_cache,
-                &__CACHETTE_POLICY,
+        ::cachette::__private::cached_refreshing(
+                ::cachette::__private::Site {
+                    cache: __cachette_cache,
+                    policy: &__CACHETTE_POLICY,
+                    function: __cachette_fn,
+                },
+                (&&::cachette::__private::Select::<Result<Vec<Product>, DbError>>::new())
+                    .__cachette_mode(),
                 &__cachette_key,
                 &__cachette_tags,
                 async {

@@ -1,5 +1,12 @@
 async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> {
-    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache();
+    #[allow(unused_imports)]
+    use ::cachette::__private::{
+        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+    };
+    let __cachette_fn = ::cachette::__private::function(&|| ());
+    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
+        &__cachette_fn,
+    );
     let __cachette_keys = [
         ::cachette::__private::render(
             &["user:", ""],
@@ -14,7 +21,7 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
     ];
     let __cachette_bust = ::cachette::__private::invalidation(
         __cachette_cache,
-        ::core::concat!(::core::module_path!(), "::", "update_user"),
+        &__cachette_fn,
         &__cachette_keys,
         &__cachette_tags,
     );
@@ -23,6 +30,9 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         __cachette_ret
     }
         .await;
-    __cachette_bust.finish(::core::result::Result::is_ok(&__cachette_ret)).await;
+    let __cachette_ok = (&&::cachette::__private::Select::<Result<User, DbError>>::new())
+        .__cachette_bust()
+        .succeeded(&__cachette_ret);
+    __cachette_bust.finish(__cachette_ok).await;
     __cachette_ret
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 
-use super::{Blob, Bust, Lookup, Names};
+use super::{Blob, Lookup};
+use crate::names::{Bust, Namespace, Subject};
 use crate::version::Token;
 
 #[derive(Clone)]
@@ -78,7 +79,8 @@ impl MemoryBackend {
         }
     }
 
-    pub(crate) fn lookup(&self, names: &Names) -> Lookup {
+    pub(crate) fn lookup(&self, subject: &Subject<'_>) -> Lookup {
+        let names = subject.names("");
         Lookup {
             entry: self
                 .entries
@@ -88,6 +90,7 @@ impl MemoryBackend {
                 .versions()
                 .map(|k| self.versions.get(k).map(|i| i.value))
                 .collect(),
+            names,
         }
     }
 
@@ -116,18 +119,15 @@ impl MemoryBackend {
         );
     }
 
-    pub(crate) fn bust(&self, bust: &Bust, ttl: Duration) {
-        for k in &bust.versions {
+    pub(crate) fn bust(&self, ns: &Namespace, bust: &Bust, ttl: Duration) {
+        for name in bust.versions(ns, "") {
             self.versions.insert(
-                k.clone(),
+                name,
                 Item {
                     value: Token::random(),
                     ttl,
                 },
             );
-        }
-        for e in &bust.entries {
-            self.entries.invalidate(e);
         }
     }
 }

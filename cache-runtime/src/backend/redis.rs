@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Script, Value};
 
-use super::{millis, Blob, Bust, Lookup, Names};
+use super::{millis, Blob, Lookup};
 use crate::error::{Error, ErrorKind};
+use crate::names::{Bust, Names, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
@@ -305,7 +306,17 @@ impl RedisBackend {
         }
     }
 
-    pub(crate) async fn lookup(&self, names: &Names) -> Result<Lookup, Error> {
+    pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        let names = subject.names("");
+        let (entry, versions) = self.read(&names).await?;
+        Ok(Lookup {
+            names,
+            entry,
+            versions,
+        })
+    }
+
+    async fn read(&self, names: &Names) -> Result<(Option<Blob>, Vec<Option<Token>>), Error> {
         #[cfg(feature = "cluster")]
         if let Conn::Cluster(conn) = &self.conn {
             return self.lookup_cluster(conn, names).await;
@@ -325,7 +336,7 @@ impl RedisBackend {
         &self,
         conn: &redis::cluster_async::ClusterConnection,
         names: &Names,
-    ) -> Result<Lookup, Error> {
+    ) -> Result<(Option<Blob>, Vec<Option<Token>>), Error> {
         use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
         let all: Vec<&str> = std::iter::once(names.entry())
             .chain(names.versions())
@@ -449,11 +460,17 @@ impl RedisBackend {
         Ok(())
     }
 
-    pub(crate) async fn bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
-        if bust.versions.is_empty() && bust.entries.is_empty() {
+    pub(crate) async fn bust(
+        &self,
+        ns: &Namespace,
+        bust: &Bust,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        if bust.is_empty() {
             return Ok(());
         }
-        let result = self.try_bust(bust, ttl).await;
+        let versions: Vec<String> = bust.versions(ns, "").collect();
+        let result = self.try_bust(&versions, ttl).await;
         if result.is_err() {
             // A failover or a slot move may be why: ask again next time.
             *self.topology.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -461,7 +478,7 @@ impl RedisBackend {
         result
     }
 
-    async fn try_bust(&self, bust: &Bust, ttl: Duration) -> Result<(), Error> {
+    async fn try_bust(&self, bust: &[String], ttl: Duration) -> Result<(), Error> {
         let deadline = self.deadline * 2 + self.ack_timeout;
         let topology = self.topology().await?;
         match &self.busts {
@@ -581,18 +598,16 @@ impl RedisBackend {
     async fn bust_single(
         &self,
         mut conn: ConnectionManager,
-        bust: &Bust,
+        versions: &[String],
         ttl: Duration,
         acks: u32,
     ) -> RedisResult<()> {
         let mut eval = redis::cmd("EVALSHA");
         eval.arg(self.bust.get_hash())
-            .arg(bust.versions.len() + bust.entries.len())
-            .arg(&bust.versions)
-            .arg(&bust.entries)
-            .arg(bust.versions.len())
+            .arg(versions.len())
+            .arg(versions)
             .arg(millis(ttl));
-        for _ in &bust.versions {
+        for _ in versions {
             eval.arg(Token::random().as_bytes().as_slice());
         }
         let mut pipe = redis::pipe();
@@ -640,9 +655,6 @@ impl RedisBackend {
                 .arg("PX")
                 .arg(millis(ttl));
         }
-        for entry in &node.entries {
-            pipe.cmd("DEL").arg(entry);
-        }
         if acks > 0 {
             pipe.add_command(self.wait(acks));
         }
@@ -668,7 +680,7 @@ impl RedisBackend {
 }
 
 /// The replies of a lookup, in `Names` order: the entry, then each version.
-fn decode_lookup(values: Vec<Value>) -> Lookup {
+fn decode_lookup(values: Vec<Value>) -> (Option<Blob>, Vec<Option<Token>>) {
     let mut values = values.into_iter();
     let entry = match values.next() {
         Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
@@ -680,7 +692,7 @@ fn decode_lookup(values: Vec<Value>) -> Lookup {
             _ => None,
         })
         .collect();
-    Lookup { entry, versions }
+    (entry, versions)
 }
 
 /// Says what failed while connecting to `target`, keeping the kind.
@@ -740,12 +752,11 @@ struct NodeBust<'a> {
     slot: u16,
     replicas: u32,
     versions: Vec<&'a str>,
-    entries: Vec<&'a str>,
 }
 
 /// The names of a bust grouped by the master serving their slots.
 #[cfg(feature = "cluster")]
-fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<'a>>, Error> {
+fn by_master<'a>(bust: &'a [String], topology: &'a Topology) -> Result<Vec<NodeBust<'a>>, Error> {
     let mut nodes: Vec<NodeBust<'a>> = Vec::new();
     let mut node_of = |name: &str| -> Result<usize, Error> {
         let slot = key_slot(name);
@@ -767,27 +778,14 @@ fn by_master<'a>(bust: &'a Bust, topology: &'a Topology) -> Result<Vec<NodeBust<
                     slot,
                     replicas,
                     versions: Vec::new(),
-                    entries: Vec::new(),
                 });
                 nodes.len() - 1
             }
         })
     };
-    let versions: Vec<usize> = bust
-        .versions
-        .iter()
-        .map(|v| node_of(v))
-        .collect::<Result<_, _>>()?;
-    let entries: Vec<usize> = bust
-        .entries
-        .iter()
-        .map(|e| node_of(e))
-        .collect::<Result<_, _>>()?;
-    for (v, i) in bust.versions.iter().zip(versions) {
+    let versions: Vec<usize> = bust.iter().map(|v| node_of(v)).collect::<Result<_, _>>()?;
+    for (v, i) in bust.iter().zip(versions) {
         nodes[i].versions.push(v);
-    }
-    for (e, i) in bust.entries.iter().zip(entries) {
-        nodes[i].entries.push(e);
     }
     Ok(nodes)
 }
@@ -822,12 +820,14 @@ mod tests {
         assert_eq!(key_slot("foo{}{bar}"), key_slot("foo{}{bar}"));
         assert_ne!(key_slot("foo{}{bar}"), key_slot("bar"));
         assert_eq!(key_slot("foo{{bar}}zap"), key_slot("{bar"));
-        let e = super::super::name("ns", super::super::Kind::Entry, "user:1");
-        let k = super::super::name("ns", super::super::Kind::KeyVersion, "user:1");
-        let l = super::super::name("ns", super::super::Kind::Lock, "user:1");
-        assert_eq!(key_slot(&e), key_slot("user:1"));
-        assert_eq!(key_slot(&k), key_slot(&e));
-        assert_eq!(key_slot(&l), key_slot(&e));
+        let ns = crate::names::Namespace::new("ns").unwrap();
+        let f = crate::names::Function::named("f", "f");
+        let subject = Subject::new(&ns, f, "user:1", &[] as &[&str]);
+        let names = subject.names("run");
+        let k = names.versions().next().unwrap();
+        assert_eq!(key_slot(subject.entry()), key_slot("user:1"));
+        assert_eq!(key_slot(k), key_slot(subject.entry()));
+        assert_eq!(key_slot(&subject.lock()), key_slot(subject.entry()));
     }
 
     #[test]
@@ -842,16 +842,12 @@ mod tests {
             learned: Instant::now(),
             ranges: vec![range(0, 8191, 7000), range(8192, 16383, 7001)],
         };
-        let bust = Bust {
-            versions: vec!["ns:k:{a}".into(), "ns:t:{b}".into(), "ns:t:{c}".into()],
-            entries: vec!["ns:e:{a}".into()],
-        };
+        let bust: Vec<String> = vec!["ns:k:{a}".into(), "ns:t:{b}".into(), "ns:t:{c}".into()];
         // a: 15495, b: 3300, c: 7365.
         let nodes = by_master(&bust, &topology).unwrap();
         assert_eq!(nodes.len(), 2);
         assert_eq!(nodes[0].master, ("127.0.0.1", 7001));
         assert_eq!(nodes[0].versions, ["ns:k:{a}"]);
-        assert_eq!(nodes[0].entries, ["ns:e:{a}"]);
         assert_eq!(nodes[1].master, ("127.0.0.1", 7000));
         assert_eq!(nodes[1].versions, ["ns:t:{b}", "ns:t:{c}"]);
 

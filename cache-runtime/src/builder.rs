@@ -1,0 +1,321 @@
+//! Settings of a cache, and building one on a backend.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backend::{memory::MemoryBackend, Backend};
+use crate::breaker::Breaker;
+use crate::cache::{Cache, Inner, WarnOnce};
+use crate::codec::Codec;
+use crate::error::Error;
+use crate::flight::Flights;
+use crate::names::Namespace;
+use crate::pending::Pending;
+use crate::policy::{Clock, FastRandom, Random, SystemClock};
+use crate::replicas::ReplicaAcks;
+use crate::signing::Signer;
+use crate::stats::Counters;
+
+/// Settings for a [`Cache`], from [`Cache::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// let cache = cachette::Cache::builder()
+///     .namespace("shop")
+///     .capacity(50_000)
+///     .memory();
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    namespace: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    codec: Codec,
+    capacity: u64,
+    version_ttl: Duration,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    max_pending_busts: usize,
+    breaker: (u32, Duration),
+    max_value_bytes: usize,
+    signer: Option<Signer>,
+    replica_acks: ReplicaAcks,
+    replica_ack_timeout: Duration,
+    #[cfg(feature = "tls")]
+    root_ca: Option<Vec<u8>>,
+    /// Built by the library as the process default, not by the user.
+    pub(crate) implicit: bool,
+}
+
+impl fmt::Debug for CacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("codec", &self.codec)
+            .field("capacity", &self.capacity)
+            .field("version_ttl", &self.version_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespace: "cachette".into(),
+            connect_timeout: Duration::from_secs(1),
+            command_timeout: Duration::from_millis(50),
+            codec: Codec::Json,
+            capacity: 10_000,
+            version_ttl: Duration::from_secs(24 * 3600),
+            clock: Arc::new(SystemClock),
+            random: Arc::new(FastRandom),
+            max_pending_busts: 10_000,
+            breaker: (5, Duration::from_secs(1)),
+            max_value_bytes: 1 << 20,
+            signer: None,
+            replica_acks: ReplicaAcks::Auto,
+            replica_ack_timeout: Duration::from_millis(100),
+            #[cfg(feature = "tls")]
+            root_ca: None,
+            implicit: false,
+        }
+    }
+}
+
+impl CacheBuilder {
+    /// Prefix of every key the library writes (default `cachette`). Caches
+    /// with different namespaces never see each other's entries.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// How long to wait for a connection to Redis (default 1 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long to wait for one Redis command (default 50 ms). Past it the
+    /// call reads through to the function's body.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How values are serialized (default JSON).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Most entries the embedded backend holds (default 10,000); the least
+    /// useful are evicted past it. Redis bounds itself with `maxmemory`.
+    pub fn capacity(mut self, entries: u64) -> Self {
+        self.capacity = entries;
+        self
+    }
+
+    /// How long a version written by an invalidation lives (default 24 h).
+    /// When it expires, entries that recorded it become misses; it never
+    /// makes an invalidated entry valid again.
+    pub fn version_ttl(mut self, ttl: Duration) -> Self {
+        self.version_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The clock read for freshness windows (`swr`) and early refresh
+    /// (`early`), and to time bodies. Entry TTLs in the backend always
+    /// follow real time.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The random source of early refresh.
+    pub fn random(mut self, random: impl Random) -> Self {
+        self.random = Arc::new(random);
+        self
+    }
+
+    /// How many undelivered invalidations (keys and tags) this process keeps
+    /// track of one by one (default 10,000). An invalidation that fails is
+    /// retried with backoff, and entries it names are not served until it
+    /// is delivered; past this many, nothing is served from the cache until
+    /// every one is delivered. None is ever dropped.
+    pub fn max_pending_busts(mut self, names: usize) -> Self {
+        self.max_pending_busts = names;
+        self
+    }
+
+    /// Largest stored value, in bytes (default 1 MiB). A larger value is
+    /// returned to its caller but not cached, with one warning per key.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Trusts these PEM certificates for `rediss://` instead of the system's
+    /// roots (a private CA, say).
+    #[cfg(feature = "tls")]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca = Some(pem.into());
+        self
+    }
+
+    /// Signs every stored value with HMAC-SHA256 under `key`, over the
+    /// backend key and the value: a tampered value, one written by anything
+    /// without the key, or one copied under another key is a miss (counted
+    /// in `Stats::signature_failures`) and is overwritten. Every process
+    /// sharing the namespace needs the same key; turning signing on makes
+    /// existing unsigned entries misses.
+    pub fn signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.signer = Some(Signer::new(key.as_ref()));
+        self
+    }
+
+    /// The circuit breaker: after `failures` consecutive backend failures,
+    /// reads stop calling Redis for `cool_down` (annotated functions run
+    /// their bodies at once), then one call probes; its success closes the
+    /// breaker. Default: 5 failures, 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cool_down: Duration) -> Self {
+        self.breaker = (failures, cool_down);
+        self
+    }
+
+    /// Whether invalidations wait for replicas to hold them before they
+    /// return (default [`ReplicaAcks::Auto`]: one replica wherever the
+    /// master has any). See [`ReplicaAcks`].
+    pub fn replica_acks(mut self, acks: ReplicaAcks) -> Self {
+        self.replica_acks = acks;
+        self
+    }
+
+    /// How long an invalidation waits for replicas (default 100 ms). Past
+    /// it, the invalidation fails, is kept and retried, and what it names
+    /// is not served by this process until it is delivered.
+    pub fn replica_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.replica_ack_timeout = timeout;
+        self
+    }
+
+    /// Builds a cache on the embedded backend.
+    pub fn memory(self) -> Cache {
+        let backend = Backend::Memory(MemoryBackend::new(self.capacity));
+        // Nothing else shares an embedded backend: its pending busts are
+        // its own.
+        let pending = Arc::new(Pending::new(self.max_pending_busts));
+        let namespace = Namespace::unchecked(self.namespace.clone());
+        self.finish(backend, namespace, pending)
+    }
+
+    /// Connects to Redis at `url` (`redis://`, `rediss://`, `redis+unix://`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a malformed or
+    /// unsupported URL, [`ErrorKind::Auth`](crate::ErrorKind::Auth) when
+    /// the server refuses the credentials, and
+    /// [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when it cannot be
+    /// reached.
+    #[cfg(feature = "redis")]
+    pub async fn connect(self, url: &str) -> Result<Cache, Error> {
+        let namespace = Namespace::new(self.namespace.clone())?;
+        let backend = crate::backend::redis::RedisBackend::connect(url, &self.settings()).await?;
+        let pending = self.shared_pending(url, &namespace);
+        Ok(self.finish(Backend::Redis(backend), namespace, pending))
+    }
+
+    /// Connects to a Redis Cluster through any of `nodes` (the client
+    /// discovers the rest, follows MOVED and ASK redirections, and
+    /// refreshes its slot map after a failover).
+    ///
+    /// Reads go to masters only. Invalidations of keys and tags on
+    /// different nodes are sent to all of them at once, and by default wait
+    /// for a replica of each (see [`replica_acks`](Self::replica_acks)).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder()
+    ///     .namespace("shop")
+    ///     .connect_cluster(["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"])
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), for the cluster as a whole.
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<I, S>(self, nodes: I) -> Result<Cache, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let namespace = Namespace::new(self.namespace.clone())?;
+        let mut nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
+        let backend =
+            crate::backend::redis::RedisBackend::connect_cluster(&nodes, &self.settings()).await?;
+        nodes.sort();
+        let pending = self.shared_pending(&nodes.join(" "), &namespace);
+        Ok(self.finish(Backend::Redis(backend), namespace, pending))
+    }
+
+    /// Like [`connect`](Self::connect), but connects on first use.
+    #[cfg(feature = "redis")]
+    pub(crate) fn connect_lazy(self, url: &str) -> Result<Cache, Error> {
+        let namespace = Namespace::new(self.namespace.clone())?;
+        let backend = crate::backend::redis::RedisBackend::lazy(url, &self.settings())?;
+        let pending = self.shared_pending(url, &namespace);
+        Ok(self.finish(Backend::Redis(backend), namespace, pending))
+    }
+
+    /// The undelivered busts of every cache of this process on the same
+    /// server (as named by its URL) and namespace: one handle's pending
+    /// bust blocks the entries it names for all of them (I9).
+    #[cfg(feature = "redis")]
+    fn shared_pending(&self, target: &str, namespace: &Namespace) -> Arc<Pending> {
+        Pending::shared(target, namespace.as_str(), self.max_pending_busts)
+    }
+
+    #[cfg(feature = "redis")]
+    fn settings(&self) -> crate::backend::redis::Settings {
+        crate::backend::redis::Settings {
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            #[cfg(feature = "tls")]
+            root_ca: self.root_ca.clone(),
+            acks: self.replica_acks,
+            ack_timeout: self.replica_ack_timeout,
+        }
+    }
+
+    fn finish(self, backend: Backend, namespace: Namespace, pending: Arc<Pending>) -> Cache {
+        if !self.implicit {
+            crate::global::built_explicitly();
+        }
+        Cache {
+            inner: Arc::new(Inner {
+                backend,
+                namespace,
+                codec: self.codec,
+                version_ttl: self.version_ttl,
+                counters: Counters::default(),
+                flights: Flights::default(),
+                refreshing: Mutex::new(HashSet::new()),
+                refreshes_done: tokio::sync::Notify::new(),
+                clock: self.clock,
+                random: self.random,
+                pending,
+                breaker: Breaker::new(self.breaker.0, self.breaker.1),
+                max_value_bytes: self.max_value_bytes,
+                warned_too_large: WarnOnce::default(),
+                signer: self.signer,
+            }),
+        }
+    }
+}

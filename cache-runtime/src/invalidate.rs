@@ -1,0 +1,230 @@
+//! Invalidation: replacing the versions of keys and tags (I1, I3), and
+//! keeping the ones that could not be delivered until they are (I9).
+//!
+//! A bust is armed before anything can interrupt it: if the future sending
+//! it is dropped midway (a caller's timeout, a `select!`), or an
+//! `#[invalidates]` body is dropped or panics after its write may have
+//! committed, the bust is kept as undelivered. Undelivered busts are sent
+//! again by one task per pending set, with backoff, until delivered.
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::names::Bust;
+use crate::pending::{self, After, Claim};
+use crate::stats::Counters;
+
+impl Cache {
+    /// Invalidates keys, exactly as rendered (see [`KeyBuilder`](crate::KeyBuilder)).
+    ///
+    /// When it returns `Ok`, no read that starts afterwards returns a value
+    /// computed before the call. One round trip whatever the number of keys.
+    ///
+    /// # Errors
+    /// The backend failed; the keys may not be invalidated. The bust is
+    /// kept and retried, and until it is delivered this process does not
+    /// serve what it names.
+    pub async fn invalidate_keys<I, S>(&self, keys: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let bust = Bust::of(keys, std::iter::empty::<&str>());
+        self.send("Cache::invalidate_keys", bust).await
+    }
+
+    /// Invalidates every entry filled with any of these tags, exactly as
+    /// rendered. One round trip, whatever the number of tags and entries.
+    ///
+    /// # Errors
+    /// As [`invalidate_keys`](Self::invalidate_keys).
+    pub async fn invalidate_tags<I, S>(&self, tags: I) -> Result<(), Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let bust = Bust::of(std::iter::empty::<&str>(), tags);
+        self.send("Cache::invalidate_tags", bust).await
+    }
+
+    /// Invalidates keys and tags together, in one round trip.
+    ///
+    /// # Errors
+    /// As [`invalidate_keys`](Self::invalidate_keys).
+    pub async fn invalidate<K, KS, T, TS>(&self, keys: K, tags: T) -> Result<(), Error>
+    where
+        K: IntoIterator<Item = KS>,
+        KS: AsRef<str>,
+        T: IntoIterator<Item = TS>,
+        TS: AsRef<str>,
+    {
+        self.send("Cache::invalidate", Bust::of(keys, tags)).await
+    }
+
+    /// Sends `bust`, reported as coming from `function`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future before it finished keeps the bust as
+    /// undelivered.
+    pub(crate) async fn send(&self, function: &'static str, bust: Bust) -> Result<(), Error> {
+        self.ensure_retrying();
+        if bust.is_empty() {
+            return Ok(());
+        }
+        let armed = Armed::new(self, function, bust);
+        let inner = &*self.inner;
+        let sent = inner
+            .backend
+            .bust(&inner.namespace, armed.bust(), inner.version_ttl)
+            .await;
+        let bust = armed.disarm();
+        let n = bust.len() as u64;
+        match sent {
+            Ok(()) => {
+                inner
+                    .counters
+                    .invalidations
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tracing::debug!(function, names = ?bust.texts(), outcome = "invalidated", "cachette");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("cachette_invalidations_total", "function" => function)
+                    .increment(n);
+                Ok(())
+            }
+            Err(e) => {
+                Counters::bump(&inner.counters.errors);
+                tracing::error!(
+                    function,
+                    names = ?bust.texts(),
+                    error = %e,
+                    "cachette: invalidation failed; kept and retried, and what it names is not served until it is delivered"
+                );
+                #[cfg(feature = "metrics")]
+                metrics::counter!("cachette_errors_total", "function" => function, "op" => "invalidate")
+                    .increment(1);
+                self.keep_undelivered(&bust);
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps a bust that may not have been delivered, and makes sure a
+    /// task delivers it.
+    pub(crate) fn keep_undelivered(&self, bust: &Bust) {
+        self.inner.pending.add(bust);
+        self.ensure_retrying();
+    }
+
+    /// Starts the delivery task when names are pending and no live task
+    /// delivers them (none was started, or its runtime went away).
+    pub(crate) fn ensure_retrying(&self) {
+        if let Some(claim) = self.inner.pending.claim() {
+            self.spawn_retry(claim);
+        }
+    }
+
+    /// Delivers pending busts with backoff until none is left (I9).
+    fn spawn_retry(&self, claim: Claim) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            // Dropping the claim lets a later caller, inside a runtime,
+            // start the task.
+            return;
+        };
+        // The claim moves into the task now: if the task is dropped before
+        // its first poll, dropping it gives the claim back.
+        let cache = self.clone();
+        handle.spawn(async move {
+            let mut claim = claim;
+            let inner = &*cache.inner;
+            let mut attempt = 0;
+            loop {
+                let wait = pending::backoff(attempt);
+                // Renewed before every wait, for the wait and a bust.
+                if !inner.pending.renew(&claim, wait + RETRY_SLACK) {
+                    return; // another task took over
+                }
+                tokio::time::sleep(wait).await;
+                let (bust, generation) = inner.pending.snapshot();
+                match inner
+                    .backend
+                    .bust(&inner.namespace, &bust, inner.version_ttl)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(
+                            names = bust.len(),
+                            "cachette: pending invalidations delivered"
+                        );
+                        match inner.pending.delivered(&bust, generation, claim) {
+                            (After::Done, _) => return,
+                            (After::More, Some(kept)) => claim = kept,
+                            (After::More, None) => unreachable!("kept while names are left"),
+                        }
+                        attempt = 0;
+                    }
+                    Err(e) => {
+                        tracing::debug!(
+                            error = %e,
+                            attempt,
+                            task = claim.id(),
+                            "cachette: pending invalidations still undelivered"
+                        );
+                        attempt += 1;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// How long past its planned wait a delivery task may go silent before
+/// another is started: room for one bust and a busy runtime.
+const RETRY_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A bust that is kept as undelivered if dropped before it is disarmed.
+pub(crate) struct Armed<'a> {
+    cache: &'a Cache,
+    function: &'static str,
+    bust: Option<Bust>,
+}
+
+impl<'a> Armed<'a> {
+    pub(crate) fn new(cache: &'a Cache, function: &'static str, bust: Bust) -> Armed<'a> {
+        Armed {
+            cache,
+            function,
+            bust: Some(bust),
+        }
+    }
+
+    pub(crate) fn bust(&self) -> &Bust {
+        self.bust.as_ref().expect("armed until disarmed")
+    }
+
+    pub(crate) fn cache(&self) -> &'a Cache {
+        self.cache
+    }
+
+    pub(crate) fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// The bust, no longer kept on drop.
+    pub(crate) fn disarm(mut self) -> Bust {
+        self.bust.take().expect("armed until disarmed")
+    }
+}
+
+impl Drop for Armed<'_> {
+    fn drop(&mut self) {
+        let Some(bust) = self.bust.take() else { return };
+        if bust.is_empty() {
+            return;
+        }
+        tracing::error!(
+            function = self.function,
+            names = ?bust.texts(),
+            "cachette: an invalidation was dropped before it finished; kept and retried, and what it names is not served until it is delivered"
+        );
+        self.cache.keep_undelivered(&bust);
+    }
+}

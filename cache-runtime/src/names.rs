@@ -1,0 +1,478 @@
+//! Backend names: the one place that turns keys, tags and functions into
+//! the names the library writes.
+//!
+//! ```text
+//! <namespace> ":" <kind> [ "#" ] ":" <scope> ":" "{" <text> "}"
+//! ```
+//! - `kind` is `e` (an entry), `l` (a stampede lock), `k` (a key's
+//!   version) or `t` (a tag's version);
+//! - `scope` is, for entries and locks, the id of the function that owns
+//!   them, so two functions (or two instantiations of a generic one) that
+//!   render the same key never read each other's entries (I11). For
+//!   versions it is the run id of the Redis server that holds them, so a
+//!   server restarted from an older snapshot brings back versions under
+//!   names nobody reads any more (I10); the embedded backend, which cannot
+//!   restart on its own, has an empty scope there;
+//! - `text` is the rendered key or tag. One longer than [`MAX_NAME_LEN`]
+//!   bytes is replaced by its first 64 bytes, `~` and its SHA-256 in hex,
+//!   and its kind is marked `#`. The mark sits outside the text, where no
+//!   value can reach, so a shortened name never equals an unshortened one,
+//!   whatever the text (I11).
+//!
+//! Every public way to name a key or tag (the attributes, `KeyBuilder`,
+//! `escape` with `format!`, the `invalidate_*` and `get_or_fetch` strings)
+//! reaches the backend through [`Name::new`], so they all get the same
+//! name for the same text, at every length.
+//!
+//! The braces are a Redis Cluster hash tag: the entry, the lock and the
+//! key's version of one key share a slot. A text with a `}` cuts the tag
+//! short the same way in every kind, so they still share one.
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, ErrorKind};
+
+/// Longest key or tag, in bytes, stored as it is; longer ones are
+/// shortened to a prefix and a digest.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Bytes of a long name kept before its digest.
+const PREFIX_LEN: usize = 64;
+
+/// A checked namespace: the prefix of every name a cache writes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Namespace(String);
+
+impl Namespace {
+    /// Braces would move the cluster hash tag of every name into the
+    /// namespace, and would let a namespace imitate the structure of names.
+    pub(crate) fn new(ns: impl Into<String>) -> Result<Namespace, Error> {
+        let ns = ns.into();
+        if ns.contains(['{', '}']) {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "the namespace must not contain `{` or `}`",
+            ));
+        }
+        Ok(Namespace(ns))
+    }
+
+    /// A namespace used only by an embedded backend, which no other cache
+    /// shares and which has no hash tags: any text will do.
+    pub(crate) fn unchecked(ns: String) -> Namespace {
+        Namespace(ns)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a backend name holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Entry,
+    Lock,
+    KeyVersion,
+    TagVersion,
+}
+
+impl Kind {
+    fn letter(self) -> char {
+        match self {
+            Kind::Entry => 'e',
+            Kind::Lock => 'l',
+            Kind::KeyVersion => 'k',
+            Kind::TagVersion => 't',
+        }
+    }
+}
+
+/// A key or tag as it is stored: the text, shortened when too long.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Name<'a> {
+    text: Cow<'a, str>,
+    shortened: bool,
+}
+
+impl<'a> Name<'a> {
+    /// Applies the length rule to a rendered key or tag.
+    pub(crate) fn new(text: &'a str) -> Name<'a> {
+        if text.len() <= MAX_NAME_LEN {
+            return Name {
+                text: Cow::Borrowed(text),
+                shortened: false,
+            };
+        }
+        let mut cut = PREFIX_LEN;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let mut short = String::with_capacity(cut + 1 + 64);
+        short.push_str(&text[..cut]);
+        short.push('~');
+        for b in Sha256::digest(text.as_bytes()) {
+            let _ = write!(short, "{b:02x}");
+        }
+        Name {
+            text: Cow::Owned(short),
+            shortened: true,
+        }
+    }
+
+    pub(crate) fn into_owned(self) -> Name<'static> {
+        Name {
+            text: Cow::Owned(self.text.into_owned()),
+            shortened: self.shortened,
+        }
+    }
+
+    /// The stored text (for logs and errors).
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Writes the backend name of this key or tag as `kind`.
+    pub(crate) fn write(&self, out: &mut String, ns: &Namespace, kind: Kind, scope: &str) {
+        out.push_str(ns.as_str());
+        out.push(':');
+        out.push(kind.letter());
+        if self.shortened {
+            out.push('#');
+        }
+        out.push(':');
+        out.push_str(scope);
+        out.push_str(":{");
+        out.push_str(&self.text);
+        out.push('}');
+    }
+
+    /// The backend name of this key or tag as `kind`.
+    pub(crate) fn backend(&self, ns: &Namespace, kind: Kind, scope: &str) -> String {
+        let mut out = String::with_capacity(ns.as_str().len() + scope.len() + self.text.len() + 8);
+        self.write(&mut out, ns, kind, scope);
+        out
+    }
+
+    /// Bytes a backend name of this takes beyond namespace and scope.
+    fn len_hint(&self) -> usize {
+        self.text.len() + 8
+    }
+}
+
+/// Which function owns an entry: every function, and every instantiation
+/// of a generic one, has its own id, taken from the type name of a closure
+/// declared inside it, which carries the function's path and all its
+/// generic arguments (those of its impl included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Function {
+    /// The function's path without closures, for logs and metrics.
+    pub(crate) label: &'static str,
+    /// 16 hex digits of a hash of the full type name.
+    pub(crate) id: [u8; 16],
+}
+
+impl Function {
+    /// The function in which the closure `F` is declared.
+    pub(crate) fn of<F>() -> Function {
+        let full = std::any::type_name::<F>();
+        let mut label = full;
+        while let Some(outer) = label.strip_suffix("::{{closure}}") {
+            label = outer;
+        }
+        Function::named(label, full)
+    }
+
+    /// A function known by `label`, with an id from `identity`.
+    pub(crate) fn named(label: &'static str, identity: &str) -> Function {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let hash = stable_hash(identity.as_bytes());
+        let mut id = [0u8; 16];
+        for (i, b) in id.iter_mut().enumerate() {
+            *b = HEX[((hash >> (60 - 4 * i)) & 15) as usize];
+        }
+        Function { label, id }
+    }
+
+    pub(crate) fn id(&self) -> &str {
+        std::str::from_utf8(&self.id).expect("hex digits")
+    }
+}
+
+/// A 64-bit hash that is the same in every process and on every platform,
+/// cheap enough for every call: eight bytes per step, then a final mix
+/// (the finalizer of MurmurHash3).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        h = (h.rotate_left(23) ^ word).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(23) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// What one call names: its function's entry under its key, and the key
+/// and tags the entry is validated against.
+#[derive(Debug)]
+pub(crate) struct Subject<'a> {
+    ns: &'a Namespace,
+    function: Function,
+    key: Name<'a>,
+    tags: Vec<Name<'a>>,
+    entry: String,
+}
+
+impl<'a> Subject<'a> {
+    pub(crate) fn new<S: AsRef<str>>(
+        ns: &'a Namespace,
+        function: Function,
+        key: &'a str,
+        tags: &'a [S],
+    ) -> Subject<'a> {
+        let key = Name::new(key);
+        let entry = key.backend(ns, Kind::Entry, function.id());
+        Subject {
+            ns,
+            function,
+            key,
+            tags: tags.iter().map(|t| Name::new(t.as_ref())).collect(),
+            entry,
+        }
+    }
+
+    pub(crate) fn function(&self) -> Function {
+        self.function
+    }
+
+    /// The entry's backend name.
+    pub(crate) fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    /// The stampede lock's backend name.
+    pub(crate) fn lock(&self) -> String {
+        self.key.backend(self.ns, Kind::Lock, self.function.id())
+    }
+
+    pub(crate) fn key(&self) -> &Name<'a> {
+        &self.key
+    }
+
+    pub(crate) fn tags(&self) -> &[Name<'a>] {
+        &self.tags
+    }
+
+    /// The names of one lookup, with versions in `scope` (the run id of
+    /// the server read, or empty).
+    pub(crate) fn names(&self, scope: &str) -> Names {
+        let per_version = self.ns.as_str().len() + scope.len() + 4;
+        let len = self.entry.len()
+            + self.key.len_hint()
+            + per_version
+            + self
+                .tags
+                .iter()
+                .map(|t| t.len_hint() + per_version)
+                .sum::<usize>();
+        let mut names = Names {
+            buf: String::with_capacity(len),
+            ends: Vec::with_capacity(2 + self.tags.len()),
+        };
+        names.buf.push_str(&self.entry);
+        names.ends.push(names.buf.len());
+        self.key
+            .write(&mut names.buf, self.ns, Kind::KeyVersion, scope);
+        names.ends.push(names.buf.len());
+        for tag in &self.tags {
+            tag.write(&mut names.buf, self.ns, Kind::TagVersion, scope);
+            names.ends.push(names.buf.len());
+        }
+        names
+    }
+}
+
+/// The backend names of one lookup: the entry, then the version names it
+/// is validated against (the key's first, then one per tag), in one
+/// buffer so that a lookup allocates once for all of them.
+#[derive(Debug)]
+pub(crate) struct Names {
+    buf: String,
+    /// End of each name in `buf`: the entry's, then each version's.
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn name(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
+    }
+
+    /// Bytes of all the names together.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The entry's name.
+    pub(crate) fn entry(&self) -> &str {
+        self.name(0)
+    }
+
+    /// The version names, in lookup order.
+    pub(crate) fn versions(&self) -> impl ExactSizeIterator<Item = &str> {
+        (1..self.ends.len()).map(|i| self.name(i))
+    }
+}
+
+/// An invalidation: keys and tags whose versions are replaced. Entries are
+/// not deleted: they belong to functions the invalidation does not know,
+/// and stop validating at once; they expire with their TTL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Bust {
+    pub keys: Vec<Name<'static>>,
+    pub tags: Vec<Name<'static>>,
+}
+
+impl Bust {
+    pub(crate) fn of<K, KS, T, TS>(keys: K, tags: T) -> Bust
+    where
+        K: IntoIterator<Item = KS>,
+        KS: AsRef<str>,
+        T: IntoIterator<Item = TS>,
+        TS: AsRef<str>,
+    {
+        Bust {
+            keys: keys
+                .into_iter()
+                .map(|k| Name::new(k.as_ref()).into_owned())
+                .collect(),
+            tags: tags
+                .into_iter()
+                .map(|t| Name::new(t.as_ref()).into_owned())
+                .collect(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.tags.is_empty()
+    }
+
+    /// Keys and tags together.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len() + self.tags.len()
+    }
+
+    /// Each version name with its kind, in `scope`.
+    pub(crate) fn versions<'b>(
+        &'b self,
+        ns: &'b Namespace,
+        scope: &'b str,
+    ) -> impl Iterator<Item = String> + 'b {
+        let keys = self
+            .keys
+            .iter()
+            .map(move |k| k.backend(ns, Kind::KeyVersion, scope));
+        let tags = self
+            .tags
+            .iter()
+            .map(move |t| t.backend(ns, Kind::TagVersion, scope));
+        keys.chain(tags)
+    }
+
+    /// The stored texts, for logs.
+    pub(crate) fn texts(&self) -> Vec<&str> {
+        self.keys
+            .iter()
+            .chain(&self.tags)
+            .map(|n| n.text())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns() -> Namespace {
+        Namespace::new("ns").unwrap()
+    }
+
+    #[test]
+    fn names_have_their_kind_scope_and_hash_tag() {
+        let f = Function::named("m::f", "m::f::{{closure}}");
+        let tags = ["org:7"];
+        let ns = ns();
+        let subject = Subject::new(&ns, f, "user:1", &tags);
+        let id = f.id();
+        assert_eq!(subject.entry(), format!("ns:e:{id}:{{user:1}}"));
+        assert_eq!(subject.lock(), format!("ns:l:{id}:{{user:1}}"));
+        let names = subject.names("run");
+        let versions: Vec<&str> = names.versions().collect();
+        assert_eq!(versions, ["ns:k:run:{user:1}", "ns:t:run:{org:7}"]);
+        assert_eq!(names.entry(), subject.entry());
+    }
+
+    #[test]
+    fn long_names_are_shortened_and_marked_outside_the_text() {
+        let long = "x".repeat(MAX_NAME_LEN + 1);
+        let name = Name::new(&long);
+        assert!(name.shortened);
+        assert_eq!(name.text().len(), PREFIX_LEN + 1 + 64);
+        assert_eq!(name, Name::new(&long), "deterministic");
+        assert_ne!(name, Name::new(&format!("{long}y")));
+        // The shortened text itself, given as a name, is not shortened and
+        // gets a different backend name.
+        let forged = Name::new(name.text());
+        assert!(!forged.shortened);
+        assert_ne!(
+            name.backend(&ns(), Kind::TagVersion, ""),
+            forged.backend(&ns(), Kind::TagVersion, "")
+        );
+        assert!(Name::new(&"é".repeat(300)).text().contains('~'));
+        let at_limit = "y".repeat(MAX_NAME_LEN);
+        assert_eq!(Name::new(&at_limit).text(), at_limit);
+    }
+
+    #[test]
+    fn function_ids_differ_by_identity_and_stay_stable() {
+        let a = Function::named("f", "app::load<app::User>::{{closure}}");
+        let b = Function::named("f", "app::load<app::Invoice>::{{closure}}");
+        assert_ne!(a.id, b.id);
+        assert_eq!(
+            a.id,
+            Function::named("g", "app::load<app::User>::{{closure}}").id
+        );
+        // Pinned, so that every build and platform agree.
+        assert_eq!(stable_hash(b""), stable_hash(b""));
+        assert_ne!(stable_hash(b"a"), stable_hash(b"b"));
+        assert_ne!(stable_hash(&[0; 8]), stable_hash(&[0; 9]));
+        assert_eq!(Function::named("f", "app::f").id(), "a6df4453b3723c25");
+    }
+
+    #[test]
+    fn the_label_drops_closures() {
+        fn label<F>(_: F) -> &'static str {
+            Function::of::<F>().label
+        }
+        let l = label(|| ());
+        assert!(l.ends_with("the_label_drops_closures"), "{l}");
+    }
+
+    #[test]
+    fn namespaces_with_braces_are_refused() {
+        assert!(Namespace::new("a{b").unwrap_err().is_config());
+        assert!(Namespace::new("shop").is_ok());
+    }
+}
