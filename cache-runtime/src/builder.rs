@@ -9,6 +9,7 @@ use crate::backend::{memory::MemoryBackend, Backend};
 use crate::breaker::Breaker;
 use crate::cache::{Cache, Inner, WarnOnce};
 use crate::codec::Codec;
+#[cfg(feature = "redis")]
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::names::Namespace;

@@ -12,6 +12,7 @@ use crate::backend::Backend;
 use crate::breaker::Breaker;
 use crate::builder::CacheBuilder;
 use crate::codec::Codec;
+#[cfg(feature = "redis")]
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::mode::ResultMode;

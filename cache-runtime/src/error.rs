@@ -34,10 +34,11 @@ pub enum ErrorKind {
 /// assert!(err.is_template());
 /// assert_eq!(err.kind(), cachette::ErrorKind::Template);
 /// ```
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -54,7 +55,7 @@ impl Error {
         mut self,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        self.source = Some(Box::new(source));
+        self.source = Some(std::sync::Arc::new(source));
         self
     }
 
@@ -119,6 +120,21 @@ impl std::error::Error for Error {
         self.source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Error {
+    /// The Redis error this wraps, if any.
+    pub(crate) fn redis(&self) -> Option<&redis::RedisError> {
+        let source: &(dyn std::error::Error + 'static) = self.source.as_deref()?;
+        source.downcast_ref()
+    }
+
+    /// Redis does not know the script (it restarted, or `SCRIPT FLUSH`).
+    pub(crate) fn is_no_script(&self) -> bool {
+        self.redis()
+            .is_some_and(|e| e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
     }
 }
 

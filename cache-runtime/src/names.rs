@@ -14,10 +14,11 @@
 //!   names nobody reads any more (I10); the embedded backend, which cannot
 //!   restart on its own, has an empty scope there;
 //! - `text` is the rendered key or tag. One longer than [`MAX_NAME_LEN`]
-//!   bytes is replaced by its first 64 bytes, `~` and its SHA-256 in hex,
-//!   and its kind is marked `#`. The mark sits outside the text, where no
-//!   value can reach, so a shortened name never equals an unshortened one,
-//!   whatever the text (I11).
+//!   bytes (or empty, or starting with `}`, which would leave the cluster
+//!   hash tag empty) is replaced by its SHA-256 in hex, `~` and its first
+//!   64 bytes, and its kind is marked `#`. The mark sits outside the text,
+//!   where no value can reach, so a shortened name never equals an
+//!   unshortened one, whatever the text (I11).
 //!
 //! Every public way to name a key or tag (the attributes, `KeyBuilder`,
 //! `escape` with `format!`, the `invalidate_*` and `get_or_fetch` strings)
@@ -25,8 +26,9 @@
 //! name for the same text, at every length.
 //!
 //! The braces are a Redis Cluster hash tag: the entry, the lock and the
-//! key's version of one key share a slot. A text with a `}` cuts the tag
-//! short the same way in every kind, so they still share one.
+//! key's version of one key share a slot, which depends on the text alone
+//! (never on the scope). A text with a `}` cuts the tag short the same way
+//! in every kind, so they still share one; the tag is never empty.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -49,6 +51,7 @@ pub(crate) struct Namespace(String);
 impl Namespace {
     /// Braces would move the cluster hash tag of every name into the
     /// namespace, and would let a namespace imitate the structure of names.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn new(ns: impl Into<String>) -> Result<Namespace, Error> {
         let ns = ns.into();
         if ns.contains(['{', '}']) {
@@ -101,25 +104,35 @@ pub(crate) struct Name<'a> {
 impl<'a> Name<'a> {
     /// Applies the length rule to a rendered key or tag.
     pub(crate) fn new(text: &'a str) -> Name<'a> {
-        if text.len() <= MAX_NAME_LEN {
+        if text.len() <= MAX_NAME_LEN && !text.is_empty() && !text.starts_with('}') {
             return Name {
                 text: Cow::Borrowed(text),
                 shortened: false,
             };
         }
-        let mut cut = PREFIX_LEN;
+        let mut cut = PREFIX_LEN.min(text.len());
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }
-        let mut short = String::with_capacity(cut + 1 + 64);
-        short.push_str(&text[..cut]);
-        short.push('~');
+        let mut short = String::with_capacity(64 + 1 + cut);
         for b in Sha256::digest(text.as_bytes()) {
             let _ = write!(short, "{b:02x}");
         }
+        short.push('~');
+        short.push_str(&text[..cut]);
         Name {
             text: Cow::Owned(short),
             shortened: true,
+        }
+    }
+
+    /// The Redis Cluster hash tag of this name in every kind: the text up
+    /// to its first `}` (never empty).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn hash_tag(&self) -> &str {
+        match self.text.find('}') {
+            Some(end) => &self.text[..end],
+            None => &self.text,
         }
     }
 
@@ -277,7 +290,14 @@ impl<'a> Subject<'a> {
     /// The names of one lookup, with versions in `scope` (the run id of
     /// the server read, or empty).
     pub(crate) fn names(&self, scope: &str) -> Names {
-        let per_version = self.ns.as_str().len() + scope.len() + 4;
+        self.names_each(|_| scope)
+    }
+
+    /// The names of one lookup, with version `i` (the key's is 0, then
+    /// each tag's) in `scope(i)`: on a cluster, the run id of the master
+    /// holding it.
+    pub(crate) fn names_each<'s>(&self, scope: impl Fn(usize) -> &'s str) -> Names {
+        let per_version = self.ns.as_str().len() + scope(0).len() + 4;
         let len = self.entry.len()
             + self.key.len_hint()
             + per_version
@@ -293,13 +313,19 @@ impl<'a> Subject<'a> {
         names.buf.push_str(&self.entry);
         names.ends.push(names.buf.len());
         self.key
-            .write(&mut names.buf, self.ns, Kind::KeyVersion, scope);
+            .write(&mut names.buf, self.ns, Kind::KeyVersion, scope(0));
         names.ends.push(names.buf.len());
-        for tag in &self.tags {
-            tag.write(&mut names.buf, self.ns, Kind::TagVersion, scope);
+        for (i, tag) in self.tags.iter().enumerate() {
+            tag.write(&mut names.buf, self.ns, Kind::TagVersion, scope(i + 1));
             names.ends.push(names.buf.len());
         }
         names
+    }
+
+    /// The key's name then each tag's, in version order.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn version_names(&self) -> impl Iterator<Item = &Name<'a>> {
+        std::iter::once(&self.key).chain(&self.tags)
     }
 }
 
@@ -374,7 +400,14 @@ impl Bust {
         self.keys.len() + self.tags.len()
     }
 
-    /// Each version name with its kind, in `scope`.
+    /// Each key and tag with the kind of its version.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn kinds(&self) -> impl Iterator<Item = (&Name<'static>, Kind)> {
+        let keys = self.keys.iter().map(|k| (k, Kind::KeyVersion));
+        keys.chain(self.tags.iter().map(|t| (t, Kind::TagVersion)))
+    }
+
+    /// Each version name, in `scope`.
     pub(crate) fn versions<'b>(
         &'b self,
         ns: &'b Namespace,
@@ -443,6 +476,20 @@ mod tests {
         assert!(Name::new(&"é".repeat(300)).text().contains('~'));
         let at_limit = "y".repeat(MAX_NAME_LEN);
         assert_eq!(Name::new(&at_limit).text(), at_limit);
+    }
+
+    #[test]
+    fn hash_tags_are_never_empty() {
+        for text in ["", "}", "}x", "a}b", "plain", &"z".repeat(500)] {
+            let name = Name::new(text);
+            assert!(!name.hash_tag().is_empty(), "{text:?}");
+            let full = name.backend(&ns(), Kind::Entry, "f");
+            let open = full.find('{').unwrap();
+            let close = open + 1 + full[open + 1..].find('}').unwrap();
+            assert_eq!(&full[open + 1..close], name.hash_tag(), "{text:?}");
+        }
+        assert_eq!(Name::new("a}b").hash_tag(), "a");
+        assert!(Name::new("").shortened && Name::new("}x").shortened);
     }
 
     #[test]

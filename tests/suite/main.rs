@@ -15,5 +15,6 @@ mod proxy;
 mod redis_costs;
 mod reliability;
 mod replicas;
+mod restarts;
 mod strategies;
 mod tls;

@@ -89,6 +89,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's data directory (its RDB and AOF files).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// A plain synchronous connection for inspecting and tampering.
     pub fn raw(&self) -> redis::Connection {
         redis::Client::open(self.url())

@@ -134,8 +134,3 @@ impl Backend {
         }
     }
 }
-
-#[cfg(feature = "redis")]
-pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}

@@ -1,0 +1,138 @@
+//! Busts and lock releases as Redis commands: the scripts, the pipelines
+//! that carry them with a `WAIT`, and reading their replies.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{Cmd, Pipeline, Script, Value};
+
+use super::millis;
+use crate::error::{Error, ErrorKind};
+use crate::replicas::ReplicaAcks;
+use crate::version::Token;
+
+/// `lua/bust.lua`: KEYS are the version names, ARGV the TTL then one new
+/// token per name.
+static BUST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/bust.lua")));
+
+/// `lua/unlock.lua`: KEYS[1] the lock, ARGV[1] the owner's token.
+static UNLOCK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/unlock.lua")));
+
+/// How many replica acknowledgements a bust waits for on a master with
+/// `replicas` healthy replicas.
+pub(crate) fn acks_for(setting: ReplicaAcks, replicas: u32) -> u32 {
+    match setting {
+        ReplicaAcks::Off => 0,
+        ReplicaAcks::Require(n) => n,
+        ReplicaAcks::Auto => replicas.min(1),
+    }
+}
+
+/// A whole single-node bust: one script invocation, then a `WAIT` on the
+/// same connection when replicas must hold it, in one pipeline.
+pub(crate) fn scripted(
+    names: &[String],
+    ttl: Duration,
+    acks: u32,
+    ack_timeout: Duration,
+) -> Pipeline {
+    let mut invocation = BUST.prepare_invoke();
+    invocation.key(names).arg(millis(ttl));
+    for _ in names {
+        invocation.arg(Token::random().as_bytes().as_slice());
+    }
+    let mut pipe = redis::pipe();
+    pipe.invoke_script(&invocation);
+    wait(&mut pipe, acks, ack_timeout);
+    pipe
+}
+
+/// One cluster master's share of a bust: a plain `SET` per version (a
+/// script may only touch one slot), then the `WAIT`, in one pipeline.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) fn plain(names: &[String], ttl: Duration, acks: u32, ack_timeout: Duration) -> Pipeline {
+    let mut pipe = redis::pipe();
+    for name in names {
+        pipe.cmd("SET")
+            .arg(name)
+            .arg(Token::random().as_bytes().as_slice())
+            .arg("PX")
+            .arg(millis(ttl));
+    }
+    wait(&mut pipe, acks, ack_timeout);
+    pipe
+}
+
+/// Ends a bust pipeline: the `WAIT`, if any; replies come back whole, a
+/// failed command as a `Value::ServerError` in its place.
+fn wait(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration) {
+    if acks > 0 {
+        pipe.cmd("WAIT").arg(acks).arg(millis(ack_timeout));
+    }
+    pipe.ignore_errors();
+}
+
+/// `SCRIPT LOAD` of the bust script, after a `NOSCRIPT`.
+pub(crate) fn load_bust() -> Cmd {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("LOAD").arg(include_str!("../../lua/bust.lua"));
+    cmd
+}
+
+/// Releases `key` if `token` still holds it.
+pub(crate) fn unlock(key: &str, token: Token) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(UNLOCK.get_hash())
+        .arg(1)
+        .arg(key)
+        .arg(token.as_bytes().as_slice());
+    cmd
+}
+
+/// `SCRIPT LOAD` of the unlock script, after a `NOSCRIPT`.
+pub(crate) fn load_unlock() -> Cmd {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("LOAD").arg(include_str!("../../lua/unlock.lua"));
+    cmd
+}
+
+/// Checks the replies of a bust pipeline: every write done, and the
+/// `WAIT` (last) counting at least `acks` replicas.
+pub(crate) fn check(replies: &[Value], acks: u32) -> Result<(), Error> {
+    for reply in replies {
+        if let Value::ServerError(e) = reply {
+            return Err(Error::from(redis::RedisError::from(e.clone())));
+        }
+    }
+    if acks == 0 {
+        return Ok(());
+    }
+    match replies.last() {
+        Some(Value::Int(n)) if *n >= i64::from(acks) => Ok(()),
+        other => Err(Error::new(
+            ErrorKind::Timeout,
+            format!("replicas did not acknowledge the invalidation in time (wanted {acks}, got {other:?})"),
+        )),
+    }
+}
+
+/// Whether the first reply of a bust is `NOSCRIPT`.
+pub(crate) fn no_script(replies: &[Value]) -> bool {
+    matches!(replies.first(), Some(Value::ServerError(e)) if e.kind() == Some(redis::ServerErrorKind::NoScript))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_that_counts_too_few_replicas_fails_the_bust() {
+        assert!(check(&[Value::Okay, Value::Int(1)], 1).is_ok());
+        assert!(check(&[Value::Okay, Value::Int(0)], 1).is_err());
+        assert!(check(&[Value::Okay], 0).is_ok());
+        assert_eq!(acks_for(ReplicaAcks::Auto, 3), 1);
+        assert_eq!(acks_for(ReplicaAcks::Auto, 0), 0);
+        assert_eq!(acks_for(ReplicaAcks::Require(2), 0), 2);
+    }
+}

@@ -1,0 +1,606 @@
+//! A Redis Cluster: the slot map, one pair of [`Link`]s per master, and the
+//! routing of each operation to the masters that hold its names.
+//!
+//! cachette routes by itself rather than through a cluster client that
+//! reconnects and resends on its own, for two promises:
+//! - I10: a command is built for one session of one master, with that
+//!   master's run id in its version names, and sent on that session only;
+//!   a restarted or promoted master is a new session, whose names are new;
+//! - busts and their `WAIT`: a master's share of a bust is one pipeline on
+//!   one connection, `WAIT` last, so the `WAIT` covers exactly those
+//!   writes. A redirection fails the bust (it is kept and retried, I9)
+//!   instead of sending part of it elsewhere.
+//!
+//! Reads and single-name writes follow one redirection (`ASK` during a slot
+//! migration, with `ASKING` in the same pipeline; `MOVED` after one), with
+//! names rebuilt for the node that answers. Any redirection or lost node
+//! makes the slot map be read again (`CLUSTER SLOTS`), in the background.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
+
+use super::bust;
+use super::connect::{self, Settings};
+use super::link::{Link, Session};
+use super::{decode_lookup, Lookup};
+use crate::error::{Error, ErrorKind};
+use crate::names::{Bust, Namespace, Subject};
+use crate::replicas::ReplicaAcks;
+
+type Addr = (String, u16);
+
+/// The links to one master.
+struct Node {
+    reads: Arc<Link>,
+    busts: Arc<Link>,
+}
+
+/// Names of a lookup (by their index in it) that a node sent elsewhere.
+struct Redirect {
+    members: Vec<usize>,
+    node: Arc<Node>,
+    ask: bool,
+}
+
+/// Who serves each slot range, and how many replicas each master has.
+#[derive(Debug)]
+struct SlotMap {
+    learned: Instant,
+    ranges: Vec<SlotRange>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct SlotRange {
+    first: u16,
+    last: u16,
+    master: Addr,
+    replicas: u32,
+}
+
+impl SlotMap {
+    fn range(&self, slot: u16) -> Option<&SlotRange> {
+        self.ranges
+            .iter()
+            .find(|r| (r.first..=r.last).contains(&slot))
+    }
+
+    fn master(&self, slot: u16) -> Result<&SlotRange, Error> {
+        self.range(slot).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("no master of the Redis Cluster serves slot {slot}"),
+            )
+        })
+    }
+}
+
+pub(crate) struct Cluster {
+    /// Template for every node's client: credentials, database, TLS.
+    seed: Client,
+    /// The nodes given to `connect_cluster`, to ask when no master answers.
+    seeds: Vec<Addr>,
+    config: AsyncConnectionConfig,
+    acks: ReplicaAcks,
+    ack_timeout: Duration,
+    map: Mutex<Option<Arc<SlotMap>>>,
+    nodes: Mutex<HashMap<Addr, Arc<Node>>>,
+    /// One reading of the slot map at a time.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+/// How old the map may be when a bust needs the replica counts.
+const MAP_REFRESH: Duration = Duration::from_secs(1);
+/// The least time between two readings of the map.
+const MAP_MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+impl Cluster {
+    pub(crate) async fn connect(
+        urls: &[String],
+        settings: &Settings,
+    ) -> Result<Arc<Cluster>, Error> {
+        let Some(first) = urls.first() else {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "connect_cluster needs at least one node URL",
+            ));
+        };
+        let seed = connect::client(first, settings).map_err(|e| cluster_config(e, urls))?;
+        let mut seeds = Vec::new();
+        for url in urls {
+            let client = connect::client(url, settings).map_err(|e| cluster_config(e, urls))?;
+            match client.get_connection_info().addr() {
+                ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                    seeds.push((host.clone(), *port));
+                }
+                _ => {
+                    return Err(Error::new(
+                        ErrorKind::Config,
+                        "Redis Cluster nodes are reached over TCP: redis:// or rediss:// URLs",
+                    ))
+                }
+            }
+        }
+        let cluster = Arc::new(Cluster {
+            seed,
+            seeds,
+            config: settings.connection(),
+            acks: settings.acks,
+            ack_timeout: settings.ack_timeout,
+            map: Mutex::new(None),
+            nodes: Mutex::new(HashMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+        });
+        let target = "the Redis Cluster";
+        match tokio::time::timeout(settings.connect_timeout * 2, cluster.refresh(None)).await {
+            Ok(Ok(_)) => Ok(cluster),
+            Ok(Err(e)) => Err(connect::connect_error(e, target)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("timed out connecting to {target}"),
+            )),
+        }
+    }
+
+    fn node(&self, addr: &Addr) -> Result<Arc<Node>, Error> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(node) = nodes.get(addr) {
+            return Ok(node.clone());
+        }
+        let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
+        let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
+        let link = || Link::new(client.clone(), self.config.clone(), target.clone());
+        let node = Arc::new(Node {
+            reads: link(),
+            busts: link(),
+        });
+        nodes.insert(addr.clone(), node.clone());
+        Ok(node)
+    }
+
+    fn current(&self) -> Option<Arc<SlotMap>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The slot map, read first if there is none yet.
+    async fn map(&self) -> Result<Arc<SlotMap>, Error> {
+        match self.current() {
+            Some(map) => Ok(map),
+            None => self.refresh(None).await,
+        }
+    }
+
+    /// Reads the slot map again, unless it was read after `seen` (another
+    /// caller did it) or very recently.
+    async fn refresh(&self, seen: Option<Instant>) -> Result<Arc<SlotMap>, Error> {
+        let _one = self.refreshing.lock().await;
+        if let Some(map) = self.current() {
+            let newer = seen.is_some_and(|seen| map.learned > seen);
+            if newer || map.learned.elapsed() < MAP_MIN_INTERVAL {
+                return Ok(map);
+            }
+        }
+        let mut candidates: Vec<Addr> = self
+            .current()
+            .map(|m| m.ranges.iter().map(|r| r.master.clone()).collect())
+            .unwrap_or_default();
+        candidates.extend(self.seeds.iter().cloned());
+        candidates.dedup();
+        let mut last = None;
+        for addr in candidates {
+            let node = self.node(&addr)?;
+            let asked = node
+                .reads
+                .run(|s| async move {
+                    redis::cmd("CLUSTER")
+                        .arg("SLOTS")
+                        .query_async::<Vec<Vec<Value>>>(&mut s.conn.clone())
+                        .await
+                })
+                .await;
+            match asked {
+                Ok(ranges) => {
+                    let ranges: Vec<SlotRange> = ranges
+                        .iter()
+                        .filter_map(|r| slot_range(r, &addr.0))
+                        .collect();
+                    let map = Arc::new(SlotMap {
+                        learned: Instant::now(),
+                        ranges,
+                    });
+                    *self.map.lock().unwrap_or_else(|e| e.into_inner()) = Some(map.clone());
+                    return Ok(map);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            Error::new(
+                ErrorKind::Connection,
+                "no node of the Redis Cluster answered",
+            )
+        }))
+    }
+
+    /// Reads the map again in the background: something moved or failed.
+    fn stale(self: &Arc<Self>, seen: &SlotMap) {
+        let seen = seen.learned;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cluster = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = cluster.refresh(Some(seen)).await {
+                tracing::debug!(error = %e, "cachette: could not read the slot map");
+            }
+        });
+    }
+
+    pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        let map = self.map().await?;
+        // Version i's slot; the entry shares the key's (version 0).
+        let slots: Vec<u16> = subject
+            .version_names()
+            .map(|n| key_slot(n.hash_tag()))
+            .collect();
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::with_capacity(slots.len());
+        for (i, slot) in slots.iter().enumerate() {
+            match groups.iter_mut().find(|g| g.0 == *slot) {
+                Some(g) => g.1.push(i),
+                None => groups.push((*slot, vec![i])),
+            }
+        }
+        let sessions = futures_util::future::try_join_all(groups.iter().map(|(slot, _)| {
+            let map = &map;
+            async move {
+                let node = self.node(&map.master(*slot)?.master)?;
+                node.reads.session().await.map(|s| (node, s))
+            }
+        }))
+        .await
+        .inspect_err(|_| self.stale(&map))?;
+        let mut scopes: Vec<String> = vec![String::new(); slots.len()];
+        for ((_, idx), (_, session)) in groups.iter().zip(&sessions) {
+            for &i in idx {
+                scopes[i] = session.run.clone();
+            }
+        }
+        let names = subject.names_each(|i| &scopes[i]);
+        let all: Vec<&str> = std::iter::once(names.entry())
+            .chain(names.versions())
+            .collect();
+        // Name j of `all` is the entry (0) or version j - 1.
+        let members = |idx: &[usize]| -> Vec<usize> {
+            let mut m: Vec<usize> = idx.iter().map(|i| i + 1).collect();
+            if idx.contains(&0) {
+                m.insert(0, 0);
+            }
+            m
+        };
+        let sends = groups
+            .iter()
+            .zip(&sessions)
+            .map(|((_, idx), (node, session))| {
+                let members = members(idx);
+                let mut cmd = redis::cmd("MGET");
+                for &j in &members {
+                    cmd.arg(all[j]);
+                }
+                let (node, session) = (node.clone(), session.clone());
+                async move {
+                    let reply = cmd
+                        .query_async::<Vec<Value>>(&mut session.conn.clone())
+                        .await;
+                    (members, node, session, reply)
+                }
+            });
+        let replies = futures_util::future::join_all(sends).await;
+        let mut values = vec![Value::Nil; all.len()];
+        let mut redirected: Vec<Redirect> = Vec::new();
+        for (members, node, session, reply) in replies {
+            match reply {
+                Ok(parts) => {
+                    for (&j, v) in members.iter().zip(parts) {
+                        values[j] = v;
+                    }
+                }
+                Err(e) => match redirection(&e) {
+                    Some((addr, ask)) => {
+                        if !ask {
+                            self.stale(&map);
+                        }
+                        redirected.push(Redirect {
+                            members,
+                            node: self.node(&addr)?,
+                            ask,
+                        });
+                    }
+                    None => {
+                        self.failed(&node, &session, &e, &map);
+                        return Err(Error::from(e));
+                    }
+                },
+            }
+        }
+        if redirected.is_empty() {
+            let (entry, versions) = decode_lookup(values);
+            return Ok(Lookup {
+                names,
+                entry,
+                versions,
+            });
+        }
+        // Follow each redirection once, with the names of the node that
+        // answers (its run id).
+        let mut retargeted = Vec::new();
+        for redirect in redirected {
+            let session = redirect.node.reads.session().await?;
+            for &j in &redirect.members {
+                if j > 0 {
+                    scopes[j - 1] = session.run.clone();
+                }
+            }
+            retargeted.push((redirect, session));
+        }
+        let names = subject.names_each(|i| &scopes[i]);
+        let all: Vec<&str> = std::iter::once(names.entry())
+            .chain(names.versions())
+            .collect();
+        for (Redirect { members, node, ask }, session) in retargeted {
+            let mut pipe = redis::pipe();
+            if ask {
+                pipe.cmd("ASKING").ignore();
+            }
+            let mget = pipe.cmd("MGET");
+            for &j in &members {
+                mget.arg(all[j]);
+            }
+            match pipe
+                .query_async::<(Vec<Value>,)>(&mut session.conn.clone())
+                .await
+            {
+                Ok((parts,)) => {
+                    for (&j, v) in members.iter().zip(parts) {
+                        values[j] = v;
+                    }
+                }
+                Err(e) => {
+                    self.failed(&node, &session, &e, &map);
+                    return Err(Error::from(e));
+                }
+            }
+        }
+        let (entry, versions) = decode_lookup(values);
+        Ok(Lookup {
+            names,
+            entry,
+            versions,
+        })
+    }
+
+    /// A command failed on `node`: a lost connection is replaced, and the
+    /// map is read again (the node may be gone, or demoted).
+    fn failed(
+        self: &Arc<Self>,
+        node: &Node,
+        session: &Session,
+        e: &redis::RedisError,
+        map: &SlotMap,
+    ) {
+        if super::link::gone(e) {
+            node.reads.broken(session);
+        }
+        self.stale(map);
+    }
+
+    /// One command per version name (they live in different slots), all
+    /// sent at once; one reply each.
+    pub(crate) async fn ensure(
+        self: &Arc<Self>,
+        names: &[&str],
+        cmds: Vec<redis::Cmd>,
+    ) -> Result<Vec<Value>, Error> {
+        let map = self.map().await?;
+        let sends = names.iter().zip(cmds).map(|(name, cmd)| {
+            let map = &map;
+            async move {
+                let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
+                let reply = node
+                    .reads
+                    .run(|s| async move { cmd.query_async::<Value>(&mut s.conn.clone()).await })
+                    .await;
+                if reply.is_err() {
+                    self.stale(map);
+                }
+                reply
+            }
+        });
+        futures_util::future::try_join_all(sends).await
+    }
+
+    /// One command about the single name `name` (run-independent: an entry
+    /// or a lock), following one redirection.
+    pub(crate) async fn one(self: &Arc<Self>, name: &str, cmd: redis::Cmd) -> Result<Value, Error> {
+        let map = self.map().await?;
+        let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
+        let session = node.reads.session().await?;
+        let e = match cmd.query_async::<Value>(&mut session.conn.clone()).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let Some((addr, ask)) = redirection(&e) else {
+            self.failed(&node, &session, &e, &map);
+            return Err(Error::from(e));
+        };
+        if !ask {
+            self.stale(&map);
+        }
+        let target = self.node(&addr)?;
+        let session = target.reads.session().await?;
+        let mut pipe = redis::pipe();
+        if ask {
+            pipe.cmd("ASKING").ignore();
+        }
+        pipe.add_command(cmd);
+        match pipe
+            .query_async::<(Value,)>(&mut session.conn.clone())
+            .await
+        {
+            Ok((v,)) => Ok(v),
+            Err(e) => {
+                self.failed(&target, &session, &e, &map);
+                Err(Error::from(e))
+            }
+        }
+    }
+
+    /// Each master's share of the bust in one pipeline on its bust link,
+    /// `WAIT` last; all masters at once. The map is at most a second old,
+    /// for the replica counts.
+    pub(crate) async fn bust(
+        self: &Arc<Self>,
+        ns: &Namespace,
+        bust: &Bust,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let mut map = self.map().await?;
+        if map.learned.elapsed() > MAP_REFRESH {
+            map = self.refresh(Some(map.learned)).await?;
+        }
+        let mut shares: Vec<(&SlotRange, Vec<_>)> = Vec::new();
+        for (name, kind) in bust.kinds() {
+            let range = map.master(key_slot(name.hash_tag()))?;
+            match shares.iter_mut().find(|s| s.0.master == range.master) {
+                Some(share) => share.1.push((name, kind)),
+                None => shares.push((range, vec![(name, kind)])),
+            }
+        }
+        let sends = shares.into_iter().map(|(range, share)| async move {
+            let node = self.node(&range.master)?;
+            let acks = bust::acks_for(self.acks, range.replicas);
+            let ack_timeout = self.ack_timeout;
+            let share = &share;
+            let replies = node
+                .busts
+                .run(|s| async move {
+                    let names: Vec<String> = share
+                        .iter()
+                        .map(|(name, kind)| name.backend(ns, *kind, &s.run))
+                        .collect();
+                    bust::plain(&names, ttl, acks, ack_timeout)
+                        .query_async::<Vec<Value>>(&mut s.conn.clone())
+                        .await
+                })
+                .await?;
+            bust::check(&replies, acks)
+        });
+        let done = futures_util::future::join_all(sends).await;
+        let failed = done.into_iter().find_map(Result::err);
+        match failed {
+            None => Ok(()),
+            Some(e) => {
+                // A failover or a slot move may be why: read the map again.
+                self.stale(&map);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A configuration error about the node URLs.
+fn cluster_config(e: Error, urls: &[String]) -> Error {
+    let hint = if urls.iter().any(|n| n.starts_with("rediss://")) && !cfg!(feature = "tls") {
+        "rediss:// needs the `tls` feature of cachette"
+    } else {
+        "invalid Redis Cluster node URL"
+    };
+    Error::new(ErrorKind::Config, hint).with_source(e)
+}
+
+/// Where a `MOVED` or `ASK` sends the command, and whether it is `ASK`.
+fn redirection(e: &redis::RedisError) -> Option<(Addr, bool)> {
+    let ask = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
+    let (addr, _slot) = e.redirect_node()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    Some(((host.to_string(), port.parse().ok()?), ask))
+}
+
+/// One `CLUSTER SLOTS` range: first slot, last slot, the master as
+/// `[host, port, id, ...]`, then one entry per replica. A master that does
+/// not know its own address says `""`: it is the node that was asked.
+fn slot_range(range: &[Value], asked: &str) -> Option<SlotRange> {
+    let [Value::Int(first), Value::Int(last), Value::Array(master), replicas @ ..] = range else {
+        return None;
+    };
+    let host = match master.first()? {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
+        Value::SimpleString(s) => s.clone(),
+        _ => return None,
+    };
+    let host = if host.is_empty() || host == "?" {
+        asked.to_string()
+    } else {
+        host
+    };
+    let Value::Int(port) = master.get(1)? else {
+        return None;
+    };
+    Some(SlotRange {
+        first: u16::try_from(*first).ok()?,
+        last: u16::try_from(*last).ok()?,
+        master: (host, u16::try_from(*port).ok()?),
+        replicas: u32::try_from(replicas.len()).unwrap_or(u32::MAX),
+    })
+}
+
+/// The slot of a hash tag: CRC16 (XMODEM) modulo 16384.
+fn key_slot(tag: &str) -> u16 {
+    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % 16384
+}
+
+/// The slot of a full name: of its hash tag, the text between the first
+/// `{` and the next `}` when that is not empty, or of the whole name.
+fn key_slot_of_name(name: &str) -> u16 {
+    let hashed = name
+        .find('{')
+        .and_then(|open| {
+            let rest = &name[open + 1..];
+            let close = rest.find('}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(name);
+    key_slot(hashed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_hash_tags() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot_of_name("foo"), 12182);
+        assert_eq!(
+            key_slot_of_name("{user1000}.following"),
+            key_slot("user1000")
+        );
+        assert_eq!(key_slot_of_name("foo{}{bar}"), key_slot("foo{}{bar}"));
+        assert_ne!(key_slot_of_name("foo{}{bar}"), key_slot("bar"));
+        assert_eq!(key_slot_of_name("foo{{bar}}zap"), key_slot("{bar"));
+        // Every name of a key, in any scope, is in the slot of its hash tag.
+        let ns = Namespace::new("ns").unwrap();
+        let f = crate::names::Function::named("f", "f");
+        for key in ["user:1", "a}b", "", "}x", &"k".repeat(300)] {
+            let subject = Subject::new(&ns, f, key, &[] as &[&str]);
+            let slot = key_slot(subject.key().hash_tag());
+            let names = subject.names("0123456789abcdef");
+            assert_eq!(key_slot_of_name(subject.entry()), slot, "{key:?}");
+            assert_eq!(key_slot_of_name(&subject.lock()), slot, "{key:?}");
+            for version in names.versions() {
+                assert_eq!(key_slot_of_name(version), slot, "{key:?}");
+            }
+        }
+    }
+}

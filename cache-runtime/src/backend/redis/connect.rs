@@ -1,0 +1,100 @@
+//! Connection settings: URLs and TLS roots into clients, the timeouts of a
+//! connection, and connection errors that say what failed.
+
+use std::time::Duration;
+
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr};
+
+use crate::error::{Error, ErrorKind};
+use crate::replicas::ReplicaAcks;
+
+/// Connection settings taken from the builder.
+pub(crate) struct Settings {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// PEM roots to trust for `rediss://` instead of the system's.
+    #[cfg(feature = "tls")]
+    pub root_ca: Option<Vec<u8>>,
+    pub acks: ReplicaAcks,
+    pub ack_timeout: Duration,
+}
+
+impl Settings {
+    /// The timeouts of one connection. The response timeout is long enough
+    /// for a bust's `WAIT`; every operation is also bounded by the command
+    /// timeout (see `RedisBackend::within`).
+    pub(crate) fn connection(&self) -> AsyncConnectionConfig {
+        AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout + self.ack_timeout))
+    }
+}
+
+/// A client for `url`, trusting the configured roots for `rediss://`.
+pub(crate) fn client(url: &str, settings: &Settings) -> Result<Client, Error> {
+    #[cfg(feature = "tls")]
+    if let Some(root) = &settings.root_ca {
+        let certs = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root.clone()),
+        };
+        return Client::build_with_tls(url, certs).map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Redis URL or certificate").with_source(e)
+        });
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = settings;
+    Client::open(url).map_err(|e| {
+        let hint = if url.starts_with("rediss://") && !cfg!(feature = "tls") {
+            "rediss:// needs the `tls` feature of cachette"
+        } else {
+            "invalid Redis URL"
+        };
+        Error::new(ErrorKind::Config, hint).with_source(e)
+    })
+}
+
+/// A client for another node of the cluster `seed` belongs to: the same
+/// credentials, database and TLS settings, another address.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) fn node_client(seed: &Client, host: &str, port: u16) -> Result<Client, Error> {
+    let info = seed.get_connection_info().clone();
+    let addr = match info.addr() {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host: host.to_string(),
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host.to_string(), port),
+    };
+    Client::open(info.set_addr(addr))
+        .map_err(|e| Error::new(ErrorKind::Config, "invalid cluster node address").with_source(e))
+}
+
+/// Where `client` connects, for messages (never with credentials).
+pub(crate) fn target(client: &Client) -> String {
+    match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) => format!("Redis at {host}:{port}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("Redis at {host}:{port} (TLS)"),
+        ConnectionAddr::Unix(path) => format!("Redis at {}", path.display()),
+        _ => "Redis".to_string(),
+    }
+}
+
+/// Says what failed while connecting to `target`, keeping the kind.
+pub(crate) fn connect_error(err: Error, target: &str) -> Error {
+    let what = match err.kind() {
+        ErrorKind::Tls => {
+            format!("TLS handshake with {target} failed (is its certificate trusted?)")
+        }
+        ErrorKind::Auth => format!("{target} refused the credentials"),
+        ErrorKind::Timeout => format!("timed out connecting to {target}"),
+        _ => format!("could not connect to {target}"),
+    };
+    Error::new(err.kind(), what).with_source(err)
+}

@@ -1,0 +1,257 @@
+//! The Redis backend, on a single Redis or a Redis Cluster.
+//!
+//! Costs, in round trips of latency:
+//! - a lookup is one `MGET` of the entry and its versions. On a cluster it
+//!   is one `MGET` per slot among them, each on the master of its slot,
+//!   all sent at once: the entry and its key's version share a slot, each
+//!   tag's version has its own;
+//! - a fill is one `SET ... PX`; creating missing versions is one pipeline
+//!   of `SET ... NX GET PX` (on a cluster, one command per version, sent at
+//!   once);
+//! - a bust of any number of keys and tags is one `EVALSHA` of
+//!   `lua/bust.lua` on a single Redis; on a cluster, one pipeline of plain
+//!   `SET`s per master touched, sent at once. Either way a `WAIT` in the
+//!   same pipeline makes it return only once a replica holds it (see
+//!   [`ReplicaAcks`](crate::ReplicaAcks));
+//! - a stampede lock is `SET NX PX` with a random token, released by
+//!   `lua/unlock.lua` only by its owner.
+//!
+//! Every server is reached through [`Link`]s, whose connections are bound
+//! to the run id of the server process they reached (I10): versions are
+//! named in that run id. Busts (and the questions about replicas) have
+//! links of their own: a `WAIT` blocks the connection it is sent on, and
+//! reads must not queue behind it.
+
+mod bust;
+#[cfg(feature = "cluster")]
+mod cluster;
+pub(crate) mod connect;
+mod link;
+mod single;
+
+use std::time::Duration;
+
+use redis::Value;
+
+use super::{Blob, Lookup};
+use crate::error::{Error, ErrorKind};
+use crate::names::{Bust, Namespace, Subject};
+use crate::version::Token;
+
+pub(crate) use connect::Settings;
+
+/// Which servers hold the data.
+enum Servers {
+    Single(single::Single),
+    #[cfg(feature = "cluster")]
+    Cluster(std::sync::Arc<cluster::Cluster>),
+}
+
+pub(crate) struct RedisBackend {
+    servers: Servers,
+    /// An outer bound on every operation, reconnection included.
+    deadline: Duration,
+    /// The bound on a bust, `WAIT` included.
+    bust_deadline: Duration,
+}
+
+impl RedisBackend {
+    /// Connects now and fails if the server cannot be reached or refuses us.
+    pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let single = single::Single::new(url, settings)?;
+        single.connect_now().await?;
+        Ok(Self::with(Servers::Single(single), settings))
+    }
+
+    /// Connects on first use; until then, and while Redis is unreachable,
+    /// operations fail and annotated functions read through.
+    pub(crate) fn lazy(url: &str, settings: &Settings) -> Result<Self, Error> {
+        let single = single::Single::new(url, settings)?;
+        Ok(Self::with(Servers::Single(single), settings))
+    }
+
+    /// Connects to a Redis Cluster through any of `nodes`, and fails if none
+    /// can be reached or the cluster refuses us.
+    #[cfg(feature = "cluster")]
+    pub(crate) async fn connect_cluster(
+        nodes: &[String],
+        settings: &Settings,
+    ) -> Result<Self, Error> {
+        let cluster = cluster::Cluster::connect(nodes, settings).await?;
+        Ok(Self::with(Servers::Cluster(cluster), settings))
+    }
+
+    fn with(servers: Servers, settings: &Settings) -> Self {
+        RedisBackend {
+            servers,
+            deadline: settings.command_timeout,
+            bust_deadline: settings.command_timeout * 2 + settings.ack_timeout,
+        }
+    }
+
+    /// `"redis"` or `"redis-cluster"`.
+    pub(crate) fn label(&self) -> &'static str {
+        match self.servers {
+            Servers::Single(_) => "redis",
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => "redis-cluster",
+        }
+    }
+
+    /// Runs one operation within `deadline`. Connections have their own
+    /// response timeout, but waiting for a connection is not covered by it.
+    async fn within<T>(
+        deadline: Duration,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(deadline, op).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                "Redis did not answer within the command timeout",
+            )),
+        }
+    }
+
+    pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        Self::within(self.deadline, async {
+            match &self.servers {
+                Servers::Single(s) => s.lookup(subject).await,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => c.lookup(subject).await,
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn ensure(&self, names: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
+        let ours: Vec<Token> = names.iter().map(|_| Token::random()).collect();
+        let cmds: Vec<redis::Cmd> = names
+            .iter()
+            .zip(&ours)
+            .map(|(name, token)| {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(*name)
+                    .arg(token.as_bytes().as_slice())
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(millis(ttl));
+                cmd
+            })
+            .collect();
+        let old = Self::within(self.deadline, async {
+            match &self.servers {
+                Servers::Single(s) => s.ensure(cmds).await,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => c.ensure(names, cmds).await,
+            }
+        })
+        .await?;
+        ours.into_iter()
+            .zip(old)
+            .map(|(ours, old)| match old {
+                Value::Nil => Ok(ours),
+                Value::BulkString(b) => Token::from_bytes(&b).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Backend,
+                        "a version key holds a value cachette did not write",
+                    )
+                }),
+                other => Err(Error::new(
+                    ErrorKind::Backend,
+                    format!("unexpected reply to SET NX GET: {other:?}"),
+                )),
+            })
+            .collect()
+    }
+
+    pub(crate) async fn store(
+        &self,
+        entry: &str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(entry).arg(blob).arg("PX").arg(millis(ttl));
+        self.one(entry, cmd).await.map(drop)
+    }
+
+    pub(crate) async fn try_lock(
+        &self,
+        key: &str,
+        token: Token,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(key)
+            .arg(token.as_bytes().as_slice())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl));
+        Ok(matches!(self.one(key, cmd).await?, Value::Okay))
+    }
+
+    pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
+        let cmd = bust::unlock(key, token);
+        match self.one(key, cmd.clone()).await {
+            Err(e) if e.is_no_script() => {
+                self.one(key, bust::load_unlock()).await?;
+                self.one(key, cmd).await.map(drop)
+            }
+            other => other.map(drop),
+        }
+    }
+
+    /// One command about the single name `name`.
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
+    async fn one(&self, name: &str, cmd: redis::Cmd) -> Result<Value, Error> {
+        Self::within(self.deadline, async {
+            match &self.servers {
+                Servers::Single(s) => s.one(cmd).await,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => c.one(name, cmd).await,
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn bust(
+        &self,
+        ns: &Namespace,
+        bust: &Bust,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        if bust.is_empty() {
+            return Ok(());
+        }
+        Self::within(self.bust_deadline, async {
+            match &self.servers {
+                Servers::Single(s) => s.bust(ns, bust, ttl).await,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => c.bust(ns, bust, ttl).await,
+            }
+        })
+        .await
+    }
+}
+
+/// The replies of a lookup, in `Names` order: the entry, then each version.
+fn decode_lookup(values: Vec<Value>) -> (Option<Blob>, Vec<Option<Token>>) {
+    let mut values = values.into_iter();
+    let entry = match values.next() {
+        Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
+        _ => None,
+    };
+    let versions = values
+        .map(|v| match v {
+            Value::BulkString(b) => Token::from_bytes(&b),
+            _ => None,
+        })
+        .collect();
+    (entry, versions)
+}
+
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}

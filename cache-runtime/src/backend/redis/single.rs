@@ -1,0 +1,160 @@
+//! A single Redis: one link for reads, fills and locks, one for busts and
+//! the questions about replicas.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::Value;
+
+use super::bust;
+use super::connect::{self, Settings};
+use super::link::Link;
+use super::{decode_lookup, Lookup};
+use crate::error::{Error, ErrorKind};
+use crate::names::{Bust, Namespace, Subject};
+use crate::replicas::ReplicaAcks;
+
+pub(crate) struct Single {
+    reads: Arc<Link>,
+    busts: Arc<Link>,
+    acks: ReplicaAcks,
+    ack_timeout: Duration,
+    /// Healthy replicas, as last learned, and when.
+    replicas: Mutex<Option<(Instant, u32)>>,
+    /// The server refused to tell its replicas; warned once.
+    warned: std::sync::atomic::AtomicBool,
+}
+
+/// How often the replica count is asked again.
+const REPLICAS_REFRESH: Duration = Duration::from_secs(1);
+
+impl Single {
+    pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
+        let client = connect::client(url, settings)?;
+        let target = connect::target(&client);
+        let link = || Link::new(client.clone(), settings.connection(), target.clone());
+        Ok(Single {
+            reads: link(),
+            busts: link(),
+            acks: settings.acks,
+            ack_timeout: settings.ack_timeout,
+            replicas: Mutex::new(None),
+            warned: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Connects both links now, at once.
+    pub(crate) async fn connect_now(&self) -> Result<(), Error> {
+        futures_util::future::try_join(self.reads.connect_now(), self.busts.connect_now())
+            .await
+            .map(drop)
+    }
+
+    pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        let (names, values) = self
+            .reads
+            .run(|session| async move {
+                let names = subject.names(&session.run);
+                let mut cmd =
+                    redis::Cmd::with_capacity(2 + names.versions().len(), names.byte_len() + 8);
+                cmd.arg("MGET").arg(names.entry());
+                for version in names.versions() {
+                    cmd.arg(version);
+                }
+                let values: Vec<Value> = cmd.query_async(&mut session.conn.clone()).await?;
+                Ok((names, values))
+            })
+            .await?;
+        let (entry, versions) = decode_lookup(values);
+        Ok(Lookup {
+            names,
+            entry,
+            versions,
+        })
+    }
+
+    /// Sends `cmds` in one pipeline; one reply each.
+    pub(crate) async fn ensure(&self, cmds: Vec<redis::Cmd>) -> Result<Vec<Value>, Error> {
+        let mut pipe = redis::pipe();
+        for cmd in cmds {
+            pipe.add_command(cmd);
+        }
+        self.reads
+            .run(|session| async move { pipe.query_async(&mut session.conn.clone()).await })
+            .await
+    }
+
+    pub(crate) async fn one(&self, cmd: redis::Cmd) -> Result<Value, Error> {
+        self.reads
+            .run(|session| async move { cmd.query_async(&mut session.conn.clone()).await })
+            .await
+    }
+
+    /// The whole bust in one `EVALSHA`, followed in the same pipeline by a
+    /// `WAIT` when replicas must acknowledge it: the `WAIT` runs on the
+    /// connection that wrote the bust, so it covers it.
+    pub(crate) async fn bust(
+        &self,
+        ns: &Namespace,
+        bust: &Bust,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let acks = bust::acks_for(self.acks, self.replicas().await?);
+        let ack_timeout = self.ack_timeout;
+        let replies = self
+            .busts
+            .run(|session| async move {
+                let names: Vec<String> = bust.versions(ns, &session.run).collect();
+                let pipe = bust::scripted(&names, ttl, acks, ack_timeout);
+                let mut conn = session.conn.clone();
+                let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+                if !bust::no_script(&replies) {
+                    return Ok(replies);
+                }
+                bust::load_bust().exec_async(&mut conn).await?;
+                pipe.query_async(&mut conn).await
+            })
+            .await?;
+        bust::check(&replies, acks)
+    }
+
+    /// Healthy replicas of the server, asked again when older than a
+    /// second; only needed with `ReplicaAcks::Auto`. A server that does not
+    /// let us ask (an ACL without `info`) counts as having none, with one
+    /// warning.
+    async fn replicas(&self) -> Result<u32, Error> {
+        if self.acks != ReplicaAcks::Auto {
+            return Ok(0);
+        }
+        if let Some((learned, n)) = *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) {
+            if learned.elapsed() < REPLICAS_REFRESH {
+                return Ok(n);
+            }
+        }
+        let asked = self
+            .busts
+            .run(|session| async move {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async::<String>(&mut session.conn.clone())
+                    .await
+            })
+            .await;
+        let n = match asked {
+            Ok(info) => info
+                .lines()
+                .find_map(|l| l.strip_prefix("connected_slaves:"))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0),
+            Err(e) if e.kind() == ErrorKind::Auth => {
+                if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "cachette: Redis does not let us ask for its replicas (`INFO replication`); invalidations will not wait for replicas");
+                }
+                0
+            }
+            Err(e) => return Err(e),
+        };
+        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
+        Ok(n)
+    }
+}
