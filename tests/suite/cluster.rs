@@ -410,3 +410,111 @@ async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
     assert_eq!(runs.load(SeqCst), 2, "filled, hit, busted, filled");
     assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
 }
+
+/// The first 16 hex digits of a server's run id: the scope of the version
+/// names it holds.
+fn run_of(node: &crate::support::RedisServer) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut node.raw())
+        .unwrap();
+    let id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .unwrap()
+        .trim();
+    id[..16].to_string()
+}
+
+/// A master's share of a bust is one pipeline on one connection with its
+/// `WAIT` last, so a redirection cannot split it over two nodes: a bust of
+/// a name whose slot is being migrated (its master answers `ASK`) fails
+/// and is kept (I9). Once the slot has moved it is delivered to the new
+/// master, and the `WAIT` there covered it: the new master's replica holds
+/// the same version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bust_redirected_mid_migration_fails_and_is_delivered_where_the_name_lives() {
+    let cluster = RedisCluster::start();
+    let cache = cluster.cache().await;
+    let runs = AtomicU64::new(0);
+    cache
+        .get_or_fetch("k", &["moving"], Duration::from_secs(60), async {
+            Ok::<_, String>(runs.fetch_add(1, SeqCst))
+        })
+        .await
+        .unwrap();
+    let slot = slot_of(&cluster, "{moving}");
+    let from = cluster.master_of("{moving}");
+    let to = cluster
+        .masters()
+        .into_iter()
+        .map(|m| m.0)
+        .find(|p| *p != from)
+        .unwrap();
+    let node = |port: u16| cluster.nodes.iter().find(|n| n.port == port).unwrap();
+    let id = |port: u16| -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut node(port).raw())
+            .unwrap()
+    };
+    let setslot = |port: u16, args: &[&str]| {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(args)
+            .exec(&mut node(port).raw())
+            .unwrap();
+    };
+    // Halfway through a migration: the tag's version has moved already.
+    let version = crate::support::only_name(node(from), "cachette:t:*:{moving}");
+    setslot(to, &["IMPORTING", &id(from)]);
+    setslot(from, &["MIGRATING", &id(to)]);
+    redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(to)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&version)
+        .exec(&mut node(from).raw())
+        .unwrap();
+
+    let err = cache.invalidate_tags(["moving"]).await.unwrap_err();
+    assert_eq!(cache.stats().pending_busts, 1, "kept: {err}");
+
+    for port in cluster.masters().into_iter().map(|m| m.0) {
+        setslot(port, &["NODE", &id(to)]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.stats().pending_busts > 0 {
+        assert!(Instant::now() < deadline, "the kept bust was not delivered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let delivered = format!("cachette:t:{}:{{moving}}", run_of(node(to)));
+    let on_master: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(&delivered)
+        .query(&mut node(to).raw())
+        .unwrap();
+    let on_master = on_master.expect("the new master holds the delivered version");
+    let replica = cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut n.raw())
+                .unwrap();
+            info.contains("role:slave") && info.contains(&format!("master_port:{to}"))
+        })
+        .expect("the new master's replica");
+    let mut conn = replica.raw();
+    redis::cmd("READONLY").exec(&mut conn).unwrap();
+    let on_replica: Option<Vec<u8>> = redis::cmd("GET").arg(&delivered).query(&mut conn).unwrap();
+    assert_eq!(
+        on_replica.as_deref(),
+        Some(on_master.as_slice()),
+        "the WAIT of the delivery covered its write"
+    );
+}

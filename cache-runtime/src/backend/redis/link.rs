@@ -246,9 +246,11 @@ impl Link {
     }
 }
 
-/// Whether an error means the connection cannot be used again.
+/// Whether an error means the connection cannot be used again. A reply
+/// that is late is not one: the server may be slow or paused, and the
+/// connection serves again once it answers.
 pub(crate) fn gone(e: &redis::RedisError) -> bool {
-    e.is_unrecoverable_error() || e.is_connection_dropped() || e.is_io_error()
+    !e.is_timeout() && (e.is_unrecoverable_error() || e.is_connection_dropped())
 }
 
 /// The first 16 hex digits of `run_id:` in `INFO server`.
