@@ -236,7 +236,8 @@ impl Cache {
         drop(permit);
 
         let mut lock = None;
-        if call.policy.strategy == Strategy::Lock && !forced {
+        // Nested in its own flight, the call would wait for its own lock.
+        if call.policy.strategy == Strategy::Lock && !forced && !nested {
             match self.lock_or_wait::<M, R>(&call).await {
                 Ok(Locked::Served(out)) => return out,
                 Ok(Locked::Held(guard, fresh)) => {

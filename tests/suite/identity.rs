@@ -363,9 +363,18 @@ async fn recursive(cache: &Cache, id: u64, depth: u32) -> u64 {
     Box::pin(recursive(cache, id, depth - 1)).await + 1
 }
 
+#[cached(cache = cache, key = "locked_depth:<id>", ttl = 60, strategy = "lock", lock_wait = "30s")]
+async fn recursive_locked(cache: &Cache, id: u64, depth: u32) -> u64 {
+    if depth == 0 {
+        return id;
+    }
+    Box::pin(recursive_locked(cache, id, depth - 1)).await + 1
+}
+
 /// I8 without deadlock: a cached call never waits on a flight that it
 /// leads itself, whether through another function rendering the same key
-/// or through the same function recursing on its own key.
+/// or through the same function recursing on its own key, nor on its own
+/// stampede lock.
 #[tokio::test]
 async fn a_call_never_waits_on_its_own_flight() {
     for (cache, _server) in each_backend().await {
@@ -374,5 +383,7 @@ async fn a_call_never_waits_on_its_own_flight() {
         assert_eq!(nested.expect("nested calls deadlocked"), 5);
         let recursed = tokio::time::timeout(limit, recursive(&cache, 4, 3)).await;
         assert_eq!(recursed.expect("a recursive call deadlocked"), 7);
+        let locked = tokio::time::timeout(limit, recursive_locked(&cache, 4, 3)).await;
+        assert_eq!(locked.expect("a recursive call waited for its own lock"), 7);
     }
 }
