@@ -468,6 +468,10 @@ fn policy(opts: &Options, strategy: &str, private: &TokenStream) -> TokenStream 
     let mut policy = quote! {
         #private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl))
     };
+    if let Some(template) = opts.key.get() {
+        let template = template.value();
+        policy = quote!(#policy.template(#template));
+    }
     if let Some(ms) = opts.stale_ttl.get() {
         policy = quote!(#policy.stale_ttl(#private::ms(#ms)));
     }

@@ -43,6 +43,7 @@ pub struct CacheBuilder {
     breaker: (u32, Duration),
     max_value_bytes: usize,
     signer: Option<Signer>,
+    log_full_names: bool,
     replica_acks: ReplicaAcks,
     replica_ack_timeout: Duration,
     #[cfg(feature = "tls")]
@@ -79,6 +80,7 @@ impl Default for CacheBuilder {
             breaker: (5, Duration::from_secs(1)),
             max_value_bytes: 1 << 20,
             signer: None,
+            log_full_names: false,
             replica_acks: ReplicaAcks::Auto,
             replica_ack_timeout: Duration::from_millis(100),
             #[cfg(feature = "tls")]
@@ -170,13 +172,38 @@ impl CacheBuilder {
     }
 
     /// Signs every stored value with HMAC-SHA256 under `key`, over the
-    /// backend key and the value: a tampered value, one written by anything
-    /// without the key, or one copied under another key is a miss (counted
-    /// in `Stats::signature_failures`) and is overwritten. Every process
-    /// sharing the namespace needs the same key; turning signing on makes
-    /// existing unsigned entries misses.
-    pub fn signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
-        self.signer = Some(Signer::new(key.as_ref()));
+    /// backend name and the value with its expiry: a tampered value, one
+    /// written by anything without the key, one copied under another name,
+    /// or one kept past its expiry is a miss (counted in
+    /// `Stats::signature_failures`) and is overwritten. Entries then record
+    /// keyed hashes of their version tokens, so nobody without the key can
+    /// revive an invalidated entry by writing a token back. Every process
+    /// sharing the namespace needs the same key, and clocks that agree
+    /// within a minute; turning signing on makes existing unsigned entries
+    /// misses. See `SECURITY.md` for what this does and does not cover.
+    ///
+    /// ```
+    /// let key = [7u8; 32]; // in production: random bytes from a secrets store
+    /// let cache = cachette::Cache::builder().signing_key(key)?.memory();
+    /// # Ok::<(), cachette::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a key shorter
+    /// than [`MIN_SIGNING_KEY_LEN`](crate::MIN_SIGNING_KEY_LEN) bytes.
+    pub fn signing_key(mut self, key: impl AsRef<[u8]>) -> Result<Self, crate::error::Error> {
+        self.signer = Some(Signer::new(key.as_ref())?);
+        Ok(self)
+    }
+
+    /// Whether logs show keys and tags in full (default `false`). By
+    /// default they show the key's template, when the attribute gave one,
+    /// and a short hash of the rendered text (`user:<id>#1a2b3c4d`): keys
+    /// built from arguments often hold personal data (emails, names) that
+    /// logs should not collect. The hash is keyed with the signing key when
+    /// there is one, so it cannot be reversed by guessing values.
+    pub fn log_full_names(mut self, full: bool) -> Self {
+        self.log_full_names = full;
         self
     }
 
@@ -316,6 +343,7 @@ impl CacheBuilder {
                 max_value_bytes: self.max_value_bytes,
                 warned_too_large: WarnOnce::default(),
                 signer: self.signer,
+                log_full_names: self.log_full_names,
             }),
         }
     }

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) max_value_bytes: usize,
     pub(crate) warned_too_large: WarnOnce,
     pub(crate) signer: Option<Signer>,
+    /// Logs show keys and tags in full (else template and hash).
+    pub(crate) log_full_names: bool,
 }
 
 /// Remembers which keys were warned about, up to a bound (past it, it

@@ -26,9 +26,18 @@ impl Codec {
         }
     }
 
+    /// Decodes a stored value. The error says what kind of failure it was
+    /// and where, never what the value held (it goes to logs).
     pub(crate) fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, String> {
         match self {
-            Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+            Codec::Json => serde_json::from_slice(bytes).map_err(|e| {
+                format!(
+                    "JSON {:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                )
+            }),
         }
     }
 }

@@ -2,29 +2,33 @@
 //! before it ran, and the encoded value.
 //!
 //! ```text
-//! byte 0      0xCA          magic
-//! byte 1      1             format
-//! byte 2      n             number of versions (the key's, then each tag's)
-//! bytes 3..11 u64 BE        end of the fresh window, ms since the epoch (0: none)
-//! bytes 11..15 u32 BE       how long the body took, ms
-//! n x 16 bytes              version tokens, in lookup order
+//! byte 0        0xCA        magic
+//! byte 1        2           format
+//! byte 2        n           number of versions (the key's, then each tag's)
+//! bytes 3..11   u64 BE      end of the fresh window, ms since the epoch (0: none)
+//! bytes 11..15  u32 BE      how long the body took, ms
+//! bytes 15..23  u64 BE      when the entry expires, ms since the epoch
+//! n x 16 bytes              version tokens (or, signed, keyed hashes of them), in lookup order
 //! rest                      the value, in the cache's codec
 //! ```
 //! An entry is valid only if every stored token equals the token currently
 //! stored under the same version key. Tokens are random, so a version key
-//! that was bumped, evicted, expired or flushed never matches again.
+//! that was bumped, evicted, expired or flushed never matches again. The
+//! expiry is enforced for signed entries, where it is covered by the
+//! signature: a signed entry kept past it (`PERSIST`) is not served.
 
 use crate::version::{Token, TOKEN_LEN};
 
 const MAGIC: u8 = 0xCA;
-const FORMAT: u8 = 1;
-const HEADER_LEN: usize = 15;
+const FORMAT: u8 = 2;
+const HEADER_LEN: usize = 23;
 
 /// Metadata written in the header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Meta {
     pub fresh_until_ms: u64,
     pub compute_ms: u32,
+    pub expires_ms: u64,
 }
 
 /// Starts an entry: header and tokens; the caller appends the value.
@@ -34,6 +38,7 @@ pub(crate) fn begin(tokens: &[Token], meta: Meta, value_hint: usize) -> Option<V
     out.extend_from_slice(&[MAGIC, FORMAT, n]);
     out.extend_from_slice(&meta.fresh_until_ms.to_be_bytes());
     out.extend_from_slice(&meta.compute_ms.to_be_bytes());
+    out.extend_from_slice(&meta.expires_ms.to_be_bytes());
     for t in tokens {
         out.extend_from_slice(t.as_bytes());
     }
@@ -64,6 +69,7 @@ pub(crate) fn check<'a>(blob: &'a [u8], current: &[Option<Token>]) -> Check<'a> 
     let meta = Meta {
         fresh_until_ms: u64::from_be_bytes(blob[3..11].try_into().expect("8 bytes")),
         compute_ms: u32::from_be_bytes(blob[11..15].try_into().expect("4 bytes")),
+        expires_ms: u64::from_be_bytes(blob[15..23].try_into().expect("8 bytes")),
     };
     if n != current.len() {
         return Check::Invalidated;

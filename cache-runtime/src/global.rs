@@ -141,22 +141,53 @@ fn from_env() -> Cache {
     builder().memory()
 }
 
-/// The URL without its password, for logs.
+/// The URL without its secrets, for logs: the password of the user part
+/// and any query parameter but the protocol and database (`redis+unix://`
+/// URLs carry the password as `?pass=`). A URL that does not parse is not
+/// shown at all.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "(an unparseable URL)".to_string();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    let kept: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| {
+            let shown = matches!(k.as_ref(), "protocol" | "db");
+            (
+                k.into_owned(),
+                if shown { v.into_owned() } else { "***".into() },
+            )
+        })
+        .collect();
+    if kept.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    parsed.set_fragment(None);
+    parsed.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn redact_hides_credentials() {
-        assert_eq!(super::redact("redis://u:pw@h:1/0"), "redis://***@h:1/0");
-        assert_eq!(super::redact("redis://h:1"), "redis://h:1");
+        use super::redact;
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redact("redis://h:1"), "redis://h:1");
+        let unix = redact("redis+unix:///run/redis.sock?db=2&pass=s3cret&user=app");
+        assert!(!unix.contains("s3cret"), "{unix}");
+        assert!(unix.contains("db=2"), "{unix}");
+        let at_in_password = redact("redis://u:p@ss@h:1");
+        assert!(
+            !at_in_password.contains("p@ss") && !at_in_password.contains("ss@"),
+            "{at_in_password}"
+        );
+        assert_eq!(redact("not a url"), "(an unparseable URL)");
     }
 }

@@ -84,7 +84,7 @@ impl Cache {
                     .counters
                     .invalidations
                     .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                tracing::debug!(function, names = ?bust.texts(), outcome = "invalidated", "cachette");
+                tracing::debug!(function, names = ?self.names_for_logs(&bust), outcome = "invalidated", "cachette");
                 #[cfg(feature = "metrics")]
                 metrics::counter!("cachette_invalidations_total", "function" => function)
                     .increment(n);
@@ -94,7 +94,7 @@ impl Cache {
                 Counters::bump(&inner.counters.errors);
                 tracing::error!(
                     function,
-                    names = ?bust.texts(),
+                    names = ?self.names_for_logs(&bust),
                     error = %e,
                     "cachette: invalidation failed; kept and retried, and what it names is not served until it is delivered"
                 );
@@ -105,6 +105,11 @@ impl Cache {
                 Err(e)
             }
         }
+    }
+
+    /// The keys and tags of `bust`, as logs show them.
+    pub(crate) fn names_for_logs<'a>(&'a self, bust: &'a Bust) -> NamesForLogs<'a> {
+        NamesForLogs { cache: self, bust }
     }
 
     /// Keeps a bust that may not have been delivered, and makes sure a
@@ -176,6 +181,26 @@ impl Cache {
     }
 }
 
+/// The keys and tags of a bust as logs show them (formatted only when
+/// logged).
+pub(crate) struct NamesForLogs<'a> {
+    cache: &'a Cache,
+    bust: &'a Bust,
+}
+
+impl std::fmt::Debug for NamesForLogs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(
+                self.bust
+                    .texts()
+                    .into_iter()
+                    .map(|t| self.cache.shown(t, "")),
+            )
+            .finish()
+    }
+}
+
 /// How long past its planned wait a delivery task may go silent before
 /// another is started: room for one bust and a busy runtime.
 const RETRY_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
@@ -222,7 +247,7 @@ impl Drop for Armed<'_> {
         }
         tracing::error!(
             function = self.function,
-            names = ?bust.texts(),
+            names = ?self.cache.names_for_logs(&bust),
             "cachette: an invalidation was dropped before it finished; kept and retried, and what it names is not served until it is delivered"
         );
         self.cache.keep_undelivered(&bust);

@@ -49,4 +49,5 @@ pub use crate::key::{escape, KeyBuilder};
 pub use crate::names::MAX_NAME_LEN;
 pub use crate::policy::{Clock, FastRandom, Random, Strategy, SystemClock};
 pub use crate::replicas::ReplicaAcks;
+pub use crate::signing::MIN_SIGNING_KEY_LEN;
 pub use crate::stats::Stats;

@@ -23,6 +23,9 @@ pub enum Strategy {
 /// The caching policy of one function, built by the attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
+    /// The key template as written in the attribute (empty for a default
+    /// key or a programmatic call), for logs.
+    pub template: &'static str,
     /// The strategy.
     pub strategy: Strategy,
     /// How long an entry is fresh.
@@ -47,6 +50,7 @@ impl Policy {
     /// Cache-aside with `ttl` and default settings for the rest.
     pub const fn new(strategy: Strategy, ttl: Duration) -> Self {
         Policy {
+            template: "",
             strategy,
             ttl,
             stale_ttl: ttl,
@@ -54,6 +58,12 @@ impl Policy {
             lock_wait: Self::DEFAULT_LOCK_WAIT,
             beta: 1.0,
         }
+    }
+
+    /// Names the key template, for logs.
+    pub const fn template(mut self, template: &'static str) -> Self {
+        self.template = template;
+        self
     }
 
     /// Sets the stale window.

@@ -17,7 +17,7 @@ use crate::mode::Mode;
 use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome, Started};
+use crate::telemetry::{self, Outcome, Shown, Started};
 use crate::version::Token;
 
 tokio::task_local! {
@@ -29,6 +29,11 @@ tokio::task_local! {
     static LEADING: Vec<String>;
 }
 
+/// How far the clocks of the processes sharing a namespace may disagree:
+/// a signed entry is served up to this long past its TTL by the writer's
+/// clock, and never after.
+const CLOCK_SLACK: Duration = Duration::from_secs(60);
+
 /// No background refresh (aside and lock strategies).
 pub(crate) type NoRefresh = fn() -> std::future::Ready<()>;
 
@@ -36,8 +41,8 @@ pub(crate) type NoRefresh = fn() -> std::future::Ready<()>;
 pub(crate) struct Call<'a> {
     pub policy: &'a Policy,
     pub subject: Subject<'a>,
-    /// The rendered key, for logs.
-    pub key: &'a str,
+    /// The key as logs show it.
+    pub key: Shown<'a>,
     pub started: Started,
 }
 
@@ -52,7 +57,7 @@ impl<'a> Call<'a> {
         Call {
             policy,
             subject: Subject::new(&cache.inner.namespace, function, key, tags),
-            key,
+            key: cache.shown(key, policy.template),
             started: Started::now(),
         }
     }
@@ -205,7 +210,7 @@ impl Cache {
                     lookup
                 }
                 Err(e) => {
-                    self.backend_error("lookup", call.key, &e);
+                    self.backend_error("lookup", &call.key, &e);
                     return self.bypass(&call, body).await;
                 }
             };
@@ -246,7 +251,7 @@ impl Cache {
                 }
                 Ok(Locked::TimedOut(fresh)) => lookup = fresh,
                 Err(e) => {
-                    self.backend_error("lock", call.key, &e);
+                    self.backend_error("lock", &call.key, &e);
                     return self.bypass(&call, body).await;
                 }
             }
@@ -261,7 +266,7 @@ impl Cache {
         let tokens = match self.capture(&lookup, call.policy.storage_ttl()).await {
             Ok(tokens) => tokens,
             Err(e) => {
-                self.backend_error("version", call.key, &e);
+                self.backend_error("version", &call.key, &e);
                 return self.bypass(&call, body).await;
             }
         };
@@ -281,6 +286,7 @@ impl Cache {
             let meta = Meta {
                 fresh_until_ms,
                 compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
+                expires_ms: 0, // set by the fill
             };
             self.fill(&call, &tokens, meta, value).await;
         }
@@ -323,14 +329,26 @@ impl Cache {
                 None => {
                     Counters::bump(&inner.counters.signature_failures);
                     tracing::warn!(
-                        key,
+                        key = %key,
                         "cachette: stored value failed its signature check; refetching"
                     );
                     return None;
                 }
             },
         };
-        let (bytes, meta) = match entry::check(blob, &lookup.versions) {
+        let checked = match &inner.signer {
+            None => entry::check(blob, &lookup.versions),
+            Some(signer) => {
+                // Signed entries record keyed hashes of their tokens.
+                let hashed: Vec<Option<Token>> = lookup
+                    .versions
+                    .iter()
+                    .map(|t| t.map(|t| signer.hash_token(&t)))
+                    .collect();
+                entry::check(blob, &hashed)
+            }
+        };
+        let (bytes, meta) = match checked {
             Check::Valid(bytes, meta) => (bytes, meta),
             Check::Invalidated => return None,
             Check::Corrupt => {
@@ -338,6 +356,11 @@ impl Cache {
                 return None;
             }
         };
+        if inner.signer.is_some() && inner.clock.now_millis() >= meta.expires_ms {
+            // Kept past its signed expiry (`PERSIST`, or a replayed copy).
+            Counters::bump(&inner.counters.signature_failures);
+            return None;
+        }
         let value = match inner.codec.decode::<M::Value>(bytes) {
             Ok(value) => value,
             Err(e) => {
@@ -511,12 +534,26 @@ impl Cache {
         if ttl.is_zero() {
             return;
         }
+        let meta = Meta {
+            expires_ms: inner.clock.now_millis().saturating_add(
+                u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
+            ),
+            ..meta
+        };
+        let hashed: Vec<Token>;
+        let tokens = match &inner.signer {
+            None => tokens,
+            Some(signer) => {
+                hashed = tokens.iter().map(|t| signer.hash_token(t)).collect();
+                &hashed
+            }
+        };
         let Some(mut blob) = entry::begin(tokens, meta, 128) else {
-            tracing::warn!(key, "cachette: more than 254 tags; not cached");
+            tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
             return;
         };
         if let Err(e) = inner.codec.encode_into(&mut blob, value) {
-            tracing::warn!(key, error = %e, "cachette: value failed to serialize; returned uncached");
+            tracing::warn!(key = %key, error = %e, "cachette: value failed to serialize; returned uncached");
             return;
         }
         if let Some(signer) = &inner.signer {
@@ -524,9 +561,9 @@ impl Cache {
         }
         if blob.len() > inner.max_value_bytes {
             Counters::bump(&inner.counters.too_large);
-            if inner.warned_too_large.first_time(key) {
+            if inner.warned_too_large.first_time(call.subject.entry()) {
                 tracing::warn!(
-                    key,
+                    key = %key,
                     bytes = blob.len(),
                     limit = inner.max_value_bytes,
                     "cachette: value larger than max_value_bytes; not cached (warned once per key)"
@@ -535,13 +572,13 @@ impl Cache {
             return;
         }
         if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
-            self.backend_error("fill", key, &e);
+            self.backend_error("fill", &key, &e);
         }
     }
 
-    pub(crate) fn backend_error(&self, op: &str, key: &str, e: &Error) {
+    pub(crate) fn backend_error(&self, op: &str, key: &dyn fmt::Display, e: &Error) {
         Counters::bump(&self.inner.counters.errors);
-        tracing::warn!(key, op, error = %e, "cachette: backend failed; reading through");
+        tracing::warn!(key = %key, op, error = %e, "cachette: backend failed; reading through");
         if self.inner.breaker.failure() == Tripped::Opened {
             Counters::bump(&self.inner.counters.breaker_opens);
             tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
@@ -554,8 +591,18 @@ impl Cache {
         }
     }
 
-    fn decode_failure(&self, key: &str, e: &dyn fmt::Display) {
+    fn decode_failure(&self, key: Shown<'_>, e: &dyn fmt::Display) {
         Counters::bump(&self.inner.counters.decode_failures);
-        tracing::debug!(key, error = %e, "cachette: stored value did not decode; refetching");
+        tracing::debug!(key = %key, error = %e, "cachette: stored value did not decode; refetching");
+    }
+
+    /// `text` as logs show it.
+    pub(crate) fn shown<'a>(&'a self, text: &'a str, template: &'a str) -> Shown<'a> {
+        Shown {
+            text,
+            template,
+            full: self.inner.log_full_names,
+            signer: self.inner.signer.as_ref(),
+        }
     }
 }

@@ -54,17 +54,62 @@ impl Started {
     }
 }
 
+/// How a key or tag appears in logs. By default: its template (when the
+/// attribute gave one) and a short hash of the rendered text, so logs say
+/// which function and which kind of key without carrying the values in it
+/// (emails, names). With `CacheBuilder::log_full_names(true)`, the text.
+#[derive(Clone, Copy)]
+pub(crate) struct Shown<'a> {
+    pub text: &'a str,
+    pub template: &'a str,
+    pub full: bool,
+    /// With a signing key, the hash is keyed: not reversible by guessing.
+    pub signer: Option<&'a crate::signing::Signer>,
+}
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.full {
+            return f.write_str(self.text);
+        }
+        let hash: [u8; 4] = match self.signer {
+            Some(signer) => signer.hash_for_logs(self.text),
+            None => {
+                use sha2::Digest;
+                let d = sha2::Sha256::digest(self.text.as_bytes());
+                [d[0], d[1], d[2], d[3]]
+            }
+        };
+        write!(f, "{}#", self.template)?;
+        for b in hash {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Reports a step of a call (no latency).
-pub(crate) fn step(function: &'static str, key: &str, outcome: Outcome) {
-    tracing::debug!(function, key, outcome = outcome.as_str(), "cachette");
+pub(crate) fn step(function: &'static str, key: impl std::fmt::Display, outcome: Outcome) {
+    tracing::debug!(function, key = %key, outcome = outcome.as_str(), "cachette");
     #[cfg(feature = "metrics")]
     metrics::counter!("cachette_events_total", "function" => function, "outcome" => outcome.as_str())
         .increment(1);
 }
 
 /// Reports how a call ended, with its latency.
-pub(crate) fn end(function: &'static str, key: &str, outcome: Outcome, started: Started) {
-    tracing::debug!(function, key, outcome = outcome.as_str(), "cachette");
+pub(crate) fn end(
+    function: &'static str,
+    key: impl std::fmt::Display,
+    outcome: Outcome,
+    started: Started,
+) {
+    tracing::debug!(function, key = %key, outcome = outcome.as_str(), "cachette");
     #[cfg(feature = "metrics")]
     {
         let labels = [("function", function), ("outcome", outcome.as_str())];

@@ -223,7 +223,8 @@ async fn an_acl_user_with_the_documented_commands_can_do_everything() {
 async fn signed_values_reject_tampering_moves_and_unsigned_writes() {
     let server = RedisServer::start();
     let cache = Cache::builder()
-        .signing_key("k3y")
+        .signing_key(b"a 32-byte key for the test suite")
+        .unwrap()
         .connect(&server.url())
         .await
         .unwrap();

@@ -16,5 +16,6 @@ mod redis_costs;
 mod reliability;
 mod replicas;
 mod restarts;
+mod security;
 mod strategies;
 mod tls;

@@ -531,12 +531,17 @@ pub fn only_name(server: &RedisServer, pattern: &str) -> String {
 /// The name of the one entry stored under `key` in the `cachette`
 /// namespace (whatever function owns it).
 pub fn entry_name(server: &RedisServer, key: &str) -> String {
-    only_name(server, &format!("cachette:e:*:{{{}}}", glob_escape(key)))
+    only_name(server, &format!("cachette:e:*{{{}}}", glob_escape(key)))
 }
 
 /// The name of the version of `tag` in the `cachette` namespace.
 pub fn tag_version_name(server: &RedisServer, tag: &str) -> String {
-    only_name(server, &format!("cachette:t:*:{{{}}}", glob_escape(tag)))
+    only_name(server, &format!("cachette:t:*{{{}}}", glob_escape(tag)))
+}
+
+/// The name of the version of `key` in the `cachette` namespace.
+pub fn key_version_name(server: &RedisServer, key: &str) -> String {
+    only_name(server, &format!("cachette:k:*{{{}}}", glob_escape(key)))
 }
 
 /// `text` with the characters `KEYS` patterns give meaning to escaped.

@@ -1,8 +1,9 @@
 async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
     const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
-        ::cachette::__private::Strategy::Aside,
-        ::cachette::__private::ms(300000u64),
-    );
+            ::cachette::__private::Strategy::Aside,
+            ::cachette::__private::ms(300000u64),
+        )
+        .template("user:<id>");
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,

@@ -4,6 +4,7 @@ impl Repo {
                 ::cachette::__private::Strategy::Swr,
                 ::cachette::__private::ms(300000u64),
             )
+            .template("catalog:<shop>")
             .stale_ttl(::cachette::__private::ms(3600000u64));
         #[allow(unused_imports)]
         use ::cachette::__private::{

@@ -1,0 +1,198 @@
+//! Hostile conditions: someone with write access to Redis but without the
+//! signing key, values planted to exhaust memory, and the like. What each
+//! protection covers is in SECURITY.md.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachette::{cached, Cache};
+
+use crate::support::{entry_name, key_version_name, ManualClock, RedisServer};
+
+const KEY: &[u8; 32] = b"a 32-byte key for the test suite";
+
+#[cached(cache = cache, key = "acct:<id>", ttl = 60)]
+async fn balance(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
+    src.load(SeqCst) + id
+}
+
+/// An entry records what its versions were; with signing on, those are
+/// keyed hashes. Writing any 16 bytes taken from a busted entry back into
+/// its key's version (the attack on clear tokens) never revives it.
+#[tokio::test]
+async fn a_token_copied_out_of_a_signed_entry_cannot_revive_it() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .signing_key(KEY)
+        .unwrap()
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(balance(&cache, &src, 1).await, 1);
+    let mut raw = server.raw();
+    let entry_key = entry_name(&server, "acct:1");
+    let entry: Vec<u8> = redis::cmd("GET").arg(&entry_key).query(&mut raw).unwrap();
+    let version = key_version_name(&server, "acct:1");
+
+    src.store(100, SeqCst);
+    cache.invalidate_keys(["acct:1"]).await.unwrap();
+    // Put the busted entry back too, as a replay would.
+    for window in entry.windows(16) {
+        let _: () = redis::cmd("SET")
+            .arg(&version)
+            .arg(window)
+            .query(&mut raw)
+            .unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(&entry_key)
+            .arg(&entry)
+            .query(&mut raw)
+            .unwrap();
+        assert_eq!(
+            balance(&cache, &src, 1).await,
+            101,
+            "an invalidated entry was revived with bytes copied out of it"
+        );
+    }
+}
+
+/// A signed entry carries its expiry under the signature: a copy kept past
+/// it (`PERSIST`, or written back without a TTL) is not served.
+#[tokio::test]
+async fn a_signed_entry_kept_past_its_expiry_is_not_served() {
+    let server = RedisServer::start();
+    let clock = ManualClock::default();
+    let cache = Cache::builder()
+        .signing_key(KEY)
+        .unwrap()
+        .clock(clock.clone())
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(balance(&cache, &src, 2).await, 2);
+    let entry = entry_name(&server, "acct:2");
+    redis::cmd("PERSIST")
+        .arg(&entry)
+        .exec(&mut server.raw())
+        .unwrap();
+    src.store(50, SeqCst); // the source changed; nothing busted
+    let hits = cache.stats().hits;
+    assert_eq!(balance(&cache, &src, 2).await, 2, "within its TTL: a hit");
+    assert_eq!(cache.stats().hits, hits + 1);
+
+    // Past the TTL (60 s) and the allowance for clock skew (60 s).
+    clock.advance(Duration::from_secs(121));
+    let failures = cache.stats().signature_failures;
+    assert_eq!(
+        balance(&cache, &src, 2).await,
+        52,
+        "an entry kept past its signed expiry was served"
+    );
+    assert_eq!(cache.stats().signature_failures, failures + 1);
+}
+
+/// Captures every event emitted on this thread (the test's runtime runs
+/// on it) while alive.
+struct Logs {
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Logs {
+    fn capture() -> Logs {
+        #[derive(Clone)]
+        struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Writer {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = Writer(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        Logs {
+            buf,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+#[cached(cache = cache, key = "profile:<email>", ttl = 60, tags = ["person:<email>"])]
+async fn profile(cache: &Cache, email: &str) -> u64 {
+    email.len() as u64
+}
+
+/// Keys built from arguments (here an email) are personal data: by default
+/// logs show the template and a short hash, at every level, in hits,
+/// misses, backend failures, undecodable values and failed busts; a
+/// stored value that does not decode is not echoed. Full names are opt-in.
+#[tokio::test]
+async fn logs_do_not_carry_keys_or_values_unless_asked() {
+    let email = "ada@example.com";
+    for full in [false, true] {
+        let mut server = RedisServer::start();
+        let logs = Logs::capture();
+        let cache = Cache::builder()
+            .log_full_names(full)
+            .command_timeout(Duration::from_millis(300))
+            .connect_timeout(Duration::from_millis(300))
+            .connect(&server.url())
+            .await
+            .unwrap();
+        profile(&cache, email).await; // miss
+        profile(&cache, email).await; // hit
+        let entry = entry_name(&server, &format!("profile:{}", cachette::escape(email)));
+        let planted = b"\"SECRET-VALUE planted where a number belongs\"";
+        let mut stored: Vec<u8> = redis::cmd("GET")
+            .arg(&entry)
+            .query(&mut server.raw())
+            .unwrap();
+        let header = stored.len() - "15".len();
+        stored.truncate(header);
+        stored.extend_from_slice(planted);
+        let _: () = redis::cmd("SET")
+            .arg(&entry)
+            .arg(stored)
+            .query(&mut server.raw())
+            .unwrap();
+        profile(&cache, email).await; // undecodable: a miss
+        assert!(cache.stats().decode_failures >= 1);
+        server.kill();
+        profile(&cache, email).await; // backend failure
+        let _ = cache
+            .invalidate_tags([format!("person:{}", cachette::escape(email))])
+            .await; // failed bust
+        let text = logs.text();
+        let escaped = cachette::escape(email);
+        assert!(
+            !text.contains("SECRET-VALUE"),
+            "a stored value was logged:\n{text}"
+        );
+        if full {
+            assert!(
+                text.contains(&escaped),
+                "full names were asked for:\n{text}"
+            );
+        } else {
+            assert!(
+                !text.contains(&escaped) && !text.contains(email) && !text.contains("example.com"),
+                "a key built from an email was logged:\n{text}"
+            );
+            assert!(text.contains("profile:<email>#"), "{text}");
+        }
+    }
+}
