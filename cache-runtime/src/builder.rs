@@ -293,9 +293,27 @@ impl CacheBuilder {
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
 
-    /// Like [`connect`](Self::connect), but connects on first use.
+    /// A cache on Redis at `url` that starts without Redis: it connects on
+    /// first use, and again whenever the connection is lost. Until Redis
+    /// answers, annotated functions run their bodies (the cache fails
+    /// open), and invalidations are kept and retried (I9), so nothing
+    /// named in one is served once Redis is back. This is how a service
+    /// should build its cache: a Redis outage at deploy time must not stop
+    /// the service, and falling back to [`memory`](Self::memory) instead
+    /// would split the fleet's caches without a word.
+    ///
+    /// ```
+    /// // Nothing listens on port 1: the cache still builds, and calls read through.
+    /// let cache = cachette::Cache::builder().connect_lazy("redis://127.0.0.1:1")?;
+    /// assert_eq!(cache.backend_name(), "redis");
+    /// # Ok::<(), cachette::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Only for a malformed or unsupported URL ([`ErrorKind::Config`](crate::ErrorKind::Config));
+    /// [`connect`](Self::connect) also fails when Redis cannot be reached.
     #[cfg(feature = "redis")]
-    pub(crate) fn connect_lazy(self, url: &str) -> Result<Cache, Error> {
+    pub fn connect_lazy(self, url: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;
         let backend = crate::backend::redis::RedisBackend::lazy(url, &self.settings())?;
         let pending = self.shared_pending(url, &namespace);

@@ -97,7 +97,8 @@ fn first_warning(function: &'static str) -> bool {
 
 /// The default cache, built on first use when [`init`] was not called:
 /// Redis at `CACHETTE_REDIS_URL` (or else `REDIS_URL`) when either is set,
-/// the embedded backend otherwise.
+/// connected lazily, the embedded backend otherwise; in the namespace
+/// `CACHETTE_NAMESPACE` when set.
 pub(crate) fn default_cache() -> Cache {
     if let Some(cache) = &*DEFAULT.read().unwrap_or_else(|e| e.into_inner()) {
         return cache.clone();
@@ -107,10 +108,16 @@ pub(crate) fn default_cache() -> Cache {
 }
 
 fn from_env() -> Cache {
+    let namespace = std::env::var("CACHETTE_NAMESPACE")
+        .ok()
+        .filter(|ns| !ns.is_empty());
     let builder = || {
         let mut builder = Cache::builder();
         builder.implicit = true;
-        builder
+        match &namespace {
+            Some(ns) => builder.namespace(ns.clone()),
+            None => builder,
+        }
     };
     #[cfg(feature = "redis")]
     for var in ["CACHETTE_REDIS_URL", "REDIS_URL"] {
@@ -126,6 +133,15 @@ fn from_env() -> Cache {
                     "cachette: default cache is Redis at {} (from {var})",
                     redact(&url)
                 );
+                if var == "REDIS_URL" && namespace.is_none() {
+                    tracing::warn!(
+                        "cachette: the default cache took the generic REDIS_URL and the shared \
+                         namespace `cachette`: every application on that Redis doing the same \
+                         shares its entries and invalidations. Set CACHETTE_NAMESPACE (or \
+                         CACHETTE_REDIS_URL), or build the cache with a namespace and call \
+                         cachette::init"
+                    );
+                }
                 return cache;
             }
             Err(e) => {

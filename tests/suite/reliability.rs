@@ -382,3 +382,37 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
     eventually("the bust to be delivered", || a.stats().pending_busts == 0).await;
     assert_eq!(doc(&b, &src, 3).await, 13);
 }
+
+/// A service starts while Redis is down: `connect_lazy` builds the cache
+/// at once, calls run their bodies until Redis answers, an invalidation
+/// made meanwhile is kept and delivered, and caching starts once Redis is
+/// up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_starts_while_redis_is_down() {
+    let mut server = RedisServer::start();
+    server.kill();
+    let cache = impatient(200).connect_lazy(&server.url()).unwrap();
+    let src = AtomicU64::new(0);
+    for _ in 0..3 {
+        assert_eq!(doc(&cache, &src, 4).await, 4, "the body answers");
+    }
+    src.fetch_add(10, SeqCst);
+    assert!(cache.invalidate_keys(["doc:4"]).await.is_err());
+    assert_eq!(cache.stats().pending_busts, 1);
+
+    server.restart();
+    eventually("the kept bust to be delivered", || {
+        cache.stats().pending_busts == 0
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while cache.stats().hits == 0 {
+        assert_eq!(doc(&cache, &src, 4).await, 14);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caching did not start: {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

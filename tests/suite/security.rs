@@ -196,3 +196,16 @@ async fn logs_do_not_carry_keys_or_values_unless_asked() {
         }
     }
 }
+
+/// `#insecure` on a `rediss://` URL would turn certificate checks off in
+/// the `redis` crate, if another crate enabled the feature that reads it:
+/// fragments are refused outright.
+#[tokio::test]
+async fn url_fragments_are_refused() {
+    for url in ["rediss://127.0.0.1:1/#insecure", "redis://127.0.0.1:1/0#x"] {
+        let err = Cache::connect(url).await.unwrap_err();
+        assert!(err.is_config(), "{url}: {err}");
+        let err = Cache::builder().connect_lazy(url).unwrap_err();
+        assert!(err.is_config(), "{url}: {err}");
+    }
+}

@@ -31,7 +31,18 @@ impl Settings {
 }
 
 /// A client for `url`, trusting the configured roots for `rediss://`.
+///
+/// A fragment is refused: the `redis` crate reads `#insecure` on a
+/// `rediss://` URL as "do not check the certificate", and another crate of
+/// the application may enable the feature that honours it.
 pub(crate) fn client(url: &str, settings: &Settings) -> Result<Client, Error> {
+    if url.contains('#') {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "Redis URLs must not have a fragment (`#...`): `#insecure` would turn off \
+             certificate checks",
+        ));
+    }
     #[cfg(feature = "tls")]
     if let Some(root) = &settings.root_ca {
         let certs = redis::TlsCertificates {
