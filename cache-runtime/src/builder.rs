@@ -25,7 +25,7 @@ use crate::stats::Counters;
 /// use std::time::Duration;
 /// let cache = cachette::Cache::builder()
 ///     .namespace("shop")
-///     .capacity(50_000)
+///     .max_memory(256 << 20)
 ///     .memory();
 /// ```
 #[derive(Clone)]
@@ -35,7 +35,7 @@ pub struct CacheBuilder {
     connect_timeout: Duration,
     command_timeout: Duration,
     codec: Codec,
-    capacity: u64,
+    max_memory: u64,
     version_ttl: Duration,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
@@ -59,7 +59,7 @@ impl fmt::Debug for CacheBuilder {
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("codec", &self.codec)
-            .field("capacity", &self.capacity)
+            .field("max_memory", &self.max_memory)
             .field("version_ttl", &self.version_ttl)
             .finish_non_exhaustive()
     }
@@ -72,7 +72,7 @@ impl Default for CacheBuilder {
             connect_timeout: Duration::from_secs(1),
             command_timeout: Duration::from_millis(50),
             codec: Codec::Json,
-            capacity: 10_000,
+            max_memory: 64 << 20,
             version_ttl: Duration::from_secs(24 * 3600),
             clock: Arc::new(SystemClock),
             random: Arc::new(FastRandom),
@@ -117,10 +117,13 @@ impl CacheBuilder {
         self
     }
 
-    /// Most entries the embedded backend holds (default 10,000); the least
-    /// useful are evicted past it. Redis bounds itself with `maxmemory`.
-    pub fn capacity(mut self, entries: u64) -> Self {
-        self.capacity = entries;
+    /// How many bytes the embedded backend's entries take at most (default
+    /// 64 MiB), names and values counted, with an allowance per entry for
+    /// bookkeeping; versions take at most a quarter of that more. The least
+    /// useful entries are evicted past it. Redis bounds itself with
+    /// `maxmemory`.
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
         self
     }
 
@@ -234,7 +237,7 @@ impl CacheBuilder {
 
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
-        let backend = Backend::Memory(MemoryBackend::new(self.capacity));
+        let backend = Backend::Memory(MemoryBackend::new(self.max_memory));
         // Nothing else shares an embedded backend: its pending busts are
         // its own.
         let pending = Arc::new(Pending::new(self.max_pending_busts));

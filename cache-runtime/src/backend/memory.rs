@@ -1,6 +1,6 @@
-//! The embedded backend: two bounded moka caches, one for entries and one
-//! for versions, with per-item TTLs. Same bytes and rules as Redis: an
-//! evicted version only causes misses.
+//! The embedded backend: two moka caches bounded by bytes, one for entries
+//! and one for versions, with per-item TTLs. Same bytes and rules as Redis:
+//! an evicted version only causes misses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,14 @@ use moka::Expiry;
 use super::{Blob, Lookup};
 use crate::names::{Bust, Namespace, Subject};
 use crate::version::Token;
+use crate::version::TOKEN_LEN;
+
+/// What an item costs, in bytes: its name and value, and an allowance for
+/// the bookkeeping around it.
+fn weight(bytes: usize) -> u32 {
+    const PER_ITEM: usize = 96;
+    u32::try_from(bytes.saturating_add(PER_ITEM)).unwrap_or(u32::MAX)
+}
 
 #[derive(Clone)]
 struct Item<V> {
@@ -45,16 +53,21 @@ pub(crate) struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// `capacity` bounds the number of entries, and separately the number of
-    /// versions.
-    pub(crate) fn new(capacity: u64) -> Self {
+    /// Entries take at most `bytes` (names and values, with a fixed
+    /// allowance per item for moka's own bookkeeping), versions at most a
+    /// quarter of that.
+    pub(crate) fn new(bytes: u64) -> Self {
         MemoryBackend {
             entries: Moka::builder()
-                .max_capacity(capacity)
+                .max_capacity(bytes)
+                .weigher(|name: &String, item: &Item<Arc<[u8]>>| {
+                    weight(name.len() + item.value.len())
+                })
                 .expire_after(ItemTtl)
                 .build(),
             versions: Moka::builder()
-                .max_capacity(capacity)
+                .max_capacity((bytes / 4).max(1))
+                .weigher(|name: &String, _: &Item<Token>| weight(name.len() + TOKEN_LEN))
                 .expire_after(ItemTtl)
                 .build(),
             locks: Mutex::new(HashMap::new()),
