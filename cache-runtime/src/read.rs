@@ -263,8 +263,8 @@ impl Cache {
         // The versions must be known before the body reads its source: a bust
         // after this point changes one of them, and the entry written below
         // can then never validate.
-        let tokens = match self.capture(&lookup, call.policy.storage_ttl()).await {
-            Ok(tokens) => tokens,
+        let (tokens, created) = match self.capture(&lookup, call.policy.storage_ttl()).await {
+            Ok(captured) => captured,
             Err(e) => {
                 self.backend_error("version", &call.key, &e);
                 return self.bypass(&call, body).await;
@@ -289,6 +289,12 @@ impl Cache {
                 expires_ms: 0, // set by the fill
             };
             self.fill(&call, &tokens, meta, value).await;
+        } else if !created.is_empty() {
+            // Nothing to keep (an error, `None`): the versions created for
+            // it would only take room.
+            if let Err(e) = inner.backend.forget(&created).await {
+                tracing::debug!(error = %e, "cachette: could not drop unused versions");
+            }
         }
         if let Some(lock) = lock {
             lock.release().await;
@@ -497,11 +503,16 @@ impl Cache {
     }
 
     /// The tokens to record in a fill: the ones just read, with any missing
-    /// version created first.
-    async fn capture(&self, lookup: &Lookup, ttl: Duration) -> Result<Vec<Token>, Error> {
+    /// version created first (living as long as the entry), and the names
+    /// of the versions this call created.
+    async fn capture<'l>(
+        &self,
+        lookup: &'l Lookup,
+        ttl: Duration,
+    ) -> Result<(Vec<Token>, Vec<&'l str>), Error> {
         let read = &lookup.versions;
         if read.iter().all(Option::is_some) {
-            return Ok(read.iter().flatten().copied().collect());
+            return Ok((read.iter().flatten().copied().collect(), Vec::new()));
         }
         let missing: Vec<&str> = lookup
             .names
@@ -510,15 +521,22 @@ impl Cache {
             .filter(|(_, t)| t.is_none())
             .map(|(k, _)| k)
             .collect();
-        let ttl = ttl.max(self.inner.version_ttl);
-        let mut created = self.inner.backend.ensure(&missing, ttl).await?.into_iter();
-        Ok(read
+        let ensured = self.inner.backend.ensure(&missing, ttl).await?;
+        let created = missing
+            .iter()
+            .zip(&ensured)
+            .filter(|(_, (_, created))| *created)
+            .map(|(name, _)| *name)
+            .collect();
+        let mut ensured = ensured.into_iter().map(|(token, _)| token);
+        let tokens = read
             .iter()
             .map(|t| {
-                t.or_else(|| created.next())
+                t.or_else(|| ensured.next())
                     .expect("one token per missing version")
             })
-            .collect())
+            .collect();
+        Ok((tokens, created))
     }
 
     /// Stores `value` as the entry of `call`, valid under `tokens`.

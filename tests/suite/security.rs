@@ -209,3 +209,38 @@ async fn url_fragments_are_refused() {
         assert!(err.is_config(), "{url}: {err}");
     }
 }
+
+#[cached(cache = cache, key = "member:<id>", ttl = 60, tags = ["team:<team>"])]
+async fn member(cache: &Cache, id: u64, team: u64) -> Option<u64> {
+    let _ = team;
+    (id % 1_000 == 0).then_some(id)
+}
+
+/// Misses on ids that do not exist (a scan of random ids) leave no
+/// versions behind, and the versions created for real fills live as long
+/// as the entry, not a day: Redis holds what the cache holds.
+#[tokio::test]
+async fn misses_do_not_leave_versions_behind() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    let mut raw = server.raw();
+    for id in 1..=2_000 {
+        assert_eq!(
+            member(&cache, id, id).await,
+            (id % 1_000 == 0).then_some(id)
+        );
+    }
+    let versions: Vec<String> = redis::cmd("KEYS")
+        .arg("cachette:[kt]*")
+        .query(&mut raw)
+        .unwrap();
+    // Two ids exist (1000 and 2000): their key and team versions stay.
+    assert_eq!(versions.len(), 4, "{} versions left behind", versions.len());
+    for name in versions {
+        let ttl: i64 = redis::cmd("PTTL").arg(&name).query(&mut raw).unwrap();
+        assert!(
+            ttl > 0 && ttl <= 60_000,
+            "{name} lives {ttl} ms, longer than its entry"
+        );
+    }
+}

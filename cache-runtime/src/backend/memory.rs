@@ -107,19 +107,22 @@ impl MemoryBackend {
         }
     }
 
-    pub(crate) fn ensure(&self, keys: &[&str], ttl: Duration) -> Vec<Token> {
+    pub(crate) fn ensure(&self, keys: &[&str], ttl: Duration) -> Vec<(Token, bool)> {
         keys.iter()
             .map(|k| {
-                self.versions
-                    .entry(k.to_string())
-                    .or_insert_with(|| Item {
-                        value: Token::random(),
-                        ttl,
-                    })
-                    .into_value()
-                    .value
+                let entry = self.versions.entry(k.to_string()).or_insert_with(|| Item {
+                    value: Token::random(),
+                    ttl,
+                });
+                (entry.value().value, entry.is_fresh())
             })
             .collect()
+    }
+
+    pub(crate) fn forget(&self, keys: &[&str]) {
+        for k in keys {
+            self.versions.invalidate(*k);
+        }
     }
 
     pub(crate) fn store(&self, entry: &str, blob: Vec<u8>, ttl: Duration) {

@@ -65,12 +65,31 @@ impl Backend {
     }
 
     /// Creates each missing version key with a fresh token, or reads the one
-    /// a concurrent caller created first; returns the tokens in order.
-    pub(crate) async fn ensure(&self, keys: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
+    /// a concurrent caller created first; returns the tokens in order, each
+    /// with whether this call created it.
+    pub(crate) async fn ensure(
+        &self,
+        keys: &[&str],
+        ttl: Duration,
+    ) -> Result<Vec<(Token, bool)>, Error> {
         match self {
             Backend::Memory(m) => Ok(m.ensure(keys, ttl)),
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.ensure(keys, ttl).await,
+        }
+    }
+
+    /// Drops versions this process created for a fill that did not happen
+    /// (the result was not cacheable): a miss on an id that does not exist
+    /// leaves nothing behind. Losing a version only causes misses (I2).
+    pub(crate) async fn forget(&self, keys: &[&str]) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.forget(keys);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.forget(keys).await,
         }
     }
 

@@ -124,7 +124,11 @@ impl RedisBackend {
         .await
     }
 
-    pub(crate) async fn ensure(&self, names: &[&str], ttl: Duration) -> Result<Vec<Token>, Error> {
+    pub(crate) async fn ensure(
+        &self,
+        names: &[&str],
+        ttl: Duration,
+    ) -> Result<Vec<(Token, bool)>, Error> {
         let ours: Vec<Token> = names.iter().map(|_| Token::random()).collect();
         let cmds: Vec<redis::Cmd> = names
             .iter()
@@ -151,19 +155,41 @@ impl RedisBackend {
         ours.into_iter()
             .zip(old)
             .map(|(ours, old)| match old {
-                Value::Nil => Ok(ours),
-                Value::BulkString(b) => Token::from_bytes(&b).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Backend,
-                        "a version key holds a value cachette did not write",
-                    )
-                }),
+                Value::Nil => Ok((ours, true)),
+                Value::BulkString(b) => {
+                    Token::from_bytes(&b).map(|t| (t, false)).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Backend,
+                            "a version key holds a value cachette did not write",
+                        )
+                    })
+                }
                 other => Err(Error::new(
                     ErrorKind::Backend,
                     format!("unexpected reply to SET NX GET: {other:?}"),
                 )),
             })
             .collect()
+    }
+
+    pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {
+        let cmds = names
+            .iter()
+            .map(|name| {
+                let mut cmd = redis::cmd("DEL");
+                cmd.arg(*name);
+                cmd
+            })
+            .collect();
+        Self::within(self.deadline, async {
+            match &self.servers {
+                Servers::Single(s) => s.ensure(cmds).await,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => c.ensure(names, cmds).await,
+            }
+        })
+        .await
+        .map(drop)
     }
 
     pub(crate) async fn store(
