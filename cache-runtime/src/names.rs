@@ -2,17 +2,16 @@
 //! the names the library writes.
 //!
 //! ```text
-//! <namespace> ":" <kind> [ "#" ] ":" <scope> ":" "{" <text> "}"
+//! entries and locks:  <namespace> ":" <kind> [ "#" ] ":" <function> ":" "{" <text> "}"
+//! versions:           <namespace> ":" <kind> [ "#" ] ":" "{" <text> "}"
 //! ```
 //! - `kind` is `e` (an entry), `l` (a stampede lock), `k` (a key's
-//!   version) or `t` (a tag's version);
-//! - `scope` is, for entries and locks, the id of the function that owns
-//!   them, so two functions (or two instantiations of a generic one) that
-//!   render the same key never read each other's entries (I11). For
-//!   versions it is the run id of the Redis server that holds them, so a
-//!   server restarted from an older snapshot brings back versions under
-//!   names nobody reads any more (I10); the embedded backend, which cannot
-//!   restart on its own, has an empty scope there;
+//!   version) or `t` (a tag's version); whether a function id follows is
+//!   fixed by the kind;
+//! - `function` is the id of the function that owns the entry or lock, so
+//!   two functions (or two instantiations of a generic one) that render the
+//!   same key never read each other's entries (I11), while a key's version
+//!   stays shared: a key bust reaches every function under it;
 //! - `text` is the rendered key or tag. One longer than [`MAX_NAME_LEN`]
 //!   bytes (or empty, or starting with `}`, which would leave the cluster
 //!   hash tag empty) is replaced by its SHA-256 in hex, `~` and its first
@@ -26,9 +25,12 @@
 //! name for the same text, at every length.
 //!
 //! The braces are a Redis Cluster hash tag: the entry, the lock and the
-//! key's version of one key share a slot, which depends on the text alone
-//! (never on the scope). A text with a `}` cuts the tag short the same way
-//! in every kind, so they still share one; the tag is never empty.
+//! key's version of one key share a slot, which depends on the text alone.
+//! A text with a `}` cuts the tag short the same way in every kind, so they
+//! still share one; the tag is never empty.
+//!
+//! What a version *holds* is in `version.rs`: the run id of the server
+//! that wrote it, then a random token.
 
 use std::borrow::Cow;
 use std::fmt::Write;
@@ -148,8 +150,10 @@ impl<'a> Name<'a> {
         &self.text
     }
 
-    /// Writes the backend name of this key or tag as `kind`.
-    pub(crate) fn write(&self, out: &mut String, ns: &Namespace, kind: Kind, scope: &str) {
+    /// Writes the backend name of this key or tag as `kind`, owned by
+    /// `function` (entries and locks only).
+    fn write(&self, out: &mut String, ns: &Namespace, kind: Kind, function: Option<&Function>) {
+        debug_assert_eq!(function.is_some(), matches!(kind, Kind::Entry | Kind::Lock));
         out.push_str(ns.as_str());
         out.push(':');
         out.push(kind.letter());
@@ -157,16 +161,27 @@ impl<'a> Name<'a> {
             out.push('#');
         }
         out.push(':');
-        out.push_str(scope);
-        out.push_str(":{");
+        if let Some(function) = function {
+            out.push_str(function.id());
+            out.push(':');
+        }
+        out.push('{');
         out.push_str(&self.text);
         out.push('}');
     }
 
-    /// The backend name of this key or tag as `kind`.
-    pub(crate) fn backend(&self, ns: &Namespace, kind: Kind, scope: &str) -> String {
-        let mut out = String::with_capacity(ns.as_str().len() + scope.len() + self.text.len() + 8);
-        self.write(&mut out, ns, kind, scope);
+    /// The backend name of this key or tag as a version of `kind`.
+    pub(crate) fn version(&self, ns: &Namespace, kind: Kind) -> String {
+        let mut out = String::with_capacity(ns.as_str().len() + self.text.len() + 8);
+        self.write(&mut out, ns, kind, None);
+        out
+    }
+
+    /// The backend name of this key's entry or lock (`kind`), owned by
+    /// `function`.
+    fn owned(&self, ns: &Namespace, kind: Kind, function: &Function) -> String {
+        let mut out = String::with_capacity(ns.as_str().len() + self.text.len() + 26);
+        self.write(&mut out, ns, kind, Some(function));
         out
     }
 
@@ -255,7 +270,7 @@ impl<'a> Subject<'a> {
         tags: &'a [S],
     ) -> Subject<'a> {
         let key = Name::new(key);
-        let entry = key.backend(ns, Kind::Entry, function.id());
+        let entry = key.owned(ns, Kind::Entry, &function);
         Subject {
             ns,
             function,
@@ -276,7 +291,7 @@ impl<'a> Subject<'a> {
 
     /// The stampede lock's backend name.
     pub(crate) fn lock(&self) -> String {
-        self.key.backend(self.ns, Kind::Lock, self.function.id())
+        self.key.owned(self.ns, Kind::Lock, &self.function)
     }
 
     pub(crate) fn key(&self) -> &Name<'a> {
@@ -287,17 +302,9 @@ impl<'a> Subject<'a> {
         &self.tags
     }
 
-    /// The names of one lookup, with versions in `scope` (the run id of
-    /// the server read, or empty).
-    pub(crate) fn names(&self, scope: &str) -> Names {
-        self.names_each(|_| scope)
-    }
-
-    /// The names of one lookup, with version `i` (the key's is 0, then
-    /// each tag's) in `scope(i)`: on a cluster, the run id of the master
-    /// holding it.
-    pub(crate) fn names_each<'s>(&self, scope: impl Fn(usize) -> &'s str) -> Names {
-        let per_version = self.ns.as_str().len() + scope(0).len() + 4;
+    /// The names of one lookup: the entry, then each version.
+    pub(crate) fn names(&self) -> Names {
+        let per_version = self.ns.as_str().len() + 4;
         let len = self.entry.len()
             + self.key.len_hint()
             + per_version
@@ -313,10 +320,10 @@ impl<'a> Subject<'a> {
         names.buf.push_str(&self.entry);
         names.ends.push(names.buf.len());
         self.key
-            .write(&mut names.buf, self.ns, Kind::KeyVersion, scope(0));
+            .write(&mut names.buf, self.ns, Kind::KeyVersion, None);
         names.ends.push(names.buf.len());
-        for (i, tag) in self.tags.iter().enumerate() {
-            tag.write(&mut names.buf, self.ns, Kind::TagVersion, scope(i + 1));
+        for tag in &self.tags {
+            tag.write(&mut names.buf, self.ns, Kind::TagVersion, None);
             names.ends.push(names.buf.len());
         }
         names
@@ -401,27 +408,14 @@ impl Bust {
     }
 
     /// Each key and tag with the kind of its version.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn kinds(&self) -> impl Iterator<Item = (&Name<'static>, Kind)> {
         let keys = self.keys.iter().map(|k| (k, Kind::KeyVersion));
         keys.chain(self.tags.iter().map(|t| (t, Kind::TagVersion)))
     }
 
-    /// Each version name, in `scope`.
-    pub(crate) fn versions<'b>(
-        &'b self,
-        ns: &'b Namespace,
-        scope: &'b str,
-    ) -> impl Iterator<Item = String> + 'b {
-        let keys = self
-            .keys
-            .iter()
-            .map(move |k| k.backend(ns, Kind::KeyVersion, scope));
-        let tags = self
-            .tags
-            .iter()
-            .map(move |t| t.backend(ns, Kind::TagVersion, scope));
-        keys.chain(tags)
+    /// Each version name.
+    pub(crate) fn versions<'b>(&'b self, ns: &'b Namespace) -> impl Iterator<Item = String> + 'b {
+        self.kinds().map(move |(name, kind)| name.version(ns, kind))
     }
 
     /// The stored texts, for logs.
@@ -451,9 +445,9 @@ mod tests {
         let id = f.id();
         assert_eq!(subject.entry(), format!("ns:e:{id}:{{user:1}}"));
         assert_eq!(subject.lock(), format!("ns:l:{id}:{{user:1}}"));
-        let names = subject.names("run");
+        let names = subject.names();
         let versions: Vec<&str> = names.versions().collect();
-        assert_eq!(versions, ["ns:k:run:{user:1}", "ns:t:run:{org:7}"]);
+        assert_eq!(versions, ["ns:k:{user:1}", "ns:t:{org:7}"]);
         assert_eq!(names.entry(), subject.entry());
     }
 
@@ -470,8 +464,8 @@ mod tests {
         let forged = Name::new(name.text());
         assert!(!forged.shortened);
         assert_ne!(
-            name.backend(&ns(), Kind::TagVersion, ""),
-            forged.backend(&ns(), Kind::TagVersion, "")
+            name.version(&ns(), Kind::TagVersion),
+            forged.version(&ns(), Kind::TagVersion)
         );
         assert!(Name::new(&"é".repeat(300)).text().contains('~'));
         let at_limit = "y".repeat(MAX_NAME_LEN);
@@ -483,7 +477,7 @@ mod tests {
         for text in ["", "}", "}x", "a}b", "plain", &"z".repeat(500)] {
             let name = Name::new(text);
             assert!(!name.hash_tag().is_empty(), "{text:?}");
-            let full = name.backend(&ns(), Kind::Entry, "f");
+            let full = name.owned(&ns(), Kind::Entry, &Function::named("f", "f"));
             let open = full.find('{').unwrap();
             let close = open + 1 + full[open + 1..].find('}').unwrap();
             assert_eq!(&full[open + 1..close], name.hash_tag(), "{text:?}");

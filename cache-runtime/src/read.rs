@@ -18,7 +18,7 @@ use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
 use crate::telemetry::{self, Outcome, Shown, Started};
-use crate::version::Token;
+use crate::version::{Seen, Token};
 
 tokio::task_local! {
     /// Set while a background refresh re-runs a function: the entry it
@@ -342,17 +342,11 @@ impl Cache {
                 }
             },
         };
+        let tokens = lookup.versions.iter().map(Seen::token);
         let checked = match &inner.signer {
-            None => entry::check(blob, &lookup.versions),
-            Some(signer) => {
-                // Signed entries record keyed hashes of their tokens.
-                let hashed: Vec<Option<Token>> = lookup
-                    .versions
-                    .iter()
-                    .map(|t| t.map(|t| signer.hash_token(&t)))
-                    .collect();
-                entry::check(blob, &hashed)
-            }
+            None => entry::check(blob, tokens),
+            // Signed entries record keyed hashes of their tokens.
+            Some(signer) => entry::check(blob, tokens.map(|t| t.map(|t| signer.hash_token(&t)))),
         };
         let (bytes, meta) = match checked {
             Check::Valid(bytes, meta) => (bytes, meta),
@@ -503,40 +497,44 @@ impl Cache {
     }
 
     /// The tokens to record in a fill: the ones just read, with any missing
-    /// version created first (living as long as the entry), and the names
-    /// of the versions this call created.
+    /// or foreign version replaced first (living as long as the entry), and
+    /// the names of the versions this call wrote.
     async fn capture<'l>(
         &self,
         lookup: &'l Lookup,
         ttl: Duration,
     ) -> Result<(Vec<Token>, Vec<&'l str>), Error> {
         let read = &lookup.versions;
-        if read.iter().all(Option::is_some) {
-            return Ok((read.iter().flatten().copied().collect(), Vec::new()));
+        if let Some(tokens) = read.iter().map(Seen::token).collect::<Option<Vec<Token>>>() {
+            return Ok((tokens, Vec::new()));
         }
-        let missing: Vec<&str> = lookup
+        let wanted: Vec<(&str, Option<&[u8]>)> = lookup
             .names
             .versions()
             .zip(read)
-            .filter(|(_, t)| t.is_none())
-            .map(|(k, _)| k)
+            .filter_map(|(name, seen)| match seen {
+                Seen::Current(_) => None,
+                Seen::Missing => Some((name, None)),
+                Seen::Foreign(raw) => Some((name, Some(raw.as_slice()))),
+            })
             .collect();
-        let ensured = self.inner.backend.ensure(&missing, ttl).await?;
-        let created = missing
+        let ensured = self.inner.backend.ensure(&wanted, ttl).await?;
+        let written = wanted
             .iter()
             .zip(&ensured)
-            .filter(|(_, (_, created))| *created)
-            .map(|(name, _)| *name)
+            .filter(|(_, (_, wrote))| *wrote)
+            .map(|((name, _), _)| *name)
             .collect();
         let mut ensured = ensured.into_iter().map(|(token, _)| token);
         let tokens = read
             .iter()
-            .map(|t| {
-                t.or_else(|| ensured.next())
-                    .expect("one token per missing version")
+            .map(|seen| {
+                seen.token()
+                    .or_else(|| ensured.next())
+                    .expect("one token per missing or foreign version")
             })
             .collect();
-        Ok((tokens, created))
+        Ok((tokens, written))
     }
 
     /// Stores `value` as the entry of `call`, valid under `tokens`.

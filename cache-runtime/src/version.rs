@@ -1,7 +1,19 @@
-//! Version tokens: random, so that a lost version can never match again.
+//! Version tokens, and what a version holds in Redis.
+//!
+//! A token is random, so a lost version can never match again (I2). In
+//! Redis a version holds `<run><token>`: the first 16 hex digits of the run
+//! id of the server process that wrote it, then the token. A version read
+//! from a server whose run id is another is *foreign*: it came back with a
+//! restart from an older snapshot, or travelled with replication or a slot
+//! migration from a server where busts could not see it, so it proves
+//! nothing and counts as missing (I10). Busts write the one name a version
+//! has, so whatever travels afterwards carries the bust with it.
 
 /// Length of a token as stored: 16 lowercase hex digits.
 pub(crate) const TOKEN_LEN: usize = 16;
+
+/// Length of a run id's prefix in a stored version.
+pub(crate) const RUN_LEN: usize = 16;
 
 /// A random 64-bit version, kept as the hex text stored in the backend.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -19,9 +31,7 @@ impl Token {
         Token(out)
     }
 
-    /// A token read back from the backend; anything malformed is `None`
-    /// and is treated like a missing version.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    /// A token from its bytes; anything of another length is `None`.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Token)
     }
@@ -34,5 +44,73 @@ impl Token {
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(std::str::from_utf8(&self.0).unwrap_or("?"))
+    }
+}
+
+/// What a version holds in Redis when `run` writes `token`.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn stored(run: &str, token: &Token) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RUN_LEN + TOKEN_LEN);
+    out.extend_from_slice(run.as_bytes());
+    out.extend_from_slice(token.as_bytes());
+    out
+}
+
+/// What a lookup saw of one version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// Written by the server that answered: its token.
+    Current(Token),
+    /// Not there (never written, expired, evicted, flushed).
+    Missing,
+    /// Written by another server process, or not by cachette: it proves
+    /// nothing. Replacing it needs the bytes seen.
+    Foreign(Vec<u8>),
+}
+
+impl Seen {
+    /// Reads a stored version on a server whose run id starts with `run`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn read(raw: Option<Vec<u8>>, run: &str) -> Seen {
+        let Some(raw) = raw else {
+            return Seen::Missing;
+        };
+        if raw.len() == RUN_LEN + TOKEN_LEN && raw.starts_with(run.as_bytes()) {
+            if let Some(token) = Token::from_bytes(&raw[RUN_LEN..]) {
+                return Seen::Current(token);
+            }
+        }
+        Seen::Foreign(raw)
+    }
+
+    /// The token an entry may be validated against.
+    pub(crate) fn token(&self) -> Option<Token> {
+        match self {
+            Seen::Current(token) => Some(*token),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_of_another_run_proves_nothing() {
+        let t = Token::random();
+        let here = "0123456789abcdef";
+        let there = "fedcba9876543210";
+        assert_eq!(Seen::read(Some(stored(here, &t)), here), Seen::Current(t));
+        assert!(matches!(
+            Seen::read(Some(stored(there, &t)), here),
+            Seen::Foreign(_)
+        ));
+        assert!(matches!(
+            Seen::read(Some(t.as_bytes().to_vec()), here),
+            Seen::Foreign(_)
+        ));
+        assert_eq!(Seen::read(None, here), Seen::Missing);
+        assert_eq!(Seen::read(Some(stored(there, &t)), here).token(), None);
     }
 }

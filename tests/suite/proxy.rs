@@ -1,6 +1,8 @@
 //! A TCP proxy between the cache and redis-server that can pass traffic,
-//! stall it, or reset every connection, on command.
+//! stall it, reset every connection, or send new connections to another
+//! server (an address that moves on a failover), on command.
 
+use std::sync::atomic::{AtomicU16, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -19,6 +21,7 @@ type Conn = (Arc<TcpStream>, JoinHandle<()>, JoinHandle<()>);
 
 pub struct FaultProxy {
     pub port: u16,
+    upstream: Arc<AtomicU16>,
     mode: watch::Sender<Mode>,
     conns: Arc<Mutex<Vec<Conn>>>,
     accept: JoinHandle<()>,
@@ -30,11 +33,13 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let (mode, _) = watch::channel(Mode::Pass);
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
+        let upstream = Arc::new(AtomicU16::new(upstream));
         let accept = tokio::spawn({
-            let (mode, conns) = (mode.clone(), conns.clone());
+            let (mode, conns, upstream) = (mode.clone(), conns.clone(), upstream.clone());
             async move {
                 while let Ok((client, _)) = listener.accept().await {
-                    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    let to = upstream.load(SeqCst);
+                    let Ok(server) = TcpStream::connect(("127.0.0.1", to)).await else {
                         continue; // upstream down: the client sees the close
                     };
                     let (client, server) = (Arc::new(client), Arc::new(server));
@@ -46,6 +51,7 @@ impl FaultProxy {
         });
         FaultProxy {
             port,
+            upstream,
             mode,
             conns,
             accept,
@@ -58,6 +64,13 @@ impl FaultProxy {
 
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
+    }
+
+    /// Sends new connections to the server on `port`, and resets the open
+    /// ones: what a virtual IP or a proxy in front of a failover does.
+    pub fn retarget(&self, port: u16) {
+        self.upstream.store(port, SeqCst);
+        self.reset_all();
     }
 
     /// Resets every open connection (RST, not FIN).

@@ -255,3 +255,81 @@ async fn in_a_split_brain_only_replica_acknowledged_busts_return_ok() {
     assert_eq!(auto.stats().pending_busts, 1, "kept and retried");
     assert_eq!(runs.load(SeqCst), filled);
 }
+
+fn replicaof(server: &RedisServer, master: Option<u16>) {
+    let mut cmd = redis::cmd("REPLICAOF");
+    match master {
+        Some(port) => cmd.arg("127.0.0.1").arg(port),
+        None => cmd.arg("NO").arg("ONE"),
+    };
+    cmd.exec(&mut server.raw()).unwrap();
+}
+
+/// Waits until `master`'s one replica holds everything it was sent.
+fn synced(master: &RedisServer) {
+    wait_for_replica(master);
+    let acked: i64 = redis::cmd("WAIT")
+        .arg(1)
+        .arg(5000)
+        .query(&mut master.raw())
+        .unwrap();
+    assert_eq!(acked, 1);
+}
+
+/// I1 and I10 on a single Redis behind an address that moves (a proxy or a
+/// virtual IP in front of a failover): the roles swap, a bust lands on
+/// the new master, the roles swap back to the first server process (same
+/// run id). The bust replicated back with the version's one name, and the
+/// entry from before it never validates again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_and_failback_behind_one_address_bring_their_busts_with_them() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    replicaof(&b, Some(a.port));
+    let address = FaultProxy::start(a.port).await;
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(2))
+        .connect(&address.url())
+        .await
+        .unwrap();
+    let db = AtomicU64::new(1);
+    let read = |db: &AtomicU64| {
+        let v = db.load(SeqCst);
+        cache.get_or_fetch("user:1", &[], Duration::from_secs(600), async move {
+            Ok::<_, String>(v)
+        })
+    };
+    assert_eq!(read(&db).await.unwrap(), 1);
+    assert_eq!(read(&db).await.unwrap(), 1);
+
+    synced(&a);
+    replicaof(&b, None);
+    replicaof(&a, Some(b.port));
+    address.retarget(b.port);
+    db.store(2, SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = cache.invalidate_keys(["user:1"]).await {
+        assert!(
+            Instant::now() < deadline,
+            "the bust never went through: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually("the bust to be delivered", || {
+        cache.stats().pending_busts == 0
+    })
+    .await;
+
+    synced(&b);
+    replicaof(&a, None);
+    replicaof(&b, Some(a.port));
+    address.retarget(a.port);
+    for _ in 0..5 {
+        assert_eq!(
+            read(&db).await.unwrap(),
+            2,
+            "the entry from before the bust came back with the failback"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

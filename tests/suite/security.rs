@@ -213,7 +213,7 @@ async fn url_fragments_are_refused() {
 #[cached(cache = cache, key = "member:<id>", ttl = 60, tags = ["team:<team>"])]
 async fn member(cache: &Cache, id: u64, team: u64) -> Option<u64> {
     let _ = team;
-    (id % 1_000 == 0).then_some(id)
+    id.is_multiple_of(1_000).then_some(id)
 }
 
 /// Misses on ids that do not exist (a scan of random ids) leave no
@@ -227,7 +227,7 @@ async fn misses_do_not_leave_versions_behind() {
     for id in 1..=2_000 {
         assert_eq!(
             member(&cache, id, id).await,
-            (id % 1_000 == 0).then_some(id)
+            id.is_multiple_of(1_000).then_some(id)
         );
     }
     let versions: Vec<String> = redis::cmd("KEYS")

@@ -12,7 +12,7 @@ use moka::Expiry;
 use super::{Blob, Lookup};
 use crate::names::{Bust, Namespace, Subject};
 use crate::version::Token;
-use crate::version::TOKEN_LEN;
+use crate::version::{Seen, TOKEN_LEN};
 
 /// What an item costs, in bytes: its name and value, and an allowance for
 /// the bookkeeping around it.
@@ -93,7 +93,7 @@ impl MemoryBackend {
     }
 
     pub(crate) fn lookup(&self, subject: &Subject<'_>) -> Lookup {
-        let names = subject.names("");
+        let names = subject.names();
         Lookup {
             entry: self
                 .entries
@@ -101,15 +101,24 @@ impl MemoryBackend {
                 .map(|i| Blob::Shared(i.value)),
             versions: names
                 .versions()
-                .map(|k| self.versions.get(k).map(|i| i.value))
+                .map(|k| match self.versions.get(k) {
+                    Some(item) => Seen::Current(item.value),
+                    None => Seen::Missing,
+                })
                 .collect(),
             names,
         }
     }
 
-    pub(crate) fn ensure(&self, keys: &[&str], ttl: Duration) -> Vec<(Token, bool)> {
-        keys.iter()
-            .map(|k| {
+    /// Versions here are never foreign: one process writes them all.
+    pub(crate) fn ensure(
+        &self,
+        versions: &[(&str, Option<&[u8]>)],
+        ttl: Duration,
+    ) -> Vec<(Token, bool)> {
+        versions
+            .iter()
+            .map(|(k, _)| {
                 let entry = self.versions.entry(k.to_string()).or_insert_with(|| Item {
                     value: Token::random(),
                     ttl,
@@ -136,7 +145,7 @@ impl MemoryBackend {
     }
 
     pub(crate) fn bust(&self, ns: &Namespace, bust: &Bust, ttl: Duration) {
-        for name in bust.versions(ns, "") {
+        for name in bust.versions(ns) {
             self.versions.insert(
                 name,
                 Item {

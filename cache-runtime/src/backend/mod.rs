@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::names::{Bust, Names, Namespace, Subject};
-use crate::version::Token;
+use crate::version::{Seen, Token};
 
 /// Stored entry bytes, shared with the embedded backend or owned from Redis.
 #[derive(Debug)]
@@ -30,14 +30,13 @@ impl std::ops::Deref for Blob {
     }
 }
 
-/// What one lookup read: the names it read (the versions in the scope of
-/// the server that answered), the stored entry, if any, and the current
-/// tokens, in the order of `names.versions()`.
+/// What one lookup read: the names it read, the stored entry, if any, and
+/// each version as seen, in the order of `names.versions()`.
 #[derive(Debug)]
 pub(crate) struct Lookup {
     pub names: Names,
     pub entry: Option<Blob>,
-    pub versions: Vec<Option<Token>>,
+    pub versions: Vec<Seen>,
 }
 
 pub(crate) enum Backend {
@@ -64,18 +63,19 @@ impl Backend {
         }
     }
 
-    /// Creates each missing version key with a fresh token, or reads the one
-    /// a concurrent caller created first; returns the tokens in order, each
-    /// with whether this call created it.
+    /// Gives each version that a lookup saw missing (`None`) or foreign
+    /// (the bytes seen) a fresh token, unless a concurrent caller did
+    /// first, in which case its token is used; returns the tokens in
+    /// order, each with whether this call wrote it.
     pub(crate) async fn ensure(
         &self,
-        keys: &[&str],
+        versions: &[(&str, Option<&[u8]>)],
         ttl: Duration,
     ) -> Result<Vec<(Token, bool)>, Error> {
         match self {
-            Backend::Memory(m) => Ok(m.ensure(keys, ttl)),
+            Backend::Memory(m) => Ok(m.ensure(versions, ttl)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.ensure(keys, ttl).await,
+            Backend::Redis(r) => r.ensure(versions, ttl).await,
         }
     }
 

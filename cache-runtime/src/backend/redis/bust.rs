@@ -9,11 +9,15 @@ use redis::{Cmd, Pipeline, Script, Value};
 use super::millis;
 use crate::error::{Error, ErrorKind};
 use crate::replicas::ReplicaAcks;
-use crate::version::Token;
+use crate::version::{stored, Token};
 
 /// `lua/bust.lua`: KEYS are the version names, ARGV the TTL then one new
 /// token per name.
 static BUST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/bust.lua")));
+
+/// `lua/adopt.lua`: KEYS[1] a version, ARGV the value seen, the new value
+/// and its TTL.
+static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/adopt.lua")));
 
 /// `lua/unlock.lua`: KEYS[1] the lock, ARGV[1] the owner's token.
 static UNLOCK: LazyLock<Script> =
@@ -29,10 +33,12 @@ pub(crate) fn acks_for(setting: ReplicaAcks, replicas: u32) -> u32 {
     }
 }
 
-/// A whole single-node bust: one script invocation, then a `WAIT` on the
-/// same connection when replicas must hold it, in one pipeline.
+/// A whole single-node bust: one script invocation giving every version a
+/// fresh token under `run`, then a `WAIT` on the same connection when
+/// replicas must hold it, in one pipeline.
 pub(crate) fn scripted(
     names: &[String],
+    run: &str,
     ttl: Duration,
     acks: u32,
     ack_timeout: Duration,
@@ -40,7 +46,7 @@ pub(crate) fn scripted(
     let mut invocation = BUST.prepare_invoke();
     invocation.key(names).arg(millis(ttl));
     for _ in names {
-        invocation.arg(Token::random().as_bytes().as_slice());
+        invocation.arg(stored(run, &Token::random()));
     }
     let mut pipe = redis::pipe();
     pipe.invoke_script(&invocation);
@@ -49,14 +55,21 @@ pub(crate) fn scripted(
 }
 
 /// One cluster master's share of a bust: a plain `SET` per version (a
-/// script may only touch one slot), then the `WAIT`, in one pipeline.
+/// script may only touch one slot) with a fresh token under `run`, then the
+/// `WAIT`, in one pipeline.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-pub(crate) fn plain(names: &[String], ttl: Duration, acks: u32, ack_timeout: Duration) -> Pipeline {
+pub(crate) fn plain(
+    names: &[String],
+    run: &str,
+    ttl: Duration,
+    acks: u32,
+    ack_timeout: Duration,
+) -> Pipeline {
     let mut pipe = redis::pipe();
     for name in names {
         pipe.cmd("SET")
             .arg(name)
-            .arg(Token::random().as_bytes().as_slice())
+            .arg(stored(run, &Token::random()))
             .arg("PX")
             .arg(millis(ttl));
     }
@@ -71,6 +84,26 @@ fn wait(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration) {
         pipe.cmd("WAIT").arg(acks).arg(millis(ack_timeout));
     }
     pipe.ignore_errors();
+}
+
+/// Replaces the version `name`, seen as `seen` (empty: missing), with
+/// `value`, unless it changed since.
+pub(crate) fn adopt(name: &str, seen: &[u8], value: &[u8], ttl: Duration) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(ADOPT.get_hash())
+        .arg(1)
+        .arg(name)
+        .arg(seen)
+        .arg(value)
+        .arg(millis(ttl));
+    cmd
+}
+
+/// `SCRIPT LOAD` of the adopt script, after a `NOSCRIPT`.
+pub(crate) fn load_adopt() -> Cmd {
+    let mut cmd = redis::cmd("SCRIPT");
+    cmd.arg("LOAD").arg(include_str!("../../lua/adopt.lua"));
+    cmd
 }
 
 /// `SCRIPT LOAD` of the bust script, after a `NOSCRIPT`.
@@ -119,7 +152,12 @@ pub(crate) fn check(replies: &[Value], acks: u32) -> Result<(), Error> {
 
 /// Whether the first reply of a bust is `NOSCRIPT`.
 pub(crate) fn no_script(replies: &[Value]) -> bool {
-    matches!(replies.first(), Some(Value::ServerError(e)) if e.kind() == Some(redis::ServerErrorKind::NoScript))
+    replies.first().is_some_and(is_no_script)
+}
+
+/// Whether a reply is `NOSCRIPT`.
+pub(crate) fn is_no_script(reply: &Value) -> bool {
+    matches!(reply, Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::NoScript))
 }
 
 #[cfg(test)]

@@ -3,17 +3,17 @@
 //!
 //! cachette routes by itself rather than through a cluster client that
 //! reconnects and resends on its own, for two promises:
-//! - I10: a command is built for one session of one master, with that
-//!   master's run id in its version names, and sent on that session only;
-//!   a restarted or promoted master is a new session, whose names are new;
+//! - I10: a version is judged, and written, with the run id of the master
+//!   whose session carries the command; a restarted master is a new
+//!   session with a new run id, and nothing it brings back is trusted;
 //! - busts and their `WAIT`: a master's share of a bust is one pipeline on
 //!   one connection, `WAIT` last, so the `WAIT` covers exactly those
 //!   writes. A redirection fails the bust (it is kept and retried, I9)
 //!   instead of sending part of it elsewhere.
 //!
 //! Reads and single-name writes follow one redirection (`ASK` during a slot
-//! migration, with `ASKING` in the same pipeline; `MOVED` after one), with
-//! names rebuilt for the node that answers. Any redirection or lost node
+//! migration, with `ASKING` in the same pipeline; `MOVED` after one); the
+//! versions read are then judged by the run id of the node that answered. Any redirection or lost node
 //! makes the slot map be read again (`CLUSTER SLOTS`), in the background.
 
 use std::collections::HashMap;
@@ -25,10 +25,11 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
-use super::{decode_lookup, Lookup};
+use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
+use crate::version::Token;
 
 type Addr = (String, u16);
 
@@ -36,13 +37,6 @@ type Addr = (String, u16);
 struct Node {
     reads: Arc<Link>,
     busts: Arc<Link>,
-}
-
-/// Names of a lookup (by their index in it) that a node sent elsewhere.
-struct Redirect {
-    members: Vec<usize>,
-    node: Arc<Node>,
-    ask: bool,
 }
 
 /// Who serves each slot range, and how many replicas each master has.
@@ -240,139 +234,89 @@ impl Cluster {
 
     pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let map = self.map().await?;
-        // Version i's slot; the entry shares the key's (version 0).
-        let slots: Vec<u16> = subject
-            .version_names()
-            .map(|n| key_slot(n.hash_tag()))
+        let names = subject.names();
+        // Name j is the entry (0) or version j - 1; the entry shares the
+        // key's slot (version 0).
+        let all: Vec<&str> = std::iter::once(names.entry())
+            .chain(names.versions())
             .collect();
-        let mut groups: Vec<(u16, Vec<usize>)> = Vec::with_capacity(slots.len());
-        for (i, slot) in slots.iter().enumerate() {
-            match groups.iter_mut().find(|g| g.0 == *slot) {
-                Some(g) => g.1.push(i),
-                None => groups.push((*slot, vec![i])),
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::with_capacity(all.len());
+        for (i, name) in subject.version_names().enumerate() {
+            let slot = key_slot(name.hash_tag());
+            let members: &[usize] = if i == 0 { &[0, 1] } else { &[i + 1] };
+            match groups.iter_mut().find(|g| g.0 == slot) {
+                Some(g) => g.1.extend_from_slice(members),
+                None => groups.push((slot, members.to_vec())),
             }
         }
-        let sessions = futures_util::future::try_join_all(groups.iter().map(|(slot, _)| {
+        let sends = groups.iter().map(|(slot, members)| {
             let map = &map;
+            let all = &all;
             async move {
                 let node = self.node(&map.master(*slot)?.master)?;
-                node.reads.session().await.map(|s| (node, s))
-            }
-        }))
-        .await
-        .inspect_err(|_| self.stale(&map))?;
-        let mut scopes: Vec<String> = vec![String::new(); slots.len()];
-        for ((_, idx), (_, session)) in groups.iter().zip(&sessions) {
-            for &i in idx {
-                scopes[i] = session.run.clone();
-            }
-        }
-        let names = subject.names_each(|i| &scopes[i]);
-        let all: Vec<&str> = std::iter::once(names.entry())
-            .chain(names.versions())
-            .collect();
-        // Name j of `all` is the entry (0) or version j - 1.
-        let members = |idx: &[usize]| -> Vec<usize> {
-            let mut m: Vec<usize> = idx.iter().map(|i| i + 1).collect();
-            if idx.contains(&0) {
-                m.insert(0, 0);
-            }
-            m
-        };
-        let sends = groups
-            .iter()
-            .zip(&sessions)
-            .map(|((_, idx), (node, session))| {
-                let members = members(idx);
+                let session = node.reads.session().await?;
                 let mut cmd = redis::cmd("MGET");
-                for &j in &members {
+                for &j in members {
                     cmd.arg(all[j]);
                 }
-                let (node, session) = (node.clone(), session.clone());
-                async move {
-                    let reply = cmd
-                        .query_async::<Vec<Value>>(&mut session.conn.clone())
-                        .await;
-                    (members, node, session, reply)
-                }
-            });
-        let replies = futures_util::future::join_all(sends).await;
-        let mut values = vec![Value::Nil; all.len()];
-        let mut redirected: Vec<Redirect> = Vec::new();
-        for (members, node, session, reply) in replies {
-            match reply {
-                Ok(parts) => {
-                    for (&j, v) in members.iter().zip(parts) {
-                        values[j] = v;
-                    }
-                }
-                Err(e) => match redirection(&e) {
-                    Some((addr, ask)) => {
-                        if !ask {
-                            self.stale(&map);
-                        }
-                        redirected.push(Redirect {
-                            members,
-                            node: self.node(&addr)?,
-                            ask,
-                        });
-                    }
-                    None => {
+                let reply = cmd
+                    .query_async::<Vec<Value>>(&mut session.conn.clone())
+                    .await;
+                Ok::<_, Error>((node, session, reply))
+            }
+        });
+        let replies = futures_util::future::try_join_all(sends)
+            .await
+            .inspect_err(|_| self.stale(&map))?;
+        let mut seen: Vec<Option<(Value, Arc<Session>)>> = vec![None; all.len()];
+        for ((_, members), (node, session, reply)) in groups.iter().zip(replies) {
+            let parts = match reply {
+                Ok(parts) => parts,
+                Err(e) => {
+                    let Some((addr, ask)) = redirection(&e) else {
                         self.failed(&node, &session, &e, &map);
                         return Err(Error::from(e));
+                    };
+                    // Follow it once: the versions are then judged by the
+                    // run id of the node that answers.
+                    if !ask {
+                        self.stale(&map);
                     }
-                },
-            }
-        }
-        if redirected.is_empty() {
-            let (entry, versions) = decode_lookup(values);
-            return Ok(Lookup {
-                names,
-                entry,
-                versions,
-            });
-        }
-        // Follow each redirection once, with the names of the node that
-        // answers (its run id).
-        let mut retargeted = Vec::new();
-        for redirect in redirected {
-            let session = redirect.node.reads.session().await?;
-            for &j in &redirect.members {
-                if j > 0 {
-                    scopes[j - 1] = session.run.clone();
-                }
-            }
-            retargeted.push((redirect, session));
-        }
-        let names = subject.names_each(|i| &scopes[i]);
-        let all: Vec<&str> = std::iter::once(names.entry())
-            .chain(names.versions())
-            .collect();
-        for (Redirect { members, node, ask }, session) in retargeted {
-            let mut pipe = redis::pipe();
-            if ask {
-                pipe.cmd("ASKING").ignore();
-            }
-            let mget = pipe.cmd("MGET");
-            for &j in &members {
-                mget.arg(all[j]);
-            }
-            match pipe
-                .query_async::<(Vec<Value>,)>(&mut session.conn.clone())
-                .await
-            {
-                Ok((parts,)) => {
-                    for (&j, v) in members.iter().zip(parts) {
-                        values[j] = v;
+                    let node = self.node(&addr)?;
+                    let session = node.reads.session().await?;
+                    let mut pipe = redis::pipe();
+                    if ask {
+                        pipe.cmd("ASKING").ignore();
+                    }
+                    let mget = pipe.cmd("MGET");
+                    for &j in members {
+                        mget.arg(all[j]);
+                    }
+                    match pipe
+                        .query_async::<(Vec<Value>,)>(&mut session.conn.clone())
+                        .await
+                    {
+                        Ok((parts,)) => {
+                            for (&j, v) in members.iter().zip(parts) {
+                                seen[j] = Some((v, session.clone()));
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            self.failed(&node, &session, &e, &map);
+                            return Err(Error::from(e));
+                        }
                     }
                 }
-                Err(e) => {
-                    self.failed(&node, &session, &e, &map);
-                    return Err(Error::from(e));
-                }
+            };
+            for (&j, v) in members.iter().zip(parts) {
+                seen[j] = Some((v, session.clone()));
             }
         }
-        let (entry, versions) = decode_lookup(values);
+        let mut seen = seen.into_iter().map(|s| s.expect("every name was read"));
+        let entry = seen.next().and_then(|(v, _)| decode_entry(v));
+        let versions = seen.map(|(v, s)| decode_version(v, &s.run)).collect();
+        drop(all);
         Ok(Lookup {
             names,
             entry,
@@ -395,26 +339,45 @@ impl Cluster {
         self.stale(map);
     }
 
-    /// One command per version name (they live in different slots), all
-    /// sent at once; one reply each.
+    /// Creates or replaces versions (see `RedisBackend::ensure`): one
+    /// command each (they live in different slots), built with the run id
+    /// of the master that holds it, all sent at once.
     pub(crate) async fn ensure(
         self: &Arc<Self>,
-        names: &[&str],
-        cmds: Vec<redis::Cmd>,
-    ) -> Result<Vec<Value>, Error> {
+        versions: &[(&str, Option<&[u8]>)],
+        ttl: Duration,
+    ) -> Result<Vec<(Token, bool)>, Error> {
         let map = self.map().await?;
-        let sends = names.iter().zip(cmds).map(|(name, cmd)| {
+        let sends = versions.iter().map(|(name, seen)| {
             let map = &map;
             async move {
                 let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
-                let reply = node
+                let ours = Token::random();
+                let made = node
                     .reads
-                    .run(|s| async move { cmd.query_async::<Value>(&mut s.conn.clone()).await })
+                    .run(|s| async move {
+                        let mut conn = s.conn.clone();
+                        let cmd = ensure_cmd(name, *seen, &s.run, &ours, ttl);
+                        let reply = match cmd.query_async::<Value>(&mut conn).await {
+                            Err(e)
+                                if e.kind()
+                                    == redis::ErrorKind::Server(
+                                        redis::ServerErrorKind::NoScript,
+                                    ) =>
+                            {
+                                bust::load_adopt().exec_async(&mut conn).await?;
+                                cmd.query_async::<Value>(&mut conn).await?
+                            }
+                            other => other?,
+                        };
+                        Ok((reply, s.run.clone()))
+                    })
                     .await;
-                if reply.is_err() {
+                let made = made.and_then(|(reply, run)| ensured(reply, *seen, &run, ours));
+                if made.is_err() {
                     self.stale(map);
                 }
-                reply
+                made
             }
         });
         futures_util::future::try_join_all(sends).await
@@ -487,9 +450,9 @@ impl Cluster {
                 .run(|s| async move {
                     let names: Vec<String> = share
                         .iter()
-                        .map(|(name, kind)| name.backend(ns, *kind, &s.run))
+                        .map(|(name, kind)| name.version(ns, *kind))
                         .collect();
-                    bust::plain(&names, ttl, acks, ack_timeout)
+                    bust::plain(&names, &s.run, ttl, acks, ack_timeout)
                         .query_async::<Vec<Value>>(&mut s.conn.clone())
                         .await
                 })
@@ -595,7 +558,7 @@ mod tests {
         for key in ["user:1", "a}b", "", "}x", &"k".repeat(300)] {
             let subject = Subject::new(&ns, f, key, &[] as &[&str]);
             let slot = key_slot(subject.key().hash_tag());
-            let names = subject.names("0123456789abcdef");
+            let names = subject.names();
             assert_eq!(key_slot_of_name(subject.entry()), slot, "{key:?}");
             assert_eq!(key_slot_of_name(&subject.lock()), slot, "{key:?}");
             for version in names.versions() {

@@ -36,7 +36,7 @@ use redis::Value;
 use super::{Blob, Lookup};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
-use crate::version::Token;
+use crate::version::{Seen, Token};
 
 pub(crate) use connect::Settings;
 
@@ -126,70 +126,26 @@ impl RedisBackend {
 
     pub(crate) async fn ensure(
         &self,
-        names: &[&str],
+        versions: &[(&str, Option<&[u8]>)],
         ttl: Duration,
     ) -> Result<Vec<(Token, bool)>, Error> {
-        let ours: Vec<Token> = names.iter().map(|_| Token::random()).collect();
-        let cmds: Vec<redis::Cmd> = names
-            .iter()
-            .zip(&ours)
-            .map(|(name, token)| {
-                let mut cmd = redis::cmd("SET");
-                cmd.arg(*name)
-                    .arg(token.as_bytes().as_slice())
-                    .arg("NX")
-                    .arg("GET")
-                    .arg("PX")
-                    .arg(millis(ttl));
-                cmd
-            })
-            .collect();
-        let old = Self::within(self.deadline, async {
-            match &self.servers {
-                Servers::Single(s) => s.ensure(cmds).await,
-                #[cfg(feature = "cluster")]
-                Servers::Cluster(c) => c.ensure(names, cmds).await,
-            }
-        })
-        .await?;
-        ours.into_iter()
-            .zip(old)
-            .map(|(ours, old)| match old {
-                Value::Nil => Ok((ours, true)),
-                Value::BulkString(b) => {
-                    Token::from_bytes(&b).map(|t| (t, false)).ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::Backend,
-                            "a version key holds a value cachette did not write",
-                        )
-                    })
-                }
-                other => Err(Error::new(
-                    ErrorKind::Backend,
-                    format!("unexpected reply to SET NX GET: {other:?}"),
-                )),
-            })
-            .collect()
-    }
-
-    pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {
-        let cmds = names
-            .iter()
-            .map(|name| {
-                let mut cmd = redis::cmd("DEL");
-                cmd.arg(*name);
-                cmd
-            })
-            .collect();
         Self::within(self.deadline, async {
             match &self.servers {
-                Servers::Single(s) => s.ensure(cmds).await,
+                Servers::Single(s) => s.ensure(versions, ttl).await,
                 #[cfg(feature = "cluster")]
-                Servers::Cluster(c) => c.ensure(names, cmds).await,
+                Servers::Cluster(c) => c.ensure(versions, ttl).await,
             }
         })
         .await
-        .map(drop)
+    }
+
+    pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {
+        for name in names {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(*name);
+            self.one(name, cmd).await?;
+        }
+        Ok(())
     }
 
     pub(crate) async fn store(
@@ -262,20 +218,75 @@ impl RedisBackend {
     }
 }
 
-/// The replies of a lookup, in `Names` order: the entry, then each version.
-fn decode_lookup(values: Vec<Value>) -> (Option<Blob>, Vec<Option<Token>>) {
-    let mut values = values.into_iter();
-    let entry = match values.next() {
-        Some(Value::BulkString(b)) => Some(Blob::Owned(b)),
+/// The reply for an entry.
+fn decode_entry(value: Value) -> Option<Blob> {
+    match value {
+        Value::BulkString(b) => Some(Blob::Owned(b)),
         _ => None,
+    }
+}
+
+/// The reply for a version, read on a server whose run id is `run`.
+fn decode_version(value: Value, run: &str) -> Seen {
+    match value {
+        Value::BulkString(b) => Seen::read(Some(b), run),
+        Value::Nil => Seen::Missing,
+        // Another Redis type under a version's name: not cachette's.
+        _ => Seen::Foreign(Vec::new()),
+    }
+}
+
+/// Creates or replaces one version on a server whose run id is `run`:
+/// `SET NX GET` where the lookup saw none, the adopt script where it saw a
+/// foreign one. The reply is read by [`ensured`].
+fn ensure_cmd(
+    name: &str,
+    seen: Option<&[u8]>,
+    run: &str,
+    ours: &Token,
+    ttl: Duration,
+) -> redis::Cmd {
+    let value = crate::version::stored(run, ours);
+    match seen {
+        None => {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(name)
+                .arg(value)
+                .arg("NX")
+                .arg("GET")
+                .arg("PX")
+                .arg(millis(ttl));
+            cmd
+        }
+        Some(seen) => bust::adopt(name, seen, &value, ttl),
+    }
+}
+
+/// What an [`ensure_cmd`] left in place: our token (and that we wrote
+/// it), or the one a concurrent caller of this server wrote first.
+fn ensured(
+    reply: Value,
+    seen: Option<&[u8]>,
+    run: &str,
+    ours: Token,
+) -> Result<(Token, bool), Error> {
+    let now = match (reply, seen) {
+        (Value::Nil, None) => return Ok((ours, true)),
+        (Value::BulkString(b), _) => b,
+        (other, _) => {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!("unexpected reply when creating a version: {other:?}"),
+            ))
+        }
     };
-    let versions = values
-        .map(|v| match v {
-            Value::BulkString(b) => Token::from_bytes(&b),
-            _ => None,
-        })
-        .collect();
-    (entry, versions)
+    match Seen::read(Some(now), run) {
+        Seen::Current(token) => Ok((token, token == ours)),
+        _ => Err(Error::new(
+            ErrorKind::Backend,
+            "a version was rewritten by another server, or by something else than cachette",
+        )),
+    }
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {

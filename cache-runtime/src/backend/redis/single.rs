@@ -9,10 +9,11 @@ use redis::Value;
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::Link;
-use super::{decode_lookup, Lookup};
+use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
+use crate::version::Token;
 
 pub(crate) struct Single {
     reads: Arc<Link>,
@@ -51,10 +52,10 @@ impl Single {
     }
 
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        let (names, values) = self
+        let names = subject.names();
+        let (names, run, values) = self
             .reads
-            .run(|session| async move {
-                let names = subject.names(&session.run);
+            .run(move |session| async move {
                 let mut cmd =
                     redis::Cmd::with_capacity(2 + names.versions().len(), names.byte_len() + 8);
                 cmd.arg("MGET").arg(names.entry());
@@ -62,10 +63,12 @@ impl Single {
                     cmd.arg(version);
                 }
                 let values: Vec<Value> = cmd.query_async(&mut session.conn.clone()).await?;
-                Ok((names, values))
+                Ok((names, session.run.clone(), values))
             })
             .await?;
-        let (entry, versions) = decode_lookup(values);
+        let mut values = values.into_iter();
+        let entry = values.next().and_then(decode_entry);
+        let versions = values.map(|v| decode_version(v, &run)).collect();
         Ok(Lookup {
             names,
             entry,
@@ -73,15 +76,39 @@ impl Single {
         })
     }
 
-    /// Sends `cmds` in one pipeline; one reply each.
-    pub(crate) async fn ensure(&self, cmds: Vec<redis::Cmd>) -> Result<Vec<Value>, Error> {
-        let mut pipe = redis::pipe();
-        for cmd in cmds {
-            pipe.add_command(cmd);
-        }
-        self.reads
-            .run(|session| async move { pipe.query_async(&mut session.conn.clone()).await })
-            .await
+    /// Creates or replaces versions (see `RedisBackend::ensure`), in one
+    /// pipeline, with this server's run id.
+    pub(crate) async fn ensure(
+        &self,
+        versions: &[(&str, Option<&[u8]>)],
+        ttl: Duration,
+    ) -> Result<Vec<(Token, bool)>, Error> {
+        let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
+        let ours = &ours;
+        let (run, replies) = self
+            .reads
+            .run(|session| async move {
+                let mut pipe = redis::pipe();
+                for ((name, seen), token) in versions.iter().zip(ours) {
+                    pipe.add_command(ensure_cmd(name, *seen, &session.run, token, ttl));
+                }
+                pipe.ignore_errors();
+                let mut conn = session.conn.clone();
+                let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+                if replies.iter().any(bust::is_no_script) {
+                    bust::load_adopt().exec_async(&mut conn).await?;
+                    replies = pipe.query_async(&mut conn).await?;
+                }
+                Ok((session.run.clone(), replies))
+            })
+            .await?;
+        bust::check(&replies, 0)?;
+        replies
+            .into_iter()
+            .zip(versions)
+            .zip(ours)
+            .map(|((reply, (_, seen)), ours)| ensured(reply, *seen, &run, *ours))
+            .collect()
     }
 
     pub(crate) async fn one(&self, cmd: redis::Cmd) -> Result<Value, Error> {
@@ -104,8 +131,8 @@ impl Single {
         let replies = self
             .busts
             .run(|session| async move {
-                let names: Vec<String> = bust.versions(ns, &session.run).collect();
-                let pipe = bust::scripted(&names, ttl, acks, ack_timeout);
+                let names: Vec<String> = bust.versions(ns).collect();
+                let pipe = bust::scripted(&names, &session.run, ttl, acks, ack_timeout);
                 let mut conn = session.conn.clone();
                 let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
                 if !bust::no_script(&replies) {

@@ -1,0 +1,17 @@
+-- Replaces a version that a lookup found foreign (written by another server
+-- process: it came back with a restart, or travelled with replication or a
+-- slot move, and proves nothing here) or missing, with a fresh one, unless a
+-- concurrent caller replaced it first. Replacing a version is always safe:
+-- it only makes the entries that recorded the old one miss.
+--
+-- KEYS[1]  the version
+-- ARGV[1]  the value the lookup saw ('' when it saw none)
+-- ARGV[2]  the new value: this server's run id, then a fresh token
+-- ARGV[3]  its TTL, in milliseconds
+-- Returns the value now in place.
+local now = redis.call('GET', KEYS[1])
+if (now == false and ARGV[1] == '') or now == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return ARGV[2]
+end
+return now
