@@ -151,9 +151,12 @@ impl CacheBuilder {
 
     /// How many undelivered invalidations (keys and tags) this process keeps
     /// track of one by one (default 10,000). An invalidation that fails is
-    /// retried with backoff, and entries it names are not served until it
-    /// is delivered; past this many, nothing is served from the cache until
-    /// every one is delivered. None is ever dropped.
+    /// retried with backoff, a bounded chunk at a time, and entries it names
+    /// are not served until it is delivered. Past this many, the names are
+    /// forgotten and replaced by one namespace-wide step: once Redis
+    /// answers, every entry of the namespace is invalidated at once (a new
+    /// epoch), and until then nothing is served from the cache. Memory
+    /// stays bounded, and no invalidation is lost.
     pub fn max_pending_busts(mut self, names: usize) -> Self {
         self.max_pending_busts = names;
         self
@@ -240,7 +243,7 @@ impl CacheBuilder {
         let backend = Backend::Memory(MemoryBackend::new(self.max_memory));
         // Nothing else shares an embedded backend: its pending busts are
         // its own.
-        let pending = Arc::new(Pending::new(self.max_pending_busts));
+        let pending = Pending::new(self.max_pending_busts);
         let namespace = Namespace::unchecked(self.namespace.clone());
         self.finish(backend, namespace, pending)
     }
@@ -258,7 +261,7 @@ impl CacheBuilder {
     pub async fn connect(self, url: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;
         let backend = crate::backend::redis::RedisBackend::connect(url, &self.settings()).await?;
-        let pending = self.shared_pending(url, &namespace);
+        let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
 
@@ -288,11 +291,10 @@ impl CacheBuilder {
         S: AsRef<str>,
     {
         let namespace = Namespace::new(self.namespace.clone())?;
-        let mut nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
         let backend =
             crate::backend::redis::RedisBackend::connect_cluster(&nodes, &self.settings()).await?;
-        nodes.sort();
-        let pending = self.shared_pending(&nodes.join(" "), &namespace);
+        let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
 
@@ -319,16 +321,25 @@ impl CacheBuilder {
     pub fn connect_lazy(self, url: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;
         let backend = crate::backend::redis::RedisBackend::lazy(url, &self.settings())?;
-        let pending = self.shared_pending(url, &namespace);
+        let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
 
     /// The undelivered busts of every cache of this process on the same
-    /// server (as named by its URL) and namespace: one handle's pending
-    /// bust blocks the entries it names for all of them (I9).
+    /// server, database and user (however the URL spells them) and
+    /// namespace: one handle's pending bust blocks the entries it names for
+    /// all of them (I9).
     #[cfg(feature = "redis")]
-    fn shared_pending(&self, target: &str, namespace: &Namespace) -> Arc<Pending> {
-        Pending::shared(target, namespace.as_str(), self.max_pending_busts)
+    fn shared_pending(
+        &self,
+        backend: &crate::backend::redis::RedisBackend,
+        namespace: &Namespace,
+    ) -> Arc<Pending> {
+        Pending::shared(
+            &backend.identity(),
+            namespace.as_str(),
+            self.max_pending_busts,
+        )
     }
 
     #[cfg(feature = "redis")]

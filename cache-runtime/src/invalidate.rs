@@ -10,7 +10,9 @@
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::names::Bust;
-use crate::pending::{self, After, Claim};
+use std::time::Duration;
+
+use crate::pending::{self, After, Claim, Work};
 use crate::stats::Counters;
 
 impl Cache {
@@ -72,6 +74,7 @@ impl Cache {
         }
         let armed = Armed::new(self, function, bust);
         let inner = &*self.inner;
+        let generation = inner.pending.generation();
         let sent = inner
             .backend
             .bust(&inner.namespace, armed.bust(), inner.version_ttl)
@@ -80,6 +83,9 @@ impl Cache {
         let n = bust.len() as u64;
         match sent {
             Ok(()) => {
+                // Sent after the failures recorded before it: it covers
+                // those of the same names.
+                inner.pending.covered(&bust, generation);
                 inner
                     .counters
                     .invalidations
@@ -142,29 +148,44 @@ impl Cache {
             let inner = &*cache.inner;
             let mut attempt = 0;
             loop {
-                let wait = pending::backoff(attempt);
+                // A chunk just delivered: the next goes at once.
+                let wait = if attempt == u32::MAX {
+                    Duration::ZERO
+                } else {
+                    pending::backoff(attempt)
+                };
                 // Renewed before every wait, for the wait and a bust.
                 if !inner.pending.renew(&claim, wait + RETRY_SLACK) {
                     return; // another task took over
                 }
                 tokio::time::sleep(wait).await;
-                let (bust, generation) = inner.pending.snapshot();
-                match inner
-                    .backend
-                    .bust(&inner.namespace, &bust, inner.version_ttl)
-                    .await
-                {
+                let (work, generation) = inner.pending.snapshot();
+                let sent = match &work {
+                    Work::Names(bust) => {
+                        inner
+                            .backend
+                            .bust(&inner.namespace, bust, inner.version_ttl)
+                            .await
+                    }
+                    Work::Everything => inner.backend.bust_everything(&inner.namespace).await,
+                };
+                match sent {
                     Ok(()) => {
-                        tracing::info!(
-                            names = bust.len(),
-                            "cachette: pending invalidations delivered"
-                        );
-                        match inner.pending.delivered(&bust, generation, claim) {
+                        match &work {
+                            Work::Names(bust) => tracing::info!(
+                                names = bust.len(),
+                                "cachette: pending invalidations delivered"
+                            ),
+                            Work::Everything => tracing::warn!(
+                                "cachette: the namespace was invalidated as a whole (too many invalidations had been pending)"
+                            ),
+                        }
+                        match inner.pending.delivered(&work, generation, claim) {
                             (After::Done, _) => return,
                             (After::More, Some(kept)) => claim = kept,
-                            (After::More, None) => unreachable!("kept while names are left"),
+                            (After::More, None) => unreachable!("kept while work is left"),
                         }
-                        attempt = 0;
+                        attempt = u32::MAX;
                     }
                     Err(e) => {
                         tracing::debug!(
@@ -173,7 +194,7 @@ impl Cache {
                             task = claim.id(),
                             "cachette: pending invalidations still undelivered"
                         );
-                        attempt += 1;
+                        attempt = if attempt == u32::MAX { 0 } else { attempt + 1 };
                     }
                 }
             }
@@ -203,7 +224,7 @@ impl std::fmt::Debug for NamesForLogs<'_> {
 
 /// How long past its planned wait a delivery task may go silent before
 /// another is started: room for one bust and a busy runtime.
-const RETRY_SLACK: std::time::Duration = std::time::Duration::from_secs(5);
+const RETRY_SLACK: Duration = Duration::from_secs(5);
 
 /// A bust that is kept as undelivered if dropped before it is disarmed.
 pub(crate) struct Armed<'a> {

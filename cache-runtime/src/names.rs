@@ -6,8 +6,10 @@
 //! versions:           <namespace> ":" <kind> [ "#" ] ":" "{" <text> "}"
 //! ```
 //! - `kind` is `e` (an entry), `l` (a stampede lock), `k` (a key's
-//!   version) or `t` (a tag's version); whether a function id follows is
-//!   fixed by the kind;
+//!   version), `t` (a tag's version) or `n` (the namespace's epoch, which
+//!   every Redis entry records too: replacing it invalidates the whole
+//!   namespace in one step); whether a function id follows is fixed by the
+//!   kind;
 //! - `function` is the id of the function that owns the entry or lock, so
 //!   two functions (or two instantiations of a generic one) that render the
 //!   same key never read each other's entries (I11), while a key's version
@@ -83,6 +85,10 @@ pub(crate) enum Kind {
     Lock,
     KeyVersion,
     TagVersion,
+    /// The namespace's epoch: on a single Redis one name, on a cluster one
+    /// per slot (its text a hash tag of that slot, so it shares the slot of
+    /// every key there).
+    Epoch,
 }
 
 impl Kind {
@@ -92,6 +98,7 @@ impl Kind {
             Kind::Lock => 'l',
             Kind::KeyVersion => 'k',
             Kind::TagVersion => 't',
+            Kind::Epoch => 'n',
         }
     }
 }
@@ -135,6 +142,16 @@ impl<'a> Name<'a> {
         match self.text.find('}') {
             Some(end) => &self.text[..end],
             None => &self.text,
+        }
+    }
+
+    /// A name known when compiling: short, and neither empty nor starting
+    /// with `}`.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) const fn fixed(text: &'static str) -> Name<'static> {
+        Name {
+            text: Cow::Borrowed(text),
+            shortened: false,
         }
     }
 
@@ -304,6 +321,12 @@ impl<'a> Subject<'a> {
 
     /// The names of one lookup: the entry, then each version.
     pub(crate) fn names(&self) -> Names {
+        self.names_with(None)
+    }
+
+    /// The names of one lookup: the entry, then each version, then the
+    /// namespace's epoch named by `epoch`, if the backend has one.
+    pub(crate) fn names_with(&self, epoch: Option<&Name<'_>>) -> Names {
         let per_version = self.ns.as_str().len() + 4;
         let len = self.entry.len()
             + self.key.len_hint()
@@ -314,8 +337,9 @@ impl<'a> Subject<'a> {
                 .map(|t| t.len_hint() + per_version)
                 .sum::<usize>();
         let mut names = Names {
-            buf: String::with_capacity(len),
-            ends: Vec::with_capacity(2 + self.tags.len()),
+            buf: String::with_capacity(len + 24),
+            ends: Vec::with_capacity(3 + self.tags.len()),
+            epoch: false,
         };
         names.buf.push_str(&self.entry);
         names.ends.push(names.buf.len());
@@ -325,6 +349,11 @@ impl<'a> Subject<'a> {
         for tag in &self.tags {
             tag.write(&mut names.buf, self.ns, Kind::TagVersion, None);
             names.ends.push(names.buf.len());
+        }
+        if let Some(epoch) = epoch {
+            epoch.write(&mut names.buf, self.ns, Kind::Epoch, None);
+            names.ends.push(names.buf.len());
+            names.epoch = true;
         }
         names
     }
@@ -344,6 +373,8 @@ pub(crate) struct Names {
     buf: String,
     /// End of each name in `buf`: the entry's, then each version's.
     ends: Vec<usize>,
+    /// The last version is the namespace's epoch.
+    epoch: bool,
 }
 
 impl Names {
@@ -366,6 +397,11 @@ impl Names {
     /// The version names, in lookup order.
     pub(crate) fn versions(&self) -> impl ExactSizeIterator<Item = &str> {
         (1..self.ends.len()).map(|i| self.name(i))
+    }
+
+    /// Whether version `i` is the namespace's epoch.
+    pub(crate) fn is_epoch(&self, i: usize) -> bool {
+        self.epoch && i + 2 == self.ends.len()
     }
 }
 

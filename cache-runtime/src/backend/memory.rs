@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 
-use super::{Blob, Lookup};
+use super::{Blob, Lookup, Wanted};
 use crate::names::{Bust, Namespace, Subject};
 use crate::version::Token;
 use crate::version::{Seen, TOKEN_LEN};
@@ -111,14 +111,10 @@ impl MemoryBackend {
     }
 
     /// Versions here are never foreign: one process writes them all.
-    pub(crate) fn ensure(
-        &self,
-        versions: &[(&str, Option<&[u8]>)],
-        ttl: Duration,
-    ) -> Vec<(Token, bool)> {
+    pub(crate) fn ensure(&self, versions: &[Wanted<'_>]) -> Vec<(Token, bool)> {
         versions
             .iter()
-            .map(|(k, _)| {
+            .map(|&(k, _, ttl)| {
                 let entry = self.versions.entry(k.to_string()).or_insert_with(|| Item {
                     value: Token::random(),
                     ttl,
@@ -126,6 +122,11 @@ impl MemoryBackend {
                 (entry.value().value, entry.is_fresh())
             })
             .collect()
+    }
+
+    /// Every version dropped: every entry misses.
+    pub(crate) fn bust_everything(&self) {
+        self.versions.invalidate_all();
     }
 
     pub(crate) fn forget(&self, keys: &[&str]) {

@@ -30,6 +30,14 @@ impl std::ops::Deref for Blob {
     }
 }
 
+/// A version a fill needs a token for: its name, what the lookup saw of
+/// it (`None`: missing; else the foreign bytes), and the TTL to give it.
+pub(crate) type Wanted<'a> = (&'a str, Option<&'a [u8]>, Duration);
+
+/// How long a namespace's epoch lives: every entry records it, so its
+/// expiry costs every entry a miss at once.
+pub(crate) const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// What one lookup read: the names it read, the stored entry, if any, and
 /// each version as seen, in the order of `names.versions()`.
 #[derive(Debug)]
@@ -69,13 +77,12 @@ impl Backend {
     /// order, each with whether this call wrote it.
     pub(crate) async fn ensure(
         &self,
-        versions: &[(&str, Option<&[u8]>)],
-        ttl: Duration,
+        versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
         match self {
-            Backend::Memory(m) => Ok(m.ensure(versions, ttl)),
+            Backend::Memory(m) => Ok(m.ensure(versions)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.ensure(versions, ttl).await,
+            Backend::Redis(r) => r.ensure(versions).await,
         }
     }
 
@@ -132,6 +139,21 @@ impl Backend {
             }
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.unlock(key, token).await,
+        }
+    }
+
+    /// Replaces the namespace's epoch (every one, on a cluster): every
+    /// entry of the namespace stops validating, in one step whatever their
+    /// number.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.bust_everything();
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.bust_everything(ns).await,
         }
     }
 

@@ -8,6 +8,7 @@ use redis::{Cmd, Pipeline, Script, Value};
 
 use super::millis;
 use crate::error::{Error, ErrorKind};
+use crate::pending::CHUNK;
 use crate::replicas::ReplicaAcks;
 use crate::version::{stored, Token};
 
@@ -33,9 +34,10 @@ pub(crate) fn acks_for(setting: ReplicaAcks, replicas: u32) -> u32 {
     }
 }
 
-/// A whole single-node bust: one script invocation giving every version a
-/// fresh token under `run`, then a `WAIT` on the same connection when
-/// replicas must hold it, in one pipeline.
+/// A whole single-node bust: script invocations giving every version a
+/// fresh token under `run`, each over at most [`CHUNK`] names so that none
+/// holds Redis for long, then a `WAIT` on the same connection when replicas
+/// must hold it, in one pipeline.
 pub(crate) fn scripted(
     names: &[String],
     run: &str,
@@ -43,13 +45,15 @@ pub(crate) fn scripted(
     acks: u32,
     ack_timeout: Duration,
 ) -> Pipeline {
-    let mut invocation = BUST.prepare_invoke();
-    invocation.key(names).arg(millis(ttl));
-    for _ in names {
-        invocation.arg(stored(run, &Token::random()));
-    }
     let mut pipe = redis::pipe();
-    pipe.invoke_script(&invocation);
+    for chunk in names.chunks(CHUNK) {
+        let mut invocation = BUST.prepare_invoke();
+        invocation.key(chunk).arg(millis(ttl));
+        for _ in chunk {
+            invocation.arg(stored(run, &Token::random()));
+        }
+        pipe.invoke_script(&invocation);
+    }
     wait(&mut pipe, acks, ack_timeout);
     pipe
 }
@@ -57,7 +61,6 @@ pub(crate) fn scripted(
 /// One cluster master's share of a bust: a plain `SET` per version (a
 /// script may only touch one slot) with a fresh token under `run`, then the
 /// `WAIT`, in one pipeline.
-#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) fn plain(
     names: &[String],
     run: &str,

@@ -25,9 +25,9 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
-use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup};
+use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Namespace, Subject};
+use crate::names::{Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
@@ -91,6 +91,20 @@ const MAP_REFRESH: Duration = Duration::from_secs(1);
 const MAP_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Cluster {
+    /// The cluster as reached through its seed nodes, however their URLs
+    /// spell them.
+    pub(crate) fn identity(&self) -> String {
+        let mut seeds: Vec<String> = self
+            .seeds
+            .iter()
+            .map(|(host, port)| format!("{}:{port}", host.to_ascii_lowercase()))
+            .collect();
+        seeds.sort();
+        let info = self.seed.get_connection_info();
+        let user = info.redis_settings().username().unwrap_or("default");
+        format!("cluster {}/{user}", seeds.join(","))
+    }
+
     pub(crate) async fn connect(
         urls: &[String],
         settings: &Settings,
@@ -234,16 +248,19 @@ impl Cluster {
 
     pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let map = self.map().await?;
-        let names = subject.names();
-        // Name j is the entry (0) or version j - 1; the entry shares the
-        // key's slot (version 0).
+        // The epoch of the key's slot shares that slot.
+        let key_slot_id = key_slot(subject.key().hash_tag());
+        let names = subject.names_with(Some(&epoch_of_slot(key_slot_id)));
+        // Name j is the entry (0) or version j - 1; the entry and the epoch
+        // (last) share the key's slot (version 0).
         let all: Vec<&str> = std::iter::once(names.entry())
             .chain(names.versions())
             .collect();
+        let epoch = all.len() - 1;
         let mut groups: Vec<(u16, Vec<usize>)> = Vec::with_capacity(all.len());
         for (i, name) in subject.version_names().enumerate() {
             let slot = key_slot(name.hash_tag());
-            let members: &[usize] = if i == 0 { &[0, 1] } else { &[i + 1] };
+            let members: &[usize] = if i == 0 { &[0, 1, epoch] } else { &[i + 1] };
             match groups.iter_mut().find(|g| g.0 == slot) {
                 Some(g) => g.1.extend_from_slice(members),
                 None => groups.push((slot, members.to_vec())),
@@ -344,11 +361,10 @@ impl Cluster {
     /// of the master that holds it, all sent at once.
     pub(crate) async fn ensure(
         self: &Arc<Self>,
-        versions: &[(&str, Option<&[u8]>)],
-        ttl: Duration,
+        versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
         let map = self.map().await?;
-        let sends = versions.iter().map(|(name, seen)| {
+        let sends = versions.iter().map(|&(name, seen, ttl)| {
             let map = &map;
             async move {
                 let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
@@ -357,7 +373,7 @@ impl Cluster {
                     .reads
                     .run(|s| async move {
                         let mut conn = s.conn.clone();
-                        let cmd = ensure_cmd(name, *seen, &s.run, &ours, ttl);
+                        let cmd = ensure_cmd(name, seen, &s.run, &ours, ttl);
                         let reply = match cmd.query_async::<Value>(&mut conn).await {
                             Err(e)
                                 if e.kind()
@@ -373,7 +389,7 @@ impl Cluster {
                         Ok((reply, s.run.clone()))
                     })
                     .await;
-                let made = made.and_then(|(reply, run)| ensured(reply, *seen, &run, ours));
+                let made = made.and_then(|(reply, run)| ensured(reply, seen, &run, ours));
                 if made.is_err() {
                     self.stale(map);
                 }
@@ -470,6 +486,65 @@ impl Cluster {
             }
         }
     }
+}
+
+impl Cluster {
+    /// A new epoch for every slot, each master's share in pipelines of a
+    /// bounded number of commands with a `WAIT` at the end of each, all
+    /// masters at once.
+    pub(crate) async fn bust_everything(self: &Arc<Self>, ns: &Namespace) -> Result<(), Error> {
+        let map = self.refresh(None).await?;
+        let sends = map.ranges.iter().map(|range| async move {
+            let node = self.node(&range.master)?;
+            let acks = bust::acks_for(self.acks, range.replicas);
+            let names: Vec<String> = (range.first..=range.last)
+                .map(|slot| epoch_of_slot(slot).version(ns, Kind::Epoch))
+                .collect();
+            for chunk in names.chunks(crate::pending::CHUNK) {
+                let ack_timeout = self.ack_timeout;
+                let replies = node
+                    .busts
+                    .run(|s| async move {
+                        bust::plain(chunk, &s.run, EPOCH_TTL, acks, ack_timeout)
+                            .query_async::<Vec<Value>>(&mut s.conn.clone())
+                            .await
+                    })
+                    .await?;
+                bust::check(&replies, acks)?;
+            }
+            Ok::<_, Error>(())
+        });
+        let done = futures_util::future::join_all(sends).await;
+        match done.into_iter().find_map(Result::err) {
+            None => Ok(()),
+            Some(e) => {
+                self.stale(&map);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The epoch of `slot`: a name whose hash tag is in that slot, the same
+/// in every process (the first decimal number that hashes there).
+fn epoch_of_slot(slot: u16) -> Name<'static> {
+    static TAGS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        let mut tags: Vec<Option<&'static str>> = vec![None; 16384];
+        let mut left = tags.len();
+        let mut n: u64 = 0;
+        while left > 0 {
+            let text = n.to_string();
+            let slot = usize::from(key_slot(&text));
+            if tags[slot].is_none() {
+                tags[slot] = Some(Box::leak(text.into_boxed_str()));
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags.into_iter().map(|t| t.expect("every slot")).collect()
+    });
+    Name::fixed(tags[usize::from(slot)])
 }
 
 /// A configuration error about the node URLs.

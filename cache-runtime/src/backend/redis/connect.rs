@@ -87,6 +87,25 @@ pub(crate) fn node_client(seed: &Client, host: &str, port: u16) -> Result<Client
         .map_err(|e| Error::new(ErrorKind::Config, "invalid cluster node address").with_source(e))
 }
 
+/// Which server and database `client` reaches, whatever the spelling of
+/// its URL: the address, the database and the user.
+pub(crate) fn identity(client: &Client) -> String {
+    let info = client.get_connection_info();
+    let addr = match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("{}:{port}", host.to_ascii_lowercase())
+        }
+        ConnectionAddr::Unix(path) => path.display().to_string(),
+        _ => String::new(),
+    };
+    let redis = info.redis_settings();
+    format!(
+        "{addr}/{}/{}",
+        redis.db(),
+        redis.username().unwrap_or("default")
+    )
+}
+
 /// Where `client` connects, for messages (never with credentials).
 pub(crate) fn target(client: &Client) -> String {
     match client.get_connection_info().addr() {

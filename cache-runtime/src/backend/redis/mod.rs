@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::{Blob, Lookup};
+use super::{Blob, Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
 use crate::version::{Seen, Token};
@@ -89,6 +89,17 @@ impl RedisBackend {
         }
     }
 
+    /// The server (or cluster), database and user this backend reaches,
+    /// however the URLs spelled them: caches of one process with the same
+    /// identity and namespace share their undelivered busts.
+    pub(crate) fn identity(&self) -> String {
+        match &self.servers {
+            Servers::Single(s) => s.identity().to_string(),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.identity(),
+        }
+    }
+
     /// `"redis"` or `"redis-cluster"`.
     pub(crate) fn label(&self) -> &'static str {
         match self.servers {
@@ -126,17 +137,25 @@ impl RedisBackend {
 
     pub(crate) async fn ensure(
         &self,
-        versions: &[(&str, Option<&[u8]>)],
-        ttl: Duration,
+        versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
         Self::within(self.deadline, async {
             match &self.servers {
-                Servers::Single(s) => s.ensure(versions, ttl).await,
+                Servers::Single(s) => s.ensure(versions).await,
                 #[cfg(feature = "cluster")]
-                Servers::Cluster(c) => c.ensure(versions, ttl).await,
+                Servers::Cluster(c) => c.ensure(versions).await,
             }
         })
         .await
+    }
+
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+        match &self.servers {
+            Servers::Single(s) => Self::within(self.bust_deadline, s.bust_everything(ns)).await,
+            // Thousands of names, a chunk per pipeline: its own bounds.
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.bust_everything(ns).await,
+        }
     }
 
     pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {

@@ -9,13 +9,15 @@ use redis::Value;
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::Link;
-use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup};
+use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Namespace, Subject};
+use crate::names::{Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
 pub(crate) struct Single {
+    /// The server, database and user, however the URL spelled them.
+    identity: String,
     reads: Arc<Link>,
     busts: Arc<Link>,
     acks: ReplicaAcks,
@@ -26,6 +28,9 @@ pub(crate) struct Single {
     warned: std::sync::atomic::AtomicBool,
 }
 
+/// The namespace's epoch on a single Redis: one name.
+static EPOCH: Name<'static> = Name::fixed("*");
+
 /// How often the replica count is asked again.
 const REPLICAS_REFRESH: Duration = Duration::from_secs(1);
 
@@ -35,6 +40,7 @@ impl Single {
         let target = connect::target(&client);
         let link = || Link::new(client.clone(), settings.connection(), target.clone());
         Ok(Single {
+            identity: connect::identity(&client),
             reads: link(),
             busts: link(),
             acks: settings.acks,
@@ -42,6 +48,10 @@ impl Single {
             replicas: Mutex::new(None),
             warned: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    pub(crate) fn identity(&self) -> &str {
+        &self.identity
     }
 
     /// Connects both links now, at once.
@@ -52,7 +62,7 @@ impl Single {
     }
 
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        let names = subject.names();
+        let names = subject.names_with(Some(&EPOCH));
         let (names, run, values) = self
             .reads
             .run(move |session| async move {
@@ -80,8 +90,7 @@ impl Single {
     /// pipeline, with this server's run id.
     pub(crate) async fn ensure(
         &self,
-        versions: &[(&str, Option<&[u8]>)],
-        ttl: Duration,
+        versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
         let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
         let ours = &ours;
@@ -89,8 +98,8 @@ impl Single {
             .reads
             .run(|session| async move {
                 let mut pipe = redis::pipe();
-                for ((name, seen), token) in versions.iter().zip(ours) {
-                    pipe.add_command(ensure_cmd(name, *seen, &session.run, token, ttl));
+                for ((name, seen, ttl), token) in versions.iter().zip(ours) {
+                    pipe.add_command(ensure_cmd(name, *seen, &session.run, token, *ttl));
                 }
                 pipe.ignore_errors();
                 let mut conn = session.conn.clone();
@@ -107,7 +116,7 @@ impl Single {
             .into_iter()
             .zip(versions)
             .zip(ours)
-            .map(|((reply, (_, seen)), ours)| ensured(reply, *seen, &run, *ours))
+            .map(|((reply, (_, seen, _)), ours)| ensured(reply, *seen, &run, *ours))
             .collect()
     }
 
@@ -140,6 +149,22 @@ impl Single {
                 }
                 bust::load_bust().exec_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await
+            })
+            .await?;
+        bust::check(&replies, acks)
+    }
+
+    /// A new epoch for the namespace, with a `WAIT` like any bust.
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+        let acks = bust::acks_for(self.acks, self.replicas().await?);
+        let ack_timeout = self.ack_timeout;
+        let name = EPOCH.version(ns, Kind::Epoch);
+        let replies = self
+            .busts
+            .run(|session| async move {
+                bust::plain(&[name], &session.run, EPOCH_TTL, acks, ack_timeout)
+                    .query_async::<Vec<Value>>(&mut session.conn.clone())
+                    .await
             })
             .await?;
         bust::check(&replies, acks)
