@@ -86,9 +86,10 @@ pub(crate) fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStre
             return quote!(#err #item);
         }
     };
+    let attr_text = args.to_string();
     let expanded = attr::parse_args
         .parse2(args)
-        .and_then(|args| expand(kind, args, &func));
+        .and_then(|args| expand(kind, args, &func, &attr_text));
     match expanded {
         Ok(tokens) => tokens,
         // Emit the function unchanged beside the errors so the rest of the
@@ -240,7 +241,12 @@ fn parameters(func: &ItemFn) -> (Vec<String>, Vec<(Option<syn::Ident>, Span)>) {
     (names, typed)
 }
 
-fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenStream> {
+fn expand(
+    kind: Kind,
+    args: Vec<attr::Arg>,
+    func: &ItemFn,
+    attr_text: &str,
+) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
     let opts = parse_options(kind, args, &mut errors);
     if func.sig.asyncness.is_none() {
@@ -336,11 +342,14 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
     let block = &func.block;
     let tag_exprs = tags.iter().map(|t| render_call(t, &private));
     // The selector traits pick the mode by what the return type is, through
-    // any alias; the closure names this function and its generic arguments.
+    // any alias; the closure names this function and its generic arguments,
+    // and the hash of its code (attribute included) tells apart functions
+    // that share a path.
+    let code = code_hash(attr_text, func);
     let preamble = quote! {
         #[allow(unused_imports)]
         use #private::{BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _};
-        let __cachette_fn = #private::function(&|| ());
+        let __cachette_fn = #private::function(&|| (), #code);
         let __cachette_cache: &#private::Cache = #cache;
     };
     let body = match kind {
@@ -417,6 +426,21 @@ fn expand(kind: Kind, args: Vec<attr::Arg>, func: &ItemFn) -> syn::Result<TokenS
         }
         #sibling
     })
+}
+
+/// A hash of the function's code and attribute, in hex: stable for one
+/// compiler, different for any change of signature, body or options.
+fn code_hash(attr: &str, func: &ItemFn) -> String {
+    // FNV-1a, 64 bits.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in attr
+        .bytes()
+        .chain([0])
+        .chain(func.to_token_stream().to_string().bytes())
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 fn errors_is_empty(errors: &Errors) -> bool {

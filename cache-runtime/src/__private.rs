@@ -18,10 +18,11 @@ use crate::invalidate::Armed;
 use crate::names::Bust;
 use crate::read::{Call, NoRefresh};
 
-/// The function in which the closure `f` is declared: its label and the
-/// id of its entries (distinct per instantiation of a generic function).
-pub fn function<F>(_f: &F) -> Function {
-    Function::of::<F>()
+/// The function in which the closure `f` is declared, whose code hashes
+/// to `code`: its label and the id of its entries (distinct per
+/// instantiation of a generic function, and per body).
+pub fn function<F>(_f: &F, code: &str) -> Function {
+    Function::of::<F>(code)
 }
 
 /// The default cache (see `cachette::init`), for `function`, which names

@@ -211,7 +211,10 @@ impl<'a> Name<'a> {
 /// Which function owns an entry: every function, and every instantiation
 /// of a generic one, has its own id, taken from the type name of a closure
 /// declared inside it, which carries the function's path and all its
-/// generic arguments (those of its impl included).
+/// generic arguments (those of its impl included), and from a hash of the
+/// function's code that the attribute computes, which tells apart
+/// functions of one path (in sibling blocks, or expanded twice from one
+/// macro) and changes when the function does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Function {
     /// The function's path without closures, for logs and metrics.
@@ -222,19 +225,25 @@ pub struct Function {
 
 impl Function {
     /// The function in which the closure `F` is declared.
-    pub(crate) fn of<F>() -> Function {
+    pub(crate) fn of<F>(code: &str) -> Function {
         let full = std::any::type_name::<F>();
         let mut label = full;
         while let Some(outer) = label.strip_suffix("::{{closure}}") {
             label = outer;
         }
-        Function::named(label, full)
+        Function::hashed(
+            label,
+            stable_hash(full.as_bytes()) ^ stable_hash(code.as_bytes()).rotate_left(1),
+        )
     }
 
     /// A function known by `label`, with an id from `identity`.
     pub(crate) fn named(label: &'static str, identity: &str) -> Function {
+        Function::hashed(label, stable_hash(identity.as_bytes()))
+    }
+
+    fn hashed(label: &'static str, hash: u64) -> Function {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let hash = stable_hash(identity.as_bytes());
         let mut id = [0u8; 16];
         for (i, b) in id.iter_mut().enumerate() {
             *b = HEX[((hash >> (60 - 4 * i)) & 15) as usize];
@@ -539,12 +548,20 @@ mod tests {
     }
 
     #[test]
-    fn the_label_drops_closures() {
-        fn label<F>(_: F) -> &'static str {
-            Function::of::<F>().label
+    fn the_label_drops_closures_and_the_code_tells_functions_apart() {
+        fn of<F>(_: F, code: &str) -> Function {
+            Function::of::<F>(code)
         }
-        let l = label(|| ());
-        assert!(l.ends_with("the_label_drops_closures"), "{l}");
+        let a = of(|| (), "fn load() -> u64 { 1999 }");
+        assert!(
+            a.label.ends_with("the_code_tells_functions_apart"),
+            "{}",
+            a.label
+        );
+        // The same path, other code (sibling blocks do this).
+        let b = of(|| (), "fn load() -> u64 { 3 }");
+        assert_eq!(a.label, b.label);
+        assert_ne!(a.id, b.id);
     }
 
     #[test]

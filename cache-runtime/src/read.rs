@@ -202,6 +202,8 @@ impl Cache {
         let mut refresh = refresh;
         let mut flight = None;
         let nested = leads(entry);
+        // Waited `lock_wait` for a flight that did not end: go alone.
+        let mut alone = false;
         let mut lookup = loop {
             let epoch = inner.flights.epoch(entry);
             let lookup = match inner.backend.lookup(&call.subject).await {
@@ -220,8 +222,10 @@ impl Cache {
             if let Some(out) = self.serve::<M, R, _, _>(&call, &lookup, &mut refresh) {
                 return out;
             }
-            if flight.is_some() || nested {
-                break lookup; // read again as the leader, or nested in our own flight
+            if flight.is_some() || nested || alone {
+                // Read again as the leader; or nested in our own flight; or
+                // tired of waiting for another.
+                break lookup;
             }
             match inner.flights.join(entry) {
                 Role::Leader(guard) => {
@@ -234,7 +238,11 @@ impl Cache {
                 Role::Follower(follower) => {
                     Counters::bump(&inner.counters.coalesced);
                     telemetry::step(call.label(), call.key, Outcome::Coalesced);
-                    follower.wait().await;
+                    // Bounded: a leader that never ends (it waits, through
+                    // a task it spawned, for this very call) cannot hold
+                    // its followers forever.
+                    let waited = tokio::time::timeout(call.policy.lock_wait, follower.wait());
+                    alone = waited.await.is_err();
                 }
             }
         };

@@ -387,3 +387,78 @@ async fn a_call_never_waits_on_its_own_flight() {
         assert_eq!(locked.expect("a recursive call waited for its own lock"), 7);
     }
 }
+
+mod scoped {
+    use cachette::{cached, Cache};
+
+    /// Two functions in sibling blocks of one function: same path, same
+    /// name and key template, different meaning.
+    pub async fn price_then_stock(cache: &Cache) -> (u64, u64) {
+        let price = {
+            #[cached(cache = cache, key = "sku:<id>", ttl = 60)]
+            async fn load(cache: &Cache, id: u64) -> u64 {
+                let _ = id;
+                1999 // price in cents
+            }
+            load(cache, 7).await
+        };
+        let stock = {
+            #[cached(cache = cache, key = "sku:<id>", ttl = 60)]
+            async fn load(cache: &Cache, id: u64) -> u64 {
+                let _ = id;
+                3 // units in stock
+            }
+            load(cache, 7).await
+        };
+        (price, stock)
+    }
+}
+
+/// I11 for functions that share a path (sibling blocks, or one macro
+/// expanded twice): the hash of their code tells them apart.
+#[tokio::test]
+async fn functions_of_one_path_in_sibling_blocks_have_entries_of_their_own() {
+    for (cache, _server) in each_backend().await {
+        assert_eq!(scoped::price_then_stock(&cache).await, (1999, 3));
+        assert_eq!(scoped::price_then_stock(&cache).await, (1999, 3));
+    }
+}
+
+type Spawnable =
+    fn(Cache, u64, u32) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+/// How `spawns_itself` calls itself from a spawned task (through a pointer,
+/// so that its future's type does not contain itself).
+static AGAIN: std::sync::OnceLock<Spawnable> = std::sync::OnceLock::new();
+
+#[cached(cache = cache, key = "spawned:<id>", ttl = 60, lock_wait = "300ms", strategy = "lock")]
+async fn spawns_itself(cache: &Cache, id: u64, depth: u32) -> u64 {
+    if depth == 0 {
+        return id;
+    }
+    // The body awaits a task that calls this function again for the same
+    // entry: that call cannot join the flight of the task it waits for.
+    let again = AGAIN.get().expect("set by the test");
+    tokio::spawn(again(cache.clone(), id, depth - 1))
+        .await
+        .unwrap()
+        + 1
+}
+
+/// A follower waits for a flight at most `lock_wait`: a leader whose body
+/// awaits a spawned task calling the same function cannot hold it (and
+/// itself) forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_waits_for_a_flight_at_most_lock_wait() {
+    AGAIN.get_or_init(|| {
+        |cache, id, depth| Box::pin(async move { spawns_itself(&cache, id, depth).await })
+    });
+    for (cache, _server) in each_backend().await {
+        let limit = Duration::from_secs(10);
+        let done = tokio::time::timeout(limit, spawns_itself(&cache, 5, 1)).await;
+        assert_eq!(
+            done.expect("a spawned call waited on its parent's flight"),
+            6
+        );
+    }
+}

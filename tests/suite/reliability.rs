@@ -414,3 +414,59 @@ async fn a_service_starts_while_redis_is_down() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A reconnection attempt whose runtime shuts down (it was started by a
+/// call in a short-lived runtime) does not leave the connection "being
+/// made" for good: the next call starts another, and caching resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnection_dropped_with_its_runtime_is_made_again() {
+    let server = RedisServer::start();
+    let cache = impatient(300)
+        .circuit_breaker(3, Duration::from_millis(200))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let src = AtomicU64::new(0);
+    assert_eq!(doc(&cache, &src, 6).await, 6);
+    // Every connection of the cache is cut; the next call finds it lost.
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query(&mut server.raw())
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(doc(&cache, &src, 6).await, 6, "read through");
+    // A call in a short-lived runtime starts the reconnection, then the
+    // runtime is dropped with it.
+    let short = cache.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let src = AtomicU64::new(0);
+            tokio::select! {
+                biased;
+                _ = doc(&short, &src, 6) => {}
+                _ = std::future::ready(()) => {}
+            }
+        });
+    })
+    .join()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let hits = cache.stats().hits;
+    while cache.stats().hits == hits {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "caching never resumed: {:?}",
+            cache.stats()
+        );
+        assert_eq!(doc(&cache, &src, 6).await, 6);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

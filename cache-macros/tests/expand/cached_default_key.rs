@@ -7,7 +7,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
     use ::cachette::__private::{
         BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| ());
+    let __cachette_fn = ::cachette::__private::function(&|| (), "7af60a92f7cf0926");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );

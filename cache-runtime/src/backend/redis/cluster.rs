@@ -77,6 +77,7 @@ pub(crate) struct Cluster {
     /// The nodes given to `connect_cluster`, to ask when no master answers.
     seeds: Vec<Addr>,
     config: AsyncConnectionConfig,
+    connect_timeout: Duration,
     acks: ReplicaAcks,
     ack_timeout: Duration,
     map: Mutex<Option<Arc<SlotMap>>>,
@@ -135,6 +136,7 @@ impl Cluster {
             seed,
             seeds,
             config: settings.connection(),
+            connect_timeout: settings.connect_timeout,
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
             map: Mutex::new(None),
@@ -159,7 +161,14 @@ impl Cluster {
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
         let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
-        let link = || Link::new(client.clone(), self.config.clone(), target.clone());
+        let link = || {
+            Link::new(
+                client.clone(),
+                self.config.clone(),
+                self.connect_timeout,
+                target.clone(),
+            )
+        };
         let node = Arc::new(Node {
             reads: link(),
             busts: link(),

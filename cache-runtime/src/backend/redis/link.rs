@@ -37,9 +37,11 @@ enum State {
         backoff: Duration,
         error: Option<Error>,
     },
-    /// A task is connecting.
+    /// A task is connecting (attempt `attempt`, started `since`).
     Connecting {
         backoff: Duration,
+        attempt: u64,
+        since: Instant,
     },
     Up(Arc<Session>),
 }
@@ -53,6 +55,56 @@ pub(crate) struct Link {
     /// Bumped whenever `state` leaves `Connecting`.
     changes: tokio::sync::watch::Sender<u64>,
     next_generation: std::sync::atomic::AtomicU64,
+    /// How long an attempt may take before another may start (its task's
+    /// runtime may be gone, or no longer driven).
+    attempt_bound: Duration,
+}
+
+/// One connection attempt, in its task.
+struct Attempt {
+    link: Arc<Link>,
+    attempt: u64,
+    over: bool,
+}
+
+impl Attempt {
+    /// Records how the attempt went, if it is still the current one.
+    fn end(&mut self, made: Result<Session, Error>) {
+        self.over = true;
+        let link = &self.link;
+        let mut state = link.state();
+        let backoff = match &*state {
+            State::Connecting {
+                backoff, attempt, ..
+            } if *attempt == self.attempt => *backoff,
+            // Superseded: another attempt took over.
+            _ => return,
+        };
+        *state = match made {
+            Ok(session) => State::Up(Arc::new(session)),
+            Err(e) => {
+                tracing::debug!(target = %link.target, error = %e, "cachette: connection attempt failed");
+                State::Down {
+                    retry_at: Instant::now() + backoff,
+                    backoff: (backoff * 2).min(MAX_BACKOFF),
+                    error: Some(e),
+                }
+            }
+        };
+        drop(state);
+        link.changes.send_modify(|n| *n += 1);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.over {
+            self.end(Err(Error::new(
+                ErrorKind::Connection,
+                "the connection attempt was dropped with its runtime",
+            )));
+        }
+    }
 }
 
 /// Waits between failed connection attempts: 50 ms doubling to 2 s. While
@@ -62,8 +114,14 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Link {
     /// A link that connects on first use.
-    pub(crate) fn new(client: Client, config: AsyncConnectionConfig, target: String) -> Arc<Link> {
+    pub(crate) fn new(
+        client: Client,
+        config: AsyncConnectionConfig,
+        connect_timeout: Duration,
+        target: String,
+    ) -> Arc<Link> {
         Arc::new(Link {
+            attempt_bound: connect_timeout * 2 + Duration::from_secs(1),
             client,
             config,
             target,
@@ -93,7 +151,16 @@ impl Link {
                 let mut state = self.state();
                 match &*state {
                     State::Up(session) => return Ok(session.clone()),
-                    State::Connecting { .. } => {}
+                    State::Connecting { backoff, since, .. } => {
+                        if since.elapsed() > self.attempt_bound {
+                            // That attempt's task is gone: start another.
+                            let backoff = *backoff;
+                            let attempt = self
+                                .next_generation
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            self.start_attempt(&mut state, backoff, attempt)?;
+                        }
+                    }
                     State::Down {
                         retry_at,
                         backoff,
@@ -103,8 +170,10 @@ impl Link {
                             return Err(error.clone().unwrap_or_else(|| self.unreachable()));
                         }
                         let backoff = *backoff;
-                        *state = State::Connecting { backoff };
-                        self.spawn_connect()?;
+                        let attempt = self
+                            .next_generation
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.start_attempt(&mut state, backoff, attempt)?;
                     }
                 }
                 self.changes.subscribe()
@@ -116,16 +185,15 @@ impl Link {
         }
     }
 
-    fn unreachable(&self) -> Error {
-        Error::new(
-            ErrorKind::Connection,
-            format!("{} is unreachable; reconnecting", self.target),
-        )
-    }
-
-    fn spawn_connect(self: &Arc<Self>) -> Result<(), Error> {
+    /// Marks `attempt` as running and spawns it.
+    fn start_attempt(
+        self: &Arc<Self>,
+        state: &mut State,
+        backoff: Duration,
+        attempt: u64,
+    ) -> Result<(), Error> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            *self.state() = State::Down {
+            *state = State::Down {
                 retry_at: Instant::now(),
                 backoff: FIRST_BACKOFF,
                 error: None,
@@ -135,29 +203,31 @@ impl Link {
                 "cachette needs a tokio runtime to connect to Redis",
             ));
         };
-        let link = self.clone();
+        *state = State::Connecting {
+            backoff,
+            attempt,
+            since: Instant::now(),
+        };
+        // Made before the task: if the task is dropped before it ends (its
+        // runtime shut down), the attempt is marked as over.
+        let guard = Attempt {
+            link: self.clone(),
+            attempt,
+            over: false,
+        };
         runtime.spawn(async move {
-            let made = link.connect().await;
-            let mut state = link.state();
-            let backoff = match &*state {
-                State::Connecting { backoff } => *backoff,
-                _ => FIRST_BACKOFF,
-            };
-            *state = match made {
-                Ok(session) => State::Up(Arc::new(session)),
-                Err(e) => {
-                    tracing::debug!(target = %link.target, error = %e, "cachette: connection attempt failed");
-                    State::Down {
-                        retry_at: Instant::now() + backoff,
-                        backoff: (backoff * 2).min(MAX_BACKOFF),
-                        error: Some(e),
-                    }
-                }
-            };
-            drop(state);
-            link.changes.send_modify(|n| *n += 1);
+            let mut guard = guard;
+            let made = guard.link.connect().await;
+            guard.end(made);
         });
         Ok(())
+    }
+
+    fn unreachable(&self) -> Error {
+        Error::new(
+            ErrorKind::Connection,
+            format!("{} is unreachable; reconnecting", self.target),
+        )
     }
 
     /// Connects and learns who answers.

@@ -38,7 +38,14 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let link = || Link::new(client.clone(), settings.connection(), target.clone());
+        let link = || {
+            Link::new(
+                client.clone(),
+                settings.connection(),
+                settings.connect_timeout,
+                target.clone(),
+            )
+        };
         Ok(Single {
             identity: connect::identity(&client),
             reads: link(),
