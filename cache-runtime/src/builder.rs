@@ -163,7 +163,10 @@ impl CacheBuilder {
     }
 
     /// Largest stored value, in bytes (default 1 MiB). A larger value is
-    /// returned to its caller but not cached, with one warning per key.
+    /// returned to its caller but not cached, with one warning per key. It
+    /// also bounds what a read takes from Redis: an entry found larger
+    /// (planted by something else) is cut at the server, never read whole,
+    /// and is a miss, counted in `Stats::too_large`.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.max_value_bytes = bytes;
         self
@@ -351,6 +354,7 @@ impl CacheBuilder {
             root_ca: self.root_ca.clone(),
             acks: self.replica_acks,
             ack_timeout: self.replica_ack_timeout,
+            max_entry_bytes: self.max_value_bytes,
         }
     }
 

@@ -392,12 +392,6 @@ impl Names {
         &self.buf[start..self.ends[i]]
     }
 
-    /// Bytes of all the names together.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn byte_len(&self) -> usize {
-        self.buf.len()
-    }
-
     /// The entry's name.
     pub(crate) fn entry(&self) -> &str {
         self.name(0)

@@ -335,6 +335,10 @@ impl Cache {
     {
         let inner = &*self.inner;
         let (policy, key) = (call.policy, call.key);
+        if lookup.oversized {
+            Counters::bump(&inner.counters.too_large);
+            return None;
+        }
         let blob = lookup.entry.as_ref()?;
         let blob = match &inner.signer {
             None => &blob[..],

@@ -347,3 +347,49 @@ async fn many_undelivered_busts_are_delivered_in_bounded_steps() {
         }
     }
 }
+
+#[cached(cache = cache, key = "note:<id>", ttl = 60)]
+async fn note(cache: &Cache, id: u64) -> String {
+    format!("note {id}")
+}
+
+/// A value planted under an entry's name, larger than any entry cachette
+/// writes (`max_value_bytes`), is cut at the server and never read whole:
+/// it is a miss, counted, and the fill replaces it. Here the planted entry
+/// is otherwise valid (its header and versions copied from a real one),
+/// so reading it whole would serve 64 MiB as a hit.
+#[tokio::test]
+async fn an_oversized_entry_is_never_read_whole() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(10))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    assert_eq!(note(&cache, 1).await, "note 1");
+    let entry = entry_name(&server, "note:1");
+    let stored: Vec<u8> = redis::cmd("GET")
+        .arg(&entry)
+        .query(&mut server.raw())
+        .unwrap();
+    let value = b"\"note 1\"";
+    let mut planted = stored[..stored.len() - value.len()].to_vec();
+    planted.push(b'"');
+    planted.resize(planted.len() + (64 << 20), b'x');
+    planted.push(b'"');
+    let _: () = redis::cmd("SET")
+        .arg(&entry)
+        .arg(planted)
+        .query(&mut server.raw())
+        .unwrap();
+    let read = note(&cache, 1).await;
+    assert_eq!(
+        read.len(),
+        "note 1".len(),
+        "a planted 64 MiB value was served"
+    );
+    assert_eq!(cache.stats().too_large, 1);
+    let hits = cache.stats().hits;
+    assert_eq!(note(&cache, 1).await, "note 1");
+    assert_eq!(cache.stats().hits, hits + 1, "the fill replaced it");
+}

@@ -99,6 +99,7 @@ impl MemoryBackend {
                 .entries
                 .get(names.entry())
                 .map(|i| Blob::Shared(i.value)),
+            oversized: false,
             versions: names
                 .versions()
                 .map(|k| match self.versions.get(k) {

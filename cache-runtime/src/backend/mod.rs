@@ -44,6 +44,9 @@ pub(crate) const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 pub(crate) struct Lookup {
     pub names: Names,
     pub entry: Option<Blob>,
+    /// The entry stored was larger than any cachette writes (planted), and
+    /// was not read whole.
+    pub oversized: bool,
     pub versions: Vec<Seen>,
 }
 

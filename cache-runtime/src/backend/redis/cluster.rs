@@ -25,7 +25,9 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
-use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup, Wanted, EPOCH_TTL};
+use super::{
+    decode_entry, decode_version, ensure_cmd, ensured, read_entry, Lookup, Wanted, EPOCH_TTL,
+};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
@@ -78,6 +80,8 @@ pub(crate) struct Cluster {
     seeds: Vec<Addr>,
     config: AsyncConnectionConfig,
     connect_timeout: Duration,
+    /// Most bytes read of an entry.
+    max_entry: usize,
     acks: ReplicaAcks,
     ack_timeout: Duration,
     map: Mutex<Option<Arc<SlotMap>>>,
@@ -137,6 +141,7 @@ impl Cluster {
             seeds,
             config: settings.connection(),
             connect_timeout: settings.connect_timeout,
+            max_entry: settings.max_entry_bytes,
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
             map: Mutex::new(None),
@@ -275,17 +280,14 @@ impl Cluster {
                 None => groups.push((slot, members.to_vec())),
             }
         }
+        let max = self.max_entry;
         let sends = groups.iter().map(|(slot, members)| {
             let map = &map;
             let all = &all;
             async move {
                 let node = self.node(&map.master(*slot)?.master)?;
                 let session = node.reads.session().await?;
-                let mut cmd = redis::cmd("MGET");
-                for &j in members {
-                    cmd.arg(all[j]);
-                }
-                let reply = cmd
+                let reply = group_pipe(members, all, max, false)
                     .query_async::<Vec<Value>>(&mut session.conn.clone())
                     .await;
                 Ok::<_, Error>((node, session, reply))
@@ -296,8 +298,8 @@ impl Cluster {
             .inspect_err(|_| self.stale(&map))?;
         let mut seen: Vec<Option<(Value, Arc<Session>)>> = vec![None; all.len()];
         for ((_, members), (node, session, reply)) in groups.iter().zip(replies) {
-            let parts = match reply {
-                Ok(parts) => parts,
+            let (replies, session) = match reply {
+                Ok(replies) => (replies, session),
                 Err(e) => {
                     let Some((addr, ask)) = redirection(&e) else {
                         self.failed(&node, &session, &e, &map);
@@ -310,24 +312,11 @@ impl Cluster {
                     }
                     let node = self.node(&addr)?;
                     let session = node.reads.session().await?;
-                    let mut pipe = redis::pipe();
-                    if ask {
-                        pipe.cmd("ASKING").ignore();
-                    }
-                    let mget = pipe.cmd("MGET");
-                    for &j in members {
-                        mget.arg(all[j]);
-                    }
-                    match pipe
-                        .query_async::<(Vec<Value>,)>(&mut session.conn.clone())
+                    match group_pipe(members, &all, max, ask)
+                        .query_async::<Vec<Value>>(&mut session.conn.clone())
                         .await
                     {
-                        Ok((parts,)) => {
-                            for (&j, v) in members.iter().zip(parts) {
-                                seen[j] = Some((v, session.clone()));
-                            }
-                            continue;
-                        }
+                        Ok(replies) => (replies, session),
                         Err(e) => {
                             self.failed(&node, &session, &e, &map);
                             return Err(Error::from(e));
@@ -335,17 +324,20 @@ impl Cluster {
                     }
                 }
             };
-            for (&j, v) in members.iter().zip(parts) {
+            for (j, v) in group_reply(members, replies)? {
                 seen[j] = Some((v, session.clone()));
             }
         }
         let mut seen = seen.into_iter().map(|s| s.expect("every name was read"));
-        let entry = seen.next().and_then(|(v, _)| decode_entry(v));
+        let (entry, oversized) = seen
+            .next()
+            .map_or((None, false), |(v, _)| decode_entry(v, max).split());
         let versions = seen.map(|(v, s)| decode_version(v, &s.run)).collect();
         drop(all);
         Ok(Lookup {
             names,
             entry,
+            oversized,
             versions,
         })
     }
@@ -554,6 +546,38 @@ fn epoch_of_slot(slot: u16) -> Name<'static> {
         tags.into_iter().map(|t| t.expect("every slot")).collect()
     });
     Name::fixed(tags[usize::from(slot)])
+}
+
+/// The commands of one slot's share of a lookup: `GETRANGE` of the entry
+/// when the share holds it (name 0), then one `MGET` of the others; after
+/// `ASKING` when following an `ASK`.
+fn group_pipe(members: &[usize], all: &[&str], max: usize, ask: bool) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    if ask {
+        pipe.cmd("ASKING").ignore();
+    }
+    if members.contains(&0) {
+        read_entry(&mut pipe, all[0], max);
+    }
+    let mget = pipe.cmd("MGET");
+    for &j in members.iter().filter(|j| **j != 0) {
+        mget.arg(all[j]);
+    }
+    pipe
+}
+
+/// The values of a [`group_pipe`], by name.
+fn group_reply(members: &[usize], replies: Vec<Value>) -> Result<Vec<(usize, Value)>, Error> {
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(members.len());
+    if members.contains(&0) {
+        out.push((0, replies.next().unwrap_or(Value::Nil)));
+    }
+    let Some(Value::Array(parts)) = replies.next() else {
+        return Err(Error::new(ErrorKind::Backend, "unexpected MGET reply"));
+    };
+    out.extend(members.iter().copied().filter(|j| *j != 0).zip(parts));
+    Ok(out)
 }
 
 /// A configuration error about the node URLs.

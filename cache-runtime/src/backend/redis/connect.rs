@@ -17,6 +17,8 @@ pub(crate) struct Settings {
     pub root_ca: Option<Vec<u8>>,
     pub acks: ReplicaAcks,
     pub ack_timeout: Duration,
+    /// Most bytes read of an entry: a larger one is never pulled whole.
+    pub max_entry_bytes: usize,
 }
 
 impl Settings {

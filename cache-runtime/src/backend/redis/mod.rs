@@ -55,6 +55,16 @@ pub(crate) struct RedisBackend {
     bust_deadline: Duration,
 }
 
+impl Read {
+    pub(crate) fn split(self) -> (Option<Blob>, bool) {
+        match self {
+            Read::None => (None, false),
+            Read::Entry(b) => (Some(b), false),
+            Read::Oversized => (None, true),
+        }
+    }
+}
+
 impl RedisBackend {
     /// Connects now and fails if the server cannot be reached or refuses us.
     pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Self, Error> {
@@ -237,12 +247,30 @@ impl RedisBackend {
     }
 }
 
-/// The reply for an entry.
-fn decode_entry(value: Value) -> Option<Blob> {
+/// Reads at most `max` bytes of `entry` (and one more, to tell a larger
+/// one): added to a lookup's pipeline before its `MGET`.
+fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
+    pipe.cmd("GETRANGE").arg(entry).arg(0).arg(max);
+}
+
+/// The reply for an entry read by [`read_entry`]: a blob, or `Oversized`
+/// when the stored value is longer than `max`.
+fn decode_entry(value: Value, max: usize) -> Read {
     match value {
-        Value::BulkString(b) => Some(Blob::Owned(b)),
-        _ => None,
+        // GETRANGE answers "" for a missing key.
+        Value::BulkString(b) if b.is_empty() => Read::None,
+        Value::BulkString(b) if b.len() > max => Read::Oversized,
+        Value::BulkString(b) => Read::Entry(Blob::Owned(b)),
+        _ => Read::None,
     }
+}
+
+/// What a lookup found under an entry's name.
+pub(crate) enum Read {
+    None,
+    Entry(Blob),
+    /// Longer than any entry cachette writes: not read whole.
+    Oversized,
 }
 
 /// The reply for a version, read on a server whose run id is `run`.

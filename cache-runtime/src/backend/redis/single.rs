@@ -9,13 +9,17 @@ use redis::Value;
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::Link;
-use super::{decode_entry, decode_version, ensure_cmd, ensured, Lookup, Wanted, EPOCH_TTL};
+use super::{
+    decode_entry, decode_version, ensure_cmd, ensured, read_entry, Lookup, Wanted, EPOCH_TTL,
+};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
 pub(crate) struct Single {
+    /// Most bytes read of an entry.
+    max_entry: usize,
     /// The server, database and user, however the URL spelled them.
     identity: String,
     reads: Arc<Link>,
@@ -47,6 +51,7 @@ impl Single {
             )
         };
         Ok(Single {
+            max_entry: settings.max_entry_bytes,
             identity: connect::identity(&client),
             reads: link(),
             busts: link(),
@@ -68,27 +73,34 @@ impl Single {
             .map(drop)
     }
 
+    /// The entry (at most `max_entry` bytes of it) and its versions, in one
+    /// pipeline: `GETRANGE` then `MGET`.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names_with(Some(&EPOCH));
-        let (names, run, values) = self
+        let max = self.max_entry;
+        let (names, run, (entry, versions)) = self
             .reads
             .run(move |session| async move {
-                let mut cmd =
-                    redis::Cmd::with_capacity(2 + names.versions().len(), names.byte_len() + 8);
-                cmd.arg("MGET").arg(names.entry());
+                let mut pipe = redis::pipe();
+                read_entry(&mut pipe, names.entry(), max);
+                let mget = pipe.cmd("MGET");
                 for version in names.versions() {
-                    cmd.arg(version);
+                    mget.arg(version);
                 }
-                let values: Vec<Value> = cmd.query_async(&mut session.conn.clone()).await?;
-                Ok((names, session.run.clone(), values))
+                let replies: (Value, Vec<Value>) =
+                    pipe.query_async(&mut session.conn.clone()).await?;
+                Ok((names, session.run.clone(), replies))
             })
             .await?;
-        let mut values = values.into_iter();
-        let entry = values.next().and_then(decode_entry);
-        let versions = values.map(|v| decode_version(v, &run)).collect();
+        let (entry, oversized) = decode_entry(entry, max).split();
+        let versions = versions
+            .into_iter()
+            .map(|v| decode_version(v, &run))
+            .collect();
         Ok(Lookup {
             names,
             entry,
+            oversized,
             versions,
         })
     }
