@@ -32,6 +32,9 @@ pub use cache_runtime::{
     MIN_SIGNING_KEY_LEN,
 };
 
+#[cfg(feature = "redis")]
+pub use cache_runtime::SERVER_FUNCTIONS;
+
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::__private::*;

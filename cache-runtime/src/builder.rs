@@ -44,6 +44,8 @@ pub struct CacheBuilder {
     max_value_bytes: usize,
     signer: Option<Signer>,
     log_full_names: bool,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    server_functions: bool,
     replica_acks: ReplicaAcks,
     replica_ack_timeout: Duration,
     #[cfg(feature = "tls")]
@@ -81,6 +83,7 @@ impl Default for CacheBuilder {
             max_value_bytes: 1 << 20,
             signer: None,
             log_full_names: false,
+            server_functions: false,
             replica_acks: ReplicaAcks::Auto,
             replica_ack_timeout: Duration::from_millis(100),
             #[cfg(feature = "tls")]
@@ -213,6 +216,21 @@ impl CacheBuilder {
     /// there is one, so it cannot be reversed by guessing values.
     pub fn log_full_names(mut self, full: bool) -> Self {
         self.log_full_names = full;
+        self
+    }
+
+    /// Runs cachette's Lua through the functions of a library that an
+    /// administrator loaded (`FCALL`), instead of sending scripts
+    /// (`EVALSHA`, and `SCRIPT LOAD` when Redis does not know them). The
+    /// application's ACL user then needs `+fcall` instead of `+evalsha
+    /// +script|load`, so it cannot run Lua of its own. Load the library
+    /// once per server (and again after upgrading cachette) with
+    /// `FUNCTION LOAD REPLACE` and the text of
+    /// [`SERVER_FUNCTIONS`](crate::SERVER_FUNCTIONS); Redis 7 keeps it
+    /// across restarts (it is persisted) and replicates it. Default `false`.
+    #[cfg(feature = "redis")]
+    pub fn server_functions(mut self, on: bool) -> Self {
+        self.server_functions = on;
         self
     }
 
@@ -355,6 +373,11 @@ impl CacheBuilder {
             acks: self.replica_acks,
             ack_timeout: self.replica_ack_timeout,
             max_entry_bytes: self.max_value_bytes,
+            scripting: if self.server_functions {
+                crate::backend::redis::bust::Scripting::Functions
+            } else {
+                crate::backend::redis::bust::Scripting::Eval
+            },
         }
     }
 

@@ -40,6 +40,8 @@ mod version;
 #[doc(hidden)]
 pub mod __private;
 
+#[cfg(feature = "redis")]
+pub use crate::backend::redis::bust::SERVER_FUNCTIONS;
 pub use crate::builder::CacheBuilder;
 pub use crate::cache::Cache;
 pub use crate::codec::Codec;

@@ -277,15 +277,20 @@ fn stable_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+/// Which name holds the namespace's epoch for a key, as the backend
+/// keeps it (none on the embedded backend).
+pub(crate) type EpochOf = fn(&Name<'_>) -> Name<'static>;
+
 /// What one call names: its function's entry under its key, and the key
-/// and tags the entry is validated against.
+/// and tags the entry is validated against, with every backend name built
+/// once, in one buffer.
 #[derive(Debug)]
 pub(crate) struct Subject<'a> {
     ns: &'a Namespace,
     function: Function,
     key: Name<'a>,
     tags: Vec<Name<'a>>,
-    entry: String,
+    names: Names,
 }
 
 impl<'a> Subject<'a> {
@@ -294,15 +299,18 @@ impl<'a> Subject<'a> {
         function: Function,
         key: &'a str,
         tags: &'a [S],
+        epoch: Option<EpochOf>,
     ) -> Subject<'a> {
         let key = Name::new(key);
-        let entry = key.owned(ns, Kind::Entry, &function);
+        let tags: Vec<Name<'a>> = tags.iter().map(|t| Name::new(t.as_ref())).collect();
+        let epoch = epoch.map(|of| of(&key));
+        let names = Names::build(ns, &function, &key, &tags, epoch.as_ref());
         Subject {
             ns,
             function,
             key,
-            tags: tags.iter().map(|t| Name::new(t.as_ref())).collect(),
-            entry,
+            tags,
+            names,
         }
     }
 
@@ -312,7 +320,7 @@ impl<'a> Subject<'a> {
 
     /// The entry's backend name.
     pub(crate) fn entry(&self) -> &str {
-        &self.entry
+        self.names.entry()
     }
 
     /// The stampede lock's backend name.
@@ -328,43 +336,10 @@ impl<'a> Subject<'a> {
         &self.tags
     }
 
-    /// The names of one lookup: the entry, then each version.
-    pub(crate) fn names(&self) -> Names {
-        self.names_with(None)
-    }
-
-    /// The names of one lookup: the entry, then each version, then the
-    /// namespace's epoch named by `epoch`, if the backend has one.
-    pub(crate) fn names_with(&self, epoch: Option<&Name<'_>>) -> Names {
-        let per_version = self.ns.as_str().len() + 4;
-        let len = self.entry.len()
-            + self.key.len_hint()
-            + per_version
-            + self
-                .tags
-                .iter()
-                .map(|t| t.len_hint() + per_version)
-                .sum::<usize>();
-        let mut names = Names {
-            buf: String::with_capacity(len + 24),
-            ends: Vec::with_capacity(3 + self.tags.len()),
-            epoch: false,
-        };
-        names.buf.push_str(&self.entry);
-        names.ends.push(names.buf.len());
-        self.key
-            .write(&mut names.buf, self.ns, Kind::KeyVersion, None);
-        names.ends.push(names.buf.len());
-        for tag in &self.tags {
-            tag.write(&mut names.buf, self.ns, Kind::TagVersion, None);
-            names.ends.push(names.buf.len());
-        }
-        if let Some(epoch) = epoch {
-            epoch.write(&mut names.buf, self.ns, Kind::Epoch, None);
-            names.ends.push(names.buf.len());
-            names.epoch = true;
-        }
-        names
+    /// The names of a lookup: the entry, then each version, then the
+    /// namespace's epoch if the backend keeps one.
+    pub(crate) fn names(&self) -> &Names {
+        &self.names
     }
 
     /// The key's name then each tag's, in version order.
@@ -387,6 +362,38 @@ pub(crate) struct Names {
 }
 
 impl Names {
+    fn build(
+        ns: &Namespace,
+        function: &Function,
+        key: &Name<'_>,
+        tags: &[Name<'_>],
+        epoch: Option<&Name<'_>>,
+    ) -> Names {
+        let per_name = ns.as_str().len() + 26;
+        let len = 2 * (key.len_hint() + per_name)
+            + tags.iter().map(|t| t.len_hint() + per_name).sum::<usize>()
+            + epoch.map_or(0, |e| e.len_hint() + per_name);
+        let mut names = Names {
+            buf: String::with_capacity(len),
+            ends: Vec::with_capacity(3 + tags.len()),
+            epoch: false,
+        };
+        key.write(&mut names.buf, ns, Kind::Entry, Some(function));
+        names.ends.push(names.buf.len());
+        key.write(&mut names.buf, ns, Kind::KeyVersion, None);
+        names.ends.push(names.buf.len());
+        for tag in tags {
+            tag.write(&mut names.buf, ns, Kind::TagVersion, None);
+            names.ends.push(names.buf.len());
+        }
+        if let Some(epoch) = epoch {
+            epoch.write(&mut names.buf, ns, Kind::Epoch, None);
+            names.ends.push(names.buf.len());
+            names.epoch = true;
+        }
+        names
+    }
+
     fn name(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.buf[start..self.ends[i]]
@@ -398,7 +405,7 @@ impl Names {
     }
 
     /// The version names, in lookup order.
-    pub(crate) fn versions(&self) -> impl ExactSizeIterator<Item = &str> {
+    pub(crate) fn versions(&self) -> impl ExactSizeIterator<Item = &str> + Clone {
         (1..self.ends.len()).map(|i| self.name(i))
     }
 
@@ -480,7 +487,7 @@ mod tests {
         let f = Function::named("m::f", "m::f::{{closure}}");
         let tags = ["org:7"];
         let ns = ns();
-        let subject = Subject::new(&ns, f, "user:1", &tags);
+        let subject = Subject::new(&ns, f, "user:1", &tags, None);
         let id = f.id();
         assert_eq!(subject.entry(), format!("ns:e:{id}:{{user:1}}"));
         assert_eq!(subject.lock(), format!("ns:l:{id}:{{user:1}}"));

@@ -56,7 +56,13 @@ impl<'a> Call<'a> {
     ) -> Call<'a> {
         Call {
             policy,
-            subject: Subject::new(&cache.inner.namespace, function, key, tags),
+            subject: Subject::new(
+                &cache.inner.namespace,
+                function,
+                key,
+                tags,
+                cache.inner.backend.epoch_of(),
+            ),
             key: cache.shown(key, policy.template),
             started: Started::now(),
         }
@@ -271,7 +277,10 @@ impl Cache {
         // The versions must be known before the body reads its source: a bust
         // after this point changes one of them, and the entry written below
         // can then never validate.
-        let (tokens, created) = match self.capture(&lookup, call.policy.storage_ttl()).await {
+        let (tokens, created) = match self
+            .capture(&call.subject, &lookup, call.policy.storage_ttl())
+            .await
+        {
             Ok(captured) => captured,
             Err(e) => {
                 self.backend_error("version", &call.key, &e);
@@ -342,7 +351,7 @@ impl Cache {
         let blob = lookup.entry.as_ref()?;
         let blob = match &inner.signer {
             None => &blob[..],
-            Some(signer) => match signer.verify(lookup.names.entry(), blob) {
+            Some(signer) => match signer.verify(call.subject.entry(), blob) {
                 Some(entry) => entry,
                 None => {
                     Counters::bump(&inner.counters.signature_failures);
@@ -513,37 +522,37 @@ impl Cache {
     /// the names of the versions this call wrote.
     async fn capture<'l>(
         &self,
-        lookup: &'l Lookup,
+        subject: &'l Subject<'_>,
+        lookup: &Lookup,
         ttl: Duration,
     ) -> Result<(Vec<Token>, Vec<&'l str>), Error> {
         let read = &lookup.versions;
         if let Some(tokens) = read.iter().map(Seen::token).collect::<Option<Vec<Token>>>() {
             return Ok((tokens, Vec::new()));
         }
-        let names = &lookup.names;
-        let (wanted, epochs): (Vec<Wanted<'_>>, Vec<bool>) = names
+        let names = subject.names();
+        // The versions to write, and for each the name to drop if nothing
+        // is filled (none for the epoch, which the namespace shares).
+        let (wanted, droppable): (Vec<Wanted<'_>>, Vec<Option<&'l str>>) = names
             .versions()
             .zip(read)
             .enumerate()
             .filter_map(|(i, (name, seen))| {
                 let epoch = names.is_epoch(i);
                 let ttl = if epoch { EPOCH_TTL } else { ttl };
+                let drop = (!epoch).then_some(name);
                 match seen {
                     Seen::Current(_) => None,
-                    Seen::Missing => Some(((name, None, ttl), epoch)),
-                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), epoch)),
+                    Seen::Missing => Some(((name, None, ttl), drop)),
+                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), drop)),
                 }
             })
             .unzip();
         let ensured = self.inner.backend.ensure(&wanted).await?;
-        // Versions this call wrote, to drop if nothing is filled; the
-        // epoch is shared by the whole namespace and stays.
-        let written = wanted
-            .iter()
+        let written = droppable
+            .into_iter()
             .zip(&ensured)
-            .zip(&epochs)
-            .filter(|((_, (_, wrote)), epoch)| *wrote && !**epoch)
-            .map(|(((name, _, _), _), _)| *name)
+            .filter_map(|(name, (_, wrote))| name.filter(|_| *wrote))
             .collect();
         let mut ensured = ensured.into_iter().map(|(token, _)| token);
         let tokens = read

@@ -1,5 +1,6 @@
 //! Command counts against a real Redis (`INFO commandstats` deltas): a hit
-//! is one command, a bust of any number of keys and tags one round trip.
+//! is one round trip (`GETRANGE` of the entry, bounded, and one `MGET` of
+//! its versions), a bust of any number of keys and tags one round trip.
 
 use cachette::{cached, invalidates, Cache};
 
@@ -18,14 +19,19 @@ fn calls(list: &[(String, u64)], name: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn a_hit_costs_one_command() {
+async fn a_hit_costs_one_round_trip() {
     let server = RedisServer::start();
     let cache = server.cache().await;
     tagged(&cache, 1).await; // cold: creates versions and fills
     server.reset_stats();
     tagged(&cache, 1).await;
     assert_eq!(cache.stats().hits, 1);
-    assert_eq!(server.command_calls(), vec![("mget".to_string(), 1)]);
+    assert_eq!(server.command_calls(), hit());
+}
+
+/// What a hit sends, in one pipeline.
+fn hit() -> Vec<(String, u64)> {
+    vec![("getrange".to_string(), 1), ("mget".to_string(), 1)]
 }
 
 #[tokio::test]
@@ -39,7 +45,11 @@ async fn a_miss_with_known_versions_costs_two_commands() {
     assert_eq!(cache.stats().misses, 2);
     assert_eq!(
         server.command_calls(),
-        vec![("mget".to_string(), 1), ("set".to_string(), 1)]
+        vec![
+            ("getrange".to_string(), 1),
+            ("mget".to_string(), 1),
+            ("set".to_string(), 1)
+        ]
     );
 }
 
@@ -96,7 +106,7 @@ async fn early(cache: &Cache, id: u64) -> u64 {
 }
 
 #[tokio::test]
-async fn a_hit_costs_one_command_whatever_the_strategy() {
+async fn a_hit_costs_one_round_trip_whatever_the_strategy() {
     let server = RedisServer::start();
     let cache = server.cache().await;
     tagged(&cache, 1).await;
@@ -113,16 +123,12 @@ async fn a_hit_costs_one_command_whatever_the_strategy() {
             _ => early(&cache, 1).await,
         };
         assert_eq!(cache.stats().hits, hits + 1, "{name}");
-        assert_eq!(
-            server.command_calls(),
-            vec![("mget".to_string(), 1)],
-            "{name}"
-        );
+        assert_eq!(server.command_calls(), hit(), "{name}");
     }
 }
 
 #[tokio::test]
-async fn a_lock_miss_costs_five_commands() {
+async fn a_lock_miss_costs_five_round_trips() {
     let server = RedisServer::start();
     let cache = server.cache().await;
     locked(&cache, 2).await;
@@ -130,9 +136,11 @@ async fn a_lock_miss_costs_five_commands() {
     server.reset_stats();
     locked(&cache, 2).await;
     let list = server.command_calls();
-    // MGET, SET NX (lock), MGET (re-read under the lock), SET (fill), and
-    // the release script with the GET and DEL it runs inside.
+    // GETRANGE + MGET, SET NX (lock), GETRANGE + MGET (re-read under the
+    // lock), SET (fill), and the release script with the GET and DEL it
+    // runs inside.
     assert_eq!(calls(&list, "mget"), 2, "{list:?}");
+    assert_eq!(calls(&list, "getrange"), 2, "{list:?}");
     assert_eq!(calls(&list, "set"), 2, "{list:?}");
     assert_eq!(calls(&list, "evalsha"), 1, "{list:?}");
     assert_eq!(calls(&list, "get") + calls(&list, "del"), 2, "{list:?}");

@@ -178,6 +178,7 @@ impl RedisServer {
             .arg("-@all")
             .arg(&[
                 "+mget",
+                "+getrange",
                 "+set",
                 "+get",
                 "+del",

@@ -107,7 +107,6 @@ impl MemoryBackend {
                     None => Seen::Missing,
                 })
                 .collect(),
-            names,
         }
     }
 

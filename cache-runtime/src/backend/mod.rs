@@ -8,7 +8,7 @@ pub(crate) mod redis;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::names::{Bust, Names, Namespace, Subject};
+use crate::names::{Bust, EpochOf, Namespace, Subject};
 use crate::version::{Seen, Token};
 
 /// Stored entry bytes, shared with the embedded backend or owned from Redis.
@@ -38,11 +38,10 @@ pub(crate) type Wanted<'a> = (&'a str, Option<&'a [u8]>, Duration);
 /// expiry costs every entry a miss at once.
 pub(crate) const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// What one lookup read: the names it read, the stored entry, if any, and
-/// each version as seen, in the order of `names.versions()`.
+/// What one lookup read: the stored entry, if any, and each version as
+/// seen, in the order of the subject's `names().versions()`.
 #[derive(Debug)]
 pub(crate) struct Lookup {
-    pub names: Names,
     pub entry: Option<Blob>,
     /// The entry stored was larger than any cachette writes (planted), and
     /// was not read whole.
@@ -62,6 +61,17 @@ impl Backend {
             Backend::Memory(_) => "memory",
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.label(),
+        }
+    }
+
+    /// Where the namespace's epoch lives for a key, if the backend keeps
+    /// one (Redis, where a restart or an overflow of pending busts may
+    /// need the whole namespace invalidated).
+    pub(crate) fn epoch_of(&self) -> Option<EpochOf> {
+        match self {
+            Backend::Memory(_) => None,
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => Some(r.epoch_of()),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Busts and lock releases as Redis commands: the scripts, the pipelines
 //! that carry them with a `WAIT`, and reading their replies.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::{Cmd, Pipeline, Script, Value};
@@ -12,17 +12,101 @@ use crate::pending::CHUNK;
 use crate::replicas::ReplicaAcks;
 use crate::version::{stored, Token};
 
+/// One of cachette's Lua scripts: sent with `EVALSHA` (loaded by the
+/// application when Redis does not know it), or called with `FCALL` as a
+/// function of the library an administrator loaded (`SERVER_FUNCTIONS`).
+pub(crate) struct Lua {
+    source: &'static str,
+    sha: OnceLock<String>,
+    function: &'static str,
+}
+
+impl Lua {
+    const fn new(source: &'static str, function: &'static str) -> Lua {
+        Lua {
+            source,
+            sha: OnceLock::new(),
+            function,
+        }
+    }
+
+    fn sha(&self) -> &str {
+        self.sha
+            .get_or_init(|| Script::new(self.source).get_hash().to_string())
+    }
+
+    /// The command that runs this script with `keys` (counted) then the
+    /// arguments the caller adds.
+    pub(crate) fn call(&self, how: Scripting, keys: &[&[u8]]) -> Cmd {
+        let mut cmd = match how {
+            Scripting::Eval => {
+                let mut cmd = redis::cmd("EVALSHA");
+                cmd.arg(self.sha());
+                cmd
+            }
+            Scripting::Functions => {
+                let mut cmd = redis::cmd("FCALL");
+                cmd.arg(self.function);
+                cmd
+            }
+        };
+        cmd.arg(keys.len());
+        for key in keys {
+            cmd.arg(*key);
+        }
+        cmd
+    }
+
+    /// `SCRIPT LOAD` of this script, after a `NOSCRIPT`.
+    pub(crate) fn load(&self) -> Cmd {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("LOAD").arg(self.source);
+        cmd
+    }
+}
+
+/// How cachette runs its scripts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scripting {
+    /// `EVALSHA`, loading the script with `SCRIPT LOAD` when Redis does
+    /// not know it (the application needs `+evalsha +script|load`).
+    Eval,
+    /// `FCALL` of the functions an administrator loaded
+    /// (`SERVER_FUNCTIONS`; the application needs `+fcall` only).
+    Functions,
+}
+
 /// `lua/bust.lua`: KEYS are the version names, ARGV the TTL then one new
-/// token per name.
-static BUST: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/bust.lua")));
+/// value per name.
+pub(crate) static BUST: Lua = Lua::new(include_str!("../../lua/bust.lua"), "cachette_v1_bust");
 
 /// `lua/adopt.lua`: KEYS[1] a version, ARGV the value seen, the new value
 /// and its TTL.
-static ADOPT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("../../lua/adopt.lua")));
+pub(crate) static ADOPT: Lua = Lua::new(include_str!("../../lua/adopt.lua"), "cachette_v1_adopt");
 
 /// `lua/unlock.lua`: KEYS[1] the lock, ARGV[1] the owner's token.
-static UNLOCK: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/unlock.lua")));
+pub(crate) static UNLOCK: Lua =
+    Lua::new(include_str!("../../lua/unlock.lua"), "cachette_v1_unlock");
+
+/// cachette's scripts as one Redis function library (Redis 7), for an
+/// administrator to load once with `FUNCTION LOAD REPLACE`, so that the
+/// application needs `+fcall` rather than `+evalsha +script|load`. See
+/// `CacheBuilder::server_functions`.
+pub const SERVER_FUNCTIONS: &str = concat!(
+    "#!lua name=cachette_v1\n",
+    "local function bust(KEYS, ARGV)\n",
+    include_str!("../../lua/bust.lua"),
+    "\nend\n",
+    "local function adopt(KEYS, ARGV)\n",
+    include_str!("../../lua/adopt.lua"),
+    "\nend\n",
+    "local function unlock(KEYS, ARGV)\n",
+    include_str!("../../lua/unlock.lua"),
+    "\nend\n",
+    "redis.register_function('cachette_v1_bust', bust)\n",
+    "redis.register_function('cachette_v1_adopt', adopt)\n",
+    "redis.register_function('cachette_v1_unlock', unlock)\n",
+);
 
 /// How many replica acknowledgements a bust waits for on a master with
 /// `replicas` healthy replicas.
@@ -34,11 +118,12 @@ pub(crate) fn acks_for(setting: ReplicaAcks, replicas: u32) -> u32 {
     }
 }
 
-/// A whole single-node bust: script invocations giving every version a
-/// fresh token under `run`, each over at most [`CHUNK`] names so that none
-/// holds Redis for long, then a `WAIT` on the same connection when replicas
-/// must hold it, in one pipeline.
+/// A whole single-node bust: script calls giving every version a fresh
+/// token under `run`, each over at most [`CHUNK`] names so that none holds
+/// Redis for long, then a `WAIT` on the same connection when replicas must
+/// hold it, in one pipeline.
 pub(crate) fn scripted(
+    how: Scripting,
     names: &[String],
     run: &str,
     ttl: Duration,
@@ -47,12 +132,13 @@ pub(crate) fn scripted(
 ) -> Pipeline {
     let mut pipe = redis::pipe();
     for chunk in names.chunks(CHUNK) {
-        let mut invocation = BUST.prepare_invoke();
-        invocation.key(chunk).arg(millis(ttl));
+        let keys: Vec<&[u8]> = chunk.iter().map(|n| n.as_bytes()).collect();
+        let mut call = BUST.call(how, &keys);
+        call.arg(millis(ttl));
         for _ in chunk {
-            invocation.arg(stored(run, &Token::random()));
+            call.arg(stored(run, &Token::random()));
         }
-        pipe.invoke_script(&invocation);
+        pipe.add_command(call);
     }
     wait(&mut pipe, acks, ack_timeout);
     pipe
@@ -91,45 +177,16 @@ fn wait(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration) {
 
 /// Replaces the version `name`, seen as `seen` (empty: missing), with
 /// `value`, unless it changed since.
-pub(crate) fn adopt(name: &str, seen: &[u8], value: &[u8], ttl: Duration) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(ADOPT.get_hash())
-        .arg(1)
-        .arg(name)
-        .arg(seen)
-        .arg(value)
-        .arg(millis(ttl));
-    cmd
-}
-
-/// `SCRIPT LOAD` of the adopt script, after a `NOSCRIPT`.
-pub(crate) fn load_adopt() -> Cmd {
-    let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("LOAD").arg(include_str!("../../lua/adopt.lua"));
-    cmd
-}
-
-/// `SCRIPT LOAD` of the bust script, after a `NOSCRIPT`.
-pub(crate) fn load_bust() -> Cmd {
-    let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("LOAD").arg(include_str!("../../lua/bust.lua"));
+pub(crate) fn adopt(how: Scripting, name: &str, seen: &[u8], value: &[u8], ttl: Duration) -> Cmd {
+    let mut cmd = ADOPT.call(how, &[name.as_bytes()]);
+    cmd.arg(seen).arg(value).arg(millis(ttl));
     cmd
 }
 
 /// Releases `key` if `token` still holds it.
-pub(crate) fn unlock(key: &str, token: Token) -> Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(UNLOCK.get_hash())
-        .arg(1)
-        .arg(key)
-        .arg(token.as_bytes().as_slice());
-    cmd
-}
-
-/// `SCRIPT LOAD` of the unlock script, after a `NOSCRIPT`.
-pub(crate) fn load_unlock() -> Cmd {
-    let mut cmd = redis::cmd("SCRIPT");
-    cmd.arg("LOAD").arg(include_str!("../../lua/unlock.lua"));
+pub(crate) fn unlock(how: Scripting, key: &str, token: Token) -> Cmd {
+    let mut cmd = UNLOCK.call(how, &[key.as_bytes()]);
+    cmd.arg(token.as_bytes().as_slice());
     cmd
 }
 

@@ -26,7 +26,7 @@ use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, read_entry, Lookup, Wanted, EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
@@ -82,6 +82,7 @@ pub(crate) struct Cluster {
     connect_timeout: Duration,
     /// Most bytes read of an entry.
     max_entry: usize,
+    scripting: bust::Scripting,
     acks: ReplicaAcks,
     ack_timeout: Duration,
     map: Mutex<Option<Arc<SlotMap>>>,
@@ -142,6 +143,7 @@ impl Cluster {
             config: settings.connection(),
             connect_timeout: settings.connect_timeout,
             max_entry: settings.max_entry_bytes,
+            scripting: settings.scripting,
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
             map: Mutex::new(None),
@@ -263,8 +265,7 @@ impl Cluster {
     pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let map = self.map().await?;
         // The epoch of the key's slot shares that slot.
-        let key_slot_id = key_slot(subject.key().hash_tag());
-        let names = subject.names_with(Some(&epoch_of_slot(key_slot_id)));
+        let names = subject.names();
         // Name j is the entry (0) or version j - 1; the entry and the epoch
         // (last) share the key's slot (version 0).
         let all: Vec<&str> = std::iter::once(names.entry())
@@ -335,7 +336,6 @@ impl Cluster {
         let versions = seen.map(|(v, s)| decode_version(v, &s.run)).collect();
         drop(all);
         Ok(Lookup {
-            names,
             entry,
             oversized,
             versions,
@@ -365,6 +365,7 @@ impl Cluster {
         versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
         let map = self.map().await?;
+        let how = self.scripting;
         let sends = versions.iter().map(|&(name, seen, ttl)| {
             let map = &map;
             async move {
@@ -374,15 +375,16 @@ impl Cluster {
                     .reads
                     .run(|s| async move {
                         let mut conn = s.conn.clone();
-                        let cmd = ensure_cmd(name, seen, &s.run, &ours, ttl);
+                        let cmd = ensure_cmd(how, name, seen, &s.run, &ours, ttl);
                         let reply = match cmd.query_async::<Value>(&mut conn).await {
                             Err(e)
-                                if e.kind()
-                                    == redis::ErrorKind::Server(
-                                        redis::ServerErrorKind::NoScript,
-                                    ) =>
+                                if how == bust::Scripting::Eval
+                                    && e.kind()
+                                        == redis::ErrorKind::Server(
+                                            redis::ServerErrorKind::NoScript,
+                                        ) =>
                             {
-                                bust::load_adopt().exec_async(&mut conn).await?;
+                                bust::ADOPT.load().exec_async(&mut conn).await?;
                                 cmd.query_async::<Value>(&mut conn).await?
                             }
                             other => other?,
@@ -526,6 +528,11 @@ impl Cluster {
     }
 }
 
+/// Where the namespace's epoch lives for `key`: in its slot.
+pub(crate) fn epoch_of(key: &Name<'_>) -> Name<'static> {
+    epoch_of_slot(key_slot(key.hash_tag()))
+}
+
 /// The epoch of `slot`: a name whose hash tag is in that slot, the same
 /// in every process (the first decimal number that hashes there).
 fn epoch_of_slot(slot: u16) -> Name<'static> {
@@ -552,17 +559,19 @@ fn epoch_of_slot(slot: u16) -> Name<'static> {
 /// when the share holds it (name 0), then one `MGET` of the others; after
 /// `ASKING` when following an `ASK`.
 fn group_pipe(members: &[usize], all: &[&str], max: usize, ask: bool) -> redis::Pipeline {
-    let mut pipe = redis::pipe();
+    let mut pipe = redis::Pipeline::with_capacity(3);
     if ask {
         pipe.cmd("ASKING").ignore();
     }
     if members.contains(&0) {
         read_entry(&mut pipe, all[0], max);
     }
-    let mget = pipe.cmd("MGET");
-    for &j in members.iter().filter(|j| **j != 0) {
-        mget.arg(all[j]);
-    }
+    let others: Vec<&str> = members
+        .iter()
+        .filter(|j| **j != 0)
+        .map(|&j| all[j])
+        .collect();
+    pipe.add_command(mget(others.iter().copied()));
     pipe
 }
 
@@ -664,7 +673,7 @@ mod tests {
         let ns = Namespace::new("ns").unwrap();
         let f = crate::names::Function::named("f", "f");
         for key in ["user:1", "a}b", "", "}x", &"k".repeat(300)] {
-            let subject = Subject::new(&ns, f, key, &[] as &[&str]);
+            let subject = Subject::new(&ns, f, key, &[] as &[&str], Some(epoch_of));
             let slot = key_slot(subject.key().hash_tag());
             let names = subject.names();
             assert_eq!(key_slot_of_name(subject.entry()), slot, "{key:?}");

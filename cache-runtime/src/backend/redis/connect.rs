@@ -19,6 +19,8 @@ pub(crate) struct Settings {
     pub ack_timeout: Duration,
     /// Most bytes read of an entry: a larger one is never pulled whole.
     pub max_entry_bytes: usize,
+    /// How scripts run.
+    pub scripting: super::bust::Scripting,
 }
 
 impl Settings {

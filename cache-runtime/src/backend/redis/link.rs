@@ -26,7 +26,7 @@ pub(crate) struct Session {
     pub conn: MultiplexedConnection,
     /// The first 16 hex digits of the server's run id: the scope of every
     /// version name read or written on this connection.
-    pub run: String,
+    pub run: Arc<str>,
     generation: u64,
 }
 
@@ -265,7 +265,7 @@ impl Link {
         })?;
         Ok(Session {
             conn,
-            run,
+            run: run.into(),
             generation: self
                 .next_generation
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed),

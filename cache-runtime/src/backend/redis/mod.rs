@@ -22,7 +22,7 @@
 //! links of their own: a `WAIT` blocks the connection it is sent on, and
 //! reads must not queue behind it.
 
-mod bust;
+pub(crate) mod bust;
 #[cfg(feature = "cluster")]
 mod cluster;
 pub(crate) mod connect;
@@ -53,6 +53,7 @@ pub(crate) struct RedisBackend {
     deadline: Duration,
     /// The bound on a bust, `WAIT` included.
     bust_deadline: Duration,
+    scripting: bust::Scripting,
 }
 
 impl Read {
@@ -96,6 +97,7 @@ impl RedisBackend {
             servers,
             deadline: settings.command_timeout,
             bust_deadline: settings.command_timeout * 2 + settings.ack_timeout,
+            scripting: settings.scripting,
         }
     }
 
@@ -107,6 +109,14 @@ impl RedisBackend {
             Servers::Single(s) => s.identity().to_string(),
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.identity(),
+        }
+    }
+
+    pub(crate) fn epoch_of(&self) -> crate::names::EpochOf {
+        match &self.servers {
+            Servers::Single(_) => single::epoch_of,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => cluster::epoch_of,
         }
     }
 
@@ -204,10 +214,10 @@ impl RedisBackend {
     }
 
     pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
-        let cmd = bust::unlock(key, token);
+        let cmd = bust::unlock(self.scripting, key, token);
         match self.one(key, cmd.clone()).await {
-            Err(e) if e.is_no_script() => {
-                self.one(key, bust::load_unlock()).await?;
+            Err(e) if e.is_no_script() && self.scripting == bust::Scripting::Eval => {
+                self.one(key, bust::UNLOCK.load()).await?;
                 self.one(key, cmd).await.map(drop)
             }
             other => other.map(drop),
@@ -250,7 +260,20 @@ impl RedisBackend {
 /// Reads at most `max` bytes of `entry` (and one more, to tell a larger
 /// one): added to a lookup's pipeline before its `MGET`.
 fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
-    pipe.cmd("GETRANGE").arg(entry).arg(0).arg(max);
+    let mut cmd = redis::Cmd::with_capacity(4, entry.len() + 32);
+    cmd.arg("GETRANGE").arg(entry).arg(0).arg(max);
+    pipe.add_command(cmd);
+}
+
+/// `MGET` of `names`, sized once.
+fn mget<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> redis::Cmd {
+    let bytes: usize = names.clone().map(str::len).sum();
+    let mut cmd = redis::Cmd::with_capacity(1 + names.len(), bytes + 4);
+    cmd.arg("MGET");
+    for name in names {
+        cmd.arg(name);
+    }
+    cmd
 }
 
 /// The reply for an entry read by [`read_entry`]: a blob, or `Oversized`
@@ -287,6 +310,7 @@ fn decode_version(value: Value, run: &str) -> Seen {
 /// `SET NX GET` where the lookup saw none, the adopt script where it saw a
 /// foreign one. The reply is read by [`ensured`].
 fn ensure_cmd(
+    how: bust::Scripting,
     name: &str,
     seen: Option<&[u8]>,
     run: &str,
@@ -305,7 +329,7 @@ fn ensure_cmd(
                 .arg(millis(ttl));
             cmd
         }
-        Some(seen) => bust::adopt(name, seen, &value, ttl),
+        Some(seen) => bust::adopt(how, name, seen, &value, ttl),
     }
 }
 

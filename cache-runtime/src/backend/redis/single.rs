@@ -10,7 +10,7 @@ use super::bust;
 use super::connect::{self, Settings};
 use super::link::Link;
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, read_entry, Lookup, Wanted, EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
@@ -20,6 +20,7 @@ use crate::version::Token;
 pub(crate) struct Single {
     /// Most bytes read of an entry.
     max_entry: usize,
+    scripting: bust::Scripting,
     /// The server, database and user, however the URL spelled them.
     identity: String,
     reads: Arc<Link>,
@@ -34,6 +35,11 @@ pub(crate) struct Single {
 
 /// The namespace's epoch on a single Redis: one name.
 static EPOCH: Name<'static> = Name::fixed("*");
+
+/// Where the namespace's epoch lives: one name for every key.
+pub(crate) fn epoch_of(_key: &Name<'_>) -> Name<'static> {
+    EPOCH.clone()
+}
 
 /// How often the replica count is asked again.
 const REPLICAS_REFRESH: Duration = Duration::from_secs(1);
@@ -52,6 +58,7 @@ impl Single {
         };
         Ok(Single {
             max_entry: settings.max_entry_bytes,
+            scripting: settings.scripting,
             identity: connect::identity(&client),
             reads: link(),
             busts: link(),
@@ -76,20 +83,17 @@ impl Single {
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
     /// pipeline: `GETRANGE` then `MGET`.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        let names = subject.names_with(Some(&EPOCH));
+        let names = subject.names();
         let max = self.max_entry;
-        let (names, run, (entry, versions)) = self
+        let (run, (entry, versions)) = self
             .reads
             .run(move |session| async move {
-                let mut pipe = redis::pipe();
+                let mut pipe = redis::Pipeline::with_capacity(2);
                 read_entry(&mut pipe, names.entry(), max);
-                let mget = pipe.cmd("MGET");
-                for version in names.versions() {
-                    mget.arg(version);
-                }
+                pipe.add_command(mget(names.versions()));
                 let replies: (Value, Vec<Value>) =
                     pipe.query_async(&mut session.conn.clone()).await?;
-                Ok((names, session.run.clone(), replies))
+                Ok((session.run.clone(), replies))
             })
             .await?;
         let (entry, oversized) = decode_entry(entry, max).split();
@@ -98,7 +102,6 @@ impl Single {
             .map(|v| decode_version(v, &run))
             .collect();
         Ok(Lookup {
-            names,
             entry,
             oversized,
             versions,
@@ -113,18 +116,19 @@ impl Single {
     ) -> Result<Vec<(Token, bool)>, Error> {
         let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
         let ours = &ours;
+        let how = self.scripting;
         let (run, replies) = self
             .reads
             .run(|session| async move {
                 let mut pipe = redis::pipe();
                 for ((name, seen, ttl), token) in versions.iter().zip(ours) {
-                    pipe.add_command(ensure_cmd(name, *seen, &session.run, token, *ttl));
+                    pipe.add_command(ensure_cmd(how, name, *seen, &session.run, token, *ttl));
                 }
                 pipe.ignore_errors();
                 let mut conn = session.conn.clone();
                 let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-                if replies.iter().any(bust::is_no_script) {
-                    bust::load_adopt().exec_async(&mut conn).await?;
+                if how == bust::Scripting::Eval && replies.iter().any(bust::is_no_script) {
+                    bust::ADOPT.load().exec_async(&mut conn).await?;
                     replies = pipe.query_async(&mut conn).await?;
                 }
                 Ok((session.run.clone(), replies))
@@ -155,18 +159,18 @@ impl Single {
         ttl: Duration,
     ) -> Result<(), Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
-        let ack_timeout = self.ack_timeout;
+        let (ack_timeout, how) = (self.ack_timeout, self.scripting);
         let replies = self
             .busts
             .run(|session| async move {
                 let names: Vec<String> = bust.versions(ns).collect();
-                let pipe = bust::scripted(&names, &session.run, ttl, acks, ack_timeout);
+                let pipe = bust::scripted(how, &names, &session.run, ttl, acks, ack_timeout);
                 let mut conn = session.conn.clone();
                 let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-                if !bust::no_script(&replies) {
+                if how == bust::Scripting::Functions || !bust::no_script(&replies) {
                     return Ok(replies);
                 }
-                bust::load_bust().exec_async(&mut conn).await?;
+                bust::BUST.load().exec_async(&mut conn).await?;
                 pipe.query_async(&mut conn).await
             })
             .await?;
