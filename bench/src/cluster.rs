@@ -74,7 +74,10 @@ pub async fn run(quick: bool) {
     let cluster = RedisCluster::start();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let mut c = redis::Client::open(single.url()).unwrap().get_connection().unwrap();
+        let mut c = redis::Client::open(single.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
         let info: String = redis::cmd("INFO").arg("replication").query(&mut c).unwrap();
         if info.contains("state=online") {
             break;
@@ -84,10 +87,9 @@ pub async fn run(quick: bool) {
     }
 
     let payload = serde_json::to_vec(&user(1)).unwrap();
-    let single_raw =
-        redis::aio::ConnectionManager::new(redis::Client::open(single.url()).unwrap())
-            .await
-            .unwrap();
+    let single_raw = redis::aio::ConnectionManager::new(redis::Client::open(single.url()).unwrap())
+        .await
+        .unwrap();
     let cluster_raw = redis::cluster::ClusterClient::new(cluster.urls())
         .unwrap()
         .get_async_connection()
@@ -98,7 +100,11 @@ pub async fn run(quick: bool) {
     set.exec_async(&mut single_raw.clone()).await.unwrap();
     set.exec_async(&mut cluster_raw.clone()).await.unwrap();
     let on_single = builder().await.connect(&single.url()).await.unwrap();
-    let on_cluster = builder().await.connect_cluster(cluster.urls()).await.unwrap();
+    let on_cluster = builder()
+        .await
+        .connect_cluster(cluster.urls())
+        .await
+        .unwrap();
     let on_cluster_no_acks = builder()
         .await
         .replica_acks(ReplicaAcks::Off)
@@ -115,10 +121,22 @@ pub async fn run(quick: bool) {
     // user:1 and its tag org:acme hash to different masters; so do the
     // three tags of the last row.
     let mut variants = vec![
-        Variant::new("single: raw GET + decode (baseline)", raw_op(single_raw.clone())),
-        Variant::new("single: cachette hit, 1 tag", hit_op(&on_single, "user:1", &["org:acme"])),
-        Variant::new("cluster: raw GET + decode (baseline)", raw_op(cluster_raw.clone())),
-        Variant::new("cluster: cachette hit, no tag", hit_op(&on_cluster, "user:1", &[])),
+        Variant::new(
+            "single: raw GET + decode (baseline)",
+            raw_op(single_raw.clone()),
+        ),
+        Variant::new(
+            "single: cachette hit, 1 tag",
+            hit_op(&on_single, "user:1", &["org:acme"]),
+        ),
+        Variant::new(
+            "cluster: raw GET + decode (baseline)",
+            raw_op(cluster_raw.clone()),
+        ),
+        Variant::new(
+            "cluster: cachette hit, no tag",
+            hit_op(&on_cluster, "user:1", &[]),
+        ),
         Variant::new(
             "cluster: cachette hit, 1 tag on another master",
             hit_op(&on_cluster, "user:1", &["org:acme"]),

@@ -10,10 +10,13 @@
 //! cd bench && cargo run --release -- hits N  # only N cachette hits (for profiling)
 //! cd bench && cargo run --release -- raw N   # only N raw GETs (for profiling)
 //! cd bench && cargo run --release -- cluster # Redis Cluster beside a single Redis
+//! cd bench && cargo run --release -- junk N  # Redis memory after N misses (hostile.rs)
+//! cd bench && cargo run --release -- pending N LIMIT # N undelivered busts (hostile.rs)
 //! ```
 
 mod alloc;
 mod cluster;
+mod hostile;
 mod server;
 
 use std::future::Future;
@@ -211,6 +214,20 @@ fn micros(d: Duration) -> String {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "quick");
+    if args.first().map(String::as_str) == Some("junk") {
+        let n = args
+            .get(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        hostile::junk(n).await;
+        return;
+    }
+    if args.first().map(String::as_str) == Some("pending") {
+        let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
+        let limit = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10_000);
+        hostile::pending(n, limit).await;
+        return;
+    }
     if args.first().map(String::as_str) == Some("cluster") {
         cluster::run(quick).await;
         return;
