@@ -31,7 +31,7 @@
 //! A text with a `}` cuts the tag short the same way in every kind, so they
 //! still share one; the tag is never empty.
 //!
-//! What a version *holds* is in `version.rs`: the run id of the server
+//! What a version *holds* is in `version.rs`: the scope of the server
 //! that wrote it, then a random token.
 
 use std::borrow::Cow;

@@ -164,8 +164,9 @@ impl Pending {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Notes that the set holds something, or nothing.
-    fn mark(&self, busy: bool) {
+    /// Notes that the set holds something, or nothing. Called with the
+    /// state lock held, so that the flag and the set agree.
+    fn mark(&self, _held: &std::sync::MutexGuard<'_, State>, busy: bool) {
         self.any.store(busy, Ordering::Release);
     }
 
@@ -193,7 +194,7 @@ impl Pending {
                 state.tags.insert(t.clone(), generation);
             }
         }
-        self.mark(true);
+        self.mark(&state, true);
     }
 
     /// Whether a read of `subject` must bypass the cache.
@@ -312,8 +313,10 @@ impl Pending {
         if state.lease.as_ref().is_some_and(|l| l.id == claim.id) {
             state.lease = None;
         }
+        // Under the lock: an `add` right after must not be overwritten.
+        self.mark(&state, false);
         drop(state);
-        self.mark(false);
+        after_unlock();
         claim.forget();
         (After::Done, None)
     }
@@ -327,9 +330,11 @@ impl Pending {
         let mut state = self.state();
         Self::clear(&mut state, bust, generation);
         if state.is_empty() && state.lease.is_none() {
-            drop(state);
-            self.mark(false);
+            // Under the lock, as in `delivered`.
+            self.mark(&state, false);
         }
+        drop(state);
+        after_unlock();
     }
 
     /// Pending names (a set that holds "everything" counts its limit).
@@ -346,6 +351,27 @@ impl Pending {
     }
 }
 
+// Where tests stand in for a thread preempted right after it let go of
+// the state lock.
+#[cfg(test)]
+thread_local! {
+    static AFTER_UNLOCK: std::cell::RefCell<Option<Box<dyn FnMut()>>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+fn pause_after_unlock(hook: Option<Box<dyn FnMut()>>) {
+    AFTER_UNLOCK.with(|h| *h.borrow_mut() = hook);
+}
+
+fn after_unlock() {
+    #[cfg(test)]
+    AFTER_UNLOCK.with(|h| {
+        if let Some(hook) = h.borrow_mut().as_mut() {
+            hook()
+        }
+    });
+}
+
 /// Backoff between delivery attempts: 10 ms doubling to 2 s.
 pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(10u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(2))
@@ -357,6 +383,39 @@ mod tests {
 
     fn bust(names: &[&str]) -> Bust {
         Bust::of(names, std::iter::empty::<&str>())
+    }
+
+    /// A bust kept while a delivery that emptied the set has just let go
+    /// of the lock (the delivery task preempted there): the flag reads
+    /// check must still say the set holds something. It was once cleared
+    /// after the lock was let go, hiding the new bust from every read.
+    #[test]
+    fn a_bust_kept_right_after_the_set_emptied_is_never_hidden() {
+        for covering in [false, true] {
+            let pending = Pending::new(100);
+            pending.add(&bust(&["a"]));
+            let adder = pending.clone();
+            pause_after_unlock(Some(Box::new(move || {
+                std::thread::scope(|s| {
+                    s.spawn(|| adder.add(&bust(&["b"])));
+                });
+            })));
+            let (work, generation) = pending.snapshot();
+            if covering {
+                // A later bust of `a` was delivered.
+                pending.covered(&bust(&["a"]), generation);
+            } else {
+                let claim = pending.claim().expect("nothing else delivers");
+                pending.delivered(&work, generation, claim);
+            }
+            pause_after_unlock(None);
+            assert!(!pending.state().is_empty(), "`b` is kept");
+            assert!(
+                pending.any(),
+                "`b` is hidden from reads (covering: {covering})"
+            );
+            assert!(pending.claim().is_some(), "a task can be started for `b`");
+        }
     }
 
     #[test]

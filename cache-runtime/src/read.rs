@@ -89,18 +89,27 @@ enum Locked<R> {
 pub(crate) struct LockGuard {
     cache: Cache,
     key: String,
+    /// The entry's key as logs show it (never the lock's backend name,
+    /// which holds the full key).
+    shown: String,
     token: Token,
     released: bool,
 }
 
 impl LockGuard {
     /// Takes the lock `key` unless someone holds it.
-    async fn take(cache: &Cache, key: String, ttl: Duration) -> Result<Option<LockGuard>, Error> {
+    async fn take(
+        cache: &Cache,
+        key: String,
+        shown: impl FnOnce() -> String,
+        ttl: Duration,
+    ) -> Result<Option<LockGuard>, Error> {
         let token = Token::random();
         let taken = cache.inner.backend.try_lock(&key, token, ttl).await?;
         Ok(taken.then(|| LockGuard {
             cache: cache.clone(),
             key,
+            shown: shown(),
             token,
             released: false,
         }))
@@ -109,7 +118,7 @@ impl LockGuard {
     async fn release(mut self) {
         self.released = true;
         if let Err(e) = self.cache.inner.backend.unlock(&self.key, self.token).await {
-            self.cache.backend_error("unlock", &self.key, &e);
+            self.cache.backend_error("unlock", &self.shown, &e);
         }
     }
 }
@@ -439,7 +448,14 @@ impl Cache {
         let mut delay = Duration::from_millis(2);
         let mut waited = false;
         loop {
-            if let Some(guard) = LockGuard::take(self, lock_key.clone(), policy.lock_ttl).await? {
+            if let Some(guard) = LockGuard::take(
+                self,
+                lock_key.clone(),
+                || call.key.to_string(),
+                policy.lock_ttl,
+            )
+            .await?
+            {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
                 let lookup = inner.backend.lookup(&call.subject).await?;
@@ -501,7 +517,7 @@ impl Cache {
         let (function, key) = (call.label(), call.key.to_string());
         handle.spawn(async move {
             let cache = done.cache.clone();
-            let lock = match LockGuard::take(&cache, lock_key, lock_ttl).await {
+            let lock = match LockGuard::take(&cache, lock_key, || key.clone(), lock_ttl).await {
                 Ok(Some(lock)) => lock,
                 Ok(None) => return, // another process is refreshing
                 Err(e) => {

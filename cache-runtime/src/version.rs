@@ -1,18 +1,19 @@
 //! Version tokens, and what a version holds in Redis.
 //!
 //! A token is random, so a lost version can never match again (I2). In
-//! Redis a version holds `<run><token>`: the first 16 hex digits of the run
-//! id of the server process that wrote it, then the token. A version read
-//! from a server whose run id is another is *foreign*: it came back with a
-//! restart from an older snapshot, or travelled with replication or a slot
-//! migration from a server where busts could not see it, so it proves
-//! nothing and counts as missing (I10). Busts write the one name a version
+//! Redis a version holds `<run><token>`: the scope of the server that wrote
+//! it (16 hex digits naming its run id and replication id, see
+//! `backend/redis/link.rs`), then the token. A version read on a server in
+//! another scope is *foreign*: it came back with a restart from an older
+//! snapshot or a resync, or travelled with replication or a slot migration
+//! from a server where busts could not see it, so it proves nothing and
+//! counts as missing (I10). Busts write the one name a version
 //! has, so whatever travels afterwards carries the bust with it.
 
 /// Length of a token as stored: 16 lowercase hex digits.
 pub(crate) const TOKEN_LEN: usize = 16;
 
-/// Length of a run id's prefix in a stored version.
+/// Length of a server's scope in a stored version.
 pub(crate) const RUN_LEN: usize = 16;
 
 /// A random 64-bit version, kept as the hex text stored in the backend.
@@ -69,7 +70,7 @@ pub(crate) enum Seen {
 }
 
 impl Seen {
-    /// Reads a stored version on a server whose run id starts with `run`.
+    /// Reads a stored version on a server whose scope is `run`.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn read(raw: Option<Vec<u8>>, run: &str) -> Seen {
         let Some(raw) = raw else {

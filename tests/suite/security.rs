@@ -197,6 +197,53 @@ async fn logs_do_not_carry_keys_or_values_unless_asked() {
     }
 }
 
+static PAUSED_PORT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+
+#[cached(cache = cache, key = "account:<email>", ttl = 60, strategy = "lock")]
+async fn account(cache: &Cache, email: &str) -> u64 {
+    // Redis stops taking writes while the body runs (a failover, a full
+    // Redis, `CLIENT PAUSE WRITE`): the fill and the lock's release fail.
+    let port = PAUSED_PORT.load(SeqCst);
+    let mut raw = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .exec(&mut raw)
+        .unwrap();
+    email.len() as u64
+}
+
+/// A lock whose release fails is logged by the entry's shown key, not by
+/// the lock's backend name (which holds the whole key).
+#[tokio::test]
+async fn a_failed_lock_release_does_not_log_the_key() {
+    let email = "ada@example.com";
+    let server = RedisServer::start();
+    PAUSED_PORT.store(server.port, SeqCst);
+    let logs = Logs::capture();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(300))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    assert_eq!(account(&cache, email).await, email.len() as u64);
+    let text = logs.text();
+    assert!(
+        text.contains("op=\"unlock\"") || text.contains("op=unlock"),
+        "the release failed:\n{text}"
+    );
+    let escaped = cachette::escape(email);
+    assert!(
+        !text.contains(&escaped) && !text.contains("example.com"),
+        "a key built from an email was logged:\n{text}"
+    );
+    assert!(text.contains("account:<email>#"), "{text}");
+}
+
 /// `#insecure` on a `rediss://` URL would turn certificate checks off in
 /// the `redis` crate, if another crate enabled the feature that reads it:
 /// fragments are refused outright.

@@ -160,6 +160,32 @@ impl RedisServer {
     }
 
     /// Whether the server has not been killed.
+    /// The scope cachette gives the versions this server holds: 16 hex
+    /// digits of a SHA-256 of its run id and replication id.
+    pub fn scope(&self) -> String {
+        use sha2::Digest;
+        let field = |section: &str, name: &str| {
+            let info: String = redis::cmd("INFO")
+                .arg(section)
+                .query(&mut self.raw())
+                .unwrap();
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let (run, replid) = (
+            field("server", "run_id:"),
+            field("replication", "master_replid:"),
+        );
+        let digest = sha2::Sha256::new()
+            .chain_update(run.as_bytes())
+            .chain_update(b":")
+            .chain_update(replid.as_bytes())
+            .finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     pub fn alive(&self) -> bool {
         !self.killed
     }

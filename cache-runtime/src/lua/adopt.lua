@@ -6,7 +6,7 @@
 --
 -- KEYS[1]  the version
 -- ARGV[1]  the value the lookup saw ('' when it saw none)
--- ARGV[2]  the new value: this server's run id, then a fresh token
+-- ARGV[2]  the new value: this server's scope, then a fresh token
 -- ARGV[3]  its TTL, in milliseconds
 -- Returns the value now in place.
 local now = redis.call('GET', KEYS[1])

@@ -3,9 +3,9 @@
 //!
 //! cachette routes by itself rather than through a cluster client that
 //! reconnects and resends on its own, for two promises:
-//! - I10: a version is judged, and written, with the run id of the master
-//!   whose session carries the command; a restarted master is a new
-//!   session with a new run id, and nothing it brings back is trusted;
+//! - I10: a version is judged, and written, in the scope of the master
+//!   whose session carries the command; a restarted or promoted master is
+//!   a new session in a new scope, and nothing it brings back is trusted;
 //! - busts and their `WAIT`: a master's share of a bust is one pipeline on
 //!   one connection, `WAIT` last, so the `WAIT` covers exactly those
 //!   writes. A redirection fails the bust (it is kept and retried, I9)
@@ -13,8 +13,10 @@
 //!
 //! Reads and single-name writes follow one redirection (`ASK` during a slot
 //! migration, with `ASKING` in the same pipeline; `MOVED` after one); the
-//! versions read are then judged by the run id of the node that answered. Any redirection or lost node
-//! makes the slot map be read again (`CLUSTER SLOTS`), in the background.
+//! versions read are then judged in the scope of the node that answered.
+//! Any redirection or lost node makes the slot map be read again (`CLUSTER
+//! SLOTS`), in the background; a `MOVED` also ends the sessions to the node
+//! that sent it, which may have been demoted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -168,12 +170,14 @@ impl Cluster {
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
         let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
+        let server = Link::server();
         let link = || {
             Link::new(
                 client.clone(),
                 self.config.clone(),
                 self.connect_timeout,
                 target.clone(),
+                server.clone(),
             )
         };
         let node = Arc::new(Node {
@@ -307,8 +311,9 @@ impl Cluster {
                         return Err(Error::from(e));
                     };
                     // Follow it once: the versions are then judged by the
-                    // run id of the node that answers.
+                    // scope of the node that answers.
                     if !ask {
+                        node.reads.ended();
                         self.stale(&map);
                     }
                     let node = self.node(&addr)?;
@@ -353,12 +358,14 @@ impl Cluster {
     ) {
         if super::link::gone(e) {
             node.reads.broken(session);
+        } else if super::link::ends_session(e) {
+            node.reads.ended();
         }
         self.stale(map);
     }
 
     /// Creates or replaces versions (see `RedisBackend::ensure`): one
-    /// command each (they live in different slots), built with the run id
+    /// command each (they live in different slots), built in the scope
     /// of the master that holds it, all sent at once.
     pub(crate) async fn ensure(
         self: &Arc<Self>,
@@ -417,6 +424,7 @@ impl Cluster {
             return Err(Error::from(e));
         };
         if !ask {
+            node.reads.ended();
             self.stale(&map);
         }
         let target = self.node(&addr)?;
@@ -471,9 +479,11 @@ impl Cluster {
                         .iter()
                         .map(|(name, kind)| name.version(ns, *kind))
                         .collect();
-                    bust::plain(&names, &s.run, ttl, acks, ack_timeout)
+                    let replies = bust::plain(&names, &s.run, ttl, acks, ack_timeout)
                         .query_async::<Vec<Value>>(&mut s.conn.clone())
-                        .await
+                        .await?;
+                    super::link::ending(&replies)?;
+                    Ok(replies)
                 })
                 .await?;
             bust::check(&replies, acks)
@@ -508,9 +518,11 @@ impl Cluster {
                 let replies = node
                     .busts
                     .run(|s| async move {
-                        bust::plain(chunk, &s.run, EPOCH_TTL, acks, ack_timeout)
+                        let replies = bust::plain(chunk, &s.run, EPOCH_TTL, acks, ack_timeout)
                             .query_async::<Vec<Value>>(&mut s.conn.clone())
-                            .await
+                            .await?;
+                        super::link::ending(&replies)?;
+                        Ok(replies)
                     })
                     .await?;
                 bust::check(&replies, acks)?;

@@ -1,18 +1,24 @@
 //! A link to one Redis server: one multiplexed connection at a time, made
-//! again after it breaks, each one bound to the run id of the server
-//! process it reached.
+//! again after it breaks, each one bound to the scope of the data it
+//! reached (the server's run id and replication id).
 //!
 //! Why not a reconnecting connection that hides its reconnects: a server
 //! restarted from an older snapshot (RDB, or an AOF that lost its last
 //! second) brings entries back together with the versions they were valid
-//! under, undoing invalidations that had returned `Ok` (I10). Version names
-//! therefore carry the run id of the server that holds them. A command is
-//! built for one [`Session`] and sent on that session's connection only,
-//! which never reconnects: it cannot reach a restarted server with the
-//! names of the old one. A new connection learns the new run id (`INFO
-//! server`) before anything else is sent on it, and under the new run id
-//! every version is new, so everything from before the restart is a miss.
+//! under, undoing invalidations that had returned `Ok` (I10). So does a
+//! master that was demoted, took an older copy from another server (a full
+//! resync) and was promoted back. Stored versions therefore carry the
+//! scope of the server that holds them. A command is built for one
+//! [`Session`] and sent on that session's connection only, which never
+//! reconnects: it cannot reach a restarted server with the scope of the
+//! old one. A new connection learns the scope (`INFO server`, `INFO
+//! replication`) before anything else is sent on it, and under a new scope
+//! every version is new, so everything from before is a miss.
+//!
+//! A server that stops taking writes (`READONLY`: it was made a replica)
+//! ends its session too, so that the next one learns the new scope.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +30,11 @@ use crate::error::{Error, ErrorKind};
 /// One connection, and who answers on it.
 pub(crate) struct Session {
     pub conn: MultiplexedConnection,
-    /// The first 16 hex digits of the server's run id: the scope of every
-    /// version name read or written on this connection.
+    /// The server's count of scope-ending errors when this session was
+    /// made: a session older than the last one is not used again.
+    ended: u64,
+    /// 16 hex digits naming the server's run and replication ids: the
+    /// scope of every version read or written on this connection.
     pub run: Arc<str>,
     generation: u64,
 }
@@ -58,6 +67,10 @@ pub(crate) struct Link {
     /// How long an attempt may take before another may start (its task's
     /// runtime may be gone, or no longer driven).
     attempt_bound: Duration,
+    /// Shared by the links to one server: bumped when one of them learns
+    /// that the server may hold other data than its session's scope names
+    /// (see [`ends_session`]), which ends every link's session.
+    server: Arc<AtomicU64>,
 }
 
 /// One connection attempt, in its task.
@@ -113,14 +126,17 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Link {
-    /// A link that connects on first use.
+    /// A link that connects on first use. Links to one server share
+    /// `server` (made with [`Link::server`]).
     pub(crate) fn new(
         client: Client,
         config: AsyncConnectionConfig,
         connect_timeout: Duration,
         target: String,
+        server: Arc<AtomicU64>,
     ) -> Arc<Link> {
         Arc::new(Link {
+            server,
             attempt_bound: connect_timeout * 2 + Duration::from_secs(1),
             client,
             config,
@@ -133,6 +149,11 @@ impl Link {
             changes: tokio::sync::watch::Sender::new(0),
             next_generation: std::sync::atomic::AtomicU64::new(1),
         })
+    }
+
+    /// What the links to one server share.
+    pub(crate) fn server() -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(0))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -150,14 +171,19 @@ impl Link {
             let mut changed = {
                 let mut state = self.state();
                 match &*state {
-                    State::Up(session) => return Ok(session.clone()),
+                    State::Up(session) if session.ended == self.server.load(Ordering::Acquire) => {
+                        return Ok(session.clone())
+                    }
+                    State::Up(_) => {
+                        // Another link to the server ended its session.
+                        let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
+                        self.start_attempt(&mut state, FIRST_BACKOFF, attempt)?;
+                    }
                     State::Connecting { backoff, since, .. } => {
                         if since.elapsed() > self.attempt_bound {
                             // That attempt's task is gone: start another.
                             let backoff = *backoff;
-                            let attempt = self
-                                .next_generation
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
                             self.start_attempt(&mut state, backoff, attempt)?;
                         }
                     }
@@ -170,9 +196,7 @@ impl Link {
                             return Err(error.clone().unwrap_or_else(|| self.unreachable()));
                         }
                         let backoff = *backoff;
-                        let attempt = self
-                            .next_generation
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
                         self.start_attempt(&mut state, backoff, attempt)?;
                     }
                 }
@@ -232,13 +256,20 @@ impl Link {
 
     /// Connects and learns who answers.
     async fn connect(&self) -> Result<Session, Error> {
+        // Read first: an end after this point ends the new session too.
+        let ended = self.server.load(Ordering::Acquire);
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| super::connect::connect_error(Error::from(e), &self.target))?;
-        let info: String = redis::cmd("INFO")
+        // Two commands, not `INFO server replication`: servers before 7
+        // take one section at a time.
+        let (server, replication): (String, String) = redis::pipe()
+            .cmd("INFO")
             .arg("server")
+            .cmd("INFO")
+            .arg("replication")
             .query_async(&mut conn)
             .await
             .map_err(|e| {
@@ -247,8 +278,8 @@ impl Link {
                     Error::new(
                         ErrorKind::Auth,
                         format!(
-                            "{} refused `INFO server`, which cachette needs to notice restarts \
-                             (grant `+info`)",
+                            "{} refused `INFO`, which cachette needs to notice restarts and \
+                             failovers (grant `+info`)",
                             self.target
                         ),
                     )
@@ -257,7 +288,7 @@ impl Link {
                     super::connect::connect_error(e, &self.target)
                 }
             })?;
-        let run = run_id(&info).ok_or_else(|| {
+        let run = scope(&server, &replication).ok_or_else(|| {
             Error::new(
                 ErrorKind::Backend,
                 format!("{} did not say its run id (`INFO server`)", self.target),
@@ -265,10 +296,9 @@ impl Link {
         })?;
         Ok(Session {
             conn,
+            ended,
             run: run.into(),
-            generation: self
-                .next_generation
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -296,8 +326,14 @@ impl Link {
         }
     }
 
-    /// Runs `op` on the current session; a failure that means the
-    /// connection is gone marks it broken.
+    /// Ends the session of every link to this server (see
+    /// [`ends_session`]).
+    pub(crate) fn ended(&self) {
+        self.server.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Runs `op` on the current session; a failure that ends the session
+    /// (see [`ends_session`]) marks it broken.
     pub(crate) async fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> Result<T, Error>
     where
         F: FnOnce(Arc<Session>) -> Fut,
@@ -309,6 +345,8 @@ impl Link {
             Err(e) => {
                 if gone(&e) {
                     self.broken(&session);
+                } else if ends_session(&e) {
+                    self.ended();
                 }
                 Err(Error::from(e))
             }
@@ -323,19 +361,84 @@ pub(crate) fn gone(e: &redis::RedisError) -> bool {
     !e.is_timeout() && (e.is_unrecoverable_error() || e.is_connection_dropped())
 }
 
-/// The first 16 hex digits of `run_id:` in `INFO server`.
-fn run_id(info: &str) -> Option<String> {
-    let id = info.lines().find_map(|l| l.strip_prefix("run_id:"))?.trim();
-    (id.len() >= 16 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id[..16].to_string())
+/// Whether an error ends the sessions of every link to the server that
+/// sent it: the server may no longer hold the data their scope names. One
+/// that refuses writes (`READONLY`) was made a replica, and one that sends
+/// a slot elsewhere (`MOVED`) gave it away or was demoted; the next
+/// sessions ask again who answers.
+pub(crate) fn ends_session(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::Moved)
+    )
+}
+
+/// The first error among pipeline replies (kept in place by
+/// `ignore_errors`) that ends the session (see [`ends_session`]).
+pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
+    for reply in replies {
+        if let redis::Value::ServerError(e) = reply {
+            let e = redis::RedisError::from(e.clone());
+            if ends_session(&e) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The scope of the versions on a server: 16 hex digits of a hash of its
+/// run id (`INFO server`) and its replication id (`INFO replication`).
+///
+/// The run id changes when the process restarts (its data may come from
+/// an older snapshot). The replication id changes when the server takes
+/// its data from a master (a full resync replaces it) and when it is
+/// promoted: a master that was demoted, resynced from another and
+/// promoted back is the same process with other data. A server that
+/// does not report a replication id is scoped by its run id alone.
+fn scope(server: &str, replication: &str) -> Option<String> {
+    use sha2::Digest;
+    let field = |info: &str, name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .filter(|v| v.len() >= 16 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned)
+    };
+    let run = field(server, "run_id")?;
+    let replid = field(replication, "master_replid").unwrap_or_default();
+    let digest = sha2::Sha256::new()
+        .chain_update(run.as_bytes())
+        .chain_update(b":")
+        .chain_update(replid.as_bytes())
+        .finalize();
+    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::scope;
+
+    const SERVER: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\ntcp_port:6379\r\n";
+    const REPLICATION: &str = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n";
+
     #[test]
-    fn the_run_id_is_read_from_info() {
-        let info = "# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\ntcp_port:6379\r\n";
-        assert_eq!(super::run_id(info).as_deref(), Some("0123456789abcdef"));
-        assert_eq!(super::run_id("redis_version:7\r\n"), None);
-        assert_eq!(super::run_id("run_id:xyz\r\n"), None);
+    fn the_scope_follows_the_run_id_and_the_replication_id() {
+        let s = scope(SERVER, REPLICATION).unwrap();
+        assert_eq!(s.len(), 16);
+        assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
+        let restarted = SERVER.replace("run_id:0", "run_id:1");
+        assert_ne!(scope(&restarted, REPLICATION).unwrap(), s);
+        let resynced = REPLICATION.replace("master_replid:a", "master_replid:b");
+        assert_ne!(scope(SERVER, &resynced).unwrap(), s);
+        // `master_replid2` is not `master_replid`.
+        let second = REPLICATION.replace("replid2:0", "replid2:1");
+        assert_eq!(scope(SERVER, &second).unwrap(), s);
+        // Without a replication id, the run id alone.
+        assert!(scope(SERVER, "").is_some());
+        assert_ne!(scope(SERVER, "").unwrap(), s);
+        assert_eq!(scope("redis_version:7\r\n", REPLICATION), None);
+        assert_eq!(scope("run_id:xyz\r\n", REPLICATION), None);
     }
 }

@@ -17,8 +17,8 @@
 //!   `lua/unlock.lua` only by its owner.
 //!
 //! Every server is reached through [`Link`]s, whose connections are bound
-//! to the run id of the server process they reached (I10): versions are
-//! named in that run id. Busts (and the questions about replicas) have
+//! to the scope of the server they reached (its run and replication ids,
+//! I10): versions are written and judged in that scope. Busts (and the questions about replicas) have
 //! links of their own: a `WAIT` blocks the connection it is sent on, and
 //! reads must not queue behind it.
 
@@ -296,7 +296,7 @@ pub(crate) enum Read {
     Oversized,
 }
 
-/// The reply for a version, read on a server whose run id is `run`.
+/// The reply for a version, read on a server whose scope is `run`.
 fn decode_version(value: Value, run: &str) -> Seen {
     match value {
         Value::BulkString(b) => Seen::read(Some(b), run),
@@ -306,7 +306,7 @@ fn decode_version(value: Value, run: &str) -> Seen {
     }
 }
 
-/// Creates or replaces one version on a server whose run id is `run`:
+/// Creates or replaces one version on a server whose scope is `run`:
 /// `SET NX GET` where the lookup saw none, the adopt script where it saw a
 /// foreign one. The reply is read by [`ensured`].
 fn ensure_cmd(

@@ -8,7 +8,7 @@ use redis::Value;
 
 use super::bust;
 use super::connect::{self, Settings};
-use super::link::Link;
+use super::link::{ending, Link};
 use super::{
     decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
@@ -48,12 +48,14 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
+        let server = Link::server();
         let link = || {
             Link::new(
                 client.clone(),
                 settings.connection(),
                 settings.connect_timeout,
                 target.clone(),
+                server.clone(),
             )
         };
         Ok(Single {
@@ -109,7 +111,7 @@ impl Single {
     }
 
     /// Creates or replaces versions (see `RedisBackend::ensure`), in one
-    /// pipeline, with this server's run id.
+    /// pipeline, in this server's scope.
     pub(crate) async fn ensure(
         &self,
         versions: &[Wanted<'_>],
@@ -131,6 +133,7 @@ impl Single {
                     bust::ADOPT.load().exec_async(&mut conn).await?;
                     replies = pipe.query_async(&mut conn).await?;
                 }
+                ending(&replies)?;
                 Ok((session.run.clone(), replies))
             })
             .await?;
@@ -166,12 +169,13 @@ impl Single {
                 let names: Vec<String> = bust.versions(ns).collect();
                 let pipe = bust::scripted(how, &names, &session.run, ttl, acks, ack_timeout);
                 let mut conn = session.conn.clone();
-                let replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-                if how == bust::Scripting::Functions || !bust::no_script(&replies) {
-                    return Ok(replies);
+                let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
+                if how == bust::Scripting::Eval && bust::no_script(&replies) {
+                    bust::BUST.load().exec_async(&mut conn).await?;
+                    replies = pipe.query_async(&mut conn).await?;
                 }
-                bust::BUST.load().exec_async(&mut conn).await?;
-                pipe.query_async(&mut conn).await
+                ending(&replies)?;
+                Ok(replies)
             })
             .await?;
         bust::check(&replies, acks)
@@ -185,9 +189,11 @@ impl Single {
         let replies = self
             .busts
             .run(|session| async move {
-                bust::plain(&[name], &session.run, EPOCH_TTL, acks, ack_timeout)
+                let replies = bust::plain(&[name], &session.run, EPOCH_TTL, acks, ack_timeout)
                     .query_async::<Vec<Value>>(&mut session.conn.clone())
-                    .await
+                    .await?;
+                ending(&replies)?;
+                Ok(replies)
             })
             .await?;
         bust::check(&replies, acks)
