@@ -1,300 +1,373 @@
-//! The attribute's arguments, parsed into typed options that keep their
-//! spans so later errors point at the offending tokens.
+//! The typed arguments of `#[cached]` and `#[invalidates]`: every option
+//! checked once here, every error collected with its span, so that
+//! `expand.rs` only generates code.
 
-use proc_macro2::Span;
-use syn::ext::IdentExt;
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
-use syn::{bracketed, Expr, ExprLit, Ident, Lit, LitStr, Token};
+use proc_macro2::{Span, TokenStream};
+use syn::parse::Parser;
+use syn::{Expr, Ident, LitStr};
 
-/// Collects every error, to report them all at once.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
+use crate::values::{self, Errors, Once, Value};
 
-impl Errors {
-    pub(crate) fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, msg));
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub(crate) fn finish(self) -> Option<syn::Error> {
-        self.0
-    }
+/// Which attribute is expanded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cached,
+    Invalidates,
 }
 
-/// An option that may be given once.
-pub(crate) struct Once<T>(Option<(T, Span)>);
-
-impl<T> Default for Once<T> {
-    fn default() -> Self {
-        Once(None)
-    }
-}
-
-impl<T> Once<T> {
-    pub(crate) fn set(&mut self, errors: &mut Errors, name: &Ident, value: T) {
-        if self.0.is_some() {
-            errors.at(name.span(), format!("duplicate option `{name}`"));
-        } else {
-            self.0 = Some((value, name.span()));
-        }
-    }
-
-    pub(crate) fn get(&self) -> Option<&T> {
-        self.0.as_ref().map(|(v, _)| v)
-    }
-
-    pub(crate) fn span(&self) -> Option<Span> {
-        self.0.as_ref().map(|(_, s)| *s)
-    }
-}
-
-/// The right-hand side of `name = ...`.
-pub(crate) enum Value {
-    List(Span, Vec<Expr>),
-    Expr(Expr),
-}
-
-impl Value {
-    fn span(&self) -> Span {
+impl Kind {
+    pub(crate) fn attr_name(self) -> &'static str {
         match self {
-            Value::List(span, _) => *span,
-            Value::Expr(e) => e.span(),
+            Kind::Cached => "#[cached]",
+            Kind::Invalidates => "#[invalidates]",
+        }
+    }
+
+    fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "key",
+                "ttl",
+                "tags",
+                "strategy",
+                "stale_ttl",
+                "lock_ttl",
+                "lock_wait",
+                "beta",
+                "cache",
+                "cache_none",
+                "crate",
+            ],
+            Kind::Invalidates => &["keys", "tags", "cache", "crate"],
         }
     }
 }
 
-/// One `name = value` argument.
-pub(crate) struct Arg {
-    pub name: Ident,
-    pub value: Value,
+/// How a `#[cached]` function fills and refreshes its entry.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Strategy {
+    #[default]
+    Aside,
+    Lock,
+    Swr,
+    Early,
 }
 
-impl Parse for Arg {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let name = Ident::parse_any(input)?;
-        input
-            .parse::<Token![=]>()
-            .map_err(|_| syn::Error::new(name.span(), format!("expected `{name} = ...`")))?;
-        let value = if input.peek(syn::token::Bracket) {
-            let content;
-            let bracket = bracketed!(content in input);
-            let items = Punctuated::<Expr, Token![,]>::parse_terminated(&content)?;
-            Value::List(bracket.span.join(), items.into_iter().collect())
-        } else {
-            Value::Expr(input.parse()?)
+impl Strategy {
+    const ALL: [Strategy; 4] = [
+        Strategy::Aside,
+        Strategy::Lock,
+        Strategy::Swr,
+        Strategy::Early,
+    ];
+
+    /// As written in the attribute.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Aside => "aside",
+            Strategy::Lock => "lock",
+            Strategy::Swr => "swr",
+            Strategy::Early => "early",
+        }
+    }
+
+    /// The runtime's variant.
+    pub(crate) fn variant(self) -> Ident {
+        let name = match self {
+            Strategy::Aside => "Aside",
+            Strategy::Lock => "Lock",
+            Strategy::Swr => "Swr",
+            Strategy::Early => "Early",
         };
-        Ok(Arg { name, value })
+        Ident::new(name, Span::call_site())
+    }
+
+    /// Whether hits may start a background refresh.
+    pub(crate) fn refreshes(self) -> bool {
+        matches!(self, Strategy::Swr | Strategy::Early)
+    }
+
+    fn parse(text: &str) -> Option<Strategy> {
+        Strategy::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
 
-pub(crate) fn parse_args(input: ParseStream) -> syn::Result<Vec<Arg>> {
-    Ok(Punctuated::<Arg, Token![,]>::parse_terminated(input)?
-        .into_iter()
-        .collect())
+/// The options of either attribute, checked. An option refused with an
+/// error is absent; the caller generates nothing while errors remain.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub key: Option<LitStr>,
+    pub keys: Vec<LitStr>,
+    pub tags: Vec<LitStr>,
+    /// The entry's TTL in milliseconds (`#[cached]`, required).
+    pub ttl: Option<u64>,
+    pub stale_ttl: Option<u64>,
+    pub lock_ttl: Option<u64>,
+    pub lock_wait: Option<u64>,
+    pub beta: Option<f64>,
+    pub strategy: Strategy,
+    pub cache: Option<Expr>,
+    /// Where `cache_none = true` was written.
+    pub cache_none: Option<Span>,
+    /// The path of the `cachette` crate (`crate = "..."`).
+    pub krate: Option<syn::Path>,
 }
 
-/// Expects a string literal.
-pub(crate) fn string(errors: &mut Errors, name: &Ident, value: &Value) -> Option<LitStr> {
-    match value {
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        })) => Some(s.clone()),
-        other => {
-            errors.at(
-                other.span(),
-                format!("`{name}` must be a string literal, such as {name} = \"user:<id>\""),
-            );
-            None
+/// Parses the attribute's arguments into options, recording every error.
+pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Options {
+    match values::parse_args.parse2(args) {
+        Ok(args) => Written::read(kind, args, errors).check(kind, errors),
+        Err(e) => {
+            errors.push(e);
+            Options::default()
         }
     }
 }
 
-/// Expects a list of string literals: `[ "a", "b" ]`.
-pub(crate) fn string_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<LitStr>> {
-    match value {
-        Value::List(_, items) => {
-            let mut out = Vec::new();
-            for item in items {
-                match item {
-                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => out.push(s.clone()),
-                    other => errors.at(
-                        other.span(),
-                        format!("each of `{name}` must be a string literal template, such as \"org:<org>\""),
+/// The options as written, each at most once, with its span.
+#[derive(Default)]
+struct Written {
+    key: Once<LitStr>,
+    keys: Once<Vec<LitStr>>,
+    tags: Once<Vec<LitStr>>,
+    ttl: Once<u64>,
+    stale_ttl: Once<u64>,
+    lock_ttl: Once<u64>,
+    lock_wait: Once<u64>,
+    beta: Once<f64>,
+    strategy: Once<Strategy>,
+    cache: Once<Expr>,
+    cache_none: Once<bool>,
+    krate: Once<syn::Path>,
+    /// `ttl` was written, even if its value was refused.
+    ttl_given: bool,
+    /// `strategy` was written, even if its value was refused.
+    strategy_given: bool,
+}
+
+impl Written {
+    fn read(kind: Kind, args: Vec<values::Arg>, errors: &mut Errors) -> Written {
+        let mut w = Written::default();
+        for values::Arg { name, value } in args {
+            let n = name.to_string();
+            if !kind.options().contains(&n.as_str()) {
+                let expected = kind
+                    .options()
+                    .iter()
+                    .map(|o| format!("`{o}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                errors.at(
+                    name.span(),
+                    format!(
+                        "unknown option `{n}` for {}: expected one of {expected}",
+                        kind.attr_name()
                     ),
+                );
+                continue;
+            }
+            w.one(&name, value, errors);
+        }
+        w
+    }
+
+    fn one(&mut self, name: &Ident, value: Value, errors: &mut Errors) {
+        match name.to_string().as_str() {
+            "key" => {
+                if let Some(v) = values::string(errors, name, &value) {
+                    self.key.set(errors, name, v);
                 }
             }
-            Some(out)
+            "keys" | "tags" => {
+                if let Some(v) = values::string_list(errors, name, &value) {
+                    let slot = if name == "keys" {
+                        &mut self.keys
+                    } else {
+                        &mut self.tags
+                    };
+                    slot.set(errors, name, v);
+                }
+            }
+            "ttl" => {
+                self.ttl_given = true;
+                if let Some(v) = values::duration_ms(errors, name, &value, true) {
+                    self.ttl.set(errors, name, v);
+                }
+            }
+            "stale_ttl" | "lock_ttl" | "lock_wait" => {
+                if let Some(v) = values::duration_ms(errors, name, &value, false) {
+                    let slot = match name.to_string().as_str() {
+                        "stale_ttl" => &mut self.stale_ttl,
+                        "lock_ttl" => &mut self.lock_ttl,
+                        _ => &mut self.lock_wait,
+                    };
+                    slot.set(errors, name, v);
+                }
+            }
+            "beta" => {
+                if let Some(v) = values::positive_number(errors, name, &value) {
+                    self.beta.set(errors, name, v);
+                }
+            }
+            "strategy" => {
+                if let Some(v) = values::string(errors, name, &value) {
+                    self.strategy_given = true;
+                    match Strategy::parse(&v.value()) {
+                        Some(s) => self.strategy.set(errors, name, s),
+                        None => errors.at(
+                            v.span(),
+                            format!(
+                                r#"unknown strategy {:?}: expected one of "aside", "lock", "swr", "early""#,
+                                v.value()
+                            ),
+                        ),
+                    }
+                }
+            }
+            "cache" => {
+                if let Some(v) = values::expr(errors, name, value) {
+                    self.cache.set(errors, name, v);
+                }
+            }
+            "cache_none" => {
+                if let Some(v) = values::boolean(errors, name, &value) {
+                    self.cache_none.set(errors, name, v);
+                }
+            }
+            "crate" => {
+                if let Some(v) = values::string(errors, name, &value) {
+                    match v.parse::<syn::Path>() {
+                        Ok(path) => self.krate.set(errors, name, path),
+                        Err(_) => {
+                            errors.at(v.span(), "`crate` must be a path, such as \"::cachette\"")
+                        }
+                    }
+                }
+            }
+            _ => unreachable!("listed in Kind::options"),
         }
-        Value::Expr(e) => {
+    }
+
+    /// Checks what depends on several options, and keeps the values.
+    fn check(self, kind: Kind, errors: &mut Errors) -> Options {
+        if kind == Kind::Cached && !self.ttl_given {
             errors.at(
-                e.span(),
-                format!(
-                    "`{name}` must be a list of string templates, such as {name} = [\"org:<org>\"]"
+                Span::call_site(),
+                "#[cached] needs a `ttl`, such as `ttl = 300` or `ttl = \"5m\"`",
+            );
+        }
+        let strategy = self.strategy.get().copied().unwrap_or_default();
+        // An unknown strategy was already reported.
+        if !(self.strategy_given && self.strategy.get().is_none()) {
+            let rules: [(&str, Option<Span>, &[Strategy]); 4] = [
+                ("stale_ttl", self.stale_ttl.span(), &[Strategy::Swr]),
+                ("lock_wait", self.lock_wait.span(), &[Strategy::Lock]),
+                (
+                    "lock_ttl",
+                    self.lock_ttl.span(),
+                    &[Strategy::Lock, Strategy::Swr, Strategy::Early],
                 ),
-            );
-            None
-        }
-    }
-}
-
-/// Expects `true` or `false`.
-pub(crate) fn boolean(errors: &mut Errors, name: &Ident, value: &Value) -> Option<bool> {
-    match value {
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Bool(b), ..
-        })) => Some(b.value),
-        other => {
-            errors.at(other.span(), format!("`{name}` must be `true` or `false`"));
-            None
-        }
-    }
-}
-
-/// Expects an expression (not a list).
-pub(crate) fn expr(errors: &mut Errors, name: &Ident, value: Value) -> Option<Expr> {
-    match value {
-        Value::Expr(e) => Some(e),
-        Value::List(span, _) => {
-            errors.at(
-                span,
-                format!("`{name}` must be an expression such as `self.cache`"),
-            );
-            None
-        }
-    }
-}
-
-/// A duration in milliseconds: whole seconds (`300`) or a string with
-/// units (`"250ms"`, `"90s"`, `"5m"`, `"24h"`, `"1d"`, `"1h30m"`). With
-/// `whole_seconds`, milliseconds are refused (the entry TTL).
-pub(crate) fn duration_ms(
-    errors: &mut Errors,
-    name: &Ident,
-    value: &Value,
-    whole_seconds: bool,
-) -> Option<u64> {
-    let help = if whole_seconds {
-        r#"expected whole seconds such as `300`, or a string such as "90s", "5m", "24h""#
-    } else {
-        r#"expected whole seconds such as `5`, or a string such as "250ms", "2s", "1m""#
-    };
-    let parsed = match value {
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        })) => {
-            if !i.suffix().is_empty() {
-                Err(format!("bad `{name}`: no type suffix allowed; {help}"))
-            } else {
-                i.base10_parse::<u64>()
-                    .ok()
-                    .and_then(|s| s.checked_mul(1000))
-                    .ok_or_else(|| format!("bad `{name}`: {help}"))
+                ("beta", self.beta.span(), &[Strategy::Early]),
+            ];
+            for (name, span, allowed) in rules {
+                match span {
+                    Some(span) if !allowed.contains(&strategy) => {
+                        let list = allowed
+                            .iter()
+                            .map(|s| format!("strategy = \"{}\"", s.as_str()))
+                            .collect::<Vec<_>>()
+                            .join(" or ");
+                        errors.at(
+                            span,
+                            format!(
+                                "`{name}` applies only with {list} (this function uses \"{}\")",
+                                strategy.as_str()
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
             }
         }
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Str(s), ..
-        })) => parse_duration(&s.value())
-            .filter(|ms| !whole_seconds || ms % 1000 == 0)
-            .ok_or_else(|| format!("bad `{name}` {:?}: {help}", s.value())),
-        _ => Err(format!("bad `{name}`: {help}")),
-    };
-    match parsed {
-        Ok(0) => {
-            let least = if whole_seconds {
-                "one second"
-            } else {
-                "one millisecond"
-            };
-            errors.at(value.span(), format!("`{name}` must be at least {least}"));
-            None
-        }
-        Ok(ms) => Some(ms),
-        Err(msg) => {
-            errors.at(value.span(), msg);
-            None
-        }
-    }
-}
-
-/// A positive number, such as XFetch's `beta`.
-pub(crate) fn positive_number(errors: &mut Errors, name: &Ident, value: &Value) -> Option<f64> {
-    let n = match value {
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Float(f), ..
-        })) => f.base10_parse::<f64>().ok(),
-        Value::Expr(Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        })) => i.base10_parse::<f64>().ok(),
-        _ => None,
-    };
-    match n {
-        Some(n) if n.is_finite() && n > 0.0 => Some(n),
-        _ => {
-            errors.at(
-                value.span(),
-                format!("`{name}` must be a positive number such as `1.0`"),
-            );
-            None
-        }
-    }
-}
-
-/// Milliseconds in a duration string.
-fn parse_duration(text: &str) -> Option<u64> {
-    let mut total: u64 = 0;
-    let mut digits = String::new();
-    let mut any = false;
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit = match c {
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                1
-            }
-            's' => 1000,
-            'm' => 60_000,
-            'h' => 3_600_000,
-            'd' => 86_400_000,
-            _ => return None,
+        let cache_none = match (self.cache_none.get(), self.cache_none.span()) {
+            (Some(true), span) => span,
+            _ => None,
         };
-        let n: u64 = digits.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        digits.clear();
-        any = true;
+        Options {
+            key: self.key.into_inner(),
+            keys: self.keys.into_inner().unwrap_or_default(),
+            tags: self.tags.into_inner().unwrap_or_default(),
+            ttl: self.ttl.into_inner(),
+            stale_ttl: self.stale_ttl.into_inner(),
+            lock_ttl: self.lock_ttl.into_inner(),
+            lock_wait: self.lock_wait.into_inner(),
+            beta: self.beta.into_inner(),
+            strategy,
+            cache: self.cache.into_inner(),
+            cache_none,
+            krate: self.krate.into_inner(),
+        }
     }
-    (any && digits.is_empty()).then_some(total)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use quote::quote;
+
+    fn parse_ok(kind: Kind, args: TokenStream) -> Options {
+        let mut errors = Errors::default();
+        let options = parse(kind, args, &mut errors);
+        assert!(errors.is_empty(), "unexpected errors");
+        options
+    }
+
+    fn messages(kind: Kind, args: TokenStream) -> Vec<String> {
+        let mut errors = Errors::default();
+        parse(kind, args, &mut errors);
+        errors
+            .finish()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
     #[test]
-    fn durations() {
-        use super::parse_duration as p;
-        assert_eq!(p("90s"), Some(90_000));
-        assert_eq!(p("5m"), Some(300_000));
-        assert_eq!(p("24h"), Some(86_400_000));
-        assert_eq!(p("1h30m"), Some(5_400_000));
-        assert_eq!(p("1d"), Some(86_400_000));
-        assert_eq!(p("250ms"), Some(250));
-        assert_eq!(p("1m30s"), Some(90_000));
-        for bad in ["", "5", "5x", "m", "1.5h", "-1s", "ms5"] {
-            assert_eq!(p(bad), None, "{bad}");
-        }
+    fn options_are_typed() {
+        let o = parse_ok(
+            Kind::Cached,
+            quote!(
+                key = "user:<id>",
+                ttl = "5m",
+                tags = ["org:<org>"],
+                strategy = "swr",
+                stale_ttl = "1h"
+            ),
+        );
+        assert_eq!(o.key.unwrap().value(), "user:<id>");
+        assert_eq!(o.ttl, Some(300_000));
+        assert_eq!(o.stale_ttl, Some(3_600_000));
+        assert!(o.strategy == Strategy::Swr && o.strategy.refreshes());
+        assert_eq!(o.tags.len(), 1);
+        let o = parse_ok(Kind::Invalidates, quote!(keys = ["a:<x>", "b:<y>"]));
+        assert_eq!(o.keys.len(), 2);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        let all = messages(
+            Kind::Cached,
+            quote!(strategy = "fast", keys = ["x"], lock_wait = "1s", ttl = 0),
+        );
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(all[0].contains("unknown strategy"), "{all:?}");
+        assert!(all[1].contains("unknown option `keys`"), "{all:?}");
+        assert!(all[2].contains("at least one second"), "{all:?}");
+        let all = messages(Kind::Cached, quote!(key = "k", lock_wait = "1s"));
+        assert!(all.iter().any(|m| m.contains("needs a `ttl`")), "{all:?}");
+        assert!(
+            all.iter()
+                .any(|m| m.contains("`lock_wait` applies only with strategy = \"lock\"")),
+            "{all:?}"
+        );
     }
 }

@@ -7,7 +7,11 @@
 
 mod attr;
 mod expand;
+mod refresh;
+#[cfg(test)]
+mod snapshots;
 mod template;
+mod values;
 
 use proc_macro::TokenStream;
 
@@ -58,7 +62,7 @@ use proc_macro::TokenStream;
 /// cache fails.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::run(expand::Kind::Cached, args.into(), item.into()).into()
+    expand::run(attr::Kind::Cached, args.into(), item.into()).into()
 }
 
 /// Invalidates keys and tags after an async function succeeded, before it
@@ -97,5 +101,5 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// the function's own result is returned.
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::run(expand::Kind::Invalidates, args.into(), item.into()).into()
+    expand::run(attr::Kind::Invalidates, args.into(), item.into()).into()
 }

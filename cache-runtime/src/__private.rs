@@ -46,6 +46,12 @@ pub fn fn_path<F>(_marker: F) -> &'static str {
     name.strip_suffix("::__cachette_marker").unwrap_or(name)
 }
 
+/// One argument of a default key. The name is what the compiler shows
+/// when an argument does not implement `Display`.
+pub fn an_omitted_key_displays_every_argument<T: Display>(arg: &T) -> &dyn Display {
+    arg
+}
+
 /// The key used when `key` is omitted: the function's path, then each
 /// argument, escaped, after a `:`.
 pub fn default_key(path: &str, values: &[&dyn Display]) -> String {

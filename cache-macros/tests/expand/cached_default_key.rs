@@ -15,7 +15,10 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
         fn __cachette_marker() {}
         ::cachette::__private::default_key(
             ::cachette::__private::fn_path(__cachette_marker),
-            &[&sku as &dyn ::core::fmt::Display, &currency as &dyn ::core::fmt::Display],
+            &[
+                ::cachette::__private::an_omitted_key_displays_every_argument(&sku),
+                ::cachette::__private::an_omitted_key_displays_every_argument(&currency),
+            ],
         )
     };
     let __cachette_tags = [];
