@@ -1,5 +1,6 @@
 //! Key and tag templates, checked against the function's parameters at
-//! compile time. The rules match the runtime's `KeyBuilder`.
+//! compile time. The grammar is the runtime's `KeyBuilder`'s: both run the
+//! cases of `cache-runtime/src/template_cases.txt`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote_spanned};
@@ -137,4 +138,37 @@ fn distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    /// The grammar's shared table, which the runtime runs too. Every
+    /// placeholder's root is made a parameter, so only the grammar is
+    /// checked here.
+    #[test]
+    fn the_shared_grammar_cases() {
+        let cases = include_str!("../../cache-runtime/src/template_cases.txt");
+        for line in cases.lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (expected, template) = line
+                .split_once('\t')
+                .expect("`ok` or `err`, a tab, the template");
+            let params: Vec<String> = template
+                .split('<')
+                .skip(1)
+                .filter_map(|s| s.split(['>', '.']).next())
+                .map(str::to_string)
+                .collect();
+            let lit = syn::LitStr::new(template, proc_macro2::Span::call_site());
+            let parsed = super::parse(&lit, &params);
+            assert_eq!(
+                parsed.is_ok(),
+                expected == "ok",
+                "{template:?}: {:?}",
+                parsed.err().map(|e| e.to_string())
+            );
+        }
+    }
 }

@@ -106,11 +106,7 @@ fn parse(template: &str) -> Result<Vec<Part<'_>>, Error> {
             .find('>')
             .ok_or_else(|| template_error(template, "`<` without a matching `>`"))?;
         let name = &after[..close];
-        let valid = !name.is_empty()
-            && name
-                .split('.')
-                .all(|s| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_'));
-        if !valid {
+        if !is_placeholder_name(name) {
             return Err(template_error(
                 template,
                 &format!("`<{name}>` is not a placeholder name"),
@@ -142,6 +138,20 @@ fn parse(template: &str) -> Result<Vec<Part<'_>>, Error> {
         parts.push(Part::Lit(rest));
     }
     Ok(parts)
+}
+
+/// Whether `name` names a placeholder: a name (letters, digits and `_`,
+/// not starting with a digit), then any number of `.field`s, each a name
+/// or a tuple index (digits). The macros apply the same rule.
+fn is_placeholder_name(name: &str) -> bool {
+    let is_ident = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    let mut segments = name.split('.');
+    segments.next().is_some_and(is_ident)
+        && segments.all(|s| is_ident(s) || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())))
 }
 
 fn template_error(template: &str, what: &str) -> Error {
@@ -265,6 +275,26 @@ mod tests {
             .unwrap();
         assert_eq!(k, render(&["u:", ":", ""], &[&5, &"a b"]));
         assert_eq!(KeyBuilder::new("plain").build().unwrap(), "plain");
+    }
+
+    /// The grammar's shared table (the macros run it too).
+    #[test]
+    fn the_shared_grammar_cases() {
+        for line in include_str!("template_cases.txt").lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (expected, template) = line
+                .split_once('\t')
+                .expect("`ok` or `err`, a tab, the template");
+            let parsed = parse(template);
+            assert_eq!(
+                parsed.is_ok(),
+                expected == "ok",
+                "{template:?}: {:?}",
+                parsed.err()
+            );
+        }
     }
 
     #[test]
