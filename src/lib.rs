@@ -28,7 +28,7 @@
 pub use cache_macros::{cached, invalidates};
 pub use cache_runtime::{
     escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind,
-    FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, Strategy, SystemClock, MAX_NAME_LEN,
+    FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, SystemClock, MAX_NAME_LEN,
     MIN_SIGNING_KEY_LEN,
 };
 

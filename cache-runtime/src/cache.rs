@@ -79,7 +79,7 @@ impl WarnOnce {
     const LIMIT: usize = 10_000;
 
     pub(crate) fn first_time(&self, key: &str) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = crate::sync::lock(&self.0);
         if seen.len() >= Self::LIMIT || seen.contains(key) {
             return false;
         }
@@ -145,13 +145,7 @@ impl Cache {
             let notified = self.inner.refreshes_done.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self
-                .inner
-                .refreshing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .is_empty()
-            {
+            if crate::sync::lock(&self.inner.refreshing).is_empty() {
                 return;
             }
             notified.await;

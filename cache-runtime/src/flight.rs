@@ -87,7 +87,7 @@ impl Flights {
 
     /// Joins the running flight for `key`, or starts one.
     pub(crate) fn join(&self, key: &str) -> Role {
-        let mut map = self.shared.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::sync::lock(&self.shared.map);
         if let Some((_, rx)) = map.get(key) {
             if rx.has_changed().is_ok() {
                 return Role::Follower(Follower(rx.clone()));
@@ -107,7 +107,7 @@ impl Flights {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        let mut map = self.shared.map.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = crate::sync::lock(&self.shared.map);
         if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
             map.remove(&self.key);
         }

@@ -35,7 +35,7 @@ pub fn init(cache: Cache) {
         "cachette: default cache set"
     );
     INIT.store(true, Ordering::Relaxed);
-    *DEFAULT.write().unwrap_or_else(|e| e.into_inner()) = Some(cache);
+    *crate::sync::write(&DEFAULT) = Some(cache);
 }
 
 /// Forbids the default cache: from now on, an annotated function without
@@ -90,7 +90,7 @@ pub(crate) fn default_cache_for(function: &'static str) -> Cache {
 }
 
 fn first_warning(function: &'static str) -> bool {
-    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    let mut warned = crate::sync::lock(&WARNED);
     let warned = warned.get_or_insert_with(HashSet::new);
     warned.len() < 10_000 && warned.insert(function)
 }
@@ -100,10 +100,10 @@ fn first_warning(function: &'static str) -> bool {
 /// connected lazily, the embedded backend otherwise; in the namespace
 /// `CACHETTE_NAMESPACE` when set.
 pub(crate) fn default_cache() -> Cache {
-    if let Some(cache) = &*DEFAULT.read().unwrap_or_else(|e| e.into_inner()) {
+    if let Some(cache) = &*crate::sync::read(&DEFAULT) {
         return cache.clone();
     }
-    let mut slot = DEFAULT.write().unwrap_or_else(|e| e.into_inner());
+    let mut slot = crate::sync::write(&DEFAULT);
     slot.get_or_insert_with(from_env).clone()
 }
 

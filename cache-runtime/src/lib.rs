@@ -34,6 +34,7 @@ mod read;
 mod replicas;
 mod signing;
 mod stats;
+mod sync;
 mod telemetry;
 mod version;
 
@@ -49,7 +50,7 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::global::{forbid_default_cache, init};
 pub use crate::key::{escape, KeyBuilder};
 pub use crate::names::MAX_NAME_LEN;
-pub use crate::policy::{Clock, FastRandom, Random, Strategy, SystemClock};
+pub use crate::policy::{Clock, FastRandom, Random, SystemClock};
 pub use crate::replicas::ReplicaAcks;
 pub use crate::signing::MIN_SIGNING_KEY_LEN;
 pub use crate::stats::Stats;

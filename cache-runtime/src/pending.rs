@@ -143,7 +143,7 @@ impl Pending {
     /// shared by every cache of this process built for them.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn shared(server: &str, namespace: &str, limit: usize) -> Arc<Pending> {
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = crate::sync::lock(&REGISTRY);
         let registry = registry.get_or_insert_with(Registry::new);
         registry.retain(|_, p| p.strong_count() > 0);
         let id = (server.to_string(), namespace.to_string());
@@ -161,7 +161,7 @@ impl Pending {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Notes that the set holds something, or nothing. Called with the

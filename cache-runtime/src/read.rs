@@ -149,12 +149,7 @@ struct RefreshDone {
 
 impl Drop for RefreshDone {
     fn drop(&mut self) {
-        let mut set = self
-            .cache
-            .inner
-            .refreshing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut set = crate::sync::lock(&self.cache.inner.refreshing);
         set.remove(&self.entry);
         drop(set);
         self.cache.inner.refreshes_done.notify_waiters();
@@ -498,11 +493,7 @@ impl Cache {
         };
         let entry = call.subject.entry().to_string();
         {
-            let mut set = self
-                .inner
-                .refreshing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut set = crate::sync::lock(&self.inner.refreshing);
             if !set.insert(entry.clone()) {
                 return;
             }

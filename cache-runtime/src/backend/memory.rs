@@ -75,7 +75,7 @@ impl MemoryBackend {
     }
 
     pub(crate) fn try_lock(&self, key: &str, token: Token, ttl: Duration) -> bool {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = crate::sync::lock(&self.locks);
         let now = Instant::now();
         locks.retain(|_, (_, until)| *until > now);
         if locks.contains_key(key) {
@@ -86,7 +86,7 @@ impl MemoryBackend {
     }
 
     pub(crate) fn unlock(&self, key: &str, token: Token) {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = crate::sync::lock(&self.locks);
         if locks.get(key).is_some_and(|(t, _)| *t == token) {
             locks.remove(key);
         }

@@ -164,7 +164,7 @@ impl Cluster {
     }
 
     fn node(&self, addr: &Addr) -> Result<Arc<Node>, Error> {
-        let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut nodes = crate::sync::lock(&self.nodes);
         if let Some(node) = nodes.get(addr) {
             return Ok(node.clone());
         }
@@ -189,7 +189,7 @@ impl Cluster {
     }
 
     fn current(&self) -> Option<Arc<SlotMap>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::sync::lock(&self.map).clone()
     }
 
     /// The slot map, read first if there is none yet.
@@ -238,7 +238,7 @@ impl Cluster {
                         learned: Instant::now(),
                         ranges,
                     });
-                    *self.map.lock().unwrap_or_else(|e| e.into_inner()) = Some(map.clone());
+                    *crate::sync::lock(&self.map) = Some(map.clone());
                     return Ok(map);
                 }
                 Err(e) => last = Some(e),

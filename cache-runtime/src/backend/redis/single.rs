@@ -207,7 +207,7 @@ impl Single {
         if self.acks != ReplicaAcks::Auto {
             return Ok(0);
         }
-        if let Some((learned, n)) = *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) {
+        if let Some((learned, n)) = *crate::sync::lock(&self.replicas) {
             if learned.elapsed() < REPLICAS_REFRESH {
                 return Ok(n);
             }
@@ -235,7 +235,7 @@ impl Single {
             }
             Err(e) => return Err(e),
         };
-        *self.replicas.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), n));
+        *crate::sync::lock(&self.replicas) = Some((Instant::now(), n));
         Ok(n)
     }
 }
