@@ -10,7 +10,6 @@ mod identity;
 mod invalidation;
 mod keys;
 mod macros;
-mod metrics;
 mod proxy;
 mod redis_costs;
 mod reliability;

@@ -467,3 +467,143 @@ async fn a_refused_write_ends_the_session_so_a_promotion_is_noticed() {
         );
     }
 }
+
+/// The same as `a_refused_write_ends_the_session...`, with two handles to
+/// one server in one process (two components of one service): the write
+/// refused on one makes the other ask the server again too, before its
+/// next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_makes_every_handle_of_the_process_ask_again() {
+    let a = RedisServer::start();
+    let mut b = RedisServer::start();
+    replicaof(&b, Some(a.port));
+    let url = a.url();
+    let handle = || async {
+        Cache::builder()
+            .command_timeout(Duration::from_secs(2))
+            .replica_ack_timeout(Duration::from_secs(2))
+            .connect(&url)
+            .await
+            .unwrap()
+    };
+    let (writer, reader) = (handle().await, handle().await);
+    let db = AtomicU64::new(1);
+    let read = |db: &AtomicU64| {
+        let v = db.load(SeqCst);
+        reader.get_or_fetch("user:2", &[], Duration::from_secs(600), async move {
+            Ok::<_, String>(v)
+        })
+    };
+    assert_eq!(read(&db).await.unwrap(), 1);
+    synced(&a);
+    redis::cmd("SAVE").exec(&mut b.raw()).unwrap();
+    db.store(2, SeqCst);
+    acknowledged(&writer, "user:2").await;
+    assert_eq!(read(&db).await.unwrap(), 2, "busted");
+
+    b.restart();
+    replicaof(&a, Some(b.port));
+    synced(&b);
+    let refused = writer.invalidate_keys(["user:3"]).await;
+    assert!(refused.is_err(), "a replica took a write: {refused:?}");
+    replicaof(&a, None);
+    replicaof(&b, Some(a.port));
+    eventually("the refused bust to be delivered", || {
+        writer.stats().pending_busts == 0
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            read(&db).await.unwrap(),
+            2,
+            "the other handle served the entry from before an acknowledged bust"
+        );
+    }
+}
+
+fn replid(server: &RedisServer) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut server.raw())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("master_replid:"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A master takes a new replication id when its first replica attaches
+/// (and when `repl-backlog-ttl` frees its backlog), with no change of
+/// data. Connections made before and after converge on the new scope
+/// after one miss, instead of replacing each other's versions forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_from_before_and_after_a_new_replication_id_converge() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    let old = a.cache().await;
+    let before = replid(&a);
+    replicaof(&b, Some(a.port));
+    synced(&a);
+    assert_ne!(replid(&a), before, "the master took a new replication id");
+    let new = a.cache().await;
+    let runs = AtomicU64::new(0);
+    let read = |cache: &Cache| {
+        let cache = cache.clone();
+        let runs = &runs;
+        async move {
+            cache
+                .get_or_fetch("user:9", &[], Duration::from_secs(600), async move {
+                    runs.fetch_add(1, SeqCst);
+                    Ok::<_, String>(7u8)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..2 {
+        read(&old).await;
+        read(&new).await;
+    }
+    let converged = runs.load(SeqCst);
+    assert!(converged <= 3, "{converged} runs of the body to converge");
+    for _ in 0..10 {
+        read(&old).await;
+        read(&new).await;
+    }
+    assert_eq!(runs.load(SeqCst), converged, "warm reads ran the body");
+}
+
+/// A cache pointed at a replica by mistake: every fill is refused there
+/// (`READONLY`), which is what a replica does, not news of a failover; its
+/// connection is kept (it was once remade for every miss).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_on_a_replica_keeps_its_connection() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    replicaof(&b, Some(a.port));
+    synced(&a);
+    let cache = b.cache().await;
+    let connections = || -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut b.raw()).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = connections();
+    for i in 0..50 {
+        let v = cache
+            .get_or_fetch(&format!("k{i}"), &[], Duration::from_secs(60), async {
+                Ok::<_, String>(1u8)
+            })
+            .await
+            .unwrap();
+        assert_eq!(v, 1, "read through");
+    }
+    // `connections()` opens one itself.
+    let made = connections() - before - 1;
+    assert!(made <= 2, "{made} connections for 50 reads");
+}

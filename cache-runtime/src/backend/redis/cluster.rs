@@ -170,7 +170,7 @@ impl Cluster {
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
         let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
-        let server = Link::server();
+        let server = Link::server(&target);
         let link = || {
             Link::new(
                 client.clone(),
@@ -266,7 +266,45 @@ impl Cluster {
         });
     }
 
+    /// The entry and its versions, each group of names from the master of
+    /// its slot, all at once. A version of a master's own process under
+    /// another replication id makes that session ask again (see
+    /// `Session::drifted`), and the lookup is made once more.
     pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        let max = self.max_entry;
+        let mut asked = false;
+        loop {
+            let seen = self.read_names(subject).await?;
+            if !asked {
+                let drifted = seen.iter().skip(1).find_map(|(v, session, node)| match v {
+                    Value::BulkString(raw) => session.drifted(raw).map(|r| (session, node, r)),
+                    _ => None,
+                });
+                if let Some((session, node, replid)) = drifted {
+                    node.reads.recheck(session, Some(replid)).await?;
+                    asked = true;
+                    continue;
+                }
+            }
+            let mut seen = seen.into_iter();
+            let (entry, oversized) = seen
+                .next()
+                .map_or((None, false), |(v, _, _)| decode_entry(v, max).split());
+            let versions = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
+            return Ok(Lookup {
+                entry,
+                oversized,
+                versions,
+            });
+        }
+    }
+
+    /// The replies for the entry (first) and each version, with the session
+    /// and node that answered each.
+    async fn read_names(
+        self: &Arc<Self>,
+        subject: &Subject<'_>,
+    ) -> Result<Vec<Answer>, Error> {
         let map = self.map().await?;
         // The epoch of the key's slot shares that slot.
         let names = subject.names();
@@ -301,10 +339,10 @@ impl Cluster {
         let replies = futures_util::future::try_join_all(sends)
             .await
             .inspect_err(|_| self.stale(&map))?;
-        let mut seen: Vec<Option<(Value, Arc<Session>)>> = vec![None; all.len()];
+        let mut seen: Vec<Option<Answer>> = vec![None; all.len()];
         for ((_, members), (node, session, reply)) in groups.iter().zip(replies) {
-            let (replies, session) = match reply {
-                Ok(replies) => (replies, session),
+            let (replies, session, node) = match reply {
+                Ok(replies) => (replies, session, node),
                 Err(e) => {
                     let Some((addr, ask)) = redirection(&e) else {
                         self.failed(&node, &session, &e, &map);
@@ -322,7 +360,7 @@ impl Cluster {
                         .query_async::<Vec<Value>>(&mut session.conn.clone())
                         .await
                     {
-                        Ok(replies) => (replies, session),
+                        Ok(replies) => (replies, session, node),
                         Err(e) => {
                             self.failed(&node, &session, &e, &map);
                             return Err(Error::from(e));
@@ -331,20 +369,13 @@ impl Cluster {
                 }
             };
             for (j, v) in group_reply(members, replies)? {
-                seen[j] = Some((v, session.clone()));
+                seen[j] = Some((v, session.clone(), node.clone()));
             }
         }
-        let mut seen = seen.into_iter().map(|s| s.expect("every name was read"));
-        let (entry, oversized) = seen
-            .next()
-            .map_or((None, false), |(v, _)| decode_entry(v, max).split());
-        let versions = seen.map(|(v, s)| decode_version(v, &s.run)).collect();
-        drop(all);
-        Ok(Lookup {
-            entry,
-            oversized,
-            versions,
-        })
+        Ok(seen
+            .into_iter()
+            .map(|s| s.expect("every name was read"))
+            .collect())
     }
 
     /// A command failed on `node`: a lost connection is replaced, and the
@@ -356,11 +387,7 @@ impl Cluster {
         e: &redis::RedisError,
         map: &SlotMap,
     ) {
-        if super::link::gone(e) {
-            node.reads.broken(session);
-        } else if super::link::ends_session(e) {
-            node.reads.ended();
-        }
+        node.reads.failed(session, e);
         self.stale(map);
     }
 
@@ -610,6 +637,9 @@ fn cluster_config(e: Error, urls: &[String]) -> Error {
     };
     Error::new(ErrorKind::Config, hint).with_source(e)
 }
+
+/// A reply, with the session and node that gave it.
+type Answer = (Value, Arc<Session>, Arc<Node>);
 
 /// Where a `MOVED` or `ASK` sends the command, and whether it is `ASK`.
 fn redirection(e: &redis::RedisError) -> Option<(Addr, bool)> {

@@ -30,13 +30,39 @@ use crate::error::{Error, ErrorKind};
 /// One connection, and who answers on it.
 pub(crate) struct Session {
     pub conn: MultiplexedConnection,
-    /// The server's count of scope-ending errors when this session was
-    /// made: a session older than the last one is not used again.
+    /// The server's count of scope-ending errors when this session's
+    /// scope was learned: an older session asks again before it is used.
     ended: u64,
-    /// 16 hex digits naming the server's run and replication ids: the
-    /// scope of every version read or written on this connection.
+    /// The scope of every version read or written on this connection:
+    /// 8 hex digits naming the server's run id, then 8 naming its
+    /// replication id (see [`scope`]).
     pub run: Arc<str>,
     generation: u64,
+    /// The server said it is a replica: its refusals of writes say
+    /// nothing new.
+    replica: bool,
+    /// Replication ids (as stored) that versions carried under this
+    /// session's run id, checked against the server since: foreign.
+    checked: Vec<[u8; 8]>,
+}
+
+impl Session {
+    /// Whether `raw`, a stored version, was written by this server process
+    /// under another replication id that was not checked yet: either this
+    /// session's scope is older than the server's (a replica attached, a
+    /// promotion), or the version came back with a copy of the data taken
+    /// from elsewhere. Asking the server again tells which.
+    pub(crate) fn drifted(&self, raw: &[u8]) -> Option<[u8; 8]> {
+        let run = self.run.as_bytes();
+        if raw.len() != run.len() + crate::version::TOKEN_LEN
+            || raw[..8] != run[..8]
+            || raw[8..16] == run[8..16]
+        {
+            return None;
+        }
+        let replid: [u8; 8] = raw[8..16].try_into().ok()?;
+        (!self.checked.contains(&replid)).then_some(replid)
+    }
 }
 
 enum State {
@@ -67,9 +93,10 @@ pub(crate) struct Link {
     /// How long an attempt may take before another may start (its task's
     /// runtime may be gone, or no longer driven).
     attempt_bound: Duration,
-    /// Shared by the links to one server: bumped when one of them learns
-    /// that the server may hold other data than its session's scope names
-    /// (see [`ends_session`]), which ends every link's session.
+    /// Shared by every link of the process to one server: bumped when one
+    /// of them learns that the server may hold other data than its
+    /// session's scope names (see [`ends_session`]); every session then
+    /// asks the server again before its next use.
     server: Arc<AtomicU64>,
 }
 
@@ -151,9 +178,20 @@ impl Link {
         })
     }
 
-    /// What the links to one server share.
-    pub(crate) fn server() -> Arc<AtomicU64> {
-        Arc::new(AtomicU64::new(0))
+    /// What the links of this process to the server at `target` share.
+    pub(crate) fn server(target: &str) -> Arc<AtomicU64> {
+        use std::collections::HashMap;
+        use std::sync::Weak;
+        static SERVERS: Mutex<Option<HashMap<String, Weak<AtomicU64>>>> = Mutex::new(None);
+        let mut servers = crate::sync::lock(&SERVERS);
+        let servers = servers.get_or_insert_with(HashMap::new);
+        if let Some(shared) = servers.get(target).and_then(Weak::upgrade) {
+            return shared;
+        }
+        servers.retain(|_, w| w.strong_count() > 0);
+        let shared = Arc::new(AtomicU64::new(0));
+        servers.insert(target.to_string(), Arc::downgrade(&shared));
+        shared
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -168,16 +206,15 @@ impl Link {
     /// stops waiting does not stop it.
     pub(crate) async fn session(self: &Arc<Self>) -> Result<Arc<Session>, Error> {
         loop {
-            let mut changed = {
+            let stale = {
                 let mut state = self.state();
                 match &*state {
-                    State::Up(session) if session.ended == self.server.load(Ordering::Acquire) => {
-                        return Ok(session.clone())
-                    }
-                    State::Up(_) => {
-                        // Another link to the server ended its session.
-                        let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
-                        self.start_attempt(&mut state, FIRST_BACKOFF, attempt)?;
+                    State::Up(session) => {
+                        if session.ended == self.server.load(Ordering::Acquire) {
+                            return Ok(session.clone());
+                        }
+                        // Another link to the server learned something.
+                        Ok(session.clone())
                     }
                     State::Connecting { backoff, since, .. } => {
                         if since.elapsed() > self.attempt_bound {
@@ -186,6 +223,7 @@ impl Link {
                             let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
                             self.start_attempt(&mut state, backoff, attempt)?;
                         }
+                        Err(self.changes.subscribe())
                     }
                     State::Down {
                         retry_at,
@@ -198,15 +236,74 @@ impl Link {
                         let backoff = *backoff;
                         let attempt = self.next_generation.fetch_add(1, Ordering::Relaxed);
                         self.start_attempt(&mut state, backoff, attempt)?;
+                        Err(self.changes.subscribe())
                     }
                 }
-                self.changes.subscribe()
             };
-            // The state changes when the attempt ends.
-            if changed.changed().await.is_err() {
-                return Err(self.unreachable());
+            match stale {
+                // Ask again on the same connection.
+                Ok(session) => self.recheck(&session, None).await?,
+                // The state changes when the attempt ends.
+                Err(mut changed) => {
+                    if changed.changed().await.is_err() {
+                        return Err(self.unreachable());
+                    }
+                }
             }
         }
+    }
+
+    /// Asks the server of `session` again who it is, on the same
+    /// connection (so the same process: only its replication id and role
+    /// can have changed), and puts a session with what it says in its
+    /// place. `drifted` is a replication id a version carried under this
+    /// run id: if the server does not have it, it is remembered as foreign.
+    pub(crate) async fn recheck(
+        &self,
+        session: &Session,
+        drifted: Option<[u8; 8]>,
+    ) -> Result<(), Error> {
+        let ended = self.server.load(Ordering::Acquire);
+        let mut conn = session.conn.clone();
+        let learned = match learn(&mut conn).await {
+            Ok(learned) => learned,
+            Err(e) => {
+                if gone(&e) {
+                    self.broken(session);
+                }
+                return Err(self.info_error(e));
+            }
+        };
+        let Some((run, replica)) = learned else {
+            self.broken(session);
+            return Err(self.no_run_id());
+        };
+        if run.as_bytes()[..8] != session.run.as_bytes()[..8] {
+            // Cannot happen on one connection; never judge across processes.
+            self.broken(session);
+            return Err(self.unreachable());
+        }
+        let mut checked = session.checked.clone();
+        if let Some(replid) = drifted {
+            if run.as_bytes()[8..16] != replid {
+                checked.push(replid);
+            }
+        }
+        let fresh = Session {
+            conn,
+            ended,
+            run: run.into(),
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            replica,
+            checked,
+        };
+        let mut state = self.state();
+        if let State::Up(current) = &*state {
+            if current.generation == session.generation {
+                *state = State::Up(Arc::new(fresh));
+            }
+        }
+        Ok(())
     }
 
     /// Marks `attempt` as running and spawns it.
@@ -263,43 +360,45 @@ impl Link {
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| super::connect::connect_error(Error::from(e), &self.target))?;
-        // Two commands, not `INFO server replication`: servers before 7
-        // take one section at a time.
-        let (server, replication): (String, String) = redis::pipe()
-            .cmd("INFO")
-            .arg("server")
-            .cmd("INFO")
-            .arg("replication")
-            .query_async(&mut conn)
+        let (run, replica) = learn(&mut conn)
             .await
-            .map_err(|e| {
-                let e = Error::from(e);
-                if e.kind() == ErrorKind::Auth {
-                    Error::new(
-                        ErrorKind::Auth,
-                        format!(
-                            "{} refused `INFO`, which cachette needs to notice restarts and \
-                             failovers (grant `+info`)",
-                            self.target
-                        ),
-                    )
-                    .with_source(e)
-                } else {
-                    super::connect::connect_error(e, &self.target)
-                }
-            })?;
-        let run = scope(&server, &replication).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Backend,
-                format!("{} did not say its run id (`INFO server`)", self.target),
-            )
-        })?;
+            .map_err(|e| self.info_error(e))?
+            .ok_or_else(|| self.no_run_id())?;
+        if replica {
+            tracing::warn!(target = %self.target, "cachette: connected to a replica, which refuses fills and invalidations; point cachette at the master");
+        }
         Ok(Session {
             conn,
             ended,
             run: run.into(),
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            replica,
+            checked: Vec::new(),
         })
+    }
+
+    fn info_error(&self, e: redis::RedisError) -> Error {
+        let e = Error::from(e);
+        if e.kind() == ErrorKind::Auth {
+            Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} refused `INFO`, which cachette needs to notice restarts and \
+                     failovers (grant `+info`)",
+                    self.target
+                ),
+            )
+            .with_source(e)
+        } else {
+            super::connect::connect_error(e, &self.target)
+        }
+    }
+
+    fn no_run_id(&self) -> Error {
+        Error::new(
+            ErrorKind::Backend,
+            format!("{} did not say its run id (`INFO server`)", self.target),
+        )
     }
 
     /// Connects now, for `connect`, which fails when the server cannot be
@@ -326,10 +425,22 @@ impl Link {
         }
     }
 
-    /// Ends the session of every link to this server (see
-    /// [`ends_session`]).
+    /// Makes every link of the process to this server ask it again who it
+    /// is before its next command (see [`ends_session`]).
     pub(crate) fn ended(&self) {
         self.server.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A command on `session` failed with `e`: a lost connection is made
+    /// again; an error that may mean the server changed (see
+    /// [`ends_session`]) makes every link ask again, unless the server had
+    /// said it is a replica (then a refused write says nothing new).
+    pub(crate) fn failed(&self, session: &Session, e: &redis::RedisError) {
+        if gone(e) {
+            self.broken(session);
+        } else if ends_session(e) && !(session.replica && is_read_only(e)) {
+            self.ended();
+        }
     }
 
     /// Runs `op` on the current session; a failure that ends the session
@@ -343,11 +454,7 @@ impl Link {
         match op(session.clone()).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                if gone(&e) {
-                    self.broken(&session);
-                } else if ends_session(&e) {
-                    self.ended();
-                }
+                self.failed(&session, &e);
                 Err(Error::from(e))
             }
         }
@@ -374,6 +481,27 @@ pub(crate) fn ends_session(e: &redis::RedisError) -> bool {
     )
 }
 
+fn is_read_only(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+}
+
+/// Asks the server for its run id, its replication id and its role, in one
+/// round trip: the scope of the versions it holds, and whether it is a
+/// replica. `None` when it does not say its run id.
+async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<(String, bool)>> {
+    // Two commands, not `INFO server replication`: servers before 7 take
+    // one section at a time.
+    let (server, replication): (String, String) = redis::pipe()
+        .cmd("INFO")
+        .arg("server")
+        .cmd("INFO")
+        .arg("replication")
+        .query_async(conn)
+        .await?;
+    let replica = replication.lines().any(|l| l.trim() == "role:slave");
+    Ok(scope(&server, &replication).map(|run| (run, replica)))
+}
+
 /// The first error among pipeline replies (kept in place by
 /// `ignore_errors`) that ends the session (see [`ends_session`]).
 pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
@@ -388,15 +516,21 @@ pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
     Ok(())
 }
 
-/// The scope of the versions on a server: 16 hex digits of a hash of its
-/// run id (`INFO server`) and its replication id (`INFO replication`).
+/// The scope of the versions on a server: 8 hex digits of a hash of its
+/// run id (`INFO server`), then 8 of a hash of its replication id (`INFO
+/// replication`).
 ///
 /// The run id changes when the process restarts (its data may come from
 /// an older snapshot). The replication id changes when the server takes
 /// its data from a master (a full resync replaces it) and when it is
 /// promoted: a master that was demoted, resynced from another and
-/// promoted back is the same process with other data. A server that
-/// does not report a replication id is scoped by its run id alone.
+/// promoted back is the same process with other data. It also changes
+/// with no change of data (a master makes its first replication backlog
+/// when a replica first attaches, and a new one after `repl-backlog-ttl`);
+/// a version of the same run id under another replication id makes a
+/// session ask again ([`Session::drifted`]), so sessions made before and
+/// after converge on the server's current scope. A server that does not
+/// report a replication id is scoped by its run id alone.
 fn scope(server: &str, replication: &str) -> Option<String> {
     use sha2::Digest;
     let field = |info: &str, name: &str| {
@@ -408,12 +542,11 @@ fn scope(server: &str, replication: &str) -> Option<String> {
     };
     let run = field(server, "run_id")?;
     let replid = field(replication, "master_replid").unwrap_or_default();
-    let digest = sha2::Sha256::new()
-        .chain_update(run.as_bytes())
-        .chain_update(b":")
-        .chain_update(replid.as_bytes())
-        .finalize();
-    Some(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+    let hex4 = |text: &str| -> String {
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    };
+    Some(hex4(&run) + &hex4(&replid))
 }
 
 #[cfg(test)]
@@ -429,9 +562,12 @@ mod tests {
         assert_eq!(s.len(), 16);
         assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
         let restarted = SERVER.replace("run_id:0", "run_id:1");
-        assert_ne!(scope(&restarted, REPLICATION).unwrap(), s);
+        let restarted = scope(&restarted, REPLICATION).unwrap();
+        assert_ne!(restarted[..8], s[..8], "a restart changes the run's part");
         let resynced = REPLICATION.replace("master_replid:a", "master_replid:b");
-        assert_ne!(scope(SERVER, &resynced).unwrap(), s);
+        let resynced = scope(SERVER, &resynced).unwrap();
+        assert_eq!(resynced[..8], s[..8], "the same process");
+        assert_ne!(resynced[8..], s[8..], "another copy of the data");
         // `master_replid2` is not `master_replid`.
         let second = REPLICATION.replace("replid2:0", "replid2:1");
         assert_eq!(scope(SERVER, &second).unwrap(), s);

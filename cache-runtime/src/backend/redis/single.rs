@@ -48,7 +48,7 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let server = Link::server();
+        let server = Link::server(&target);
         let link = || {
             Link::new(
                 client.clone(),
@@ -83,31 +83,46 @@ impl Single {
     }
 
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
-    /// pipeline: `GETRANGE` then `MGET`.
+    /// pipeline: `GETRANGE` then `MGET`. A version of this server process
+    /// under another replication id makes the session ask the server again
+    /// (see `Session::drifted`), and the lookup is made once more.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
         let max = self.max_entry;
-        let (run, (entry, versions)) = self
-            .reads
-            .run(move |session| async move {
-                let mut pipe = redis::Pipeline::with_capacity(2);
-                read_entry(&mut pipe, names.entry(), max);
-                pipe.add_command(mget(names.versions()));
-                let replies: (Value, Vec<Value>) =
-                    pipe.query_async(&mut session.conn.clone()).await?;
-                Ok((session.run.clone(), replies))
-            })
-            .await?;
-        let (entry, oversized) = decode_entry(entry, max).split();
-        let versions = versions
-            .into_iter()
-            .map(|v| decode_version(v, &run))
-            .collect();
-        Ok(Lookup {
-            entry,
-            oversized,
-            versions,
-        })
+        let mut asked = false;
+        loop {
+            let (session, (entry, versions)) = self
+                .reads
+                .run(move |session| async move {
+                    let mut pipe = redis::Pipeline::with_capacity(2);
+                    read_entry(&mut pipe, names.entry(), max);
+                    pipe.add_command(mget(names.versions()));
+                    let replies: (Value, Vec<Value>) =
+                        pipe.query_async(&mut session.conn.clone()).await?;
+                    Ok((session, replies))
+                })
+                .await?;
+            if !asked {
+                if let Some(replid) = versions.iter().find_map(|v| match v {
+                    Value::BulkString(raw) => session.drifted(raw),
+                    _ => None,
+                }) {
+                    self.reads.recheck(&session, Some(replid)).await?;
+                    asked = true;
+                    continue;
+                }
+            }
+            let (entry, oversized) = decode_entry(entry, max).split();
+            let versions = versions
+                .into_iter()
+                .map(|v| decode_version(v, &session.run))
+                .collect();
+            return Ok(Lookup {
+                entry,
+                oversized,
+                versions,
+            });
+        }
     }
 
     /// Creates or replaces versions (see `RedisBackend::ensure`), in one

@@ -1,11 +1,7 @@
-//! A repository over SQLite (sqlx, in-memory) whose reads are `#[cached]`
-//! and whose writes are `#[invalidates]`, with a tag per organisation.
-//!
-//! ```text
-//! cargo run --example repository                                  # embedded backend
-//! REDIS_URL=redis://127.0.0.1:6379 cargo run --example repository # Redis
-//! ```
-#![allow(dead_code)] // also compiled as a module of `axum_service`
+//! cachette in a service: a repository over SQLite (sqlx, in-memory)
+//! whose reads are `#[cached]` and whose writes are `#[invalidates]`, with
+//! a tag per organisation. Its examples run it from the command line
+//! (`repository`) and behind an HTTP API (`axum_service`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -150,42 +146,4 @@ pub async fn cache_from_env() -> Result<Cache, cachette::Error> {
             Ok(Cache::memory())
         }
     }
-}
-
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let repo = Repo::open(cache_from_env().await?).await?;
-    // Start clean if an earlier run left entries in Redis.
-    repo.cache().invalidate_tags(["org:acme"]).await?;
-    let queries = || repo.queries.load(Ordering::Relaxed);
-
-    println!(
-        "{:?} (queries: {})",
-        repo.project("acme", 1).await?,
-        queries()
-    );
-    println!(
-        "{:?} (queries: {}, from cache)",
-        repo.project("acme", 1).await?,
-        queries()
-    );
-    println!(
-        "{} projects in acme (queries: {})",
-        repo.projects("acme").await?.len(),
-        queries()
-    );
-    repo.rename("acme", 1, "Artemis").await?;
-    println!("renamed project 1: project:acme:1 and org:acme invalidated");
-    println!(
-        "{:?} (queries: {})",
-        repo.project("acme", 1).await?,
-        queries()
-    );
-    println!(
-        "{:?} (queries: {})",
-        repo.projects("acme").await?,
-        queries()
-    );
-    println!("stats: {:?}", repo.cache().stats());
-    Ok(())
 }

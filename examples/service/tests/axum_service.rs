@@ -4,7 +4,7 @@
 #[path = "../examples/axum_service.rs"]
 mod service;
 #[allow(dead_code)]
-#[path = "suite/support.rs"]
+#[path = "../../../tests/suite/support.rs"]
 mod support;
 
 use std::future::IntoFuture;

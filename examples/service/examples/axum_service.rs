@@ -2,14 +2,11 @@
 //! invalidating PUT and DELETE endpoints.
 //!
 //! ```text
-//! cargo run --example axum_service            # listens on 127.0.0.1:3000 (PORT to change)
+//! cargo run -p cachette-examples --example axum_service   # listens on 127.0.0.1:3000 (PORT to change)
 //! curl 127.0.0.1:3000/orgs/acme/projects/1
 //! curl -X PUT -H 'content-type: application/json' -d '{"name":"Artemis"}' 127.0.0.1:3000/orgs/acme/projects/1
 //! ```
 #![allow(dead_code)] // also compiled as a module of its integration test
-
-#[path = "repository.rs"]
-mod repository;
 
 use std::sync::Arc;
 
@@ -19,7 +16,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-pub use self::repository::{cache_from_env, DbError, Project, Repo};
+pub use cachette_examples::{cache_from_env, DbError, Project, Repo};
 
 #[derive(Deserialize)]
 pub struct Rename {
