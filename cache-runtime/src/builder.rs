@@ -407,3 +407,38 @@ impl CacheBuilder {
         }
     }
 }
+
+impl Cache {
+    /// Starts building a cache with custom settings.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// A cache on the embedded backend with default settings.
+    pub fn memory() -> Cache {
+        Cache::builder().memory()
+    }
+
+    /// Connects to Redis with default settings; see [`CacheBuilder::connect`].
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::connect`].
+    #[cfg(feature = "redis")]
+    pub async fn connect(url: &str) -> Result<Cache, Error> {
+        Cache::builder().connect(url).await
+    }
+
+    /// Connects to a Redis Cluster with default settings; see
+    /// [`CacheBuilder::connect_cluster`].
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::connect_cluster`].
+    #[cfg(feature = "cluster")]
+    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Cache, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        Cache::builder().connect_cluster(nodes).await
+    }
+}

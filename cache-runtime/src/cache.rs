@@ -1,25 +1,19 @@
-//! The cache handle: what it holds, and its public operations. Reading
-//! lives in `read.rs`, invalidating in `invalidate.rs`, settings in
-//! `builder.rs`.
+//! The cache handle: what it holds, and its read-only accessors. Building
+//! one lives in `builder.rs`, reading in `read/`, invalidating in
+//! `invalidate.rs`.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::breaker::Breaker;
-use crate::builder::CacheBuilder;
 use crate::codec::Codec;
-#[cfg(feature = "redis")]
-use crate::error::Error;
 use crate::flight::Flights;
-use crate::mode::ResultMode;
-use crate::names::{Function, Namespace};
+use crate::names::Namespace;
 use crate::pending::Pending;
-use crate::policy::{Clock, Policy, Random, Strategy};
-use crate::read::{Call, NoRefresh};
+use crate::policy::{Clock, Random};
 use crate::signing::Signer;
 use crate::stats::{Counters, Stats};
 
@@ -97,39 +91,6 @@ impl fmt::Debug for Cache {
 }
 
 impl Cache {
-    /// Starts building a cache with custom settings.
-    pub fn builder() -> CacheBuilder {
-        CacheBuilder::default()
-    }
-
-    /// A cache on the embedded backend with default settings.
-    pub fn memory() -> Cache {
-        Cache::builder().memory()
-    }
-
-    /// Connects to Redis with default settings; see [`CacheBuilder::connect`].
-    ///
-    /// # Errors
-    /// As [`CacheBuilder::connect`].
-    #[cfg(feature = "redis")]
-    pub async fn connect(url: &str) -> Result<Cache, Error> {
-        Cache::builder().connect(url).await
-    }
-
-    /// Connects to a Redis Cluster with default settings; see
-    /// [`CacheBuilder::connect_cluster`].
-    ///
-    /// # Errors
-    /// As [`CacheBuilder::connect_cluster`].
-    #[cfg(feature = "cluster")]
-    pub async fn connect_cluster<I, S>(nodes: I) -> Result<Cache, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        Cache::builder().connect_cluster(nodes).await
-    }
-
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.counters.snapshot();
@@ -156,39 +117,5 @@ impl Cache {
     /// `"redis-cluster"`.
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend.label()
-    }
-
-    /// Returns the cached value of `key` if it is valid, else awaits `fetch`
-    /// and caches its `Ok` value for `ttl` under `key`, tagged with `tags`.
-    ///
-    /// `key` and `tags` name what the attributes name when their templates
-    /// render the same text (see [`KeyBuilder`](crate::KeyBuilder) and
-    /// [`escape`](crate::escape)): an invalidation of the key or a tag
-    /// reaches these entries too. The entries themselves are this
-    /// function's, for values of type `T`: an annotated function with the
-    /// same key, or a call with another `T`, has entries of its own.
-    ///
-    /// The cache fails open: if the backend fails, `fetch` runs and its
-    /// result is returned.
-    pub async fn get_or_fetch<T, E, Fut>(
-        &self,
-        key: &str,
-        tags: &[&str],
-        ttl: Duration,
-        fetch: Fut,
-    ) -> Result<T, E>
-    where
-        T: serde::Serialize + serde::de::DeserializeOwned,
-        Fut: Future<Output = Result<T, E>>,
-    {
-        const POLICY: Policy = Policy::new(Strategy::Aside, Duration::ZERO);
-        let policy = Policy { ttl, ..POLICY };
-        let function = Function::named(
-            "Cache::get_or_fetch",
-            &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
-        );
-        let call = Call::new(self, &policy, function, key, tags);
-        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, fetch, None)
-            .await
     }
 }

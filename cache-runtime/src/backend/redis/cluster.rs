@@ -301,10 +301,7 @@ impl Cluster {
 
     /// The replies for the entry (first) and each version, with the session
     /// and node that answered each.
-    async fn read_names(
-        self: &Arc<Self>,
-        subject: &Subject<'_>,
-    ) -> Result<Vec<Answer>, Error> {
+    async fn read_names(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Vec<Answer>, Error> {
         let map = self.map().await?;
         // The epoch of the key's slot shares that slot.
         let names = subject.names();

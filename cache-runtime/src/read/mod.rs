@@ -1,24 +1,27 @@
 //! The read path shared by every strategy: validate, serve (fresh, stale or
-//! refreshing early), or coalesce, lock, run the body and fill.
+//! refreshing early), or coalesce, lock, run the body and fill. The lock is
+//! in `lock.rs`, background refreshes in `refresh.rs`, filling and error
+//! accounting in `fill.rs`.
 
-use std::fmt;
+mod fill;
+mod lock;
+mod refresh;
+
+use self::lock::Locked;
+
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::backend::{Lookup, Wanted, EPOCH_TTL};
-use crate::breaker::Tripped;
+use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::entry::{self, Check, Meta};
-use crate::error::Error;
 use crate::flight::Role;
-use crate::mode::Mode;
+use crate::mode::{Mode, ResultMode};
 use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
 use crate::telemetry::{self, Outcome, Shown, Started};
-use crate::version::{Seen, Token};
+use crate::version::Seen;
 
 tokio::task_local! {
     /// Set while a background refresh re-runs a function: the entry it
@@ -70,89 +73,6 @@ impl<'a> Call<'a> {
 
     fn label(&self) -> &'static str {
         self.subject.function().label
-    }
-}
-
-/// How a lock-strategy leader got on.
-enum Locked<R> {
-    /// Another caller's value arrived while waiting.
-    Served(R),
-    /// This caller holds the lock; the lookup was read after taking it.
-    Held(LockGuard, Lookup),
-    /// The wait bound passed: compute without the lock.
-    TimedOut(Lookup),
-}
-
-/// A held stampede lock. Released explicitly; if dropped unreleased
-/// (cancelled or panicking holder) the release is spawned, and failing that
-/// the lock lapses after its TTL.
-pub(crate) struct LockGuard {
-    cache: Cache,
-    key: String,
-    /// The entry's key as logs show it (never the lock's backend name,
-    /// which holds the full key).
-    shown: String,
-    token: Token,
-    released: bool,
-}
-
-impl LockGuard {
-    /// Takes the lock `key` unless someone holds it.
-    async fn take(
-        cache: &Cache,
-        key: String,
-        shown: impl FnOnce() -> String,
-        ttl: Duration,
-    ) -> Result<Option<LockGuard>, Error> {
-        let token = Token::random();
-        let taken = cache.inner.backend.try_lock(&key, token, ttl).await?;
-        Ok(taken.then(|| LockGuard {
-            cache: cache.clone(),
-            key,
-            shown: shown(),
-            token,
-            released: false,
-        }))
-    }
-
-    async fn release(mut self) {
-        self.released = true;
-        if let Err(e) = self.cache.inner.backend.unlock(&self.key, self.token).await {
-            self.cache.backend_error("unlock", &self.shown, &e);
-        }
-    }
-}
-
-impl Drop for LockGuard {
-    fn drop(&mut self) {
-        if self.released {
-            return;
-        }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (cache, key, token) = (
-                self.cache.clone(),
-                std::mem::take(&mut self.key),
-                self.token,
-            );
-            handle.spawn(async move {
-                let _ = cache.inner.backend.unlock(&key, token).await;
-            });
-        }
-    }
-}
-
-/// Removes an entry from the in-process set of running refreshes.
-struct RefreshDone {
-    cache: Cache,
-    entry: String,
-}
-
-impl Drop for RefreshDone {
-    fn drop(&mut self) {
-        let mut set = crate::sync::lock(&self.cache.inner.refreshing);
-        set.remove(&self.entry);
-        drop(set);
-        self.cache.inner.refreshes_done.notify_waiters();
     }
 }
 
@@ -432,229 +352,40 @@ impl Cache {
         }
         Some(M::from_cached(value))
     }
+}
 
-    /// Takes the fleet-wide lock of the entry, or waits (bounded) for the
-    /// value its holder computes, polling with backoff.
-    async fn lock_or_wait<M: Mode<R>, R>(&self, call: &Call<'_>) -> Result<Locked<R>, Error> {
-        let inner = &*self.inner;
-        let policy = call.policy;
-        let lock_key = call.subject.lock();
-        let deadline = Instant::now() + policy.lock_wait;
-        let mut delay = Duration::from_millis(2);
-        let mut waited = false;
-        loop {
-            if let Some(guard) = LockGuard::take(
-                self,
-                lock_key.clone(),
-                || call.key.to_string(),
-                policy.lock_ttl,
-            )
-            .await?
-            {
-                // Read again: the previous holder may have filled just now.
-                // These versions are read before the body runs.
-                let lookup = inner.backend.lookup(&call.subject).await?;
-                if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
-                    guard.release().await;
-                    return Ok(Locked::Served(out));
-                }
-                return Ok(Locked::Held(guard, lookup));
-            }
-            if !waited {
-                waited = true;
-                Counters::bump(&inner.counters.lock_waits);
-                telemetry::step(call.label(), call.key, Outcome::LockWait);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                Counters::bump(&inner.counters.lock_timeouts);
-                telemetry::step(call.label(), call.key, Outcome::LockTimeout);
-                return Ok(Locked::TimedOut(inner.backend.lookup(&call.subject).await?));
-            }
-            tokio::time::sleep(delay.min(deadline - now)).await;
-            delay = (delay * 2).min(Duration::from_millis(50));
-            let lookup = inner.backend.lookup(&call.subject).await?;
-            if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
-                return Ok(Locked::Served(out));
-            }
-        }
-    }
-
-    /// Starts one background refresh of the entry, deduplicated in this
-    /// process (a set of running refreshes) and across processes (the lock).
-    fn spawn_refresh<Mk, RF>(&self, call: &Call<'_>, make: Option<Mk>)
-    where
-        Mk: FnOnce() -> RF,
-        RF: Future<Output = ()> + Send + 'static,
-    {
-        let Some(make) = make else { return };
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let entry = call.subject.entry().to_string();
-        {
-            let mut set = crate::sync::lock(&self.inner.refreshing);
-            if !set.insert(entry.clone()) {
-                return;
-            }
-        }
-        let done = RefreshDone {
-            cache: self.clone(),
-            entry: entry.clone(),
-        };
-        let refresh = make();
-        let lock_key = call.subject.lock();
-        let lock_ttl = call.policy.lock_ttl;
-        let (function, key) = (call.label(), call.key.to_string());
-        handle.spawn(async move {
-            let cache = done.cache.clone();
-            let lock = match LockGuard::take(&cache, lock_key, || key.clone(), lock_ttl).await {
-                Ok(Some(lock)) => lock,
-                Ok(None) => return, // another process is refreshing
-                Err(e) => {
-                    cache.backend_error("lock", &key, &e);
-                    return;
-                }
-            };
-            Counters::bump(&cache.inner.counters.refreshes);
-            telemetry::step(function, &key, Outcome::Refresh);
-            REFRESHING.scope(entry, refresh).await;
-            lock.release().await;
-            drop(done);
-        });
-    }
-
-    /// The tokens to record in a fill: the ones just read, with any missing
-    /// or foreign version replaced first (living as long as the entry), and
-    /// the names of the versions this call wrote.
-    async fn capture<'l>(
+impl Cache {
+    /// Returns the cached value of `key` if it is valid, else awaits `fetch`
+    /// and caches its `Ok` value for `ttl` under `key`, tagged with `tags`.
+    ///
+    /// `key` and `tags` name what the attributes name when their templates
+    /// render the same text (see [`KeyBuilder`](crate::KeyBuilder) and
+    /// [`escape`](crate::escape)): an invalidation of the key or a tag
+    /// reaches these entries too. The entries themselves are this
+    /// function's, for values of type `T`: an annotated function with the
+    /// same key, or a call with another `T`, has entries of its own.
+    ///
+    /// The cache fails open: if the backend fails, `fetch` runs and its
+    /// result is returned.
+    pub async fn get_or_fetch<T, E, Fut>(
         &self,
-        subject: &'l Subject<'_>,
-        lookup: &Lookup,
+        key: &str,
+        tags: &[&str],
         ttl: Duration,
-    ) -> Result<(Vec<Token>, Vec<&'l str>), Error> {
-        let read = &lookup.versions;
-        if let Some(tokens) = read.iter().map(Seen::token).collect::<Option<Vec<Token>>>() {
-            return Ok((tokens, Vec::new()));
-        }
-        let names = subject.names();
-        // The versions to write, and for each the name to drop if nothing
-        // is filled (none for the epoch, which the namespace shares).
-        let (wanted, droppable): (Vec<Wanted<'_>>, Vec<Option<&'l str>>) = names
-            .versions()
-            .zip(read)
-            .enumerate()
-            .filter_map(|(i, (name, seen))| {
-                let epoch = names.is_epoch(i);
-                let ttl = if epoch { EPOCH_TTL } else { ttl };
-                let drop = (!epoch).then_some(name);
-                match seen {
-                    Seen::Current(_) => None,
-                    Seen::Missing => Some(((name, None, ttl), drop)),
-                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), drop)),
-                }
-            })
-            .unzip();
-        let ensured = self.inner.backend.ensure(&wanted).await?;
-        let written = droppable
-            .into_iter()
-            .zip(&ensured)
-            .filter_map(|(name, (_, wrote))| name.filter(|_| *wrote))
-            .collect();
-        let mut ensured = ensured.into_iter().map(|(token, _)| token);
-        let tokens = read
-            .iter()
-            .map(|seen| {
-                seen.token()
-                    .or_else(|| ensured.next())
-                    .expect("one token per missing or foreign version")
-            })
-            .collect();
-        Ok((tokens, written))
-    }
-
-    /// Stores `value` as the entry of `call`, valid under `tokens`.
-    async fn fill<T: serde::Serialize>(
-        &self,
-        call: &Call<'_>,
-        tokens: &[Token],
-        meta: Meta,
-        value: &T,
-    ) {
-        let inner = &*self.inner;
-        let (key, ttl) = (call.key, call.policy.storage_ttl());
-        if ttl.is_zero() {
-            return;
-        }
-        let meta = Meta {
-            expires_ms: inner.clock.now_millis().saturating_add(
-                u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
-            ),
-            ..meta
-        };
-        let hashed: Vec<Token>;
-        let tokens = match &inner.signer {
-            None => tokens,
-            Some(signer) => {
-                hashed = tokens.iter().map(|t| signer.hash_token(t)).collect();
-                &hashed
-            }
-        };
-        let Some(mut blob) = entry::begin(tokens, meta, 128) else {
-            tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
-            return;
-        };
-        if let Err(e) = inner.codec.encode_into(&mut blob, value) {
-            tracing::warn!(key = %key, error = %e, "cachette: value failed to serialize; returned uncached");
-            return;
-        }
-        if let Some(signer) = &inner.signer {
-            signer.sign(call.subject.entry(), &mut blob);
-        }
-        if blob.len() > inner.max_value_bytes {
-            Counters::bump(&inner.counters.too_large);
-            if inner.warned_too_large.first_time(call.subject.entry()) {
-                tracing::warn!(
-                    key = %key,
-                    bytes = blob.len(),
-                    limit = inner.max_value_bytes,
-                    "cachette: value larger than max_value_bytes; not cached (warned once per key)"
-                );
-            }
-            return;
-        }
-        if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
-            self.backend_error("fill", &key, &e);
-        }
-    }
-
-    pub(crate) fn backend_error(&self, op: &str, key: &dyn fmt::Display, e: &Error) {
-        Counters::bump(&self.inner.counters.errors);
-        tracing::warn!(key = %key, op, error = %e, "cachette: backend failed; reading through");
-        if self.inner.breaker.failure() == Tripped::Opened {
-            Counters::bump(&self.inner.counters.breaker_opens);
-            tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
-        }
-    }
-
-    fn backend_ok(&self) {
-        if self.inner.breaker.success() {
-            tracing::info!("cachette: circuit breaker closed; the backend answers again");
-        }
-    }
-
-    fn decode_failure(&self, key: Shown<'_>, e: &dyn fmt::Display) {
-        Counters::bump(&self.inner.counters.decode_failures);
-        tracing::debug!(key = %key, error = %e, "cachette: stored value did not decode; refetching");
-    }
-
-    /// `text` as logs show it.
-    pub(crate) fn shown<'a>(&'a self, text: &'a str, template: &'a str) -> Shown<'a> {
-        Shown {
-            text,
-            template,
-            full: self.inner.log_full_names,
-            signer: self.inner.signer.as_ref(),
-        }
+        fetch: Fut,
+    ) -> Result<T, E>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        const POLICY: Policy = Policy::new(Strategy::Aside, Duration::ZERO);
+        let policy = Policy { ttl, ..POLICY };
+        let function = Function::named(
+            "Cache::get_or_fetch",
+            &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
+        );
+        let call = Call::new(self, &policy, function, key, tags);
+        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, fetch, None)
+            .await
     }
 }

@@ -1,0 +1,152 @@
+//! Filling: the versions an entry records, writing it, and what a failing
+//! backend or an undecodable value costs (counted, logged, read through).
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{Call, CLOCK_SLACK};
+use crate::backend::{Lookup, Wanted, EPOCH_TTL};
+use crate::breaker::Tripped;
+use crate::cache::Cache;
+use crate::entry::{self, Meta};
+use crate::error::Error;
+use crate::names::Subject;
+use crate::stats::Counters;
+use crate::telemetry::Shown;
+use crate::version::{Seen, Token};
+
+impl Cache {
+    /// The tokens to record in a fill: the ones just read, with any missing
+    /// or foreign version replaced first (living as long as the entry), and
+    /// the names of the versions this call wrote.
+    pub(super) async fn capture<'l>(
+        &self,
+        subject: &'l Subject<'_>,
+        lookup: &Lookup,
+        ttl: Duration,
+    ) -> Result<(Vec<Token>, Vec<&'l str>), Error> {
+        let read = &lookup.versions;
+        if let Some(tokens) = read.iter().map(Seen::token).collect::<Option<Vec<Token>>>() {
+            return Ok((tokens, Vec::new()));
+        }
+        let names = subject.names();
+        // The versions to write, and for each the name to drop if nothing
+        // is filled (none for the epoch, which the namespace shares).
+        let (wanted, droppable): (Vec<Wanted<'_>>, Vec<Option<&'l str>>) = names
+            .versions()
+            .zip(read)
+            .enumerate()
+            .filter_map(|(i, (name, seen))| {
+                let epoch = names.is_epoch(i);
+                let ttl = if epoch { EPOCH_TTL } else { ttl };
+                let drop = (!epoch).then_some(name);
+                match seen {
+                    Seen::Current(_) => None,
+                    Seen::Missing => Some(((name, None, ttl), drop)),
+                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), drop)),
+                }
+            })
+            .unzip();
+        let ensured = self.inner.backend.ensure(&wanted).await?;
+        let written = droppable
+            .into_iter()
+            .zip(&ensured)
+            .filter_map(|(name, (_, wrote))| name.filter(|_| *wrote))
+            .collect();
+        let mut ensured = ensured.into_iter().map(|(token, _)| token);
+        let tokens = read
+            .iter()
+            .map(|seen| {
+                seen.token()
+                    .or_else(|| ensured.next())
+                    .expect("one token per missing or foreign version")
+            })
+            .collect();
+        Ok((tokens, written))
+    }
+
+    /// Stores `value` as the entry of `call`, valid under `tokens`.
+    pub(super) async fn fill<T: serde::Serialize>(
+        &self,
+        call: &Call<'_>,
+        tokens: &[Token],
+        meta: Meta,
+        value: &T,
+    ) {
+        let inner = &*self.inner;
+        let (key, ttl) = (call.key, call.policy.storage_ttl());
+        if ttl.is_zero() {
+            return;
+        }
+        let meta = Meta {
+            expires_ms: inner.clock.now_millis().saturating_add(
+                u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
+            ),
+            ..meta
+        };
+        let hashed: Vec<Token>;
+        let tokens = match &inner.signer {
+            None => tokens,
+            Some(signer) => {
+                hashed = tokens.iter().map(|t| signer.hash_token(t)).collect();
+                &hashed
+            }
+        };
+        let Some(mut blob) = entry::begin(tokens, meta, 128) else {
+            tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
+            return;
+        };
+        if let Err(e) = inner.codec.encode_into(&mut blob, value) {
+            tracing::warn!(key = %key, error = %e, "cachette: value failed to serialize; returned uncached");
+            return;
+        }
+        if let Some(signer) = &inner.signer {
+            signer.sign(call.subject.entry(), &mut blob);
+        }
+        if blob.len() > inner.max_value_bytes {
+            Counters::bump(&inner.counters.too_large);
+            if inner.warned_too_large.first_time(call.subject.entry()) {
+                tracing::warn!(
+                    key = %key,
+                    bytes = blob.len(),
+                    limit = inner.max_value_bytes,
+                    "cachette: value larger than max_value_bytes; not cached (warned once per key)"
+                );
+            }
+            return;
+        }
+        if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
+            self.backend_error("fill", &key, &e);
+        }
+    }
+
+    pub(crate) fn backend_error(&self, op: &str, key: &dyn fmt::Display, e: &Error) {
+        Counters::bump(&self.inner.counters.errors);
+        tracing::warn!(key = %key, op, error = %e, "cachette: backend failed; reading through");
+        if self.inner.breaker.failure() == Tripped::Opened {
+            Counters::bump(&self.inner.counters.breaker_opens);
+            tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
+        }
+    }
+
+    pub(super) fn backend_ok(&self) {
+        if self.inner.breaker.success() {
+            tracing::info!("cachette: circuit breaker closed; the backend answers again");
+        }
+    }
+
+    pub(super) fn decode_failure(&self, key: Shown<'_>, e: &dyn fmt::Display) {
+        Counters::bump(&self.inner.counters.decode_failures);
+        tracing::debug!(key = %key, error = %e, "cachette: stored value did not decode; refetching");
+    }
+
+    /// `text` as logs show it.
+    pub(crate) fn shown<'a>(&'a self, text: &'a str, template: &'a str) -> Shown<'a> {
+        Shown {
+            text,
+            template,
+            full: self.inner.log_full_names,
+            signer: self.inner.signer.as_ref(),
+        }
+    }
+}
