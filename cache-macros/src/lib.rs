@@ -47,7 +47,7 @@ use proc_macro::TokenStream;
 ///   `d` units, combinable: `"1h30m"`).
 /// - `tags = ["org:<org>"]`: tag templates; `#[invalidates(tags = ...)]` or
 ///   `Cache::invalidate_tags` invalidates every entry with the tag.
-/// - `strategy = "aside" | "lock" | "swr" | "early"`: see the README's guide.
+/// - `strategy = "aside" | "lock" | "swr" | "early"`: see `cachette::guide::attributes`.
 ///   `stale_ttl` (swr), `lock_ttl` (lock, swr, early), `lock_wait` (lock) and
 ///   `beta` (early) tune them; they accept `"250ms"`-style durations.
 /// - `cache = <expr>`: the cache, evaluated on each call (default: the

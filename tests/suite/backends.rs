@@ -212,7 +212,7 @@ async fn values_over_the_size_limit_are_returned_but_not_cached() {
     }
 }
 
-/// The minimal ACL command set in the README is enough for every strategy.
+/// The minimal ACL command set of `guide::redis` is enough for every strategy.
 #[tokio::test]
 async fn an_acl_user_with_the_documented_commands_can_do_everything() {
     let server = RedisServer::start();

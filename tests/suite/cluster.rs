@@ -385,7 +385,7 @@ async fn connect_cluster_errors_say_what_failed() {
     assert_eq!(err.kind(), cachette::ErrorKind::Config, "{err}");
 }
 
-/// The README's command set for an ACL user, plus `cluster|slots` and
+/// The documented command set (`guide::redis`) for an ACL user, plus `cluster|slots` and
 /// `asking`, is enough on a cluster: hits, fills, busts with `WAIT`, locks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {

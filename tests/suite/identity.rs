@@ -61,7 +61,7 @@ async fn programmatic_names_and_rendered_names_bust_each_other_at_every_length()
             let _ = tagged_misses(&cache, &key, &org).await;
             assert!(!tagged_misses(&cache, &key, &org).await, "{what}: cached");
 
-            // A tag written by hand with `escape`, as the README shows.
+            // A tag written by hand with `escape`, as the guide shows.
             cache
                 .invalidate_tags([format!("org:{}", escape(&org))])
                 .await

@@ -186,7 +186,7 @@ impl RedisServer {
     }
 
     /// Creates the ACL user `app` (password `s3cret`) on this server with
-    /// the README's command set on `~cachette:*`, plus `extra` commands.
+    /// the documented command set (`guide::redis`) on `~cachette:*`, plus `extra` commands.
     pub fn add_documented_acl_user(&self, extra: &[&str]) {
         redis::cmd("ACL")
             .arg("SETUSER")
