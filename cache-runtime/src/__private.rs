@@ -11,6 +11,7 @@ pub use crate::mode::{
     cache_none_applies, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode, PlainMode,
     ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
 };
+pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 

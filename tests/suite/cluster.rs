@@ -11,7 +11,7 @@ use cachette::{cached, Cache};
 use crate::faults;
 use crate::invalidation::{self, Bust};
 use crate::strategies;
-use crate::support::{ManualClock, RedisCluster};
+use crate::support::{name_pattern, ManualClock, RedisCluster};
 
 fn calls(cluster: &RedisCluster, command: &str) -> u64 {
     cluster
@@ -40,10 +40,10 @@ async fn core_suite_on_a_cluster() {
 
     // The layout: an entry, its key's version and its lock share a slot;
     // the tag used below lives on another master.
-    let entry = cluster.master_of("cachette:e:{user:1}");
-    assert_eq!(cluster.master_of("cachette:k:{user:1}"), entry);
-    assert_eq!(cluster.master_of("cachette:l:{user:1}"), entry);
-    assert_ne!(cluster.master_of("cachette:t:{org:acme}"), entry);
+    let entry = cluster.master_of(&name_pattern('e', "user:1"));
+    assert_eq!(cluster.master_of(&name_pattern('k', "user:1")), entry);
+    assert_eq!(cluster.master_of(&name_pattern('l', "user:1")), entry);
+    assert_ne!(cluster.master_of(&name_pattern('t', "org:acme")), entry);
 
     // Hits and misses; a hit is one MGET from the caller's side.
     let runs = AtomicU64::new(0);
@@ -123,7 +123,7 @@ async fn core_suite_on_a_cluster() {
     let masters: BTreeSet<u16> = ids
         .iter()
         .chain(&groups)
-        .map(|n| cluster.master_of(&format!("cachette:t:{{{n}}}")))
+        .map(|n| cluster.master_of(&name_pattern('t', n)))
         .collect();
     assert_eq!(masters.len(), 3, "names on every master");
     for (i, id) in ids.iter().enumerate() {
@@ -160,7 +160,7 @@ async fn no_stale_reads_under_concurrent_writers_with_tags_on_every_master() {
     // The workload's tags are group:0 to group:4; they span the three
     // masters.
     let masters: BTreeSet<u16> = (0..5)
-        .map(|g| cluster.master_of(&format!("cachette:t:{{group:{g}}}")))
+        .map(|g| cluster.master_of(&name_pattern('t', &format!("group:{g}"))))
         .collect();
     assert_eq!(masters.len(), 3);
     let cache = fast_cache(&cluster).await;
@@ -196,7 +196,7 @@ async fn a_master_killed_mid_run_fails_over_without_stale_reads() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     // Kill the master of group:0's tag; its replica takes over.
-    let victim = cluster.master_of("cachette:t:{group:0}");
+    let victim = cluster.master_of(&name_pattern('t', "group:0"));
     let before: BTreeSet<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
     let killed = Instant::now();
     cluster.node(victim).kill();
@@ -271,9 +271,9 @@ async fn slots_migrate_mid_run_without_stale_reads() {
     // version) to another master while readers and writers run.
     let masters: Vec<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
     let mut moved = 0;
-    for name in ["cachette:t:{group:0}", "cachette:e:{item:0}"] {
-        let slot = slot_of(&cluster, name);
-        let from = cluster.master_of(name);
+    for name in [name_pattern('t', "group:0"), name_pattern('e', "item:0")] {
+        let slot = slot_of(&cluster, &name);
+        let from = cluster.master_of(&name);
         let to = *masters.iter().find(|p| **p != from).unwrap();
         let handle = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
@@ -282,7 +282,7 @@ async fn slots_migrate_mid_run_without_stale_reads() {
             })
         });
         let deadline = Instant::now() + Duration::from_secs(10);
-        while cluster.master_of(name) != to {
+        while cluster.master_of(&name) != to {
             assert!(Instant::now() < deadline, "{name} did not move");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -461,7 +461,7 @@ async fn a_bust_redirected_mid_migration_fails_and_is_delivered_where_the_name_l
             .unwrap();
     };
     // Halfway through a migration: the tag's version has moved already.
-    let version = crate::support::only_name(node(from), "cachette:t:{moving}");
+    let version = crate::support::only_name(node(from), &name_pattern('t', "moving"));
     setslot(to, &["IMPORTING", &id(from)]);
     setslot(from, &["MIGRATING", &id(to)]);
     redis::cmd("MIGRATE")

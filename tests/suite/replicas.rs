@@ -607,3 +607,186 @@ async fn a_cache_on_a_replica_keeps_its_connection() {
     let made = connections() - before - 1;
     assert!(made <= 2, "{made} connections for 50 reads");
 }
+
+/// How many `INFO` commands the server ran.
+fn info_calls(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.raw())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_info:"))
+        .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// A cache that connected while its server was a replica, which was then
+/// promoted (nothing disconnected the cache), takes writes; the server is
+/// later demoted and resynced from an older copy. The write it refuses then
+/// still makes the cache ask again: what a server said when the connection
+/// was made is not trusted later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_is_news_even_from_a_server_that_was_a_replica() {
+    let a = RedisServer::start();
+    let mut b = RedisServer::start();
+    // A starts as a replica of B; the cache connects to A now.
+    replicaof(&a, Some(b.port));
+    synced(&b);
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(2))
+        .replica_ack_timeout(Duration::from_secs(2))
+        .connect(&a.url())
+        .await
+        .unwrap();
+    // A is promoted; B follows A. Nothing disconnects the cache.
+    replicaof(&a, None);
+    replicaof(&b, Some(a.port));
+    synced(&a);
+
+    let db = AtomicU64::new(1);
+    let read = |key: &'static str, db: &AtomicU64| {
+        let v = db.load(SeqCst);
+        cache.get_or_fetch(key, &[], Duration::from_secs(600), async move {
+            Ok::<_, String>(v)
+        })
+    };
+    assert_eq!(read("user:2", &db).await.unwrap(), 1);
+    assert_eq!(read("user:2", &db).await.unwrap(), 1, "cached on A");
+    synced(&a);
+    redis::cmd("SAVE").exec(&mut b.raw()).unwrap();
+    db.store(2, SeqCst);
+    acknowledged(&cache, "user:2").await;
+    assert_eq!(read("user:2", &db).await.unwrap(), 2, "busted");
+
+    // B restarts from its snapshot (before the bust); A resyncs from it.
+    b.restart();
+    replicaof(&a, Some(b.port));
+    synced(&b);
+    // A is a replica: writes are refused (a bust, and a fill).
+    let refused = cache.invalidate_keys(["user:3"]).await;
+    assert!(refused.is_err(), "a replica took a write: {refused:?}");
+    let _ = read("user:4", &db).await;
+    let after_refusal = read("user:2", &db).await.unwrap();
+    // Failback, as in a_refused_write_ends_the_session_so_a_promotion_is_noticed.
+    replicaof(&a, None);
+    replicaof(&b, Some(a.port));
+    eventually("the refused bust to be delivered", || {
+        cache.stats().pending_busts == 0
+    })
+    .await;
+    let mut served = Vec::new();
+    for _ in 0..5 {
+        served.push(read("user:2", &db).await.unwrap());
+    }
+    assert_eq!(
+        after_refusal, 2,
+        "a refused write did not end the old scope"
+    );
+    assert!(
+        served.iter().all(|&v| v == 2),
+        "the entry from before an acknowledged bust came back: {served:?}"
+    );
+}
+
+/// As `a_refused_write_makes_every_handle_of_the_process_ask_again`, with
+/// the two handles reaching the server through `localhost` and
+/// `127.0.0.1`: sessions share what they learn by the server process they
+/// reached, not by how its address was spelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_reaches_handles_that_spell_the_server_otherwise() {
+    let a = RedisServer::start();
+    let mut b = RedisServer::start();
+    replicaof(&b, Some(a.port));
+    let handle = |url: String| async move {
+        Cache::builder()
+            .command_timeout(Duration::from_secs(2))
+            .replica_ack_timeout(Duration::from_secs(2))
+            .connect(&url)
+            .await
+            .unwrap()
+    };
+    let writer = handle(format!("redis://localhost:{}", a.port)).await;
+    let reader = handle(a.url()).await;
+    let db = AtomicU64::new(1);
+    let read = |db: &AtomicU64| {
+        let v = db.load(SeqCst);
+        reader.get_or_fetch("user:2", &[], Duration::from_secs(600), async move {
+            Ok::<_, String>(v)
+        })
+    };
+    assert_eq!(read(&db).await.unwrap(), 1);
+    synced(&a);
+    redis::cmd("SAVE").exec(&mut b.raw()).unwrap();
+    db.store(2, SeqCst);
+    acknowledged(&writer, "user:2").await;
+    assert_eq!(read(&db).await.unwrap(), 2, "busted");
+
+    b.restart();
+    replicaof(&a, Some(b.port));
+    synced(&b);
+    let refused = writer.invalidate_keys(["user:3"]).await;
+    assert!(refused.is_err(), "a replica took a write: {refused:?}");
+    replicaof(&a, None);
+    replicaof(&b, Some(a.port));
+    eventually("the refused bust to be delivered", || {
+        writer.stats().pending_busts == 0
+    })
+    .await;
+    let mut served = Vec::new();
+    for _ in 0..5 {
+        served.push(read(&db).await.unwrap());
+    }
+    assert!(
+        served.iter().all(|&v| v == 2),
+        "the other handle served the entry from before an acknowledged bust: {served:?}"
+    );
+}
+
+/// After a refused write, the callers that find their session out of date
+/// wait for one question to the server instead of each asking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_callers_after_a_refused_write_ask_the_server_once() {
+    let a = RedisServer::start();
+    let b = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .connect(&a.url())
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let _ = cache
+            .get_or_fetch(&format!("k{i}"), &[], Duration::from_secs(600), async {
+                Ok::<_, String>(1u8)
+            })
+            .await;
+    }
+    replicaof(&a, Some(b.port));
+    synced(&b);
+    // One refused write (a fill on the reads link).
+    let _ = cache
+        .get_or_fetch("refused", &[], Duration::from_secs(600), async {
+            Ok::<_, String>(1u8)
+        })
+        .await;
+    let before = info_calls(&a);
+    let reads: Vec<_> = (0..200)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_fetch(
+                        &format!("k{}", i % 50),
+                        &[],
+                        Duration::from_secs(600),
+                        async { Ok::<_, String>(1u8) },
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for r in reads {
+        let _ = r.await.unwrap();
+    }
+    let infos = info_calls(&a) - before;
+    assert!(infos <= 8, "{infos} INFO commands: one recheck per caller");
+}

@@ -507,3 +507,52 @@ async fn an_acl_user_without_scripts_runs_everything_through_server_functions() 
     let stats = cache.stats();
     assert_eq!((stats.errors, stats.hits), (0, 2), "{stats:?}");
 }
+
+/// How many `INFO` commands the server ran.
+fn info_calls(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.raw())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("cmdstat_info:"))
+        .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Someone with write access (no signing key) writes versions with the
+/// server's run part and a fresh replication part before each read. Such a
+/// version makes a session ask the server again at most once a second per
+/// connection; otherwise it is foreign (a miss), and what a session
+/// remembers of them is bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crafted_replication_ids_cannot_make_every_read_ask_the_server() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    let read = || {
+        cache.get_or_fetch("user:1", &[], Duration::from_secs(600), async {
+            Ok::<_, String>(7u8)
+        })
+    };
+    read().await.unwrap();
+    let name = key_version_name(&server, "user:1");
+    let mut raw = server.raw();
+    let stored: Vec<u8> = redis::cmd("GET").arg(&name).query(&mut raw).unwrap();
+    let run8 = String::from_utf8(stored[..8].to_vec()).unwrap();
+    let before = info_calls(&server);
+    let n = 2000u64;
+    for i in 0..n {
+        let crafted = format!("{run8}{:08x}{:016x}", 0x1000_0000u64 + i, i + 1);
+        redis::cmd("SET")
+            .arg(&name)
+            .arg(crafted)
+            .exec(&mut raw)
+            .unwrap();
+        read().await.unwrap();
+    }
+    let infos = info_calls(&server) - before;
+    assert!(
+        infos <= 64,
+        "{infos} INFO commands for {n} reads: unbounded"
+    );
+}

@@ -422,7 +422,7 @@ async fn a_killed_lock_holder_delays_the_others_at_most_its_lock_ttl() {
         .unwrap();
     assert!(!status.success(), "the holder aborted in its body");
     assert_eq!(runs.get().await, 1);
-    let lock = crate::support::only_name(&server, "cachette:l:*:{stampede:2}");
+    let lock = crate::support::only_name(&server, &crate::support::name_pattern('l', "stampede:2"));
     let lock_ttl: i64 = redis::cmd("PTTL")
         .arg(lock)
         .query(&mut server.raw())
@@ -466,7 +466,7 @@ async fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
     let src = Source::default();
     let lock_value = || -> Option<Vec<u8>> {
         let locks: Vec<String> = redis::cmd("KEYS")
-            .arg("cachette:l:*:{release:0}")
+            .arg(crate::support::name_pattern('l', "release:0"))
             .query(&mut server.raw())
             .unwrap();
         let lock = locks.first()?;

@@ -550,30 +550,24 @@ pub fn only_name(server: &RedisServer, pattern: &str) -> String {
     found.pop().unwrap()
 }
 
+/// The pattern of the names of `kind` (`'e'`, `'l'`, `'k'` or `'t'`) for
+/// `text` in the `cachette` namespace, from the library that writes them.
+pub fn name_pattern(kind: char, text: &str) -> String {
+    cachette::__private::name_pattern("cachette", kind, text)
+}
+
 /// The name of the one entry stored under `key` in the `cachette`
 /// namespace (whatever function owns it).
 pub fn entry_name(server: &RedisServer, key: &str) -> String {
-    only_name(server, &format!("cachette:e:*{{{}}}", glob_escape(key)))
+    only_name(server, &name_pattern('e', key))
 }
 
 /// The name of the version of `tag` in the `cachette` namespace.
 pub fn tag_version_name(server: &RedisServer, tag: &str) -> String {
-    only_name(server, &format!("cachette:t:*{{{}}}", glob_escape(tag)))
+    only_name(server, &name_pattern('t', tag))
 }
 
 /// The name of the version of `key` in the `cachette` namespace.
 pub fn key_version_name(server: &RedisServer, key: &str) -> String {
-    only_name(server, &format!("cachette:k:*{{{}}}", glob_escape(key)))
-}
-
-/// `text` with the characters `KEYS` patterns give meaning to escaped.
-pub fn glob_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    only_name(server, &name_pattern('k', key))
 }

@@ -208,6 +208,46 @@ impl<'a> Name<'a> {
     }
 }
 
+/// The names cachette writes, for tests and tools that look at a backend:
+/// a glob pattern (`KEYS`, `SCAN MATCH`) matching the names of one kind
+/// for a rendered key or tag, whatever function owns them. `kind` is
+/// `'e'` (entries), `'l'` (locks), `'k'` (a key's version) or `'t'` (a
+/// tag's version); anything else panics. Glob characters in the text are
+/// escaped.
+pub fn name_pattern(namespace: &str, kind: char, text: &str) -> String {
+    let kind = match kind {
+        'e' => Kind::Entry,
+        'l' => Kind::Lock,
+        'k' => Kind::KeyVersion,
+        't' => Kind::TagVersion,
+        other => panic!("no kind of name {other:?}"),
+    };
+    let name = Name::new(text);
+    let mut out = String::new();
+    let ns = Namespace::unchecked(namespace.to_string());
+    let glob = |s: &str| {
+        s.chars().fold(String::new(), |mut out, c| {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        })
+    };
+    // Written as a key's version, then given its own kind letter.
+    let mut written = name.version(&ns, Kind::KeyVersion);
+    let letter = namespace.len() + 1;
+    written.replace_range(letter..letter + 1, &kind.letter().to_string());
+    // `<ns>:<kind>[#]:` then, for entries and locks, any function id.
+    let open = written.find('{').expect("every name has a hash tag");
+    out.push_str(&glob(&written[..open]));
+    if matches!(kind, Kind::Entry | Kind::Lock) {
+        out.push_str("*:");
+    }
+    out.push_str(&glob(&written[open..]));
+    out
+}
+
 /// Which function owns an entry: every function, and every instantiation
 /// of a generic one, has its own id, taken from the type name of a closure
 /// declared inside it, which carries the function's path and all its

@@ -170,14 +170,12 @@ impl Cluster {
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
         let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
-        let server = Link::server(&target);
         let link = || {
             Link::new(
                 client.clone(),
                 self.config.clone(),
                 self.connect_timeout,
                 target.clone(),
-                server.clone(),
             )
         };
         let node = Arc::new(Node {
@@ -277,7 +275,10 @@ impl Cluster {
             let seen = self.read_names(subject).await?;
             if !asked {
                 let drifted = seen.iter().skip(1).find_map(|(v, session, node)| match v {
-                    Value::BulkString(raw) => session.drifted(raw).map(|r| (session, node, r)),
+                    Value::BulkString(raw) => session
+                        .drifted(raw)
+                        .filter(|_| node.reads.may_check_drift())
+                        .map(|r| (session, node, r)),
                     _ => None,
                 });
                 if let Some((session, node, replid)) = drifted {
@@ -348,7 +349,7 @@ impl Cluster {
                     // Follow it once: the versions are then judged by the
                     // scope of the node that answers.
                     if !ask {
-                        node.reads.ended();
+                        session.changed();
                         self.stale(&map);
                     }
                     let node = self.node(&addr)?;
@@ -448,7 +449,7 @@ impl Cluster {
             return Err(Error::from(e));
         };
         if !ask {
-            node.reads.ended();
+            session.changed();
             self.stale(&map);
         }
         let target = self.node(&addr)?;

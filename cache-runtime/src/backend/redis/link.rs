@@ -30,23 +30,47 @@ use crate::error::{Error, ErrorKind};
 /// One connection, and who answers on it.
 pub(crate) struct Session {
     pub conn: MultiplexedConnection,
-    /// The server's count of scope-ending errors when this session's
-    /// scope was learned: an older session asks again before it is used.
+    /// Shared by every session of the process with this server process
+    /// (keyed by its run id, however it was reached): bumped when one of
+    /// them learns that the server may hold other data than its scope
+    /// names (see [`ends_session`]).
+    server: Arc<AtomicU64>,
+    /// `server` when this session's scope was learned: an older session
+    /// asks again before it is used.
     ended: u64,
     /// The scope of every version read or written on this connection:
     /// 8 hex digits naming the server's run id, then 8 naming its
     /// replication id (see [`scope`]).
     pub run: Arc<str>,
     generation: u64,
-    /// The server said it is a replica: its refusals of writes say
-    /// nothing new.
-    replica: bool,
     /// Replication ids (as stored) that versions carried under this
-    /// session's run id, checked against the server since: foreign.
+    /// session's run id, checked against the server since: foreign. The
+    /// last [`CHECKED`] only.
     checked: Vec<[u8; 8]>,
+    /// The server said it was a replica when this session was made.
+    replica: bool,
+    /// The session must ask its server again before its next command
+    /// (a replica refused a write: it may have been promoted since).
+    recheck_due: std::sync::atomic::AtomicBool,
 }
 
+/// How many checked replication ids a session remembers.
+const CHECKED: usize = 16;
+
+/// How often a link asks its server again because of a version's
+/// replication id, or because a server known as a replica refused a
+/// write: more often, such versions count as foreign (a miss) and such
+/// refusals as expected, so neither crafted versions nor a cache pointed
+/// at a replica make every call pay a round trip.
+const CHECKS_EVERY: Duration = Duration::from_secs(1);
+
 impl Session {
+    /// Makes every session of the process with this server process ask it
+    /// again who it is before its next command (see [`ends_session`]).
+    pub(crate) fn changed(&self) {
+        self.server.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Whether `raw`, a stored version, was written by this server process
     /// under another replication id that was not checked yet: either this
     /// session's scope is older than the server's (a replica attached, a
@@ -93,11 +117,12 @@ pub(crate) struct Link {
     /// How long an attempt may take before another may start (its task's
     /// runtime may be gone, or no longer driven).
     attempt_bound: Duration,
-    /// Shared by every link of the process to one server: bumped when one
-    /// of them learns that the server may hold other data than its
-    /// session's scope names (see [`ends_session`]); every session then
-    /// asks the server again before its next use.
-    server: Arc<AtomicU64>,
+    /// Held while the session is asked again who answers: one question at
+    /// a time, the others take its answer.
+    rechecking: tokio::sync::Mutex<()>,
+    /// When the link last asked again because of a version's replication
+    /// id.
+    drift_checked: Mutex<Option<Instant>>,
 }
 
 /// One connection attempt, in its task.
@@ -153,17 +178,16 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Link {
-    /// A link that connects on first use. Links to one server share
-    /// `server` (made with [`Link::server`]).
+    /// A link that connects on first use.
     pub(crate) fn new(
         client: Client,
         config: AsyncConnectionConfig,
         connect_timeout: Duration,
         target: String,
-        server: Arc<AtomicU64>,
     ) -> Arc<Link> {
         Arc::new(Link {
-            server,
+            rechecking: tokio::sync::Mutex::new(()),
+            drift_checked: Mutex::new(None),
             attempt_bound: connect_timeout * 2 + Duration::from_secs(1),
             client,
             config,
@@ -176,22 +200,6 @@ impl Link {
             changes: tokio::sync::watch::Sender::new(0),
             next_generation: std::sync::atomic::AtomicU64::new(1),
         })
-    }
-
-    /// What the links of this process to the server at `target` share.
-    pub(crate) fn server(target: &str) -> Arc<AtomicU64> {
-        use std::collections::HashMap;
-        use std::sync::Weak;
-        static SERVERS: Mutex<Option<HashMap<String, Weak<AtomicU64>>>> = Mutex::new(None);
-        let mut servers = crate::sync::lock(&SERVERS);
-        let servers = servers.get_or_insert_with(HashMap::new);
-        if let Some(shared) = servers.get(target).and_then(Weak::upgrade) {
-            return shared;
-        }
-        servers.retain(|_, w| w.strong_count() > 0);
-        let shared = Arc::new(AtomicU64::new(0));
-        servers.insert(target.to_string(), Arc::downgrade(&shared));
-        shared
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -210,7 +218,9 @@ impl Link {
                 let mut state = self.state();
                 match &*state {
                     State::Up(session) => {
-                        if session.ended == self.server.load(Ordering::Acquire) {
+                        if session.ended == session.server.load(Ordering::Acquire)
+                            && !session.recheck_due.load(Ordering::Acquire)
+                        {
                             return Ok(session.clone());
                         }
                         // Another link to the server learned something.
@@ -258,15 +268,26 @@ impl Link {
     /// can have changed), and puts a session with what it says in its
     /// place. `drifted` is a replication id a version carried under this
     /// run id: if the server does not have it, it is remembered as foreign.
+    /// One question at a time per link: a caller that waited for another's
+    /// finds the session replaced and asks nothing.
     pub(crate) async fn recheck(
         &self,
         session: &Session,
         drifted: Option<[u8; 8]>,
     ) -> Result<(), Error> {
-        let ended = self.server.load(Ordering::Acquire);
+        let _one = self.rechecking.lock().await;
+        if !matches!(&*self.state(), State::Up(current) if current.generation == session.generation)
+        {
+            return Ok(());
+        }
+        let before_count = session.server.load(Ordering::Acquire);
+        let before = (session.server.clone(), before_count);
         let mut conn = session.conn.clone();
         let learned = match learn(&mut conn).await {
-            Ok(learned) => learned,
+            Ok(learned) => learned.map(|l| Learned {
+                seen: Some(before),
+                ..l
+            }),
             Err(e) => {
                 if gone(&e) {
                     self.broken(session);
@@ -274,29 +295,33 @@ impl Link {
                 return Err(self.info_error(e));
             }
         };
-        let Some((run, replica)) = learned else {
+        let Some(learned) = learned else {
             self.broken(session);
             return Err(self.no_run_id());
         };
-        if run.as_bytes()[..8] != session.run.as_bytes()[..8] {
+        if learned.scope.as_bytes()[..8] != session.run.as_bytes()[..8] {
             // Cannot happen on one connection; never judge across processes.
             self.broken(session);
             return Err(self.unreachable());
         }
         let mut checked = session.checked.clone();
         if let Some(replid) = drifted {
-            if run.as_bytes()[8..16] != replid {
+            if learned.scope.as_bytes()[8..16] != replid {
+                if checked.len() == CHECKED {
+                    checked.remove(0);
+                }
                 checked.push(replid);
             }
         }
-        let fresh = Session {
-            conn,
-            ended,
-            run: run.into(),
-            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
-            replica,
-            checked,
-        };
+        if (learned.scope != *session.run || learned.replica != session.replica)
+            && session.server.load(Ordering::Acquire) == before_count
+        {
+            // The server changed since this session asked, and no other
+            // session said so yet: every session with it asks again.
+            session.changed();
+        }
+        let mut fresh = self.session_of(conn, learned);
+        fresh.checked = checked;
         let mut state = self.state();
         if let State::Up(current) = &*state {
             if current.generation == session.generation {
@@ -304,6 +329,34 @@ impl Link {
             }
         }
         Ok(())
+    }
+
+    /// Whether this link may ask its server again now for a reason that
+    /// an attacker or a misconfiguration can repeat (at most once every
+    /// [`CHECKS_EVERY`]).
+    pub(crate) fn may_check_drift(&self) -> bool {
+        let mut last = crate::sync::lock(&self.drift_checked);
+        let now = Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < CHECKS_EVERY) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// A session on `conn` for what the server said.
+    fn session_of(&self, conn: MultiplexedConnection, learned: Learned) -> Session {
+        let server = counter_of(&learned.run_id);
+        Session {
+            conn,
+            ended: learned.ended(&server),
+            server,
+            run: learned.scope.into(),
+            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
+            checked: Vec::new(),
+            replica: learned.replica,
+            recheck_due: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
     /// Marks `attempt` as running and spawns it.
@@ -353,28 +406,19 @@ impl Link {
 
     /// Connects and learns who answers.
     async fn connect(&self) -> Result<Session, Error> {
-        // Read first: an end after this point ends the new session too.
-        let ended = self.server.load(Ordering::Acquire);
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| super::connect::connect_error(Error::from(e), &self.target))?;
-        let (run, replica) = learn(&mut conn)
+        let learned = learn(&mut conn)
             .await
             .map_err(|e| self.info_error(e))?
             .ok_or_else(|| self.no_run_id())?;
-        if replica {
+        if learned.replica {
             tracing::warn!(target = %self.target, "cachette: connected to a replica, which refuses fills and invalidations; point cachette at the master");
         }
-        Ok(Session {
-            conn,
-            ended,
-            run: run.into(),
-            generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
-            replica,
-            checked: Vec::new(),
-        })
+        Ok(self.session_of(conn, learned))
     }
 
     fn info_error(&self, e: redis::RedisError) -> Error {
@@ -425,21 +469,25 @@ impl Link {
         }
     }
 
-    /// Makes every link of the process to this server ask it again who it
-    /// is before its next command (see [`ends_session`]).
-    pub(crate) fn ended(&self) {
-        self.server.fetch_add(1, Ordering::AcqRel);
-    }
-
     /// A command on `session` failed with `e`: a lost connection is made
     /// again; an error that may mean the server changed (see
-    /// [`ends_session`]) makes every link ask again, unless the server had
-    /// said it is a replica (then a refused write says nothing new).
+    /// [`ends_session`]) makes every session of the process with that
+    /// server ask it again who it is before its next command. A refusal
+    /// from a server that said it was a replica only makes this session
+    /// ask again (at most once every [`CHECKS_EVERY`]); if the answer
+    /// changed, every session asks.
     pub(crate) fn failed(&self, session: &Session, e: &redis::RedisError) {
         if gone(e) {
             self.broken(session);
-        } else if ends_session(e) && !(session.replica && is_read_only(e)) {
-            self.ended();
+        } else if ends_session(e) {
+            let read_only = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
+            if session.replica && read_only {
+                if self.may_check_drift() {
+                    session.recheck_due.store(true, Ordering::Release);
+                }
+            } else {
+                session.changed();
+            }
         }
     }
 
@@ -481,14 +529,50 @@ pub(crate) fn ends_session(e: &redis::RedisError) -> bool {
     )
 }
 
-fn is_read_only(e: &redis::RedisError) -> bool {
-    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+/// What a server said of itself.
+struct Learned {
+    run_id: String,
+    scope: String,
+    replica: bool,
+    /// The count of changes of this server process the process had seen
+    /// before asking (see [`Learned::ended`]).
+    seen: Option<(Arc<AtomicU64>, u64)>,
+}
+
+impl Learned {
+    /// The count a new session records: the one read before asking, when
+    /// the process already knew this server process (a change noticed
+    /// while asking then makes the new session ask again); else the one
+    /// now, since nothing could have counted a change of it before.
+    fn ended(&self, server: &Arc<AtomicU64>) -> u64 {
+        match &self.seen {
+            Some((counter, before)) if Arc::ptr_eq(counter, server) => *before,
+            _ => server.load(Ordering::Acquire),
+        }
+    }
+}
+
+/// The count of changes of the server process with run id `run_id`, shared
+/// by every session of this process with it, however it was reached.
+fn counter_of(run_id: &str) -> Arc<AtomicU64> {
+    use std::collections::HashMap;
+    use std::sync::Weak;
+    static SERVERS: Mutex<Option<HashMap<String, Weak<AtomicU64>>>> = Mutex::new(None);
+    let mut servers = crate::sync::lock(&SERVERS);
+    let servers = servers.get_or_insert_with(HashMap::new);
+    if let Some(shared) = servers.get(run_id).and_then(Weak::upgrade) {
+        return shared;
+    }
+    servers.retain(|_, w| w.strong_count() > 0);
+    let shared = Arc::new(AtomicU64::new(0));
+    servers.insert(run_id.to_string(), Arc::downgrade(&shared));
+    shared
 }
 
 /// Asks the server for its run id, its replication id and its role, in one
 /// round trip: the scope of the versions it holds, and whether it is a
 /// replica. `None` when it does not say its run id.
-async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<(String, bool)>> {
+async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<Learned>> {
     // Two commands, not `INFO server replication`: servers before 7 take
     // one section at a time.
     let (server, replication): (String, String) = redis::pipe()
@@ -499,7 +583,19 @@ async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<(S
         .query_async(conn)
         .await?;
     let replica = replication.lines().any(|l| l.trim() == "role:slave");
-    Ok(scope(&server, &replication).map(|run| (run, replica)))
+    let Some(run_id) = server
+        .lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(|id| id.trim().to_string())
+    else {
+        return Ok(None);
+    };
+    Ok(scope(&server, &replication).map(|scope| Learned {
+        seen: None,
+        run_id,
+        scope,
+        replica,
+    }))
 }
 
 /// The first error among pipeline replies (kept in place by

@@ -48,14 +48,12 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let server = Link::server(&target);
         let link = || {
             Link::new(
                 client.clone(),
                 settings.connection(),
                 settings.connect_timeout,
                 target.clone(),
-                server.clone(),
             )
         };
         Ok(Single {
@@ -103,10 +101,11 @@ impl Single {
                 })
                 .await?;
             if !asked {
-                if let Some(replid) = versions.iter().find_map(|v| match v {
+                let drifted = versions.iter().find_map(|v| match v {
                     Value::BulkString(raw) => session.drifted(raw),
                     _ => None,
-                }) {
+                });
+                if let Some(replid) = drifted.filter(|_| self.reads.may_check_drift()) {
                     self.reads.recheck(&session, Some(replid)).await?;
                     asked = true;
                     continue;
