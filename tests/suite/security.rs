@@ -366,33 +366,55 @@ async fn bulk_item(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
 /// none of them holding Redis for 10 ms; 50,000 at the default bound are
 /// replaced by one namespace-wide step. Either way every entry they name
 /// misses afterwards, in this process and another.
+///
+/// `SLOWLOG` times commands by the wall clock, so a command preempted on
+/// this two-core machine (other tests run beside this one) can pass 10 ms
+/// without holding Redis that long. A scenario that shows a slow command is
+/// run again on a new server, up to three times; the single script this
+/// replaced took 460 ms and would fail all three.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_undelivered_busts_are_delivered_in_bounded_steps() {
     for (n, limit) in [(200_000usize, 250_000usize), (50_000, 10_000)] {
-        let server = RedisServer::start();
-        let cache = Cache::builder()
-            .command_timeout(Duration::from_millis(500))
-            .max_pending_busts(limit)
-            .connect(&server.url())
-            .await
-            .unwrap();
-        let other = server.cache().await;
-        let src = AtomicU64::new(0);
-        for id in [0, 1, 2, (n - 1) as u64] {
-            assert_eq!(bulk_item(&other, &src, id).await, id);
+        let mut attempts = Vec::new();
+        for _ in 0..3 {
+            let slow = delivered_in_bounded_steps(n, limit).await;
+            if slow.is_empty() {
+                break;
+            }
+            attempts.push(slow);
         }
-        src.store(1_000_000, SeqCst);
-        pending_after_a_pause(&server, &cache, n).await;
-        let slow = slow_commands(&server);
-        assert!(slow.is_empty(), "{n} names: commands over 10 ms: {slow:?}");
-        for id in [0, 1, 2, (n - 1) as u64] {
-            assert_eq!(
-                bulk_item(&other, &src, id).await,
-                1_000_000 + id,
-                "{n} names: another process served an entry a delivered bust named"
-            );
-        }
+        assert!(
+            attempts.len() < 3,
+            "{n} names: commands over 10 ms in every attempt: {attempts:?}"
+        );
     }
+}
+
+/// One run of the scenario above: the commands that took over 10 ms.
+async fn delivered_in_bounded_steps(n: usize, limit: usize) -> Vec<(String, i64)> {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_millis(500))
+        .max_pending_busts(limit)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let other = server.cache().await;
+    let src = AtomicU64::new(0);
+    for id in [0, 1, 2, (n - 1) as u64] {
+        assert_eq!(bulk_item(&other, &src, id).await, id);
+    }
+    src.store(1_000_000, SeqCst);
+    pending_after_a_pause(&server, &cache, n).await;
+    let slow = slow_commands(&server);
+    for id in [0, 1, 2, (n - 1) as u64] {
+        assert_eq!(
+            bulk_item(&other, &src, id).await,
+            1_000_000 + id,
+            "{n} names: another process served an entry a delivered bust named"
+        );
+    }
+    slow
 }
 
 #[cached(cache = cache, key = "note:<id>", ttl = 60)]
