@@ -138,11 +138,41 @@ impl Error {
     }
 }
 
+/// Whether a TLS library error is among the causes of `e`: itself, or
+/// inside an I/O error, as a failed handshake reports it. The `redis` crate
+/// keeps such causes behind an `Arc`, which is looked through.
+#[cfg(feature = "redis")]
+fn is_tls_failure(e: &redis::RedisError) -> bool {
+    #[cfg(feature = "tls")]
+    {
+        type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+        fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+            if error.is::<rustls::Error>() {
+                return true;
+            }
+            if let Some(shared) = error.downcast_ref::<Shared>() {
+                return is_tls(shared.as_ref());
+            }
+            if let Some(io) = error.downcast_ref::<std::io::Error>() {
+                if io.get_ref().is_some_and(|inner| is_tls(inner)) {
+                    return true;
+                }
+            }
+            error.source().is_some_and(is_tls)
+        }
+        std::error::Error::source(e).is_some_and(is_tls)
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = e;
+        false
+    }
+}
+
 #[cfg(feature = "redis")]
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        let text = format!("{e:?}").to_lowercase();
-        let kind = if text.contains("certificate") || text.contains("handshake") {
+        let kind = if is_tls_failure(&e) {
             ErrorKind::Tls
         } else if e.is_timeout() {
             ErrorKind::Timeout
