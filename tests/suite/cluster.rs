@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use cachette::{cached, Cache};
 
-use crate::faults;
-use crate::invalidation::{self, Bust};
-use crate::strategies;
+use crate::scenarios::workload;
+use crate::scenarios::{self, Bust};
 use crate::support::{name_pattern, ManualClock, RedisCluster};
 
 fn calls(cluster: &RedisCluster, command: &str) -> u64 {
@@ -28,7 +27,7 @@ fn calls(cluster: &RedisCluster, command: &str) -> u64 {
 fn every_key_has_a_ttl(cluster: &RedisCluster) {
     let masters: Vec<u16> = cluster.masters().into_iter().map(|m| m.0).collect();
     for node in cluster.nodes.iter().filter(|n| masters.contains(&n.port)) {
-        faults::every_key_has_a_ttl(node);
+        workload::every_key_has_a_ttl(node);
     }
 }
 
@@ -105,7 +104,7 @@ async fn core_suite_on_a_cluster() {
                 .connect_cluster(cluster.urls())
                 .await
                 .unwrap();
-            invalidation::stale_set_race_is_closed(cache, bust, locked).await;
+            scenarios::stale_set_race_is_closed(cache, bust, locked).await;
         }
     }
     let tags = Cache::builder()
@@ -114,7 +113,7 @@ async fn core_suite_on_a_cluster() {
         .connect_cluster(cluster.urls())
         .await
         .unwrap();
-    invalidation::a_tag_bust_reaches_its_entries_only(tags).await;
+    scenarios::a_tag_bust_reaches_its_entries_only(tags).await;
 
     // One invalidation of keys and tags on all three masters: every entry
     // is refetched, and each master's share waited for its replica.
@@ -164,10 +163,10 @@ async fn no_stale_reads_under_concurrent_writers_with_tags_on_every_master() {
         .collect();
     assert_eq!(masters.len(), 3);
     let cache = fast_cache(&cluster).await;
-    let work = faults::start(&cache, 30, 64);
+    let work = workload::start(&cache, 30, 64);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let report = work.finish().await;
-    faults::check(
+    workload::check(
         "cluster, concurrent readers and writers",
         0,
         &report,
@@ -192,7 +191,7 @@ async fn fast_cache(cluster: &RedisCluster) -> Cache {
 async fn a_master_killed_mid_run_fails_over_without_stale_reads() {
     let mut cluster = RedisCluster::start();
     let cache = fast_cache(&cluster).await;
-    let work = faults::start(&cache, 30, 64);
+    let work = workload::start(&cache, 30, 64);
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
     // Kill the master of group:0's tag; its replica takes over.
@@ -213,7 +212,7 @@ async fn a_master_killed_mid_run_fails_over_without_stale_reads() {
         recovered.errors,
         recovered.breaker_opens
     );
-    faults::check("cluster, master SIGKILLed", 1, &report, &cache);
+    workload::check("cluster, master SIGKILLed", 1, &report, &cache);
 
     // The cache works again after the failover: a fill, then a hit, with
     // no error in between (polled: the client may still be settling on the
@@ -264,7 +263,7 @@ fn wait_for_failover(cluster: &RedisCluster, before: &BTreeSet<u16>) -> u16 {
 async fn slots_migrate_mid_run_without_stale_reads() {
     let cluster = RedisCluster::start();
     let cache = fast_cache(&cluster).await;
-    let work = faults::start(&cache, 30, 64);
+    let work = workload::start(&cache, 30, 64);
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // Move the slot of group:0's tag and the slot of item:0 (its entry and
@@ -290,7 +289,7 @@ async fn slots_migrate_mid_run_without_stale_reads() {
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let report = work.finish().await;
-    faults::check("cluster, slots migrated", moved, &report, &cache);
+    workload::check("cluster, slots migrated", moved, &report, &cache);
     every_key_has_a_ttl(&cluster);
 }
 
@@ -345,9 +344,9 @@ async fn strategies_on_a_cluster() {
             .await
             .unwrap();
         if check == 0 {
-            strategies::swr_serves_stale_and_refreshes_once(cache, &clock).await;
+            scenarios::swr_serves_stale_and_refreshes_once(cache, &clock).await;
         } else {
-            strategies::swr_refresh_that_raced_a_bust_loses(cache, &clock).await;
+            scenarios::swr_refresh_that_raced_a_bust_loses(cache, &clock).await;
         }
     }
 }

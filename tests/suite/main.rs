@@ -1,5 +1,6 @@
 //! The integration suite: one binary, so the crate links once.
 
+mod scenarios;
 mod support;
 
 mod backends;
@@ -10,7 +11,6 @@ mod identity;
 mod invalidation;
 mod keys;
 mod macros;
-mod proxy;
 mod redis_costs;
 mod reliability;
 mod replicas;

@@ -7,14 +7,7 @@ use std::time::Duration;
 
 use cachette::{cached, invalidates, Cache};
 
-use crate::support::{eventually, RedisServer};
-
-/// A cache that gives up on a dead Redis quickly.
-fn impatient(timeout_ms: u64) -> cachette::CacheBuilder {
-    Cache::builder()
-        .command_timeout(Duration::from_millis(timeout_ms))
-        .connect_timeout(Duration::from_millis(timeout_ms))
-}
+use crate::support::{delivered, impatient, RedisServer};
 
 #[cached(cache = cache, key = "doc:<id>", ttl = 300)]
 async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
@@ -32,7 +25,10 @@ async fn update(cache: &Cache, src: &AtomicU64, id: u64) -> Result<(), String> {
 async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_served_meanwhile() {
     // Persistence on, so the old entry survives the restart.
     let mut server = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let cache = impatient(300).connect(&server.url()).await.unwrap();
+    let cache = impatient(Duration::from_millis(300))
+        .connect(&server.url())
+        .await
+        .unwrap();
     let src = AtomicU64::new(0);
     assert_eq!(doc(&cache, &src, 0).await, 0);
     assert_eq!(doc(&cache, &src, 0).await, 0);
@@ -62,10 +58,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
             "a stale value was served after the bust returned"
         );
     }
-    eventually("the pending bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
     // Reads have their own connection, which reconnects on its next use;
     // caching resumes within a few calls.
     let hits = cache.stats().hits;
@@ -83,7 +76,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
     let mut server = RedisServer::start();
-    let cache = impatient(300)
+    let cache = impatient(Duration::from_millis(300))
         .max_pending_busts(2)
         .connect(&server.url())
         .await
@@ -104,16 +97,13 @@ async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
         assert_eq!(cache.stats().misses, misses, "read through, not filled");
     }
     assert_eq!(value, 3 + 9);
-    eventually("the pending busts to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_stops_calling_redis_until_a_probe_succeeds() {
     let mut server = RedisServer::start();
-    let cache = impatient(200)
+    let cache = impatient(Duration::from_millis(200))
         .circuit_breaker(3, Duration::from_secs(2))
         .connect(&server.url())
         .await
@@ -172,7 +162,7 @@ async fn an_open_breaker_stops_calling_redis_until_a_probe_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidation_cancelled_mid_flight_is_kept_and_delivered() {
     let server = RedisServer::start();
-    let proxy = crate::proxy::FaultProxy::start(server.port).await;
+    let proxy = crate::support::proxy::FaultProxy::start(server.port).await;
     let cache = Cache::builder()
         .command_timeout(Duration::from_secs(5))
         .connect(&proxy.url())
@@ -181,7 +171,7 @@ async fn an_invalidation_cancelled_mid_flight_is_kept_and_delivered() {
     let src = AtomicU64::new(0);
     assert_eq!(doc(&cache, &src, 1).await, 1);
 
-    proxy.set(crate::proxy::Mode::Stall);
+    proxy.set(crate::support::proxy::Mode::Stall);
     src.fetch_add(10, SeqCst); // the database write the bust is for
     let cancelled =
         tokio::time::timeout(Duration::from_millis(100), cache.invalidate_keys(["doc:1"])).await;
@@ -189,11 +179,8 @@ async fn an_invalidation_cancelled_mid_flight_is_kept_and_delivered() {
     assert_eq!(cache.stats().pending_busts, 1, "kept though cancelled");
     assert_eq!(doc(&cache, &src, 1).await, 11, "read through while pending");
 
-    proxy.set(crate::proxy::Mode::Pass);
-    eventually("the cancelled bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    proxy.set(crate::support::proxy::Mode::Pass);
+    delivered(&cache).await;
     assert_eq!(
         doc(&cache, &src, 1).await,
         11,
@@ -229,10 +216,7 @@ async fn an_update_cancelled_after_its_write_still_busts() {
             _ = committed.notified() => {} // drops the update mid-body
         }
         assert_eq!(doc(&cache, &src, 2).await, 12, "{}", cache.backend_name());
-        eventually("the kept bust to be delivered", || {
-            cache.stats().pending_busts == 0
-        })
-        .await;
+        delivered(&cache).await;
         assert_eq!(doc(&cache, &src, 2).await, 12);
     }
 }
@@ -244,7 +228,7 @@ async fn an_update_cancelled_after_its_write_still_busts() {
 async fn a_cancelled_breaker_probe_does_not_keep_the_breaker_open() {
     let server = RedisServer::start();
     let cool_down = Duration::from_millis(300);
-    let cache = impatient(100)
+    let cache = impatient(Duration::from_millis(100))
         .circuit_breaker(1, cool_down)
         .connect(&server.url())
         .await
@@ -313,7 +297,10 @@ fn a_retry_task_dropped_with_its_runtime_is_replaced() {
         .unwrap();
     let src = AtomicU64::new(0);
     let (cache, other) = main.block_on(async {
-        let cache = impatient(1_000).connect(&app_url).await.unwrap();
+        let cache = impatient(Duration::from_secs(1))
+            .connect(&app_url)
+            .await
+            .unwrap();
         // Another process, reading the same Redis.
         let other = server.cache().await;
         assert_eq!(doc(&other, &src, 1).await, 1);
@@ -341,10 +328,7 @@ fn a_retry_task_dropped_with_its_runtime_is_replaced() {
         src.fetch_add(10, SeqCst); // the write the next bust is for
         assert!(cache.invalidate_keys(["doc:1"]).await.is_err());
         allow_busts(&server, true);
-        eventually("the later bust to be delivered", || {
-            cache.stats().pending_busts == 0
-        })
-        .await;
+        delivered(&cache).await;
         assert_eq!(
             doc(&other, &src, 1).await,
             11,
@@ -362,8 +346,14 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
     let server = RedisServer::start();
     server.add_documented_acl_user(&[]);
     let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
-    let a = impatient(1_000).connect(&url).await.unwrap();
-    let b = impatient(1_000).connect(&format!("{url}/0")).await.unwrap();
+    let a = impatient(Duration::from_secs(1))
+        .connect(&url)
+        .await
+        .unwrap();
+    let b = impatient(Duration::from_secs(1))
+        .connect(&format!("{url}/0"))
+        .await
+        .unwrap();
     let src = AtomicU64::new(0);
     assert_eq!(doc(&b, &src, 3).await, 3);
     assert_eq!(doc(&b, &src, 3).await, 3, "cached");
@@ -377,7 +367,7 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
         "the other handle served what a pending bust names"
     );
     allow_busts(&server, true);
-    eventually("the bust to be delivered", || a.stats().pending_busts == 0).await;
+    delivered(&a).await;
     assert_eq!(doc(&b, &src, 3).await, 13);
 }
 
@@ -389,7 +379,9 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
 async fn a_service_starts_while_redis_is_down() {
     let mut server = RedisServer::start();
     server.kill();
-    let cache = impatient(200).connect_lazy(&server.url()).unwrap();
+    let cache = impatient(Duration::from_millis(200))
+        .connect_lazy(&server.url())
+        .unwrap();
     let src = AtomicU64::new(0);
     for _ in 0..3 {
         assert_eq!(doc(&cache, &src, 4).await, 4, "the body answers");
@@ -399,10 +391,7 @@ async fn a_service_starts_while_redis_is_down() {
     assert_eq!(cache.stats().pending_busts, 1);
 
     server.restart();
-    eventually("the kept bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while cache.stats().hits == 0 {
         assert_eq!(doc(&cache, &src, 4).await, 14);
@@ -421,7 +410,7 @@ async fn a_service_starts_while_redis_is_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconnection_dropped_with_its_runtime_is_made_again() {
     let server = RedisServer::start();
-    let cache = impatient(300)
+    let cache = impatient(Duration::from_millis(300))
         .circuit_breaker(3, Duration::from_millis(200))
         .connect(&server.url())
         .await

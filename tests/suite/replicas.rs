@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use cachette::{Cache, ReplicaAcks};
 
-use crate::proxy::{FaultProxy, Mode};
-use crate::support::{eventually, RedisServer};
+use crate::support::proxy::{FaultProxy, Mode};
+use crate::support::{delivered, eventually, RedisServer};
 
 fn wait_for_replica(master: &RedisServer) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -103,10 +103,7 @@ async fn invalidations_wait_for_a_replica_and_a_silent_one_fails_them() {
     assert_eq!(read(&cache, &runs).await, 3);
 
     replica.resume();
-    eventually("the bust to be delivered with the replica's ack", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
     let now = read(&cache, &runs).await;
     assert_eq!(read(&cache, &runs).await, now, "cached again");
 
@@ -264,10 +261,7 @@ async fn acknowledged(cache: &Cache, key: &str) {
         assert!(Instant::now() < deadline, "never acknowledged: {e}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eventually("the bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(cache).await;
 }
 
 fn replicaof(server: &RedisServer, master: Option<u16>) {
@@ -329,10 +323,7 @@ async fn a_failover_and_failback_behind_one_address_bring_their_busts_with_them(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eventually("the bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
 
     synced(&b);
     replicaof(&a, None);
@@ -455,10 +446,7 @@ async fn a_refused_write_ends_the_session_so_a_promotion_is_noticed() {
     assert!(refused.is_err(), "a replica took a write: {refused:?}");
     replicaof(&a, None);
     replicaof(&b, Some(a.port));
-    eventually("the refused bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
     for _ in 0..5 {
         assert_eq!(
             read("user:2", &db).await.unwrap(),
@@ -508,10 +496,7 @@ async fn a_refused_write_makes_every_handle_of_the_process_ask_again() {
     assert!(refused.is_err(), "a replica took a write: {refused:?}");
     replicaof(&a, None);
     replicaof(&b, Some(a.port));
-    eventually("the refused bust to be delivered", || {
-        writer.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&writer).await;
     for _ in 0..5 {
         assert_eq!(
             read(&db).await.unwrap(),
@@ -670,10 +655,7 @@ async fn a_refused_write_is_news_even_from_a_server_that_was_a_replica() {
     // Failback, as in a_refused_write_ends_the_session_so_a_promotion_is_noticed.
     replicaof(&a, None);
     replicaof(&b, Some(a.port));
-    eventually("the refused bust to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&cache).await;
     let mut served = Vec::new();
     for _ in 0..5 {
         served.push(read("user:2", &db).await.unwrap());
@@ -728,10 +710,7 @@ async fn a_refused_write_reaches_handles_that_spell_the_server_otherwise() {
     assert!(refused.is_err(), "a replica took a write: {refused:?}");
     replicaof(&a, None);
     replicaof(&b, Some(a.port));
-    eventually("the refused bust to be delivered", || {
-        writer.stats().pending_busts == 0
-    })
-    .await;
+    delivered(&writer).await;
     let mut served = Vec::new();
     for _ in 0..5 {
         served.push(read(&db).await.unwrap());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cachette::{cached, Cache};
 
-use crate::support::{entry_name, key_version_name, ManualClock, RedisServer};
+use crate::support::{delivered, entry_name, key_version_name, ManualClock, RedisServer};
 
 const KEY: &[u8; 32] = b"a 32-byte key for the test suite";
 
@@ -350,10 +350,7 @@ async fn pending_after_a_pause(server: &RedisServer, cache: &Cache, n: usize) {
         .arg("UNPAUSE")
         .exec(&mut server.raw())
         .unwrap();
-    crate::support::eventually("everything pending to be delivered", || {
-        cache.stats().pending_busts == 0
-    })
-    .await;
+    delivered(cache).await;
 }
 
 #[cached(cache = cache, key = "bulk-item:<id>", ttl = 300, tags = ["bulk:<id>"])]

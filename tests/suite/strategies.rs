@@ -1,95 +1,17 @@
 //! The strategies: in-process coalescing, the fleet-wide lock,
 //! stale-while-revalidate and early refresh, on both backends.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use cachette::{cached, Cache};
-use tokio::sync::Notify;
 
+use crate::scenarios::{
+    svc, swr_refresh_that_raced_a_bust_loses, swr_serves_stale_and_refreshes_once, Svc,
+};
+use crate::support::child::{spawn_test, wait_bounded, RedisCounter};
+use crate::support::source::Source;
 use crate::support::{each_backend, eventually, FixedRandom, ManualClock, RedisServer};
-
-/// A fake source: a version number, a count of body runs, and a gate that
-/// holds the next body run after it has read the version.
-#[derive(Clone, Default)]
-struct Source {
-    version: Arc<AtomicU64>,
-    runs: Arc<AtomicU64>,
-    gate: Arc<Mutex<Option<Gate>>>,
-}
-
-#[derive(Clone)]
-struct Gate {
-    reached: Arc<Notify>,
-    release: Arc<Notify>,
-    /// Panic once released.
-    panic: bool,
-}
-
-impl Source {
-    /// Holds the next body run; returns (reached, release).
-    fn hold_next(&self, panic: bool) -> (Arc<Notify>, Arc<Notify>) {
-        let gate = Gate {
-            reached: Arc::new(Notify::new()),
-            release: Arc::new(Notify::new()),
-            panic,
-        };
-        let pair = (gate.reached.clone(), gate.release.clone());
-        *self.gate.lock().unwrap() = Some(gate);
-        pair
-    }
-
-    async fn read(&self) -> u64 {
-        self.runs.fetch_add(1, SeqCst);
-        let version = self.version.load(SeqCst);
-        let gate = self.gate.lock().unwrap().take();
-        if let Some(gate) = gate {
-            gate.reached.notify_one();
-            gate.release.notified().await;
-            if gate.panic {
-                panic!("the body failed");
-            }
-        }
-        version
-    }
-
-    fn runs(&self) -> u64 {
-        self.runs.load(SeqCst)
-    }
-}
-
-#[derive(Clone)]
-struct Svc {
-    cache: Cache,
-    src: Source,
-}
-
-impl Svc {
-    #[cached(cache = self.cache, key = "aside:<id>", ttl = 60)]
-    async fn aside(&self, id: u64) -> u64 {
-        self.src.read().await + id
-    }
-
-    #[cached(cache = self.cache, key = "swr:<id>", ttl = 60, tags = ["t:<id>"], strategy = "swr", stale_ttl = "10m")]
-    async fn swr(&self, id: u64) -> Result<u64, String> {
-        Ok(self.src.read().await + id)
-    }
-
-    #[cached(cache = self.cache, key = "early:<id>", ttl = 60, strategy = "early", beta = 1.0)]
-    async fn early(&self, id: u64, clock: &ManualClock) -> u64 {
-        // The body "takes" one second of the injected clock.
-        clock.advance(Duration::from_secs(1));
-        self.src.read().await + id
-    }
-}
-
-fn svc(cache: Cache) -> Svc {
-    Svc {
-        cache,
-        src: Source::default(),
-    }
-}
 
 /// Both backends, built with a manual clock (and a fixed random draw).
 async fn each_backend_with(clock: &ManualClock, draw: f64) -> Vec<(Cache, Option<RedisServer>)> {
@@ -167,80 +89,12 @@ async fn swr_serves_stale_at_once_and_refreshes_once() {
     }
 }
 
-/// `cache` must read `clock`.
-pub(crate) async fn swr_serves_stale_and_refreshes_once(cache: Cache, clock: &ManualClock) {
-    let s = svc(cache.clone());
-    s.src.version.store(100, SeqCst);
-    assert_eq!(s.swr(1).await.unwrap(), 101);
-
-    // Past the fresh window: 200 callers get the old value while one
-    // refresh is held in its body.
-    clock.advance(Duration::from_secs(61));
-    s.src.version.store(200, SeqCst);
-    let (reached, release) = s.src.hold_next(false);
-    let calls: Vec<_> = (0..200)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.swr(1).await })
-        })
-        .collect();
-    for call in calls {
-        assert_eq!(
-            call.await.unwrap().unwrap(),
-            101,
-            "served stale without waiting: {:?}",
-            cache.stats()
-        );
-    }
-    reached.notified().await;
-    assert_eq!(s.src.runs(), 2, "exactly one refresh");
-    assert_eq!(cache.stats().refreshes, 1);
-    assert_eq!(cache.stats().stale_hits, 200);
-    release.notify_one();
-    cache.refreshes_settled().await;
-    assert_eq!(
-        s.swr(1).await.unwrap(),
-        201,
-        "the refreshed value is served"
-    );
-    assert_eq!(s.src.runs(), 2);
-
-    // Past both windows: a plain miss.
-    clock.advance(Duration::from_secs(60 + 601));
-    s.src.version.store(300, SeqCst);
-    assert_eq!(s.swr(1).await.unwrap(), 301);
-    assert_eq!(s.src.runs(), 3);
-    assert_eq!(cache.stats().refreshes, 1);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_swr_refresh_that_raced_an_invalidation_cannot_overwrite_it() {
     let clock = ManualClock::default();
     for (cache, _server) in each_backend_with(&clock, 0.5).await {
         swr_refresh_that_raced_a_bust_loses(cache, &clock).await;
     }
-}
-
-/// `cache` must read `clock`.
-pub(crate) async fn swr_refresh_that_raced_a_bust_loses(cache: Cache, clock: &ManualClock) {
-    let s = svc(cache.clone());
-    s.src.version.store(0, SeqCst);
-    s.swr(1).await.unwrap();
-    clock.advance(Duration::from_secs(61));
-    s.src.version.store(10, SeqCst);
-    let (reached, release) = s.src.hold_next(false);
-    assert_eq!(s.swr(1).await.unwrap(), 1, "stale, refresh started");
-    reached.notified().await; // the refresh has read version 10
-    s.src.version.store(20, SeqCst);
-    cache.invalidate_tags(["t:1"]).await.unwrap();
-    release.notify_one();
-    cache.refreshes_settled().await;
-    assert_eq!(
-        s.swr(1).await.unwrap(),
-        21,
-        "the raced refresh's value was served"
-    );
-    assert_eq!(s.swr(1).await.unwrap(), 21);
 }
 
 #[tokio::test]
@@ -268,40 +122,6 @@ async fn early_refresh_keeps_hot_keys_from_expiring() {
             stats.refreshes
         );
         assert_eq!(stats.hits, reads);
-    }
-}
-
-/// Counts body runs in Redis, so that several processes can share it.
-#[derive(Clone)]
-struct RedisCounter {
-    conn: redis::aio::MultiplexedConnection,
-    key: String,
-}
-
-impl RedisCounter {
-    async fn new(url: &str, key: &str) -> RedisCounter {
-        let client = redis::Client::open(url).unwrap();
-        RedisCounter {
-            conn: client.get_multiplexed_async_connection().await.unwrap(),
-            key: key.to_string(),
-        }
-    }
-
-    async fn bump(&self) -> u64 {
-        redis::cmd("INCR")
-            .arg(&self.key)
-            .query_async(&mut self.conn.clone())
-            .await
-            .unwrap()
-    }
-
-    async fn get(&self) -> u64 {
-        let n: Option<u64> = redis::cmd("GET")
-            .arg(&self.key)
-            .query_async(&mut self.conn.clone())
-            .await
-            .unwrap();
-        n.unwrap_or(0)
     }
 }
 
@@ -354,37 +174,14 @@ async fn lock_child_process() {
 }
 
 fn spawn_child(url: &str, id: u64, abort: bool) -> std::process::Child {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "strategies::lock_child_process",
-        "--exact",
-        "--ignored",
-        "--test-threads=1",
-    ])
-    .env("CACHETTE_CHILD_URL", url)
-    .env("CACHETTE_CHILD_KEY", id.to_string())
-    .env_remove(ABORT_IN_BODY)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null());
+    let mut env = vec![
+        ("CACHETTE_CHILD_URL", url.to_string()),
+        ("CACHETTE_CHILD_KEY", id.to_string()),
+    ];
     if abort {
-        cmd.env(ABORT_IN_BODY, "1");
+        env.push((ABORT_IN_BODY, "1".to_string()));
     }
-    cmd.spawn().unwrap()
-}
-
-/// Waits for a child for at most `limit`, killing it past that.
-fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("a child process hung for {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    spawn_test("strategies::lock_child_process", &env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,7 +190,7 @@ async fn four_processes_run_a_locked_body_once() {
     let url = server.url();
     let children: Vec<_> = (0..4).map(|_| spawn_child(&url, 1, false)).collect();
     let ready = RedisCounter::new(&url, "test:ready").await;
-    eventually_async("4 children ready", || async { ready.get().await == 4 }).await;
+    ready.reaches(4).await;
     RedisCounter::new(&url, "test:go").await.bump().await;
     for child in children {
         let status =
@@ -506,21 +303,6 @@ async fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
     b_release.notify_one();
     assert_eq!(holder_b.await.unwrap(), 5);
     assert_eq!(lock_value(), None, "B released its lock");
-}
-
-async fn eventually_async<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// I1 through coalescing: a caller that arrives after an invalidation and

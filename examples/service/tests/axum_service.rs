@@ -1,11 +1,16 @@
 //! Starts the axum example on a loopback port and drives it over HTTP, on
 //! the embedded backend and on a real Redis.
 
+#[allow(dead_code)]
+#[path = "../../../tests/suite/support/server.rs"]
+mod server;
 #[path = "../examples/axum_service.rs"]
 mod service;
-#[allow(dead_code)]
-#[path = "../../../tests/suite/support.rs"]
-mod support;
+
+/// What the suite's `server.rs` builds its caches with.
+fn builder() -> cachette::CacheBuilder {
+    Cache::builder().command_timeout(std::time::Duration::from_secs(5))
+}
 
 use std::future::IntoFuture;
 use std::sync::atomic::Ordering;
@@ -73,6 +78,6 @@ async fn gets_are_cached_and_writes_invalidate_on_the_embedded_backend() {
 
 #[tokio::test]
 async fn gets_are_cached_and_writes_invalidate_on_redis() {
-    let server = support::RedisServer::start();
+    let server = server::RedisServer::start();
     drive(server.cache().await).await;
 }
