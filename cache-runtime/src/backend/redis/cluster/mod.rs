@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 
@@ -31,48 +31,22 @@ use super::{
     decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Kind, Name, Namespace, Subject};
+
+mod busts;
+mod slots;
+
+pub(crate) use self::slots::epoch_of;
+use self::slots::{key_slot, key_slot_of_name, redirection, SlotMap};
+use crate::names::Subject;
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
-type Addr = (String, u16);
+pub(super) type Addr = (String, u16);
 
 /// The links to one master.
 struct Node {
     reads: Arc<Link>,
     busts: Arc<Link>,
-}
-
-/// Who serves each slot range, and how many replicas each master has.
-#[derive(Debug)]
-struct SlotMap {
-    learned: Instant,
-    ranges: Vec<SlotRange>,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-struct SlotRange {
-    first: u16,
-    last: u16,
-    master: Addr,
-    replicas: u32,
-}
-
-impl SlotMap {
-    fn range(&self, slot: u16) -> Option<&SlotRange> {
-        self.ranges
-            .iter()
-            .find(|r| (r.first..=r.last).contains(&slot))
-    }
-
-    fn master(&self, slot: u16) -> Result<&SlotRange, Error> {
-        self.range(slot).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Backend,
-                format!("no master of the Redis Cluster serves slot {slot}"),
-            )
-        })
-    }
 }
 
 pub(crate) struct Cluster {
@@ -92,11 +66,6 @@ pub(crate) struct Cluster {
     /// One reading of the slot map at a time.
     refreshing: tokio::sync::Mutex<()>,
 }
-
-/// How old the map may be when a bust needs the replica counts.
-const MAP_REFRESH: Duration = Duration::from_secs(1);
-/// The least time between two readings of the map.
-const MAP_MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 impl Cluster {
     /// The cluster as reached through its seed nodes, however their URLs
@@ -186,84 +155,6 @@ impl Cluster {
         Ok(node)
     }
 
-    fn current(&self) -> Option<Arc<SlotMap>> {
-        crate::sync::lock(&self.map).clone()
-    }
-
-    /// The slot map, read first if there is none yet.
-    async fn map(&self) -> Result<Arc<SlotMap>, Error> {
-        match self.current() {
-            Some(map) => Ok(map),
-            None => self.refresh(None).await,
-        }
-    }
-
-    /// Reads the slot map again, unless it was read after `seen` (another
-    /// caller did it) or very recently.
-    async fn refresh(&self, seen: Option<Instant>) -> Result<Arc<SlotMap>, Error> {
-        let _one = self.refreshing.lock().await;
-        if let Some(map) = self.current() {
-            let newer = seen.is_some_and(|seen| map.learned > seen);
-            if newer || map.learned.elapsed() < MAP_MIN_INTERVAL {
-                return Ok(map);
-            }
-        }
-        let mut candidates: Vec<Addr> = self
-            .current()
-            .map(|m| m.ranges.iter().map(|r| r.master.clone()).collect())
-            .unwrap_or_default();
-        candidates.extend(self.seeds.iter().cloned());
-        candidates.dedup();
-        let mut last = None;
-        for addr in candidates {
-            let node = self.node(&addr)?;
-            let asked = node
-                .reads
-                .run(|s| async move {
-                    redis::cmd("CLUSTER")
-                        .arg("SLOTS")
-                        .query_async::<Vec<Vec<Value>>>(&mut s.conn.clone())
-                        .await
-                })
-                .await;
-            match asked {
-                Ok(ranges) => {
-                    let ranges: Vec<SlotRange> = ranges
-                        .iter()
-                        .filter_map(|r| slot_range(r, &addr.0))
-                        .collect();
-                    let map = Arc::new(SlotMap {
-                        learned: Instant::now(),
-                        ranges,
-                    });
-                    *crate::sync::lock(&self.map) = Some(map.clone());
-                    return Ok(map);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| {
-            Error::new(
-                ErrorKind::Connection,
-                "no node of the Redis Cluster answered",
-            )
-        }))
-    }
-
-    /// Reads the map again in the background: something moved or failed.
-    fn stale(self: &Arc<Self>, seen: &SlotMap) {
-        let seen = seen.learned;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let cluster = self.clone();
-        runtime.spawn(async move {
-            if let Err(e) = cluster.refresh(Some(seen)).await {
-                tracing::debug!(error = %e, "cachette: could not read the slot map");
-            }
-        });
-    }
-
     /// The entry and its versions, each group of names from the master of
     /// its slot, all at once. A version of a master's own process under
     /// another replication id makes that session ask again (see
@@ -342,18 +233,9 @@ impl Cluster {
             let (replies, session, node) = match reply {
                 Ok(replies) => (replies, session, node),
                 Err(e) => {
-                    let Some((addr, ask)) = redirection(&e) else {
-                        self.failed(&node, &session, &e, &map);
-                        return Err(Error::from(e));
-                    };
-                    // Follow it once: the versions are then judged by the
-                    // scope of the node that answers.
-                    if !ask {
-                        session.changed();
-                        self.stale(&map);
-                    }
-                    let node = self.node(&addr)?;
-                    let session = node.reads.session().await?;
+                    // Follow a redirection once: the versions are then
+                    // judged by the scope of the node that answers.
+                    let (node, session, ask) = self.follow(&node, &session, e, &map).await?;
                     match group_pipe(members, &all, max, ask)
                         .query_async::<Vec<Value>>(&mut session.conn.clone())
                         .await
@@ -374,6 +256,30 @@ impl Cluster {
             .into_iter()
             .map(|s| s.expect("every name was read"))
             .collect())
+    }
+
+    /// A command on `node` failed with `e`: for a redirection, the node to
+    /// follow it to (once), a session there, and whether it is `ASK` (a
+    /// `MOVED` also makes every session with `node` ask again, and the map
+    /// is read again); anything else is recorded and returned.
+    async fn follow(
+        self: &Arc<Self>,
+        node: &Node,
+        session: &Session,
+        e: redis::RedisError,
+        map: &SlotMap,
+    ) -> Result<(Arc<Node>, Arc<Session>, bool), Error> {
+        let Some((addr, ask)) = redirection(&e) else {
+            self.failed(node, session, &e, map);
+            return Err(Error::from(e));
+        };
+        if !ask {
+            session.changed();
+            self.stale(map);
+        }
+        let target = self.node(&addr)?;
+        let session = target.reads.session().await?;
+        Ok((target, session, ask))
     }
 
     /// A command failed on `node`: a lost connection is replaced, and the
@@ -444,16 +350,7 @@ impl Cluster {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
-        let Some((addr, ask)) = redirection(&e) else {
-            self.failed(&node, &session, &e, &map);
-            return Err(Error::from(e));
-        };
-        if !ask {
-            session.changed();
-            self.stale(&map);
-        }
-        let target = self.node(&addr)?;
-        let session = target.reads.session().await?;
+        let (target, session, ask) = self.follow(&node, &session, e, &map).await?;
         let mut pipe = redis::pipe();
         if ask {
             pipe.cmd("ASKING").ignore();
@@ -470,126 +367,6 @@ impl Cluster {
             }
         }
     }
-
-    /// Each master's share of the bust in one pipeline on its bust link,
-    /// `WAIT` last; all masters at once. The map is at most a second old,
-    /// for the replica counts.
-    pub(crate) async fn bust(
-        self: &Arc<Self>,
-        ns: &Namespace,
-        bust: &Bust,
-        ttl: Duration,
-    ) -> Result<(), Error> {
-        let mut map = self.map().await?;
-        if map.learned.elapsed() > MAP_REFRESH {
-            map = self.refresh(Some(map.learned)).await?;
-        }
-        let mut shares: Vec<(&SlotRange, Vec<_>)> = Vec::new();
-        for (name, kind) in bust.kinds() {
-            let range = map.master(key_slot(name.hash_tag()))?;
-            match shares.iter_mut().find(|s| s.0.master == range.master) {
-                Some(share) => share.1.push((name, kind)),
-                None => shares.push((range, vec![(name, kind)])),
-            }
-        }
-        let sends = shares.into_iter().map(|(range, share)| async move {
-            let node = self.node(&range.master)?;
-            let acks = bust::acks_for(self.acks, range.replicas);
-            let ack_timeout = self.ack_timeout;
-            let share = &share;
-            let replies = node
-                .busts
-                .run(|s| async move {
-                    let names: Vec<String> = share
-                        .iter()
-                        .map(|(name, kind)| name.version(ns, *kind))
-                        .collect();
-                    let replies = bust::plain(&names, &s.run, ttl, acks, ack_timeout)
-                        .query_async::<Vec<Value>>(&mut s.conn.clone())
-                        .await?;
-                    super::link::ending(&replies)?;
-                    Ok(replies)
-                })
-                .await?;
-            bust::check(&replies, acks)
-        });
-        let done = futures_util::future::join_all(sends).await;
-        let failed = done.into_iter().find_map(Result::err);
-        match failed {
-            None => Ok(()),
-            Some(e) => {
-                // A failover or a slot move may be why: read the map again.
-                self.stale(&map);
-                Err(e)
-            }
-        }
-    }
-}
-
-impl Cluster {
-    /// A new epoch for every slot, each master's share in pipelines of a
-    /// bounded number of commands with a `WAIT` at the end of each, all
-    /// masters at once.
-    pub(crate) async fn bust_everything(self: &Arc<Self>, ns: &Namespace) -> Result<(), Error> {
-        let map = self.refresh(None).await?;
-        let sends = map.ranges.iter().map(|range| async move {
-            let node = self.node(&range.master)?;
-            let acks = bust::acks_for(self.acks, range.replicas);
-            let names: Vec<String> = (range.first..=range.last)
-                .map(|slot| epoch_of_slot(slot).version(ns, Kind::Epoch))
-                .collect();
-            for chunk in names.chunks(crate::pending::CHUNK) {
-                let ack_timeout = self.ack_timeout;
-                let replies = node
-                    .busts
-                    .run(|s| async move {
-                        let replies = bust::plain(chunk, &s.run, EPOCH_TTL, acks, ack_timeout)
-                            .query_async::<Vec<Value>>(&mut s.conn.clone())
-                            .await?;
-                        super::link::ending(&replies)?;
-                        Ok(replies)
-                    })
-                    .await?;
-                bust::check(&replies, acks)?;
-            }
-            Ok::<_, Error>(())
-        });
-        let done = futures_util::future::join_all(sends).await;
-        match done.into_iter().find_map(Result::err) {
-            None => Ok(()),
-            Some(e) => {
-                self.stale(&map);
-                Err(e)
-            }
-        }
-    }
-}
-
-/// Where the namespace's epoch lives for `key`: in its slot.
-pub(crate) fn epoch_of(key: &Name<'_>) -> Name<'static> {
-    epoch_of_slot(key_slot(key.hash_tag()))
-}
-
-/// The epoch of `slot`: a name whose hash tag is in that slot, the same
-/// in every process (the first decimal number that hashes there).
-fn epoch_of_slot(slot: u16) -> Name<'static> {
-    static TAGS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        let mut tags: Vec<Option<&'static str>> = vec![None; 16384];
-        let mut left = tags.len();
-        let mut n: u64 = 0;
-        while left > 0 {
-            let text = n.to_string();
-            let slot = usize::from(key_slot(&text));
-            if tags[slot].is_none() {
-                tags[slot] = Some(Box::leak(text.into_boxed_str()));
-                left -= 1;
-            }
-            n += 1;
-        }
-        tags.into_iter().map(|t| t.expect("every slot")).collect()
-    });
-    Name::fixed(tags[usize::from(slot)])
 }
 
 /// The commands of one slot's share of a lookup: `GETRANGE` of the entry
@@ -638,89 +415,3 @@ fn cluster_config(e: Error, urls: &[String]) -> Error {
 
 /// A reply, with the session and node that gave it.
 type Answer = (Value, Arc<Session>, Arc<Node>);
-
-/// Where a `MOVED` or `ASK` sends the command, and whether it is `ASK`.
-fn redirection(e: &redis::RedisError) -> Option<(Addr, bool)> {
-    let ask = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask);
-    let (addr, _slot) = e.redirect_node()?;
-    let (host, port) = addr.rsplit_once(':')?;
-    Some(((host.to_string(), port.parse().ok()?), ask))
-}
-
-/// One `CLUSTER SLOTS` range: first slot, last slot, the master as
-/// `[host, port, id, ...]`, then one entry per replica. A master that does
-/// not know its own address says `""`: it is the node that was asked.
-fn slot_range(range: &[Value], asked: &str) -> Option<SlotRange> {
-    let [Value::Int(first), Value::Int(last), Value::Array(master), replicas @ ..] = range else {
-        return None;
-    };
-    let host = match master.first()? {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok()?,
-        Value::SimpleString(s) => s.clone(),
-        _ => return None,
-    };
-    let host = if host.is_empty() || host == "?" {
-        asked.to_string()
-    } else {
-        host
-    };
-    let Value::Int(port) = master.get(1)? else {
-        return None;
-    };
-    Some(SlotRange {
-        first: u16::try_from(*first).ok()?,
-        last: u16::try_from(*last).ok()?,
-        master: (host, u16::try_from(*port).ok()?),
-        replicas: u32::try_from(replicas.len()).unwrap_or(u32::MAX),
-    })
-}
-
-/// The slot of a hash tag: CRC16 (XMODEM) modulo 16384.
-fn key_slot(tag: &str) -> u16 {
-    crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % 16384
-}
-
-/// The slot of a full name: of its hash tag, the text between the first
-/// `{` and the next `}` when that is not empty, or of the whole name.
-fn key_slot_of_name(name: &str) -> u16 {
-    let hashed = name
-        .find('{')
-        .and_then(|open| {
-            let rest = &name[open + 1..];
-            let close = rest.find('}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(name);
-    key_slot(hashed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_follow_hash_tags() {
-        // Values from `CLUSTER KEYSLOT`.
-        assert_eq!(key_slot_of_name("foo"), 12182);
-        assert_eq!(
-            key_slot_of_name("{user1000}.following"),
-            key_slot("user1000")
-        );
-        assert_eq!(key_slot_of_name("foo{}{bar}"), key_slot("foo{}{bar}"));
-        assert_ne!(key_slot_of_name("foo{}{bar}"), key_slot("bar"));
-        assert_eq!(key_slot_of_name("foo{{bar}}zap"), key_slot("{bar"));
-        // Every name of a key, in any scope, is in the slot of its hash tag.
-        let ns = Namespace::new("ns").unwrap();
-        let f = crate::names::Function::named("f", "f");
-        for key in ["user:1", "a}b", "", "}x", &"k".repeat(300)] {
-            let subject = Subject::new(&ns, f, key, &[] as &[&str], Some(epoch_of));
-            let slot = key_slot(subject.key().hash_tag());
-            let names = subject.names();
-            assert_eq!(key_slot_of_name(subject.entry()), slot, "{key:?}");
-            assert_eq!(key_slot_of_name(&subject.lock()), slot, "{key:?}");
-            for version in names.versions() {
-                assert_eq!(key_slot_of_name(version), slot, "{key:?}");
-            }
-        }
-    }
-}
