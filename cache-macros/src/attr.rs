@@ -94,7 +94,6 @@ impl Strategy {
 
 /// The options of either attribute, checked. An option refused with an
 /// error is absent; the caller generates nothing while errors remain.
-#[derive(Default)]
 pub(crate) struct Options {
     pub key: Option<LitStr>,
     pub keys: Vec<LitStr>,
@@ -113,13 +112,15 @@ pub(crate) struct Options {
     pub krate: Option<syn::Path>,
 }
 
-/// Parses the attribute's arguments into options, recording every error.
-pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Options {
+/// Parses the attribute's arguments into options, recording every error;
+/// `None` when they are not even `name = value` pairs (then nothing more
+/// is said about them).
+pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Option<Options> {
     match values::parse_args.parse2(args) {
-        Ok(args) => Written::read(kind, args, errors).check(kind, errors),
+        Ok(args) => Some(Written::read(kind, args, errors).check(kind, errors)),
         Err(e) => {
             errors.push(e);
-            Options::default()
+            None
         }
     }
 }
@@ -317,7 +318,7 @@ mod tests {
 
     fn parse_ok(kind: Kind, args: TokenStream) -> Options {
         let mut errors = Errors::default();
-        let options = parse(kind, args, &mut errors);
+        let options = parse(kind, args, &mut errors).expect("parses");
         assert!(errors.is_empty(), "unexpected errors");
         options
     }

@@ -110,7 +110,9 @@ fn expand(
     attr_text: &str,
 ) -> syn::Result<TokenStream> {
     let mut errors = Errors::default();
-    let opts = attr::parse(kind, args, &mut errors);
+    let Some(opts) = attr::parse(kind, args, &mut errors) else {
+        return Err(errors.finish().expect("a syntax error was recorded"));
+    };
     if func.sig.asyncness.is_none() {
         errors.at(
             func.sig.fn_token.span,
@@ -212,20 +214,29 @@ fn expand(
                 _ => (quote!(__cachette_mode), quote!()),
             };
             let policy = policy(&opts, &private);
-            // Spanned on the return type: a value type that cannot be
-            // stored is reported there.
-            let ret_span = ret.map_or_else(Span::call_site, Spanned::span);
+            // Located at the return type, so that a value type that cannot
+            // be stored is reported there; resolved at the call site, like
+            // every other token the attribute writes.
+            let at = Span::call_site().located_at(ret.map_or_else(Span::call_site, Spanned::span));
             let (call, refresh_arg) = match &refresh {
                 Some(Refresh {
                     closure: refresh, ..
                 }) => (quote!(cached_refreshing), quote!(, #refresh)),
                 None => (quote!(cached), quote!()),
             };
-            let callee = respan(quote!(#private::#call), ret_span);
-            let mode_expr = respan(
-                quote!((&&#private::Select::<#ret_ty>::new()).#mode()),
-                ret_span,
+            let callee = respan(quote!(#private::#call), at);
+            // The return type keeps its own spans (it may come from a macro).
+            let (open, close) = (
+                respan(quote!(&&#private::Select::<), at),
+                respan(quote!(>::new()), at),
             );
+            let mut select = proc_macro2::Group::new(
+                proc_macro2::Delimiter::Parenthesis,
+                quote!(#open #ret_ty #close),
+            );
+            select.set_span(at);
+            let then_mode = respan(quote!(.#mode()), at);
+            let mode_expr = quote!(#select #then_mode);
             let mut args = proc_macro2::Group::new(
                 proc_macro2::Delimiter::Parenthesis,
                 quote! {
@@ -241,9 +252,9 @@ fn expand(
                     #refresh_arg
                 },
             );
-            args.set_span(ret_span);
+            args.set_span(at);
             let call_expr = quote!(#callee #args);
-            let call_expr = quote_spanned!(ret_span=> #call_expr.await);
+            let call_expr = quote_spanned!(at=> #call_expr.await);
             quote! {
                 const __CACHETTE_POLICY: #private::Policy = #policy;
                 #preamble
@@ -330,7 +341,9 @@ fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
     policy
 }
 
-/// `tokens`, every one of them spanned at `span`.
+/// `tokens` (written by the attribute), every one of them spanned at
+/// `span`; pass a span located where errors should point and resolved at
+/// the call site.
 fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
@@ -371,7 +384,7 @@ fn default_key(
             Some(ident) => {
                 let check = respan(
                     quote!(#private::an_omitted_key_displays_every_argument),
-                    *span,
+                    Span::call_site().located_at(*span),
                 );
                 values.push(quote_spanned!(*span=> #check(&#ident)))
             }
@@ -415,23 +428,30 @@ fn check_return_type(ret: Option<&Type>, func: &ItemFn, errors: &mut Errors) {
 }
 
 /// Where `ty` borrows (a `&` anywhere inside it), if it does.
+///
+/// Only what is surely stored is looked at: the type itself, and the
+/// first argument of `Option`, `Result` (its `Ok` type; errors are not
+/// cached) and `Vec`. Other generic types may hold a reference they never
+/// store (a `PhantomData`), and an alias of `Result` cannot be told apart
+/// here; for those the compiler's own error remains.
 fn borrowed(ty: &Type) -> Option<Span> {
     match ty {
         Type::Reference(r) => Some(r.and_token.span),
         Type::Paren(t) => borrowed(&t.elem),
         Type::Group(t) => borrowed(&t.elem),
-        Type::Array(t) => borrowed(&t.elem),
-        Type::Slice(t) => borrowed(&t.elem),
-        Type::Tuple(t) => t.elems.iter().find_map(borrowed),
-        Type::Path(p) => p.path.segments.iter().find_map(|segment| {
-            let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last()?;
+            if !matches!(last.ident.to_string().as_str(), "Option" | "Result" | "Vec") {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
                 return None;
             };
-            args.args.iter().find_map(|arg| match arg {
+            match args.args.first()? {
                 syn::GenericArgument::Type(t) => borrowed(t),
                 _ => None,
-            })
-        }),
+            }
+        }
         _ => None,
     }
 }

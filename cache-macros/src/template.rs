@@ -66,8 +66,7 @@ pub(crate) fn parse(lit: &LitStr, params: &[String]) -> syn::Result<Template> {
 fn placeholder(name: &str, params: &[String], span: Span) -> syn::Result<TokenStream> {
     let segments: Vec<&str> = name.split('.').collect();
     let valid_ident = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with(|c: char| c.is_ascii_digit())
+        s.starts_with(|c: char| c.is_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_alphanumeric() || c == '_')
     };
     let valid_field =

@@ -138,41 +138,78 @@ impl Error {
     }
 }
 
-/// Whether a TLS library error is among the causes of `e`: itself, or
-/// inside an I/O error, as a failed handshake reports it. The `redis` crate
-/// keeps such causes behind an `Arc`, which is looked through.
+/// What went wrong in a TLS handshake, from the causes of an error.
 #[cfg(feature = "redis")]
-fn is_tls_failure(e: &redis::RedisError) -> bool {
-    #[cfg(feature = "tls")]
-    {
-        type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
-        fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
-            if error.is::<rustls::Error>() {
-                return true;
-            }
-            if let Some(shared) = error.downcast_ref::<Shared>() {
-                return is_tls(shared.as_ref());
-            }
-            if let Some(io) = error.downcast_ref::<std::io::Error>() {
-                if io.get_ref().is_some_and(|inner| is_tls(inner)) {
-                    return true;
-                }
-            }
-            error.source().is_some_and(is_tls)
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TlsTrouble {
+    /// The server's certificate was not trusted (or not presented).
+    Certificate,
+    /// What came back was not TLS: the port does not speak it.
+    NotTls,
+    /// The server closed the connection during the handshake.
+    Closed,
+    /// Anything else the TLS library refused.
+    Other,
+}
+
+/// The causes of `e`, looking through the `Arc` the `redis` crate keeps
+/// them in and into I/O errors.
+#[cfg(feature = "redis")]
+fn causes(e: &redis::RedisError) -> Vec<&(dyn std::error::Error + 'static)> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let mut out = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(error) = next {
+        if let Some(shared) = error.downcast_ref::<Shared>() {
+            next = Some(shared.as_ref());
+            continue;
         }
-        std::error::Error::source(e).is_some_and(is_tls)
+        out.push(error);
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                next = Some(inner);
+                continue;
+            }
+        }
+        next = error.source();
     }
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = e;
-        false
+    out
+}
+
+/// What went wrong in a TLS handshake, if `e` says: a TLS library error
+/// among its causes, or, on a connection that was to be TLS (`tls`), the
+/// server closing or resetting it before the handshake ended.
+#[cfg(feature = "redis")]
+pub(crate) fn tls_trouble(e: &redis::RedisError, tls: bool) -> Option<TlsTrouble> {
+    let causes = causes(e);
+    #[cfg(feature = "tls")]
+    for cause in &causes {
+        if let Some(tls_error) = cause.downcast_ref::<rustls::Error>() {
+            return Some(match tls_error {
+                rustls::Error::InvalidCertificate(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::UnsupportedNameType => TlsTrouble::Certificate,
+                rustls::Error::InvalidMessage(_) => TlsTrouble::NotTls,
+                _ => TlsTrouble::Other,
+            });
+        }
     }
+    let closed = causes.iter().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            )
+        })
+    });
+    (tls && closed).then_some(TlsTrouble::Closed)
 }
 
 #[cfg(feature = "redis")]
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        let kind = if is_tls_failure(&e) {
+        let kind = if tls_trouble(&e, false).is_some() {
             ErrorKind::Tls
         } else if e.is_timeout() {
             ErrorKind::Timeout

@@ -141,12 +141,11 @@ fn parse(template: &str) -> Result<Vec<Part<'_>>, Error> {
 }
 
 /// Whether `name` names a placeholder: a name (letters, digits and `_`,
-/// not starting with a digit), then any number of `.field`s, each a name
-/// or a tuple index (digits). The macros apply the same rule.
+/// starting with a letter or `_`), then any number of `.field`s, each a
+/// name or a tuple index (ASCII digits). The macros apply the same rule.
 fn is_placeholder_name(name: &str) -> bool {
     let is_ident = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with(|c: char| c.is_ascii_digit())
+        s.starts_with(|c: char| c.is_alphabetic() || c == '_')
             && s.chars().all(|c| c.is_alphanumeric() || c == '_')
     };
     let mut segments = name.split('.');
@@ -180,7 +179,10 @@ pub struct KeyBuilder {
 }
 
 impl KeyBuilder {
-    /// Starts rendering `template`; placeholders are `<name>` or `<name.field>`.
+    /// Starts rendering `template`; placeholders are `<name>` or
+    /// `<name.field>` (or `<name.0>`), with the attributes' rule for names:
+    /// letters, digits and `_`, starting with a letter or `_` (`<0>` is
+    /// refused by [`build`](Self::build), as the attributes refuse it).
     pub fn new(template: impl Into<String>) -> Self {
         KeyBuilder {
             template: template.into(),

@@ -283,3 +283,41 @@ async fn errors_are_not_cached_through_type_aliases() {
     failing_update(&cache, 2).await.unwrap_err();
     assert_eq!(cache.stats().invalidations, invalidations, "busted on Err");
 }
+
+/// A value whose type mentions a reference it never stores.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tagged<T: ?Sized> {
+    n: u64,
+    #[serde(skip)]
+    _kind: std::marker::PhantomData<T>,
+}
+
+#[cached(cache = cache, key = "borrowed-error:<id>", ttl = 60)]
+async fn with_a_borrowed_error(cache: &Cache, id: u64) -> Result<String, &'static str> {
+    if id == 0 {
+        Err("zero")
+    } else {
+        Ok(id.to_string())
+    }
+}
+
+#[cached(cache = cache, key = "tagged:<id>", ttl = 60)]
+async fn tagged(cache: &Cache, id: u64) -> Tagged<&'static str> {
+    Tagged {
+        n: id,
+        _kind: std::marker::PhantomData,
+    }
+}
+
+/// Only a value that would be stored must be owned: an error type may
+/// borrow (errors are not cached), and a type may name a reference it does
+/// not hold.
+#[tokio::test]
+async fn return_types_that_borrow_outside_the_stored_value_compile() {
+    let cache = Cache::memory();
+    assert_eq!(with_a_borrowed_error(&cache, 0).await, Err("zero"));
+    assert_eq!(with_a_borrowed_error(&cache, 7).await.unwrap(), "7");
+    assert_eq!(tagged(&cache, 3).await.n, 3);
+    assert_eq!(tagged(&cache, 3).await.n, 3);
+    assert_eq!(cache.stats().hits, 1);
+}

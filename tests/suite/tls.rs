@@ -198,3 +198,43 @@ async fn tls_connects_with_a_trusted_ca_and_says_why_it_does_not_otherwise() {
     assert!(refused.is_auth(), "{refused:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `rediss://` URL whose server is not what TLS expects: one that closes
+/// the connection after the client's hello, and one that answers in plain
+/// text (as a server without TLS does). Both are TLS failures, each saying
+/// why.
+#[tokio::test]
+async fn a_handshake_that_fails_says_why() {
+    use std::io::{Read, Write};
+    /// A peer that reads the hello, then answers `reply` (if any) and
+    /// closes.
+    fn peer(reply: &'static [u8]) -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(1) {
+                let mut stream = stream.unwrap();
+                let mut hello = [0u8; 4096];
+                let _ = stream.read(&mut hello);
+                let _ = stream.write_all(reply);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        port
+    }
+    for (port, why) in [
+        (peer(b""), "closed the connection during the handshake"),
+        (
+            peer(b"-ERR unknown command\r\n"),
+            "does that port speak TLS?",
+        ),
+    ] {
+        let err = Cache::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .connect(&format!("rediss://127.0.0.1:{port}"))
+            .await
+            .unwrap_err();
+        assert!(err.is_tls(), "{err:?}");
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}

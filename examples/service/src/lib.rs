@@ -147,3 +147,22 @@ pub async fn cache_from_env() -> Result<Cache, cachette::Error> {
         }
     }
 }
+
+/// Writes a cached lookup for the caller, as a crate of repository helpers
+/// might: the attribute runs inside another crate's `macro_rules!`, and the
+/// return type names this crate through `$crate` (checked by
+/// `tests/macro_from_another_crate.rs`).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! cached_lookup {
+    ($name:ident, $wrapper:ident) => {
+        #[::cachette::cached(cache = cache, key = "lookup:<id>", ttl = 60)]
+        async fn $name(cache: &::cachette::Cache, id: i64) -> $wrapper<$crate::Project> {
+            (id == 1).then(|| $crate::Project {
+                id,
+                org: "acme".into(),
+                name: "Apollo".into(),
+            })
+        }
+    };
+}

@@ -120,12 +120,26 @@ pub(crate) fn target(client: &Client) -> String {
     }
 }
 
-/// Says what failed while connecting to `target`, keeping the kind.
+/// Says what failed while connecting to `target`, keeping the kind (a
+/// failed TLS handshake is a TLS error, with what went wrong in it).
 pub(crate) fn connect_error(err: Error, target: &str) -> Error {
+    use crate::error::{tls_trouble, TlsTrouble};
+    let tls = target.ends_with("(TLS)");
+    let trouble = err.redis().and_then(|e| tls_trouble(e, tls));
+    if let Some(trouble) = trouble {
+        let why = match trouble {
+            TlsTrouble::Certificate => "its certificate is not trusted",
+            TlsTrouble::NotTls => "it did not answer in TLS: does that port speak TLS?",
+            TlsTrouble::Closed => "it closed the connection during the handshake",
+            TlsTrouble::Other => "see the cause",
+        };
+        return Error::new(
+            ErrorKind::Tls,
+            format!("TLS handshake with {target} failed: {why}"),
+        )
+        .with_source(err);
+    }
     let what = match err.kind() {
-        ErrorKind::Tls => {
-            format!("TLS handshake with {target} failed (is its certificate trusted?)")
-        }
         ErrorKind::Auth => format!("{target} refused the credentials"),
         ErrorKind::Timeout => format!("timed out connecting to {target}"),
         _ => format!("could not connect to {target}"),
