@@ -196,7 +196,10 @@ fn expand(
     let code = code_hash(attr_text, func);
     let preamble = quote! {
         #[allow(unused_imports)]
-        use #private::{BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _};
+        use #private::{
+            BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _, SelectPlain as _,
+            SelectResult as _,
+        };
         let __cachette_fn = #private::function(&|| (), #code);
         let __cachette_cache: &#private::Cache = #cache;
     };
@@ -237,6 +240,11 @@ fn expand(
             select.set_span(at);
             let then_mode = respan(quote!(.#mode()), at);
             let mode_expr = quote!(#select #then_mode);
+            // Values of a `Clone` type are kept decoded (see the runtime's
+            // `keep.rs`): selected here, where the type is concrete.
+            let probe = respan(quote!(#private::keep_probe::<_,), at);
+            let keeper = quote!((&&#probe #ret_ty>(&__cachette_mode)).__cachette_keeper());
+            let mode_and_keeper = respan(quote!(__cachette_mode, __cachette_keep), at);
             let mut args = proc_macro2::Group::new(
                 proc_macro2::Delimiter::Parenthesis,
                 quote! {
@@ -245,7 +253,7 @@ fn expand(
                         policy: &__CACHETTE_POLICY,
                         function: __cachette_fn,
                     },
-                    #mode_expr,
+                    #mode_and_keeper,
                     &__cachette_key,
                     &__cachette_tags,
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
@@ -260,6 +268,8 @@ fn expand(
                 #preamble
                 #check
                 let __cachette_key: ::std::string::String = #key;
+                let __cachette_mode = #mode_expr;
+                let __cachette_keep = #keeper;
                 let __cachette_tags = [#(#tag_exprs),*];
                 #call_expr
             }

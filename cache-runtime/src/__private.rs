@@ -6,7 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use crate::cache::Cache;
+pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
+pub use crate::mode::Stores;
 pub use crate::mode::{
     cache_none_applies, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode, PlainMode,
     ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
@@ -80,14 +82,21 @@ pub struct Site<'a> {
 }
 
 /// `#[cached]` with the aside and lock strategies.
-pub async fn cached<M, R, Fut>(site: Site<'_>, _mode: M, key: &str, tags: &[String], body: Fut) -> R
+pub async fn cached<M, R, Fut>(
+    site: Site<'_>,
+    _mode: M,
+    keep: Keeper<M::Value>,
+    key: &str,
+    tags: &[String],
+    body: Fut,
+) -> R
 where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
     let call = Call::new(site.cache, site.policy, site.function, key, tags);
     site.cache
-        .fetch::<M, R, Fut, NoRefresh, _>(call, body, None)
+        .fetch::<M, R, Fut, NoRefresh, _>(call, keep, body, None)
         .await
 }
 
@@ -96,6 +105,7 @@ where
 pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
     site: Site<'_>,
     _mode: M,
+    keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
     body: Fut,
@@ -109,7 +119,7 @@ where
 {
     let call = Call::new(site.cache, site.policy, site.function, key, tags);
     site.cache
-        .fetch::<M, R, Fut, Mk, RF>(call, body, Some(refresh))
+        .fetch::<M, R, Fut, Mk, RF>(call, keep, body, Some(refresh))
         .await
 }
 

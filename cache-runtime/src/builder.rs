@@ -48,11 +48,17 @@ pub struct CacheBuilder {
     server_functions: bool,
     replica_acks: ReplicaAcks,
     replica_ack_timeout: Duration,
+    /// The near-cache's budget in bytes; `None`: off.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    near_cache: Option<u64>,
     #[cfg(feature = "tls")]
     root_ca: Option<Vec<u8>>,
     /// Built by the library as the process default, not by the user.
     pub(crate) implicit: bool,
 }
+
+/// The near-cache's default budget.
+const DEFAULT_NEAR_CACHE_BYTES: u64 = 64 << 20;
 
 impl fmt::Debug for CacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -86,6 +92,7 @@ impl Default for CacheBuilder {
             server_functions: false,
             replica_acks: ReplicaAcks::Auto,
             replica_ack_timeout: Duration::from_millis(100),
+            near_cache: Some(DEFAULT_NEAR_CACHE_BYTES),
             #[cfg(feature = "tls")]
             root_ca: None,
             implicit: false,
@@ -234,6 +241,28 @@ impl CacheBuilder {
         self
     }
 
+    /// The near-cache (on by default where the server allows it): lookups
+    /// kept in process memory and served again after one ordering round
+    /// trip shared by every concurrent caller, instead of a round trip
+    /// each. It never serves a value that a lookup of Redis would not
+    /// (see [`guide::redis`](../cachette/guide/redis/index.html)). It needs
+    /// RESP3, `CLIENT TRACKING` and `PING` (Redis 6 or later; ACL
+    /// `+client|tracking +ping`); where the server refuses them it turns
+    /// itself off with one warning. `false` turns it off.
+    #[cfg(feature = "redis")]
+    pub fn near_cache(mut self, on: bool) -> Self {
+        self.near_cache = on.then(|| self.near_cache.unwrap_or(DEFAULT_NEAR_CACHE_BYTES));
+        self
+    }
+
+    /// The near-cache's budget, in bytes of entries held in process memory
+    /// (default 64 MiB); past it, the least used are dropped.
+    #[cfg(feature = "redis")]
+    pub fn near_cache_bytes(mut self, bytes: u64) -> Self {
+        self.near_cache = Some(bytes);
+        self
+    }
+
     /// The circuit breaker: after `failures` consecutive backend failures,
     /// reads stop calling Redis for `cool_down` (annotated functions run
     /// their bodies at once), then one call probes; its success closes the
@@ -373,6 +402,7 @@ impl CacheBuilder {
             acks: self.replica_acks,
             ack_timeout: self.replica_ack_timeout,
             max_entry_bytes: self.max_value_bytes,
+            near_cache: self.near_cache,
             scripting: if self.server_functions {
                 crate::backend::redis::bust::Scripting::Functions
             } else {

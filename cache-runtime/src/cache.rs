@@ -96,6 +96,12 @@ impl Cache {
         let mut stats = self.inner.counters.snapshot();
         stats.pending_busts = self.inner.pending.len() as u64;
         stats.breaker_open = self.inner.breaker.is_open();
+        [
+            stats.near_hits,
+            stats.near_orderings,
+            stats.near_invalidations,
+            stats.near_flushes,
+        ] = self.inner.backend.near_counters();
         stats
     }
 

@@ -88,6 +88,24 @@ pub(crate) fn check<'a>(
     Check::Valid(&blob[value_at..], meta)
 }
 
+/// How long until the entry `blob` expires by its header, on this
+/// machine's clock (zero when past); `None` if it is not an entry.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn remaining(blob: &[u8]) -> Option<std::time::Duration> {
+    if blob.len() < HEADER_LEN || blob[0] != MAGIC || blob[1] != FORMAT {
+        return None;
+    }
+    let expires_ms = u64::from_be_bytes(blob[15..23].try_into().ok()?);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_millis();
+    let left = u128::from(expires_ms).saturating_sub(now_ms);
+    Some(std::time::Duration::from_millis(
+        u64::try_from(left).unwrap_or(u64::MAX),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

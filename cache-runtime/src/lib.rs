@@ -25,6 +25,7 @@ mod error;
 mod flight;
 mod global;
 mod invalidate;
+mod keep;
 mod key;
 mod mode;
 mod names;

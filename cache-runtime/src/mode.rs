@@ -23,6 +23,31 @@ pub trait Mode<R> {
     fn from_cached(value: Self::Value) -> R;
 }
 
+/// What a mode stores for a return type `R`, named without the bounds
+/// [`Mode`] puts on it: the value type whose keeper the expansion selects
+/// (see `keep.rs`), so that a type that cannot be stored is reported once,
+/// by the mode.
+pub trait Stores<R> {
+    /// What is stored.
+    type Stored;
+}
+
+impl<T, E> Stores<Result<T, E>> for ResultMode {
+    type Stored = T;
+}
+
+impl<T> Stores<Option<T>> for OptionMode {
+    type Stored = T;
+}
+
+impl<T> Stores<T> for ValueMode {
+    type Stored = T;
+}
+
+impl<T> Stores<T> for PlainMode {
+    type Stored = T;
+}
+
 /// `Result<T, E>`: only `Ok` is cached.
 #[derive(Debug, Clone, Copy)]
 pub struct ResultMode;

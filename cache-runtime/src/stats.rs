@@ -59,6 +59,16 @@ pub struct Stats {
     pub breaker_opens: u64,
     /// Whether the circuit breaker is open now.
     pub breaker_open: bool,
+    /// Lookups served from the near-cache (process memory, after an
+    /// ordering round trip) instead of a read of Redis.
+    pub near_hits: u64,
+    /// Ordering round trips sent for the near-cache (one serves every
+    /// caller waiting when it is sent).
+    pub near_orderings: u64,
+    /// Names invalidated in the near-cache by messages from Redis.
+    pub near_invalidations: u64,
+    /// Times the near-cache was emptied (a flush, a lost connection).
+    pub near_flushes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -100,6 +110,10 @@ impl Counters {
             too_large: self.too_large.load(Relaxed),
             signature_failures: self.signature_failures.load(Relaxed),
             breaker_open: false,
+            near_hits: 0,
+            near_orderings: 0,
+            near_invalidations: 0,
+            near_flushes: 0,
         }
     }
 }

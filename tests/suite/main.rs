@@ -11,6 +11,7 @@ mod identity;
 mod invalidation;
 mod keys;
 mod macros;
+mod near;
 mod redis_costs;
 mod reliability;
 mod replicas;

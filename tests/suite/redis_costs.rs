@@ -1,6 +1,8 @@
-//! Command counts against a real Redis (`INFO commandstats` deltas): a hit
-//! is one round trip (`GETRANGE` of the entry, bounded, and one `MGET` of
-//! its versions), a bust of any number of keys and tags one round trip.
+//! Command counts against a real Redis (`INFO commandstats` deltas): a read
+//! of Redis is one round trip (`GETRANGE` of the entry, bounded, and one
+//! `MGET` of its versions), a bust of any number of keys and tags one round
+//! trip. These count reads of Redis, so the caches here have the
+//! near-cache off; what the near-cache costs is counted last.
 
 use cachette::{cached, invalidates, Cache};
 
@@ -14,6 +16,15 @@ async fn tagged(cache: &Cache, id: u64) -> u64 {
 #[invalidates(cache = cache, keys = ["u:<id>"], tags = ["a:<id>", "b", "c:<id>"])]
 async fn bust_all(cache: &Cache, id: u64) {}
 
+/// A cache whose every lookup reads Redis (no near-cache).
+async fn reads_redis(server: &RedisServer) -> Cache {
+    crate::support::builder()
+        .near_cache(false)
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
 fn calls(list: &[(String, u64)], name: &str) -> u64 {
     list.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
 }
@@ -21,7 +32,7 @@ fn calls(list: &[(String, u64)], name: &str) -> u64 {
 #[tokio::test]
 async fn a_hit_costs_one_round_trip() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     tagged(&cache, 1).await; // cold: creates versions and fills
     server.reset_stats();
     tagged(&cache, 1).await;
@@ -37,7 +48,7 @@ fn hit() -> Vec<(String, u64)> {
 #[tokio::test]
 async fn a_miss_with_known_versions_costs_two_commands() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     tagged(&cache, 1).await;
     bust_all(&cache, 1).await; // loads the script; versions now exist
     server.reset_stats();
@@ -56,7 +67,7 @@ async fn a_miss_with_known_versions_costs_two_commands() {
 #[tokio::test]
 async fn a_bust_of_many_tags_and_keys_is_one_round_trip() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     cache.invalidate_tags(["warm-up"]).await.unwrap(); // loads the script
     for n in [1usize, 10, 200] {
         let tags: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
@@ -76,7 +87,7 @@ async fn a_bust_of_many_tags_and_keys_is_one_round_trip() {
 #[tokio::test]
 async fn a_bust_costs_the_same_whatever_the_entries_under_the_tag() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     cache.invalidate_tags(["b"]).await.unwrap();
     let mut per_size = Vec::new();
     for entries in [1u64, 2_000] {
@@ -108,7 +119,7 @@ async fn early(cache: &Cache, id: u64) -> u64 {
 #[tokio::test]
 async fn a_hit_costs_one_round_trip_whatever_the_strategy() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     tagged(&cache, 1).await;
     locked(&cache, 1).await;
     swr(&cache, 1).await;
@@ -130,7 +141,7 @@ async fn a_hit_costs_one_round_trip_whatever_the_strategy() {
 #[tokio::test]
 async fn a_lock_miss_costs_five_round_trips() {
     let server = RedisServer::start();
-    let cache = server.cache().await;
+    let cache = reads_redis(&server).await;
     locked(&cache, 2).await;
     cache.invalidate_keys(["lk:2"]).await.unwrap(); // versions exist, script loaded
     server.reset_stats();
@@ -144,4 +155,46 @@ async fn a_lock_miss_costs_five_round_trips() {
     assert_eq!(calls(&list, "set"), 2, "{list:?}");
     assert_eq!(calls(&list, "evalsha"), 1, "{list:?}");
     assert_eq!(calls(&list, "get") + calls(&list, "del"), 2, "{list:?}");
+}
+
+/// With the near-cache, a hit of a kept lookup sends one `PING` and reads
+/// nothing; 64 concurrent hits share far fewer `PING`s than there are
+/// callers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_near_hit_costs_a_shared_ping() {
+    let server = RedisServer::start();
+    let cache = server.cache().await;
+    for _ in 0..5 {
+        tagged(&cache, 1).await;
+    }
+    assert!(cache.stats().near_hits > 0, "{:?}", cache.stats());
+    server.reset_stats();
+    tagged(&cache, 1).await;
+    assert_eq!(server.command_calls(), vec![], "a near hit read Redis");
+    let pings = || {
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut server.raw())
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_ping:"))
+            .and_then(|s| s.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let before = pings();
+    let calls: Vec<_> = (0..64)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                for _ in 0..10 {
+                    tagged(&cache, 1).await;
+                }
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap();
+    }
+    let sent = pings() - before;
+    assert!(sent < 640 / 4, "{sent} PINGs for 640 hits");
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cachette::{cached, Cache};
 
+use crate::support::logs::Logs;
 use crate::support::{delivered, entry_name, key_version_name, ManualClock, RedisServer};
 
 const KEY: &[u8; 32] = b"a 32-byte key for the test suite";
@@ -91,44 +92,6 @@ async fn a_signed_entry_kept_past_its_expiry_is_not_served() {
         "an entry kept past its signed expiry was served"
     );
     assert_eq!(cache.stats().signature_failures, failures + 1);
-}
-
-/// Captures every event emitted on this thread (the test's runtime runs
-/// on it) while alive.
-struct Logs {
-    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
-    _guard: tracing::subscriber::DefaultGuard,
-}
-
-impl Logs {
-    fn capture() -> Logs {
-        #[derive(Clone)]
-        struct Writer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Writer {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let writer = Writer(buf.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        Logs {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
 }
 
 #[cached(cache = cache, key = "profile:<email>", ttl = 60, tags = ["person:<email>"])]

@@ -5,7 +5,8 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
     );
     #[allow(unused_imports)]
     use ::cachette::__private::{
-        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+        BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
+        SelectPlain as _, SelectResult as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "7af60a92f7cf0926");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
@@ -21,6 +22,13 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
             ],
         )
     };
+    let __cachette_mode = (&&::cachette::__private::Select::<Option<u64>>::new())
+        .__cachette_mode();
+    let __cachette_keep = (&&::cachette::__private::keep_probe::<
+        _,
+        Option<u64>,
+    >(&__cachette_mode))
+        .__cachette_keeper();
     let __cachette_tags = [];
     ::cachette::__private::cached(
             ::cachette::__private::Site {
@@ -28,7 +36,8 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
                 policy: &__CACHETTE_POLICY,
                 function: __cachette_fn,
             },
-            (&&::cachette::__private::Select::<Option<u64>>::new()).__cachette_mode(),
+            __cachette_mode,
+            __cachette_keep,
             &__cachette_key,
             &__cachette_tags,
             async {

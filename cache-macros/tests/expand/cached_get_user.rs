@@ -6,7 +6,8 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
         .template("user:<id>");
     #[allow(unused_imports)]
     use ::cachette::__private::{
-        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+        BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
+        SelectPlain as _, SelectResult as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "50e9e3dd12a835ac");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
@@ -16,6 +17,15 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
         &["user:", ""],
         &[&id as &dyn ::core::fmt::Display],
     );
+    let __cachette_mode = (&&::cachette::__private::Select::<
+        Result<User, DbError>,
+    >::new())
+        .__cachette_mode();
+    let __cachette_keep = (&&::cachette::__private::keep_probe::<
+        _,
+        Result<User, DbError>,
+    >(&__cachette_mode))
+        .__cachette_keeper();
     let __cachette_tags = [
         ::cachette::__private::render(
             &["org:", ""],
@@ -28,8 +38,8 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
                 policy: &__CACHETTE_POLICY,
                 function: __cachette_fn,
             },
-            (&&::cachette::__private::Select::<Result<User, DbError>>::new())
-                .__cachette_mode(),
+            __cachette_mode,
+            __cachette_keep,
             &__cachette_key,
             &__cachette_tags,
             async {

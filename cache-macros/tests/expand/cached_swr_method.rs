@@ -8,7 +8,8 @@ impl Repo {
             .stale_ttl(::cachette::__private::ms(3600000u64));
         #[allow(unused_imports)]
         use ::cachette::__private::{
-            BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+            BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
+            SelectPlain as _, SelectResult as _,
         };
         let __cachette_fn = ::cachette::__private::function(&|| (), "3b7c98117398d430");
         let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
@@ -16,6 +17,15 @@ impl Repo {
             &["catalog:", ""],
             &[&shop as &dyn ::core::fmt::Display],
         );
+        let __cachette_mode = (&&::cachette::__private::Select::<
+            Result<Vec<Product>, DbError>,
+        >::new())
+            .__cachette_mode();
+        let __cachette_keep = (&&::cachette::__private::keep_probe::<
+            _,
+            Result<Vec<Product>, DbError>,
+        >(&__cachette_mode))
+            .__cachette_keeper();
         let __cachette_tags = [];
         ::cachette::__private::cached_refreshing(
                 ::cachette::__private::Site {
@@ -23,8 +33,8 @@ impl Repo {
                     policy: &__CACHETTE_POLICY,
                     function: __cachette_fn,
                 },
-                (&&::cachette::__private::Select::<Result<Vec<Product>, DbError>>::new())
-                    .__cachette_mode(),
+                __cachette_mode,
+                __cachette_keep,
                 &__cachette_key,
                 &__cachette_tags,
                 async {

@@ -1,7 +1,8 @@
 async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> {
     #[allow(unused_imports)]
     use ::cachette::__private::{
-        BustWhen as _, SelectOption as _, SelectPlain as _, SelectResult as _,
+        BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
+        SelectPlain as _, SelectResult as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "0c95f747569069c9");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(

@@ -45,8 +45,11 @@ impl<K, V> Expiry<K, Item<V>> for ItemTtl {
     }
 }
 
+/// An entry's bytes, and its value once decoded (see `keep.rs`).
+type Stored = (Arc<[u8]>, Arc<crate::keep::Decoded>);
+
 pub(crate) struct MemoryBackend {
-    entries: Moka<String, Item<Arc<[u8]>>>,
+    entries: Moka<String, Item<Stored>>,
     versions: Moka<String, Item<Token>>,
     /// Stampede locks: the token and when the lock lapses.
     locks: Mutex<HashMap<String, (Token, Instant)>>,
@@ -60,8 +63,8 @@ impl MemoryBackend {
         MemoryBackend {
             entries: Moka::builder()
                 .max_capacity(bytes)
-                .weigher(|name: &String, item: &Item<Arc<[u8]>>| {
-                    weight(name.len() + item.value.len())
+                .weigher(|name: &String, item: &Item<Stored>| {
+                    weight(name.len() + item.value.0.len())
                 })
                 .expire_after(ItemTtl)
                 .build(),
@@ -94,11 +97,10 @@ impl MemoryBackend {
 
     pub(crate) fn lookup(&self, subject: &Subject<'_>) -> Lookup {
         let names = subject.names();
+        let entry = self.entries.get(names.entry());
         Lookup {
-            entry: self
-                .entries
-                .get(names.entry())
-                .map(|i| Blob::Shared(i.value)),
+            decoded: entry.as_ref().map(|i| i.value.1.clone()),
+            entry: entry.map(|i| Blob::Shared(i.value.0)),
             oversized: false,
             versions: names
                 .versions()
@@ -139,7 +141,7 @@ impl MemoryBackend {
         self.entries.insert(
             entry.to_string(),
             Item {
-                value: blob.into(),
+                value: (blob.into(), crate::keep::slot()),
                 ttl,
             },
         );

@@ -47,6 +47,9 @@ pub(crate) struct Lookup {
     /// was not read whole.
     pub oversized: bool,
     pub versions: Vec<Seen>,
+    /// Where the entry's decoded value is kept, when the entry is kept in
+    /// memory (see `keep.rs`).
+    pub decoded: Option<std::sync::Arc<crate::keep::Decoded>>,
 }
 
 pub(crate) enum Backend {
@@ -72,6 +75,15 @@ impl Backend {
             Backend::Memory(_) => None,
             #[cfg(feature = "redis")]
             Backend::Redis(r) => Some(r.epoch_of()),
+        }
+    }
+
+    /// The near-cache's counters (see `RedisBackend::near_counters`).
+    pub(crate) fn near_counters(&self) -> [u64; 4] {
+        match self {
+            Backend::Memory(_) => [0; 4],
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.near_counters(),
         }
     }
 

@@ -8,6 +8,7 @@ use super::{Call, NoRefresh};
 use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::keep::Keeper;
 use crate::mode::Mode;
 use crate::stats::Counters;
 use crate::telemetry::{self, Outcome};
@@ -87,6 +88,7 @@ impl Cache {
     pub(super) async fn lock_or_wait<M: Mode<R>, R>(
         &self,
         call: &Call<'_>,
+        keep: Keeper<M::Value>,
     ) -> Result<Locked<R>, Error> {
         let inner = &*self.inner;
         let policy = call.policy;
@@ -106,7 +108,8 @@ impl Cache {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
                 let lookup = inner.backend.lookup(&call.subject).await?;
-                if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
+                if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, keep, &lookup, &mut None)
+                {
                     guard.release().await;
                     return Ok(Locked::Served(out));
                 }
@@ -126,7 +129,7 @@ impl Cache {
             tokio::time::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(50));
             let lookup = inner.backend.lookup(&call.subject).await?;
-            if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, &lookup, &mut None) {
+            if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, keep, &lookup, &mut None) {
                 return Ok(Locked::Served(out));
             }
         }

@@ -16,6 +16,7 @@ use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::entry::{self, Check, Meta};
 use crate::flight::Role;
+use crate::keep::Keeper;
 use crate::mode::{Mode, ResultMode};
 use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
@@ -103,6 +104,7 @@ impl Cache {
     pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
         &self,
         call: Call<'_>,
+        keep: Keeper<M::Value>,
         body: Fut,
         refresh: Option<Mk>,
     ) -> R
@@ -149,7 +151,7 @@ impl Cache {
             if forced {
                 break lookup;
             }
-            if let Some(out) = self.serve::<M, R, _, _>(&call, &lookup, &mut refresh) {
+            if let Some(out) = self.serve::<M, R, _, _>(&call, keep, &lookup, &mut refresh) {
                 return out;
             }
             if flight.is_some() || nested || alone {
@@ -181,7 +183,7 @@ impl Cache {
         let mut lock = None;
         // Nested in its own flight, the call would wait for its own lock.
         if call.policy.strategy == Strategy::Lock && !forced && !nested {
-            match self.lock_or_wait::<M, R>(&call).await {
+            match self.lock_or_wait::<M, R>(&call, keep).await {
                 Ok(Locked::Served(out)) => return out,
                 Ok(Locked::Held(guard, fresh)) => {
                     lock = Some(guard);
@@ -258,6 +260,7 @@ impl Cache {
     fn serve<M, R, Mk, RF>(
         &self,
         call: &Call<'_>,
+        keep: Keeper<M::Value>,
         lookup: &Lookup,
         refresh: &mut Option<Mk>,
     ) -> Option<R>
@@ -306,12 +309,23 @@ impl Cache {
             Counters::bump(&inner.counters.signature_failures);
             return None;
         }
-        let value = match inner.codec.decode::<M::Value>(bytes) {
-            Ok(value) => value,
-            Err(e) => {
-                self.decode_failure(key, &e);
-                return None;
-            }
+        // A value kept decoded beside these very bytes, or decoded now
+        // (and kept, for a type that can be).
+        let kept = lookup.decoded.as_deref().and_then(|slot| keep.take(slot));
+        let value = match kept {
+            Some(value) => value,
+            None => match inner.codec.decode::<M::Value>(bytes) {
+                Ok(value) => {
+                    if let Some(slot) = lookup.decoded.as_deref() {
+                        keep.store(slot, &value);
+                    }
+                    value
+                }
+                Err(e) => {
+                    self.decode_failure(key, &e);
+                    return None;
+                }
+            },
         };
         let until = meta.fresh_until_ms;
         let now = if until == 0 {
@@ -385,7 +399,7 @@ impl Cache {
             &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
         );
         let call = Call::new(self, &policy, function, key, tags);
-        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, fetch, None)
+        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None)
             .await
     }
 }

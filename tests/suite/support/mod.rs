@@ -11,6 +11,7 @@
 pub mod child;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod source;

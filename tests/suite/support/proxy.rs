@@ -14,6 +14,12 @@ pub enum Mode {
     Pass,
     /// Bytes are held, not forwarded, until the mode changes.
     Stall,
+    /// Bytes from the server to the client are held until the mode
+    /// changes; the client's bytes still reach the server.
+    StallDown,
+    /// Every chunk from the server to the client waits this long first
+    /// (in order).
+    DelayDown(std::time::Duration),
 }
 
 /// A proxied connection: the client side and its two pumps.
@@ -43,8 +49,14 @@ impl FaultProxy {
                         continue; // upstream down: the client sees the close
                     };
                     let (client, server) = (Arc::new(client), Arc::new(server));
-                    let up = tokio::spawn(pump(client.clone(), server.clone(), mode.subscribe()));
-                    let down = tokio::spawn(pump(server.clone(), client.clone(), mode.subscribe()));
+                    let up = tokio::spawn(pump(
+                        client.clone(),
+                        server.clone(),
+                        mode.subscribe(),
+                        false,
+                    ));
+                    let down =
+                        tokio::spawn(pump(server.clone(), client.clone(), mode.subscribe(), true));
                     conns.lock().unwrap().push((client, up, down));
                 }
             }
@@ -94,7 +106,14 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn pump(from: Arc<TcpStream>, to: Arc<TcpStream>, mut mode: watch::Receiver<Mode>) {
+/// Copies `from` to `to` (`down`: from the server to the client) under
+/// the proxy's mode.
+async fn pump(
+    from: Arc<TcpStream>,
+    to: Arc<TcpStream>,
+    mut mode: watch::Receiver<Mode>,
+    down: bool,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = loop {
@@ -106,7 +125,17 @@ async fn pump(from: Arc<TcpStream>, to: Arc<TcpStream>, mut mode: watch::Receive
                 Err(_) => return,
             }
         };
-        while *mode.borrow_and_update() == Mode::Stall {
+        loop {
+            let now = *mode.borrow_and_update();
+            match now {
+                Mode::Stall => {}
+                Mode::StallDown if down => {}
+                Mode::DelayDown(delay) if down => {
+                    tokio::time::sleep(delay).await;
+                    break;
+                }
+                _ => break,
+            }
             if mode.changed().await.is_err() {
                 return;
             }

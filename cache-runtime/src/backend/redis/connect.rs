@@ -21,6 +21,8 @@ pub(crate) struct Settings {
     pub max_entry_bytes: usize,
     /// How scripts run.
     pub scripting: super::bust::Scripting,
+    /// The near-cache's budget in bytes (`None`: off).
+    pub near_cache: Option<u64>,
 }
 
 impl Settings {

@@ -27,6 +27,7 @@ pub(crate) mod bust;
 mod cluster;
 pub(crate) mod connect;
 mod link;
+mod near;
 mod single;
 
 use std::time::Duration;
@@ -110,6 +111,25 @@ impl RedisBackend {
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.identity(),
         }
+    }
+
+    /// The near-cache's counters: hits, ordering round trips, invalidation
+    /// messages applied (names), flushes.
+    pub(crate) fn near_counters(&self) -> [u64; 4] {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = match &self.servers {
+            Servers::Single(s) => s.near_counters(),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => None,
+        };
+        counters.map_or([0; 4], |c| {
+            [
+                c.hits.load(Relaxed),
+                c.orderings.load(Relaxed),
+                c.invalidations.load(Relaxed),
+                c.flushes.load(Relaxed),
+            ]
+        })
     }
 
     pub(crate) fn epoch_of(&self) -> crate::names::EpochOf {

@@ -8,7 +8,9 @@ use redis::Value;
 
 use super::bust;
 use super::connect::{self, Settings};
+use super::link::tracking::Tracking;
 use super::link::{ending, Link};
+use super::near::{Near, NearCounters};
 use super::{
     decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
@@ -25,6 +27,8 @@ pub(crate) struct Single {
     identity: String,
     reads: Arc<Link>,
     busts: Arc<Link>,
+    /// What the reads link keeps in process memory, if on.
+    near: Option<Arc<Near>>,
     acks: ReplicaAcks,
     ack_timeout: Duration,
     /// Healthy replicas, as last learned, and when.
@@ -48,20 +52,27 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let link = || {
+        let near = settings.near_cache.map(|bytes| Arc::new(Near::new(bytes)));
+        let tracking = match &near {
+            Some(near) => Some(Tracking::new(&client, near.clone())?),
+            None => None,
+        };
+        let link = |tracking| {
             Link::new(
                 client.clone(),
                 settings.connection(),
                 settings.connect_timeout,
                 target.clone(),
+                tracking,
             )
         };
         Ok(Single {
             max_entry: settings.max_entry_bytes,
             scripting: settings.scripting,
             identity: connect::identity(&client),
-            reads: link(),
-            busts: link(),
+            reads: link(tracking),
+            busts: link(None),
+            near,
             acks: settings.acks,
             ack_timeout: settings.ack_timeout,
             replicas: Mutex::new(None),
@@ -73,6 +84,11 @@ impl Single {
         &self.identity
     }
 
+    /// The near-cache's counters, if it was configured.
+    pub(crate) fn near_counters(&self) -> Option<&NearCounters> {
+        self.near.as_deref().map(|n| &n.counters)
+    }
+
     /// Connects both links now, at once.
     pub(crate) async fn connect_now(&self) -> Result<(), Error> {
         futures_util::future::try_join(self.reads.connect_now(), self.busts.connect_now())
@@ -81,15 +97,39 @@ impl Single {
     }
 
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
-    /// pipeline: `GETRANGE` then `MGET`. A version of this server process
-    /// under another replication id makes the session ask the server again
-    /// (see `Session::drifted`), and the lookup is made once more.
+    /// pipeline: `GETRANGE` then `MGET`. A version of this server process under another
+    /// replication id makes the session ask the server again (see
+    /// `Session::drifted`), and the lookup is made once more.
+    ///
+    /// With the near-cache, a lookup kept from an earlier one on the same
+    /// connection is served after an ordering round trip (see
+    /// `near.rs`), and a lookup that found an entry is kept.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
+        let near = self.reads.near();
+        if let Some(near) = near {
+            let got = near.get(names.entry());
+            if let Some(kept) = got {
+                let session = self.reads.session().await?;
+                if session.tracked && kept.conn == session.conn_id {
+                    self.reads.order(&session).await?;
+                    if near.still(names.entry(), &kept) {
+                        near.counters
+                            .hits
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(kept.lookup());
+                    }
+                }
+            }
+        }
         let max = self.max_entry;
         let mut asked = false;
         loop {
-            let (session, (entry, versions)) = self
+            // Registered before the lookup is sent: an invalidation of any
+            // of its names until it is kept means it is not kept.
+            let reading = near
+                .map(|near| near.reading(std::iter::once(names.entry()).chain(names.versions())));
+            let (session, replies) = self
                 .reads
                 .run(move |session| async move {
                     let mut pipe = redis::Pipeline::with_capacity(2);
@@ -100,6 +140,7 @@ impl Single {
                     Ok((session, replies))
                 })
                 .await?;
+            let (entry, versions) = replies;
             if !asked {
                 let drifted = versions.iter().find_map(|v| match v {
                     Value::BulkString(raw) => session.drifted(raw),
@@ -112,14 +153,18 @@ impl Single {
                 }
             }
             let (entry, oversized) = decode_entry(entry, max).split();
-            let versions = versions
+            let versions: Vec<_> = versions
                 .into_iter()
                 .map(|v| decode_version(v, &session.run))
                 .collect();
+            if let (Some(reading), Some(blob), true) = (reading, &entry, session.tracked) {
+                reading.keep(session.conn_id, blob, &versions);
+            }
             return Ok(Lookup {
                 entry,
                 oversized,
                 versions,
+                decoded: None,
             });
         }
     }

@@ -145,6 +145,7 @@ impl Cluster {
                 self.config.clone(),
                 self.connect_timeout,
                 target.clone(),
+                None,
             )
         };
         let node = Arc::new(Node {
@@ -187,6 +188,7 @@ impl Cluster {
                 entry,
                 oversized,
                 versions,
+                decoded: None,
             });
         }
     }

@@ -28,9 +28,12 @@ use redis::{AsyncConnectionConfig, Client};
 use crate::error::{Error, ErrorKind};
 
 mod session;
+pub(crate) mod tracking;
 
 use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY};
 pub(crate) use self::session::{ending, ends_session, gone, Session};
+use self::tracking::Tracking;
+use super::near::Near;
 
 enum State {
     /// No connection; one may be tried from `retry_at`.
@@ -66,6 +69,8 @@ pub(crate) struct Link {
     /// When the link last asked again because of a version's replication
     /// id.
     drift_checked: Mutex<Option<Instant>>,
+    /// The near-cache this link's connections feed, if any.
+    tracking: Option<Tracking>,
 }
 
 /// One connection attempt, in its task.
@@ -115,20 +120,30 @@ impl Drop for Attempt {
     }
 }
 
+/// Whether the server refused a command (rather than the connection
+/// failing): what a server without RESP3 or tracking, or an ACL without
+/// them, answers.
+fn refused(e: &redis::RedisError) -> bool {
+    !(gone(e) || e.is_io_error() || e.is_timeout() || e.is_connection_refusal())
+}
+
 /// Waits between failed connection attempts: 50 ms doubling to 2 s. While
 /// waiting, operations fail at once (and read through).
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl Link {
-    /// A link that connects on first use.
+    /// A link that connects on first use; with `tracking`, its connections
+    /// feed the near-cache.
     pub(crate) fn new(
         client: Client,
         config: AsyncConnectionConfig,
         connect_timeout: Duration,
         target: String,
+        tracking: Option<Tracking>,
     ) -> Arc<Link> {
         Arc::new(Link {
+            tracking,
             rechecking: tokio::sync::Mutex::new(()),
             drift_checked: Mutex::new(None),
             attempt_bound: connect_timeout * 2 + Duration::from_secs(1),
@@ -263,8 +278,16 @@ impl Link {
             // session said so yet: every session with it asks again.
             session.changed();
         }
+        if learned.scope != *session.run {
+            // What the near-cache kept was judged in the old scope.
+            if let Some(near) = self.near() {
+                near.flush();
+            }
+        }
         let mut fresh = self.session_of(conn, learned);
         fresh.checked = checked;
+        fresh.conn_id = session.conn_id;
+        fresh.tracked = session.tracked;
         let mut state = self.state();
         if let State::Up(current) = &*state {
             if current.generation == session.generation {
@@ -299,6 +322,25 @@ impl Link {
             checked: Vec::new(),
             replica: learned.replica,
             recheck_due: std::sync::atomic::AtomicBool::new(false),
+            conn_id: 0,
+            tracked: false,
+        }
+    }
+
+    /// The near-cache this link feeds, while tracking is on.
+    pub(crate) fn near(&self) -> Option<&Arc<Near>> {
+        self.tracking
+            .as_ref()
+            .filter(|t| t.is_on())
+            .map(|t| &t.near)
+    }
+
+    /// Waits for an ordering round trip on `session`'s connection sent
+    /// after this call began (see `tracking.rs`).
+    pub(crate) async fn order(&self, session: &Session) -> Result<(), Error> {
+        match &self.tracking {
+            Some(tracking) => tracking.order(&session.conn, session.conn_id).await,
+            None => Ok(()),
         }
     }
 
@@ -347,21 +389,56 @@ impl Link {
         )
     }
 
-    /// Connects and learns who answers.
+    /// Connects and learns who answers; with tracking, in RESP3 with
+    /// `CLIENT TRACKING` on, unless the server refuses it.
     async fn connect(&self) -> Result<Session, Error> {
+        if let Some(tracking) = self.tracking.as_ref().filter(|t| t.is_on()) {
+            match tracking.connect(&self.config).await {
+                Ok((mut conn, id)) => {
+                    let learned = self.learn(&mut conn).await?;
+                    let tracked = match Tracking::start(&mut conn).await {
+                        Ok(()) => true,
+                        Err(e) if refused(&e) => {
+                            tracking.off(&self.target, &e);
+                            false
+                        }
+                        Err(e) => {
+                            return Err(super::connect::connect_error(Error::from(e), &self.target))
+                        }
+                    };
+                    let mut session = self.session_of(conn, learned);
+                    session.conn_id = id;
+                    session.tracked = tracked;
+                    return Ok(session);
+                }
+                Err(e) if refused(&e) && Error::from(e.clone()).kind() != ErrorKind::Auth => {
+                    // No RESP3 here: connect as without the near-cache.
+                    tracking.off(&self.target, &e);
+                }
+                Err(e) => return Err(super::connect::connect_error(Error::from(e), &self.target)),
+            }
+        }
         let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await
             .map_err(|e| super::connect::connect_error(Error::from(e), &self.target))?;
-        let learned = learn(&mut conn)
+        let learned = self.learn(&mut conn).await?;
+        let mut session = self.session_of(conn, learned);
+        session.conn_id = tracking::next_conn();
+        Ok(session)
+    }
+
+    /// Asks a new connection who answers (see `session::learn`).
+    async fn learn(&self, conn: &mut MultiplexedConnection) -> Result<Learned, Error> {
+        let learned = learn(conn)
             .await
             .map_err(|e| self.info_error(e))?
             .ok_or_else(|| self.no_run_id())?;
         if learned.replica {
             tracing::warn!(target = %self.target, "cachette: connected to a replica, which refuses fills and invalidations; point cachette at the master");
         }
-        Ok(self.session_of(conn, learned))
+        Ok(learned)
     }
 
     fn info_error(&self, e: redis::RedisError) -> Error {

@@ -33,6 +33,12 @@ pub(crate) struct Session {
     /// The session must ask its server again before its next command
     /// (a replica refused a write: it may have been promoted since).
     pub(super) recheck_due: std::sync::atomic::AtomicBool,
+    /// The connection's id in the process (kept when the session is asked
+    /// again on the same connection).
+    pub conn_id: u64,
+    /// `CLIENT TRACKING` is on for the connection: what it reads may be
+    /// kept in the near-cache.
+    pub tracked: bool,
 }
 
 /// How many checked replication ids a session remembers.

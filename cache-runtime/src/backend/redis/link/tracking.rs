@@ -1,0 +1,193 @@
+//! A link whose connections feed the near-cache: RESP3 with `CLIENT
+//! TRACKING` on, invalidation messages applied in the connection's read
+//! loop, and the ordering `PING` that proves them applied, one for every
+//! caller waiting when it is sent.
+//!
+//! A server that refuses RESP3 (`HELLO 3`), `CLIENT TRACKING` or `PING`
+//! turns the near-cache off for the link, with one warning; everything else
+//! works as without it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
+
+use super::super::near::Near;
+use crate::error::{Error, ErrorKind};
+
+pub(crate) struct Tracking {
+    pub near: Arc<Near>,
+    /// The same server, spoken to in RESP3.
+    client: Client,
+    /// Off for good once the server refused what tracking needs.
+    on: AtomicBool,
+    /// The ordering `PING` that callers may still join, on its connection.
+    open: Mutex<Option<(u64, Arc<Batch>)>>,
+}
+
+/// Connection ids, unique in the process: what a kept lookup names to be
+/// served only after a `PING` on the connection it was read on.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// A new connection id.
+pub(crate) fn next_conn() -> u64 {
+    NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+}
+
+/// One ordering `PING` and the callers waiting for it.
+struct Batch {
+    done: tokio::sync::watch::Sender<Option<Result<(), Error>>>,
+}
+
+/// Gives the batch an answer if its leader stops before it could.
+struct Lead {
+    batch: Arc<Batch>,
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        self.batch.done.send_if_modified(|done| {
+            if done.is_some() {
+                return false;
+            }
+            *done = Some(Err(Error::new(
+                ErrorKind::Backend,
+                "the ordering round trip was dropped",
+            )));
+            true
+        });
+    }
+}
+
+impl Tracking {
+    /// Tracking for a link to the server `client` reaches, feeding `near`.
+    pub(crate) fn new(client: &Client, near: Arc<Near>) -> Result<Tracking, Error> {
+        let info = client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(settings);
+        let client = Client::open(info).map_err(Error::from)?;
+        Ok(Tracking {
+            near,
+            client,
+            on: AtomicBool::new(true),
+            open: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Acquire)
+    }
+
+    /// Turns the near-cache off for this link, saying why once.
+    pub(crate) fn off(&self, target: &str, why: &dyn std::fmt::Display) {
+        if self.on.swap(false, Ordering::AcqRel) {
+            self.near.flush();
+            tracing::warn!(target = %target, reason = %why, "cachette: the near-cache is off for this server (it needs RESP3, `CLIENT TRACKING` and `PING`); every call reads Redis");
+        }
+    }
+
+    /// Connects in RESP3 with the invalidation messages of the new
+    /// connection applied to the near-cache; returns its id.
+    pub(crate) async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> redis::RedisResult<(MultiplexedConnection, u64)> {
+        let id = next_conn();
+        let near = self.near.clone();
+        let config = config.clone().set_push_sender(move |info: PushInfo| {
+            apply(&near, info);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        Ok((conn, id))
+    }
+
+    /// Turns tracking on for a new connection: `CLIENT TRACKING ON`, and a
+    /// `PING` to know the ordering round trip is allowed.
+    pub(crate) async fn start(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+        redis::pipe()
+            .cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .ignore()
+            .cmd("PING")
+            .ignore()
+            .query_async::<()>(conn)
+            .await
+    }
+
+    /// Waits for a `PING` on connection `id` sent after this call began,
+    /// and for its reply: every invalidation made before it is applied.
+    /// Callers that arrive while one is open join it; it closes when its
+    /// first caller sends it.
+    pub(crate) async fn order(&self, conn: &MultiplexedConnection, id: u64) -> Result<(), Error> {
+        let (batch, leads) = {
+            let mut open = crate::sync::lock(&self.open);
+            match &*open {
+                Some((on, batch)) if *on == id => (batch.clone(), false),
+                _ => {
+                    let batch = Arc::new(Batch {
+                        done: tokio::sync::watch::Sender::new(None),
+                    });
+                    *open = Some((id, batch.clone()));
+                    (batch, true)
+                }
+            }
+        };
+        let mut done = batch.done.subscribe();
+        if leads {
+            let lead = Lead {
+                batch: batch.clone(),
+            };
+            // Lets the callers that are already running join.
+            tokio::task::yield_now().await;
+            {
+                let mut open = crate::sync::lock(&self.open);
+                if open.as_ref().is_some_and(|(_, b)| Arc::ptr_eq(b, &batch)) {
+                    *open = None;
+                }
+            }
+            // Closed: whoever comes now waits for the next one.
+            self.near.counters.orderings.fetch_add(1, Ordering::Relaxed);
+            let pinged = redis::cmd("PING")
+                .query_async::<()>(&mut conn.clone())
+                .await
+                .map_err(Error::from);
+            lead.batch.done.send_replace(Some(pinged));
+        }
+        let answered = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Backend, "the ordering round trip was lost"))?;
+        answered.clone().expect("waited for")
+    }
+}
+
+/// Applies one message of a tracked connection.
+fn apply(near: &Near, info: PushInfo) {
+    match info.kind {
+        PushKind::Invalidate => match info.data.first() {
+            Some(Value::Array(names)) => {
+                let names: Vec<&[u8]> = names
+                    .iter()
+                    .filter_map(|n| match n {
+                        Value::BulkString(b) => Some(b.as_slice()),
+                        _ => None,
+                    })
+                    .collect();
+                near.invalidate(Some(&names));
+            }
+            // `FLUSHALL`, `FLUSHDB`, or anything not understood.
+            _ => near.flush(),
+        },
+        PushKind::Disconnection => near.flush(),
+        _ => {}
+    }
+}

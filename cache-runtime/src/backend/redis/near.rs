@@ -1,0 +1,324 @@
+//! The near-cache: what lookups read from Redis, kept in process memory and
+//! served again without reading Redis, never stale (I12).
+//!
+//! Why it holds. A lookup runs on a connection with `CLIENT TRACKING` on
+//! (RESP3): from then on Redis writes an invalidation message into that
+//! connection's stream whenever one of the names the lookup read (the
+//! entry, the key's and tags' versions, the epoch) is written, expires, is
+//! evicted or flushed, and it writes it while running the command that
+//! changed it, so before the reply to any command this connection sends
+//! later. The client applies each message here, synchronously, in its read
+//! loop, before it hands out any later reply. So a caller that sends a
+//! `PING` on that connection after it arrived, and has its reply, knows
+//! that every invalidation made before the `PING` ran is applied: what is
+//! still here for it was, at that moment, exactly what a lookup would read.
+//! That `PING` is shared by every caller waiting when it is sent, and by
+//! none that arrives after (see `link/tracking.rs`).
+//!
+//! Redis sends the messages for a connection's own writes (a fill) right
+//! after the reply to that write instead of before it; they still come
+//! before the reply to any later command on the connection, which is all
+//! the ordering round trip needs, and a lookup they overtake is not kept.
+//!
+//! What can no longer be proven is dropped: everything read on a connection
+//! that is gone (its disconnection notice), everything on a flush, and
+//! what a lookup read if any of its names was invalidated while it was in
+//! flight (checked under the same lock the messages take).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::super::{Blob, Lookup};
+use crate::version::Seen;
+
+/// One lookup kept in memory.
+pub(crate) struct Kept {
+    /// The connection it was read on: only served after an ordering reply
+    /// on that same connection.
+    pub conn: u64,
+    entry: Arc<[u8]>,
+    versions: Vec<Seen>,
+    /// The entry's value once decoded (see `keep.rs`).
+    decoded: Arc<crate::keep::Decoded>,
+}
+
+impl Kept {
+    /// The lookup it stands for.
+    pub(crate) fn lookup(&self) -> Lookup {
+        Lookup {
+            entry: Some(Blob::Shared(self.entry.clone())),
+            oversized: false,
+            versions: self.versions.clone(),
+            decoded: Some(self.decoded.clone()),
+        }
+    }
+}
+
+/// Counters, for `Cache::stats`.
+#[derive(Default)]
+pub(crate) struct NearCounters {
+    pub hits: AtomicU64,
+    pub orderings: AtomicU64,
+    pub invalidations: AtomicU64,
+    pub flushes: AtomicU64,
+}
+
+/// Which names each kept lookup read, and the lookups in flight.
+#[derive(Default)]
+struct Table {
+    /// Bumped by every invalidation message.
+    seq: u64,
+    /// A name read by kept lookups: their entry names.
+    readers: HashMap<Box<str>, Vec<Arc<str>>>,
+    /// Names read by lookups in flight: how many, and the last message
+    /// that named them.
+    reading: HashMap<Box<str>, (usize, u64)>,
+    /// Lookups in flight whose connection was lost or flushed since they
+    /// started (the message `seq` of it).
+    flushed_at: u64,
+}
+
+pub(crate) struct Near {
+    kept: moka::sync::Cache<Arc<str>, Arc<Kept>>,
+    table: Mutex<Table>,
+    pub counters: NearCounters,
+}
+
+/// A lookup in flight, registered before it is sent.
+pub(crate) struct Reading<'a> {
+    near: &'a Near,
+    names: Vec<Box<str>>,
+    since: u64,
+    done: bool,
+}
+
+/// How long a kept lookup may stay at most, whatever its entry's TTL.
+const MAX_AGE: Duration = Duration::from_secs(3600);
+
+impl Near {
+    /// A near-cache of at most `bytes` bytes of entries.
+    pub(crate) fn new(bytes: u64) -> Near {
+        struct Until;
+        impl moka::Expiry<Arc<str>, Arc<Kept>> for Until {
+            fn expire_after_create(
+                &self,
+                _key: &Arc<str>,
+                kept: &Arc<Kept>,
+                _now: Instant,
+            ) -> Option<Duration> {
+                // The entry's own expiry (Redis drops it then, and says
+                // so; this is the bound if the message is late).
+                Some(
+                    crate::entry::remaining(&kept.entry).map_or(Duration::ZERO, |d| d.min(MAX_AGE)),
+                )
+            }
+        }
+        Near {
+            kept: moka::sync::Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|name: &Arc<str>, kept: &Arc<Kept>| {
+                    let bytes = name.len() + kept.entry.len() + 32 * kept.versions.len() + 64;
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
+                .expire_after(Until)
+                .build(),
+            table: Mutex::new(Table::default()),
+            counters: NearCounters::default(),
+        }
+    }
+
+    /// The kept lookup of the entry `name`, if any.
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Kept>> {
+        self.kept.get(name)
+    }
+
+    /// Whether `kept` is still what is kept under `name` (no message
+    /// removed it meanwhile).
+    pub(crate) fn still(&self, name: &str, kept: &Arc<Kept>) -> bool {
+        self.kept
+            .get(name)
+            .is_some_and(|now| Arc::ptr_eq(&now, kept))
+    }
+
+    /// Registers a lookup of `names` (the entry first) before it is sent.
+    pub(crate) fn reading<'a>(&'a self, names: impl Iterator<Item = &'a str>) -> Reading<'a> {
+        let names: Vec<Box<str>> = names.map(Box::from).collect();
+        let mut table = crate::sync::lock(&self.table);
+        for name in &names {
+            table.reading.entry(name.clone()).or_insert((0, 0)).0 += 1;
+        }
+        Reading {
+            since: table.seq,
+            near: self,
+            names,
+            done: false,
+        }
+    }
+
+    /// Applies an invalidation message naming `names` (`None`: everything,
+    /// a flush).
+    pub(crate) fn invalidate(&self, names: Option<&[&[u8]]>) {
+        let mut table = crate::sync::lock(&self.table);
+        table.seq += 1;
+        let seq = table.seq;
+        let Some(names) = names else {
+            table.flushed_at = seq;
+            table.readers.clear();
+            self.kept.invalidate_all();
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        for raw in names {
+            let Ok(name) = std::str::from_utf8(raw) else {
+                continue;
+            };
+            if let Some(entry) = table.reading.get_mut(name) {
+                entry.1 = seq;
+            }
+            if let Some(entries) = table.readers.remove(name) {
+                for entry in entries {
+                    self.kept.invalidate(&*entry);
+                }
+            }
+            self.kept.invalidate(name);
+            self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drops everything: a connection that read them is gone, or its
+    /// tracking can no longer be trusted.
+    pub(crate) fn flush(&self) {
+        self.invalidate(None);
+    }
+
+    /// Keeps up to how many readers per name, and how often the table of
+    /// readers is swept of lookups no longer kept.
+    fn sweep(&self, table: &mut Table) {
+        let kept = self.kept.entry_count() as usize;
+        if table.readers.len() <= 2 * kept + 1024 {
+            return;
+        }
+        table.readers.retain(|_, entries| {
+            entries.retain(|e| self.kept.contains_key(&**e));
+            !entries.is_empty()
+        });
+    }
+}
+
+impl Reading<'_> {
+    /// Keeps what the lookup read on connection `conn` (until its entry
+    /// expires), unless one of its names was invalidated (or everything
+    /// flushed) since it was sent.
+    pub(crate) fn keep(mut self, conn: u64, entry: &[u8], versions: &[Seen]) {
+        self.done = true;
+        let near = self.near;
+        let mut table = crate::sync::lock(&near.table);
+        let clean = table.flushed_at <= self.since
+            && self
+                .names
+                .iter()
+                .all(|n| table.reading.get(n).is_none_or(|(_, at)| *at <= self.since));
+        Self::leave(&mut table, &self.names);
+        if !clean {
+            return;
+        }
+        let entry_name: Arc<str> = Arc::from(&*self.names[0]);
+        for name in &self.names {
+            let readers = table.readers.entry(name.clone()).or_default();
+            if !readers.contains(&entry_name) {
+                readers.push(entry_name.clone());
+            }
+        }
+        // Under the lock: a message for these names applied after this
+        // insert removes it.
+        near.kept.insert(
+            entry_name,
+            Arc::new(Kept {
+                conn,
+                entry: entry.into(),
+                versions: versions.to_vec(),
+                decoded: crate::keep::slot(),
+            }),
+        );
+        near.sweep(&mut table);
+    }
+
+    fn leave(table: &mut Table, names: &[Box<str>]) {
+        for name in names {
+            if let Some(entry) = table.reading.get_mut(name) {
+                entry.0 -= 1;
+                if entry.0 == 0 {
+                    table.reading.remove(name);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut table = crate::sync::lock(&self.near.table);
+            Self::leave(&mut table, &self.names);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::version::Token;
+
+    fn entry() -> Vec<u8> {
+        let meta = crate::entry::Meta {
+            expires_ms: u64::MAX / 2,
+            ..Default::default()
+        };
+        crate::entry::begin(&[], meta, 1).unwrap()
+    }
+
+    const NAMES: [&str; 3] = ["ns:e:f:{k}", "ns:k:{k}", "ns:t:{t}"];
+
+    fn versions() -> Vec<Seen> {
+        vec![
+            Seen::Current(Token::random()),
+            Seen::Current(Token::random()),
+        ]
+    }
+
+    #[test]
+    fn a_lookup_is_kept_and_dropped_when_any_of_its_names_changes() {
+        let near = Near::new(1 << 20);
+        for changed in NAMES {
+            near.reading(NAMES.into_iter())
+                .keep(1, &entry(), &versions());
+            assert!(near.get(NAMES[0]).is_some(), "kept");
+            near.invalidate(Some(&[changed.as_bytes()]));
+            assert!(near.get(NAMES[0]).is_none(), "{changed} changed");
+        }
+    }
+
+    /// An invalidation that arrives while the lookup is in flight (its
+    /// read may have come before the change) keeps it from being kept.
+    #[test]
+    fn a_lookup_overtaken_by_an_invalidation_is_not_kept() {
+        let near = Near::new(1 << 20);
+        for changed in NAMES {
+            let reading = near.reading(NAMES.into_iter());
+            near.invalidate(Some(&[changed.as_bytes()]));
+            reading.keep(1, &entry(), &versions());
+            assert!(near.get(NAMES[0]).is_none(), "{changed} changed in flight");
+        }
+        let reading = near.reading(NAMES.into_iter());
+        near.flush();
+        reading.keep(1, &entry(), &versions());
+        assert!(near.get(NAMES[0]).is_none(), "flushed in flight");
+        // Another name's change does not matter.
+        let reading = near.reading(NAMES.into_iter());
+        near.invalidate(Some(&[b"ns:k:{other}"]));
+        reading.keep(1, &entry(), &versions());
+        assert!(near.get(NAMES[0]).is_some());
+    }
+}

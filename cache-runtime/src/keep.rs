@@ -1,0 +1,136 @@
+//! Decoded values kept beside their bytes, for types that are `Clone`: a
+//! hit of an entry kept in memory (the embedded backend, the near-cache)
+//! then clones the value instead of decoding it again.
+//!
+//! Whether a value type is `Clone` is known only where it is concrete: the
+//! attribute's expansion picks a [`Keeper`] there, by auto-ref selection
+//! (as `mode.rs` picks a mode), and hands it to the read path.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::sync::{Arc, OnceLock};
+
+use crate::mode::Stores;
+
+/// The decoded value of one stored entry, set by the first hit that
+/// decodes it. It lives exactly as long as the bytes it was decoded from.
+pub(crate) type Decoded = OnceLock<Kept>;
+
+/// A slot for a new stored entry.
+pub(crate) fn slot() -> Arc<Decoded> {
+    Arc::new(OnceLock::new())
+}
+
+/// How values of type `V` are kept decoded, if they can be.
+pub struct Keeper<V> {
+    store: Option<Store<V>>,
+    take: Option<Take<V>>,
+}
+
+/// A value, kept.
+type Kept = Box<dyn Any + Send + Sync>;
+
+/// Keeps a copy of a value.
+type Store<V> = fn(&V) -> Kept;
+
+/// Clones a kept value out, if it is a `V`.
+type Take<V> = fn(&(dyn Any + Send + Sync)) -> Option<V>;
+
+impl<V> Clone for Keeper<V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Keeper<V> {}
+
+impl<V> Keeper<V> {
+    /// Values are always decoded.
+    pub const fn none() -> Self {
+        Keeper {
+            store: None,
+            take: None,
+        }
+    }
+
+    /// The value kept in `slot`, if any.
+    pub(crate) fn take(&self, slot: &Decoded) -> Option<V> {
+        (self.take?)(slot.get()?.as_ref())
+    }
+
+    /// Keeps `value` in `slot` (unless another hit did first).
+    pub(crate) fn store(&self, slot: &Decoded, value: &V) {
+        if let Some(store) = self.store {
+            let _ = slot.set(store(value));
+        }
+    }
+}
+
+fn store<V: Clone + Send + Sync + 'static>(value: &V) -> Kept {
+    Box::new(value.clone())
+}
+
+fn take<V: Clone + 'static>(kept: &(dyn Any + Send + Sync)) -> Option<V> {
+    kept.downcast_ref::<V>().cloned()
+}
+
+/// Selects the keeper of the value type `V`; see the module docs.
+pub struct KeepProbe<V>(PhantomData<fn() -> V>);
+
+/// The probe for the value type that the mode `M` stores for a return
+/// type `R`.
+pub fn keep_probe<M: Stores<R>, R>(_: &M) -> KeepProbe<M::Stored> {
+    KeepProbe(PhantomData)
+}
+
+/// A value type that is `Clone`: kept decoded.
+pub trait KeepClone<V> {
+    /// The keeper.
+    fn __cachette_keeper(&self) -> Keeper<V>;
+}
+
+impl<V: Clone + Send + Sync + 'static> KeepClone<V> for &KeepProbe<V> {
+    fn __cachette_keeper(&self) -> Keeper<V> {
+        Keeper {
+            store: Some(store::<V>),
+            take: Some(take::<V>),
+        }
+    }
+}
+
+/// Any other value type: decoded at every hit.
+pub trait KeepDecoding<V> {
+    /// The keeper.
+    fn __cachette_keeper(&self) -> Keeper<V>;
+}
+
+impl<V> KeepDecoding<V> for KeepProbe<V> {
+    fn __cachette_keeper(&self) -> Keeper<V> {
+        Keeper::none()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::needless_borrow)] // the autoref is how the selection works
+mod tests {
+    use super::*;
+    use crate::mode::{PlainMode, ResultMode};
+
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct NotClone(u8);
+
+    #[test]
+    fn clone_values_are_kept_and_others_decoded() {
+        let keeper = (&&keep_probe::<_, Result<String, ()>>(&ResultMode)).__cachette_keeper();
+        let kept = slot();
+        assert_eq!(keeper.take(&kept), None);
+        keeper.store(&kept, &"ada".to_string());
+        assert_eq!(keeper.take(&kept).as_deref(), Some("ada"));
+
+        let keeper = (&&keep_probe::<_, NotClone>(&PlainMode)).__cachette_keeper();
+        let kept = slot();
+        keeper.store(&kept, &NotClone(1));
+        assert!(kept.get().is_none());
+        assert_eq!(keeper.take(&kept), None);
+    }
+}

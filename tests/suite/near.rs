@@ -1,0 +1,290 @@
+//! The near-cache (I12): hits served from process memory after an ordering
+//! round trip, never older than what a read of Redis would return, for a
+//! caller that started after another process's invalidation returned.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cachette::{cached, Cache};
+
+use crate::support::proxy::{FaultProxy, Mode};
+use crate::support::{builder, eventually, RedisServer};
+
+/// What the "database" holds: one number a write bumps.
+#[derive(Clone, Default)]
+struct Db(Arc<AtomicU64>);
+
+impl Db {
+    fn write(&self) -> u64 {
+        self.0.fetch_add(1, SeqCst) + 1
+    }
+}
+
+async fn read(cache: &Cache, db: &Db, key: &str, tag: &str) -> u64 {
+    let db = db.clone();
+    cache
+        .get_or_fetch(key, &[tag], Duration::from_secs(600), async move {
+            Ok::<_, String>(db.0.load(SeqCst))
+        })
+        .await
+        .unwrap()
+}
+
+#[cached(cache = cache, key = "swr:<id>", ttl = 600, tags = ["t:<id>"], strategy = "swr")]
+async fn swr_read(cache: &Cache, db: &Db, id: u64) -> u64 {
+    let _ = id;
+    db.0.load(SeqCst)
+}
+
+#[cached(cache = cache, key = "lock:<id>", ttl = 600, tags = ["t:<id>"], strategy = "lock")]
+async fn lock_read(cache: &Cache, db: &Db, id: u64) -> u64 {
+    let _ = id;
+    db.0.load(SeqCst)
+}
+
+/// Reads until a read is served from memory (a fill's own invalidation
+/// messages may keep the first lookups after it from being kept).
+async fn warm<F, Fut>(cache: &Cache, mut read: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    let before = cache.stats().near_hits;
+    for _ in 0..20 {
+        read().await;
+        if cache.stats().near_hits > before {
+            return;
+        }
+    }
+    panic!("never served from memory: {:?}", cache.stats());
+}
+
+/// A read served from memory: the hits grow, and Redis ran no lookup for
+/// it (only the ordering `PING`).
+async fn assert_near_hit(
+    cache: &Cache,
+    server: &RedisServer,
+    f: impl std::future::Future<Output = u64>,
+    want: u64,
+) {
+    let before = cache.stats().near_hits;
+    server.reset_stats();
+    assert_eq!(f.await, want);
+    assert_eq!(cache.stats().near_hits, before + 1, "{:?}", cache.stats());
+    let calls = server.command_calls();
+    assert!(
+        calls.iter().all(|(name, _)| name == "ping"),
+        "a near hit read Redis: {calls:?}"
+    );
+}
+
+/// Two processes' caches on two connections: B keeps an entry in memory,
+/// A invalidates it (by key, by tag) and returns; a read on B that starts
+/// afterwards gets the new value, for every strategy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidation_by_another_cache_reaches_memory_before_the_next_read() {
+    let server = RedisServer::start();
+    let (a, b) = (server.cache().await, server.cache().await);
+    let db = Db::default();
+    db.write();
+
+    // Key and tag busts, aside.
+    for (round, bust_key) in [(0, true), (1, false)] {
+        let key = format!("user:{round}");
+        let tag = format!("org:{round}");
+        // A miss fills; a later read of Redis is kept in memory.
+        let now = db.0.load(SeqCst);
+        warm(&b, || read(&b, &db, &key, &tag)).await;
+        assert_near_hit(&b, &server, read(&b, &db, &key, &tag), now).await;
+        let new = db.write();
+        if bust_key {
+            a.invalidate_keys([&key]).await.unwrap();
+        } else {
+            a.invalidate_tags([&tag]).await.unwrap();
+        }
+        assert_eq!(read(&b, &db, &key, &tag).await, new, "round {round}: stale");
+        // A fill by A is what B reads next.
+        let newer = db.write();
+        a.invalidate_keys([&key]).await.unwrap();
+        assert_eq!(read(&a, &db, &key, &tag).await, newer);
+        assert_eq!(
+            read(&b, &db, &key, &tag).await,
+            newer,
+            "round {round}: A's fill"
+        );
+    }
+
+    // swr and lock entries.
+    let now = db.0.load(SeqCst);
+    warm(&b, || swr_read(&b, &db, 1)).await;
+    warm(&b, || lock_read(&b, &db, 1)).await;
+    assert_near_hit(&b, &server, swr_read(&b, &db, 1), now).await;
+    assert_near_hit(&b, &server, lock_read(&b, &db, 1), now).await;
+    let new = db.write();
+    a.invalidate_tags(["t:1"]).await.unwrap();
+    assert_eq!(
+        swr_read(&b, &db, 1).await,
+        new,
+        "swr served an invalidated entry"
+    );
+    assert_eq!(
+        lock_read(&b, &db, 1).await,
+        new,
+        "lock served an invalidated entry"
+    );
+}
+
+/// B's connection delivers everything 200 ms late (the invalidation
+/// message too). A busts and returns; a read on B that starts afterwards
+/// waits for its ordering reply, which comes behind the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_invalidation_message_is_waited_for() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port).await;
+    let a = server.cache().await;
+    let b = builder().connect(&proxy.url()).await.unwrap();
+    let db = Db::default();
+    db.write();
+    warm(&b, || read(&b, &db, "k", "t")).await;
+
+    proxy.set(Mode::DelayDown(Duration::from_millis(200)));
+    db.write();
+    a.invalidate_tags(["t"]).await.unwrap();
+    assert_eq!(
+        read(&b, &db, "k", "t").await,
+        2,
+        "served before the message"
+    );
+    proxy.set(Mode::Pass);
+}
+
+/// A caller that arrives while an ordering `PING` is on its way does not
+/// use it: that `PING` may have run before an invalidation the caller must
+/// see. The first caller's `PING` is held (its reply stalled), A busts, a
+/// second caller starts: it waits for a `PING` of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_does_not_take_an_ordering_round_trip_sent_before_it() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port).await;
+    let a = server.cache().await;
+    let b = builder().connect(&proxy.url()).await.unwrap();
+    let db = Db::default();
+    db.write();
+    warm(&b, || read(&b, &db, "k", "t")).await;
+    let orderings = b.stats().near_orderings;
+
+    // The first caller's PING goes out; its reply is held.
+    proxy.set(Mode::StallDown);
+    let first = tokio::spawn({
+        let (b, db) = (b.clone(), db.clone());
+        async move { read(&b, &db, "k", "t").await }
+    });
+    eventually("the first PING to be sent", || {
+        b.stats().near_orderings > orderings
+    })
+    .await;
+    // An invalidation that returns after that PING ran.
+    db.write();
+    a.invalidate_tags(["t"]).await.unwrap();
+    let second = tokio::spawn({
+        let (b, db) = (b.clone(), db.clone());
+        async move { read(&b, &db, "k", "t").await }
+    });
+    eventually("the second PING to be sent", || {
+        b.stats().near_orderings > orderings + 1
+    })
+    .await;
+    proxy.set(Mode::Pass);
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    assert!(first == 1 || first == 2, "{first}");
+    assert_eq!(second, 2, "the second caller took the first caller's PING");
+}
+
+/// A lost connection empties what it read; so does `FLUSHALL`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_or_a_flush_empties_memory() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port).await;
+    let b = builder().connect(&proxy.url()).await.unwrap();
+    let db = Db::default();
+    db.write();
+    warm(&b, || read(&b, &db, "k", "t")).await;
+    let hits = b.stats().near_hits;
+    assert!(hits >= 1);
+
+    proxy.reset_all();
+    eventually("the lost connection to empty memory", || {
+        b.stats().near_flushes >= 1
+    })
+    .await;
+    // The next reads reconnect and read Redis (no near hit on the old
+    // connection's lookup).
+    let answered = |b: &Cache| b.stats().hits + b.stats().misses;
+    let before = answered(&b);
+    while answered(&b) == before {
+        assert_eq!(read(&b, &db, "k", "t").await, 1);
+    }
+    assert_eq!(
+        b.stats().near_hits,
+        hits,
+        "a lookup of a lost connection was served"
+    );
+    // Kept again, on the new connection.
+    warm(&b, || read(&b, &db, "k", "t")).await;
+
+    // A flush: the entry is gone from Redis, and from memory.
+    let flushes = b.stats().near_flushes;
+    redis::cmd("FLUSHALL").exec(&mut server.raw()).unwrap();
+    eventually("the flush message", || b.stats().near_flushes > flushes).await;
+    db.write();
+    assert_eq!(
+        read(&b, &db, "k", "t").await,
+        2,
+        "served from memory after FLUSHALL"
+    );
+}
+
+/// Redis tracks at most 10 names: it invalidates the ones it forgets, so
+/// memory only ever loses entries. Writers and readers on many keys see no
+/// stale read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tracking_table_that_overflows_only_costs_misses() {
+    let server = RedisServer::start();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("tracking-table-max-keys")
+        .arg(10)
+        .exec(&mut server.raw())
+        .unwrap();
+    let cache = server.cache().await;
+    let work = crate::scenarios::workload::start(&cache, 40, 16);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = work.finish().await;
+    crate::scenarios::workload::check("near-cache, tracking table of 10", 0, &report, &cache);
+    assert!(cache.stats().near_invalidations > 0, "{:?}", cache.stats());
+}
+
+/// An ACL user that may not turn tracking on: one warning, and every call
+/// reads Redis as without the near-cache.
+#[tokio::test]
+async fn a_server_that_refuses_tracking_turns_the_near_cache_off() {
+    let server = RedisServer::start();
+    server.add_documented_acl_user(&["-client|tracking"]);
+    let logs = crate::support::logs::Logs::capture();
+    let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
+    let cache = builder().connect(&url).await.unwrap();
+    let db = Db::default();
+    db.write();
+    for _ in 0..3 {
+        assert_eq!(read(&cache, &db, "k", "t").await, 1);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.near_hits),
+        (2, 1, 0),
+        "{stats:?}"
+    );
+    let text = logs.text();
+    assert_eq!(text.matches("the near-cache is off").count(), 1, "{text}");
+}
