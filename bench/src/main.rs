@@ -263,6 +263,38 @@ async fn main() {
         println!("{n} raw GETs");
         return;
     }
+    if args.first().map(String::as_str) == Some("concurrent") {
+        // 64 tasks of hits at once: how many ordering round trips they share.
+        let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2_000);
+        cachette_user(1, "7").await.unwrap();
+        cachette_user(1, "7").await.unwrap();
+        let before = cache.stats();
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                tokio::spawn(async move {
+                    for _ in 0..n {
+                        cachette_user(1, "7").await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let after = cache.stats();
+        let hits = after.near_hits - before.near_hits;
+        let pings = after.near_orderings - before.near_orderings;
+        println!(
+            "{} hits in {:?} ({:.0}/s); near hits {hits}, ordering PINGs {pings} ({:.3} per hit)",
+            64 * n,
+            elapsed,
+            (64 * n) as f64 / elapsed.as_secs_f64(),
+            pings as f64 / hits.max(1) as f64
+        );
+        return;
+    }
     if args.first().map(String::as_str) == Some("hits") {
         let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
         cachette_user(1, "7").await.unwrap();

@@ -630,3 +630,50 @@ async fn a_failover_and_failback_bring_their_busts_with_them() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The near-cache on a cluster (I12): an entry whose tag lives on another
+/// master is kept in memory and served after an ordering round trip to
+/// both masters; another cache's tag bust on the tag's master reaches it
+/// before the next read, and so does a key bust on the entry's master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_near_cache_holds_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let (a, b) = (cluster.cache().await, cluster.cache().await);
+    let (key, tag) = ("near:1", "org:near");
+    assert_ne!(
+        cluster.master_of(&name_pattern('e', key)),
+        cluster.master_of(&name_pattern('t', tag)),
+        "the tag lives on another master"
+    );
+    let db = AtomicU64::new(1);
+    let read = |cache: &Cache, db: &AtomicU64| {
+        let v = db.load(SeqCst);
+        let cache = cache.clone();
+        async move {
+            cache
+                .get_or_fetch(key, &[tag], Duration::from_secs(600), async move {
+                    Ok::<_, String>(v)
+                })
+                .await
+                .unwrap()
+        }
+    };
+    for bust_tag in [true, false] {
+        let now = db.load(SeqCst);
+        let before = b.stats().near_hits;
+        for _ in 0..20 {
+            assert_eq!(read(&b, &db).await, now);
+            if b.stats().near_hits > before {
+                break;
+            }
+        }
+        assert!(b.stats().near_hits > before, "{:?}", b.stats());
+        let new = db.fetch_add(1, SeqCst) + 1;
+        if bust_tag {
+            a.invalidate_tags([tag]).await.unwrap();
+        } else {
+            a.invalidate_keys([key]).await.unwrap();
+        }
+        assert_eq!(read(&b, &db).await, new, "served from memory after a bust");
+    }
+}

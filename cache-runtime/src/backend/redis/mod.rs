@@ -120,7 +120,7 @@ impl RedisBackend {
         let counters = match &self.servers {
             Servers::Single(s) => s.near_counters(),
             #[cfg(feature = "cluster")]
-            Servers::Cluster(_) => None,
+            Servers::Cluster(c) => c.near_counters(),
         };
         counters.map_or([0; 4], |c| {
             [
@@ -165,6 +165,16 @@ impl RedisBackend {
     }
 
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        // A hit of the near-cache needs no timer of its own: its ordering
+        // round trip is bounded once for all the callers that share it.
+        let hit = match &self.servers {
+            Servers::Single(s) => s.near_hit(subject).await,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.near_hit(subject).await,
+        };
+        if let Some(hit) = hit {
+            return hit;
+        }
         Self::within(self.deadline, async {
             match &self.servers {
                 Servers::Single(s) => s.lookup(subject).await,

@@ -27,7 +27,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::super::{Blob, Lookup};
@@ -35,13 +35,19 @@ use crate::version::Seen;
 
 /// One lookup kept in memory.
 pub(crate) struct Kept {
-    /// The connection it was read on: only served after an ordering reply
-    /// on that same connection.
-    pub conn: u64,
+    /// The entry's name.
+    name: Arc<str>,
+    /// The connections it was read on (one per server): only served after
+    /// an ordering reply on each of them.
+    pub conns: Vec<u64>,
     entry: Arc<[u8]>,
     versions: Vec<Seen>,
     /// The entry's value once decoded (see `keep.rs`).
     decoded: Arc<crate::keep::Decoded>,
+    /// Set when a message invalidates it (it may still be referenced).
+    dropped: std::sync::atomic::AtomicBool,
+    /// The near-cache's flush count when it was kept.
+    flushes: u64,
 }
 
 impl Kept {
@@ -71,7 +77,7 @@ struct Table {
     /// Bumped by every invalidation message.
     seq: u64,
     /// A name read by kept lookups: their entry names.
-    readers: HashMap<Box<str>, Vec<Arc<str>>>,
+    readers: HashMap<Box<str>, Vec<Weak<Kept>>>,
     /// Names read by lookups in flight: how many, and the last message
     /// that named them.
     reading: HashMap<Box<str>, (usize, u64)>,
@@ -82,6 +88,8 @@ struct Table {
 
 pub(crate) struct Near {
     kept: moka::sync::Cache<Arc<str>, Arc<Kept>>,
+    /// Bumped by every flush: what was kept before is gone.
+    flushed: AtomicU64,
     table: Mutex<Table>,
     pub counters: NearCounters,
 }
@@ -124,6 +132,7 @@ impl Near {
                 })
                 .expire_after(Until)
                 .build(),
+            flushed: AtomicU64::new(0),
             table: Mutex::new(Table::default()),
             counters: NearCounters::default(),
         }
@@ -134,12 +143,17 @@ impl Near {
         self.kept.get(name)
     }
 
-    /// Whether `kept` is still what is kept under `name` (no message
-    /// removed it meanwhile).
-    pub(crate) fn still(&self, name: &str, kept: &Arc<Kept>) -> bool {
-        self.kept
-            .get(name)
-            .is_some_and(|now| Arc::ptr_eq(&now, kept))
+    /// Whether `kept` is still kept (no message removed it meanwhile, no
+    /// flush emptied the near-cache).
+    pub(crate) fn still(&self, kept: &Kept) -> bool {
+        !kept.dropped.load(Ordering::Acquire)
+            && kept.flushes == self.flushed.load(Ordering::Acquire)
+    }
+
+    /// Drops `kept`: from the map, and for whoever holds it already.
+    fn drop_kept(&self, kept: &Kept) {
+        kept.dropped.store(true, Ordering::Release);
+        self.kept.invalidate(&*kept.name);
     }
 
     /// Registers a lookup of `names` (the entry first) before it is sent.
@@ -166,6 +180,7 @@ impl Near {
         let Some(names) = names else {
             table.flushed_at = seq;
             table.readers.clear();
+            self.flushed.fetch_add(1, Ordering::AcqRel);
             self.kept.invalidate_all();
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             return;
@@ -177,12 +192,13 @@ impl Near {
             if let Some(entry) = table.reading.get_mut(name) {
                 entry.1 = seq;
             }
-            if let Some(entries) = table.readers.remove(name) {
-                for entry in entries {
-                    self.kept.invalidate(&*entry);
+            // Every kept lookup that read the name, even one the map
+            // already let go of while a caller still holds it.
+            for kept in table.readers.remove(name).into_iter().flatten() {
+                if let Some(kept) = kept.upgrade() {
+                    self.drop_kept(&kept);
                 }
             }
-            self.kept.invalidate(name);
             self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -201,17 +217,20 @@ impl Near {
             return;
         }
         table.readers.retain(|_, entries| {
-            entries.retain(|e| self.kept.contains_key(&**e));
+            entries.retain(|kept| {
+                kept.upgrade()
+                    .is_some_and(|kept| !kept.dropped.load(Ordering::Relaxed))
+            });
             !entries.is_empty()
         });
     }
 }
 
 impl Reading<'_> {
-    /// Keeps what the lookup read on connection `conn` (until its entry
-    /// expires), unless one of its names was invalidated (or everything
-    /// flushed) since it was sent.
-    pub(crate) fn keep(mut self, conn: u64, entry: &[u8], versions: &[Seen]) {
+    /// Keeps what the lookup read on the connections `conns` (until its
+    /// entry expires), unless one of its names was invalidated (or
+    /// everything flushed) since it was sent.
+    pub(crate) fn keep(mut self, conns: Vec<u64>, entry: &[u8], versions: &[Seen]) {
         self.done = true;
         let near = self.near;
         let mut table = crate::sync::lock(&near.table);
@@ -224,24 +243,26 @@ impl Reading<'_> {
         if !clean {
             return;
         }
-        let entry_name: Arc<str> = Arc::from(&*self.names[0]);
+        let kept = Arc::new(Kept {
+            name: Arc::from(&*self.names[0]),
+            conns,
+            entry: entry.into(),
+            versions: versions.to_vec(),
+            decoded: crate::keep::slot(),
+            dropped: std::sync::atomic::AtomicBool::new(false),
+            flushes: near.flushed.load(Ordering::Acquire),
+        });
+        // Its entry name and every version name it read lead to it.
         for name in &self.names {
-            let readers = table.readers.entry(name.clone()).or_default();
-            if !readers.contains(&entry_name) {
-                readers.push(entry_name.clone());
-            }
+            table
+                .readers
+                .entry(name.clone())
+                .or_default()
+                .push(Arc::downgrade(&kept));
         }
         // Under the lock: a message for these names applied after this
-        // insert removes it.
-        near.kept.insert(
-            entry_name,
-            Arc::new(Kept {
-                conn,
-                entry: entry.into(),
-                versions: versions.to_vec(),
-                decoded: crate::keep::slot(),
-            }),
-        );
+        // insert drops it.
+        near.kept.insert(kept.name.clone(), kept);
         near.sweep(&mut table);
     }
 
@@ -293,7 +314,7 @@ mod tests {
         let near = Near::new(1 << 20);
         for changed in NAMES {
             near.reading(NAMES.into_iter())
-                .keep(1, &entry(), &versions());
+                .keep(vec![1], &entry(), &versions());
             assert!(near.get(NAMES[0]).is_some(), "kept");
             near.invalidate(Some(&[changed.as_bytes()]));
             assert!(near.get(NAMES[0]).is_none(), "{changed} changed");
@@ -308,17 +329,17 @@ mod tests {
         for changed in NAMES {
             let reading = near.reading(NAMES.into_iter());
             near.invalidate(Some(&[changed.as_bytes()]));
-            reading.keep(1, &entry(), &versions());
+            reading.keep(vec![1], &entry(), &versions());
             assert!(near.get(NAMES[0]).is_none(), "{changed} changed in flight");
         }
         let reading = near.reading(NAMES.into_iter());
         near.flush();
-        reading.keep(1, &entry(), &versions());
+        reading.keep(vec![1], &entry(), &versions());
         assert!(near.get(NAMES[0]).is_none(), "flushed in flight");
         // Another name's change does not matter.
         let reading = near.reading(NAMES.into_iter());
         near.invalidate(Some(&[b"ns:k:{other}"]));
-        reading.keep(1, &entry(), &versions());
+        reading.keep(vec![1], &entry(), &versions());
         assert!(near.get(NAMES[0]).is_some());
     }
 }

@@ -54,7 +54,11 @@ impl Single {
         let target = connect::target(&client);
         let near = settings.near_cache.map(|bytes| Arc::new(Near::new(bytes)));
         let tracking = match &near {
-            Some(near) => Some(Tracking::new(&client, near.clone())?),
+            Some(near) => Some(Tracking::new(
+                &client,
+                near.clone(),
+                settings.command_timeout,
+            )?),
             None => None,
         };
         let link = |tracking| {
@@ -96,32 +100,38 @@ impl Single {
             .map(drop)
     }
 
+    /// The lookup kept in the near-cache for `subject`, if one was read on
+    /// the current connection and is still kept after an ordering round
+    /// trip (see `near.rs`); `None`: read Redis.
+    pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
+        let near = self.reads.near()?;
+        let entry = subject.names().entry();
+        let kept = near.get(entry)?;
+        let session = self.reads.current()?;
+        if !session.tracked || kept.conns != [session.conn_id] {
+            return None;
+        }
+        if let Err(e) = self.reads.order(&session).await {
+            return Some(Err(e));
+        }
+        if !near.still(&kept) {
+            return None;
+        }
+        near.counters
+            .hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Ok(kept.lookup()))
+    }
+
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
     /// pipeline: `GETRANGE` then `MGET`. A version of this server process under another
     /// replication id makes the session ask the server again (see
     /// `Session::drifted`), and the lookup is made once more.
     ///
-    /// With the near-cache, a lookup kept from an earlier one on the same
-    /// connection is served after an ordering round trip (see
-    /// `near.rs`), and a lookup that found an entry is kept.
+    /// With the near-cache, a lookup that found an entry is kept.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
         let near = self.reads.near();
-        if let Some(near) = near {
-            let got = near.get(names.entry());
-            if let Some(kept) = got {
-                let session = self.reads.session().await?;
-                if session.tracked && kept.conn == session.conn_id {
-                    self.reads.order(&session).await?;
-                    if near.still(names.entry(), &kept) {
-                        near.counters
-                            .hits
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Ok(kept.lookup());
-                    }
-                }
-            }
-        }
         let max = self.max_entry;
         let mut asked = false;
         loop {
@@ -158,7 +168,7 @@ impl Single {
                 .map(|v| decode_version(v, &session.run))
                 .collect();
             if let (Some(reading), Some(blob), true) = (reading, &entry, session.tracked) {
-                reading.keep(session.conn_id, blob, &versions);
+                reading.keep(vec![session.conn_id], blob, &versions);
             }
             return Ok(Lookup {
                 entry,

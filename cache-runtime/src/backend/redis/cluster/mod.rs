@@ -33,7 +33,10 @@ use super::{
 use crate::error::{Error, ErrorKind};
 
 mod busts;
+mod near;
 mod slots;
+
+use self::near::tracked_conns;
 
 pub(crate) use self::slots::epoch_of;
 use self::slots::{key_slot, key_slot_of_name, redirection, SlotMap};
@@ -65,6 +68,10 @@ pub(crate) struct Cluster {
     nodes: Mutex<HashMap<Addr, Arc<Node>>>,
     /// One reading of the slot map at a time.
     refreshing: tokio::sync::Mutex<()>,
+    /// What the masters' reads links keep in memory, if on.
+    near: Option<Arc<super::near::Near>>,
+    /// How long an ordering round trip may take.
+    command_timeout: Duration,
 }
 
 impl Cluster {
@@ -120,6 +127,10 @@ impl Cluster {
             map: Mutex::new(None),
             nodes: Mutex::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            near: settings
+                .near_cache
+                .map(|bytes| Arc::new(super::near::Near::new(bytes))),
+            command_timeout: settings.command_timeout,
         });
         let target = "the Redis Cluster";
         match tokio::time::timeout(settings.connect_timeout * 2, cluster.refresh(None)).await {
@@ -139,18 +150,26 @@ impl Cluster {
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
         let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
-        let link = || {
+        let tracking = match &self.near {
+            Some(near) => Some(super::link::tracking::Tracking::new(
+                &client,
+                near.clone(),
+                self.command_timeout,
+            )?),
+            None => None,
+        };
+        let link = |tracking| {
             Link::new(
                 client.clone(),
                 self.config.clone(),
                 self.connect_timeout,
                 target.clone(),
-                None,
+                tracking,
             )
         };
         let node = Arc::new(Node {
-            reads: link(),
-            busts: link(),
+            reads: link(tracking),
+            busts: link(None),
         });
         nodes.insert(addr.clone(), node.clone());
         Ok(node)
@@ -164,6 +183,11 @@ impl Cluster {
         let max = self.max_entry;
         let mut asked = false;
         loop {
+            // Registered before the lookup is sent (see `near.rs`).
+            let reading = self.near.as_ref().map(|near| {
+                let names = subject.names();
+                near.reading(std::iter::once(names.entry()).chain(names.versions()))
+            });
             let seen = self.read_names(subject).await?;
             if !asked {
                 let drifted = seen.iter().skip(1).find_map(|(v, session, node)| match v {
@@ -179,11 +203,15 @@ impl Cluster {
                     continue;
                 }
             }
+            let conns = tracked_conns(&seen);
             let mut seen = seen.into_iter();
             let (entry, oversized) = seen
                 .next()
                 .map_or((None, false), |(v, _, _)| decode_entry(v, max).split());
-            let versions = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
+            let versions: Vec<_> = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
+            if let (Some(reading), Some(blob), Some(conns)) = (reading, &entry, conns) {
+                reading.keep(conns, blob, &versions);
+            }
             return Ok(Lookup {
                 entry,
                 oversized,

@@ -327,6 +327,19 @@ impl Link {
         }
     }
 
+    /// The current session, if one is up and needs no question first.
+    pub(crate) fn current(&self) -> Option<Arc<Session>> {
+        match &*self.state() {
+            State::Up(session)
+                if session.ended == session.server.load(Ordering::Acquire)
+                    && !session.recheck_due.load(Ordering::Acquire) =>
+            {
+                Some(session.clone())
+            }
+            _ => None,
+        }
+    }
+
     /// The near-cache this link feeds, while tracking is on.
     pub(crate) fn near(&self) -> Option<&Arc<Near>> {
         self.tracking

@@ -18,6 +18,8 @@ use crate::error::{Error, ErrorKind};
 
 pub(crate) struct Tracking {
     pub near: Arc<Near>,
+    /// How long an ordering round trip may take.
+    timeout: std::time::Duration,
     /// The same server, spoken to in RESP3.
     client: Client,
     /// Off for good once the server refused what tracking needs.
@@ -36,8 +38,32 @@ pub(crate) fn next_conn() -> u64 {
 }
 
 /// One ordering `PING` and the callers waiting for it.
+#[derive(Default)]
 struct Batch {
-    done: tokio::sync::watch::Sender<Option<Result<(), Error>>>,
+    answer: std::sync::OnceLock<Result<(), Error>>,
+    answered: tokio::sync::Notify,
+}
+
+impl Batch {
+    /// Gives the batch its answer (the first one counts) and wakes its
+    /// callers.
+    fn answer(&self, answer: Result<(), Error>) {
+        let _ = self.answer.set(answer);
+        self.answered.notify_waiters();
+    }
+
+    /// Waits for the answer.
+    async fn wait(&self) -> Result<(), Error> {
+        loop {
+            let answered = self.answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if let Some(answer) = self.answer.get() {
+                return answer.clone();
+            }
+            answered.await;
+        }
+    }
 }
 
 /// Gives the batch an answer if its leader stops before it could.
@@ -47,22 +73,20 @@ struct Lead {
 
 impl Drop for Lead {
     fn drop(&mut self) {
-        self.batch.done.send_if_modified(|done| {
-            if done.is_some() {
-                return false;
-            }
-            *done = Some(Err(Error::new(
-                ErrorKind::Backend,
-                "the ordering round trip was dropped",
-            )));
-            true
-        });
+        self.batch.answer(Err(Error::new(
+            ErrorKind::Backend,
+            "the ordering round trip was dropped",
+        )));
     }
 }
 
 impl Tracking {
     /// Tracking for a link to the server `client` reaches, feeding `near`.
-    pub(crate) fn new(client: &Client, near: Arc<Near>) -> Result<Tracking, Error> {
+    pub(crate) fn new(
+        client: &Client,
+        near: Arc<Near>,
+        timeout: std::time::Duration,
+    ) -> Result<Tracking, Error> {
         let info = client.get_connection_info().clone();
         let settings = info
             .redis_settings()
@@ -72,6 +96,7 @@ impl Tracking {
         let client = Client::open(info).map_err(Error::from)?;
         Ok(Tracking {
             near,
+            timeout,
             client,
             on: AtomicBool::new(true),
             open: Mutex::new(None),
@@ -133,15 +158,12 @@ impl Tracking {
             match &*open {
                 Some((on, batch)) if *on == id => (batch.clone(), false),
                 _ => {
-                    let batch = Arc::new(Batch {
-                        done: tokio::sync::watch::Sender::new(None),
-                    });
+                    let batch = Arc::new(Batch::default());
                     *open = Some((id, batch.clone()));
                     (batch, true)
                 }
             }
         };
-        let mut done = batch.done.subscribe();
         if leads {
             let lead = Lead {
                 batch: batch.clone(),
@@ -156,17 +178,21 @@ impl Tracking {
             }
             // Closed: whoever comes now waits for the next one.
             self.near.counters.orderings.fetch_add(1, Ordering::Relaxed);
-            let pinged = redis::cmd("PING")
-                .query_async::<()>(&mut conn.clone())
-                .await
-                .map_err(Error::from);
-            lead.batch.done.send_replace(Some(pinged));
+            let ping = redis::cmd("PING");
+            let mut conn = conn.clone();
+            let pinged =
+                match tokio::time::timeout(self.timeout, ping.query_async::<()>(&mut conn)).await {
+                    Ok(pinged) => pinged.map_err(Error::from),
+                    Err(_) => Err(Error::new(
+                        ErrorKind::Timeout,
+                        "Redis did not answer the ordering round trip within the command timeout",
+                    )),
+                };
+            lead.batch.answer(pinged);
+            // Answered: the guard's answer would not count.
+            drop(lead);
         }
-        let answered = done
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| Error::new(ErrorKind::Backend, "the ordering round trip was lost"))?;
-        answered.clone().expect("waited for")
+        batch.wait().await
     }
 }
 

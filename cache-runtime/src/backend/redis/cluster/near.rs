@@ -1,0 +1,83 @@
+//! The near-cache on a cluster: a lookup's names live on several masters,
+//! each read on that master's tracked connection; a kept lookup is served
+//! after an ordering round trip on each of those connections, all at once
+//! (see `../near.rs`).
+
+use std::sync::Arc;
+
+use super::slots::key_slot;
+use super::{Answer, Cluster, Node};
+use crate::backend::Lookup;
+use crate::error::Error;
+use crate::names::Subject;
+
+impl Cluster {
+    /// The lookup kept for `subject`, if every master holding one of its
+    /// names still has the connection it was read on, and it is still kept
+    /// after an ordering round trip on each; `None`: read the masters.
+    pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
+        let near = self.near.as_ref()?;
+        let kept = near.get(subject.names().entry())?;
+        let map = self.current()?;
+        let mut nodes: Vec<Arc<Node>> = Vec::new();
+        for name in subject.version_names() {
+            let range = map.master(key_slot(name.hash_tag())).ok()?;
+            let node = crate::sync::lock(&self.nodes).get(&range.master)?.clone();
+            if !nodes.iter().any(|n| Arc::ptr_eq(n, &node)) {
+                nodes.push(node);
+            }
+        }
+        let mut sessions = Vec::with_capacity(nodes.len());
+        let mut conns = Vec::with_capacity(nodes.len());
+        for node in &nodes {
+            let session = node.reads.current()?;
+            if !session.tracked || !kept.conns.contains(&session.conn_id) {
+                return None;
+            }
+            conns.push(session.conn_id);
+            sessions.push(session);
+        }
+        conns.sort_unstable();
+        conns.dedup();
+        if conns != kept.conns {
+            return None;
+        }
+        let ordered = futures_util::future::try_join_all(
+            nodes
+                .iter()
+                .zip(&sessions)
+                .map(|(node, session)| node.reads.order(session)),
+        )
+        .await;
+        if let Err(e) = ordered {
+            return Some(Err(e));
+        }
+        if !near.still(&kept) {
+            return None;
+        }
+        near.counters
+            .hits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(Ok(kept.lookup()))
+    }
+
+    /// The near-cache's counters, if it was configured.
+    pub(crate) fn near_counters(&self) -> Option<&super::super::near::NearCounters> {
+        self.near.as_deref().map(|n| &n.counters)
+    }
+}
+
+/// The connections a lookup's names were read on, sorted, if every one of
+/// them is tracked (else it cannot be kept).
+pub(super) fn tracked_conns(answers: &[Answer]) -> Option<Vec<u64>> {
+    let mut conns = Vec::with_capacity(answers.len());
+    for (_, session, _) in answers {
+        if !session.tracked {
+            return None;
+        }
+        conns.push(session.conn_id);
+    }
+    conns.sort_unstable();
+    conns.dedup();
+    Some(conns)
+}
