@@ -12,11 +12,15 @@
 //! cd bench && cargo run --release -- cluster # Redis Cluster beside a single Redis
 //! cd bench && cargo run --release -- junk N  # Redis memory after N misses (hostile.rs)
 //! cd bench && cargo run --release -- pending N LIMIT # N undelivered busts (hostile.rs)
+//! cd bench && cargo run --release -- concurrent N # 64 tasks of N hits: PINGs per hit
+//! cd bench && cargo run --release -- stale SECONDS # stale reads beside cache-aio (near.rs)
+//! cd bench && cargo run --release -- memory N   # memory with N keys kept (near.rs)
 //! ```
 
 mod alloc;
 mod cluster;
 mod hostile;
+mod near;
 mod server;
 
 use std::future::Future;
@@ -173,6 +177,20 @@ mod seed {
     }
 }
 
+/// Commands the server has run so far (`INFO commandstats`, this one
+/// included).
+async fn commands_run(conn: &ConnectionManager) -> u64 {
+    let text: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    text.lines()
+        .filter_map(|l| l.split("calls=").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 async fn raw_get(conn: &ConnectionManager) -> User {
     let bytes: Vec<u8> = redis::cmd("GET")
         .arg("raw:user:1")
@@ -228,6 +246,19 @@ async fn main() {
         hostile::pending(n, limit).await;
         return;
     }
+    if args.first().map(String::as_str) == Some("stale") {
+        let secs = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+        near::stale(secs).await;
+        return;
+    }
+    if args.first().map(String::as_str) == Some("memory") {
+        let n = args
+            .get(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1_000_000);
+        near::memory(n).await;
+        return;
+    }
     if args.first().map(String::as_str) == Some("cluster") {
         cluster::run(quick).await;
         return;
@@ -269,6 +300,7 @@ async fn main() {
         cachette_user(1, "7").await.unwrap();
         cachette_user(1, "7").await.unwrap();
         let before = cache.stats();
+        let commands_before = commands_run(&raw).await;
         let started = Instant::now();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
@@ -284,14 +316,15 @@ async fn main() {
         }
         let elapsed = started.elapsed();
         let after = cache.stats();
+        let commands = commands_run(&raw).await - commands_before - 1;
         let hits = after.near_hits - before.near_hits;
         let pings = after.near_orderings - before.near_orderings;
         println!(
-            "{} hits in {:?} ({:.0}/s); near hits {hits}, ordering PINGs {pings} ({:.3} per hit)",
+            "{} hits in {:?} ({:.0}/s); near hits {hits}, ordering PINGs {pings}; Redis ran {commands} commands ({:.3} per hit, INFO commandstats)",
             64 * n,
             elapsed,
             (64 * n) as f64 / elapsed.as_secs_f64(),
-            pings as f64 / hits.max(1) as f64
+            commands as f64 / (64 * n) as f64
         );
         return;
     }
@@ -314,6 +347,23 @@ async fn main() {
                     let raw = raw.clone();
                     async move {
                         raw_get(&raw).await;
+                    }
+                }
+            }),
+        ),
+        Variant::new(
+            "redis-rs `cache-aio` GET + decode (a local copy, not checked)",
+            op({
+                let aio = near::cache_aio(&url).await;
+                move || {
+                    let aio = aio.clone();
+                    async move {
+                        let bytes: Vec<u8> = redis::cmd("GET")
+                            .arg("raw:user:1")
+                            .query_async(&mut aio.clone())
+                            .await
+                            .unwrap();
+                        std::hint::black_box(serde_json::from_slice::<User>(&bytes).unwrap());
                     }
                 }
             }),
@@ -423,6 +473,19 @@ async fn main() {
             v.allocs as f64 / v.alloc_ops as f64
         );
     }
+
+    // A hit from memory waits for a round trip sent after it arrived, so
+    // 64 callers serve at most 64 hits per round trip (Little's law).
+    let near_p50 = {
+        let mut lat = variants[2].latencies.clone();
+        lat.sort();
+        percentile(&lat, 0.5)
+    };
+    println!(
+        "\nCeiling for 64 callers that each wait one round trip (64 / the macro hit's p50 at c=1): {:.0} ops/s, {:.2}x raw",
+        64.0 / near_p50.as_secs_f64(),
+        64.0 / near_p50.as_secs_f64() / base_tput
+    );
 
     // Miss then fill, one fresh key per call.
     let n = if quick { 500 } else { 2_000 };

@@ -44,13 +44,14 @@ pub struct CacheBuilder {
     max_value_bytes: usize,
     signer: Option<Signer>,
     log_full_names: bool,
+    keep_decoded: bool,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     server_functions: bool,
     replica_acks: ReplicaAcks,
     replica_ack_timeout: Duration,
-    /// The near-cache's budget in bytes; `None`: off.
+    /// Whether the near-cache is on, and its budget in bytes.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    near_cache: Option<u64>,
+    near_cache: (bool, u64),
     #[cfg(feature = "tls")]
     root_ca: Option<Vec<u8>>,
     /// Built by the library as the process default, not by the user.
@@ -89,10 +90,11 @@ impl Default for CacheBuilder {
             max_value_bytes: 1 << 20,
             signer: None,
             log_full_names: false,
+            keep_decoded: true,
             server_functions: false,
             replica_acks: ReplicaAcks::Auto,
             replica_ack_timeout: Duration::from_millis(100),
-            near_cache: Some(DEFAULT_NEAR_CACHE_BYTES),
+            near_cache: (true, DEFAULT_NEAR_CACHE_BYTES),
             #[cfg(feature = "tls")]
             root_ca: None,
             implicit: false,
@@ -226,6 +228,18 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether values of `Clone` types are kept decoded beside their bytes
+    /// where an entry is held in process memory (the embedded backend, the
+    /// near-cache), so that a hit clones the value instead of decoding it
+    /// (default `true`). Every hit of an entry then gets a clone of one
+    /// decoded value: for a type whose clone shares state (an
+    /// `Arc<Mutex<_>>` inside), what one caller changes through it the next
+    /// hits see. Turn it off for such types; every hit then decodes.
+    pub fn keep_decoded(mut self, on: bool) -> Self {
+        self.keep_decoded = on;
+        self
+    }
+
     /// Runs cachette's Lua through the functions of a library that an
     /// administrator loaded (`FCALL`), instead of sending scripts
     /// (`EVALSHA`, and `SCRIPT LOAD` when Redis does not know them). The
@@ -251,15 +265,16 @@ impl CacheBuilder {
     /// itself off with one warning. `false` turns it off.
     #[cfg(feature = "redis")]
     pub fn near_cache(mut self, on: bool) -> Self {
-        self.near_cache = on.then(|| self.near_cache.unwrap_or(DEFAULT_NEAR_CACHE_BYTES));
+        self.near_cache.0 = on;
         self
     }
 
     /// The near-cache's budget, in bytes of entries held in process memory
-    /// (default 64 MiB); past it, the least used are dropped.
+    /// (default 64 MiB); past it, the least used are dropped. `0` turns
+    /// the near-cache off.
     #[cfg(feature = "redis")]
     pub fn near_cache_bytes(mut self, bytes: u64) -> Self {
-        self.near_cache = Some(bytes);
+        self.near_cache.1 = bytes;
         self
     }
 
@@ -402,7 +417,10 @@ impl CacheBuilder {
             acks: self.replica_acks,
             ack_timeout: self.replica_ack_timeout,
             max_entry_bytes: self.max_value_bytes,
-            near_cache: self.near_cache,
+            near_cache: match self.near_cache {
+                (true, bytes) if bytes > 0 => Some(bytes),
+                _ => None,
+            },
             scripting: if self.server_functions {
                 crate::backend::redis::bust::Scripting::Functions
             } else {
@@ -433,6 +451,7 @@ impl CacheBuilder {
                 warned_too_large: WarnOnce::default(),
                 signer: self.signer,
                 log_full_names: self.log_full_names,
+                keep_decoded: self.keep_decoded,
             }),
         }
     }

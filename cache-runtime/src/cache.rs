@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) signer: Option<Signer>,
     /// Logs show keys and tags in full (else template and hash).
     pub(crate) log_full_names: bool,
+    /// Values of `Clone` types are kept decoded (see `keep.rs`).
+    pub(crate) keep_decoded: bool,
 }
 
 /// Remembers which keys were warned about, up to a bound (past it, it

@@ -212,11 +212,13 @@ async fn values_over_the_size_limit_are_returned_but_not_cached() {
     }
 }
 
-/// The minimal ACL command set of `guide::redis` is enough for every strategy.
+/// The minimal ACL command set of `guide::redis` is enough for every
+/// strategy, and for the near-cache.
 #[tokio::test]
 async fn an_acl_user_with_the_documented_commands_can_do_everything() {
     let server = RedisServer::start();
     server.add_documented_acl_user(&[]);
+    let logs = crate::support::logs::Logs::capture();
     let url = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
     let cache = Cache::builder()
         .command_timeout(Duration::from_secs(5))
@@ -234,6 +236,16 @@ async fn an_acl_user_with_the_documented_commands_can_do_everything() {
         (0, 1, 2),
         "{stats:?}"
     );
+    // Lookups of Redis are kept in memory, and served from it.
+    for _ in 0..20 {
+        if cache.stats().near_hits > 0 {
+            break;
+        }
+        number(&cache, 7).await.unwrap();
+    }
+    assert!(cache.stats().near_hits > 0, "{:?}", cache.stats());
+    let text = logs.text();
+    assert!(!text.contains("near-cache is off"), "{text}");
 
     let wrong = format!("redis://app:nope@127.0.0.1:{}", server.port);
     assert!(Cache::connect(&wrong).await.unwrap_err().is_auth());

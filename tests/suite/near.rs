@@ -288,3 +288,161 @@ async fn a_server_that_refuses_tracking_turns_the_near_cache_off() {
     let text = logs.text();
     assert_eq!(text.matches("the near-cache is off").count(), 1, "{text}");
 }
+
+async fn read_tags(cache: &Cache, db: &Db, key: &str, tags: &[&str]) -> u64 {
+    let db = db.clone();
+    cache
+        .get_or_fetch(key, tags, Duration::from_secs(600), async move {
+            Ok::<_, String>(db.0.load(SeqCst))
+        })
+        .await
+        .unwrap()
+}
+
+/// A kept lookup is served only to a call that would read the same names:
+/// the same key under other tags is validated against those tags, as a
+/// lookup of Redis would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_of_the_same_key_with_other_tags_is_checked_against_them() {
+    let server = RedisServer::start();
+    let (a, b) = (server.cache().await, server.cache().await);
+    let db = Db::default();
+    db.write();
+    warm(&b, || read_tags(&b, &db, "k", &["org:1"])).await;
+    let new = db.write();
+    a.invalidate_tags(["org:2"]).await.unwrap();
+    assert_eq!(
+        read_tags(&b, &db, "k", &["org:2"]).await,
+        new,
+        "served what was read under another tag, after a bust of this one"
+    );
+}
+
+/// A future polled once, kept or dropped.
+fn started(
+    f: impl std::future::Future<Output = u64> + Send + 'static,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
+    Box::pin(f)
+}
+
+/// The caller that opened an ordering round trip stops (dropped, or kept
+/// and never polled again) while others wait for it: they are served,
+/// without errors, within the command timeout; later reads of the
+/// connection are served from memory as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_holds_up_nobody() {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port).await;
+    let timeout = Duration::from_millis(300);
+    let b = Cache::builder()
+        .command_timeout(timeout)
+        .connect(&proxy.url())
+        .await
+        .unwrap();
+    let db = Db::default();
+    db.write();
+    warm(&b, || read(&b, &db, "k", "t")).await;
+    let before = b.stats();
+    for drop_it in [true, false] {
+        // Replies are held while the first caller opens the round trip and
+        // five more join it.
+        proxy.set(Mode::StallDown);
+        let mut first = started({
+            let (b, db) = (b.clone(), db.clone());
+            async move { read(&b, &db, "k", "t").await }
+        });
+        let mut others: Vec<_> = (0..5)
+            .map(|_| {
+                let (b, db) = (b.clone(), db.clone());
+                started(async move { read(&b, &db, "k", "t").await })
+            })
+            .collect();
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            for f in &mut others {
+                assert!(f.as_mut().poll(cx).is_pending());
+            }
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let kept = if drop_it {
+            drop(first);
+            None
+        } else {
+            Some(first)
+        };
+        proxy.set(Mode::Pass);
+        for f in others {
+            let got = tokio::time::timeout(timeout * 3, f).await;
+            assert_eq!(got, Ok(1), "drop_it {drop_it}: a caller was held up");
+        }
+        drop(kept);
+    }
+    // A caller dropped right after it opened a round trip.
+    let mut first = started({
+        let (b, db) = (b.clone(), db.clone());
+        async move { read(&b, &db, "k", "t").await }
+    });
+    std::future::poll_fn(|cx| {
+        assert!(first.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    drop(first);
+    for _ in 0..10 {
+        assert_eq!(read(&b, &db, "k", "t").await, 1);
+    }
+    let after = b.stats();
+    assert_eq!(after.errors, before.errors, "{after:?}");
+    assert!(!after.breaker_open, "{after:?}");
+    assert!(after.near_hits >= before.near_hits + 10, "{after:?}");
+}
+
+/// A value of a type whose clone shares state (`Arc<Mutex<_>>`): with
+/// `keep_decoded(false)` every hit decodes its own, on both backends.
+#[derive(Clone, Debug)]
+pub struct Shared(Arc<std::sync::Mutex<u64>>);
+
+impl serde::Serialize for Shared {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*self.0.lock().unwrap())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Shared {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = <u64 as serde::Deserialize>::deserialize(d)?;
+        Ok(Shared(Arc::new(std::sync::Mutex::new(n))))
+    }
+}
+
+#[cached(cache = cache, key = "shared:<id>", ttl = 600)]
+async fn shared_read(cache: &Cache, id: u64) -> Shared {
+    let _ = id;
+    Shared(Arc::new(std::sync::Mutex::new(1)))
+}
+
+/// Whether one caller's change to its value reaches the next hit.
+async fn hits_share_state(cache: &Cache) -> bool {
+    for _ in 0..6 {
+        assert_eq!(*shared_read(cache, 7).await.0.lock().unwrap(), 1);
+    }
+    *shared_read(cache, 7).await.0.lock().unwrap() = 999;
+    *shared_read(cache, 7).await.0.lock().unwrap() == 999
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_kept_decoded_can_be_turned_off() {
+    let server = RedisServer::start();
+    let near = builder()
+        .keep_decoded(false)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    assert!(!hits_share_state(&near).await, "near-cache");
+    assert!(near.stats().near_hits > 0, "{:?}", near.stats());
+    let memory = Cache::builder().keep_decoded(false).memory();
+    assert!(!hits_share_state(&memory).await, "embedded backend");
+    // The default keeps them (documented on `keep_decoded`).
+    assert!(hits_share_state(&Cache::memory()).await);
+}

@@ -461,6 +461,8 @@ async fn an_acl_user_without_scripts_runs_everything_through_server_functions() 
             "+fcall",
             "+info",
             "+wait",
+            "+ping",
+            "+client|tracking",
         ])
         .exec(&mut server.raw())
         .unwrap();

@@ -115,6 +115,11 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         let inner = &*self.inner;
+        let keep = if inner.keep_decoded {
+            keep
+        } else {
+            Keeper::none()
+        };
         let entry = call.subject.entry();
         let forced = REFRESHING
             .try_with(|refreshing| refreshing == entry)

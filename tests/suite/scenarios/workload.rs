@@ -206,7 +206,7 @@ pub fn every_key_has_a_ttl(server: &RedisServer) {
 
 pub fn check(name: &str, faults: usize, report: &Report, cache: &Cache) {
     eprintln!(
-        "RELIABILITY | {name} | {} reads, {} writes | {faults} | {} stale | {} lost | {:.1} ms worst call | {} errors, {} breaker opens |",
+        "RELIABILITY | {name} | {} reads, {} writes | {faults} | {} stale | {} lost | {:.1} ms worst call | {} errors, {} breaker opens | {} from the near-cache |",
         report.reads,
         report.writes,
         report.stale,
@@ -214,6 +214,7 @@ pub fn check(name: &str, faults: usize, report: &Report, cache: &Cache) {
         report.worst.as_secs_f64() * 1e3,
         cache.stats().errors,
         cache.stats().breaker_opens,
+        cache.stats().near_hits,
     );
     assert_eq!(
         report.stale, 0,

@@ -69,6 +69,71 @@ impl RedisCluster {
             .expect("connect to the test cluster")
     }
 
+    /// Adds a seventh node, a replica of the master on `master`, once it
+    /// is in sync.
+    pub fn add_replica(&mut self, master: u16) {
+        let bus = free_port();
+        let server = RedisServer::start_with(&[
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            &bus.to_string(),
+            "--cluster-node-timeout",
+            "1000",
+            "--cluster-replica-validity-factor",
+            "0",
+        ]);
+        let of = self.nodes.iter().find(|n| n.port == master).unwrap();
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query(&mut of.raw())
+            .unwrap();
+        let me = nodes.lines().find(|l| l.contains("myself")).unwrap();
+        // <id> <ip:port@bus[,hostname]> ...
+        let mut fields = me.split_whitespace();
+        let id = fields.next().unwrap().to_string();
+        let master_bus: u16 = fields
+            .next()
+            .unwrap()
+            .split('@')
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(master)
+            .arg(master_bus)
+            .exec(&mut server.raw())
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while redis::cmd("CLUSTER")
+            .arg("REPLICATE")
+            .arg(&id)
+            .exec(&mut server.raw())
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "the node never met the cluster");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut of.raw())
+                .unwrap();
+            if info.matches("state=online").count() == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the new replica never synced");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.nodes.push(server);
+    }
+
     /// Ports of the masters that serve slots, with each one's slot ranges.
     pub fn masters(&self) -> Vec<(u16, Vec<(u16, u16)>)> {
         let live = self.nodes.iter().find(|n| n.alive()).expect("a live node");

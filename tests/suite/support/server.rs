@@ -206,6 +206,8 @@ impl RedisServer {
                 "+script|load",
                 "+info",
                 "+wait",
+                "+ping",
+                "+client|tracking",
             ])
             .arg(extra)
             .exec(&mut self.raw())

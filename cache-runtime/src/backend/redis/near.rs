@@ -37,6 +37,9 @@ use crate::version::Seen;
 pub(crate) struct Kept {
     /// The entry's name.
     name: Arc<str>,
+    /// The names it read: the entry, then each version, in the lookup's
+    /// order. Served only to a caller whose lookup would read the same.
+    names: Box<[Box<str>]>,
     /// The connections it was read on (one per server): only served after
     /// an ordering reply on each of them.
     pub conns: Vec<u64>,
@@ -51,6 +54,24 @@ pub(crate) struct Kept {
 }
 
 impl Kept {
+    /// Whether a lookup of `versions` (beside this entry) would read what
+    /// this one read: a call of the same key with other tags would not.
+    pub(crate) fn read_the_same<'a>(&self, mut versions: impl Iterator<Item = &'a str>) -> bool {
+        let mut kept = self.names[1..].iter();
+        loop {
+            match (kept.next(), versions.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if **a == *b => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Its key in the readers of a name.
+    fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+
     /// The lookup it stands for.
     pub(crate) fn lookup(&self) -> Lookup {
         Lookup {
@@ -76,8 +97,13 @@ pub(crate) struct NearCounters {
 struct Table {
     /// Bumped by every invalidation message.
     seq: u64,
-    /// A name read by kept lookups: their entry names.
-    readers: HashMap<Box<str>, Vec<Weak<Kept>>>,
+    /// A name read by kept lookups: those lookups, by address (unique
+    /// while a `Weak` holds it).
+    readers: HashMap<Box<str>, HashMap<usize, Weak<Kept>>>,
+    /// How many lookups `readers` holds in all, and how many it held after
+    /// its last sweep (lookups the map evicted stay until a sweep).
+    links: usize,
+    swept: usize,
     /// Names read by lookups in flight: how many, and the last message
     /// that named them.
     reading: HashMap<Box<str>, (usize, u64)>,
@@ -126,8 +152,11 @@ impl Near {
         Near {
             kept: moka::sync::Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|name: &Arc<str>, kept: &Arc<Kept>| {
-                    let bytes = name.len() + kept.entry.len() + 32 * kept.versions.len() + 64;
+                .weigher(|_: &Arc<str>, kept: &Arc<Kept>| {
+                    // The entry, its versions, and its names (here and in
+                    // the table of readers).
+                    let names: usize = kept.names.iter().map(|n| 2 * n.len() + 64).sum();
+                    let bytes = kept.entry.len() + 32 * kept.versions.len() + names + 128;
                     u32::try_from(bytes).unwrap_or(u32::MAX)
                 })
                 .expire_after(Until)
@@ -150,10 +179,30 @@ impl Near {
             && kept.flushes == self.flushed.load(Ordering::Acquire)
     }
 
-    /// Drops `kept`: from the map, and for whoever holds it already.
-    fn drop_kept(&self, kept: &Kept) {
+    /// Drops `kept`: from the map, from the table, and for whoever holds
+    /// it already.
+    fn drop_kept(&self, table: &mut Table, kept: &Arc<Kept>) {
         kept.dropped.store(true, Ordering::Release);
-        self.kept.invalidate(&*kept.name);
+        for name in kept.names.iter() {
+            if let Some(readers) = table.readers.get_mut(name) {
+                if readers.remove(&kept.id()).is_some() {
+                    table.links -= 1;
+                }
+                if readers.is_empty() {
+                    table.readers.remove(name);
+                }
+            }
+        }
+        // Only if the map still holds this one, not a newer lookup (what
+        // the map holds changes under the table's lock only, evictions
+        // aside).
+        if self
+            .kept
+            .get(&*kept.name)
+            .is_some_and(|held| Arc::ptr_eq(&held, kept))
+        {
+            self.kept.invalidate(&*kept.name);
+        }
     }
 
     /// Registers a lookup of `names` (the entry first) before it is sent.
@@ -180,6 +229,8 @@ impl Near {
         let Some(names) = names else {
             table.flushed_at = seq;
             table.readers.clear();
+            table.links = 0;
+            table.swept = 0;
             self.flushed.fetch_add(1, Ordering::AcqRel);
             self.kept.invalidate_all();
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
@@ -194,9 +245,11 @@ impl Near {
             }
             // Every kept lookup that read the name, even one the map
             // already let go of while a caller still holds it.
-            for kept in table.readers.remove(name).into_iter().flatten() {
+            let readers = table.readers.remove(name).unwrap_or_default();
+            table.links -= readers.len();
+            for kept in readers.into_values() {
                 if let Some(kept) = kept.upgrade() {
-                    self.drop_kept(&kept);
+                    self.drop_kept(&mut table, &kept);
                 }
             }
             self.counters.invalidations.fetch_add(1, Ordering::Relaxed);
@@ -209,20 +262,25 @@ impl Near {
         self.invalidate(None);
     }
 
-    /// Keeps up to how many readers per name, and how often the table of
-    /// readers is swept of lookups no longer kept.
+    /// Sweeps the table of the lookups no longer kept (the map evicted
+    /// them, or they expired) once it holds twice as many as after the
+    /// last sweep: its size stays within a constant of what is kept, at
+    /// a constant cost per lookup kept.
     fn sweep(&self, table: &mut Table) {
-        let kept = self.kept.entry_count() as usize;
-        if table.readers.len() <= 2 * kept + 1024 {
+        if table.links <= 2 * table.swept + 4096 {
             return;
         }
-        table.readers.retain(|_, entries| {
-            entries.retain(|kept| {
+        let mut links = 0;
+        table.readers.retain(|_, readers| {
+            readers.retain(|_, kept| {
                 kept.upgrade()
                     .is_some_and(|kept| !kept.dropped.load(Ordering::Relaxed))
             });
-            !entries.is_empty()
+            links += readers.len();
+            !readers.is_empty()
         });
+        table.links = links;
+        table.swept = links;
     }
 }
 
@@ -243,8 +301,10 @@ impl Reading<'_> {
         if !clean {
             return;
         }
+        let names = std::mem::take(&mut self.names).into_boxed_slice();
         let kept = Arc::new(Kept {
-            name: Arc::from(&*self.names[0]),
+            name: Arc::from(&*names[0]),
+            names,
             conns,
             entry: entry.into(),
             versions: versions.to_vec(),
@@ -252,13 +312,19 @@ impl Reading<'_> {
             dropped: std::sync::atomic::AtomicBool::new(false),
             flushes: near.flushed.load(Ordering::Acquire),
         });
+        // The lookup it replaces is dropped (a caller holding it reads
+        // Redis instead).
+        if let Some(old) = near.kept.get(&*kept.name) {
+            near.drop_kept(&mut table, &old);
+        }
         // Its entry name and every version name it read lead to it.
-        for name in &self.names {
+        for name in kept.names.iter() {
             table
                 .readers
                 .entry(name.clone())
                 .or_default()
-                .push(Arc::downgrade(&kept));
+                .insert(kept.id(), Arc::downgrade(&kept));
+            table.links += 1;
         }
         // Under the lock: a message for these names applied after this
         // insert drops it.
@@ -341,5 +407,75 @@ mod tests {
         near.invalidate(Some(&[b"ns:k:{other}"]));
         reading.keep(vec![1], &entry(), &versions());
         assert!(near.get(NAMES[0]).is_some());
+    }
+
+    /// How many lookups the table of readers holds, in all.
+    fn links(near: &Near) -> usize {
+        let table = crate::sync::lock(&near.table);
+        table.readers.values().map(HashMap::len).sum()
+    }
+
+    /// One key with 200 tags, busted by key and kept again 1,000 times:
+    /// the readers of its tags do not pile up (each bust leaves its
+    /// lookup under every tag it read unless it is unlinked).
+    #[test]
+    fn the_table_of_readers_stays_within_what_is_kept() {
+        let near = Near::new(1 << 20);
+        let tags: Vec<String> = (0..200).map(|i| format!("ns:t:{{t{i}}}")).collect();
+        let names = || {
+            ["ns:e:f:{k}", "ns:k:{k}"]
+                .into_iter()
+                .chain(tags.iter().map(String::as_str))
+        };
+        let versions: Vec<Seen> = (0..201).map(|_| Seen::Current(Token::random())).collect();
+        for _ in 0..1000 {
+            near.reading(names()).keep(vec![1], &entry(), &versions);
+            near.invalidate(Some(&[b"ns:k:{k}"]));
+        }
+        assert!(
+            links(&near) <= 8192,
+            "{} lookups in the table",
+            links(&near)
+        );
+        // And one kept again without a bust replaces the one before.
+        for _ in 0..1000 {
+            near.reading(names()).keep(vec![1], &entry(), &versions);
+        }
+        assert!(
+            links(&near) <= 8192,
+            "{} lookups in the table",
+            links(&near)
+        );
+        assert!(near.get("ns:e:f:{k}").is_some());
+    }
+
+    /// A kept lookup is served only to a lookup of the same names.
+    #[test]
+    fn a_kept_lookup_serves_only_a_lookup_of_the_same_names() {
+        let near = Near::new(1 << 20);
+        near.reading(NAMES.into_iter())
+            .keep(vec![1], &entry(), &versions());
+        let kept = near.get(NAMES[0]).unwrap();
+        assert!(kept.read_the_same(NAMES[1..].iter().copied()));
+        assert!(!kept.read_the_same(["ns:k:{k}", "ns:t:{other}"].into_iter()));
+        assert!(!kept.read_the_same(["ns:k:{k}"].into_iter()));
+        assert!(!kept.read_the_same(NAMES[1..].iter().copied().chain(["ns:t:{u}"])));
+    }
+
+    /// A lookup replaced by a newer one is dropped for whoever holds it.
+    #[test]
+    fn a_replaced_lookup_is_dropped() {
+        let near = Near::new(1 << 20);
+        near.reading(NAMES.into_iter())
+            .keep(vec![1], &entry(), &versions());
+        let old = near.get(NAMES[0]).unwrap();
+        near.reading(NAMES.into_iter())
+            .keep(vec![1], &entry(), &versions());
+        assert!(!near.still(&old));
+        let new = near.get(NAMES[0]).unwrap();
+        assert!(near.still(&new));
+        near.invalidate(Some(&[NAMES[2].as_bytes()]));
+        assert!(!near.still(&new));
+        assert_eq!(links(&near), 0);
     }
 }

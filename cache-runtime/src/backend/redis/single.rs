@@ -105,13 +105,16 @@ impl Single {
     /// trip (see `near.rs`); `None`: read Redis.
     pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
         let near = self.reads.near()?;
-        let entry = subject.names().entry();
-        let kept = near.get(entry)?;
+        let names = subject.names();
+        let kept = near.get(names.entry())?;
         let session = self.reads.current()?;
-        if !session.tracked || kept.conns != [session.conn_id] {
+        if !session.tracked
+            || kept.conns != [session.conn_id]
+            || !kept.read_the_same(names.versions())
+        {
             return None;
         }
-        if let Err(e) = self.reads.order(&session).await {
+        if let Err(e) = self.reads.order(&session, None).await {
             return Some(Err(e));
         }
         if !near.still(&kept) {

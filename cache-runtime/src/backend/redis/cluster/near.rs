@@ -17,19 +17,26 @@ impl Cluster {
     /// after an ordering round trip on each; `None`: read the masters.
     pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
         let near = self.near.as_ref()?;
-        let kept = near.get(subject.names().entry())?;
+        let names = subject.names();
+        let kept = near.get(names.entry())?;
+        if !kept.read_the_same(names.versions()) {
+            return None;
+        }
         let map = self.current()?;
-        let mut nodes: Vec<Arc<Node>> = Vec::new();
-        for name in subject.version_names() {
+        // Each master, with the first of the names it holds: its ordering
+        // round trip reads that name, so that a node that no longer serves
+        // the slot refuses it (a `PING` it would answer).
+        let mut nodes: Vec<(Arc<Node>, &str)> = Vec::new();
+        for (name, version) in subject.version_names().zip(names.versions()) {
             let range = map.master(key_slot(name.hash_tag())).ok()?;
             let node = crate::sync::lock(&self.nodes).get(&range.master)?.clone();
-            if !nodes.iter().any(|n| Arc::ptr_eq(n, &node)) {
-                nodes.push(node);
+            if !nodes.iter().any(|(n, _)| Arc::ptr_eq(n, &node)) {
+                nodes.push((node, version));
             }
         }
         let mut sessions = Vec::with_capacity(nodes.len());
         let mut conns = Vec::with_capacity(nodes.len());
-        for node in &nodes {
+        for (node, _) in &nodes {
             let session = node.reads.current()?;
             if !session.tracked || !kept.conns.contains(&session.conn_id) {
                 return None;
@@ -46,11 +53,13 @@ impl Cluster {
             nodes
                 .iter()
                 .zip(&sessions)
-                .map(|(node, session)| node.reads.order(session)),
+                .map(|((node, probe), session)| node.reads.order(session, Some(probe))),
         )
         .await;
-        if let Err(e) = ordered {
-            return Some(Err(e));
+        if ordered.is_err() {
+            // A redirection, a node cut off, a timeout: the lookup finds
+            // out which, and follows it or reports it.
+            return None;
         }
         if !near.still(&kept) {
             return None;

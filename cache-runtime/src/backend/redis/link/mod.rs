@@ -349,10 +349,11 @@ impl Link {
     }
 
     /// Waits for an ordering round trip on `session`'s connection sent
-    /// after this call began (see `tracking.rs`).
-    pub(crate) async fn order(&self, session: &Session) -> Result<(), Error> {
+    /// after this call began (see `tracking.rs`; `probe`: a name it must
+    /// still serve).
+    pub(crate) async fn order(&self, session: &Session, probe: Option<&str>) -> Result<(), Error> {
         match &self.tracking {
-            Some(tracking) => tracking.order(&session.conn, session.conn_id).await,
+            Some(tracking) => tracking.order(&session.conn, session.conn_id, probe).await,
             None => Ok(()),
         }
     }

@@ -24,8 +24,9 @@ pub(crate) struct Tracking {
     client: Client,
     /// Off for good once the server refused what tracking needs.
     on: AtomicBool,
-    /// The ordering `PING` that callers may still join, on its connection.
-    open: Mutex<Option<(u64, Arc<Batch>)>>,
+    /// The ordering round trip that callers may still join, on its
+    /// connection.
+    open: Open,
 }
 
 /// Connection ids, unique in the process: what a kept lookup names to be
@@ -37,23 +38,27 @@ pub(crate) fn next_conn() -> u64 {
     NEXT_CONN.fetch_add(1, Ordering::Relaxed)
 }
 
-/// One ordering `PING` and the callers waiting for it.
+/// The batch that callers of a connection may still join.
+type Open = Arc<Mutex<Option<(u64, Arc<Batch>)>>>;
+
+/// One ordering round trip and the callers waiting for it.
 #[derive(Default)]
 struct Batch {
-    answer: std::sync::OnceLock<Result<(), Error>>,
+    /// `None`: it was never sent (its task was dropped with its runtime).
+    answer: std::sync::OnceLock<Option<Result<(), Error>>>,
     answered: tokio::sync::Notify,
 }
 
 impl Batch {
     /// Gives the batch its answer (the first one counts) and wakes its
     /// callers.
-    fn answer(&self, answer: Result<(), Error>) {
+    fn answer(&self, answer: Option<Result<(), Error>>) {
         let _ = self.answer.set(answer);
         self.answered.notify_waiters();
     }
 
     /// Waits for the answer.
-    async fn wait(&self) -> Result<(), Error> {
+    async fn wait(&self) -> Option<Result<(), Error>> {
         loop {
             let answered = self.answered.notified();
             tokio::pin!(answered);
@@ -66,17 +71,31 @@ impl Batch {
     }
 }
 
-/// Gives the batch an answer if its leader stops before it could.
-struct Lead {
+/// Closes a batch to newcomers; if it goes before an answer (its task
+/// dropped), its callers are told to start another.
+struct Sending {
+    open: Open,
     batch: Arc<Batch>,
 }
 
-impl Drop for Lead {
+impl Sending {
+    fn close(&self) {
+        let mut open = crate::sync::lock(&self.open);
+        if open
+            .as_ref()
+            .is_some_and(|(_, b)| Arc::ptr_eq(b, &self.batch))
+        {
+            *open = None;
+        }
+    }
+}
+
+impl Drop for Sending {
     fn drop(&mut self) {
-        self.batch.answer(Err(Error::new(
-            ErrorKind::Backend,
-            "the ordering round trip was dropped",
-        )));
+        self.close();
+        if self.batch.answer.get().is_none() {
+            self.batch.answer(None);
+        }
     }
 }
 
@@ -99,7 +118,7 @@ impl Tracking {
             timeout,
             client,
             on: AtomicBool::new(true),
-            open: Mutex::new(None),
+            open: Open::default(),
         })
     }
 
@@ -148,51 +167,83 @@ impl Tracking {
             .await
     }
 
-    /// Waits for a `PING` on connection `id` sent after this call began,
-    /// and for its reply: every invalidation made before it is applied.
-    /// Callers that arrive while one is open join it; it closes when its
-    /// first caller sends it.
-    pub(crate) async fn order(&self, conn: &MultiplexedConnection, id: u64) -> Result<(), Error> {
-        let (batch, leads) = {
-            let mut open = crate::sync::lock(&self.open);
-            match &*open {
-                Some((on, batch)) if *on == id => (batch.clone(), false),
-                _ => {
-                    let batch = Arc::new(Batch::default());
-                    *open = Some((id, batch.clone()));
-                    (batch, true)
+    /// Waits for a round trip on connection `id` sent after this call
+    /// began, and for its reply: every invalidation made before it is
+    /// applied. Callers that arrive before it is sent join it.
+    ///
+    /// It is a `PING`, or, with `probe`, an `EXISTS` of that name: on a
+    /// cluster a node that no longer serves the name's slot (a master
+    /// demoted to replica, a node cut off from the cluster) answers it with
+    /// an error, as it would a lookup, where it would answer a `PING`.
+    ///
+    /// The round trip is sent by a task of its own: a caller that stops
+    /// waiting (cancelled, or never polled again) holds up nobody.
+    pub(crate) async fn order(
+        &self,
+        conn: &MultiplexedConnection,
+        id: u64,
+        probe: Option<&str>,
+    ) -> Result<(), Error> {
+        loop {
+            let (batch, opened) = {
+                let mut open = crate::sync::lock(&self.open);
+                match &*open {
+                    Some((on, batch)) if *on == id => (batch.clone(), false),
+                    _ => {
+                        let batch = Arc::new(Batch::default());
+                        *open = Some((id, batch.clone()));
+                        (batch, true)
+                    }
                 }
-            }
-        };
-        if leads {
-            let lead = Lead {
-                batch: batch.clone(),
             };
+            if opened {
+                self.send(conn.clone(), &batch, probe);
+            }
+            if let Some(answer) = batch.wait().await {
+                return answer;
+            }
+            // It was never sent: another.
+        }
+    }
+
+    /// Spawns the task that closes `batch` and sends its round trip.
+    fn send(&self, mut conn: MultiplexedConnection, batch: &Arc<Batch>, probe: Option<&str>) {
+        let sending = Sending {
+            open: self.open.clone(),
+            batch: batch.clone(),
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            batch.answer(Some(Err(Error::new(
+                ErrorKind::Config,
+                "cachette needs a tokio runtime",
+            ))));
+            return;
+        };
+        let command = match probe {
+            Some(name) => {
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(name);
+                exists
+            }
+            None => redis::cmd("PING"),
+        };
+        let (near, timeout) = (self.near.clone(), self.timeout);
+        runtime.spawn(async move {
             // Lets the callers that are already running join.
             tokio::task::yield_now().await;
-            {
-                let mut open = crate::sync::lock(&self.open);
-                if open.as_ref().is_some_and(|(_, b)| Arc::ptr_eq(b, &batch)) {
-                    *open = None;
-                }
-            }
             // Closed: whoever comes now waits for the next one.
-            self.near.counters.orderings.fetch_add(1, Ordering::Relaxed);
-            let ping = redis::cmd("PING");
-            let mut conn = conn.clone();
-            let pinged =
-                match tokio::time::timeout(self.timeout, ping.query_async::<()>(&mut conn)).await {
-                    Ok(pinged) => pinged.map_err(Error::from),
+            sending.close();
+            near.counters.orderings.fetch_add(1, Ordering::Relaxed);
+            let answer =
+                match tokio::time::timeout(timeout, command.query_async::<()>(&mut conn)).await {
+                    Ok(answer) => answer.map_err(Error::from),
                     Err(_) => Err(Error::new(
                         ErrorKind::Timeout,
                         "Redis did not answer the ordering round trip within the command timeout",
                     )),
                 };
-            lead.batch.answer(pinged);
-            // Answered: the guard's answer would not count.
-            drop(lead);
-        }
-        batch.wait().await
+            sending.batch.answer(Some(answer));
+        });
     }
 }
 
