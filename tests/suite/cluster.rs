@@ -392,12 +392,13 @@ async fn connect_cluster_errors_say_what_failed() {
 }
 
 /// The documented command set (`guide::redis`) for an ACL user, plus `cluster|slots` and
-/// `asking`, is enough on a cluster: hits, fills, busts with `WAIT`, locks.
+/// `asking` and `exists`, is enough on a cluster: hits, fills, busts with
+/// `WAIT`, locks, and the near-cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
     let cluster = RedisCluster::start();
     for node in &cluster.nodes {
-        node.add_documented_acl_user(&["+cluster|slots", "+asking"]);
+        node.add_documented_acl_user(&["+cluster|slots", "+asking", "+exists"]);
     }
     let urls: Vec<String> = cluster
         .nodes
@@ -423,7 +424,37 @@ async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
     assert!(calls(&cluster, "wait") >= 1, "the bust waited for replicas");
     assert_eq!(locked(&cache, &runs, 3).await, 3);
     assert_eq!(runs.load(SeqCst), 2, "filled, hit, busted, filled");
+    // And from the near-cache.
+    for _ in 0..20 {
+        if cache.stats().near_hits > 0 {
+            break;
+        }
+        assert_eq!(locked(&cache, &runs, 3).await, 3);
+    }
+    assert!(cache.stats().near_hits > 0, "{:?}", cache.stats());
     assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+
+    // Without `+exists` the near-cache turns itself off; every call still
+    // works.
+    for node in &cluster.nodes {
+        node.add_documented_acl_user(&["+cluster|slots", "+asking", "-exists"]);
+    }
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://app:s3cret@127.0.0.1:{}", n.port))
+        .collect();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .replica_ack_timeout(Duration::from_secs(2))
+        .connect_cluster(urls)
+        .await
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(locked(&cache, &runs, 3).await, 3);
+    }
+    let stats = cache.stats();
+    assert_eq!((stats.errors, stats.near_hits), (0, 0), "{stats:?}");
 }
 
 /// A master's share of a bust is one pipeline on one connection with its

@@ -353,7 +353,16 @@ impl Link {
     /// still serve).
     pub(crate) async fn order(&self, session: &Session, probe: Option<&str>) -> Result<(), Error> {
         match &self.tracking {
-            Some(tracking) => tracking.order(&session.conn, session.conn_id, probe).await,
+            Some(tracking) => {
+                let ordered = tracking.order(&session.conn, session.conn_id, probe).await;
+                if let Err(e) = &ordered {
+                    if e.is_auth() {
+                        // An ACL without the command it sends.
+                        tracking.off(&self.target, e);
+                    }
+                }
+                ordered
+            }
             None => Ok(()),
         }
     }

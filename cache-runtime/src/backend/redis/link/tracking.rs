@@ -130,7 +130,7 @@ impl Tracking {
     pub(crate) fn off(&self, target: &str, why: &dyn std::fmt::Display) {
         if self.on.swap(false, Ordering::AcqRel) {
             self.near.flush();
-            tracing::warn!(target = %target, reason = %why, "cachette: the near-cache is off for this server (it needs RESP3, `CLIENT TRACKING` and `PING`); every call reads Redis");
+            tracing::warn!(target = %target, reason = %why, "cachette: the near-cache is off for this server (it needs RESP3, `CLIENT TRACKING` and `PING`, and `EXISTS` on a cluster); every call reads Redis");
         }
     }
 
