@@ -103,6 +103,7 @@ impl Cache {
             stats.near_orderings,
             stats.near_invalidations,
             stats.near_flushes,
+            stats.near_entries,
         ] = self.inner.backend.near_counters();
         stats
     }

@@ -69,6 +69,9 @@ pub struct Stats {
     pub near_invalidations: u64,
     /// Times the near-cache was emptied (a flush, a lost connection).
     pub near_flushes: u64,
+    /// Lookups the near-cache holds now (approximate: its upkeep runs in
+    /// the background).
+    pub near_entries: u64,
 }
 
 #[derive(Debug, Default)]
@@ -114,6 +117,7 @@ impl Counters {
             near_orderings: 0,
             near_invalidations: 0,
             near_flushes: 0,
+            near_entries: 0,
         }
     }
 }

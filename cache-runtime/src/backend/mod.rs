@@ -79,9 +79,9 @@ impl Backend {
     }
 
     /// The near-cache's counters (see `RedisBackend::near_counters`).
-    pub(crate) fn near_counters(&self) -> [u64; 4] {
+    pub(crate) fn near_counters(&self) -> [u64; 5] {
         match self {
-            Backend::Memory(_) => [0; 4],
+            Backend::Memory(_) => [0; 5],
             #[cfg(feature = "redis")]
             Backend::Redis(r) => r.near_counters(),
         }

@@ -114,20 +114,22 @@ impl RedisBackend {
     }
 
     /// The near-cache's counters: hits, ordering round trips, invalidation
-    /// messages applied (names), flushes.
-    pub(crate) fn near_counters(&self) -> [u64; 4] {
+    /// messages applied (names), flushes, and the lookups it holds now.
+    pub(crate) fn near_counters(&self) -> [u64; 5] {
         use std::sync::atomic::Ordering::Relaxed;
-        let counters = match &self.servers {
-            Servers::Single(s) => s.near_counters(),
+        let near = match &self.servers {
+            Servers::Single(s) => s.near_cache(),
             #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => c.near_counters(),
+            Servers::Cluster(c) => c.near_cache(),
         };
-        counters.map_or([0; 4], |c| {
+        near.map_or([0; 5], |near| {
+            let c = &near.counters;
             [
                 c.hits.load(Relaxed),
                 c.orderings.load(Relaxed),
                 c.invalidations.load(Relaxed),
                 c.flushes.load(Relaxed),
+                near.len(),
             ]
         })
     }

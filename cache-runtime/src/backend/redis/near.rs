@@ -114,6 +114,10 @@ struct Table {
 
 pub(crate) struct Near {
     kept: moka::sync::Cache<Arc<str>, Arc<Kept>>,
+    /// Lookups the map evicted or expired, to take out of the table (the
+    /// map hands them over from wherever it runs its upkeep, where the
+    /// table's lock may be held).
+    evicted: Arc<Mutex<Vec<Arc<Kept>>>>,
     /// Bumped by every flush: what was kept before is gone.
     flushed: AtomicU64,
     table: Mutex<Table>,
@@ -149,7 +153,10 @@ impl Near {
                 )
             }
         }
+        let evicted: Arc<Mutex<Vec<Arc<Kept>>>> = Arc::default();
+        let handed = evicted.clone();
         Near {
+            evicted,
             kept: moka::sync::Cache::builder()
                 .max_capacity(bytes)
                 .weigher(|_: &Arc<str>, kept: &Arc<Kept>| {
@@ -160,11 +167,23 @@ impl Near {
                     u32::try_from(bytes).unwrap_or(u32::MAX)
                 })
                 .expire_after(Until)
+                .eviction_listener(move |_, kept, cause| {
+                    // Replaced and removed ones are dropped where that is
+                    // done.
+                    if cause.was_evicted() {
+                        crate::sync::lock(&handed).push(kept);
+                    }
+                })
                 .build(),
             flushed: AtomicU64::new(0),
             table: Mutex::new(Table::default()),
             counters: NearCounters::default(),
         }
+    }
+
+    /// How many lookups it holds.
+    pub(crate) fn len(&self) -> u64 {
+        self.kept.entry_count()
     }
 
     /// The kept lookup of the entry `name`, if any.
@@ -229,6 +248,7 @@ impl Near {
         let Some(names) = names else {
             table.flushed_at = seq;
             table.readers.clear();
+            crate::sync::lock(&self.evicted).clear();
             table.links = 0;
             table.swept = 0;
             self.flushed.fetch_add(1, Ordering::AcqRel);
@@ -262,10 +282,10 @@ impl Near {
         self.invalidate(None);
     }
 
-    /// Sweeps the table of the lookups no longer kept (the map evicted
-    /// them, or they expired) once it holds twice as many as after the
-    /// last sweep: its size stays within a constant of what is kept, at
-    /// a constant cost per lookup kept.
+    /// Sweeps the table of lookups no longer kept that are still in it (a
+    /// safety net: evicted ones are handed over and taken out) once it
+    /// holds twice as many as after the last sweep: its size stays within
+    /// a constant of what is kept, at a constant cost per lookup kept.
     fn sweep(&self, table: &mut Table) {
         if table.links <= 2 * table.swept + 4096 {
             return;
@@ -312,6 +332,13 @@ impl Reading<'_> {
             dropped: std::sync::atomic::AtomicBool::new(false),
             flushes: near.flushed.load(Ordering::Acquire),
         });
+        // What the map evicted leaves the table (and whoever still holds
+        // it reads Redis instead: a message for it would no longer reach
+        // it).
+        let evicted = std::mem::take(&mut *crate::sync::lock(&near.evicted));
+        for old in &evicted {
+            near.drop_kept(&mut table, old);
+        }
         // The lookup it replaces is dropped (a caller holding it reads
         // Redis instead).
         if let Some(old) = near.kept.get(&*kept.name) {
@@ -477,5 +504,29 @@ mod tests {
         near.invalidate(Some(&[NAMES[2].as_bytes()]));
         assert!(!near.still(&new));
         assert_eq!(links(&near), 0);
+    }
+
+    /// Lookups the byte budget evicts leave the table too.
+    #[test]
+    fn evicted_lookups_leave_the_table() {
+        let near = Near::new(64 << 10);
+        for i in 0..2000 {
+            let names = [
+                format!("ns:e:f:{{k{i}}}"),
+                format!("ns:k:{{k{i}}}"),
+                "ns:t:{t}".into(),
+            ];
+            near.reading(names.iter().map(String::as_str))
+                .keep(vec![1], &entry(), &versions());
+            near.kept.run_pending_tasks();
+        }
+        let kept = near.kept.entry_count() as usize;
+        assert!(kept < 2000, "the budget evicts");
+        // Three names each, and what was evicted since the last keep.
+        assert!(
+            links(&near) <= 3 * kept + 64,
+            "{} links for {kept} kept",
+            links(&near)
+        );
     }
 }

@@ -10,7 +10,7 @@ use super::bust;
 use super::connect::{self, Settings};
 use super::link::tracking::Tracking;
 use super::link::{ending, Link};
-use super::near::{Near, NearCounters};
+use super::near::Near;
 use super::{
     decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
 };
@@ -89,8 +89,8 @@ impl Single {
     }
 
     /// The near-cache's counters, if it was configured.
-    pub(crate) fn near_counters(&self) -> Option<&NearCounters> {
-        self.near.as_deref().map(|n| &n.counters)
+    pub(crate) fn near_cache(&self) -> Option<&Near> {
+        self.near.as_deref()
     }
 
     /// Connects both links now, at once.

@@ -70,9 +70,9 @@ impl Cluster {
         Some(Ok(kept.lookup()))
     }
 
-    /// The near-cache's counters, if it was configured.
-    pub(crate) fn near_counters(&self) -> Option<&super::super::near::NearCounters> {
-        self.near.as_deref().map(|n| &n.counters)
+    /// The near-cache, if it was configured.
+    pub(crate) fn near_cache(&self) -> Option<&super::super::near::Near> {
+        self.near.as_deref()
     }
 }
 
