@@ -328,7 +328,9 @@ pub async fn memory(n: u64) {
     println!("| first read by a second cache (hits from Redis, kept) | {took:.1?} |");
     println!("| lookups the near-cache holds after it (`stats().near_entries`) | {held} |");
     println!("| invalidation messages applied meanwhile (`near_invalidations`) | {messages} |");
-    println!("| served from memory on a second pass, last read first (what stayed kept) | {kept} |");
+    println!(
+        "| served from memory on a second pass, last read first (what stayed kept) | {kept} |"
+    );
     println!(
         "| process RSS before / after | {} / {} (+{}) |",
         mib(rss_before),

@@ -446,3 +446,48 @@ async fn values_kept_decoded_can_be_turned_off() {
     // The default keeps them (documented on `keep_decoded`).
     assert!(hits_share_state(&Cache::memory()).await);
 }
+
+/// A round trip opened by a caller on a runtime that then stops running (a
+/// current-thread runtime of a sync wrapper whose `block_on` returned after
+/// one poll) is sent from the runtime that drives the connection: a caller
+/// of another runtime that joins it is served.
+#[test]
+fn a_round_trip_opened_on_a_runtime_that_stops_holds_up_nobody() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let db = Db::default();
+    db.write();
+    let cache = main.block_on(async {
+        let cache = Cache::builder()
+            .command_timeout(Duration::from_millis(500))
+            .connect(&server.url())
+            .await
+            .unwrap();
+        warm(&cache, || read(&cache, &db, "k", "t")).await;
+        cache
+    });
+    let side = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    side.block_on(async {
+        let mut once = started({
+            let (cache, db) = (cache.clone(), db.clone());
+            async move { read(&cache, &db, "k", "t").await }
+        });
+        std::future::poll_fn(|cx| {
+            assert!(once.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+    });
+    let got = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), read(&cache, &db, "k", "t")).await
+    });
+    assert_eq!(got, Ok(1), "{:?}", cache.stats());
+    drop(side);
+}

@@ -114,7 +114,7 @@ impl Single {
         {
             return None;
         }
-        if let Err(e) = self.reads.order(&session, None).await {
+        if let Err(e) = self.reads.order(&session, &[]).await {
             return Some(Err(e));
         }
         if !near.still(&kept) {

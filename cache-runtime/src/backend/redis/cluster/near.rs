@@ -11,6 +11,9 @@ use crate::backend::Lookup;
 use crate::error::Error;
 use crate::names::Subject;
 
+/// One name for each slot of a lookup on one node.
+type Probes<'a> = Vec<(u16, &'a str)>;
+
 impl Cluster {
     /// The lookup kept for `subject`, if every master holding one of its
     /// names still has the connection it was read on, and it is still kept
@@ -23,15 +26,27 @@ impl Cluster {
             return None;
         }
         let map = self.current()?;
-        // Each master, with the first of the names it holds: its ordering
-        // round trip reads that name, so that a node that no longer serves
-        // the slot refuses it (a `PING` it would answer).
-        let mut nodes: Vec<(Arc<Node>, &str)> = Vec::new();
+        // Each master, with one name for each slot of the lookup it holds:
+        // its ordering round trip reads them, so that a node that no longer
+        // serves one of those slots refuses it (a `PING` it would answer).
+        // The entry and the epoch share the key's slot.
+        let mut nodes: Vec<(Arc<Node>, Probes)> = Vec::new();
         for (name, version) in subject.version_names().zip(names.versions()) {
-            let range = map.master(key_slot(name.hash_tag())).ok()?;
+            let slot = key_slot(name.hash_tag());
+            let range = map.master(slot).ok()?;
             let node = crate::sync::lock(&self.nodes).get(&range.master)?.clone();
-            if !nodes.iter().any(|(n, _)| Arc::ptr_eq(n, &node)) {
-                nodes.push((node, version));
+            match nodes.iter_mut().find(|(n, _)| Arc::ptr_eq(n, &node)) {
+                Some((_, probes)) => {
+                    if !probes.iter().any(|(s, _)| *s == slot) {
+                        probes.push((slot, version));
+                    }
+                }
+                None => {
+                    // A node whose near-cache was turned off (its ACL
+                    // refused the round trip) serves nothing from memory.
+                    node.reads.near()?;
+                    nodes.push((node, vec![(slot, version)]));
+                }
             }
         }
         let mut sessions = Vec::with_capacity(nodes.len());
@@ -53,7 +68,7 @@ impl Cluster {
             nodes
                 .iter()
                 .zip(&sessions)
-                .map(|((node, probe), session)| node.reads.order(session, Some(probe))),
+                .map(|((node, probes), session)| node.reads.order(session, probes)),
         )
         .await;
         if ordered.is_err() {
@@ -80,8 +95,8 @@ impl Cluster {
 /// them is tracked (else it cannot be kept).
 pub(super) fn tracked_conns(answers: &[Answer]) -> Option<Vec<u64>> {
     let mut conns = Vec::with_capacity(answers.len());
-    for (_, session, _) in answers {
-        if !session.tracked {
+    for (_, session, node) in answers {
+        if !session.tracked || node.reads.near().is_none() {
             return None;
         }
         conns.push(session.conn_id);

@@ -349,12 +349,16 @@ impl Link {
     }
 
     /// Waits for an ordering round trip on `session`'s connection sent
-    /// after this call began (see `tracking.rs`; `probe`: a name it must
-    /// still serve).
-    pub(crate) async fn order(&self, session: &Session, probe: Option<&str>) -> Result<(), Error> {
+    /// after this call began (see `tracking.rs`; `probes`: names, one per
+    /// slot, it must still serve).
+    pub(crate) async fn order(
+        &self,
+        session: &Session,
+        probes: &[(u16, &str)],
+    ) -> Result<(), Error> {
         match &self.tracking {
             Some(tracking) => {
-                let ordered = tracking.order(&session.conn, session.conn_id, probe).await;
+                let ordered = tracking.order(&session.conn, session.conn_id, probes).await;
                 if let Err(e) = &ordered {
                     if e.is_auth() {
                         // An ACL without the command it sends.

@@ -27,6 +27,9 @@ pub(crate) struct Tracking {
     /// The ordering round trip that callers may still join, on its
     /// connection.
     open: Open,
+    /// The runtime that drives the current connection (the round trip is
+    /// sent from there: a runtime of a caller's may stop running).
+    driver: Mutex<Option<(u64, tokio::runtime::Handle)>>,
 }
 
 /// Connection ids, unique in the process: what a kept lookup names to be
@@ -47,6 +50,10 @@ struct Batch {
     /// `None`: it was never sent (its task was dropped with its runtime).
     answer: std::sync::OnceLock<Option<Result<(), Error>>>,
     answered: tokio::sync::Notify,
+    /// On a cluster, one name per slot its callers read, each of which
+    /// the round trip reads (added under the `open` lock, read once it is
+    /// closed).
+    probes: Mutex<Vec<(u16, Box<str>)>>,
 }
 
 impl Batch {
@@ -119,6 +126,7 @@ impl Tracking {
             client,
             on: AtomicBool::new(true),
             open: Open::default(),
+            driver: Mutex::new(None),
         })
     }
 
@@ -150,6 +158,9 @@ impl Tracking {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            *crate::sync::lock(&self.driver) = Some((id, runtime));
+        }
         Ok((conn, id))
     }
 
@@ -171,77 +182,110 @@ impl Tracking {
     /// began, and for its reply: every invalidation made before it is
     /// applied. Callers that arrive before it is sent join it.
     ///
-    /// It is a `PING`, or, with `probe`, an `EXISTS` of that name: on a
-    /// cluster a node that no longer serves the name's slot (a master
-    /// demoted to replica, a node cut off from the cluster) answers it with
-    /// an error, as it would a lookup, where it would answer a `PING`.
+    /// It is a `PING`, or, with `probes` (on a cluster: one name for each
+    /// slot the caller read on this node), an `EXISTS` of one name per slot
+    /// that any of its callers read: a node that no longer serves one of
+    /// those slots (a master demoted to replica, a node cut off, a slot
+    /// handed to another master) refuses it, as it would a lookup, where it
+    /// would answer a `PING`.
     ///
-    /// The round trip is sent by a task of its own: a caller that stops
-    /// waiting (cancelled, or never polled again) holds up nobody.
+    /// The round trip is sent by a task of its own, on the runtime that
+    /// drives the connection: a caller that stops waiting (cancelled, or
+    /// never polled again) holds up nobody. No caller waits more than
+    /// twice the command timeout.
     pub(crate) async fn order(
         &self,
         conn: &MultiplexedConnection,
         id: u64,
-        probe: Option<&str>,
+        probes: &[(u16, &str)],
     ) -> Result<(), Error> {
         loop {
             let (batch, opened) = {
                 let mut open = crate::sync::lock(&self.open);
-                match &*open {
+                let (batch, opened) = match &*open {
                     Some((on, batch)) if *on == id => (batch.clone(), false),
                     _ => {
                         let batch = Arc::new(Batch::default());
                         *open = Some((id, batch.clone()));
                         (batch, true)
                     }
+                };
+                if !probes.is_empty() {
+                    let mut all = crate::sync::lock(&batch.probes);
+                    for (slot, name) in probes {
+                        if !all.iter().any(|(s, _)| s == slot) {
+                            all.push((*slot, Box::from(*name)));
+                        }
+                    }
                 }
+                (batch, opened)
             };
             if opened {
-                self.send(conn.clone(), &batch, probe);
+                self.send(conn.clone(), id, &batch);
             }
-            if let Some(answer) = batch.wait().await {
-                return answer;
+            match tokio::time::timeout(self.timeout * 2, batch.wait()).await {
+                Ok(Some(answer)) => return answer,
+                // It was never sent: another.
+                Ok(None) => {}
+                Err(_) => {
+                    Sending {
+                        open: self.open.clone(),
+                        batch,
+                    }
+                    .close();
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "the ordering round trip was not answered within twice the command timeout",
+                    ));
+                }
             }
-            // It was never sent: another.
         }
     }
 
     /// Spawns the task that closes `batch` and sends its round trip.
-    fn send(&self, mut conn: MultiplexedConnection, batch: &Arc<Batch>, probe: Option<&str>) {
+    fn send(&self, mut conn: MultiplexedConnection, id: u64, batch: &Arc<Batch>) {
         let sending = Sending {
             open: self.open.clone(),
             batch: batch.clone(),
         };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let runtime = match &*crate::sync::lock(&self.driver) {
+            Some((on, runtime)) if *on == id => Some(runtime.clone()),
+            _ => tokio::runtime::Handle::try_current().ok(),
+        };
+        let Some(runtime) = runtime else {
             batch.answer(Some(Err(Error::new(
                 ErrorKind::Config,
                 "cachette needs a tokio runtime",
             ))));
             return;
         };
-        let command = match probe {
-            Some(name) => {
-                let mut exists = redis::cmd("EXISTS");
-                exists.arg(name);
-                exists
-            }
-            None => redis::cmd("PING"),
-        };
         let (near, timeout) = (self.near.clone(), self.timeout);
         runtime.spawn(async move {
             // Lets the callers that are already running join.
             tokio::task::yield_now().await;
-            // Closed: whoever comes now waits for the next one.
+            // Closed: whoever comes now waits for the next one, and the
+            // names to read are known.
             sending.close();
+            let probes = std::mem::take(&mut *crate::sync::lock(&sending.batch.probes));
             near.counters.orderings.fetch_add(1, Ordering::Relaxed);
-            let answer =
-                match tokio::time::timeout(timeout, command.query_async::<()>(&mut conn)).await {
-                    Ok(answer) => answer.map_err(Error::from),
-                    Err(_) => Err(Error::new(
-                        ErrorKind::Timeout,
-                        "Redis did not answer the ordering round trip within the command timeout",
-                    )),
-                };
+            let sent = async {
+                if probes.is_empty() {
+                    redis::cmd("PING").query_async::<()>(&mut conn).await
+                } else {
+                    let mut pipe = redis::pipe();
+                    for (_, name) in &probes {
+                        pipe.cmd("EXISTS").arg(&**name).ignore();
+                    }
+                    pipe.query_async::<()>(&mut conn).await
+                }
+            };
+            let answer = match tokio::time::timeout(timeout, sent).await {
+                Ok(answer) => answer.map_err(Error::from),
+                Err(_) => Err(Error::new(
+                    ErrorKind::Timeout,
+                    "Redis did not answer the ordering round trip within the command timeout",
+                )),
+            };
             sending.batch.answer(Some(answer));
         });
     }
