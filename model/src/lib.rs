@@ -1,0 +1,655 @@
+//! A model of cachette's invalidation protocol, checked exhaustively with
+//! Stateright: every interleaving of the actors' steps, within small
+//! bounds, against the promise that a read which starts after a write's
+//! bust returned never returns an older value.
+//!
+//! Actors, each step named after the code that takes it:
+//! - the database: one register, written by the writer;
+//! - Redis (`backend/redis/`): the entry (a value and the versions its fill
+//!   recorded), the key's version and the tag's version, each a random
+//!   token scoped by the server process that wrote it; any name can be
+//!   lost (evicted, expired); a snapshot can be saved and the server
+//!   restarted from it (a new process: a new scope);
+//! - cache processes, each with one connection whose server-to-client
+//!   stream is a FIFO queue (invalidation messages and replies, in the
+//!   order Redis wrote them, delivered with any delay), a near-cache
+//!   (`near.rs`), and readers;
+//! - a writer that writes the database, then busts the key or the tag
+//!   (`invalidate.rs`: a new version token), and counts as complete once
+//!   the bust returned.
+//!
+//! A reader (`read/mod.rs`, `Cache::fetch`):
+//! 1. `near_hit`: with a kept lookup, sends an ordering round trip and,
+//!    once its reply is in, serves the kept lookup if it is still kept;
+//! 2. `lookup`: reads the entry and both versions; a valid entry (recorded
+//!    versions equal to the current ones, of this server process) is a
+//!    hit, and the lookup is kept unless a message for its names overtook
+//!    it (`Reading::keep`);
+//! 3. on a miss, `ensure` captures the versions (creating missing ones),
+//!    then the body reads the database, then `fill` stores the value with
+//!    the captured versions;
+//! 4. a second reader of the same process that misses while a fill of the
+//!    key is under way follows it (`flight.rs`) and then reads the cache
+//!    again.
+//!
+//! The weakened protocols (`Weakening`) are the mistakes the design
+//! avoids; the checks in `tests/` assert each one yields a counterexample.
+//! What is not modelled, and why, is in RELIABILITY.md ("The model").
+
+use std::collections::VecDeque;
+
+use stateright::{Model, Property};
+
+/// Which names a message or a lookup concerns.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Name {
+    Entry,
+    Key,
+    Tag,
+}
+
+const NAMES: [Name; 3] = [Name::Entry, Name::Key, Name::Tag];
+
+/// A version: a token, and the server process that wrote it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Token {
+    pub token: u8,
+    pub scope: u8,
+}
+
+/// A stored entry: the value and the versions its fill captured.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Entry {
+    pub value: u8,
+    pub versions: [Token; 2],
+}
+
+/// What Redis holds.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Default)]
+pub struct Redis {
+    pub entry: Option<Entry>,
+    pub key: Option<Token>,
+    pub tag: Option<Token>,
+}
+
+impl Redis {
+    fn version(&self, name: Name) -> Option<Token> {
+        match name {
+            Name::Key => self.key,
+            Name::Tag => self.tag,
+            Name::Entry => None,
+        }
+    }
+}
+
+/// A lookup: the entry and the versions, as read together.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Lookup {
+    pub entry: Option<Entry>,
+    pub versions: [Option<Token>; 2],
+}
+
+impl Lookup {
+    /// `entry::check`: a hit if the entry recorded exactly the current
+    /// versions, written by this server process.
+    fn value(&self, scope: u8, weak: Weakening) -> Option<u8> {
+        let entry = self.entry?;
+        let [Some(k), Some(t)] = self.versions else {
+            return None;
+        };
+        let scoped =
+            weak == Weakening::RestartKeepsEntries || (k.scope == scope && t.scope == scope);
+        (scoped && entry.versions == [k, t]).then_some(entry.value)
+    }
+}
+
+/// A message on a connection's server-to-client stream.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Msg {
+    /// An invalidation message (`CLIENT TRACKING`).
+    Push(Name),
+    /// The reply to reader `r`'s command.
+    Reply(u8, Reply),
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Reply {
+    /// The ordering round trip (`PING`).
+    Ordered,
+    Lookup(Lookup),
+    /// `ensure`: the versions, created where missing.
+    Captured([Token; 2]),
+    Filled,
+}
+
+/// Where a reader is.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started (it reads once).
+    Ready,
+    /// Waiting for the ordering reply, holding the kept lookup.
+    Ordering(Lookup),
+    /// Waiting for its lookup; `overtaken`: a message for its names came
+    /// while it was in flight.
+    LookingUp {
+        overtaken: bool,
+    },
+    Capturing,
+    /// The body runs: it has the captured versions, if any yet.
+    Body(Option<[Token; 2]>),
+    /// The body read this value from the database; the fill is next.
+    Read(u8, Option<[Token; 2]>),
+    Filling(u8),
+    /// Following another reader's flight of the same process.
+    Following(u8),
+    Done(u8),
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Reader {
+    pub phase: Phase,
+    /// The newest value whose write had completed when the read started.
+    pub must_see: u8,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Process {
+    /// The server-to-client stream of its connection.
+    pub stream: VecDeque<Msg>,
+    /// Names Redis tracks for its connection.
+    pub tracked: Vec<Name>,
+    /// The near-cache: the kept lookup of the key.
+    pub near: Option<Lookup>,
+    pub readers: Vec<Reader>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum Writer {
+    Ready,
+    /// Wrote the database; the bust is next.
+    Wrote(u8),
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct State {
+    pub db: u8,
+    /// The newest value whose write (and bust) returned.
+    pub complete: u8,
+    pub redis: Redis,
+    pub snapshot: Option<Redis>,
+    pub scope: u8,
+    pub next_token: u8,
+    pub processes: Vec<Process>,
+    pub writer: Writer,
+    pub writes: u8,
+    pub losses: u8,
+    pub restarts: u8,
+    /// A read returned a value older than a write completed before it
+    /// started.
+    pub stale: bool,
+    /// A read was served from process memory (the check reaches it).
+    pub near_served: bool,
+}
+
+/// The protocol as built, or with one of the mistakes it avoids.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Weakening {
+    None,
+    /// `ensure` after the body's database read (the stale-set race).
+    CaptureAfterRead,
+    /// The near-cache serves without an ordering round trip.
+    NearWithoutOrdering,
+    /// A follower takes its leader's value instead of reading again.
+    FollowerTakesLeadersValue,
+    /// Versions are not scoped by server process: a restart from a
+    /// snapshot brings back entries that validate.
+    RestartKeepsEntries,
+    /// A bust deletes the entry instead of writing a new version.
+    BustDeletes,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Action {
+    /// Reader `r` of process `p` starts: `near_hit`, else `lookup`.
+    Start { p: u8, r: u8 },
+    /// The next message of process `p`'s stream is applied or delivered.
+    Deliver { p: u8 },
+    /// The body of reader `r` of process `p` reads the database.
+    ReadDb { p: u8, r: u8 },
+    /// Its fill (with the weakening, its `ensure` first).
+    Fill { p: u8, r: u8 },
+    /// A follower reads again once its leader's flight ended.
+    FollowerWakes { p: u8, r: u8 },
+    /// The writer writes the database.
+    Write,
+    /// The writer's bust of the key (or the tag) runs and returns.
+    Bust { tag: bool },
+    /// Redis loses a name (eviction, expiry).
+    Lose(Name),
+    /// Redis saves a snapshot (`BGSAVE`).
+    Save,
+    /// Redis restarts from its snapshot: connections are lost.
+    Restart,
+}
+
+/// The model: its bounds and the protocol it runs.
+#[derive(Clone, Debug)]
+pub struct Protocol {
+    /// Readers per process (each reads once).
+    pub readers: Vec<u8>,
+    pub max_writes: u8,
+    pub max_losses: u8,
+    /// Restarts from a snapshot (0 or 1).
+    pub max_restarts: u8,
+    pub weakening: Weakening,
+}
+
+impl Protocol {
+    /// Two processes, one of them with two readers (for flights), and
+    /// `writes` writes; no loss, no restart.
+    pub fn readers_and_writers(writes: u8, weakening: Weakening) -> Protocol {
+        Protocol {
+            readers: vec![2, 1],
+            max_writes: writes,
+            max_losses: 0,
+            max_restarts: 0,
+            weakening,
+        }
+    }
+
+    /// Two processes (one with two readers), one write, and a lost name or
+    /// a restart from a snapshot.
+    pub fn with_faults(losses: u8, restarts: u8, weakening: Weakening) -> Protocol {
+        Protocol {
+            readers: vec![2, 1],
+            max_writes: 1,
+            max_losses: losses,
+            max_restarts: restarts,
+            weakening,
+        }
+    }
+}
+
+impl State {
+    fn token(&mut self) -> Token {
+        self.next_token += 1;
+        Token {
+            token: self.next_token,
+            scope: self.scope,
+        }
+    }
+
+    /// Redis changed `name`: every connection tracking it gets a message,
+    /// and stops tracking it (Redis's tracking table).
+    fn touched(&mut self, name: Name) {
+        for process in &mut self.processes {
+            if let Some(i) = process.tracked.iter().position(|n| *n == name) {
+                process.tracked.swap_remove(i);
+                process.stream.push_back(Msg::Push(name));
+            }
+        }
+    }
+
+    fn track(&mut self, p: usize) {
+        for name in NAMES {
+            if !self.processes[p].tracked.contains(&name) {
+                self.processes[p].tracked.push(name);
+            }
+        }
+    }
+
+    /// `lookup`, run by Redis for reader `r` of process `p`.
+    fn lookup(&mut self, p: usize, r: usize) {
+        let lookup = Lookup {
+            entry: self.redis.entry,
+            versions: [self.redis.key, self.redis.tag],
+        };
+        self.track(p);
+        self.processes[p]
+            .stream
+            .push_back(Msg::Reply(r as u8, Reply::Lookup(lookup)));
+        self.processes[p].readers[r].phase = Phase::LookingUp { overtaken: false };
+    }
+
+    /// `ensure`, run by Redis: versions created where missing (or written
+    /// by another server process, which a restart leaves behind).
+    fn ensure(&mut self) -> [Token; 2] {
+        let scope = self.scope;
+        let mut versions = [Token { token: 0, scope: 0 }; 2];
+        for (i, name) in [Name::Key, Name::Tag].into_iter().enumerate() {
+            let current = self.redis.version(name).filter(|t| t.scope == scope);
+            let token = match current {
+                Some(t) => t,
+                None => {
+                    let t = self.token();
+                    match name {
+                        Name::Key => self.redis.key = Some(t),
+                        _ => self.redis.tag = Some(t),
+                    }
+                    self.touched(name);
+                    t
+                }
+            };
+            versions[i] = token;
+        }
+        versions
+    }
+
+    fn finish(&mut self, p: usize, r: usize, value: u8) {
+        let reader = &mut self.processes[p].readers[r];
+        if value < reader.must_see {
+            self.stale = true;
+        }
+        reader.phase = Phase::Done(value);
+    }
+
+    /// Whether another reader of process `p` has a fill of the key under
+    /// way (its flight).
+    fn leader(&self, p: usize, r: usize) -> Option<usize> {
+        self.processes[p]
+            .readers
+            .iter()
+            .enumerate()
+            .position(|(i, x)| {
+                i != r
+                    && matches!(
+                        x.phase,
+                        Phase::Capturing | Phase::Body(_) | Phase::Read(..) | Phase::Filling(_)
+                    )
+            })
+    }
+
+    /// A miss: following a flight of the process already under way, or
+    /// `ensure` (run by Redis when it is sent) and then the body; with the
+    /// weakening, the body first.
+    fn miss(&mut self, p: usize, r: usize, weak: Weakening) {
+        if let Some(leader) = self.leader(p, r) {
+            self.processes[p].readers[r].phase = Phase::Following(leader as u8);
+        } else if weak == Weakening::CaptureAfterRead {
+            self.processes[p].readers[r].phase = Phase::Body(None);
+        } else {
+            let versions = self.ensure();
+            self.processes[p]
+                .stream
+                .push_back(Msg::Reply(r as u8, Reply::Captured(versions)));
+            self.processes[p].readers[r].phase = Phase::Capturing;
+        }
+    }
+}
+
+impl Model for Protocol {
+    type State = State;
+    type Action = Action;
+
+    fn init_states(&self) -> Vec<State> {
+        vec![State {
+            db: 0,
+            complete: 0,
+            redis: Redis::default(),
+            snapshot: None,
+            scope: 0,
+            next_token: 0,
+            processes: self
+                .readers
+                .iter()
+                .map(|n| Process {
+                    stream: VecDeque::new(),
+                    tracked: Vec::new(),
+                    near: None,
+                    readers: (0..*n)
+                        .map(|_| Reader {
+                            phase: Phase::Ready,
+                            must_see: 0,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            writer: Writer::Ready,
+            writes: 0,
+            losses: 0,
+            restarts: 0,
+            stale: false,
+            near_served: false,
+        }]
+    }
+
+    fn actions(&self, state: &State, actions: &mut Vec<Action>) {
+        for (p, process) in state.processes.iter().enumerate() {
+            let p8 = p as u8;
+            if !process.stream.is_empty() {
+                actions.push(Action::Deliver { p: p8 });
+            }
+            for (r, reader) in process.readers.iter().enumerate() {
+                let r8 = r as u8;
+                match reader.phase {
+                    Phase::Ready => actions.push(Action::Start { p: p8, r: r8 }),
+                    Phase::Body(_) => actions.push(Action::ReadDb { p: p8, r: r8 }),
+                    Phase::Read(..) => actions.push(Action::Fill { p: p8, r: r8 }),
+                    Phase::Following(leader) => {
+                        let done = !matches!(
+                            process.readers[leader as usize].phase,
+                            Phase::Capturing | Phase::Body(_) | Phase::Read(..) | Phase::Filling(_)
+                        );
+                        if done {
+                            actions.push(Action::FollowerWakes { p: p8, r: r8 });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match state.writer {
+            Writer::Ready if state.writes < self.max_writes => actions.push(Action::Write),
+            Writer::Wrote(_) => {
+                actions.push(Action::Bust { tag: false });
+                actions.push(Action::Bust { tag: true });
+            }
+            _ => {}
+        }
+        if state.losses < self.max_losses {
+            for name in NAMES {
+                actions.push(Action::Lose(name));
+            }
+        }
+        if state.restarts < self.max_restarts {
+            if state.snapshot.is_none() {
+                actions.push(Action::Save);
+            } else {
+                actions.push(Action::Restart);
+            }
+        }
+    }
+
+    fn next_state(&self, last: &State, action: Action) -> Option<State> {
+        let mut s = last.clone();
+        let weak = self.weakening;
+        match action {
+            Action::Start { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                s.processes[p].readers[r].must_see = s.complete;
+                match s.processes[p].near {
+                    Some(kept) if weak == Weakening::NearWithoutOrdering => {
+                        match kept.value(s.scope, weak) {
+                            Some(v) => {
+                                s.near_served = true;
+                                s.finish(p, r, v);
+                            }
+                            None => s.lookup(p, r),
+                        }
+                    }
+                    Some(kept) => {
+                        // `near_hit`: the ordering `PING`, answered behind
+                        // every message Redis wrote before it.
+                        s.processes[p]
+                            .stream
+                            .push_back(Msg::Reply(r as u8, Reply::Ordered));
+                        s.processes[p].readers[r].phase = Phase::Ordering(kept);
+                    }
+                    None => s.lookup(p, r),
+                }
+            }
+            Action::Deliver { p } => {
+                let p = p as usize;
+                let msg = s.processes[p].stream.pop_front()?;
+                match msg {
+                    Msg::Push(name) => {
+                        // `near::apply`: what read the name is dropped, and
+                        // lookups in flight are not kept.
+                        let _ = name;
+                        s.processes[p].near = None;
+                        for reader in &mut s.processes[p].readers {
+                            if let Phase::LookingUp { overtaken } = &mut reader.phase {
+                                *overtaken = true;
+                            }
+                        }
+                    }
+                    Msg::Reply(r, reply) => {
+                        let r = r as usize;
+                        let phase = s.processes[p].readers[r].phase;
+                        match (phase, reply) {
+                            (Phase::Ordering(kept), Reply::Ordered) => {
+                                // `Near::still`: the same lookup is kept.
+                                let still = s.processes[p].near == Some(kept);
+                                match kept.value(s.scope, weak).filter(|_| still) {
+                                    Some(v) => {
+                                        s.near_served = true;
+                                        s.finish(p, r, v);
+                                    }
+                                    None => s.lookup(p, r),
+                                }
+                            }
+                            (Phase::LookingUp { overtaken }, Reply::Lookup(lookup)) => {
+                                if lookup.entry.is_some() && !overtaken {
+                                    // `Reading::keep`.
+                                    s.processes[p].near = Some(lookup);
+                                }
+                                match lookup.value(s.scope, weak) {
+                                    Some(v) => s.finish(p, r, v),
+                                    None => s.miss(p, r, weak),
+                                }
+                            }
+                            (Phase::Capturing, Reply::Captured(versions)) => {
+                                s.processes[p].readers[r].phase = Phase::Body(Some(versions));
+                            }
+                            (Phase::Filling(v), Reply::Filled) => s.finish(p, r, v),
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            Action::ReadDb { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                let Phase::Body(captured) = s.processes[p].readers[r].phase else {
+                    return None;
+                };
+                s.processes[p].readers[r].phase = Phase::Read(s.db, captured);
+            }
+            Action::Fill { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                let Phase::Read(value, captured) = s.processes[p].readers[r].phase else {
+                    return None;
+                };
+                let versions = match captured {
+                    Some(v) => v,
+                    // The weakening captures now, after the read.
+                    None => s.ensure(),
+                };
+                // `fill`: the value under the versions captured.
+                s.redis.entry = Some(Entry { value, versions });
+                s.touched(Name::Entry);
+                s.processes[p]
+                    .stream
+                    .push_back(Msg::Reply(r as u8, Reply::Filled));
+                s.processes[p].readers[r].phase = Phase::Filling(value);
+            }
+            Action::FollowerWakes { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                let Phase::Following(leader) = s.processes[p].readers[r].phase else {
+                    return None;
+                };
+                match s.processes[p].readers[leader as usize].phase {
+                    Phase::Done(v) if weak == Weakening::FollowerTakesLeadersValue => {
+                        s.finish(p, r, v)
+                    }
+                    _ => s.lookup(p, r),
+                }
+            }
+            Action::Write => {
+                s.db += 1;
+                s.writes += 1;
+                s.writer = Writer::Wrote(s.db);
+            }
+            Action::Bust { tag } => {
+                let Writer::Wrote(value) = s.writer else {
+                    return None;
+                };
+                if weak == Weakening::BustDeletes {
+                    s.redis.entry = None;
+                    s.touched(Name::Entry);
+                } else if tag {
+                    s.redis.tag = Some(s.token());
+                    s.touched(Name::Tag);
+                } else {
+                    s.redis.key = Some(s.token());
+                    s.touched(Name::Key);
+                }
+                s.complete = value;
+                s.writer = Writer::Ready;
+            }
+            Action::Lose(name) => {
+                s.losses += 1;
+                match name {
+                    Name::Entry => s.redis.entry = None,
+                    Name::Key => s.redis.key = None,
+                    Name::Tag => s.redis.tag = None,
+                }
+                s.touched(name);
+            }
+            Action::Save => s.snapshot = Some(s.redis.clone()),
+            Action::Restart => {
+                s.restarts += 1;
+                s.redis = s.snapshot.take()?;
+                s.scope += 1;
+                // Every connection is lost: its stream with it, the
+                // near-cache is emptied (the disconnection notice), and a
+                // caller waiting on it reads through (runs its body).
+                let db = s.db;
+                for p in 0..s.processes.len() {
+                    let process = &mut s.processes[p];
+                    process.stream.clear();
+                    process.tracked.clear();
+                    process.near = None;
+                    for r in 0..process.readers.len() {
+                        let waiting = matches!(
+                            s.processes[p].readers[r].phase,
+                            Phase::Ordering(_)
+                                | Phase::LookingUp { .. }
+                                | Phase::Capturing
+                                | Phase::Filling(_)
+                        );
+                        if waiting {
+                            let value = match s.processes[p].readers[r].phase {
+                                Phase::Filling(v) => v,
+                                _ => db,
+                            };
+                            s.finish(p, r, value);
+                        }
+                    }
+                }
+            }
+        }
+        Some(s)
+    }
+
+    fn properties(&self) -> Vec<Property<Self>> {
+        vec![
+            Property::always(
+                "no read returns a value older than a completed write",
+                |_, s: &State| !s.stale,
+            ),
+            Property::sometimes("a read is served from process memory", |_, s: &State| {
+                s.near_served
+            }),
+        ]
+    }
+}

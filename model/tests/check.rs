@@ -1,0 +1,95 @@
+//! The protocol holds in every interleaving within the bounds, and each
+//! weakened protocol is caught with a counterexample.
+
+use cachette_model::{Protocol, Weakening};
+use stateright::{Checker, Model};
+
+const PROPERTY: &str = "no read returns a value older than a completed write";
+
+fn holds(name: &str, protocol: Protocol) {
+    let checker = protocol.checker().spawn_bfs().join();
+    eprintln!(
+        "MODEL | {name} | {} states explored, {} unique, depth {} |",
+        checker.state_count(),
+        checker.unique_state_count(),
+        checker.max_depth()
+    );
+    checker.assert_properties();
+}
+
+#[test]
+fn the_protocol_never_serves_a_stale_read() {
+    holds(
+        "2 processes (3 readers), 2 writes",
+        Protocol::readers_and_writers(2, Weakening::None),
+    );
+}
+
+#[test]
+fn the_protocol_never_serves_a_stale_read_when_redis_loses_a_name() {
+    holds(
+        "2 processes, 1 write, 1 lost name",
+        Protocol::with_faults(1, 0, Weakening::None),
+    );
+}
+
+#[test]
+fn the_protocol_never_serves_a_stale_read_across_a_restart() {
+    holds(
+        "2 processes, 1 write, a restart from a snapshot",
+        Protocol::with_faults(0, 1, Weakening::None),
+    );
+}
+
+fn caught(protocol: Protocol) {
+    let weakening = protocol.weakening;
+    let checker = protocol.checker().spawn_bfs().join();
+    let path = checker
+        .discovery(PROPERTY)
+        .unwrap_or_else(|| panic!("{weakening:?} was not caught"));
+    eprintln!(
+        "MODEL | {weakening:?} | counterexample in {} steps, {} states explored |\n{}",
+        path.clone().into_actions().len(),
+        checker.unique_state_count(),
+        path.into_actions()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("  {:>2}. {a:?}", i + 1))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn capturing_versions_after_the_read_is_caught() {
+    caught(Protocol::readers_and_writers(
+        1,
+        Weakening::CaptureAfterRead,
+    ));
+}
+
+#[test]
+fn a_near_cache_without_ordering_is_caught() {
+    caught(Protocol::readers_and_writers(
+        1,
+        Weakening::NearWithoutOrdering,
+    ));
+}
+
+#[test]
+fn a_follower_taking_its_leaders_value_is_caught() {
+    caught(Protocol::readers_and_writers(
+        1,
+        Weakening::FollowerTakesLeadersValue,
+    ));
+}
+
+#[test]
+fn a_restart_that_keeps_entries_valid_is_caught() {
+    caught(Protocol::with_faults(0, 1, Weakening::RestartKeepsEntries));
+}
+
+#[test]
+fn a_bust_that_deletes_the_entry_is_caught() {
+    caught(Protocol::readers_and_writers(1, Weakening::BustDeletes));
+}
