@@ -70,6 +70,9 @@ pub struct Redis {
     pub entry: Option<Entry>,
     pub key: Option<Token>,
     pub tag: Option<Token>,
+    /// The key's stampede lock (`lock` strategy), and which reader holds
+    /// it.
+    pub lock: Option<(u8, u8)>,
 }
 
 impl Redis {
@@ -110,12 +113,13 @@ pub enum Msg {
     Push(Name),
     /// The reply to reader `r`'s command.
     Reply(u8, Reply),
+    /// The reply to the ordering round trip (`PING`) of batch `b`, which
+    /// every reader that joined the batch waits for.
+    Ordered(u8),
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Reply {
-    /// The ordering round trip (`PING`).
-    Ordered,
     Lookup(Lookup),
     /// `ensure`: the versions, created where missing.
     Captured([Token; 2]),
@@ -127,8 +131,9 @@ pub enum Reply {
 pub enum Phase {
     /// Not started (it reads once).
     Ready,
-    /// Waiting for the ordering reply, holding the kept lookup.
-    Ordering(Lookup),
+    /// Waiting for the reply to ordering batch `b`, holding the kept
+    /// lookup.
+    Ordering(Lookup, u8),
     /// Waiting for its lookup; `overtaken`: a message for its names came
     /// while it was in flight.
     LookingUp {
@@ -142,6 +147,8 @@ pub enum Phase {
     Filling(u8),
     /// Following another reader's flight of the same process.
     Following(u8),
+    /// Another reader holds the key's lock (`lock` strategy).
+    WaitingForLock,
     Done(u8),
 }
 
@@ -160,6 +167,13 @@ pub struct Process {
     pub tracked: Vec<Name>,
     /// The near-cache: the kept lookup of the key.
     pub near: Option<Lookup>,
+    /// The ordering batch callers may still join (not sent yet), and the
+    /// next batch's number (`link/tracking.rs`).
+    pub open: Option<u8>,
+    pub next_batch: u8,
+    /// A bust of this process that Redis did not take, kept for retry
+    /// (`pending/`): whether it is of the tag, and the write it is for.
+    pub pending: Option<(bool, u8)>,
     pub readers: Vec<Reader>,
 }
 
@@ -173,6 +187,7 @@ pub enum Writer {
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct State {
     pub db: u8,
+    pub failed_busts: u8,
     /// The newest value whose write (and bust) returned.
     pub complete: u8,
     pub redis: Redis,
@@ -206,6 +221,11 @@ pub enum Weakening {
     RestartKeepsEntries,
     /// A bust deletes the entry instead of writing a new version.
     BustDeletes,
+    /// A caller joins an ordering round trip already sent before it
+    /// arrived.
+    JoinSentOrdering,
+    /// A process serves what a bust it could not deliver names.
+    ServeWhilePending,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -218,6 +238,18 @@ pub enum Action {
     ReadDb { p: u8, r: u8 },
     /// Its fill (with the weakening, its `ensure` first).
     Fill { p: u8, r: u8 },
+    /// Process `p` closes its open ordering batch and sends its `PING`.
+    SendOrdering { p: u8 },
+    /// The writer's bust fails (Redis unreachable) and is kept.
+    BustFails { tag: bool },
+    /// The kept bust is delivered (`pending::retry`) and returns.
+    Retry,
+    /// A reader waiting for the lock finds it free and reads again.
+    LockFreed { p: u8, r: u8 },
+    /// A reader stops waiting for the lock (`lock_wait`) and fills.
+    LockWaitEnds { p: u8, r: u8 },
+    /// The lock's TTL ends (its holder may still be filling).
+    LockExpires,
     /// A follower reads again once its leader's flight ended.
     FollowerWakes { p: u8, r: u8 },
     /// The writer writes the database.
@@ -241,6 +273,10 @@ pub struct Protocol {
     pub max_losses: u8,
     /// Restarts from a snapshot (0 or 1).
     pub max_restarts: u8,
+    /// Busts that fail and are kept for retry.
+    pub max_failed_busts: u8,
+    /// Misses take the key's lock (`strategy = "lock"`), which may expire.
+    pub locks: bool,
     pub weakening: Weakening,
 }
 
@@ -253,24 +289,79 @@ impl Protocol {
             max_writes: writes,
             max_losses: 0,
             max_restarts: 0,
+            max_failed_busts: 0,
+            locks: false,
             weakening,
         }
     }
 
-    /// Two processes (one with two readers), one write, and a lost name or
-    /// a restart from a snapshot.
-    pub fn with_faults(losses: u8, restarts: u8, weakening: Weakening) -> Protocol {
+    /// Two processes, one with three readers (two of them sharing an
+    /// ordering round trip after a third kept the lookup), one write.
+    pub fn shared_orderings(weakening: Weakening) -> Protocol {
+        Protocol {
+            readers: vec![3, 1],
+            max_writes: 1,
+            max_losses: 0,
+            max_restarts: 0,
+            max_failed_busts: 0,
+            locks: false,
+            weakening,
+        }
+    }
+
+    /// Two processes (one with two readers), one write, and the `lock`
+    /// strategy, whose lock may expire under its holder.
+    pub fn with_locks(weakening: Weakening) -> Protocol {
+        Protocol {
+            readers: vec![2, 1],
+            max_writes: 1,
+            max_losses: 0,
+            max_restarts: 0,
+            max_failed_busts: 0,
+            locks: true,
+            weakening,
+        }
+    }
+
+    /// Two processes (one with two readers), one write, and a lost name, a
+    /// restart from a snapshot or a bust that fails and is retried.
+    pub fn with_faults(
+        losses: u8,
+        restarts: u8,
+        failed_busts: u8,
+        weakening: Weakening,
+    ) -> Protocol {
         Protocol {
             readers: vec![2, 1],
             max_writes: 1,
             max_losses: losses,
             max_restarts: restarts,
+            max_failed_busts: failed_busts,
+            locks: false,
             weakening,
         }
     }
 }
 
+/// The process the writer runs in (its kept busts are that process's).
+const WRITER: usize = 1;
+
 impl State {
+    /// `invalidate`: a new version of the key or the tag (or, weakened,
+    /// the entry deleted).
+    fn bust(&mut self, tag: bool, weak: Weakening) {
+        if weak == Weakening::BustDeletes {
+            self.redis.entry = None;
+            self.touched(Name::Entry);
+        } else if tag {
+            self.redis.tag = Some(self.token());
+            self.touched(Name::Tag);
+        } else {
+            self.redis.key = Some(self.token());
+            self.touched(Name::Key);
+        }
+    }
+
     fn token(&mut self) -> Token {
         self.next_token += 1;
         Token {
@@ -362,10 +453,27 @@ impl State {
     /// A miss: following a flight of the process already under way, or
     /// `ensure` (run by Redis when it is sent) and then the body; with the
     /// weakening, the body first.
-    fn miss(&mut self, p: usize, r: usize, weak: Weakening) {
+    fn miss(&mut self, p: usize, r: usize, weak: Weakening, locks: bool) {
         if let Some(leader) = self.leader(p, r) {
             self.processes[p].readers[r].phase = Phase::Following(leader as u8);
-        } else if weak == Weakening::CaptureAfterRead {
+        } else if locks {
+            // `lock_or_wait`: `SET NX` of the key's lock, or wait.
+            match self.redis.lock {
+                None => {
+                    self.redis.lock = Some((p as u8, r as u8));
+                    self.capture(p, r, weak);
+                }
+                Some(_) => self.processes[p].readers[r].phase = Phase::WaitingForLock,
+            }
+        } else {
+            self.capture(p, r, weak);
+        }
+    }
+
+    /// `ensure` (run by Redis when it is sent), then the body; with the
+    /// weakening, the body first.
+    fn capture(&mut self, p: usize, r: usize, weak: Weakening) {
+        if weak == Weakening::CaptureAfterRead {
             self.processes[p].readers[r].phase = Phase::Body(None);
         } else {
             let versions = self.ensure();
@@ -384,6 +492,7 @@ impl Model for Protocol {
     fn init_states(&self) -> Vec<State> {
         vec![State {
             db: 0,
+            failed_busts: 0,
             complete: 0,
             redis: Redis::default(),
             snapshot: None,
@@ -396,6 +505,9 @@ impl Model for Protocol {
                     stream: VecDeque::new(),
                     tracked: Vec::new(),
                     near: None,
+                    open: None,
+                    next_batch: 0,
+                    pending: None,
                     readers: (0..*n)
                         .map(|_| Reader {
                             phase: Phase::Ready,
@@ -419,12 +531,21 @@ impl Model for Protocol {
             if !process.stream.is_empty() {
                 actions.push(Action::Deliver { p: p8 });
             }
+            if process.open.is_some() {
+                actions.push(Action::SendOrdering { p: p8 });
+            }
             for (r, reader) in process.readers.iter().enumerate() {
                 let r8 = r as u8;
                 match reader.phase {
                     Phase::Ready => actions.push(Action::Start { p: p8, r: r8 }),
                     Phase::Body(_) => actions.push(Action::ReadDb { p: p8, r: r8 }),
                     Phase::Read(..) => actions.push(Action::Fill { p: p8, r: r8 }),
+                    Phase::WaitingForLock => {
+                        if state.redis.lock.is_none() {
+                            actions.push(Action::LockFreed { p: p8, r: r8 });
+                        }
+                        actions.push(Action::LockWaitEnds { p: p8, r: r8 });
+                    }
                     Phase::Following(leader) => {
                         let done = !matches!(
                             process.readers[leader as usize].phase,
@@ -443,8 +564,18 @@ impl Model for Protocol {
             Writer::Wrote(_) => {
                 actions.push(Action::Bust { tag: false });
                 actions.push(Action::Bust { tag: true });
+                if state.failed_busts < self.max_failed_busts {
+                    actions.push(Action::BustFails { tag: false });
+                    actions.push(Action::BustFails { tag: true });
+                }
             }
             _ => {}
+        }
+        if state.processes[WRITER].pending.is_some() {
+            actions.push(Action::Retry);
+        }
+        if state.redis.lock.is_some() {
+            actions.push(Action::LockExpires);
         }
         if state.losses < self.max_losses {
             for name in NAMES {
@@ -466,7 +597,16 @@ impl Model for Protocol {
         match action {
             Action::Start { p, r } => {
                 let (p, r) = (p as usize, r as usize);
-                s.processes[p].readers[r].must_see = s.complete;
+                // What the caller must see: every completed write, and in
+                // the writer's process the write of a bust it keeps.
+                let pending = s.processes[p].pending.map_or(0, |(_, v)| v);
+                s.processes[p].readers[r].must_see = s.complete.max(pending);
+                if pending > 0 && weak != Weakening::ServeWhilePending {
+                    // `pending.blocks`: read through.
+                    let db = s.db;
+                    s.finish(p, r, db);
+                    return Some(s);
+                }
                 match s.processes[p].near {
                     Some(kept) if weak == Weakening::NearWithoutOrdering => {
                         match kept.value(s.scope, weak) {
@@ -478,12 +618,24 @@ impl Model for Protocol {
                         }
                     }
                     Some(kept) => {
-                        // `near_hit`: the ordering `PING`, answered behind
-                        // every message Redis wrote before it.
-                        s.processes[p]
-                            .stream
-                            .push_back(Msg::Reply(r as u8, Reply::Ordered));
-                        s.processes[p].readers[r].phase = Phase::Ordering(kept);
+                        // `near_hit`: joins the open ordering batch, or
+                        // opens one (`Tracking::order`).
+                        let process = &mut s.processes[p];
+                        let sent = process.stream.iter().find_map(|m| match m {
+                            Msg::Ordered(b) => Some(*b),
+                            _ => None,
+                        });
+                        let batch = match (process.open, sent) {
+                            (Some(b), _) => b,
+                            (None, Some(b)) if weak == Weakening::JoinSentOrdering => b,
+                            _ => {
+                                let b = process.next_batch;
+                                process.next_batch += 1;
+                                process.open = Some(b);
+                                b
+                            }
+                        };
+                        process.readers[r].phase = Phase::Ordering(kept, batch);
                     }
                     None => s.lookup(p, r),
                 }
@@ -503,21 +655,29 @@ impl Model for Protocol {
                             }
                         }
                     }
+                    Msg::Ordered(batch) => {
+                        for r in 0..s.processes[p].readers.len() {
+                            let Phase::Ordering(kept, b) = s.processes[p].readers[r].phase else {
+                                continue;
+                            };
+                            if b != batch {
+                                continue;
+                            }
+                            // `Near::still`: the same lookup is kept.
+                            let still = s.processes[p].near == Some(kept);
+                            match kept.value(s.scope, weak).filter(|_| still) {
+                                Some(v) => {
+                                    s.near_served = true;
+                                    s.finish(p, r, v);
+                                }
+                                None => s.lookup(p, r),
+                            }
+                        }
+                    }
                     Msg::Reply(r, reply) => {
                         let r = r as usize;
                         let phase = s.processes[p].readers[r].phase;
                         match (phase, reply) {
-                            (Phase::Ordering(kept), Reply::Ordered) => {
-                                // `Near::still`: the same lookup is kept.
-                                let still = s.processes[p].near == Some(kept);
-                                match kept.value(s.scope, weak).filter(|_| still) {
-                                    Some(v) => {
-                                        s.near_served = true;
-                                        s.finish(p, r, v);
-                                    }
-                                    None => s.lookup(p, r),
-                                }
-                            }
                             (Phase::LookingUp { overtaken }, Reply::Lookup(lookup)) => {
                                 if lookup.entry.is_some() && !overtaken {
                                     // `Reading::keep`.
@@ -525,13 +685,19 @@ impl Model for Protocol {
                                 }
                                 match lookup.value(s.scope, weak) {
                                     Some(v) => s.finish(p, r, v),
-                                    None => s.miss(p, r, weak),
+                                    None => s.miss(p, r, weak, self.locks),
                                 }
                             }
                             (Phase::Capturing, Reply::Captured(versions)) => {
                                 s.processes[p].readers[r].phase = Phase::Body(Some(versions));
                             }
-                            (Phase::Filling(v), Reply::Filled) => s.finish(p, r, v),
+                            (Phase::Filling(v), Reply::Filled) => {
+                                // The lock is released by its holder only.
+                                if s.redis.lock == Some((p as u8, r as u8)) {
+                                    s.redis.lock = None;
+                                }
+                                s.finish(p, r, v)
+                            }
                             _ => return None,
                         }
                     }
@@ -583,18 +749,42 @@ impl Model for Protocol {
                 let Writer::Wrote(value) = s.writer else {
                     return None;
                 };
-                if weak == Weakening::BustDeletes {
-                    s.redis.entry = None;
-                    s.touched(Name::Entry);
-                } else if tag {
-                    s.redis.tag = Some(s.token());
-                    s.touched(Name::Tag);
-                } else {
-                    s.redis.key = Some(s.token());
-                    s.touched(Name::Key);
-                }
+                s.bust(tag, weak);
                 s.complete = value;
                 s.writer = Writer::Ready;
+            }
+            Action::BustFails { tag } => {
+                let Writer::Wrote(value) = s.writer else {
+                    return None;
+                };
+                s.failed_busts += 1;
+                s.processes[WRITER].pending = Some((tag, value));
+                s.writer = Writer::Ready;
+            }
+            Action::Retry => {
+                let (tag, value) = s.processes[WRITER].pending.take()?;
+                s.bust(tag, weak);
+                s.complete = s.complete.max(value);
+            }
+            Action::LockFreed { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                if s.processes[p].readers[r].phase != Phase::WaitingForLock {
+                    return None;
+                }
+                s.lookup(p, r);
+            }
+            Action::LockWaitEnds { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                if s.processes[p].readers[r].phase != Phase::WaitingForLock {
+                    return None;
+                }
+                s.capture(p, r, weak);
+            }
+            Action::LockExpires => s.redis.lock = None,
+            Action::SendOrdering { p } => {
+                let p = p as usize;
+                let batch = s.processes[p].open.take()?;
+                s.processes[p].stream.push_back(Msg::Ordered(batch));
             }
             Action::Lose(name) => {
                 s.losses += 1;
@@ -619,10 +809,11 @@ impl Model for Protocol {
                     process.stream.clear();
                     process.tracked.clear();
                     process.near = None;
+                    process.open = None;
                     for r in 0..process.readers.len() {
                         let waiting = matches!(
                             s.processes[p].readers[r].phase,
-                            Phase::Ordering(_)
+                            Phase::Ordering(..)
                                 | Phase::LookingUp { .. }
                                 | Phase::Capturing
                                 | Phase::Filling(_)

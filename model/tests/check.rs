@@ -29,7 +29,7 @@ fn the_protocol_never_serves_a_stale_read() {
 fn the_protocol_never_serves_a_stale_read_when_redis_loses_a_name() {
     holds(
         "2 processes, 1 write, 1 lost name",
-        Protocol::with_faults(1, 0, Weakening::None),
+        Protocol::with_faults(1, 0, 0, Weakening::None),
     );
 }
 
@@ -37,16 +37,36 @@ fn the_protocol_never_serves_a_stale_read_when_redis_loses_a_name() {
 fn the_protocol_never_serves_a_stale_read_across_a_restart() {
     holds(
         "2 processes, 1 write, a restart from a snapshot",
-        Protocol::with_faults(0, 1, Weakening::None),
+        Protocol::with_faults(0, 1, 0, Weakening::None),
+    );
+}
+
+#[test]
+fn the_protocol_never_serves_a_stale_read_with_shared_orderings() {
+    holds(
+        "2 processes (4 readers), 1 write",
+        Protocol::shared_orderings(Weakening::None),
+    );
+}
+
+#[test]
+fn the_protocol_never_serves_a_stale_read_while_a_bust_is_kept() {
+    holds(
+        "2 processes, 1 write whose bust fails and is retried",
+        Protocol::with_faults(0, 0, 1, Weakening::None),
     );
 }
 
 fn caught(protocol: Protocol) {
     let weakening = protocol.weakening;
     let checker = protocol.checker().spawn_bfs().join();
-    let path = checker
-        .discovery(PROPERTY)
-        .unwrap_or_else(|| panic!("{weakening:?} was not caught"));
+    let path = checker.discovery(PROPERTY).unwrap_or_else(|| {
+        panic!(
+            "{weakening:?} was not caught: {:?}, {} states",
+            checker.discoveries().keys().collect::<Vec<_>>(),
+            checker.unique_state_count()
+        )
+    });
     eprintln!(
         "MODEL | {weakening:?} | counterexample in {} steps, {} states explored |\n{}",
         path.clone().into_actions().len(),
@@ -86,10 +106,33 @@ fn a_follower_taking_its_leaders_value_is_caught() {
 
 #[test]
 fn a_restart_that_keeps_entries_valid_is_caught() {
-    caught(Protocol::with_faults(0, 1, Weakening::RestartKeepsEntries));
+    caught(Protocol::with_faults(
+        0,
+        1,
+        0,
+        Weakening::RestartKeepsEntries,
+    ));
 }
 
 #[test]
 fn a_bust_that_deletes_the_entry_is_caught() {
     caught(Protocol::readers_and_writers(1, Weakening::BustDeletes));
+}
+
+#[test]
+fn joining_an_ordering_round_trip_already_sent_is_caught() {
+    caught(Protocol::shared_orderings(Weakening::JoinSentOrdering));
+}
+
+#[test]
+fn serving_what_a_kept_bust_names_is_caught() {
+    caught(Protocol::with_faults(0, 0, 1, Weakening::ServeWhilePending));
+}
+
+#[test]
+fn locks_never_affect_correctness() {
+    holds(
+        "2 processes, 1 write, the lock strategy with expiring locks",
+        Protocol::with_locks(Weakening::None),
+    );
 }
