@@ -24,3 +24,6 @@ cargo test --workspace --all-targets --features metrics,cluster --locked
 cargo test --workspace --doc --features metrics,cluster --locked
 # rediss:// against a redis-server with TLS and a CA made by the test.
 cargo test --features metrics,cluster,tls --test suite --locked tls
+# The in-process primitives under every interleaving (loom), and each one's
+# weakened variant caught.
+LOOM_MAX_PREEMPTIONS=3 cargo test -p cache-runtime --features __loom --lib --locked loom

@@ -6,7 +6,9 @@
 //! answered (a caller's timeout, a `select!`), dropping the permit lets the
 //! next call probe, so a cancelled probe cannot keep the breaker open.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::sync::checked::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Breaker {
@@ -31,6 +33,10 @@ pub(crate) struct Permit<'a> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if let Some((breaker, id)) = self.probe {
+            #[cfg(feature = "__loom")]
+            if crate::loom::weakened(crate::loom::Weakening::ProbeKeptWhenDropped) {
+                return;
+            }
             // Unanswered (or already answered, then this changes nothing).
             let _ = breaker.probing.compare_exchange(id, 0, Relaxed, Relaxed);
         }

@@ -27,6 +27,8 @@ mod global;
 mod invalidate;
 mod keep;
 mod key;
+#[cfg(feature = "__loom")]
+mod loom;
 mod mode;
 mod names;
 mod pending;

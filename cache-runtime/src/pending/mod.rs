@@ -26,8 +26,10 @@
 //!   caller start another task.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
+
+use crate::sync::checked::{self, AtomicBool};
 use std::time::{Duration, Instant};
 
 use crate::names::{Bust, Name, Subject};
@@ -67,7 +69,7 @@ impl State {
 }
 
 pub(crate) struct Pending {
-    state: Mutex<State>,
+    state: checked::Mutex<State>,
     /// This set holds anything: the read's fast path.
     any: AtomicBool,
     /// Past this many names, the set keeps "everything" instead.
@@ -133,7 +135,7 @@ impl Pending {
     /// A set of its own (the embedded backend, which nothing else shares).
     pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Pending {
-            state: Mutex::new(State::default()),
+            state: checked::Mutex::new(State::default()),
             any: AtomicBool::new(false),
             limit: limit.max(1),
         })
@@ -160,13 +162,13 @@ impl Pending {
         self.any.load(Ordering::Acquire)
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        crate::sync::lock(&self.state)
+    fn state(&self) -> checked::MutexGuard<'_, State> {
+        checked::lock(&self.state)
     }
 
     /// Notes that the set holds something, or nothing. Called with the
     /// state lock held, so that the flag and the set agree.
-    fn mark(&self, _held: &std::sync::MutexGuard<'_, State>, busy: bool) {
+    fn mark(&self, _held: &checked::MutexGuard<'_, State>, busy: bool) {
         self.any.store(busy, Ordering::Release);
     }
 
@@ -314,6 +316,13 @@ impl Pending {
             state.lease = None;
         }
         // Under the lock: an `add` right after must not be overwritten.
+        #[cfg(feature = "__loom")]
+        if crate::loom::weakened(crate::loom::Weakening::MarkAfterUnlock) {
+            drop(state);
+            self.any.store(false, Ordering::Release);
+            claim.forget();
+            return (After::Done, None);
+        }
         self.mark(&state, false);
         drop(state);
         after_unlock();
@@ -335,6 +344,12 @@ impl Pending {
         }
         drop(state);
         after_unlock();
+    }
+
+    /// Whether the set holds anything, whatever the flag says.
+    #[cfg(all(test, feature = "__loom"))]
+    pub(crate) fn holds_anything(&self) -> bool {
+        !self.state().is_empty()
     }
 
     /// Pending names (a set that holds "everything" counts its limit).

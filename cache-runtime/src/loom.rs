@@ -1,0 +1,142 @@
+//! The in-process primitives checked under every interleaving of their
+//! threads with loom (feature `__loom`; `sync::checked` swaps in loom's
+//! primitives). Each check comes with a weakened variant of the primitive
+//! that loom must catch, so that a check that could no longer fail is
+//! noticed.
+//!
+//! `cargo test -p cache-runtime --features __loom --lib loom`
+//! (`./scripts/test.sh` runs it, bounded by `LOOM_MAX_PREEMPTIONS`).
+
+use std::cell::Cell;
+
+/// A mistake the primitive avoids, turned on for one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Weakening {
+    None,
+    /// The pending set's "anything kept" flag cleared after its lock is
+    /// let go (a bug it once had).
+    MarkAfterUnlock,
+    /// The breaker's probe permit not given back when its call is dropped
+    /// (a bug it once had: a cancelled probe kept the breaker open).
+    ProbeKeptWhenDropped,
+}
+
+thread_local! {
+    // loom runs a check's threads on the test's own thread.
+    static WEAKENING: Cell<Weakening> = const { Cell::new(Weakening::None) };
+}
+
+/// Whether `weakening` is on for the running check.
+pub(crate) fn weakened(weakening: Weakening) -> bool {
+    WEAKENING.with(|w| w.get() == weakening)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::Bust;
+    use crate::pending::Pending;
+
+    fn bust(names: &[&str]) -> Bust {
+        Bust::of(names, std::iter::empty::<&str>())
+    }
+
+    /// Runs `check` under loom with `weakening` on; whether loom found an
+    /// interleaving that fails it.
+    fn fails(weakening: Weakening, check: fn()) -> bool {
+        WEAKENING.with(|w| w.set(weakening));
+        let failed = std::panic::catch_unwind(|| loom::model(check)).is_err();
+        WEAKENING.with(|w| w.set(Weakening::None));
+        failed
+    }
+
+    /// I9: a delivery that empties the pending set races a bust that
+    /// fails and is kept. Whatever the interleaving, once both are done a
+    /// set that holds the kept bust says so to reads (its flag), and a
+    /// task can be started for it.
+    fn a_kept_bust_is_never_hidden_by_a_delivery() {
+        let pending = Pending::new(100);
+        pending.add(&bust(&["a"]));
+        let claim = pending.claim().expect("nothing delivers yet");
+        let (work, generation) = pending.snapshot();
+        let adder = pending.clone();
+        let adds = loom::thread::spawn(move || adder.add(&bust(&["b"])));
+        pending.delivered(&work, generation, claim);
+        adds.join().unwrap();
+        assert!(pending.holds_anything(), "`b` is kept");
+        assert!(pending.any(), "`b` is hidden from reads");
+    }
+
+    /// I6: while the breaker is half-open, two calls race for the probe,
+    /// and each drops its permit unanswered (cancelled). At most one
+    /// probes at a time, and once both are gone the next call may probe:
+    /// a cancelled probe never keeps the breaker open.
+    fn one_probe_at_a_time_and_a_dropped_one_is_given_back() {
+        use crate::breaker::Breaker;
+        use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use loom::sync::Arc;
+        let breaker = Arc::new(Breaker::new(1, std::time::Duration::ZERO));
+        let _ = breaker.failure();
+        let probing = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (breaker, probing) = (breaker.clone(), probing.clone());
+                loom::thread::spawn(move || {
+                    if let Some(permit) = breaker.allow() {
+                        assert_eq!(probing.fetch_add(1, SeqCst), 0, "two probes at once");
+                        probing.fetch_sub(1, SeqCst);
+                        drop(permit);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(
+            breaker.allow().is_some(),
+            "a dropped probe kept the breaker shut"
+        );
+    }
+
+    #[test]
+    fn loom_the_breaker_probes_once_and_gets_a_dropped_probe_back() {
+        assert!(
+            !fails(
+                Weakening::None,
+                one_probe_at_a_time_and_a_dropped_one_is_given_back
+            ),
+            "the breaker failed under loom"
+        );
+    }
+
+    #[test]
+    fn loom_catches_a_probe_kept_when_dropped() {
+        assert!(
+            fails(
+                Weakening::ProbeKeptWhenDropped,
+                one_probe_at_a_time_and_a_dropped_one_is_given_back
+            ),
+            "loom no longer catches the weakened breaker"
+        );
+    }
+
+    #[test]
+    fn loom_the_pending_set_never_hides_a_kept_bust() {
+        assert!(
+            !fails(Weakening::None, a_kept_bust_is_never_hidden_by_a_delivery),
+            "the pending set failed under loom"
+        );
+    }
+
+    #[test]
+    fn loom_catches_a_flag_cleared_after_the_lock() {
+        assert!(
+            fails(
+                Weakening::MarkAfterUnlock,
+                a_kept_bust_is_never_hidden_by_a_delivery
+            ),
+            "loom no longer catches the weakened pending set"
+        );
+    }
+}
