@@ -19,6 +19,9 @@ pub(crate) enum Weakening {
     /// The breaker's probe permit not given back when its call is dropped
     /// (a bug it once had: a cancelled probe kept the breaker open).
     ProbeKeptWhenDropped,
+    /// The near-cache keeps a lookup that an invalidation message overtook
+    /// while it was in flight.
+    KeepOvertaken,
 }
 
 thread_local! {
@@ -118,6 +121,71 @@ mod tests {
                 one_probe_at_a_time_and_a_dropped_one_is_given_back
             ),
             "loom no longer catches the weakened breaker"
+        );
+    }
+
+    /// I12: a lookup in flight (registered, then kept) races the
+    /// invalidation message of one of its names, applied by the
+    /// connection's read loop. The lookup is kept only if the message was
+    /// applied before it registered; and one kept before the message is
+    /// dropped for whoever holds it.
+    #[cfg(feature = "redis")]
+    fn a_lookup_overtaken_by_a_message_is_not_kept() {
+        use crate::backend::redis::near::Near;
+        use crate::version::{Seen, Token};
+        use std::sync::Arc;
+        const NAMES: [&str; 3] = ["ns:e:f:{k}", "ns:k:{k}", "ns:t:{t}"];
+        let meta = crate::entry::Meta {
+            expires_ms: u64::MAX / 2,
+            ..Default::default()
+        };
+        let entry = crate::entry::begin(&[], meta, 1).unwrap();
+        let versions = vec![
+            Seen::Current(Token::random()),
+            Seen::Current(Token::random()),
+        ];
+        let near = Arc::new(Near::new(1 << 20));
+        let reader = {
+            let near = near.clone();
+            loom::thread::spawn(move || {
+                let reading = near.reading(NAMES.into_iter());
+                let since = reading.since();
+                reading.keep(vec![1], &entry, &versions);
+                let held = near.get(NAMES[0]);
+                (since, held)
+            })
+        };
+        near.invalidate(Some(&[NAMES[2].as_bytes()]));
+        let (since, held) = reader.join().unwrap();
+        if since == 0 {
+            // Registered before the message: never kept past it.
+            assert!(near.get(NAMES[0]).is_none(), "an overtaken lookup was kept");
+        }
+        if let Some(held) = held {
+            if since == 0 {
+                assert!(!near.still(&held), "a holder was not told");
+            }
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_the_near_cache_keeps_no_overtaken_lookup() {
+        assert!(
+            !fails(Weakening::None, a_lookup_overtaken_by_a_message_is_not_kept),
+            "the near-cache failed under loom"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_catches_a_near_cache_that_keeps_overtaken_lookups() {
+        assert!(
+            fails(
+                Weakening::KeepOvertaken,
+                a_lookup_overtaken_by_a_message_is_not_kept
+            ),
+            "loom no longer catches the weakened near-cache"
         );
     }
 

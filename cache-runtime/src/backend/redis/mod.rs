@@ -27,7 +27,7 @@ pub(crate) mod bust;
 mod cluster;
 pub(crate) mod connect;
 mod link;
-mod near;
+pub(crate) mod near;
 mod single;
 
 use std::time::Duration;

@@ -28,6 +28,8 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+use crate::sync::checked;
 use std::time::{Duration, Instant};
 
 use super::super::{Blob, Lookup};
@@ -48,7 +50,7 @@ pub(crate) struct Kept {
     /// The entry's value once decoded (see `keep.rs`).
     decoded: Arc<crate::keep::Decoded>,
     /// Set when a message invalidates it (it may still be referenced).
-    dropped: std::sync::atomic::AtomicBool,
+    dropped: checked::AtomicBool,
     /// The near-cache's flush count when it was kept.
     flushes: u64,
 }
@@ -119,8 +121,8 @@ pub(crate) struct Near {
     /// table's lock may be held).
     evicted: Arc<Mutex<Vec<Arc<Kept>>>>,
     /// Bumped by every flush: what was kept before is gone.
-    flushed: AtomicU64,
-    table: Mutex<Table>,
+    flushed: checked::AtomicU64,
+    table: checked::Mutex<Table>,
     pub counters: NearCounters,
 }
 
@@ -175,8 +177,8 @@ impl Near {
                     }
                 })
                 .build(),
-            flushed: AtomicU64::new(0),
-            table: Mutex::new(Table::default()),
+            flushed: checked::AtomicU64::new(0),
+            table: checked::Mutex::new(Table::default()),
             counters: NearCounters::default(),
         }
     }
@@ -227,7 +229,7 @@ impl Near {
     /// Registers a lookup of `names` (the entry first) before it is sent.
     pub(crate) fn reading<'a>(&'a self, names: impl Iterator<Item = &'a str>) -> Reading<'a> {
         let names: Vec<Box<str>> = names.map(Box::from).collect();
-        let mut table = crate::sync::lock(&self.table);
+        let mut table = checked::lock(&self.table);
         for name in &names {
             table.reading.entry(name.clone()).or_insert((0, 0)).0 += 1;
         }
@@ -242,7 +244,7 @@ impl Near {
     /// Applies an invalidation message naming `names` (`None`: everything,
     /// a flush).
     pub(crate) fn invalidate(&self, names: Option<&[&[u8]]>) {
-        let mut table = crate::sync::lock(&self.table);
+        let mut table = checked::lock(&self.table);
         table.seq += 1;
         let seq = table.seq;
         let Some(names) = names else {
@@ -305,18 +307,29 @@ impl Near {
 }
 
 impl Reading<'_> {
+    /// The message count when it was registered.
+    #[cfg(all(test, feature = "__loom"))]
+    pub(crate) fn since(&self) -> u64 {
+        self.since
+    }
+
     /// Keeps what the lookup read on the connections `conns` (until its
     /// entry expires), unless one of its names was invalidated (or
     /// everything flushed) since it was sent.
     pub(crate) fn keep(mut self, conns: Vec<u64>, entry: &[u8], versions: &[Seen]) {
         self.done = true;
         let near = self.near;
-        let mut table = crate::sync::lock(&near.table);
-        let clean = table.flushed_at <= self.since
-            && self
-                .names
-                .iter()
-                .all(|n| table.reading.get(n).is_none_or(|(_, at)| *at <= self.since));
+        let mut table = checked::lock(&near.table);
+        #[cfg(feature = "__loom")]
+        let overlooked = crate::loom::weakened(crate::loom::Weakening::KeepOvertaken);
+        #[cfg(not(feature = "__loom"))]
+        let overlooked = false;
+        let clean = overlooked
+            || table.flushed_at <= self.since
+                && self
+                    .names
+                    .iter()
+                    .all(|n| table.reading.get(n).is_none_or(|(_, at)| *at <= self.since));
         Self::leave(&mut table, &self.names);
         if !clean {
             return;
@@ -329,7 +342,7 @@ impl Reading<'_> {
             entry: entry.into(),
             versions: versions.to_vec(),
             decoded: crate::keep::slot(),
-            dropped: std::sync::atomic::AtomicBool::new(false),
+            dropped: checked::AtomicBool::new(false),
             flushes: near.flushed.load(Ordering::Acquire),
         });
         // What the map evicted leaves the table (and whoever still holds
@@ -374,7 +387,7 @@ impl Reading<'_> {
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let mut table = crate::sync::lock(&self.near.table);
+            let mut table = checked::lock(&self.near.table);
             Self::leave(&mut table, &self.names);
         }
     }
@@ -438,7 +451,7 @@ mod tests {
 
     /// How many lookups the table of readers holds, in all.
     fn links(near: &Near) -> usize {
-        let table = crate::sync::lock(&near.table);
+        let table = checked::lock(&near.table);
         table.readers.values().map(HashMap::len).sum()
     }
 
