@@ -8,11 +8,10 @@
 //! cancelled or panicked, so followers never hang on a lost leader.
 
 use std::collections::HashMap;
-use std::sync::atomic::{
-    AtomicU64,
-    Ordering::{Acquire, Relaxed, Release},
-};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
+
+use crate::sync::checked::{self, AtomicU64, Mutex};
 
 use tokio::sync::watch;
 
@@ -28,7 +27,7 @@ struct Shared {
 impl Default for Shared {
     fn default() -> Self {
         Shared {
-            map: Mutex::default(),
+            map: Mutex::new(HashMap::new()),
             epochs: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -87,7 +86,7 @@ impl Flights {
 
     /// Joins the running flight for `key`, or starts one.
     pub(crate) fn join(&self, key: &str) -> Role {
-        let mut map = crate::sync::lock(&self.shared.map);
+        let mut map = checked::lock(&self.shared.map);
         if let Some((_, rx)) = map.get(key) {
             if rx.has_changed().is_ok() {
                 return Role::Follower(Follower(rx.clone()));
@@ -107,10 +106,18 @@ impl Flights {
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        let mut map = crate::sync::lock(&self.shared.map);
+        let mut map = checked::lock(&self.shared.map);
         if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
             map.remove(&self.key);
         }
+        #[cfg(feature = "__loom")]
+        if crate::loom::weakened(crate::loom::Weakening::EpochAfterUnlock) {
+            drop(map);
+            self.shared.bucket(&self.key).fetch_add(1, Release);
+            return;
+        }
+        // Under the lock: a caller that joins after the flight left the map
+        // sees the new epoch.
         self.shared.bucket(&self.key).fetch_add(1, Release);
     }
 }

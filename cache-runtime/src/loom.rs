@@ -22,6 +22,9 @@ pub(crate) enum Weakening {
     /// The near-cache keeps a lookup that an invalidation message overtook
     /// while it was in flight.
     KeepOvertaken,
+    /// A flight's epoch bumped after its entry left the map and the lock
+    /// was let go.
+    EpochAfterUnlock,
 }
 
 thread_local! {
@@ -186,6 +189,66 @@ mod tests {
                 a_lookup_overtaken_by_a_message_is_not_kept
             ),
             "loom no longer catches the weakened near-cache"
+        );
+    }
+
+    /// I8: a caller misses while a flight of its key fills and ends. It
+    /// follows the flight, or leads a new one only after noticing the
+    /// flight's end (the epoch) and reading again, which finds the fill:
+    /// the body runs once.
+    fn a_miss_during_a_flight_runs_no_second_body() {
+        use crate::flight::{Flights, Role};
+        use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+        use std::sync::Arc;
+        let flights = Arc::new(Flights::default());
+        let filled = Arc::new(AtomicBool::new(false));
+        let runs = AtomicUsize::new(0);
+        let Role::Leader(guard) = flights.join("k") else {
+            unreachable!("nothing else flies");
+        };
+        runs.fetch_add(1, SeqCst);
+        let leader = {
+            let filled = filled.clone();
+            loom::thread::spawn(move || {
+                filled.store(true, SeqCst);
+                drop(guard);
+            })
+        };
+        // `Cache::fetch`: the epoch, then the cache, then the flight.
+        let before = flights.epoch("k");
+        if !filled.load(SeqCst) {
+            match flights.join("k") {
+                Role::Leader(mine) => {
+                    let read_again = flights.epoch("k") != before;
+                    if !(read_again && filled.load(SeqCst)) {
+                        runs.fetch_add(1, SeqCst);
+                    }
+                    drop(mine);
+                }
+                // Waits for the flight, then reads again: the fill.
+                Role::Follower(_) => {}
+            }
+        }
+        leader.join().unwrap();
+        assert_eq!(runs.load(SeqCst), 1, "the body ran twice");
+    }
+
+    #[test]
+    fn loom_a_flight_runs_the_body_once() {
+        assert!(
+            !fails(Weakening::None, a_miss_during_a_flight_runs_no_second_body),
+            "flights failed under loom"
+        );
+    }
+
+    #[test]
+    fn loom_catches_an_epoch_bumped_after_the_lock() {
+        assert!(
+            fails(
+                Weakening::EpochAfterUnlock,
+                a_miss_during_a_flight_runs_no_second_body
+            ),
+            "loom no longer catches the weakened flights"
         );
     }
 
