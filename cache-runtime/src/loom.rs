@@ -25,6 +25,8 @@ pub(crate) enum Weakening {
     /// A flight's epoch bumped after its entry left the map and the lock
     /// was let go.
     EpochAfterUnlock,
+    /// The ordering batch's names taken before the batch is closed.
+    ProbesTakenBeforeClose,
 }
 
 thread_local! {
@@ -249,6 +251,32 @@ mod tests {
                 a_miss_during_a_flight_runs_no_second_body
             ),
             "loom no longer catches the weakened flights"
+        );
+    }
+
+    /// I12 on a cluster: a caller joins an ordering batch while its sender
+    /// closes it; if it joined, the round trip reads its names.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_the_ordering_batch_reads_every_joined_callers_names() {
+        assert!(
+            !fails(
+                Weakening::None,
+                crate::backend::redis::link::tracking::a_joined_caller_has_its_names_read
+            ),
+            "the ordering batcher failed under loom"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_catches_names_taken_before_the_batch_closes() {
+        assert!(
+            fails(
+                Weakening::ProbesTakenBeforeClose,
+                crate::backend::redis::link::tracking::a_joined_caller_has_its_names_read
+            ),
+            "loom no longer catches the weakened batcher"
         );
     }
 

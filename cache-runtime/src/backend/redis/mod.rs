@@ -26,7 +26,7 @@ pub(crate) mod bust;
 #[cfg(feature = "cluster")]
 mod cluster;
 pub(crate) mod connect;
-mod link;
+pub(crate) mod link;
 pub(crate) mod near;
 mod single;
 

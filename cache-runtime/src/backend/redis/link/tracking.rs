@@ -10,6 +10,8 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync::checked;
+
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
@@ -42,10 +44,9 @@ pub(crate) fn next_conn() -> u64 {
 }
 
 /// The batch that callers of a connection may still join.
-type Open = Arc<Mutex<Option<(u64, Arc<Batch>)>>>;
+type Open = Arc<checked::Mutex<Option<(u64, Arc<Batch>)>>>;
 
 /// One ordering round trip and the callers waiting for it.
-#[derive(Default)]
 struct Batch {
     /// `None`: it was never sent (its task was dropped with its runtime).
     answer: std::sync::OnceLock<Option<Result<(), Error>>>,
@@ -53,10 +54,18 @@ struct Batch {
     /// On a cluster, one name per slot its callers read, each of which
     /// the round trip reads (added under the `open` lock, read once it is
     /// closed).
-    probes: Mutex<Vec<(u16, Box<str>)>>,
+    probes: checked::Mutex<Vec<(u16, Box<str>)>>,
 }
 
 impl Batch {
+    fn new() -> Batch {
+        Batch {
+            answer: std::sync::OnceLock::new(),
+            answered: tokio::sync::Notify::new(),
+            probes: checked::Mutex::new(Vec::new()),
+        }
+    }
+
     /// Gives the batch its answer (the first one counts) and wakes its
     /// callers.
     fn answer(&self, answer: Option<Result<(), Error>>) {
@@ -86,8 +95,21 @@ struct Sending {
 }
 
 impl Sending {
+    /// Closes the batch and takes the names its round trip must read: no
+    /// caller can join it, or add a name, after this.
+    fn closed(&self) -> Vec<(u16, Box<str>)> {
+        #[cfg(feature = "__loom")]
+        if crate::loom::weakened(crate::loom::Weakening::ProbesTakenBeforeClose) {
+            let probes = std::mem::take(&mut *checked::lock(&self.batch.probes));
+            self.close();
+            return probes;
+        }
+        self.close();
+        std::mem::take(&mut *checked::lock(&self.batch.probes))
+    }
+
     fn close(&self) {
-        let mut open = crate::sync::lock(&self.open);
+        let mut open = checked::lock(&self.open);
         if open
             .as_ref()
             .is_some_and(|(_, b)| Arc::ptr_eq(b, &self.batch))
@@ -200,26 +222,7 @@ impl Tracking {
         probes: &[(u16, &str)],
     ) -> Result<(), Error> {
         loop {
-            let (batch, opened) = {
-                let mut open = crate::sync::lock(&self.open);
-                let (batch, opened) = match &*open {
-                    Some((on, batch)) if *on == id => (batch.clone(), false),
-                    _ => {
-                        let batch = Arc::new(Batch::default());
-                        *open = Some((id, batch.clone()));
-                        (batch, true)
-                    }
-                };
-                if !probes.is_empty() {
-                    let mut all = crate::sync::lock(&batch.probes);
-                    for (slot, name) in probes {
-                        if !all.iter().any(|(s, _)| s == slot) {
-                            all.push((*slot, Box::from(*name)));
-                        }
-                    }
-                }
-                (batch, opened)
-            };
+            let (batch, opened) = self.join_or_open(id, probes);
             if opened {
                 self.send(conn.clone(), id, &batch);
             }
@@ -240,6 +243,29 @@ impl Tracking {
                 }
             }
         }
+    }
+
+    /// Joins the batch open on connection `id`, or opens one (`true`),
+    /// adding `probes` to the names its round trip reads.
+    fn join_or_open(&self, id: u64, probes: &[(u16, &str)]) -> (Arc<Batch>, bool) {
+        let mut open = checked::lock(&self.open);
+        let (batch, opened) = match &*open {
+            Some((on, batch)) if *on == id => (batch.clone(), false),
+            _ => {
+                let batch = Arc::new(Batch::new());
+                *open = Some((id, batch.clone()));
+                (batch, true)
+            }
+        };
+        if !probes.is_empty() {
+            let mut all = checked::lock(&batch.probes);
+            for (slot, name) in probes {
+                if !all.iter().any(|(s, _)| s == slot) {
+                    all.push((*slot, Box::from(*name)));
+                }
+            }
+        }
+        (batch, opened)
     }
 
     /// Spawns the task that closes `batch` and sends its round trip.
@@ -265,8 +291,7 @@ impl Tracking {
             tokio::task::yield_now().await;
             // Closed: whoever comes now waits for the next one, and the
             // names to read are known.
-            sending.close();
-            let probes = std::mem::take(&mut *crate::sync::lock(&sending.batch.probes));
+            let probes = sending.closed();
             near.counters.orderings.fetch_add(1, Ordering::Relaxed);
             let sent = async {
                 if probes.is_empty() {
@@ -310,5 +335,34 @@ fn apply(near: &Near, info: PushInfo) {
         },
         PushKind::Disconnection => near.flush(),
         _ => {}
+    }
+}
+
+/// The batcher under loom (`crate::loom`): a caller that joins a batch
+/// while its sender closes it has its names read by the round trip.
+#[cfg(all(test, feature = "__loom"))]
+pub(crate) fn a_joined_caller_has_its_names_read() {
+    let client = Client::open("redis://127.0.0.1:1").unwrap();
+    let near = Arc::new(Near::new(1 << 20));
+    let tracking =
+        Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
+    let (batch, opened) = tracking.join_or_open(7, &[(1, "a")]);
+    assert!(opened);
+    let caller = {
+        let tracking = tracking.clone();
+        loom::thread::spawn(move || tracking.join_or_open(7, &[(2, "b")]))
+    };
+    // The sending task.
+    let sending = Sending {
+        open: tracking.open.clone(),
+        batch: batch.clone(),
+    };
+    let read = sending.closed();
+    let (joined, _) = caller.join().unwrap();
+    if Arc::ptr_eq(&joined, &batch) {
+        assert!(
+            read.iter().any(|(slot, _)| *slot == 2),
+            "a caller joined, and its name is not read"
+        );
     }
 }
