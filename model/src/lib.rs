@@ -139,6 +139,10 @@ pub enum Phase {
     LookingUp {
         overtaken: bool,
     },
+    /// Its lookup's reply is in; the caller keeps it (or not) and checks
+    /// it in a later step (`Reading::keep` runs on the caller's task,
+    /// after the read loop may have applied messages behind the reply).
+    Replied(Lookup, bool),
     Capturing,
     /// The body runs: it has the captured versions, if any yet.
     Body(Option<[Token; 2]>),
@@ -204,6 +208,12 @@ pub struct State {
     pub stale: bool,
     /// A read was served from process memory (the check reaches it).
     pub near_served: bool,
+    /// The newest write whose invalidating call returned in the writer's
+    /// process, delivered or kept: what its later reads must see.
+    pub returned: u8,
+    /// A retried bust on its way to Redis, already cleared from the
+    /// pending set (only with `ClearPendingBeforeBust`).
+    pub retrying: Option<(bool, u8)>,
 }
 
 /// The protocol as built, or with one of the mistakes it avoids.
@@ -226,6 +236,10 @@ pub enum Weakening {
     JoinSentOrdering,
     /// A process serves what a bust it could not deliver names.
     ServeWhilePending,
+    /// A lookup overtaken by a message is kept anyway.
+    KeepOvertaken,
+    /// The retry clears the kept bust before Redis took it.
+    ClearPendingBeforeBust,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -244,6 +258,10 @@ pub enum Action {
     BustFails { tag: bool },
     /// The kept bust is delivered (`pending::retry`) and returns.
     Retry,
+    /// With `ClearPendingBeforeBust`: the retried bust reaches Redis.
+    RetryLands,
+    /// The caller keeps its lookup (unless overtaken) and checks it.
+    Keep { p: u8, r: u8 },
     /// A reader waiting for the lock finds it free and reads again.
     LockFreed { p: u8, r: u8 },
     /// A reader stops waiting for the lock (`lock_wait`) and fills.
@@ -522,6 +540,8 @@ impl Model for Protocol {
             restarts: 0,
             stale: false,
             near_served: false,
+            returned: 0,
+            retrying: None,
         }]
     }
 
@@ -540,6 +560,7 @@ impl Model for Protocol {
                     Phase::Ready => actions.push(Action::Start { p: p8, r: r8 }),
                     Phase::Body(_) => actions.push(Action::ReadDb { p: p8, r: r8 }),
                     Phase::Read(..) => actions.push(Action::Fill { p: p8, r: r8 }),
+                    Phase::Replied(..) => actions.push(Action::Keep { p: p8, r: r8 }),
                     Phase::WaitingForLock => {
                         if state.redis.lock.is_none() {
                             actions.push(Action::LockFreed { p: p8, r: r8 });
@@ -574,6 +595,9 @@ impl Model for Protocol {
         if state.processes[WRITER].pending.is_some() {
             actions.push(Action::Retry);
         }
+        if state.retrying.is_some() {
+            actions.push(Action::RetryLands);
+        }
         if state.redis.lock.is_some() {
             actions.push(Action::LockExpires);
         }
@@ -600,7 +624,8 @@ impl Model for Protocol {
                 // What the caller must see: every completed write, and in
                 // the writer's process the write of a bust it keeps.
                 let pending = s.processes[p].pending.map_or(0, |(_, v)| v);
-                s.processes[p].readers[r].must_see = s.complete.max(pending);
+                let returned = if p == WRITER { s.returned } else { 0 };
+                s.processes[p].readers[r].must_see = s.complete.max(returned);
                 if pending > 0 && weak != Weakening::ServeWhilePending {
                     // `pending.blocks`: read through.
                     let db = s.db;
@@ -650,7 +675,9 @@ impl Model for Protocol {
                         let _ = name;
                         s.processes[p].near = None;
                         for reader in &mut s.processes[p].readers {
-                            if let Phase::LookingUp { overtaken } = &mut reader.phase {
+                            if let Phase::LookingUp { overtaken } | Phase::Replied(_, overtaken) =
+                                &mut reader.phase
+                            {
                                 *overtaken = true;
                             }
                         }
@@ -679,14 +706,7 @@ impl Model for Protocol {
                         let phase = s.processes[p].readers[r].phase;
                         match (phase, reply) {
                             (Phase::LookingUp { overtaken }, Reply::Lookup(lookup)) => {
-                                if lookup.entry.is_some() && !overtaken {
-                                    // `Reading::keep`.
-                                    s.processes[p].near = Some(lookup);
-                                }
-                                match lookup.value(s.scope, weak) {
-                                    Some(v) => s.finish(p, r, v),
-                                    None => s.miss(p, r, weak, self.locks),
-                                }
+                                s.processes[p].readers[r].phase = Phase::Replied(lookup, overtaken);
                             }
                             (Phase::Capturing, Reply::Captured(versions)) => {
                                 s.processes[p].readers[r].phase = Phase::Body(Some(versions));
@@ -758,13 +778,37 @@ impl Model for Protocol {
                     return None;
                 };
                 s.failed_busts += 1;
+                s.returned = value;
                 s.processes[WRITER].pending = Some((tag, value));
                 s.writer = Writer::Ready;
             }
             Action::Retry => {
                 let (tag, value) = s.processes[WRITER].pending.take()?;
+                if weak == Weakening::ClearPendingBeforeBust {
+                    s.retrying = Some((tag, value));
+                    return Some(s);
+                }
                 s.bust(tag, weak);
                 s.complete = s.complete.max(value);
+            }
+            Action::RetryLands => {
+                let (tag, value) = s.retrying.take()?;
+                s.bust(tag, weak);
+                s.complete = s.complete.max(value);
+            }
+            Action::Keep { p, r } => {
+                let (p, r) = (p as usize, r as usize);
+                let Phase::Replied(lookup, overtaken) = s.processes[p].readers[r].phase else {
+                    return None;
+                };
+                if lookup.entry.is_some() && (!overtaken || weak == Weakening::KeepOvertaken) {
+                    // `Reading::keep`.
+                    s.processes[p].near = Some(lookup);
+                }
+                match lookup.value(s.scope, weak) {
+                    Some(v) => s.finish(p, r, v),
+                    None => s.miss(p, r, weak, self.locks),
+                }
             }
             Action::LockFreed { p, r } => {
                 let (p, r) = (p as usize, r as usize);
@@ -811,6 +855,10 @@ impl Model for Protocol {
                     process.near = None;
                     process.open = None;
                     for r in 0..process.readers.len() {
+                        // Its connection is gone: what it read is not kept.
+                        if let Phase::Replied(_, overtaken) = &mut s.processes[p].readers[r].phase {
+                            *overtaken = true;
+                        }
                         let waiting = matches!(
                             s.processes[p].readers[r].phase,
                             Phase::Ordering(..)

@@ -136,3 +136,18 @@ fn locks_never_affect_correctness() {
         Protocol::with_locks(Weakening::None),
     );
 }
+
+#[test]
+fn keeping_an_overtaken_lookup_is_caught() {
+    caught(Protocol::readers_and_writers(1, Weakening::KeepOvertaken));
+}
+
+#[test]
+fn clearing_a_kept_bust_before_redis_took_it_is_caught() {
+    caught(Protocol::with_faults(
+        0,
+        0,
+        1,
+        Weakening::ClearPendingBeforeBust,
+    ));
+}
