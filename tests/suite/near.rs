@@ -43,6 +43,12 @@ async fn lock_read(cache: &Cache, db: &Db, id: u64) -> u64 {
     db.0.load(SeqCst)
 }
 
+#[cached(cache = cache, key = "early:<id>", ttl = 600, tags = ["t:<id>"], strategy = "early")]
+async fn early_read(cache: &Cache, db: &Db, id: u64) -> u64 {
+    let _ = id;
+    db.0.load(SeqCst)
+}
+
 /// Reads until a read is served from memory (a fill's own invalidation
 /// messages may keep the first lookups after it from being kept).
 async fn warm<F, Fut>(cache: &Cache, mut read: F)
@@ -81,7 +87,8 @@ async fn assert_near_hit(
 
 /// Two processes' caches on two connections: B keeps an entry in memory,
 /// A invalidates it (by key, by tag) and returns; a read on B that starts
-/// afterwards gets the new value, for every strategy.
+/// afterwards gets the new value, for every strategy (aside, swr, lock,
+/// early).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalidation_by_another_cache_reaches_memory_before_the_next_read() {
     let server = RedisServer::start();
@@ -115,12 +122,14 @@ async fn an_invalidation_by_another_cache_reaches_memory_before_the_next_read() 
         );
     }
 
-    // swr and lock entries.
+    // swr, lock and early entries.
     let now = db.0.load(SeqCst);
     warm(&b, || swr_read(&b, &db, 1)).await;
     warm(&b, || lock_read(&b, &db, 1)).await;
+    warm(&b, || early_read(&b, &db, 1)).await;
     assert_near_hit(&b, &server, swr_read(&b, &db, 1), now).await;
     assert_near_hit(&b, &server, lock_read(&b, &db, 1), now).await;
+    assert_near_hit(&b, &server, early_read(&b, &db, 1), now).await;
     let new = db.write();
     a.invalidate_tags(["t:1"]).await.unwrap();
     assert_eq!(
@@ -132,6 +141,11 @@ async fn an_invalidation_by_another_cache_reaches_memory_before_the_next_read() 
         lock_read(&b, &db, 1).await,
         new,
         "lock served an invalidated entry"
+    );
+    assert_eq!(
+        early_read(&b, &db, 1).await,
+        new,
+        "early served an invalidated entry"
     );
 }
 
