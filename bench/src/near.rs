@@ -70,6 +70,60 @@ impl Record {
 const IDS: u64 = 20;
 const READERS: usize = 16;
 
+/// Reads one of `IDS` items (`read(id, source)`: the value it returned).
+type Read = Arc<dyn Fn(u64, Arc<Source>) -> BoxFuture<u64> + Send + Sync>;
+/// Writes version `v` of an item and invalidates it (`write(n, id, v)`;
+/// `n` picks a key or a tag bust); returns once the invalidation has.
+type Write = Arc<dyn Fn(u64, u64, u64) -> BoxFuture<()> + Send + Sync>;
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+/// The "database": each item's latest version.
+type Source = Vec<AtomicU64>;
+
+/// `READERS` tasks read and one task writes (a write every millisecond)
+/// for `window`; what each read saw and when each write returned.
+async fn run(window: Duration, read: Read, write: Write) -> Record {
+    let source: Arc<Source> = Arc::new((0..IDS).map(|_| AtomicU64::new(1)).collect());
+    let record = Arc::new(Record::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for r in 0..READERS {
+        let (read, source, record, stop) =
+            (read.clone(), source.clone(), record.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = r as u64;
+            while !stop.load(SeqCst) {
+                n += 7;
+                let id = n % IDS;
+                let started = Instant::now();
+                let seen = read(id, source.clone()).await;
+                record.reads.lock().unwrap().push((id, seen, started));
+                // A local hit may never wait: let the other tasks run.
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    {
+        let (source, record, stop) = (source.clone(), record.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(SeqCst) {
+                n += 3;
+                let id = n % IDS;
+                let v = source[id as usize].fetch_add(1, SeqCst) + 1;
+                write(n, id, v).await;
+                record.writes.lock().unwrap().push((id, v, Instant::now()));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(window).await;
+    stop.store(true, SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    Arc::try_unwrap(record).unwrap_or_else(|_| unreachable!("every task ended"))
+}
+
 /// Process B reads, process A writes and invalidates: for cachette, two
 /// caches with connections of their own (B with the near-cache on); for
 /// `cache-aio`, A's plain `SET` of the new value and B's cached `GET`.
@@ -85,61 +139,34 @@ pub async fn stale(seconds: u64) {
             .connect(&url)
     };
     let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
-    let db: Arc<Vec<AtomicU64>> = Arc::new((0..IDS).map(|_| AtomicU64::new(1)).collect());
-    let record = Arc::new(Record::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for r in 0..READERS {
-        let (b, db, record, stop) = (b.clone(), db.clone(), record.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = r as u64;
-            while !stop.load(SeqCst) {
-                n += 7;
-                let id = n % IDS;
-                let started = Instant::now();
+    let reader = b.clone();
+    let read: Read = Arc::new(move |id, source| {
+        let b = reader.clone();
+        Box::pin(async move {
+            b.get_or_fetch(
+                &format!("item:{id}"),
+                &[&format!("group:{}", id % 4)],
+                Duration::from_secs(300),
                 // The source is read in the body, as a query would be.
-                let db = db.clone();
-                let seen = b
-                    .get_or_fetch(
-                        &format!("item:{id}"),
-                        &[&format!("group:{}", id % 4)],
-                        Duration::from_secs(300),
-                        async move { Ok::<_, String>(db[id as usize].load(SeqCst)) },
-                    )
+                async move { Ok::<_, String>(source[id as usize].load(SeqCst)) },
+            )
+            .await
+            .unwrap()
+        })
+    });
+    let write: Write = Arc::new(move |n, id, _| {
+        let a = a.clone();
+        Box::pin(async move {
+            if n.is_multiple_of(2) {
+                a.invalidate_keys([format!("item:{id}")]).await.unwrap();
+            } else {
+                a.invalidate_tags([format!("group:{}", id % 4)])
                     .await
                     .unwrap();
-                record.reads.lock().unwrap().push((id, seen, started));
-                // A local hit may never wait: let the other tasks run.
-                tokio::task::yield_now().await;
             }
-        }));
-    }
-    {
-        let (a, db, record, stop) = (a.clone(), db.clone(), record.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(SeqCst) {
-                n += 3;
-                let id = n % IDS;
-                let v = db[id as usize].fetch_add(1, SeqCst) + 1;
-                if n.is_multiple_of(2) {
-                    a.invalidate_keys([format!("item:{id}")]).await.unwrap();
-                } else {
-                    a.invalidate_tags([format!("group:{}", id % 4)])
-                        .await
-                        .unwrap();
-                }
-                record.writes.lock().unwrap().push((id, v, Instant::now()));
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }));
-    }
-    tokio::time::sleep(window).await;
-    stop.store(true, SeqCst);
-    for t in tasks.drain(..) {
-        t.await.unwrap();
-    }
-    let (reads, writes, stale) = record.stale();
+        })
+    });
+    let (reads, writes, stale) = run(window, read, write).await.stale();
     let s = b.stats();
     println!("| library | reads | writes | stale reads | served from process memory |");
     println!("|---|---|---|---|---|");
@@ -152,66 +179,30 @@ pub async fn stale(seconds: u64) {
     // redis-rs cache-aio: the write is the `SET` itself.
     let writer = cache_aio_plain(&url).await;
     let reader = cache_aio(&url).await;
-    for id in 0..IDS {
+    let set = |writer: MultiplexedConnection, id: u64, v: u64| async move {
         let _: () = redis::cmd("SET")
             .arg(format!("aio:item:{id}"))
-            .arg(1u64)
+            .arg(v)
             .query_async(&mut writer.clone())
             .await
             .unwrap();
+    };
+    for id in 0..IDS {
+        set(writer.clone(), id, 1).await;
     }
-    let record = Arc::new(Record::default());
-    let versions: Arc<Vec<AtomicU64>> = Arc::new((0..IDS).map(|_| AtomicU64::new(1)).collect());
-    let stop = Arc::new(AtomicBool::new(false));
-    for r in 0..READERS {
-        let (reader, record, stop) = (reader.clone(), record.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = r as u64;
-            while !stop.load(SeqCst) {
-                n += 7;
-                let id = n % IDS;
-                let started = Instant::now();
-                let seen: u64 = redis::cmd("GET")
-                    .arg(format!("aio:item:{id}"))
-                    .query_async(&mut reader.clone())
-                    .await
-                    .unwrap();
-                record.reads.lock().unwrap().push((id, seen, started));
-                // A local hit may never wait: let the other tasks run.
-                tokio::task::yield_now().await;
-            }
-        }));
-    }
-    {
-        let (writer, record, stop, versions) = (
-            writer.clone(),
-            record.clone(),
-            stop.clone(),
-            versions.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while !stop.load(SeqCst) {
-                n += 3;
-                let id = n % IDS;
-                let v = versions[id as usize].fetch_add(1, SeqCst) + 1;
-                let _: () = redis::cmd("SET")
-                    .arg(format!("aio:item:{id}"))
-                    .arg(v)
-                    .query_async(&mut writer.clone())
-                    .await
-                    .unwrap();
-                record.writes.lock().unwrap().push((id, v, Instant::now()));
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        }));
-    }
-    tokio::time::sleep(window).await;
-    stop.store(true, SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let (reads, writes, stale) = record.stale();
+    let conn = reader.clone();
+    let read: Read = Arc::new(move |id, _| {
+        let mut conn = conn.clone();
+        Box::pin(async move {
+            redis::cmd("GET")
+                .arg(format!("aio:item:{id}"))
+                .query_async(&mut conn)
+                .await
+                .unwrap()
+        })
+    });
+    let write: Write = Arc::new(move |_, id, v| Box::pin(set(writer.clone(), id, v)));
+    let (reads, writes, stale) = run(window, read, write).await.stale();
     let hits = reader
         .get_cache_statistics()
         .map(|s| s.hit)

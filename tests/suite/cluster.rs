@@ -397,20 +397,7 @@ async fn connect_cluster_errors_say_what_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
     let cluster = RedisCluster::start();
-    for node in &cluster.nodes {
-        node.add_documented_acl_user(&["+cluster|slots", "+asking", "+exists"]);
-    }
-    let urls: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("redis://app:s3cret@127.0.0.1:{}", n.port))
-        .collect();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_secs(5))
-        .replica_ack_timeout(Duration::from_secs(2))
-        .connect_cluster(urls)
-        .await
-        .unwrap();
+    let cache = as_documented_acl_user(&cluster, "+exists").await;
     let runs = std::sync::Arc::new(AtomicU64::new(0));
     assert_eq!(locked(&cache, &runs, 3).await, 3);
     assert_eq!(locked(&cache, &runs, 3).await, 3);
@@ -436,20 +423,7 @@ async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
 
     // Without `+exists` the near-cache turns itself off; every call still
     // works.
-    for node in &cluster.nodes {
-        node.add_documented_acl_user(&["+cluster|slots", "+asking", "-exists"]);
-    }
-    let urls: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|n| format!("redis://app:s3cret@127.0.0.1:{}", n.port))
-        .collect();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_secs(5))
-        .replica_ack_timeout(Duration::from_secs(2))
-        .connect_cluster(urls)
-        .await
-        .unwrap();
+    let cache = as_documented_acl_user(&cluster, "-exists").await;
     for _ in 0..5 {
         assert_eq!(locked(&cache, &runs, 3).await, 3);
     }
@@ -463,6 +437,25 @@ async fn an_acl_user_with_the_documented_commands_can_use_a_cluster() {
         stats.near_orderings, before.near_orderings,
         "refused round trips are still sent"
     );
+}
+
+/// A cache of every node's ACL user `app`, allowed the documented commands,
+/// the cluster's, and `exists` (`"+exists"`) or not (`"-exists"`).
+async fn as_documented_acl_user(cluster: &RedisCluster, exists: &str) -> Cache {
+    for node in &cluster.nodes {
+        node.add_documented_acl_user(&["+cluster|slots", "+asking", exists]);
+    }
+    let urls: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("redis://app:s3cret@127.0.0.1:{}", n.port))
+        .collect();
+    Cache::builder()
+        .command_timeout(Duration::from_secs(5))
+        .replica_ack_timeout(Duration::from_secs(2))
+        .connect_cluster(urls)
+        .await
+        .unwrap()
 }
 
 /// A master's share of a bust is one pipeline on one connection with its
@@ -490,21 +483,9 @@ async fn a_bust_redirected_mid_migration_fails_and_is_delivered_where_the_name_l
         .map(|m| m.0)
         .find(|p| *p != from)
         .unwrap();
-    let node = |port: u16| cluster.nodes.iter().find(|n| n.port == port).unwrap();
-    let id = |port: u16| -> String {
-        redis::cmd("CLUSTER")
-            .arg("MYID")
-            .query(&mut node(port).raw())
-            .unwrap()
-    };
-    let setslot = |port: u16, args: &[&str]| {
-        redis::cmd("CLUSTER")
-            .arg("SETSLOT")
-            .arg(slot)
-            .arg(args)
-            .exec(&mut node(port).raw())
-            .unwrap();
-    };
+    let node = |port: u16| cluster.node_at(port);
+    let id = |port: u16| cluster.node_id(port);
+    let setslot = |port: u16, args: &[&str]| cluster.set_slot(port, slot, args);
     // Halfway through a migration: the tag's version has moved already.
     let version = crate::support::only_name(node(from), &name_pattern('t', "moving"));
     setslot(to, &["IMPORTING", &id(from)]);
@@ -620,7 +601,7 @@ async fn a_slot_moved_away_and_back_brings_its_busts_with_it() {
 
 /// The port of `master`'s replica.
 fn replica_of(cluster: &RedisCluster, master: u16) -> u16 {
-    let node = cluster.nodes.iter().find(|n| n.port == master).unwrap();
+    let node = cluster.node_at(master);
     let info: String = redis::cmd("INFO")
         .arg("replication")
         .query(&mut node.raw())
@@ -638,7 +619,7 @@ fn replica_of(cluster: &RedisCluster, master: u16) -> u16 {
 
 /// `CLUSTER FAILOVER` on `to` until it serves `key`'s slot.
 fn manual_failover(cluster: &RedisCluster, to: u16, key: &str) {
-    let node = cluster.nodes.iter().find(|n| n.port == to).unwrap();
+    let node = cluster.node_at(to);
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut asked = Instant::now() - Duration::from_secs(10);
     while cluster.master_of(key) != to {
@@ -750,7 +731,7 @@ async fn a_demoted_master_serves_nothing_from_memory() {
     assert!(b.stats().near_hits > before, "{:?}", b.stats());
     // The demoted master will not resync (its replication handshake
     // fails), the way a demoted master lags until it has.
-    let node = cluster.nodes.iter().find(|n| n.port == old).unwrap();
+    let node = cluster.node_at(old);
     redis::cmd("CONFIG")
         .arg("SET")
         .arg("masterauth")
@@ -772,7 +753,7 @@ async fn a_demoted_master_serves_nothing_from_memory() {
 
 /// Who the node on `port` says serves `slot`.
 fn owner_seen_by(cluster: &RedisCluster, port: u16, slot: u16) -> Option<u16> {
-    let node = cluster.nodes.iter().find(|n| n.port == port).unwrap();
+    let node = cluster.node_at(port);
     let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
         .arg("SLOTS")
         .query(&mut node.raw())
@@ -844,21 +825,10 @@ async fn a_slot_handed_to_another_master_is_not_served_from_memory() {
         }
     }
     assert!(b.stats().near_hits > before, "{:?}", b.stats());
-    let to = cluster.nodes.iter().find(|n| n.port == new).unwrap();
-    let id: String = redis::cmd("CLUSTER")
-        .arg("MYID")
-        .query(&mut to.raw())
-        .unwrap();
-    redis::cmd("CLUSTER")
-        .arg("SETSLOT")
-        .arg(slot)
-        .arg("NODE")
-        .arg(&id)
-        .exec(&mut to.raw())
-        .unwrap();
+    cluster.set_slot(new, slot, &["NODE", &cluster.node_id(new)]);
     let _: redis::Value = redis::cmd("CLUSTER")
         .arg("BUMPEPOCH")
-        .query(&mut to.raw())
+        .query(&mut cluster.node_at(new).raw())
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while owner_seen_by(&cluster, old, slot) != Some(new) {

@@ -286,9 +286,9 @@ async fn errors_are_not_cached_through_type_aliases() {
 
 /// A value whose type mentions a reference it never stores.
 #[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
 struct Tagged<T: ?Sized> {
     n: u64,
-    #[serde(skip)]
     _kind: std::marker::PhantomData<T>,
 }
 

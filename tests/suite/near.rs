@@ -66,6 +66,19 @@ where
     panic!("never served from memory: {:?}", cache.stats());
 }
 
+/// A server, a cache A on it, a cache B on it through a fault proxy, and
+/// the database, with "k" (tag "t") kept in B's memory.
+async fn through_a_proxy() -> (RedisServer, FaultProxy, Cache, Cache, Db) {
+    let server = RedisServer::start();
+    let proxy = FaultProxy::start(server.port).await;
+    let a = server.cache().await;
+    let b = builder().connect(&proxy.url()).await.unwrap();
+    let db = Db::default();
+    db.write();
+    warm(&b, || read(&b, &db, "k", "t")).await;
+    (server, proxy, a, b, db)
+}
+
 /// A read served from memory: the hits grow, and Redis ran no lookup for
 /// it (only the ordering `PING`).
 async fn assert_near_hit(
@@ -154,13 +167,7 @@ async fn an_invalidation_by_another_cache_reaches_memory_before_the_next_read() 
 /// waits for its ordering reply, which comes behind the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_invalidation_message_is_waited_for() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port).await;
-    let a = server.cache().await;
-    let b = builder().connect(&proxy.url()).await.unwrap();
-    let db = Db::default();
-    db.write();
-    warm(&b, || read(&b, &db, "k", "t")).await;
+    let (_server, proxy, a, b, db) = through_a_proxy().await;
 
     proxy.set(Mode::DelayDown(Duration::from_millis(200)));
     db.write();
@@ -179,13 +186,7 @@ async fn a_late_invalidation_message_is_waited_for() {
 /// second caller starts: it waits for a `PING` of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_does_not_take_an_ordering_round_trip_sent_before_it() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port).await;
-    let a = server.cache().await;
-    let b = builder().connect(&proxy.url()).await.unwrap();
-    let db = Db::default();
-    db.write();
-    warm(&b, || read(&b, &db, "k", "t")).await;
+    let (_server, proxy, a, b, db) = through_a_proxy().await;
     let orderings = b.stats().near_orderings;
 
     // The first caller's PING goes out; its reply is held.
@@ -218,12 +219,7 @@ async fn a_caller_does_not_take_an_ordering_round_trip_sent_before_it() {
 /// A lost connection empties what it read; so does `FLUSHALL`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_or_a_flush_empties_memory() {
-    let server = RedisServer::start();
-    let proxy = FaultProxy::start(server.port).await;
-    let b = builder().connect(&proxy.url()).await.unwrap();
-    let db = Db::default();
-    db.write();
-    warm(&b, || read(&b, &db, "k", "t")).await;
+    let (server, proxy, _, b, db) = through_a_proxy().await;
     let hits = b.stats().near_hits;
     assert!(hits >= 1);
 
@@ -332,11 +328,27 @@ async fn a_call_of_the_same_key_with_other_tags_is_checked_against_them() {
     );
 }
 
-/// A future polled once, kept or dropped.
-fn started(
-    f: impl std::future::Future<Output = u64> + Send + 'static,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> {
+/// A read that a test polls by hand.
+type Started = std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>>;
+
+/// A future to poll once, then keep or drop.
+fn started(f: impl std::future::Future<Output = u64> + Send + 'static) -> Started {
     Box::pin(f)
+}
+
+/// Polls each of `reads` once, in order; each must still be waiting.
+async fn poll_once<'a>(
+    reads: impl IntoIterator<Item = &'a mut Started>,
+    context: impl Fn() -> String,
+) {
+    let mut reads: Vec<&mut Started> = reads.into_iter().collect();
+    std::future::poll_fn(|cx| {
+        for read in reads.iter_mut() {
+            assert!(read.as_mut().poll(cx).is_pending(), "{}", context());
+        }
+        std::task::Poll::Ready(())
+    })
+    .await;
 }
 
 /// The caller that opened an ordering round trip stops (dropped, or kept
@@ -373,12 +385,8 @@ async fn a_caller_that_stops_waiting_holds_up_nobody() {
                 started(async move { read(&b, &db, "k", "t").await })
             })
             .collect();
-        std::future::poll_fn(|cx| {
-            assert!(first.as_mut().poll(cx).is_pending());
-            for f in &mut others {
-                assert!(f.as_mut().poll(cx).is_pending());
-            }
-            std::task::Poll::Ready(())
+        poll_once(std::iter::once(&mut first).chain(others.iter_mut()), || {
+            format!("{:?}", b.stats())
         })
         .await;
         let kept = if drop_it {
@@ -400,11 +408,7 @@ async fn a_caller_that_stops_waiting_holds_up_nobody() {
         let (b, db) = (b.clone(), db.clone());
         async move { read(&b, &db, "k", "t").await }
     });
-    std::future::poll_fn(|cx| {
-        assert!(first.as_mut().poll(cx).is_pending(), "{:?}", b.stats());
-        std::task::Poll::Ready(())
-    })
-    .await;
+    poll_once([&mut first], || format!("{:?}", b.stats())).await;
     drop(first);
     for _ in 0..10 {
         assert_eq!(read(&b, &db, "k", "t").await, 1);
@@ -496,11 +500,7 @@ fn a_round_trip_opened_on_a_runtime_that_stops_holds_up_nobody() {
             let (cache, db) = (cache.clone(), db.clone());
             async move { read(&cache, &db, "k", "t").await }
         });
-        std::future::poll_fn(|cx| {
-            assert!(once.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
+        poll_once([&mut once], String::new).await;
     });
     let got = main.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), read(&cache, &db, "k", "t")).await

@@ -83,7 +83,7 @@ impl RedisCluster {
             "--cluster-replica-validity-factor",
             "0",
         ]);
-        let of = self.nodes.iter().find(|n| n.port == master).unwrap();
+        let of = self.node_at(master);
         let nodes: String = redis::cmd("CLUSTER")
             .arg("NODES")
             .query(&mut of.raw())
@@ -186,22 +186,9 @@ impl RedisCluster {
     /// the steps, clients get ASK (and, after, MOVED) redirections; `pause`
     /// runs at each of those points so a workload meets them.
     pub fn migrate_slot(&self, slot: u16, from: u16, to: u16, mut pause: impl FnMut()) {
-        let node = |port: u16| self.nodes.iter().find(|n| n.port == port).unwrap();
-        let id = |port: u16| -> String {
-            redis::cmd("CLUSTER")
-                .arg("MYID")
-                .query(&mut node(port).raw())
-                .unwrap()
-        };
-        let (from_id, to_id) = (id(from), id(to));
-        let setslot = |port: u16, args: &[&str]| {
-            redis::cmd("CLUSTER")
-                .arg("SETSLOT")
-                .arg(slot)
-                .arg(args)
-                .exec(&mut node(port).raw())
-                .unwrap();
-        };
+        let node = |port: u16| self.node_at(port);
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        let setslot = |port: u16, args: &[&str]| self.set_slot(port, slot, args);
         setslot(to, &["IMPORTING", &from_id]);
         setslot(from, &["MIGRATING", &to_id]);
         pause();
@@ -237,6 +224,32 @@ impl RedisCluster {
             }
         }
         pause();
+    }
+
+    /// The node on `port`.
+    pub fn node_at(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node of this cluster")
+    }
+
+    /// The cluster id of the node on `port` (`CLUSTER MYID`).
+    pub fn node_id(&self, port: u16) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.node_at(port).raw())
+            .unwrap()
+    }
+
+    /// `CLUSTER SETSLOT <slot> <args>` on the node on `port`.
+    pub fn set_slot(&self, port: u16, slot: u16, args: &[&str]) {
+        redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(args)
+            .exec(&mut self.node_at(port).raw())
+            .unwrap();
     }
 
     pub fn node(&mut self, port: u16) -> &mut RedisServer {

@@ -200,6 +200,16 @@ impl Near {
             && kept.flushes == self.flushed.load(Ordering::Acquire)
     }
 
+    /// The lookup `kept` stands for, once its ordering round trip is in,
+    /// if it is still kept (counted as a hit); `None`: read Redis.
+    pub(crate) fn serve(&self, kept: &Kept) -> Option<Lookup> {
+        if !self.still(kept) {
+            return None;
+        }
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        Some(kept.lookup())
+    }
+
     /// Drops `kept`: from the map, from the table, and for whoever holds
     /// it already.
     fn drop_kept(&self, table: &mut Table, kept: &Arc<Kept>) {

@@ -117,13 +117,7 @@ impl Single {
         if let Err(e) = self.reads.order(&session, &[]).await {
             return Some(Err(e));
         }
-        if !near.still(&kept) {
-            return None;
-        }
-        near.counters
-            .hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(Ok(kept.lookup()))
+        near.serve(&kept).map(Ok)
     }
 
     /// The entry (at most `max_entry` bytes of it) and its versions, in one

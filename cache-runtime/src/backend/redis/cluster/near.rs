@@ -76,13 +76,7 @@ impl Cluster {
             // out which, and follows it or reports it.
             return None;
         }
-        if !near.still(&kept) {
-            return None;
-        }
-        near.counters
-            .hits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Some(Ok(kept.lookup()))
+        near.serve(&kept).map(Ok)
     }
 
     /// The near-cache, if it was configured.
