@@ -56,11 +56,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use cache_macros::{cached, invalidates};
+pub use cache_macros::{cached, cached_impl, invalidates};
 pub use cache_runtime::{
-    escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Error, ErrorKind,
-    FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, SystemClock, MAX_NAME_LEN,
-    MIN_SIGNING_KEY_LEN,
+    deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
+    Error, ErrorKind, FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, SystemClock,
+    MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
 };
 
 #[cfg(feature = "redis")]

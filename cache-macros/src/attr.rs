@@ -38,7 +38,7 @@ impl Kind {
                 "cache_none",
                 "crate",
             ],
-            Kind::Invalidates => &["keys", "tags", "cache", "crate"],
+            Kind::Invalidates => &["keys", "tags", "calls", "cache", "crate"],
         }
     }
 }
@@ -97,6 +97,8 @@ impl Strategy {
 pub(crate) struct Options {
     pub key: Option<LitStr>,
     pub keys: Vec<LitStr>,
+    /// Calls of `#[cached]` functions whose entries are busted.
+    pub calls: Vec<Expr>,
     pub tags: Vec<LitStr>,
     /// The entry's TTL in milliseconds (`#[cached]`, required).
     pub ttl: Option<u64>,
@@ -130,6 +132,7 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Optio
 struct Written {
     key: Once<LitStr>,
     keys: Once<Vec<LitStr>>,
+    calls: Once<Vec<Expr>>,
     tags: Once<Vec<LitStr>>,
     ttl: Once<u64>,
     stale_ttl: Once<u64>,
@@ -187,6 +190,11 @@ impl Written {
                         &mut self.tags
                     };
                     slot.set(errors, name, v);
+                }
+            }
+            "calls" => {
+                if let Some(v) = values::call_list(errors, name, &value) {
+                    self.calls.set(errors, name, v);
                 }
             }
             "ttl" => {
@@ -297,6 +305,7 @@ impl Written {
         Options {
             key: self.key.into_inner(),
             keys: self.keys.into_inner().unwrap_or_default(),
+            calls: self.calls.into_inner().unwrap_or_default(),
             tags: self.tags.into_inner().unwrap_or_default(),
             ttl: self.ttl.into_inner(),
             stale_ttl: self.stale_ttl.into_inner(),

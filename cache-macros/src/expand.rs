@@ -33,6 +33,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
 
 use crate::attr::{self, Kind, Options};
+use crate::companions::{companions, Callee};
 use crate::refresh::{refresh, Refresh};
 use crate::template::{self, Template};
 use crate::values::Errors;
@@ -56,8 +57,8 @@ pub(crate) fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStre
         }
     };
     let attr_text = args.to_string();
-    match expand(kind, args, &func, &attr_text) {
-        Ok(tokens) => tokens,
+    match expand(kind, args, &func, &attr_text, &Context::default()) {
+        Ok(Expanded { item, siblings }) => quote!(#item #siblings),
         // Emit the function unchanged beside the errors so the rest of the
         // crate, and the IDE, keep working.
         Err(e) => {
@@ -103,16 +104,50 @@ fn parameters(func: &ItemFn) -> (Vec<String>, Vec<(Option<syn::Ident>, Span)>) {
     (names, typed)
 }
 
-fn expand(
+/// Where the function is, when an impl-level attribute says it.
+#[derive(Default)]
+pub(crate) struct Context<'a> {
+    /// The function is an associated function of an impl block.
+    pub in_impl: bool,
+    /// ... of this trait's impl: what it generates beside the function
+    /// goes to an inherent impl of the type, and calls it through the trait.
+    pub trait_path: Option<&'a syn::Path>,
+    /// The impl's cache, for functions that name none.
+    pub cache: Option<&'a Expr>,
+}
+
+impl Context<'_> {
+    fn callee(&self, func: &ItemFn) -> Callee<'_> {
+        let method = matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_)));
+        match self.trait_path {
+            Some(t) => Callee::Trait(t),
+            None if self.in_impl || method => Callee::Associated,
+            None => Callee::Free,
+        }
+    }
+}
+
+/// The function, and what goes beside it (companions, the refresh).
+pub(crate) struct Expanded {
+    pub item: TokenStream,
+    pub siblings: TokenStream,
+}
+
+pub(crate) fn expand(
     kind: Kind,
     args: TokenStream,
     func: &ItemFn,
     attr_text: &str,
-) -> syn::Result<TokenStream> {
+    context: &Context<'_>,
+) -> syn::Result<Expanded> {
     let mut errors = Errors::default();
-    let Some(opts) = attr::parse(kind, args, &mut errors) else {
+    let Some(mut opts) = attr::parse(kind, args, &mut errors) else {
         return Err(errors.finish().expect("a syntax error was recorded"));
     };
+    if opts.cache.is_none() {
+        opts.cache = context.cache.cloned();
+    }
+    let callee = context.callee(func);
     if func.sig.asyncness.is_none() {
         errors.at(
             func.sig.fn_token.span,
@@ -157,7 +192,7 @@ fn expand(
         check_return_type(ret, func, &mut errors);
     }
     let refresh = if kind == Kind::Cached && opts.strategy.refreshes() && errors.is_empty() {
-        refresh(func, &mut errors)
+        refresh(func, &callee, &mut errors)
     } else {
         None
     };
@@ -194,13 +229,16 @@ fn expand(
     // and the hash of its code (attribute included) tells apart functions
     // that share a path.
     let code = code_hash(attr_text, func);
-    let preamble = quote! {
+    let preamble_without_cache = quote! {
         #[allow(unused_imports)]
         use #private::{
             BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _, SelectPlain as _,
             SelectResult as _,
         };
         let __cachette_fn = #private::function(&|| (), #code);
+    };
+    let preamble = quote! {
+        #preamble_without_cache
         let __cachette_cache: &#private::Cache = #cache;
     };
     let body = match kind {
@@ -276,15 +314,28 @@ fn expand(
         }
         Kind::Invalidates => {
             let key_exprs = keys.iter().map(|t| render_call(t, &private));
+            let calls = opts.calls.iter().map(key_call);
+            let n_calls = opts.calls.len();
+            // Only `calls`: each names its own cache; the function needs none.
+            let (preamble, own) = if keys.is_empty() && tags.is_empty() {
+                (preamble_without_cache, quote!(::core::option::Option::None))
+            } else {
+                (
+                    preamble,
+                    quote!(::core::option::Option::Some(__cachette_cache)),
+                )
+            };
             quote! {
                 #preamble
                 let __cachette_keys = [#(#key_exprs),*];
                 let __cachette_tags = [#(#tag_exprs),*];
+                let __cachette_calls: [#private::EntryKey; #n_calls] = [#(#calls),*];
                 let __cachette_bust = #private::invalidation(
-                    __cachette_cache,
+                    #own,
                     &__cachette_fn,
                     &__cachette_keys,
                     &__cachette_tags,
+                    &__cachette_calls,
                 );
                 let __cachette_ret: #ret_ty =
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
@@ -300,13 +351,45 @@ fn expand(
     let vis = &func.vis;
     let sig = &func.sig;
     let sibling = refresh.map(|r| r.sibling);
-    Ok(quote! {
-        #(#attrs)*
-        #vis #sig {
-            #body
-        }
-        #sibling
+    let companions = match kind {
+        Kind::Cached => companions(func, &callee, &private),
+        Kind::Invalidates => quote!(),
+    };
+    Ok(Expanded {
+        item: quote! {
+            #(#attrs)*
+            #vis #sig {
+                #body
+            }
+        },
+        siblings: quote!(#sibling #companions),
     })
+}
+
+/// `key_of(...)` for an entry of `calls`: the call, with the function's
+/// name replaced by its `_key` companion's (checked in `attr.rs` to be a
+/// call or a method call). Spanned on the call, so that an unknown
+/// function, or wrong arguments, are reported there.
+fn key_call(call: &Expr) -> TokenStream {
+    let companion = |ident: &syn::Ident| {
+        syn::Ident::new(
+            &format!("{ident}{}", crate::companions::KEY_SUFFIX),
+            ident.span(),
+        )
+    };
+    let mut call = call.clone();
+    match &mut call {
+        Expr::Call(c) => {
+            if let Expr::Path(p) = &mut *c.func {
+                if let Some(last) = p.path.segments.last_mut() {
+                    last.ident = companion(&last.ident);
+                }
+            }
+        }
+        Expr::MethodCall(m) => m.method = companion(&m.method),
+        _ => {}
+    }
+    quote_spanned!(call.span()=> #call)
 }
 
 /// A hash of the function's code and attribute, in hex: stable for one

@@ -6,7 +6,9 @@
 #![deny(missing_docs)]
 
 mod attr;
+mod companions;
 mod expand;
+mod implblock;
 mod refresh;
 #[cfg(test)]
 mod snapshots;
@@ -102,4 +104,51 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::run(attr::Kind::Invalidates, args.into(), item.into()).into()
+}
+
+/// Gives every `#[cached]` and `#[invalidates]` method of an impl block
+/// one cache, and, on a trait's impl, a place for their companions.
+///
+/// ```
+/// use cachette::{cached, cached_impl, invalidates, Cache};
+///
+/// struct Users {
+///     cache: Cache,
+/// }
+///
+/// #[cached_impl(cache = self.cache)]
+/// impl Users {
+///     #[cached(key = "user:<id>", ttl = 300)]
+///     async fn name(&self, id: u64) -> Result<String, String> {
+///         Ok(format!("user {id}"))
+///     }
+///
+///     #[invalidates(calls = [self.name(id)])]
+///     async fn rename(&self, id: u64) -> Result<(), String> {
+///         Ok(()) // an UPDATE
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let users = Users { cache: Cache::memory() };
+/// users.name(1).await.unwrap();
+/// users.rename(1).await.unwrap();
+/// users.name(1).await.unwrap(); // runs the body again
+/// assert_eq!(users.cache.stats().misses, 2);
+/// # }
+/// ```
+///
+/// - `cache = <expr>` is the cache of every method that does not name its
+///   own; it is evaluated in each method, so it may use `self`.
+/// - The methods' attributes are recognized by the last segment of their
+///   path (`cached`, `cachette::cached`, `invalidates`).
+/// - On `impl Trait for Type`, the companions (`f_uncached`, `f_refresh`,
+///   `f_key`) and the background refresh of `swr` and `early` cannot be
+///   items of the trait's impl: they go to an inherent `impl Type` with the
+///   same generics, which requires `Type` to be defined in this crate.
+///   Without `#[cached_impl]`, `#[cached]` on a method of a trait impl is
+///   refused by the compiler (`f_uncached` is not a member of the trait).
+#[proc_macro_attribute]
+pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
+    implblock::run(args.into(), item.into()).into()
 }

@@ -6,6 +6,7 @@ use quote::quote;
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat, Type};
 
+use crate::companions::Callee;
 use crate::values::Errors;
 
 /// For swr and early: a closure that, called only when a background
@@ -19,17 +20,16 @@ pub(crate) struct Refresh {
     pub sibling: TokenStream,
 }
 
-pub(crate) fn refresh(func: &ItemFn, errors: &mut Errors) -> Option<Refresh> {
+pub(crate) fn refresh(func: &ItemFn, callee: &Callee<'_>, errors: &mut Errors) -> Option<Refresh> {
     let ident = &func.sig.ident;
     let sibling_ident = syn::Ident::new(&format!("__cachette_refresh_{ident}"), ident.span());
     let mut owned_args = Vec::new(); // what the closure passes
     let mut params = Vec::new(); // the sibling's parameters
     let mut call_args = Vec::new(); // what the sibling passes to the function
-    let mut is_method = false;
+    let mut receiver = None;
     for input in &func.sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                is_method = true;
                 let (clone, ty) = match &r.kind {
                     syn::ReceiverKind::Reference(_, _, Some(_)) => {
                         errors.at(
@@ -48,6 +48,10 @@ pub(crate) fn refresh(func: &ItemFn, errors: &mut Errors) -> Option<Refresh> {
                 };
                 owned_args.push(clone);
                 params.push(quote!(__cachette_self: #ty));
+                receiver = Some(match &r.kind {
+                    syn::ReceiverKind::Reference(..) => quote!(&__cachette_self),
+                    _ => quote!(__cachette_self),
+                });
             }
             FnArg::Typed(pt) => {
                 let Pat::Ident(pi) = &*pt.pat else {
@@ -81,13 +85,14 @@ pub(crate) fn refresh(func: &ItemFn, errors: &mut Errors) -> Option<Refresh> {
             }
         }
     }
-    let (call, target) = if is_method {
-        (
-            quote!(__cachette_self.#ident(#(#call_args),*)),
-            quote!(Self::#sibling_ident),
-        )
-    } else {
-        (quote!(#ident(#(#call_args),*)), quote!(#sibling_ident))
+    let path = callee.path(func);
+    let call = match receiver {
+        Some(receiver) => quote!(#path(#receiver, #(#call_args),*)),
+        None => quote!(#path(#(#call_args),*)),
+    };
+    let target = match callee {
+        Callee::Free => quote!(#sibling_ident),
+        _ => quote!(Self::#sibling_ident),
     };
     let (impl_generics, _, where_clause) = func.sig.generics.split_for_impl();
     let sibling = quote! {

@@ -134,6 +134,14 @@ pub(crate) fn string_list(errors: &mut Errors, name: &Ident, value: &Value) -> O
             for item in items {
                 match item {
                     Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => out.push(s.clone()),
+                    call @ (Expr::Call(_) | Expr::MethodCall(_)) if name == "keys" => errors.at(
+                        call.span(),
+                        format!(
+                            "each of `{name}` must be a string literal template, such as \"user:<id>\"; \
+                             to bust the entry a call of a #[cached] function reads, write \
+                             `calls = [get_user(id)]`"
+                        ),
+                    ),
                     other => errors.at(
                         other.span(),
                         format!("each of `{name}` must be a string literal template, such as \"org:<org>\""),
@@ -148,6 +156,39 @@ pub(crate) fn string_list(errors: &mut Errors, name: &Ident, value: &Value) -> O
                 format!(
                     "`{name}` must be a list of string templates, such as {name} = [\"org:<org>\"]"
                 ),
+            );
+            None
+        }
+    }
+}
+
+/// Expects a list of calls: `[get_user(id), self.get_user(id)]`.
+pub(crate) fn call_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Expr>> {
+    let help = "such as `get_user(id, org)` or `self.get_user(id, org)`";
+    match value {
+        Value::List(_, items) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item {
+                    Expr::Call(c) if matches!(&*c.func, Expr::Path(p) if p.qself.is_none()) => {
+                        out.push(item.clone())
+                    }
+                    Expr::MethodCall(_) => out.push(item.clone()),
+                    other => errors.at(
+                        other.span(),
+                        format!(
+                            "each of `{name}` must be a call of a #[cached] function, {help}: \
+                             its entry is the one that call would read"
+                        ),
+                    ),
+                }
+            }
+            Some(out)
+        }
+        Value::Expr(e) => {
+            errors.at(
+                e.span(),
+                format!("`{name}` must be a list of calls of #[cached] functions, {help}"),
             );
             None
         }

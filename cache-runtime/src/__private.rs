@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use crate::cache::Cache;
+pub use crate::companion::{companion, key_of, Companion, EntryKey};
 pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
 pub use crate::mode::Stores;
@@ -94,10 +95,30 @@ where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    let call = Call::new(site.cache, site.policy, site.function, key, tags);
+    let Some(call) = call(&site, key, tags) else {
+        return body.await;
+    };
+    if call.probe {
+        return std::future::pending().await;
+    }
     site.cache
         .fetch::<M, R, Fut, NoRefresh, _>(call, keep, body, None)
         .await
+}
+
+/// The call's read, as a companion asks (`None`: run the body alone).
+fn call<'a>(site: &Site<'a>, key: &'a str, tags: &'a [String]) -> Option<Call<'a>> {
+    let companion = crate::companion::take();
+    if companion == Some(Companion::Uncached) {
+        return None;
+    }
+    if companion == Some(Companion::Key) {
+        crate::companion::probed(site.cache, key);
+    }
+    let mut call = Call::new(site.cache, site.policy, site.function, key, tags);
+    call.forced = companion == Some(Companion::Refresh);
+    call.probe = companion == Some(Companion::Key);
+    Some(call)
 }
 
 /// `#[cached]` with the swr and early strategies: `refresh` makes an owned
@@ -117,7 +138,12 @@ where
     Mk: FnOnce() -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
-    let call = Call::new(site.cache, site.policy, site.function, key, tags);
+    let Some(call) = call(&site, key, tags) else {
+        return body.await;
+    };
+    if call.probe {
+        return std::future::pending().await;
+    }
     site.cache
         .fetch::<M, R, Fut, Mk, RF>(call, keep, body, Some(refresh))
         .await
@@ -129,26 +155,50 @@ where
 /// around the call, a `select!`, a panicking body), the write may have
 /// committed; the bust is kept as undelivered and retried (I9), which at
 /// worst costs the named entries a miss.
+///
+/// `cache` is `None` when the function names no keys or tags (only
+/// `calls`), which then need no cache of their own. Each call's key is
+/// busted in the cache that call reads.
 pub fn invalidation<'a>(
-    cache: &'a Cache,
+    cache: Option<&'a Cache>,
     function: &Function,
     keys: &[String],
     tags: &[String],
+    calls: &'a [EntryKey],
 ) -> Invalidation<'a> {
-    Invalidation(Armed::new(cache, function.label, Bust::of(keys, tags)))
+    let mut armed: Vec<Armed<'a>> = Vec::new();
+    let mut add =
+        |cache: &'a Cache, bust: Bust| match armed.iter_mut().find(|a| a.cache().same_as(cache)) {
+            Some(a) => a.merge(&bust),
+            None => armed.push(Armed::new(cache, function.label, bust)),
+        };
+    if let Some(cache) = cache {
+        add(cache, Bust::of(keys, tags));
+    }
+    for call in calls {
+        add(
+            call.cache(),
+            Bust::of([call.key()], std::iter::empty::<&str>()),
+        );
+    }
+    Invalidation(armed)
 }
 
 /// See [`invalidation`].
-pub struct Invalidation<'a>(Armed<'a>);
+pub struct Invalidation<'a>(Vec<Armed<'a>>);
 
 impl Invalidation<'_> {
     /// Busts when the body succeeded. A failed bust is logged, counted and
     /// kept for retry inside; the function's result stands.
-    pub async fn finish(self, succeeded: bool) {
-        let (cache, function) = (self.0.cache(), self.0.function());
-        let bust = self.0.disarm();
-        if succeeded {
-            let _ = cache.send(function, bust).await;
+    pub async fn finish(mut self, succeeded: bool) {
+        // One at a time, so that a drop midway keeps the unsent ones armed.
+        while !self.0.is_empty() {
+            let armed = self.0.remove(0);
+            let (cache, function) = (armed.cache(), armed.function());
+            let bust = armed.disarm();
+            if succeeded {
+                let _ = cache.send(function, bust).await;
+            }
         }
     }
 }

@@ -40,6 +40,13 @@ pub struct Cache {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl Cache {
+    /// Whether `other` is a handle to this very cache (a clone of it).
+    pub(crate) fn same_as(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) backend: Backend,
     pub(crate) namespace: Namespace,

@@ -69,7 +69,7 @@ impl Cache {
     /// undelivered.
     pub(crate) async fn send(&self, function: &'static str, bust: Bust) -> Result<(), Error> {
         self.ensure_retrying();
-        if bust.is_empty() {
+        if bust.is_empty() || crate::deferred::hold(self, function, &bust) {
             return Ok(());
         }
         let armed = Armed::new(self, function, bust);
@@ -254,6 +254,14 @@ impl<'a> Armed<'a> {
         self.function
     }
 
+    /// Adds the names of `other` to the armed bust.
+    pub(crate) fn merge(&mut self, other: &Bust) {
+        self.bust
+            .as_mut()
+            .expect("armed until disarmed")
+            .merge(other);
+    }
+
     /// The bust, no longer kept on drop.
     pub(crate) fn disarm(mut self) -> Bust {
         self.bust.take().expect("armed until disarmed")
@@ -263,7 +271,9 @@ impl<'a> Armed<'a> {
 impl Drop for Armed<'_> {
     fn drop(&mut self) {
         let Some(bust) = self.bust.take() else { return };
-        if bust.is_empty() {
+        if bust.is_empty() || crate::deferred::hold(self.cache, self.function, &bust) {
+            // Held by the running deferred scope, which sends it or keeps
+            // it when it ends.
             return;
         }
         tracing::error!(

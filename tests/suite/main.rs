@@ -6,6 +6,9 @@ mod support;
 mod backends;
 #[cfg(feature = "cluster")]
 mod cluster;
+#[allow(async_fn_in_trait)]
+mod companions;
+mod deferred;
 mod faults;
 mod identity;
 mod invalidation;

@@ -47,3 +47,26 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
         )
         .await
 }
+/// Runs `price`'s body without the cache: nothing is read, nothing is stored.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn price_uncached(sku: &str, currency: Currency) -> Option<u64> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Uncached,
+            price(sku, currency),
+        )
+        .await
+}
+/// Runs `price`'s body and stores its result, as a miss does (the versions are read before the body, so an invalidation made meanwhile is never overwritten); returns the result.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn price_refresh(sku: &str, currency: Currency) -> Option<u64> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Refresh,
+            price(sku, currency),
+        )
+        .await
+}
+/// The entry a call of `price` with these arguments reads: its cache and its key, rendered exactly as `price` renders it. The body does not run.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+fn price_key(sku: &str, currency: Currency) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(price(sku, currency))
+}

@@ -49,3 +49,26 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
         )
         .await
 }
+/// Runs `get_user`'s body without the cache: nothing is read, nothing is stored.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn get_user_uncached(id: u64, org: &str) -> Result<User, DbError> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Uncached,
+            get_user(id, org),
+        )
+        .await
+}
+/// Runs `get_user`'s body and stores its result, as a miss does (the versions are read before the body, so an invalidation made meanwhile is never overwritten); returns the result.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn get_user_refresh(id: u64, org: &str) -> Result<User, DbError> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Refresh,
+            get_user(id, org),
+        )
+        .await
+}
+/// The entry a call of `get_user` with these arguments reads: its cache and its key, rendered exactly as `get_user` renders it. The body does not run.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+fn get_user_key(id: u64, org: &str) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(get_user(id, org))
+}

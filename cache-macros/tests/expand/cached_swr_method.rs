@@ -59,7 +59,30 @@ impl Repo {
         ::std::boxed::Box<dyn ::core::future::Future<Output = ()> + ::core::marker::Send>,
     > {
         ::std::boxed::Box::pin(async move {
-            let _ = __cachette_self.catalog(&shop).await;
+            let _ = Self::catalog(&__cachette_self, &shop).await;
         })
+    }
+    /// Runs `catalog`'s body without the cache: nothing is read, nothing is stored.
+    #[allow(clippy::all, clippy::pedantic, unused_mut)]
+    pub async fn catalog_uncached(&self, shop: &str) -> Result<Vec<Product>, DbError> {
+        ::cachette::__private::companion(
+                ::cachette::__private::Companion::Uncached,
+                Self::catalog(self, shop),
+            )
+            .await
+    }
+    /// Runs `catalog`'s body and stores its result, as a miss does (the versions are read before the body, so an invalidation made meanwhile is never overwritten); returns the result.
+    #[allow(clippy::all, clippy::pedantic, unused_mut)]
+    pub async fn catalog_refresh(&self, shop: &str) -> Result<Vec<Product>, DbError> {
+        ::cachette::__private::companion(
+                ::cachette::__private::Companion::Refresh,
+                Self::catalog(self, shop),
+            )
+            .await
+    }
+    /// The entry a call of `catalog` with these arguments reads: its cache and its key, rendered exactly as `catalog` renders it. The body does not run.
+    #[allow(clippy::all, clippy::pedantic, unused_mut)]
+    pub fn catalog_key(&self, shop: &str) -> ::cachette::__private::EntryKey {
+        ::cachette::__private::key_of(Self::catalog(self, shop))
     }
 }

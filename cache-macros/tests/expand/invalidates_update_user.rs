@@ -20,11 +20,13 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
             &[&org as &dyn ::core::fmt::Display],
         ),
     ];
+    let __cachette_calls: [::cachette::__private::EntryKey; 0usize] = [];
     let __cachette_bust = ::cachette::__private::invalidation(
-        __cachette_cache,
+        ::core::option::Option::Some(__cachette_cache),
         &__cachette_fn,
         &__cachette_keys,
         &__cachette_tags,
+        &__cachette_calls,
     );
     let __cachette_ret: Result<User, DbError> = async {
         let __cachette_ret: Result<User, DbError> = { db::update_user(id, patch).await };

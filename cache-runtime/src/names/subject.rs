@@ -174,6 +174,26 @@ impl Bust {
         self.keys.is_empty() && self.tags.is_empty()
     }
 
+    /// Adds the names of `other` that this bust does not have yet.
+    pub(crate) fn merge(&mut self, other: &Bust) {
+        for k in &other.keys {
+            if !self.keys.contains(k) {
+                self.keys.push(k.clone());
+            }
+        }
+        for t in &other.tags {
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+    }
+
+    /// Whether this bust names `subject`'s key or one of its tags.
+    pub(crate) fn covers(&self, subject: &Subject<'_>) -> bool {
+        self.keys.iter().any(|k| k == subject.key())
+            || subject.tags().iter().any(|t| self.tags.contains(t))
+    }
+
     /// Keys and tags together.
     pub(crate) fn len(&self) -> usize {
         self.keys.len() + self.tags.len()

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::backend::Lookup;
 use crate::cache::Cache;
+use crate::deferred::Reading;
 use crate::entry::{self, Check, Meta};
 use crate::flight::Role;
 use crate::keep::Keeper;
@@ -48,6 +49,10 @@ pub(crate) struct Call<'a> {
     /// The key as logs show it.
     pub key: Shown<'a>,
     pub started: Started,
+    /// Skip serving and coalescing: run the body and fill (a refresh).
+    pub forced: bool,
+    /// Only the entry's name was asked for (`f_key`): nothing is read.
+    pub probe: bool,
 }
 
 impl<'a> Call<'a> {
@@ -69,6 +74,8 @@ impl<'a> Call<'a> {
             ),
             key: cache.shown(key, policy.template),
             started: Started::now(),
+            forced: false,
+            probe: false,
         }
     }
 
@@ -121,15 +128,22 @@ impl Cache {
             Keeper::none()
         };
         let entry = call.subject.entry();
-        let forced = REFRESHING
-            .try_with(|refreshing| refreshing == entry)
-            .unwrap_or(false);
+        let forced = call.forced
+            || REFRESHING
+                .try_with(|refreshing| refreshing == entry)
+                .unwrap_or(false);
         if inner.pending.any() {
             self.ensure_retrying();
             if inner.pending.blocks(&call.subject) {
                 // An undelivered invalidation may cover this entry (I9).
                 return self.bypass(&call, body).await;
             }
+        }
+        // Inside a deferred scope (a transaction may be open): an entry a
+        // held bust names is not served, and nothing is stored.
+        let deferring = crate::deferred::reading(self, &call.subject);
+        if deferring == Reading::Busted {
+            return self.bypass(&call, body).await;
         }
         // Held until the lookup answered: a probe dropped earlier is given
         // back, so the breaker cannot stay half-open for good.
@@ -159,7 +173,7 @@ impl Cache {
             if let Some(out) = self.serve::<M, R, _, _>(&call, keep, &lookup, &mut refresh) {
                 return out;
             }
-            if flight.is_some() || nested || alone {
+            if flight.is_some() || nested || alone || deferring == Reading::Inside {
                 // Read again as the leader; or nested in our own flight; or
                 // tired of waiting for another.
                 break lookup;
@@ -184,6 +198,12 @@ impl Cache {
             }
         };
         drop(permit);
+        if deferring == Reading::Inside {
+            if !forced {
+                Counters::bump(&inner.counters.misses);
+            }
+            return self.bypass(&call, body).await;
+        }
 
         let mut lock = None;
         // Nested in its own flight, the call would wait for its own lock.

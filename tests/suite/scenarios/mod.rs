@@ -45,15 +45,15 @@ impl Db {
 
     #[cached(cache = self.cache, key = "user:<id>", ttl = 300, tags = ["org:<org>"])]
     pub async fn get_user(&self, id: u64, org: &str) -> Result<u64, String> {
-        self.get_user_uncached(id, org).await
+        self.load_user(id, org).await
     }
 
     #[cached(cache = self.cache, key = "user:<id>", ttl = 300, tags = ["org:<org>"], strategy = "lock")]
     pub async fn get_user_locked(&self, id: u64, org: &str) -> Result<u64, String> {
-        self.get_user_uncached(id, org).await
+        self.load_user(id, org).await
     }
 
-    pub async fn get_user_uncached(&self, id: u64, _org: &str) -> Result<u64, String> {
+    pub async fn load_user(&self, id: u64, _org: &str) -> Result<u64, String> {
         self.reads.fetch_add(1, SeqCst);
         let version = self.rows.lock().unwrap().get(&id).copied().unwrap_or(0);
         self.gate.pass().await;
