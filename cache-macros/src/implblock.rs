@@ -33,6 +33,9 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
         cache: cache.as_ref(),
     };
     let mut siblings = TokenStream::new();
+    // The attributes' paths as written: they are expanded here, and their
+    // imports are still used.
+    let mut used = Vec::new();
     for item in &mut block.items {
         let ImplItem::Fn(method) = item else { continue };
         let Some(at) = method.attrs.iter().position(|a| kind_of(a).is_some()) else {
@@ -40,6 +43,10 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
         };
         let attr = method.attrs.remove(at);
         let kind = kind_of(&attr).expect("found above");
+        let path = attr.path().clone();
+        if !used.iter().any(|p: &syn::Path| p == &path) {
+            used.push(path);
+        }
         let args = match &attr.meta {
             syn::Meta::List(list) => list.tokens.clone(),
             _ => TokenStream::new(),
@@ -64,6 +71,13 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
     let errors = errors.finish().map(|e| e.to_compile_error());
+    let uses = used.iter().map(|path| {
+        quote! {
+            #[allow(unused_imports)]
+            use #path as _;
+        }
+    });
+    let errors = quote!(#errors #(#uses)*);
     if trait_path.is_some() {
         let (generics, self_ty) = (&block.generics, &block.self_ty);
         let (impl_generics, _, where_clause) = generics.split_for_impl();

@@ -101,7 +101,10 @@ async fn a_refresh_that_races_a_bust_cannot_overwrite_it() {
             let (cache, source) = (cache.clone(), source.clone());
             tokio::spawn(async move { value_refresh(&cache, &source, 1, "g").await })
         };
-        reached.notified().await; // the refresh read version 0 and waits
+        // The refresh read version 0 and waits.
+        tokio::time::timeout(std::time::Duration::from_secs(10), reached.notified())
+            .await
+            .expect("the refresh runs its body");
         write_value(&cache, &source, 1, "g").await; // version 1, busted
         release.notify_one();
         assert_eq!(

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering;
 
-use cachette_examples::{cache_from_env, Repo};
+use cachette_examples::{cache_from_env, DbError, Repo};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,7 +32,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         queries()
     );
     repo.rename("acme", 1, "Artemis").await?;
-    println!("renamed project 1: project:acme:1 and org:acme invalidated");
+    println!("renamed project 1 in a transaction: project:acme:1 and projects:acme invalidated after the commit");
+    println!(
+        "{:?} (queries: {})",
+        repo.project("acme", 1).await?,
+        queries()
+    );
+
+    // Two writes in one transaction of our own: `rename_in` names the
+    // entries it busts by calls of the cached reads
+    // (`calls = [self.project(org, id), self.projects(org)]`), and
+    // `deferred` holds those busts until the commit is done.
+    cachette::deferred(async {
+        let mut tx = repo.pool().begin().await?;
+        repo.rename_in(&mut tx, "acme", 1, "Ares").await?;
+        repo.rename_in(&mut tx, "acme", 2, "Orion").await?;
+        tx.commit().await?;
+        Ok::<_, DbError>(())
+    })
+    .await?;
+    println!(
+        "renamed projects 1 and 2 in one transaction; {} is busted after the commit",
+        repo.project_key("acme", 1).key()
+    );
     println!(
         "{:?} (queries: {})",
         repo.project("acme", 1).await?,

@@ -1,13 +1,17 @@
-//! cachette in a service: a repository over SQLite (sqlx, in-memory)
-//! whose reads are `#[cached]` and whose writes are `#[invalidates]`, with
-//! a tag per organisation. Its examples run it from the command line
+//! cachette in a service: a repository over SQLite (sqlx, a file in WAL
+//! mode) whose reads are `#[cached]` and whose writes run in transactions,
+//! bust through `#[invalidates]` and are sent once the transaction has
+//! committed (`cachette::deferred`). Its examples run it from the command line
 //! (`repository`) and behind an HTTP API (`axum_service`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use cachette::{cached, invalidates, Cache};
+use cachette::{cached, cached_impl, invalidates, Cache};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow,
+};
 use sqlx::Row;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,11 +39,15 @@ impl std::fmt::Display for DbError {
 
 impl std::error::Error for DbError {}
 
+/// A repository over a SQLite file in WAL mode, with a pool of several
+/// connections: a transaction's writes are seen by the other connections
+/// only once it has committed, as with any database server.
 pub struct Repo {
     pool: SqlitePool,
     cache: Cache,
     /// Queries that reached the database, to show what the cache saves.
     pub queries: AtomicU64,
+    _file: TempFile,
 }
 
 fn project(row: SqliteRow) -> Project {
@@ -50,13 +58,23 @@ fn project(row: SqliteRow) -> Project {
     }
 }
 
+/// The reads are cached and the writes bust, all in `self.cache`. Writes
+/// take the transaction they run in; the public `rename` and `delete` open
+/// it, and commit it inside `cachette::deferred`, so that their busts are
+/// sent once the commit is done.
+#[cached_impl(cache = self.cache)]
 impl Repo {
-    /// Opens an in-memory database, creates the schema and a few rows.
+    /// Opens a new database in a temporary file (removed when the
+    /// repository is dropped), creates the schema and a few rows.
     pub async fn open(cache: Cache) -> Result<Repo, DbError> {
-        // One connection: each connection to `:memory:` is its own database.
+        let file = TempFile::new();
+        let options = SqliteConnectOptions::new()
+            .filename(&file.0)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal);
         let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
+            .max_connections(4)
+            .connect_with(options)
             .await?;
         sqlx::query(
             "CREATE TABLE projects (id INTEGER PRIMARY KEY, org TEXT NOT NULL, name TEXT NOT NULL)",
@@ -79,6 +97,7 @@ impl Repo {
             pool,
             cache,
             queries: AtomicU64::new(0),
+            _file: file,
         })
     }
 
@@ -86,7 +105,12 @@ impl Repo {
         &self.cache
     }
 
-    #[cached(cache = self.cache, key = "project:<org>:<id>", ttl = "5m", tags = ["org:<org>"])]
+    /// The connection pool, to run transactions of your own.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    #[cached(key = "project:<org>:<id>", ttl = "5m", tags = ["org:<org>"])]
     pub async fn project(&self, org: &str, id: i64) -> Result<Option<Project>, DbError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let row = sqlx::query("SELECT id, org, name FROM projects WHERE org = ? AND id = ?")
@@ -97,7 +121,7 @@ impl Repo {
         Ok(row.map(project))
     }
 
-    #[cached(cache = self.cache, key = "projects:<org>", ttl = "1m", tags = ["org:<org>"])]
+    #[cached(key = "projects:<org>", ttl = "1m", tags = ["org:<org>"])]
     pub async fn projects(&self, org: &str) -> Result<Vec<Project>, DbError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = sqlx::query("SELECT id, org, name FROM projects WHERE org = ? ORDER BY id")
@@ -107,27 +131,89 @@ impl Repo {
         Ok(rows.into_iter().map(project).collect())
     }
 
-    /// Renames a project; its entry and every list of its organisation are
-    /// invalidated once the update has committed.
-    #[invalidates(cache = self.cache, keys = ["project:<org>:<id>"], tags = ["org:<org>"])]
-    pub async fn rename(&self, org: &str, id: i64, name: &str) -> Result<bool, DbError> {
+    /// Renames a project inside `tx`. The entries that name it are the
+    /// ones the two reads above would read: a renamed parameter or a
+    /// changed key template is a compile error here, not a silent miss.
+    #[invalidates(calls = [self.project(org, id), self.projects(org)])]
+    pub async fn rename_in(
+        &self,
+        tx: &mut SqliteConnection,
+        org: &str,
+        id: i64,
+        name: &str,
+    ) -> Result<bool, DbError> {
         let done = sqlx::query("UPDATE projects SET name = ? WHERE org = ? AND id = ?")
             .bind(name)
             .bind(org)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    #[invalidates(cache = self.cache, keys = ["project:<org>:<id>"], tags = ["org:<org>"])]
-    pub async fn delete(&self, org: &str, id: i64) -> Result<bool, DbError> {
+    /// Deletes a project inside `tx`, and busts every entry of its
+    /// organisation.
+    #[invalidates(tags = ["org:<org>"])]
+    pub async fn delete_in(
+        &self,
+        tx: &mut SqliteConnection,
+        org: &str,
+        id: i64,
+    ) -> Result<bool, DbError> {
         let done = sqlx::query("DELETE FROM projects WHERE org = ? AND id = ?")
             .bind(org)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Renames a project in a transaction of its own; the entries are
+    /// busted once it has committed.
+    pub async fn rename(&self, org: &str, id: i64, name: &str) -> Result<bool, DbError> {
+        cachette::deferred(async {
+            let mut tx = self.pool.begin().await?;
+            let renamed = self.rename_in(&mut tx, org, id, name).await?;
+            tx.commit().await?;
+            Ok(renamed)
+        })
+        .await
+    }
+
+    /// Deletes a project in a transaction of its own; the entries are
+    /// busted once it has committed.
+    pub async fn delete(&self, org: &str, id: i64) -> Result<bool, DbError> {
+        cachette::deferred(async {
+            let mut tx = self.pool.begin().await?;
+            let deleted = self.delete_in(&mut tx, org, id).await?;
+            tx.commit().await?;
+            Ok(deleted)
+        })
+        .await
+    }
+}
+
+/// A database file in the temporary directory, removed (with its WAL
+/// files) when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new() -> TempFile {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("cachette-example-{}-{n}.db", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
