@@ -56,7 +56,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use cache_macros::{cached, cached_impl, invalidates};
+pub use cache_macros::{cached, cached_impl, invalidates, tag};
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
     Error, ErrorKind, FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, SystemClock,

@@ -36,9 +36,10 @@ impl Kind {
                 "beta",
                 "cache",
                 "cache_none",
+                "tags_from",
                 "crate",
             ],
-            Kind::Invalidates => &["keys", "tags", "calls", "cache", "crate"],
+            Kind::Invalidates => &["keys", "tags", "calls", "tags_from", "cache", "crate"],
         }
     }
 }
@@ -99,6 +100,8 @@ pub(crate) struct Options {
     pub keys: Vec<LitStr>,
     /// Calls of `#[cached]` functions whose entries are busted.
     pub calls: Vec<Expr>,
+    /// A function from the result to more tags.
+    pub tags_from: Option<Expr>,
     pub tags: Vec<LitStr>,
     /// The entry's TTL in milliseconds (`#[cached]`, required).
     pub ttl: Option<u64>,
@@ -133,6 +136,7 @@ struct Written {
     key: Once<LitStr>,
     keys: Once<Vec<LitStr>>,
     calls: Once<Vec<Expr>>,
+    tags_from: Once<Expr>,
     tags: Once<Vec<LitStr>>,
     ttl: Once<u64>,
     stale_ttl: Once<u64>,
@@ -195,6 +199,11 @@ impl Written {
             "calls" => {
                 if let Some(v) = values::call_list(errors, name, &value) {
                     self.calls.set(errors, name, v);
+                }
+            }
+            "tags_from" => {
+                if let Some(v) = values::expr(errors, name, value) {
+                    self.tags_from.set(errors, name, v);
                 }
             }
             "ttl" => {
@@ -306,6 +315,7 @@ impl Written {
             key: self.key.into_inner(),
             keys: self.keys.into_inner().unwrap_or_default(),
             calls: self.calls.into_inner().unwrap_or_default(),
+            tags_from: self.tags_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
             ttl: self.ttl.into_inner(),
             stale_ttl: self.stale_ttl.into_inner(),

@@ -259,6 +259,10 @@ pub(crate) fn expand(
             // be stored is reported there; resolved at the call site, like
             // every other token the attribute writes.
             let at = Span::call_site().located_at(ret.map_or_else(Span::call_site, Spanned::span));
+            let tags_from_arg = match &opts.tags_from {
+                Some(_) => quote!(::core::option::Option::Some(&__cachette_tags_from)),
+                None => quote!(::core::option::Option::None),
+            };
             let (call, refresh_arg) = match &refresh {
                 Some(Refresh {
                     closure: refresh, ..
@@ -294,12 +298,21 @@ pub(crate) fn expand(
                     #mode_and_keeper,
                     &__cachette_key,
                     &__cachette_tags,
+                    #tags_from_arg,
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
                     #refresh_arg
                 },
             );
             args.set_span(at);
             let call_expr = quote!(#callee #args);
+            let derive = opts.tags_from.as_ref().map(|f| {
+                let at = Span::call_site().located_at(f.span());
+                let helper = respan(quote!(#private::tags_from), at);
+                let helper = quote!(#helper::<_, #ret_ty, _, _>);
+                quote_spanned! {at=>
+                    let __cachette_tags_from = #helper(&__cachette_mode, #f);
+                }
+            });
             let call_expr = quote_spanned!(at=> #call_expr.await);
             quote! {
                 const __CACHETTE_POLICY: #private::Policy = #policy;
@@ -309,15 +322,27 @@ pub(crate) fn expand(
                 let __cachette_mode = #mode_expr;
                 let __cachette_keep = #keeper;
                 let __cachette_tags = [#(#tag_exprs),*];
+                #derive
                 #call_expr
             }
         }
         Kind::Invalidates => {
             let key_exprs = keys.iter().map(|t| render_call(t, &private));
             let calls = opts.calls.iter().map(key_call);
+            // Tags from the result, once it is known to have succeeded.
+            let derive = opts.tags_from.as_ref().map(|f| {
+                quote_spanned! {f.span()=>
+                    if let ::core::option::Option::Some(__cachette_value) =
+                        #private::BustWhen::success(&__cachette_when, &__cachette_ret)
+                    {
+                        __cachette_bust.add_tags(&#private::derived_tags(__cachette_value, #f));
+                    }
+                }
+            });
             let n_calls = opts.calls.len();
             // Only `calls`: each names its own cache; the function needs none.
-            let (preamble, own) = if keys.is_empty() && tags.is_empty() {
+            let (preamble, own) = if keys.is_empty() && tags.is_empty() && opts.tags_from.is_none()
+            {
                 (preamble_without_cache, quote!(::core::option::Option::None))
             } else {
                 (
@@ -330,7 +355,8 @@ pub(crate) fn expand(
                 let __cachette_keys = [#(#key_exprs),*];
                 let __cachette_tags = [#(#tag_exprs),*];
                 let __cachette_calls: [#private::EntryKey; #n_calls] = [#(#calls),*];
-                let __cachette_bust = #private::invalidation(
+                #[allow(unused_mut)]
+                let mut __cachette_bust = #private::invalidation(
                     #own,
                     &__cachette_fn,
                     &__cachette_keys,
@@ -339,9 +365,9 @@ pub(crate) fn expand(
                 );
                 let __cachette_ret: #ret_ty =
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
-                let __cachette_ok = (&&#private::Select::<#ret_ty>::new())
-                    .__cachette_bust()
-                    .succeeded(&__cachette_ret);
+                let __cachette_when = (&&#private::Select::<#ret_ty>::new()).__cachette_bust();
+                let __cachette_ok = __cachette_when.succeeded(&__cachette_ret);
+                #derive
                 __cachette_bust.finish(__cachette_ok).await;
                 __cachette_ret
             }

@@ -12,6 +12,7 @@ mod implblock;
 mod refresh;
 #[cfg(test)]
 mod snapshots;
+mod tag;
 mod template;
 mod values;
 
@@ -151,4 +152,25 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
     implblock::run(args.into(), item.into()).into()
+}
+
+/// A key or tag rendered from a template, exactly as `#[cached]` and
+/// `#[invalidates]` render theirs (the same escaping, the same rule for long
+/// names), for `tags_from`, the `invalidate_*` methods and `get_or_fetch`.
+///
+/// ```
+/// let author = "Le Guin";
+/// let id = 7;
+/// assert_eq!(cachette::tag!("author:<name>", name = author), "author:Le%20Guin");
+/// assert_eq!(cachette::tag!("book:<id>:<lang>", id = id, lang = "en"), "book:7:en");
+/// // A value cannot reach outside its placeholder:
+/// assert_eq!(cachette::tag!("org:<org>", org = "a:b"), "org:a%3Ab");
+/// ```
+///
+/// Every placeholder (`<name>`, or `<name.field>`) must be given by name,
+/// and every argument must be a placeholder: a typo is a compile error, not
+/// a tag that silently never matches. Values are `Display`.
+#[proc_macro]
+pub fn tag(input: TokenStream) -> TokenStream {
+    tag::run(input.into()).into()
 }

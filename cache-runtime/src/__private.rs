@@ -1,8 +1,10 @@
 //! What the macros' generated code calls. Not a public API: names and
 //! signatures change without notice.
 
+use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::cache::Cache;
@@ -11,8 +13,8 @@ pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
 pub use crate::mode::Stores;
 pub use crate::mode::{
-    cache_none_applies, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode, PlainMode,
-    ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
+    cache_none_applies, derived_tags, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode,
+    PlainMode, ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
 };
 pub use crate::names::name_pattern;
 pub use crate::names::Function;
@@ -83,27 +85,47 @@ pub struct Site<'a> {
 }
 
 /// `#[cached]` with the aside and lock strategies.
+#[allow(clippy::too_many_arguments)]
 pub async fn cached<M, R, Fut>(
     site: Site<'_>,
     _mode: M,
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
+    tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
     body: Fut,
 ) -> R
 where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    let Some(call) = call(&site, key, tags) else {
+    let hinted = tags_from.map(|_| hinted(&site, key));
+    let tags = with_hinted(tags, hinted.as_deref());
+    let Some(mut call) = call(&site, key, &tags) else {
         return body.await;
     };
     if call.probe {
         return std::future::pending().await;
     }
+    call.derived = hinted;
     site.cache
-        .fetch::<M, R, Fut, NoRefresh, _>(call, keep, body, None)
+        .fetch::<M, R, Fut, NoRefresh, _>(call, keep, body, None, tags_from)
         .await
+}
+
+/// The derived tags remembered for the key (`tags_from`).
+fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
+    site.cache
+        .hinted(&site.function, key)
+        .unwrap_or_else(|| Arc::from(Vec::new()))
+}
+
+/// The call's tags, then the derived ones it reads.
+fn with_hinted<'t>(tags: &'t [String], hinted: Option<&[String]>) -> Cow<'t, [String]> {
+    match hinted {
+        Some(hinted) if !hinted.is_empty() => Cow::Owned([tags, hinted].concat()),
+        _ => Cow::Borrowed(tags),
+    }
 }
 
 /// The call's read, as a companion asks (`None`: run the body alone).
@@ -123,12 +145,14 @@ fn call<'a>(site: &Site<'a>, key: &'a str, tags: &'a [String]) -> Option<Call<'a
 
 /// `#[cached]` with the swr and early strategies: `refresh` makes an owned
 /// future that calls the function again, for background refreshes.
+#[allow(clippy::too_many_arguments)]
 pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
     site: Site<'_>,
     _mode: M,
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
+    tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
     body: Fut,
     refresh: Mk,
 ) -> R
@@ -138,15 +162,32 @@ where
     Mk: FnOnce() -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
-    let Some(call) = call(&site, key, tags) else {
+    let hinted = tags_from.map(|_| hinted(&site, key));
+    let tags = with_hinted(tags, hinted.as_deref());
+    let Some(mut call) = call(&site, key, &tags) else {
         return body.await;
     };
     if call.probe {
         return std::future::pending().await;
     }
+    call.derived = hinted;
     site.cache
-        .fetch::<M, R, Fut, Mk, RF>(call, keep, body, Some(refresh))
+        .fetch::<M, R, Fut, Mk, RF>(call, keep, body, Some(refresh), tags_from)
         .await
+}
+
+/// `tags_from = derive` of a `#[cached]` function: the tags of a value
+/// the function stores (`mode` names its type).
+pub fn tags_from<M, R, I, S>(
+    _mode: &M,
+    derive: impl Fn(&M::Value) -> I + Sync,
+) -> impl Fn(&M::Value) -> Vec<String> + Sync
+where
+    M: Mode<R>,
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    move |value| derived_tags(value, &derive)
 }
 
 /// `#[invalidates]`: armed before the body runs, finished after it.
@@ -166,6 +207,7 @@ pub fn invalidation<'a>(
     tags: &[String],
     calls: &'a [EntryKey],
 ) -> Invalidation<'a> {
+    let own = cache.is_some();
     let mut armed: Vec<Armed<'a>> = Vec::new();
     let mut add =
         |cache: &'a Cache, bust: Bust| match armed.iter_mut().find(|a| a.cache().same_as(cache)) {
@@ -181,19 +223,31 @@ pub fn invalidation<'a>(
             Bust::of([call.key()], std::iter::empty::<&str>()),
         );
     }
-    Invalidation(armed)
+    Invalidation { armed, own }
 }
 
 /// See [`invalidation`].
-pub struct Invalidation<'a>(Vec<Armed<'a>>);
+pub struct Invalidation<'a> {
+    armed: Vec<Armed<'a>>,
+    /// The first is the function's own cache's.
+    own: bool,
+}
 
 impl Invalidation<'_> {
+    /// Adds tags derived from the result (`tags_from`) to the bust of the
+    /// function's own cache.
+    pub fn add_tags(&mut self, tags: &[String]) {
+        if self.own {
+            self.armed[0].merge(&Bust::of(std::iter::empty::<&str>(), tags));
+        }
+    }
+
     /// Busts when the body succeeded. A failed bust is logged, counted and
     /// kept for retry inside; the function's result stands.
     pub async fn finish(mut self, succeeded: bool) {
         // One at a time, so that a drop midway keeps the unsent ones armed.
-        while !self.0.is_empty() {
-            let armed = self.0.remove(0);
+        while !self.armed.is_empty() {
+            let armed = self.armed.remove(0);
             let (cache, function) = (armed.cache(), armed.function());
             let bust = armed.disarm();
             if succeeded {

@@ -71,6 +71,8 @@ pub(crate) struct Inner {
     pub(crate) log_full_names: bool,
     /// Values of `Clone` types are kept decoded (see `keep.rs`).
     pub(crate) keep_decoded: bool,
+    /// The tags each key's value derived last (`tags_from`).
+    pub(crate) derived: crate::derived::Hints,
 }
 
 /// Remembers which keys were warned about, up to a bound (past it, it

@@ -22,6 +22,7 @@ mod cache;
 mod codec;
 mod companion;
 mod deferred;
+mod derived;
 mod entry;
 mod error;
 mod flight;

@@ -205,8 +205,14 @@ impl<R> SelectPlain for Select<R> {}
 
 /// When an `#[invalidates]` function's result calls for its bust.
 pub trait BustWhen<R> {
+    /// What `tags_from` is given when the call succeeded.
+    type Success;
     /// Whether the call succeeded.
-    fn succeeded(&self, out: &R) -> bool;
+    fn succeeded(&self, out: &R) -> bool {
+        self.success(out).is_some()
+    }
+    /// The successful result, if the call succeeded.
+    fn success<'a>(&self, out: &'a R) -> Option<&'a Self::Success>;
 }
 
 /// A `Result`: after `Ok` only.
@@ -214,8 +220,9 @@ pub trait BustWhen<R> {
 pub struct BustIfOk;
 
 impl<T, E> BustWhen<Result<T, E>> for BustIfOk {
-    fn succeeded(&self, out: &Result<T, E>) -> bool {
-        out.is_ok()
+    type Success = T;
+    fn success<'a>(&self, out: &'a Result<T, E>) -> Option<&'a T> {
+        out.as_ref().ok()
     }
 }
 
@@ -224,9 +231,22 @@ impl<T, E> BustWhen<Result<T, E>> for BustIfOk {
 pub struct BustAlways;
 
 impl<R> BustWhen<R> for BustAlways {
-    fn succeeded(&self, _: &R) -> bool {
-        true
+    type Success = R;
+    fn success<'a>(&self, out: &'a R) -> Option<&'a R> {
+        Some(out)
     }
+}
+
+/// The tags `derive` names for a successful result (`tags_from`).
+pub fn derived_tags<V: ?Sized, I, S>(value: &V, derive: impl FnOnce(&V) -> I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    derive(value)
+        .into_iter()
+        .map(|s| s.as_ref().to_string())
+        .collect()
 }
 
 #[cfg(test)]

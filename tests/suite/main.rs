@@ -21,4 +21,5 @@ mod replicas;
 mod restarts;
 mod security;
 mod strategies;
+mod tags;
 mod tls;

@@ -37,6 +37,7 @@ impl Repo {
                 __cachette_keep,
                 &__cachette_key,
                 &__cachette_tags,
+                ::core::option::Option::None,
                 async {
                     let __cachette_ret: Result<Vec<Product>, DbError> = {
                         self.db.products(shop).await

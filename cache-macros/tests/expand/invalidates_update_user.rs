@@ -21,7 +21,8 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         ),
     ];
     let __cachette_calls: [::cachette::__private::EntryKey; 0usize] = [];
-    let __cachette_bust = ::cachette::__private::invalidation(
+    #[allow(unused_mut)]
+    let mut __cachette_bust = ::cachette::__private::invalidation(
         ::core::option::Option::Some(__cachette_cache),
         &__cachette_fn,
         &__cachette_keys,
@@ -33,9 +34,11 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         __cachette_ret
     }
         .await;
-    let __cachette_ok = (&&::cachette::__private::Select::<Result<User, DbError>>::new())
-        .__cachette_bust()
-        .succeeded(&__cachette_ret);
+    let __cachette_when = (&&::cachette::__private::Select::<
+        Result<User, DbError>,
+    >::new())
+        .__cachette_bust();
+    let __cachette_ok = __cachette_when.succeeded(&__cachette_ret);
     __cachette_bust.finish(__cachette_ok).await;
     __cachette_ret
 }

@@ -53,6 +53,11 @@ pub(crate) struct Call<'a> {
     pub forced: bool,
     /// Only the entry's name was asked for (`f_key`): nothing is read.
     pub probe: bool,
+    /// The key as rendered.
+    pub text: &'a str,
+    /// With `tags_from`: the derived tags this call read (the hint), the
+    /// last of the call's tags.
+    pub derived: Option<std::sync::Arc<[String]>>,
 }
 
 impl<'a> Call<'a> {
@@ -76,6 +81,8 @@ impl<'a> Call<'a> {
             started: Started::now(),
             forced: false,
             probe: false,
+            text: key,
+            derived: None,
         }
     }
 
@@ -114,6 +121,7 @@ impl Cache {
         keep: Keeper<M::Value>,
         body: Fut,
         refresh: Option<Mk>,
+        tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
     ) -> R
     where
         M: Mode<R>,
@@ -244,7 +252,20 @@ impl Cache {
         } else {
             body.await
         };
-        if let Some(value) = M::cacheable(&out) {
+        // With `tags_from`, only a value that derives the tags whose
+        // versions were read before the body may be stored (`derived.rs`).
+        let derives_what_was_read = |value: &M::Value| match (tags_from, &call.derived) {
+            (Some(derive), Some(read)) => {
+                let derived = crate::derived::normalize(derive(value));
+                let same = *derived == **read;
+                if !same {
+                    self.hint(&call.subject.function(), call.text, derived);
+                }
+                same
+            }
+            _ => true,
+        };
+        if let Some(value) = M::cacheable(&out).filter(|v| derives_what_was_read(v)) {
             let now = inner.clock.now_millis();
             let fresh_until_ms = match call.policy.strategy {
                 Strategy::Swr | Strategy::Early => now
@@ -424,7 +445,7 @@ impl Cache {
             &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
         );
         let call = Call::new(self, &policy, function, key, tags);
-        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None)
+        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, None)
             .await
     }
 }
