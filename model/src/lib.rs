@@ -16,7 +16,9 @@
 //!   (`near.rs`), and readers;
 //! - a writer that writes the database, then busts the key or the tag
 //!   (`invalidate.rs`: a new version token), and counts as complete once
-//!   the bust returned.
+//!   the bust returned; with `transactions`, it writes inside a database
+//!   transaction that other connections do not see until `Commit`, and
+//!   its bust is held until the commit (`deferred.rs`).
 //!
 //! A reader (`read/mod.rs`, `Cache::fetch`):
 //! 1. `near_hit`: with a kept lookup, sends an ordering round trip and,
@@ -186,6 +188,11 @@ pub enum Writer {
     Ready,
     /// Wrote the database; the bust is next.
     Wrote(u8),
+    /// Wrote inside a database transaction that has not committed: other
+    /// connections still read the old value.
+    Open(u8),
+    /// With `BustBeforeCommit`: busted, the transaction still open.
+    BustedOpen(u8),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -240,6 +247,9 @@ pub enum Weakening {
     KeepOvertaken,
     /// The retry clears the kept bust before Redis took it.
     ClearPendingBeforeBust,
+    /// A write inside a transaction busts before the commit (the bust is
+    /// not deferred to the end of the transaction).
+    BustBeforeCommit,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -274,6 +284,8 @@ pub enum Action {
     Write,
     /// The writer's bust of the key (or the tag) runs and returns.
     Bust { tag: bool },
+    /// The writer's transaction commits.
+    Commit,
     /// Redis loses a name (eviction, expiry).
     Lose(Name),
     /// Redis saves a snapshot (`BGSAVE`).
@@ -295,6 +307,9 @@ pub struct Protocol {
     pub max_failed_busts: u8,
     /// Misses take the key's lock (`strategy = "lock"`), which may expire.
     pub locks: bool,
+    /// The writer writes inside a database transaction, its busts held
+    /// until the commit (`deferred.rs`).
+    pub transactions: bool,
     pub weakening: Weakening,
 }
 
@@ -309,6 +324,7 @@ impl Protocol {
             max_restarts: 0,
             max_failed_busts: 0,
             locks: false,
+            transactions: false,
             weakening,
         }
     }
@@ -323,6 +339,7 @@ impl Protocol {
             max_restarts: 0,
             max_failed_busts: 0,
             locks: false,
+            transactions: false,
             weakening,
         }
     }
@@ -337,7 +354,18 @@ impl Protocol {
             max_restarts: 0,
             max_failed_busts: 0,
             locks: true,
+            transactions: false,
             weakening,
+        }
+    }
+
+    /// Two processes (one with two readers), one write made inside a
+    /// database transaction: another connection reads only what has
+    /// committed, and the bust is held until the commit (`deferred`).
+    pub fn with_transactions(weakening: Weakening) -> Protocol {
+        Protocol {
+            transactions: true,
+            ..Protocol::readers_and_writers(1, weakening)
         }
     }
 
@@ -356,6 +384,7 @@ impl Protocol {
             max_restarts: restarts,
             max_failed_busts: failed_busts,
             locks: false,
+            transactions: false,
             weakening,
         }
     }
@@ -582,6 +611,14 @@ impl Model for Protocol {
         }
         match state.writer {
             Writer::Ready if state.writes < self.max_writes => actions.push(Action::Write),
+            Writer::Open(_) => {
+                actions.push(Action::Commit);
+                if self.weakening == Weakening::BustBeforeCommit {
+                    actions.push(Action::Bust { tag: false });
+                    actions.push(Action::Bust { tag: true });
+                }
+            }
+            Writer::BustedOpen(_) => actions.push(Action::Commit),
             Writer::Wrote(_) => {
                 actions.push(Action::Bust { tag: false });
                 actions.push(Action::Bust { tag: true });
@@ -760,19 +797,40 @@ impl Model for Protocol {
                     _ => s.lookup(p, r),
                 }
             }
+            Action::Write if self.transactions => {
+                s.writes += 1;
+                s.writer = Writer::Open(s.db + 1);
+            }
             Action::Write => {
                 s.db += 1;
                 s.writes += 1;
                 s.writer = Writer::Wrote(s.db);
             }
-            Action::Bust { tag } => {
-                let Writer::Wrote(value) = s.writer else {
-                    return None;
-                };
-                s.bust(tag, weak);
-                s.complete = value;
-                s.writer = Writer::Ready;
-            }
+            Action::Commit => match s.writer {
+                // `deferred`: the held bust is sent once the commit is done.
+                Writer::Open(value) => {
+                    s.db = value;
+                    s.writer = Writer::Wrote(value);
+                }
+                Writer::BustedOpen(value) => {
+                    s.db = value;
+                    s.complete = value;
+                    s.writer = Writer::Ready;
+                }
+                _ => return None,
+            },
+            Action::Bust { tag } => match s.writer {
+                Writer::Wrote(value) => {
+                    s.bust(tag, weak);
+                    s.complete = value;
+                    s.writer = Writer::Ready;
+                }
+                Writer::Open(value) => {
+                    s.bust(tag, weak);
+                    s.writer = Writer::BustedOpen(value);
+                }
+                _ => return None,
+            },
             Action::BustFails { tag } => {
                 let Writer::Wrote(value) = s.writer else {
                     return None;

@@ -57,6 +57,14 @@ fn the_protocol_never_serves_a_stale_read_while_a_bust_is_kept() {
     );
 }
 
+#[test]
+fn the_protocol_never_serves_a_stale_read_with_transactions() {
+    holds(
+        "2 processes, 1 write in a transaction, its bust deferred to the commit",
+        Protocol::with_transactions(Weakening::None),
+    );
+}
+
 fn caught(protocol: Protocol) {
     let weakening = protocol.weakening;
     let checker = protocol.checker().spawn_bfs().join();
@@ -150,4 +158,9 @@ fn clearing_a_kept_bust_before_redis_took_it_is_caught() {
         1,
         Weakening::ClearPendingBeforeBust,
     ));
+}
+
+#[test]
+fn busting_before_the_commit_is_caught() {
+    caught(Protocol::with_transactions(Weakening::BustBeforeCommit));
 }
