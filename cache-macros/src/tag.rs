@@ -66,7 +66,14 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             ));
         }
     }
-    let parsed = template::parse(&template, &names)?;
+    let parsed = template::parse(&template, &names).map_err(|e| {
+        // The template's words are a function's; here they are arguments.
+        let msg = e
+            .to_string()
+            .replace("the parameters are", "the arguments are")
+            .replace("the function has no parameters", "no argument is given");
+        syn::Error::new(template.span(), msg)
+    })?;
     let text = template.value();
     for (name, _) in &args {
         let used = text.contains(&format!("<{name}>")) || text.contains(&format!("<{name}."));

@@ -20,6 +20,7 @@ pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 
+use crate::derived::DeriveTags;
 use crate::invalidate::Armed;
 use crate::names::Bust;
 use crate::read::{Call, NoRefresh};
@@ -92,7 +93,7 @@ pub async fn cached<M, R, Fut>(
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
+    tags_from: Option<&DeriveTags<M::Value>>,
     body: Fut,
 ) -> R
 where
@@ -152,7 +153,7 @@ pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
+    tags_from: Option<&DeriveTags<M::Value>>,
     body: Fut,
     refresh: Mk,
 ) -> R

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::deferred::Reading;
+use crate::derived::DeriveTags;
 use crate::entry::{self, Check, Meta};
 use crate::flight::Role;
 use crate::keep::Keeper;
@@ -121,7 +122,7 @@ impl Cache {
         keep: Keeper<M::Value>,
         body: Fut,
         refresh: Option<Mk>,
-        tags_from: Option<&(dyn Fn(&M::Value) -> Vec<String> + Sync)>,
+        tags_from: Option<&DeriveTags<M::Value>>,
     ) -> R
     where
         M: Mode<R>,
