@@ -45,6 +45,13 @@ impl Cache {
     pub(crate) fn same_as(&self, other: &Cache) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
+
+    /// Whether `other` writes the same names on the same server (it shares
+    /// this cache's set of undelivered busts): a bust by either reaches
+    /// the other's entries.
+    pub(crate) fn shares_names_with(&self, other: &Cache) -> bool {
+        Arc::ptr_eq(&self.inner.pending, &other.inner.pending)
+    }
 }
 
 pub(crate) struct Inner {

@@ -39,7 +39,7 @@ impl Held {
     fn covers(&self, cache: &Cache, subject: &Subject<'_>) -> bool {
         crate::sync::lock(&self.0)
             .iter()
-            .any(|(c, _, bust)| c.same_as(cache) && bust.covers(subject))
+            .any(|(c, _, bust)| c.shares_names_with(cache) && bust.covers(subject))
     }
 }
 

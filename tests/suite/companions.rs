@@ -288,3 +288,34 @@ async fn every_kind_of_function_is_cached_with_its_companions() {
         assert_eq!(conn.queries, 3);
     }
 }
+
+/// An swr method of a trait impl refreshes in the background, through the
+/// trait (its refresh lives in an inherent impl).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_swr_method_of_a_trait_impl_refreshes_in_the_background() {
+    let clock = crate::support::ManualClock::default();
+    let server = crate::support::RedisServer::start();
+    let builder = Cache::builder()
+        .clock(clock.clone())
+        .command_timeout(std::time::Duration::from_secs(5));
+    let caches = [
+        builder.clone().memory(),
+        builder.connect(&server.url()).await.unwrap(),
+    ];
+    for cache in caches {
+        let backend = cache.backend_name();
+        let books = Books {
+            cache: cache.clone(),
+            source: Source::default(),
+            lists: Arc::default(),
+        };
+        assert_eq!(books.shelf("a").await, vec![0]);
+        books.source.version.store(1, SeqCst);
+        clock.advance(std::time::Duration::from_secs(61)); // past the TTL
+        assert_eq!(books.shelf("a").await, vec![0], "{backend}: stale, at once");
+        cache.refreshes_settled().await;
+        assert_eq!(cache.stats().refreshes, 1, "{backend}: one refresh");
+        assert_eq!(books.shelf("a").await, vec![1], "{backend}: refreshed");
+        assert_eq!(books.lists.load(SeqCst), 2, "{backend}");
+    }
+}

@@ -252,3 +252,23 @@ async fn busts_of_two_caches_are_held_and_each_sent_once() {
         assert_eq!(row(&two, &source, 1).await, 2, "busted");
     }
 }
+
+/// Two handles built apart on one server and namespace: a bust held for
+/// one is not served, inside the scope, through the other.
+#[tokio::test]
+async fn a_held_bust_covers_every_handle_of_its_namespace() {
+    let server = crate::support::RedisServer::start();
+    let (one, two) = (server.cache().await, server.cache().await);
+    let source = Source::default();
+    row(&two, &source, 1).await;
+    deferred(async {
+        write_row(&one, &source, 1).await.unwrap();
+        assert_eq!(
+            row(&two, &source, 1).await,
+            1,
+            "the scope reads its own write"
+        );
+    })
+    .await;
+    assert_eq!(row(&two, &source, 1).await, 1);
+}
