@@ -84,10 +84,13 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
             ));
         }
     }
-    let bindings = args.iter().map(|(name, value)| {
-        let name = Ident::new(&name.to_string(), template.span());
-        quote_spanned!(syn::spanned::Spanned::span(value)=> let #name = &(#value);)
-    });
+    // Bound all at once, so that no value can read another's binding.
+    let names = args
+        .iter()
+        .map(|(name, _)| Ident::new(&name.to_string(), template.span()));
+    let values = args
+        .iter()
+        .map(|(_, value)| quote_spanned!(syn::spanned::Spanned::span(value)=> &(#value)));
     let pieces = &parsed.pieces;
     let span = parsed.span;
     let holes = parsed
@@ -95,7 +98,8 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
         .iter()
         .map(|h| quote_spanned!(span=> #h as &dyn ::core::fmt::Display));
     Ok(quote! {{
-        #(#bindings)*
+        #[allow(unused_parens)]
+        let (#(#names,)*) = (#(#values,)*);
         ::cachette::__private::render(&[#(#pieces),*], &[#(#holes),*])
     }})
 }

@@ -23,7 +23,7 @@ pub use crate::policy::{Policy, Strategy};
 use crate::derived::DeriveTags;
 use crate::invalidate::Armed;
 use crate::names::Bust;
-use crate::read::{Call, NoRefresh};
+use crate::read::{Call, Fetched, NoRefresh};
 
 /// The function in which the closure `f` is declared, whose code hashes
 /// to `code`: its label and the id of its entries (distinct per
@@ -100,48 +100,7 @@ where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    let hinted = tags_from.map(|_| hinted(&site, key));
-    let tags = with_hinted(tags, hinted.as_deref());
-    let Some(mut call) = call(&site, key, &tags) else {
-        return body.await;
-    };
-    if call.probe {
-        return std::future::pending().await;
-    }
-    call.derived = hinted;
-    site.cache
-        .fetch::<M, R, Fut, NoRefresh, _>(call, keep, body, None, tags_from)
-        .await
-}
-
-/// The derived tags remembered for the key (`tags_from`).
-fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
-    site.cache
-        .hinted(&site.function, key)
-        .unwrap_or_else(|| Arc::from(Vec::new()))
-}
-
-/// The call's tags, then the derived ones it reads.
-fn with_hinted<'t>(tags: &'t [String], hinted: Option<&[String]>) -> Cow<'t, [String]> {
-    match hinted {
-        Some(hinted) if !hinted.is_empty() => Cow::Owned([tags, hinted].concat()),
-        _ => Cow::Borrowed(tags),
-    }
-}
-
-/// The call's read, as a companion asks (`None`: run the body alone).
-fn call<'a>(site: &Site<'a>, key: &'a str, tags: &'a [String]) -> Option<Call<'a>> {
-    let companion = crate::companion::take();
-    if companion == Some(Companion::Uncached) {
-        return None;
-    }
-    if companion == Some(Companion::Key) {
-        crate::companion::probed(site.cache, key);
-    }
-    let mut call = Call::new(site.cache, site.policy, site.function, key, tags);
-    call.forced = companion == Some(Companion::Refresh);
-    call.probe = companion == Some(Companion::Key);
-    Some(call)
+    read::<M, R, Fut, NoRefresh, _>(site, keep, key, tags, tags_from, body, None).await
 }
 
 /// `#[cached]` with the swr and early strategies: `refresh` makes an owned
@@ -163,18 +122,75 @@ where
     Mk: FnOnce() -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
-    let hinted = tags_from.map(|_| hinted(&site, key));
-    let tags = with_hinted(tags, hinted.as_deref());
-    let Some(mut call) = call(&site, key, &tags) else {
-        return body.await;
-    };
-    if call.probe {
-        return std::future::pending().await;
+    read::<M, R, Fut, Mk, RF>(site, keep, key, tags, tags_from, body, Some(refresh)).await
+}
+
+/// How many times a call reads again under derived tags learned while it
+/// waited for another caller's fill (`tags_from`).
+const REHINTS: u32 = 2;
+
+/// A cached call, as its companion (if any) asks.
+async fn read<M, R, Fut, Mk, RF>(
+    site: Site<'_>,
+    keep: Keeper<M::Value>,
+    key: &str,
+    tags: &[String],
+    tags_from: Option<&DeriveTags<M::Value>>,
+    body: Fut,
+    refresh: Option<Mk>,
+) -> R
+where
+    M: Mode<R>,
+    Fut: Future<Output = R>,
+    Mk: FnOnce() -> RF,
+    RF: Future<Output = ()> + Send + 'static,
+{
+    let companion = crate::companion::take();
+    match companion {
+        Some(Companion::Uncached) => return body.await,
+        Some(Companion::Key) => {
+            // Named; the probe drops this call before the body.
+            crate::companion::probed(site.cache, key);
+            return std::future::pending().await;
+        }
+        Some(Companion::Refresh) | None => {}
     }
-    call.derived = hinted;
+    let (mut body, mut refresh) = (body, refresh);
+    let mut rehints = 0;
+    loop {
+        let hinted = tags_from.map(|_| hinted(&site, key));
+        let tags = with_hinted(tags, hinted.as_deref());
+        let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
+        call.forced = companion == Some(Companion::Refresh);
+        call.derived = hinted;
+        call.rehint = rehints < REHINTS;
+        match site
+            .cache
+            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, tags_from)
+            .await
+        {
+            Fetched::Done(out) => return out,
+            Fetched::Rehint(unpolled, unused) => {
+                (body, refresh) = (unpolled, unused);
+                rehints += 1;
+            }
+        }
+    }
+}
+
+/// The derived tags remembered for the key (`tags_from`).
+fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
     site.cache
-        .fetch::<M, R, Fut, Mk, RF>(call, keep, body, Some(refresh), tags_from)
-        .await
+        .hinted(&site.function, key)
+        .unwrap_or_else(|| Arc::from(Vec::new()))
+}
+
+/// The call's tags, then the derived ones it reads.
+fn with_hinted<'t>(tags: &'t [String], hinted: Option<&[String]>) -> Cow<'t, [String]> {
+    match hinted {
+        Some(hinted) if !hinted.is_empty() => Cow::Owned([tags, hinted].concat()),
+        _ => Cow::Borrowed(tags),
+    }
 }
 
 /// `tags_from = derive` of a `#[cached]` function: the tags of a value

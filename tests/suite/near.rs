@@ -500,7 +500,10 @@ fn a_round_trip_opened_on_a_runtime_that_stops_holds_up_nobody() {
             let (cache, db) = (cache.clone(), db.clone());
             async move { read(&cache, &db, "k", "t").await }
         });
-        poll_once([&mut once], String::new).await;
+        poll_once([&mut once], || {
+            format!("the read was served at once: {:?}", cache.stats())
+        })
+        .await;
     });
     let got = main.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), read(&cache, &db, "k", "t")).await

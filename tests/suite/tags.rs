@@ -118,6 +118,9 @@ fn tag_renders_like_the_attributes() {
         title: "T".into(),
     };
     assert_eq!(tag!("book:<b.id>", b = book), "book:9");
+    // Each value is the caller's, never another placeholder's binding.
+    let (from, to) = (1, 2);
+    assert_eq!(tag!("move:<from>:<to>", from = to, to = from), "move:2:1");
 }
 
 /// A book moving to another author busts both authors' lists (tags from
@@ -181,6 +184,77 @@ async fn tags_from_the_value_are_busted_like_any_tag() {
         assert_eq!(q(), before, "{backend}: cached again, under the new author");
         books.rename_author("U. K. Le Guin", "Ursula").await;
         assert_eq!(books.book(1).await.unwrap().author, "Ursula", "{backend}");
+    }
+}
+
+#[derive(Clone, Default)]
+struct Shelf {
+    author: Arc<Mutex<String>>,
+    runs: Arc<AtomicU64>,
+    gate: Gate,
+}
+
+fn author_of(value: &String) -> [String; 1] {
+    [tag!("author:<a>", a = value)]
+}
+
+#[cached(key = "shelf:<id>", ttl = 60, tags_from = author_of, cache = cache)]
+async fn shelf_author(cache: &Cache, shelf: &Shelf, id: u64) -> String {
+    let _ = id;
+    shelf.runs.fetch_add(1, SeqCst);
+    let author = shelf.author.lock().unwrap().clone();
+    shelf.gate.pass().await;
+    author
+}
+
+#[invalidates(tags = ["author:<from>"], cache = cache)]
+async fn rename_shelf_author(cache: &Cache, shelf: &Shelf, from: &str, to: &str) {
+    let _ = from;
+    *shelf.author.lock().unwrap() = to.to_string();
+}
+
+/// Concurrent misses of a key whose derived tags change still collapse
+/// (I8): the leader learns the new tags and stores nothing, and the callers
+/// that waited for it read again under those tags instead of each running
+/// the body in turn. The body runs twice: once to learn, once to store.
+#[tokio::test]
+async fn concurrent_misses_under_new_derived_tags_collapse() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        for warm in [true, false] {
+            let shelf = Shelf::default();
+            *shelf.author.lock().unwrap() = "Le Guin".into();
+            let id = u64::from(warm);
+            if warm {
+                shelf_author(&cache, &shelf, id).await;
+                shelf_author(&cache, &shelf, id).await; // stored
+                rename_shelf_author(&cache, &shelf, "Le Guin", "Ursula").await;
+            }
+            let runs = shelf.runs.load(SeqCst);
+            let coalesced = cache.stats().coalesced;
+            let (reached, release) = shelf.gate.hold_next(false);
+            let call =
+                |cache: Cache, shelf: Shelf| async move { shelf_author(&cache, &shelf, id).await };
+            let leader = tokio::spawn(call(cache.clone(), shelf.clone()));
+            reached.notified().await;
+            let followers: Vec<_> = (0..5)
+                .map(|_| tokio::spawn(call(cache.clone(), shelf.clone())))
+                .collect();
+            let c = cache.clone();
+            crate::support::eventually("5 followers", || c.stats().coalesced >= coalesced + 5)
+                .await;
+            release.notify_one();
+            let author = if warm { "Ursula" } else { "Le Guin" };
+            assert_eq!(leader.await.unwrap(), author);
+            for f in followers {
+                f.await.unwrap();
+            }
+            assert_eq!(
+                shelf.runs.load(SeqCst) - runs,
+                2,
+                "{backend} (warm: {warm}): once to learn the tags, once to store"
+            );
+        }
     }
 }
 

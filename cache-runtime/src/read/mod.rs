@@ -40,6 +40,14 @@ tokio::task_local! {
 /// clock, and never after.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
+/// What [`Cache::fetch_or_rehint`] ended with.
+pub(crate) enum Fetched<R, Fut, Mk> {
+    Done(R),
+    /// Derived tags were learned while this call waited: call again with
+    /// them (the body was not polled).
+    Rehint(Fut, Option<Mk>),
+}
+
 /// No background refresh (aside and lock strategies).
 pub(crate) type NoRefresh = fn() -> std::future::Ready<()>;
 
@@ -52,8 +60,9 @@ pub(crate) struct Call<'a> {
     pub started: Started,
     /// Skip serving and coalescing: run the body and fill (a refresh).
     pub forced: bool,
-    /// Only the entry's name was asked for (`f_key`): nothing is read.
-    pub probe: bool,
+    /// With `tags_from`: a follower may hand its body back to be called
+    /// again under newly learned derived tags.
+    pub rehint: bool,
     /// The key as rendered.
     pub text: &'a str,
     /// With `tags_from`: the derived tags this call read (the hint), the
@@ -81,7 +90,7 @@ impl<'a> Call<'a> {
             key: cache.shown(key, policy.template),
             started: Started::now(),
             forced: false,
-            probe: false,
+            rehint: false,
             text: key,
             derived: None,
         }
@@ -108,7 +117,9 @@ async fn as_leader<F: Future>(entry: &str, body: F) -> F::Output {
 }
 
 impl Cache {
-    /// Reads `call`'s entry under its policy, or runs `body` and fills.
+    /// Reads `call`'s entry under its policy, or runs `body` and fills;
+    /// with `tags_from`, may hand the body back unpolled to be called again
+    /// under newly learned derived tags (`Fetched::Rehint`).
     ///
     /// `refresh`, for swr and early, makes an owned future that calls the
     /// function again; it is spawned to refresh in the background.
@@ -116,14 +127,14 @@ impl Cache {
     /// # Cancel safety
     /// Dropping the future mid-body ends this caller's flight (followers
     /// take over), releases its lock, and gives back a breaker probe.
-    pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
+    pub(crate) async fn fetch_or_rehint<M, R, Fut, Mk, RF>(
         &self,
         call: Call<'_>,
         keep: Keeper<M::Value>,
         body: Fut,
         refresh: Option<Mk>,
         tags_from: Option<&DeriveTags<M::Value>>,
-    ) -> R
+    ) -> Fetched<R, Fut, Mk>
     where
         M: Mode<R>,
         Fut: Future<Output = R>,
@@ -145,19 +156,19 @@ impl Cache {
             self.ensure_retrying();
             if inner.pending.blocks(&call.subject) {
                 // An undelivered invalidation may cover this entry (I9).
-                return self.bypass(&call, body).await;
+                return Fetched::Done(self.bypass(&call, body).await);
             }
         }
         // Inside a deferred scope (a transaction may be open): an entry a
         // held bust names is not served, and nothing is stored.
         let deferring = crate::deferred::reading(self, &call.subject);
         if deferring == Reading::Busted {
-            return self.bypass(&call, body).await;
+            return Fetched::Done(self.bypass(&call, body).await);
         }
         // Held until the lookup answered: a probe dropped earlier is given
         // back, so the breaker cannot stay half-open for good.
         let Some(permit) = inner.breaker.allow() else {
-            return self.bypass(&call, body).await;
+            return Fetched::Done(self.bypass(&call, body).await);
         };
         let mut refresh = refresh;
         let mut flight = None;
@@ -173,14 +184,14 @@ impl Cache {
                 }
                 Err(e) => {
                     self.backend_error("lookup", &call.key, &e);
-                    return self.bypass(&call, body).await;
+                    return Fetched::Done(self.bypass(&call, body).await);
                 }
             };
             if forced {
                 break lookup;
             }
             if let Some(out) = self.serve::<M, R, _, _>(&call, keep, &lookup, &mut refresh) {
-                return out;
+                return Fetched::Done(out);
             }
             if flight.is_some() || nested || alone || deferring == Reading::Inside {
                 // Read again as the leader; or nested in our own flight; or
@@ -203,6 +214,15 @@ impl Cache {
                     // its followers forever.
                     let waited = tokio::time::timeout(call.policy.lock_wait, follower.wait());
                     alone = waited.await.is_err();
+                    // With `tags_from`, a leader whose value derived other
+                    // tags than it read stored nothing and learned them:
+                    // read again under them rather than lead in turn.
+                    if let (Some(_), Some(read), true) = (tags_from, &call.derived, call.rehint) {
+                        let learned = self.hinted(&call.subject.function(), call.text);
+                        if learned.as_deref().unwrap_or(&[]) != &**read {
+                            return Fetched::Rehint(body, refresh);
+                        }
+                    }
                 }
             }
         };
@@ -211,14 +231,14 @@ impl Cache {
             if !forced {
                 Counters::bump(&inner.counters.misses);
             }
-            return self.bypass(&call, body).await;
+            return Fetched::Done(self.bypass(&call, body).await);
         }
 
         let mut lock = None;
         // Nested in its own flight, the call would wait for its own lock.
         if call.policy.strategy == Strategy::Lock && !forced && !nested {
             match self.lock_or_wait::<M, R>(&call, keep).await {
-                Ok(Locked::Served(out)) => return out,
+                Ok(Locked::Served(out)) => return Fetched::Done(out),
                 Ok(Locked::Held(guard, fresh)) => {
                     lock = Some(guard);
                     lookup = fresh;
@@ -226,7 +246,7 @@ impl Cache {
                 Ok(Locked::TimedOut(fresh)) => lookup = fresh,
                 Err(e) => {
                     self.backend_error("lock", &call.key, &e);
-                    return self.bypass(&call, body).await;
+                    return Fetched::Done(self.bypass(&call, body).await);
                 }
             }
         }
@@ -244,7 +264,7 @@ impl Cache {
             Ok(captured) => captured,
             Err(e) => {
                 self.backend_error("version", &call.key, &e);
-                return self.bypass(&call, body).await;
+                return Fetched::Done(self.bypass(&call, body).await);
             }
         };
         let body_started = inner.clock.now_millis();
@@ -292,7 +312,32 @@ impl Cache {
         if !forced {
             telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
         }
-        out
+        Fetched::Done(out)
+    }
+
+    /// Reads `call`'s entry under its policy, or runs `body` and fills
+    /// (see [`fetch_or_rehint`](Self::fetch_or_rehint), which this is
+    /// without `tags_from`).
+    pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
+        &self,
+        call: Call<'_>,
+        keep: Keeper<M::Value>,
+        body: Fut,
+        refresh: Option<Mk>,
+    ) -> R
+    where
+        M: Mode<R>,
+        Fut: Future<Output = R>,
+        Mk: FnOnce() -> RF,
+        RF: Future<Output = ()> + Send + 'static,
+    {
+        match self
+            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, None)
+            .await
+        {
+            Fetched::Done(out) => out,
+            Fetched::Rehint(..) => unreachable!("only with tags_from"),
+        }
     }
 
     /// Runs the body without the cache.
@@ -446,7 +491,7 @@ impl Cache {
             &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
         );
         let call = Call::new(self, &policy, function, key, tags);
-        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, None)
+        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None)
             .await
     }
 }
