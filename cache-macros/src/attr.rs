@@ -36,6 +36,9 @@ impl Kind {
                 "beta",
                 "cache",
                 "cache_none",
+                "none_ttl",
+                "ttl_fn",
+                "unless",
                 "tags_from",
                 "crate",
             ],
@@ -103,8 +106,17 @@ pub(crate) struct Options {
     /// A function from the result to more tags.
     pub tags_from: Option<Expr>,
     pub tags: Vec<LitStr>,
-    /// The entry's TTL in milliseconds (`#[cached]`, required).
+    /// The entry's TTL in milliseconds (`#[cached]`, required unless
+    /// given as an expression).
     pub ttl: Option<u64>,
+    /// The TTL as an expression of type `Duration`, evaluated per call.
+    pub ttl_expr: Option<Expr>,
+    /// A function from the stored value to its TTL.
+    pub ttl_fn: Option<Expr>,
+    /// A function from the stored value to "do not store it".
+    pub unless: Option<Expr>,
+    /// `None`'s TTL in milliseconds, and where it was written.
+    pub none_ttl: Option<(u64, Span)>,
     pub stale_ttl: Option<u64>,
     pub lock_ttl: Option<u64>,
     pub lock_wait: Option<u64>,
@@ -139,6 +151,10 @@ struct Written {
     tags_from: Once<Expr>,
     tags: Once<Vec<LitStr>>,
     ttl: Once<u64>,
+    ttl_expr: Once<Expr>,
+    ttl_fn: Once<Expr>,
+    unless: Once<Expr>,
+    none_ttl: Once<u64>,
     stale_ttl: Once<u64>,
     lock_ttl: Once<u64>,
     lock_wait: Once<u64>,
@@ -208,8 +224,33 @@ impl Written {
             }
             "ttl" => {
                 self.ttl_given = true;
-                if let Some(v) = values::duration_ms(errors, name, &value, true) {
-                    self.ttl.set(errors, name, v);
+                match value {
+                    Value::Expr(Expr::Lit(_)) => {
+                        if let Some(v) = values::duration_ms(errors, name, &value, false) {
+                            self.ttl.set(errors, name, v);
+                        }
+                    }
+                    // Any other expression: a `Duration`, per call.
+                    value => {
+                        if let Some(v) = values::expr(errors, name, value) {
+                            self.ttl_expr.set(errors, name, v);
+                        }
+                    }
+                }
+            }
+            "ttl_fn" | "unless" => {
+                if let Some(v) = values::expr(errors, name, value) {
+                    let slot = if name == "ttl_fn" {
+                        &mut self.ttl_fn
+                    } else {
+                        &mut self.unless
+                    };
+                    slot.set(errors, name, v);
+                }
+            }
+            "none_ttl" => {
+                if let Some(v) = values::duration_ms(errors, name, &value, false) {
+                    self.none_ttl.set(errors, name, v);
                 }
             }
             "stale_ttl" | "lock_ttl" | "lock_wait" => {
@@ -317,7 +358,11 @@ impl Written {
             calls: self.calls.into_inner().unwrap_or_default(),
             tags_from: self.tags_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
+            none_ttl: self.none_ttl.get().copied().zip(self.none_ttl.span()),
             ttl: self.ttl.into_inner(),
+            ttl_expr: self.ttl_expr.into_inner(),
+            ttl_fn: self.ttl_fn.into_inner(),
+            unless: self.unless.into_inner(),
             stale_ttl: self.stale_ttl.into_inner(),
             lock_ttl: self.lock_ttl.into_inner(),
             lock_wait: self.lock_wait.into_inner(),
@@ -381,7 +426,7 @@ mod tests {
         assert_eq!(all.len(), 3, "{all:?}");
         assert!(all[0].contains("unknown strategy"), "{all:?}");
         assert!(all[1].contains("unknown option `keys`"), "{all:?}");
-        assert!(all[2].contains("at least one second"), "{all:?}");
+        assert!(all[2].contains("at least one millisecond"), "{all:?}");
         let all = messages(Kind::Cached, quote!(key = "k", lock_wait = "1s"));
         assert!(all.iter().any(|m| m.contains("needs a `ttl`")), "{all:?}");
         assert!(

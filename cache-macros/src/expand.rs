@@ -247,21 +247,32 @@ pub(crate) fn expand(
                 Some(t) => render_call(&t, &private),
                 None => default_key.expect("checked above"),
             };
-            let (mode, check) = match opts.cache_none {
-                Some(span) => (
+            // `none_ttl` caches `None` too (and checks the type itself).
+            let (mode, check) = match (opts.cache_none, opts.none_ttl) {
+                (Some(span), _) => (
                     quote!(__cachette_mode_none),
                     quote_spanned!(span=> #private::cache_none_applies::<#ret_ty>();),
                 ),
-                _ => (quote!(__cachette_mode), quote!()),
+                (None, Some(_)) => (quote!(__cachette_mode_none), quote!()),
+                (None, None) => (quote!(__cachette_mode), quote!()),
             };
             let policy = policy(&opts, &private);
             // Located at the return type, so that a value type that cannot
             // be stored is reported there; resolved at the call site, like
             // every other token the attribute writes.
             let at = Span::call_site().located_at(ret.map_or_else(Span::call_site, Spanned::span));
-            let tags_from_arg = match &opts.tags_from {
-                Some(_) => quote!(::core::option::Option::Some(&__cachette_tags_from)),
-                None => quote!(::core::option::Option::None),
+            let (hooks, hooks_arg) = hooks(&opts, ret_ty.clone(), &private);
+            // A TTL from an expression: the policy of this call.
+            let (policy_local, policy_ref) = match &opts.ttl_expr {
+                Some(ttl) => {
+                    let at = Span::call_site().located_at(ttl.span());
+                    let with_ttl = respan(quote!(__CACHETTE_POLICY.with_ttl), at);
+                    (
+                        quote_spanned!(at=> let __cachette_policy: #private::Policy = #with_ttl(#ttl);),
+                        quote!(__cachette_policy),
+                    )
+                }
+                None => (quote!(), quote!(__CACHETTE_POLICY)),
             };
             let (call, refresh_arg) = match &refresh {
                 Some(Refresh {
@@ -292,28 +303,21 @@ pub(crate) fn expand(
                 quote! {
                     #private::Site {
                         cache: __cachette_cache,
-                        policy: &__CACHETTE_POLICY,
+                        policy: &#policy_ref,
                         function: __cachette_fn,
                     },
                     #mode_and_keeper,
                     &__cachette_key,
                     &__cachette_tags,
-                    #tags_from_arg,
+                    #hooks_arg,
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
                     #refresh_arg
                 },
             );
             args.set_span(at);
             let call_expr = quote!(#callee #args);
-            let derive = opts.tags_from.as_ref().map(|f| {
-                let at = Span::call_site().located_at(f.span());
-                let helper = respan(quote!(#private::tags_from), at);
-                let helper = quote!(#helper::<_, #ret_ty, _, _>);
-                quote_spanned! {at=>
-                    let __cachette_tags_from = #helper(&__cachette_mode, #f);
-                }
-            });
             let call_expr = quote_spanned!(at=> #call_expr.await);
+
             quote! {
                 const __CACHETTE_POLICY: #private::Policy = #policy;
                 #preamble
@@ -322,7 +326,8 @@ pub(crate) fn expand(
                 let __cachette_mode = #mode_expr;
                 let __cachette_keep = #keeper;
                 let __cachette_tags = [#(#tag_exprs),*];
-                #derive
+                #policy_local
+                #hooks
                 #call_expr
             }
         }
@@ -433,10 +438,76 @@ fn code_hash(attr: &str, func: &ItemFn) -> String {
     format!("{h:016x}")
 }
 
+/// The per-value options of a `#[cached]` call (`tags_from`, `ttl_fn`,
+/// `none_ttl`, `unless`): their closures, bound to locals, and the
+/// `Hooks` that names them. Each helper is spanned on its option, so that
+/// a function of the wrong signature is reported there.
+fn hooks(opts: &Options, ret_ty: TokenStream, private: &TokenStream) -> (TokenStream, TokenStream) {
+    let none = quote!(::core::option::Option::None);
+    let bind = |local: &str, helper: &str, option: &Expr, extra: TokenStream| {
+        let at = Span::call_site().located_at(option.span());
+        let helper = syn::Ident::new(helper, at);
+        let helper = respan(quote!(#private::#helper), at);
+        let local = syn::Ident::new(local, Span::call_site());
+        let tokens = quote_spanned! {at=>
+            let #local = #helper::<_, #ret_ty #extra>(&__cachette_mode, #option);
+        };
+        (tokens, quote!(::core::option::Option::Some(&#local)))
+    };
+    let mut locals = TokenStream::new();
+    let field =
+        |locals: &mut TokenStream, binding: Option<(TokenStream, TokenStream)>| match binding {
+            Some((tokens, arg)) => {
+                locals.extend(tokens);
+                arg
+            }
+            None => none.clone(),
+        };
+    let tags_from = field(
+        &mut locals,
+        opts.tags_from
+            .as_ref()
+            .map(|f| bind("__cachette_tags_from", "tags_from", f, quote!(, _, _))),
+    );
+    let ttl_of = match (opts.none_ttl, &opts.ttl_fn) {
+        (Some((ms, span)), ttl_fn) => {
+            let at = Span::call_site().located_at(span);
+            let (helper, of) = match ttl_fn {
+                Some(f) => (quote!(none_ttl_or), quote!(, #f)),
+                None => (quote!(none_ttl), quote!()),
+            };
+            let helper = respan(quote!(#private::#helper), at);
+            locals.extend(quote_spanned! {at=>
+                let __cachette_ttl_of =
+                    #helper::<_, #ret_ty>(&__cachette_mode, #private::ms(#ms) #of);
+            });
+            quote!(::core::option::Option::Some(&__cachette_ttl_of))
+        }
+        (None, Some(f)) => field(
+            &mut locals,
+            Some(bind("__cachette_ttl_of", "ttl_fn", f, quote!())),
+        ),
+        (None, None) => none.clone(),
+    };
+    let unless = field(
+        &mut locals,
+        opts.unless
+            .as_ref()
+            .map(|f| bind("__cachette_unless", "unless", f, quote!())),
+    );
+    let hooks = quote!(#private::Hooks {
+        tags_from: #tags_from,
+        ttl_of: #ttl_of,
+        unless: #unless,
+    });
+    (locals, hooks)
+}
+
 /// The `Policy` constant of a `#[cached]` function.
 fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
     let variant = opts.strategy.variant();
-    let ttl = opts.ttl.expect("checked before");
+    // A TTL from an expression is set per call.
+    let ttl = opts.ttl.unwrap_or(0);
     let mut policy = quote! {
         #private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl))
     };

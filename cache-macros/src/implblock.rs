@@ -44,7 +44,11 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
         let attr = method.attrs.remove(at);
         let kind = kind_of(&attr).expect("found above");
         let path = attr.path().clone();
-        if !used.iter().any(|p: &syn::Path| p == &path) {
+        let written = path.to_token_stream().to_string();
+        if !used
+            .iter()
+            .any(|p: &syn::Path| p.to_token_stream().to_string() == written)
+        {
             used.push(path);
         }
         let args = match &attr.meta {

@@ -98,3 +98,24 @@ fn default_key() {
         false,
     );
 }
+
+#[test]
+fn cached_with_options() {
+    check(
+        "cached_with_options",
+        Kind::Cached,
+        quote!(
+            key = "user:<id>",
+            ttl = settings().user_ttl,
+            ttl_fn = ttl_for,
+            unless = User::is_guest,
+            tags_from = |u: &User| [tag!("team:<t>", t = u.team)]
+        ),
+        quote! {
+            async fn get_user(id: u64) -> Result<User, DbError> {
+                db::load_user(id).await
+            }
+        },
+        false,
+    );
+}

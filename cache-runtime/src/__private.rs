@@ -13,14 +13,14 @@ pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
 pub use crate::mode::Stores;
 pub use crate::mode::{
-    cache_none_applies, derived_tags, BustAlways, BustIfOk, BustWhen, IsOption, Mode, OptionMode,
-    PlainMode, ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
+    cache_none_applies, derived_tags, BustAlways, BustIfOk, BustWhen, IsOption, Mode, Nullable,
+    OptionMode, PlainMode, ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
 };
 pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 
-use crate::derived::DeriveTags;
+pub use crate::hooks::Hooks;
 use crate::invalidate::Armed;
 use crate::names::Bust;
 use crate::read::{Call, Fetched, NoRefresh};
@@ -93,14 +93,14 @@ pub async fn cached<M, R, Fut>(
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    tags_from: Option<&DeriveTags<M::Value>>,
+    hooks: Hooks<'_, M::Value>,
     body: Fut,
 ) -> R
 where
     M: Mode<R>,
     Fut: Future<Output = R>,
 {
-    read::<M, R, Fut, NoRefresh, _>(site, keep, key, tags, tags_from, body, None).await
+    read::<M, R, Fut, NoRefresh, _>(site, keep, key, tags, &hooks, body, None).await
 }
 
 /// `#[cached]` with the swr and early strategies: `refresh` makes an owned
@@ -112,7 +112,7 @@ pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    tags_from: Option<&DeriveTags<M::Value>>,
+    hooks: Hooks<'_, M::Value>,
     body: Fut,
     refresh: Mk,
 ) -> R
@@ -122,7 +122,7 @@ where
     Mk: FnOnce() -> RF,
     RF: Future<Output = ()> + Send + 'static,
 {
-    read::<M, R, Fut, Mk, RF>(site, keep, key, tags, tags_from, body, Some(refresh)).await
+    read::<M, R, Fut, Mk, RF>(site, keep, key, tags, &hooks, body, Some(refresh)).await
 }
 
 /// How many times a call reads again under derived tags learned while it
@@ -135,7 +135,7 @@ async fn read<M, R, Fut, Mk, RF>(
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    tags_from: Option<&DeriveTags<M::Value>>,
+    hooks: &Hooks<'_, M::Value>,
     body: Fut,
     refresh: Option<Mk>,
 ) -> R
@@ -158,7 +158,7 @@ where
     let (mut body, mut refresh) = (body, refresh);
     let mut rehints = 0;
     loop {
-        let hinted = tags_from.map(|_| hinted(&site, key));
+        let hinted = hooks.tags_from.map(|_| hinted(&site, key));
         let tags = with_hinted(tags, hinted.as_deref());
         let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
         call.forced = companion == Some(Companion::Refresh);
@@ -166,7 +166,7 @@ where
         call.rehint = rehints < REHINTS;
         match site
             .cache
-            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, tags_from)
+            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, hooks)
             .await
         {
             Fetched::Done(out) => return out,
@@ -191,6 +191,52 @@ fn with_hinted<'t>(tags: &'t [String], hinted: Option<&[String]>) -> Cow<'t, [St
         Some(hinted) if !hinted.is_empty() => Cow::Owned([tags, hinted].concat()),
         _ => Cow::Borrowed(tags),
     }
+}
+
+/// `ttl_fn = of` of a `#[cached]` function: the TTL of a value it stores.
+pub fn ttl_fn<M, R>(
+    _mode: &M,
+    of: impl Fn(&M::Value) -> Duration + Sync,
+) -> impl Fn(&M::Value) -> Option<Duration> + Sync
+where
+    M: Mode<R>,
+{
+    move |value| Some(of(value))
+}
+
+/// `none_ttl` of an `Option` function: `None` is kept for `none`, a value
+/// for the function's `ttl`.
+pub fn none_ttl<M, R>(_mode: &M, none: Duration) -> impl Fn(&M::Value) -> Option<Duration> + Sync
+where
+    M: Mode<R>,
+    M::Value: Nullable,
+{
+    move |value| value.inner().is_none().then_some(none)
+}
+
+/// `none_ttl` with `ttl_fn = of`: `None` is kept for `none`, a value for
+/// what `of` says.
+pub fn none_ttl_or<M, R>(
+    _mode: &M,
+    none: Duration,
+    of: impl Fn(&<M::Value as Nullable>::Inner) -> Duration + Sync,
+) -> impl Fn(&M::Value) -> Option<Duration> + Sync
+where
+    M: Mode<R>,
+    M::Value: Nullable,
+{
+    move |value| Some(value.inner().map_or(none, &of))
+}
+
+/// `unless = reject` of a `#[cached]` function: values it does not store.
+pub fn unless<M, R>(
+    _mode: &M,
+    reject: impl Fn(&M::Value) -> bool + Sync,
+) -> impl Fn(&M::Value) -> bool + Sync
+where
+    M: Mode<R>,
+{
+    reject
 }
 
 /// `tags_from = derive` of a `#[cached]` function: the tags of a value

@@ -452,6 +452,7 @@ impl CacheBuilder {
                 signer: self.signer,
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
+                warned_zero_ttl: WarnOnce::default(),
                 derived: crate::derived::hints(),
             }),
         }

@@ -73,6 +73,8 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     pub(crate) max_value_bytes: usize,
     pub(crate) warned_too_large: WarnOnce,
+    /// Functions warned about a zero TTL.
+    pub(crate) warned_zero_ttl: WarnOnce,
     pub(crate) signer: Option<Signer>,
     /// Logs show keys and tags in full (else template and hash).
     pub(crate) log_full_names: bool,

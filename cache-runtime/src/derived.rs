@@ -16,9 +16,6 @@ use std::sync::Arc;
 use crate::cache::Cache;
 use crate::names::Function;
 
-/// What `tags_from` derives from a value `V`: its tags, as rendered.
-pub type DeriveTags<V> = dyn Fn(&V) -> Vec<String> + Sync;
-
 /// Keys whose derived tags are remembered, per cache.
 pub(crate) const HINTS: u64 = 100_000;
 

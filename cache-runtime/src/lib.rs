@@ -27,6 +27,7 @@ mod entry;
 mod error;
 mod flight;
 mod global;
+mod hooks;
 mod invalidate;
 mod keep;
 mod key;

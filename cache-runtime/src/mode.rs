@@ -135,6 +135,25 @@ pub trait IsOption {}
 
 impl<T> IsOption for Option<T> {}
 
+/// A stored value that may be `None` (`none_ttl`).
+#[diagnostic::on_unimplemented(
+    message = "`none_ttl` applies only to functions returning `Option`, not `{Self}`",
+    label = "the return type is not an `Option`"
+)]
+pub trait Nullable {
+    /// The `Some` value.
+    type Inner;
+    /// The value, unless `None`.
+    fn inner(&self) -> Option<&Self::Inner>;
+}
+
+impl<T> Nullable for Option<T> {
+    type Inner = T;
+    fn inner(&self) -> Option<&T> {
+        self.as_ref()
+    }
+}
+
 /// Fails to compile unless `R` is an `Option`.
 pub const fn cache_none_applies<R: IsOption>() {}
 

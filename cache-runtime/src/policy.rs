@@ -66,6 +66,12 @@ impl Policy {
         self
     }
 
+    /// Sets the TTL (from an expression, per call).
+    pub const fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
     /// Sets the stale window.
     pub const fn stale_ttl(mut self, stale_ttl: Duration) -> Self {
         self.stale_ttl = stale_ttl;
@@ -92,9 +98,17 @@ impl Policy {
 
     /// How long the backend keeps an entry.
     pub(crate) fn storage_ttl(&self) -> Duration {
+        self.storage_ttl_for(self.ttl)
+    }
+
+    /// How long an entry whose value is fresh for `ttl` is kept.
+    pub(crate) fn storage_ttl_for(&self, ttl: Duration) -> Duration {
+        if ttl.is_zero() {
+            return ttl;
+        }
         match self.strategy {
-            Strategy::Swr => self.ttl.saturating_add(self.stale_ttl),
-            _ => self.ttl,
+            Strategy::Swr => ttl.saturating_add(self.stale_ttl),
+            _ => ttl,
         }
     }
 }

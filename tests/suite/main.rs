@@ -15,6 +15,7 @@ mod invalidation;
 mod keys;
 mod macros;
 mod near;
+mod options;
 mod redis_costs;
 mod reliability;
 mod replicas;

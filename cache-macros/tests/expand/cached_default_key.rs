@@ -40,7 +40,11 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
             __cachette_keep,
             &__cachette_key,
             &__cachette_tags,
-            ::core::option::Option::None,
+            ::cachette::__private::Hooks {
+                tags_from: ::core::option::Option::None,
+                ttl_of: ::core::option::Option::None,
+                unless: ::core::option::Option::None,
+            },
             async {
                 let __cachette_ret: Option<u64> = { lookup(sku, currency).await };
                 __cachette_ret

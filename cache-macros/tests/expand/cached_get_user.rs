@@ -42,7 +42,11 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
             __cachette_keep,
             &__cachette_key,
             &__cachette_tags,
-            ::core::option::Option::None,
+            ::cachette::__private::Hooks {
+                tags_from: ::core::option::Option::None,
+                ttl_of: ::core::option::Option::None,
+                unless: ::core::option::Option::None,
+            },
             async {
                 let __cachette_ret: Result<User, DbError> = { db::load_user(id).await };
                 __cachette_ret

@@ -37,7 +37,11 @@ impl Repo {
                 __cachette_keep,
                 &__cachette_key,
                 &__cachette_tags,
-                ::core::option::Option::None,
+                ::cachette::__private::Hooks {
+                    tags_from: ::core::option::Option::None,
+                    ttl_of: ::core::option::Option::None,
+                    unless: ::core::option::Option::None,
+                },
                 async {
                     let __cachette_ret: Result<Vec<Product>, DbError> = {
                         self.db.products(shop).await

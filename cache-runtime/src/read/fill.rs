@@ -72,10 +72,12 @@ impl Cache {
         tokens: &[Token],
         meta: Meta,
         value: &T,
+        ttl: Duration,
     ) {
         let inner = &*self.inner;
-        let (key, ttl) = (call.key, call.policy.storage_ttl());
+        let (key, ttl) = (call.key, call.policy.storage_ttl_for(ttl));
         if ttl.is_zero() {
+            self.zero_ttl(call);
             return;
         }
         let meta = Meta {
@@ -117,6 +119,16 @@ impl Cache {
         }
         if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
             self.backend_error("fill", &key, &e);
+        }
+    }
+
+    /// A value whose TTL is zero is not stored: warned once per function.
+    pub(super) fn zero_ttl(&self, call: &Call<'_>) {
+        if self.inner.warned_zero_ttl.first_time(call.label()) {
+            tracing::warn!(
+                function = call.label(),
+                "cachette: a TTL of zero; the value is returned and not cached (warned once per function)"
+            );
         }
     }
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::deferred::Reading;
-use crate::derived::DeriveTags;
 use crate::entry::{self, Check, Meta};
 use crate::flight::Role;
+use crate::hooks::Hooks;
 use crate::keep::Keeper;
 use crate::mode::{Mode, ResultMode};
 use crate::names::{Function, Subject};
@@ -96,7 +96,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         self.subject.function().label
     }
 }
@@ -133,7 +133,7 @@ impl Cache {
         keep: Keeper<M::Value>,
         body: Fut,
         refresh: Option<Mk>,
-        tags_from: Option<&DeriveTags<M::Value>>,
+        hooks: &Hooks<'_, M::Value>,
     ) -> Fetched<R, Fut, Mk>
     where
         M: Mode<R>,
@@ -158,6 +158,11 @@ impl Cache {
                 // An undelivered invalidation may cover this entry (I9).
                 return Fetched::Done(self.bypass(&call, body).await);
             }
+        }
+        if call.policy.ttl.is_zero() {
+            // A TTL from an expression that came out zero: nothing to keep.
+            self.zero_ttl(&call);
+            return Fetched::Done(self.bypass(&call, body).await);
         }
         // Inside a deferred scope (a transaction may be open): an entry a
         // held bust names is not served, and nothing is stored.
@@ -217,7 +222,9 @@ impl Cache {
                     // With `tags_from`, a leader whose value derived other
                     // tags than it read stored nothing and learned them:
                     // read again under them rather than lead in turn.
-                    if let (Some(_), Some(read), true) = (tags_from, &call.derived, call.rehint) {
+                    if let (Some(_), Some(read), true) =
+                        (hooks.tags_from, &call.derived, call.rehint)
+                    {
                         let learned = self.hinted(&call.subject.function(), call.text);
                         if learned.as_deref().unwrap_or(&[]) != &**read {
                             return Fetched::Rehint(body, refresh);
@@ -275,7 +282,7 @@ impl Cache {
         };
         // With `tags_from`, only a value that derives the tags whose
         // versions were read before the body may be stored (`derived.rs`).
-        let derives_what_was_read = |value: &M::Value| match (tags_from, &call.derived) {
+        let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
             (Some(derive), Some(read)) => {
                 let derived = crate::derived::normalize(derive(value));
                 let same = *derived == **read;
@@ -286,11 +293,16 @@ impl Cache {
             }
             _ => true,
         };
-        if let Some(value) = M::cacheable(&out).filter(|v| derives_what_was_read(v)) {
+        let stored = M::cacheable(&out)
+            .filter(|v| !hooks.rejects(v))
+            .filter(|v| derives_what_was_read(v));
+        if let Some(value) = stored {
+            let ttl = hooks.ttl(value, call.policy.ttl);
             let now = inner.clock.now_millis();
             let fresh_until_ms = match call.policy.strategy {
-                Strategy::Swr | Strategy::Early => now
-                    .saturating_add(u64::try_from(call.policy.ttl.as_millis()).unwrap_or(u64::MAX)),
+                Strategy::Swr | Strategy::Early => {
+                    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                }
                 _ => 0,
             };
             let meta = Meta {
@@ -298,7 +310,7 @@ impl Cache {
                 compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
                 expires_ms: 0, // set by the fill
             };
-            self.fill(&call, &tokens, meta, value).await;
+            self.fill(&call, &tokens, meta, value, ttl).await;
         } else if !created.is_empty() {
             // Nothing to keep (an error, `None`): the versions created for
             // it would only take room.
@@ -332,7 +344,7 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         match self
-            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, None)
+            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &Hooks::none())
             .await
         {
             Fetched::Done(out) => out,

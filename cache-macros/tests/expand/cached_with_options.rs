@@ -1,0 +1,90 @@
+async fn get_user(id: u64) -> Result<User, DbError> {
+    const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
+            ::cachette::__private::Strategy::Aside,
+            ::cachette::__private::ms(0u64),
+        )
+        .template("user:<id>");
+    #[allow(unused_imports)]
+    use ::cachette::__private::{
+        BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
+        SelectPlain as _, SelectResult as _,
+    };
+    let __cachette_fn = ::cachette::__private::function(&|| (), "67fac51729a14672");
+    let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
+        &__cachette_fn,
+    );
+    let __cachette_key: ::std::string::String = ::cachette::__private::render(
+        &["user:", ""],
+        &[&id as &dyn ::core::fmt::Display],
+    );
+    let __cachette_mode = (&&::cachette::__private::Select::<
+        Result<User, DbError>,
+    >::new())
+        .__cachette_mode();
+    let __cachette_keep = (&&::cachette::__private::keep_probe::<
+        _,
+        Result<User, DbError>,
+    >(&__cachette_mode))
+        .__cachette_keeper();
+    let __cachette_tags = [];
+    let __cachette_policy: ::cachette::__private::Policy = __CACHETTE_POLICY
+        .with_ttl(settings().user_ttl);
+    let __cachette_tags_from = ::cachette::__private::tags_from::<
+        _,
+        Result<User, DbError>,
+        _,
+        _,
+    >(&__cachette_mode, |u: &User| [tag!("team:<t>", t = u.team)]);
+    let __cachette_ttl_of = ::cachette::__private::ttl_fn::<
+        _,
+        Result<User, DbError>,
+    >(&__cachette_mode, ttl_for);
+    let __cachette_unless = ::cachette::__private::unless::<
+        _,
+        Result<User, DbError>,
+    >(&__cachette_mode, User::is_guest);
+    ::cachette::__private::cached(
+            ::cachette::__private::Site {
+                cache: __cachette_cache,
+                policy: &__cachette_policy,
+                function: __cachette_fn,
+            },
+            __cachette_mode,
+            __cachette_keep,
+            &__cachette_key,
+            &__cachette_tags,
+            ::cachette::__private::Hooks {
+                tags_from: ::core::option::Option::Some(&__cachette_tags_from),
+                ttl_of: ::core::option::Option::Some(&__cachette_ttl_of),
+                unless: ::core::option::Option::Some(&__cachette_unless),
+            },
+            async {
+                let __cachette_ret: Result<User, DbError> = { db::load_user(id).await };
+                __cachette_ret
+            },
+        )
+        .await
+}
+/// Runs `get_user`'s body without the cache: nothing is read, nothing is stored.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn get_user_uncached(id: u64) -> Result<User, DbError> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Uncached,
+            get_user(id),
+        )
+        .await
+}
+/// Runs `get_user`'s body and stores its result, as a miss does (the versions are read before the body, so an invalidation made meanwhile is never overwritten); returns the result.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+async fn get_user_refresh(id: u64) -> Result<User, DbError> {
+    ::cachette::__private::companion(
+            ::cachette::__private::Companion::Refresh,
+            get_user(id),
+        )
+        .await
+}
+/// The entry a call of `get_user` with these arguments reads: its cache and its key, rendered exactly as `get_user` renders it. The body does not run.
+#[allow(clippy::all, clippy::pedantic, unused_mut)]
+fn get_user_key(id: u64) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(get_user(id))
+}

@@ -1,0 +1,183 @@
+//! What is cached and for how long: `ttl` from an expression and in
+//! milliseconds, `ttl_fn`, `none_ttl`, `unless`, and a zero TTL.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::time::Duration;
+
+use cachette::{cached, Cache};
+
+use crate::support::each_backend;
+use crate::support::logs::Logs;
+
+/// Counts the bodies that ran.
+#[derive(Default)]
+struct Runs(AtomicU64);
+
+impl Runs {
+    fn run(&self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn get(&self) -> u64 {
+        self.0.load(SeqCst)
+    }
+}
+
+/// A setting read on every call.
+static TTL_MS: AtomicU64 = AtomicU64::new(0);
+
+fn configured_ttl() -> Duration {
+    Duration::from_millis(TTL_MS.load(SeqCst))
+}
+
+#[cached(key = "configured:<id>", ttl = configured_ttl(), cache = cache)]
+async fn configured(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+#[cached(key = "short:<id>", ttl = "1200ms", cache = cache)]
+async fn short(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+/// Values below 10 are kept a second, others an hour.
+fn ttl_of(value: &u64) -> Duration {
+    if *value < 10 {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(3600)
+    }
+}
+
+#[cached(key = "per_value:<id>", ttl = 3600, ttl_fn = ttl_of, cache = cache)]
+async fn per_value(cache: &Cache, runs: &Runs, id: u64) -> Result<u64, String> {
+    runs.run();
+    Ok(id)
+}
+
+#[cached(key = "maybe:<id>", ttl = 3600, none_ttl = "1s", cache = cache)]
+async fn maybe(cache: &Cache, runs: &Runs, id: u64) -> Option<u64> {
+    runs.run();
+    (id > 0).then_some(id)
+}
+
+/// How many bodies ran for each call of `f` in order.
+async fn ran<F: std::future::Future>(runs: &Runs, f: F) -> u64 {
+    let before = runs.get();
+    f.await;
+    runs.get() - before
+}
+
+/// Every way of setting a TTL, against the backends' own expiry: entries
+/// with a short TTL are gone after it, entries with a long one are not.
+#[tokio::test]
+async fn ttls_from_expressions_values_and_milliseconds_are_kept() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        let r = Runs::default();
+        TTL_MS.store(1000, SeqCst);
+        configured(&cache, &r, 1).await; // a second
+        TTL_MS.store(3_600_000, SeqCst);
+        configured(&cache, &r, 2).await; // an hour: the setting changed
+        short(&cache, &r, 1).await;
+        per_value(&cache, &r, 1).await.unwrap(); // a second
+        per_value(&cache, &r, 11).await.unwrap(); // an hour
+        maybe(&cache, &r, 0).await; // None: a second
+        maybe(&cache, &r, 5).await; // Some: an hour
+                                    // All stored.
+        assert_eq!(ran(&r, configured(&cache, &r, 1)).await, 0, "{backend}");
+        assert_eq!(ran(&r, configured(&cache, &r, 2)).await, 0, "{backend}");
+        assert_eq!(ran(&r, short(&cache, &r, 1)).await, 0, "{backend}");
+        assert_eq!(ran(&r, per_value(&cache, &r, 1)).await, 0, "{backend}");
+        assert_eq!(ran(&r, per_value(&cache, &r, 11)).await, 0, "{backend}");
+        assert_eq!(
+            ran(&r, maybe(&cache, &r, 0)).await,
+            0,
+            "{backend}: None cached"
+        );
+        assert_eq!(ran(&r, maybe(&cache, &r, 5)).await, 0, "{backend}");
+
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(
+            ran(&r, configured(&cache, &r, 1)).await,
+            1,
+            "{backend}: 1 s TTL"
+        );
+        assert_eq!(
+            ran(&r, configured(&cache, &r, 2)).await,
+            0,
+            "{backend}: 1 h TTL"
+        );
+        assert_eq!(
+            ran(&r, short(&cache, &r, 1)).await,
+            1,
+            "{backend}: 1200 ms TTL"
+        );
+        assert_eq!(
+            ran(&r, per_value(&cache, &r, 1)).await,
+            1,
+            "{backend}: ttl_fn, 1 s"
+        );
+        assert_eq!(
+            ran(&r, per_value(&cache, &r, 11)).await,
+            0,
+            "{backend}: ttl_fn, 1 h"
+        );
+        assert_eq!(
+            ran(&r, maybe(&cache, &r, 0)).await,
+            1,
+            "{backend}: none_ttl"
+        );
+        assert_eq!(ran(&r, maybe(&cache, &r, 5)).await, 0, "{backend}: ttl");
+    }
+}
+
+#[cached(key = "checked:<id>", ttl = 60, unless = |v: &u64| *v == 0, cache = cache)]
+async fn checked(cache: &Cache, runs: &Runs, id: u64) -> Result<u64, String> {
+    runs.run();
+    Ok(id)
+}
+
+#[cached(key = "zero:<id>", ttl = Duration::ZERO, cache = cache)]
+async fn zero(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+/// `unless` keeps a value out of the cache; a zero TTL from an expression
+/// stores nothing and warns once per function.
+#[tokio::test]
+async fn unless_and_a_zero_ttl_store_nothing() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        let r = Runs::default();
+        assert_eq!(checked(&cache, &r, 0).await, Ok(0));
+        assert_eq!(
+            ran(&r, checked(&cache, &r, 0)).await,
+            1,
+            "{backend}: rejected"
+        );
+        checked(&cache, &r, 3).await.unwrap();
+        assert_eq!(
+            ran(&r, checked(&cache, &r, 3)).await,
+            0,
+            "{backend}: stored"
+        );
+
+        let logs = Logs::capture();
+        for _ in 0..3 {
+            assert_eq!(
+                ran(&r, zero(&cache, &r, 1)).await,
+                1,
+                "{backend}: not stored"
+            );
+        }
+        let text = logs.text();
+        assert_eq!(
+            text.matches("a TTL of zero").count(),
+            1,
+            "{backend}: warned once: {text}"
+        );
+    }
+}
