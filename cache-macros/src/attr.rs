@@ -37,6 +37,7 @@ impl Kind {
                 "cache",
                 "cache_none",
                 "none_ttl",
+                "stale_if_error",
                 "ttl_fn",
                 "unless",
                 "tags_from",
@@ -117,6 +118,9 @@ pub(crate) struct Options {
     pub unless: Option<Expr>,
     /// `None`'s TTL in milliseconds, and where it was written.
     pub none_ttl: Option<(u64, Span)>,
+    /// How long past its TTL an entry is kept for a failing body, in
+    /// milliseconds, and where it was written.
+    pub stale_if_error: Option<(u64, Span)>,
     pub stale_ttl: Option<u64>,
     pub lock_ttl: Option<u64>,
     pub lock_wait: Option<u64>,
@@ -155,6 +159,7 @@ struct Written {
     ttl_fn: Once<Expr>,
     unless: Once<Expr>,
     none_ttl: Once<u64>,
+    stale_if_error: Once<u64>,
     stale_ttl: Once<u64>,
     lock_ttl: Once<u64>,
     lock_wait: Once<u64>,
@@ -248,9 +253,14 @@ impl Written {
                     slot.set(errors, name, v);
                 }
             }
-            "none_ttl" => {
+            "none_ttl" | "stale_if_error" => {
                 if let Some(v) = values::duration_ms(errors, name, &value, false) {
-                    self.none_ttl.set(errors, name, v);
+                    let slot = if name == "none_ttl" {
+                        &mut self.none_ttl
+                    } else {
+                        &mut self.stale_if_error
+                    };
+                    slot.set(errors, name, v);
                 }
             }
             "stale_ttl" | "lock_ttl" | "lock_wait" => {
@@ -359,6 +369,11 @@ impl Written {
             tags_from: self.tags_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
             none_ttl: self.none_ttl.get().copied().zip(self.none_ttl.span()),
+            stale_if_error: self
+                .stale_if_error
+                .get()
+                .copied()
+                .zip(self.stale_if_error.span()),
             ttl: self.ttl.into_inner(),
             ttl_expr: self.ttl_expr.into_inner(),
             ttl_fn: self.ttl_fn.into_inner(),

@@ -256,6 +256,16 @@ pub(crate) fn expand(
                 (None, Some(_)) => (quote!(__cachette_mode_none), quote!()),
                 (None, None) => (quote!(__cachette_mode), quote!()),
             };
+            let check = match opts.stale_if_error {
+                Some((_, span)) => {
+                    let applies = respan(quote!(#private::stale_if_error_applies), span);
+                    quote! {
+                        #check
+                        #applies::<#ret_ty>();
+                    }
+                }
+                None => check,
+            };
             let policy = policy(&opts, &private);
             // Located at the return type, so that a value type that cannot
             // be stored is reported there; resolved at the call site, like
@@ -523,6 +533,9 @@ fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
     }
     if let Some(ms) = opts.lock_wait {
         policy = quote!(#policy.lock_wait(#private::ms(#ms)));
+    }
+    if let Some((ms, _)) = opts.stale_if_error {
+        policy = quote!(#policy.stale_if_error(#private::ms(#ms)));
     }
     if let Some(beta) = opts.beta {
         let beta = proc_macro2::Literal::f64_suffixed(beta);

@@ -107,6 +107,7 @@ fn cached_with_options() {
         quote!(
             key = "user:<id>",
             ttl = settings().user_ttl,
+            stale_if_error = "10m",
             ttl_fn = ttl_for,
             unless = User::is_guest,
             tags_from = |u: &User| [tag!("team:<t>", t = u.team)]

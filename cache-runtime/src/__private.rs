@@ -13,8 +13,9 @@ pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
 pub use crate::mode::Stores;
 pub use crate::mode::{
-    cache_none_applies, derived_tags, BustAlways, BustIfOk, BustWhen, IsOption, Mode, Nullable,
-    OptionMode, PlainMode, ResultMode, Select, SelectOption, SelectPlain, SelectResult, ValueMode,
+    cache_none_applies, derived_tags, stale_if_error_applies, BustAlways, BustIfOk, BustWhen,
+    IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode, Select, SelectOption,
+    SelectPlain, SelectResult, ValueMode,
 };
 pub use crate::names::name_pattern;
 pub use crate::names::Function;

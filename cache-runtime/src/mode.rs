@@ -21,6 +21,10 @@ pub trait Mode<R> {
     fn cacheable(out: &R) -> Option<&Self::Value>;
     /// Rebuilds a result from a stored value.
     fn from_cached(value: Self::Value) -> R;
+    /// Whether the body failed (an `Err`), for `stale_if_error`.
+    fn failed(_out: &R) -> bool {
+        false
+    }
 }
 
 /// What a mode stores for a return type `R`, named without the bounds
@@ -59,6 +63,9 @@ impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
     }
     fn from_cached(value: T) -> Result<T, E> {
         Ok(value)
+    }
+    fn failed(out: &Result<T, E>) -> bool {
+        out.is_err()
     }
 }
 
@@ -153,6 +160,18 @@ impl<T> Nullable for Option<T> {
         self.as_ref()
     }
 }
+
+/// A `Result` (`stale_if_error`).
+#[diagnostic::on_unimplemented(
+    message = "`stale_if_error` applies only to functions returning `Result`, not `{Self}`",
+    label = "the return type is not a `Result`"
+)]
+pub trait IsResult {}
+
+impl<T, E> IsResult for Result<T, E> {}
+
+/// Fails to compile unless `R` is a `Result`.
+pub const fn stale_if_error_applies<R: IsResult>() {}
 
 /// Fails to compile unless `R` is an `Option`.
 pub const fn cache_none_applies<R: IsOption>() {}

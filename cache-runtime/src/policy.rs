@@ -39,6 +39,9 @@ pub struct Policy {
     pub lock_wait: Duration,
     /// XFetch's `beta`: above 1 refreshes earlier, below 1 later.
     pub beta: f64,
+    /// How long past its TTL (and `stale_ttl`) an entry is kept to be
+    /// returned if the body fails (`stale_if_error`); zero: not kept.
+    pub stale_if_error: Duration,
 }
 
 impl Policy {
@@ -57,6 +60,7 @@ impl Policy {
             lock_ttl: Self::DEFAULT_LOCK_TTL,
             lock_wait: Self::DEFAULT_LOCK_WAIT,
             beta: 1.0,
+            stale_if_error: Duration::ZERO,
         }
     }
 
@@ -69,6 +73,13 @@ impl Policy {
     /// Sets the TTL (from an expression, per call).
     pub const fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
+        self
+    }
+
+    /// Keeps entries past their TTL for `window`, to be returned if the
+    /// body fails.
+    pub const fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = window;
         self
     }
 
@@ -106,10 +117,11 @@ impl Policy {
         if ttl.is_zero() {
             return ttl;
         }
-        match self.strategy {
+        let served = match self.strategy {
             Strategy::Swr => ttl.saturating_add(self.stale_ttl),
             _ => ttl,
-        }
+        };
+        served.saturating_add(self.stale_if_error)
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Stats {
     /// `swr` reads that returned a value past its fresh window while a
     /// refresh ran.
     pub stale_hits: u64,
+    /// Calls whose body failed and that were given a value past its TTL
+    /// instead (`stale_if_error`).
+    pub stale_on_error: u64,
     /// Background refreshes started (`swr` and `early`).
     pub refreshes: u64,
     /// `lock` misses that found another caller computing and waited.
@@ -82,6 +85,7 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub decode_failures: AtomicU64,
     pub stale_hits: AtomicU64,
+    pub stale_on_error: AtomicU64,
     pub refreshes: AtomicU64,
     pub lock_waits: AtomicU64,
     pub lock_timeouts: AtomicU64,
@@ -104,6 +108,7 @@ impl Counters {
             invalidations: self.invalidations.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),
             stale_hits: self.stale_hits.load(Relaxed),
+            stale_on_error: self.stale_on_error.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
             lock_waits: self.lock_waits.load(Relaxed),
             lock_timeouts: self.lock_timeouts.load(Relaxed),

@@ -24,6 +24,9 @@ pub(crate) enum Outcome {
     LockTimeout,
     /// A background refresh started.
     Refresh,
+    /// The body failed; a value past its TTL was returned
+    /// (`stale_if_error`).
+    StaleOnError,
 }
 
 impl Outcome {
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::LockWait => "lock_wait",
             Outcome::LockTimeout => "lock_timeout",
             Outcome::Refresh => "refresh",
+            Outcome::StaleOnError => "stale_on_error",
         }
     }
 }

@@ -181,3 +181,111 @@ async fn unless_and_a_zero_ttl_store_nothing() {
         );
     }
 }
+
+/// A source that fails while `failing` is set.
+#[derive(Clone, Default)]
+struct Flaky {
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    version: std::sync::Arc<AtomicU64>,
+}
+
+impl Flaky {
+    fn read(&self) -> Result<u64, String> {
+        if self.failing.load(SeqCst) {
+            Err("the database is down".into())
+        } else {
+            Ok(self.version.load(SeqCst))
+        }
+    }
+}
+
+#[cached(key = "sie:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+async fn resilient(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
+    let _ = id;
+    source.read()
+}
+
+#[cached(key = "sie_lock:<id>", ttl = 60, stale_if_error = "10m", strategy = "lock", cache = cache)]
+async fn resilient_locked(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
+    let _ = id;
+    source.read()
+}
+
+#[cached(key = "sie_swr:<id>", ttl = 60, strategy = "swr", stale_ttl = "1m", stale_if_error = "10m", cache = cache)]
+async fn resilient_swr(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
+    let _ = id;
+    source.read()
+}
+
+/// `stale_if_error`: a failing body gets the value kept past its TTL,
+/// within the window, and never an invalidated one.
+#[tokio::test]
+async fn stale_if_error_serves_an_expired_value_never_an_invalidated_one() {
+    let clock = crate::support::ManualClock::default();
+    clock.advance(Duration::from_secs(1_000_000));
+    let server = crate::support::RedisServer::start();
+    let builder = Cache::builder()
+        .clock(clock.clone())
+        .command_timeout(Duration::from_secs(5));
+    let caches = [
+        builder.clone().memory(),
+        builder.connect(&server.url()).await.unwrap(),
+    ];
+    for cache in caches {
+        for strategy in ["aside", "lock", "swr"] {
+            let what = format!("{} {strategy}", cache.backend_name());
+            let source = Flaky::default();
+            let read = |id: u64| {
+                let (cache, source) = (&cache, &source);
+                async move {
+                    match strategy {
+                        "aside" => resilient(cache, source, id).await,
+                        "lock" => resilient_locked(cache, source, id).await,
+                        _ => resilient_swr(cache, source, id).await,
+                    }
+                }
+            };
+            // Past the TTL (and swr's stale window), within the window.
+            let past = Duration::from_secs(if strategy == "swr" { 130 } else { 70 });
+            source.version.store(1, SeqCst);
+            assert_eq!(read(1).await, Ok(1));
+            clock.advance(past);
+            source.failing.store(true, SeqCst);
+            let before = cache.stats().stale_on_error;
+            assert_eq!(read(1).await, Ok(1), "{what}: the expired value, on Err");
+            assert_eq!(cache.stats().stale_on_error, before + 1, "{what}: counted");
+            source.failing.store(false, SeqCst);
+            source.version.store(2, SeqCst);
+            assert_eq!(read(1).await, Ok(2), "{what}: expired is not a hit");
+
+            // Invalidated: never returned, not even on Err.
+            assert_eq!(read(2).await, Ok(2));
+            clock.advance(past);
+            cache
+                .invalidate_keys([format!("sie{}:2", suffix(strategy))])
+                .await
+                .unwrap();
+            source.failing.store(true, SeqCst);
+            assert!(
+                read(2).await.is_err(),
+                "{what}: an invalidated value is never returned"
+            );
+
+            // Beyond the window: the error.
+            source.failing.store(false, SeqCst);
+            assert_eq!(read(3).await, Ok(2));
+            clock.advance(past + Duration::from_secs(600));
+            source.failing.store(true, SeqCst);
+            assert!(read(3).await.is_err(), "{what}: past the window");
+            source.failing.store(false, SeqCst);
+        }
+    }
+}
+
+fn suffix(strategy: &str) -> &'static str {
+    match strategy {
+        "aside" => "",
+        "lock" => "_lock",
+        _ => "_swr",
+    }
+}

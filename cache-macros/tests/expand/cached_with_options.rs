@@ -3,16 +3,18 @@ async fn get_user(id: u64) -> Result<User, DbError> {
             ::cachette::__private::Strategy::Aside,
             ::cachette::__private::ms(0u64),
         )
-        .template("user:<id>");
+        .template("user:<id>")
+        .stale_if_error(::cachette::__private::ms(600000u64));
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "67fac51729a14672");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "82000f976274d52f");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );
+    ::cachette::__private::stale_if_error_applies::<Result<User, DbError>>();
     let __cachette_key: ::std::string::String = ::cachette::__private::render(
         &["user:", ""],
         &[&id as &dyn ::core::fmt::Display],

@@ -30,6 +30,13 @@ async fn unless_not_a_bool(id: u64) -> u64 {
     id
 }
 
+// `stale_if_error` returns the last good value when the body fails: it
+// needs a `Result`.
+#[cached(key = "e:<id>", ttl = 60, stale_if_error = "10m")]
+async fn not_a_result(id: u64) -> Option<u64> {
+    Some(id)
+}
+
 fn main() {
     let _ = Duration::ZERO;
 }

@@ -280,6 +280,13 @@ impl Cache {
         } else {
             body.await
         };
+        // The body failed: with `stale_if_error`, the value kept past its
+        // TTL, if it is still valid (nothing is stored either way).
+        let recovered = if !call.policy.stale_if_error.is_zero() && M::failed(&out) {
+            self.stale_on_error::<M, R>(&call, keep).await
+        } else {
+            None
+        };
         // With `tags_from`, only a value that derives the tags whose
         // versions were read before the body may be stored (`derived.rs`).
         let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
@@ -303,6 +310,10 @@ impl Cache {
                 Strategy::Swr | Strategy::Early => {
                     now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
                 }
+                // Kept past its TTL for `stale_if_error`: marks the TTL.
+                _ if !call.policy.stale_if_error.is_zero() => {
+                    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                }
                 _ => 0,
             };
             let meta = Meta {
@@ -320,6 +331,9 @@ impl Cache {
         }
         if let Some(lock) = lock {
             lock.release().await;
+        }
+        if let Some(recovered) = recovered {
+            return Fetched::Done(recovered);
         }
         if !forced {
             telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
@@ -375,6 +389,63 @@ impl Cache {
     {
         let inner = &*self.inner;
         let (policy, key) = (call.policy, call.key);
+        let (value, meta) = self.valid_value::<M, R>(call, keep, lookup)?;
+        let until = meta.fresh_until_ms;
+        let now = if until == 0 {
+            0
+        } else {
+            inner.clock.now_millis()
+        };
+        match policy.strategy {
+            Strategy::Swr if until != 0 && now >= until => {
+                let stale_ms = u64::try_from(policy.stale_ttl.as_millis()).unwrap_or(u64::MAX);
+                if now >= until.saturating_add(stale_ms) {
+                    return None;
+                }
+                Counters::bump(&inner.counters.stale_hits);
+                telemetry::end(call.label(), key, Outcome::Stale, call.started);
+                self.spawn_refresh(call, refresh.take());
+            }
+            Strategy::Early if until != 0 => {
+                if now >= until {
+                    return None;
+                }
+                Counters::bump(&inner.counters.hits);
+                if xfetch_due(
+                    now,
+                    until,
+                    meta.compute_ms,
+                    policy.beta,
+                    inner.random.unit(),
+                ) {
+                    self.spawn_refresh(call, refresh.take());
+                }
+                telemetry::end(call.label(), key, Outcome::Hit, call.started);
+            }
+            // Past its TTL, kept only to be returned if the body fails
+            // (`stale_if_error`).
+            _ if until != 0 && now >= until => return None,
+            _ => {
+                Counters::bump(&inner.counters.hits);
+                telemetry::end(call.label(), key, Outcome::Hit, call.started);
+            }
+        }
+        Some(M::from_cached(value))
+    }
+
+    /// The value of `lookup`'s entry if it is valid by versions (and its
+    /// signature), whatever its freshness, with its header.
+    fn valid_value<M, R>(
+        &self,
+        call: &Call<'_>,
+        keep: Keeper<M::Value>,
+        lookup: &Lookup,
+    ) -> Option<(M::Value, Meta)>
+    where
+        M: Mode<R>,
+    {
+        let inner = &*self.inner;
+        let key = call.key;
         if lookup.oversized {
             Counters::bump(&inner.counters.too_large);
             return None;
@@ -431,43 +502,39 @@ impl Cache {
                 }
             },
         };
+        Some((value, meta))
+    }
+
+    /// With `stale_if_error`, after the body failed: the entry as it is
+    /// now, if it is still valid by versions (an invalidated entry is never
+    /// returned) and within its window past the TTL.
+    async fn stale_on_error<M, R>(&self, call: &Call<'_>, keep: Keeper<M::Value>) -> Option<R>
+    where
+        M: Mode<R>,
+    {
+        let inner = &*self.inner;
+        let lookup = inner.backend.lookup(&call.subject).await.ok()?;
+        let (value, meta) = self.valid_value::<M, R>(call, keep, &lookup)?;
         let until = meta.fresh_until_ms;
-        let now = if until == 0 {
-            0
-        } else {
-            inner.clock.now_millis()
-        };
-        match policy.strategy {
-            Strategy::Swr if until != 0 && now >= until => {
-                let stale_ms = u64::try_from(policy.stale_ttl.as_millis()).unwrap_or(u64::MAX);
-                if now >= until.saturating_add(stale_ms) {
-                    return None;
-                }
-                Counters::bump(&inner.counters.stale_hits);
-                telemetry::end(call.label(), key, Outcome::Stale, call.started);
-                self.spawn_refresh(call, refresh.take());
-            }
-            Strategy::Early if until != 0 => {
-                if now >= until {
-                    return None;
-                }
-                Counters::bump(&inner.counters.hits);
-                if xfetch_due(
-                    now,
-                    until,
-                    meta.compute_ms,
-                    policy.beta,
-                    inner.random.unit(),
-                ) {
-                    self.spawn_refresh(call, refresh.take());
-                }
-                telemetry::end(call.label(), key, Outcome::Hit, call.started);
-            }
-            _ => {
-                Counters::bump(&inner.counters.hits);
-                telemetry::end(call.label(), key, Outcome::Hit, call.started);
-            }
+        if until == 0 {
+            return None; // filled without a window
         }
+        let policy = call.policy;
+        let mut window = policy.stale_if_error;
+        if policy.strategy == Strategy::Swr {
+            window = window.saturating_add(policy.stale_ttl);
+        }
+        let end = until.saturating_add(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+        if inner.clock.now_millis() >= end {
+            return None;
+        }
+        Counters::bump(&inner.counters.stale_on_error);
+        tracing::warn!(
+            function = call.label(),
+            key = %call.key,
+            "cachette: the body failed; returned the value kept past its TTL (stale_if_error)"
+        );
+        telemetry::end(call.label(), call.key, Outcome::StaleOnError, call.started);
         Some(M::from_cached(value))
     }
 }
