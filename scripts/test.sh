@@ -20,10 +20,10 @@ redis-server --version
 
 # The embedded backend alone must build (no Redis client).
 cargo check -p cachette --no-default-features --locked
-cargo test --workspace --all-targets --features metrics,cluster --locked
-cargo test --workspace --doc --features metrics,cluster --locked
+cargo test --workspace --all-targets --features metrics,cluster,postcard,compression --locked
+cargo test --workspace --doc --features metrics,cluster,postcard,compression --locked
 # rediss:// against a redis-server with TLS and a CA made by the test.
-cargo test --features metrics,cluster,tls --test suite --locked tls
+cargo test --features metrics,cluster,tls,postcard,compression --test suite --locked tls
 # The in-process primitives under every interleaving (loom), and each one's
 # weakened variant caught.
 LOOM_MAX_PREEMPTIONS=3 cargo test -p cache-runtime --features __loom --lib --locked loom

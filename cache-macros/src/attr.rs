@@ -38,6 +38,8 @@ impl Kind {
                 "cache_none",
                 "none_ttl",
                 "stale_if_error",
+                "codec",
+                "version",
                 "ttl_fn",
                 "unless",
                 "tags_from",
@@ -118,6 +120,10 @@ pub(crate) struct Options {
     pub unless: Option<Expr>,
     /// `None`'s TTL in milliseconds, and where it was written.
     pub none_ttl: Option<(u64, Span)>,
+    /// The codec's variant (`codec = "postcard"`).
+    pub codec: Option<Ident>,
+    /// The version recorded in every entry (`version = 2`).
+    pub version: Option<u32>,
     /// How long past its TTL an entry is kept for a failing body, in
     /// milliseconds, and where it was written.
     pub stale_if_error: Option<(u64, Span)>,
@@ -160,6 +166,8 @@ struct Written {
     unless: Once<Expr>,
     none_ttl: Once<u64>,
     stale_if_error: Once<u64>,
+    codec: Once<Ident>,
+    version: Once<u32>,
     stale_ttl: Once<u64>,
     lock_ttl: Once<u64>,
     lock_wait: Once<u64>,
@@ -253,6 +261,38 @@ impl Written {
                     slot.set(errors, name, v);
                 }
             }
+            "codec" => {
+                if let Some(v) = values::string(errors, name, &value) {
+                    let variant = match v.value().as_str() {
+                        "json" => Some("Json"),
+                        "postcard" => Some("Postcard"),
+                        _ => None,
+                    };
+                    match variant {
+                        Some(variant) => self.codec.set(errors, name, Ident::new(variant, v.span())),
+                        None => errors.at(
+                            v.span(),
+                            format!(
+                                r#"unknown codec {:?}: expected "json" or "postcard" (feature `postcard`)"#,
+                                v.value()
+                            ),
+                        ),
+                    }
+                }
+            }
+            "version" => match &value {
+                Value::Expr(Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(i),
+                    ..
+                })) if i.suffix().is_empty() && i.base10_parse::<u32>().is_ok() => {
+                    let v = i.base10_parse::<u32>().expect("checked");
+                    self.version.set(errors, name, v);
+                }
+                _ => errors.at(
+                    name.span(),
+                    "`version` must be a whole number such as `version = 2`: bump it when the stored type changes in a way its name does not show",
+                ),
+            },
             "none_ttl" | "stale_if_error" => {
                 if let Some(v) = values::duration_ms(errors, name, &value, false) {
                     let slot = if name == "none_ttl" {
@@ -369,6 +409,8 @@ impl Written {
             tags_from: self.tags_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
             none_ttl: self.none_ttl.get().copied().zip(self.none_ttl.span()),
+            codec: self.codec.into_inner(),
+            version: self.version.into_inner(),
             stale_if_error: self
                 .stale_if_error
                 .get()

@@ -534,6 +534,12 @@ fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
     if let Some(ms) = opts.lock_wait {
         policy = quote!(#policy.lock_wait(#private::ms(#ms)));
     }
+    if let Some(codec) = &opts.codec {
+        policy = quote!(#policy.codec(#private::Codec::#codec));
+    }
+    if let Some(version) = opts.version {
+        policy = quote!(#policy.version(#version));
+    }
     if let Some((ms, _)) = opts.stale_if_error {
         policy = quote!(#policy.stale_if_error(#private::ms(#ms)));
     }

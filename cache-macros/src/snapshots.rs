@@ -108,6 +108,8 @@ fn cached_with_options() {
             key = "user:<id>",
             ttl = settings().user_ttl,
             stale_if_error = "10m",
+            codec = "postcard",
+            version = 2,
             ttl_fn = ttl_for,
             unless = User::is_guest,
             tags_from = |u: &User| [tag!("team:<t>", t = u.team)]

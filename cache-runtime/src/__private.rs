@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::cache::Cache;
+pub use crate::codec::Codec;
 pub use crate::companion::{companion, key_of, Companion, EntryKey};
 pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::render;
@@ -31,6 +32,12 @@ use crate::read::{Call, Fetched, NoRefresh};
 /// instantiation of a generic function, and per body).
 pub fn function<F>(_f: &F, code: &str) -> Function {
     Function::of::<F>(code)
+}
+
+/// A function known by `label` whose entries are told apart by
+/// `identity`: for tests that stand for two builds of one function.
+pub fn function_named(label: &'static str, identity: &str) -> Function {
+    Function::named(label, identity)
 }
 
 /// The default cache (see `cachette::init`), for `function`, which names

@@ -42,6 +42,7 @@ pub struct CacheBuilder {
     max_pending_busts: usize,
     breaker: (u32, Duration),
     max_value_bytes: usize,
+    compress_above: Option<usize>,
     signer: Option<Signer>,
     log_full_names: bool,
     keep_decoded: bool,
@@ -88,6 +89,7 @@ impl Default for CacheBuilder {
             max_pending_busts: 10_000,
             breaker: (5, Duration::from_secs(1)),
             max_value_bytes: 1 << 20,
+            compress_above: None,
             signer: None,
             log_full_names: false,
             keep_decoded: true,
@@ -123,9 +125,21 @@ impl CacheBuilder {
         self
     }
 
-    /// How values are serialized (default JSON).
+    /// How values are serialized (default JSON; `codec = "..."` on a
+    /// function overrides it for that function).
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// Compresses (LZ4) every encoded value larger than `bytes` (feature
+    /// `compression`; off by default). A compressed entry is flagged in its
+    /// header and decompressed when read; one that claims to decompress to
+    /// more than `max_value_bytes` is refused as a miss, so a hostile entry
+    /// cannot inflate a reader's memory.
+    #[cfg(feature = "compression")]
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.compress_above = Some(bytes);
         self
     }
 
@@ -453,6 +467,7 @@ impl CacheBuilder {
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
                 warned_zero_ttl: WarnOnce::default(),
+                compress_above: self.compress_above,
                 derived: crate::derived::hints(),
             }),
         }

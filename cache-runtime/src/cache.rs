@@ -73,6 +73,9 @@ pub(crate) struct Inner {
     pub(crate) breaker: Breaker,
     pub(crate) max_value_bytes: usize,
     pub(crate) warned_too_large: WarnOnce,
+    /// Values larger than this many bytes, encoded, are compressed.
+    #[cfg_attr(not(feature = "compression"), allow(dead_code))]
+    pub(crate) compress_above: Option<usize>,
     /// Functions warned about a zero TTL.
     pub(crate) warned_zero_ttl: WarnOnce,
     pub(crate) signer: Option<Signer>,

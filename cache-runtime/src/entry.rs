@@ -3,13 +3,16 @@
 //!
 //! ```text
 //! byte 0        0xCA        magic
-//! byte 1        2           format
+//! byte 1        3           format
 //! byte 2        n           number of versions (the key's, then each tag's)
 //! bytes 3..11   u64 BE      end of the fresh window, ms since the epoch (0: none)
 //! bytes 11..15  u32 BE      how long the body took, ms
 //! bytes 15..23  u64 BE      when the entry expires, ms since the epoch
+//! byte 23       flags       bit 0: the value is compressed
+//! bytes 24..32  u64 BE      fingerprint: the value's Rust type, the function's
+//!                           `version`, the codec (see `codec.rs`)
 //! n x 16 bytes              version tokens (or, signed, keyed hashes of them), in lookup order
-//! rest                      the value, in the cache's codec
+//! rest                      the value, in its codec (compressed if flagged)
 //! ```
 //! An entry is valid only if every stored token equals the token currently
 //! stored under the same version key. Tokens are random, so a version key
@@ -20,8 +23,11 @@
 use crate::version::{Token, TOKEN_LEN};
 
 const MAGIC: u8 = 0xCA;
-const FORMAT: u8 = 2;
-const HEADER_LEN: usize = 23;
+const FORMAT: u8 = 3;
+const HEADER_LEN: usize = 32;
+
+/// The flag of a compressed value.
+pub(crate) const COMPRESSED: u8 = 1;
 
 /// Metadata written in the header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -29,6 +35,8 @@ pub(crate) struct Meta {
     pub fresh_until_ms: u64,
     pub compute_ms: u32,
     pub expires_ms: u64,
+    pub flags: u8,
+    pub fingerprint: u64,
 }
 
 /// Starts an entry: header and tokens; the caller appends the value.
@@ -39,10 +47,24 @@ pub(crate) fn begin(tokens: &[Token], meta: Meta, value_hint: usize) -> Option<V
     out.extend_from_slice(&meta.fresh_until_ms.to_be_bytes());
     out.extend_from_slice(&meta.compute_ms.to_be_bytes());
     out.extend_from_slice(&meta.expires_ms.to_be_bytes());
+    out.push(meta.flags);
+    out.extend_from_slice(&meta.fingerprint.to_be_bytes());
     for t in tokens {
         out.extend_from_slice(t.as_bytes());
     }
     Some(out)
+}
+
+/// Sets `flag` in the header of an entry started by [`begin`].
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+pub(crate) fn set_flag(blob: &mut [u8], flag: u8) {
+    blob[23] |= flag;
+}
+
+/// Where the value starts in an entry with `versions` versions.
+#[cfg_attr(not(feature = "compression"), allow(dead_code))]
+pub(crate) const fn value_at(versions: usize) -> usize {
+    HEADER_LEN + versions * TOKEN_LEN
 }
 
 /// What a stored entry turned out to be.
@@ -74,6 +96,8 @@ pub(crate) fn check<'a>(
         fresh_until_ms: u64::from_be_bytes(blob[3..11].try_into().expect("8 bytes")),
         compute_ms: u32::from_be_bytes(blob[11..15].try_into().expect("4 bytes")),
         expires_ms: u64::from_be_bytes(blob[15..23].try_into().expect("8 bytes")),
+        flags: blob[23],
+        fingerprint: u64::from_be_bytes(blob[24..32].try_into().expect("8 bytes")),
     };
     if n != current.len() {
         return Check::Invalidated;

@@ -42,6 +42,10 @@ pub struct Policy {
     /// How long past its TTL (and `stale_ttl`) an entry is kept to be
     /// returned if the body fails (`stale_if_error`); zero: not kept.
     pub stale_if_error: Duration,
+    /// The function's codec (`codec = "..."`), else the cache's.
+    pub codec: Option<crate::codec::Codec>,
+    /// The function's `version`, recorded in every entry's fingerprint.
+    pub version: u32,
 }
 
 impl Policy {
@@ -61,6 +65,8 @@ impl Policy {
             lock_wait: Self::DEFAULT_LOCK_WAIT,
             beta: 1.0,
             stale_if_error: Duration::ZERO,
+            codec: None,
+            version: 0,
         }
     }
 
@@ -80,6 +86,18 @@ impl Policy {
     /// body fails.
     pub const fn stale_if_error(mut self, window: Duration) -> Self {
         self.stale_if_error = window;
+        self
+    }
+
+    /// Sets the codec of this function's values.
+    pub const fn codec(mut self, codec: crate::codec::Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Sets the version recorded in this function's entries.
+    pub const fn version(mut self, version: u32) -> Self {
+        self.version = version;
         self
     }
 

@@ -6,6 +6,7 @@ mod support;
 mod backends;
 #[cfg(feature = "cluster")]
 mod cluster;
+mod codecs;
 #[allow(async_fn_in_trait)]
 mod companions;
 mod deferred;

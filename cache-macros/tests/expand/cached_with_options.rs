@@ -4,13 +4,15 @@ async fn get_user(id: u64) -> Result<User, DbError> {
             ::cachette::__private::ms(0u64),
         )
         .template("user:<id>")
+        .codec(::cachette::__private::Codec::Postcard)
+        .version(2u32)
         .stale_if_error(::cachette::__private::ms(600000u64));
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "82000f976274d52f");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "59e50caaff3c066f");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );

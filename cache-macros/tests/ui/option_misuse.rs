@@ -37,6 +37,12 @@ async fn not_a_result(id: u64) -> Option<u64> {
     Some(id)
 }
 
+// The codecs are "json" and "postcard"; a version is a whole number.
+#[cached(key = "f:<id>", ttl = 60, codec = "bincode", version = "2")]
+async fn unknown_codec(id: u64) -> u64 {
+    id
+}
+
 fn main() {
     let _ = Duration::ZERO;
 }

@@ -299,7 +299,7 @@ impl Function {
 /// A 64-bit hash that is the same in every process and on every platform,
 /// cheap enough for every call: eight bytes per step, then a final mix
 /// (the finalizer of MurmurHash3).
-fn stable_hash(bytes: &[u8]) -> u64 {
+pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut h = (bytes.len() as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);

@@ -80,10 +80,12 @@ impl Cache {
             self.zero_ttl(call);
             return;
         }
+        let codec = call.policy.codec.unwrap_or(inner.codec);
         let meta = Meta {
             expires_ms: inner.clock.now_millis().saturating_add(
                 u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
             ),
+            fingerprint: codec.fingerprint::<T>(call.policy.version),
             ..meta
         };
         let hashed: Vec<Token>;
@@ -98,9 +100,21 @@ impl Cache {
             tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
             return;
         };
-        if let Err(e) = inner.codec.encode_into(&mut blob, value) {
+        if let Err(e) = codec.encode_into(&mut blob, value) {
             tracing::warn!(key = %key, error = %e, "cachette: value failed to serialize; returned uncached");
             return;
+        }
+        #[cfg(feature = "compression")]
+        if let Some(above) = inner.compress_above {
+            let at = entry::value_at(tokens.len());
+            if blob.len() - at > above {
+                let packed = crate::codec::compression::compress(&blob[at..]);
+                if packed.len() < blob.len() - at {
+                    blob.truncate(at);
+                    blob.extend_from_slice(&packed);
+                    entry::set_flag(&mut blob, entry::COMPRESSED);
+                }
+            }
         }
         if let Some(signer) = &inner.signer {
             signer.sign(call.subject.entry(), &mut blob);

@@ -319,7 +319,7 @@ impl Cache {
             let meta = Meta {
                 fresh_until_ms,
                 compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
-                expires_ms: 0, // set by the fill
+                ..Meta::default() // the expiry, flags and fingerprint: set by the fill
             };
             self.fill(&call, &tokens, meta, value, ttl).await;
         } else if !created.is_empty() {
@@ -484,12 +484,32 @@ impl Cache {
             Counters::bump(&inner.counters.signature_failures);
             return None;
         }
+        let codec = call.policy.codec.unwrap_or(inner.codec);
+        if meta.fingerprint != codec.fingerprint::<M::Value>(call.policy.version) {
+            self.decode_failure(key, &"written for another type, version or codec");
+            return None;
+        }
         // A value kept decoded beside these very bytes, or decoded now
         // (and kept, for a type that can be).
         let kept = lookup.decoded.as_deref().and_then(|slot| keep.take(slot));
+        let decompressed;
+        let bytes = if kept.is_none() && meta.flags & entry::COMPRESSED != 0 {
+            match crate::codec::compression::decompress(bytes, inner.max_value_bytes) {
+                Ok(plain) => {
+                    decompressed = plain;
+                    &decompressed[..]
+                }
+                Err(e) => {
+                    self.decode_failure(key, &e);
+                    return None;
+                }
+            }
+        } else {
+            bytes
+        };
         let value = match kept {
             Some(value) => value,
-            None => match inner.codec.decode::<M::Value>(bytes) {
+            None => match codec.decode::<M::Value>(bytes) {
                 Ok(value) => {
                     if let Some(slot) = lookup.decoded.as_deref() {
                         keep.store(slot, &value);

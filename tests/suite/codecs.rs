@@ -1,0 +1,186 @@
+//! Codecs and compression: every entry records a fingerprint of its value's
+//! type, its function's `version` and its codec, so a value written by
+//! another build is a miss, never a wrong value; large values are
+//! compressed, and a compressed value cannot inflate a reader's memory.
+#![cfg(all(feature = "postcard", feature = "compression"))]
+
+use std::time::Duration;
+
+use cachette::__private as p;
+use cachette::__private::SelectPlain as _;
+use cachette::{cached, Cache, Codec};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::support::{each_backend, entry_name, RedisServer};
+
+/// One build's row.
+mod v1 {
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Row {
+        pub a: u8,
+        pub b: u8,
+    }
+}
+
+/// The next build's row: the same fields, in another order.
+mod v2 {
+    #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Row {
+        pub b: u8,
+        pub a: u8,
+    }
+}
+
+/// A call of the function `row` as some build compiled it: its value type
+/// `T`, `codec` and `version`. Every build has the same function identity,
+/// as a redeploy of unchanged code does.
+async fn row_as<T>(cache: &Cache, codec: Codec, version: u32, value: T) -> T
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let policy = p::Policy::new(p::Strategy::Aside, Duration::from_secs(60))
+        .codec(codec)
+        .version(version);
+    let site = p::Site {
+        cache,
+        policy: &policy,
+        function: p::function_named("codecs::row", "row"),
+    };
+    // A generic `T`: the plain mode, as the attribute would select.
+    let mode = p::Select::<T>::new().__cachette_mode();
+    p::cached(
+        site,
+        mode,
+        p::Keeper::none(),
+        "row:1",
+        &[],
+        p::Hooks::none(),
+        async move { value },
+    )
+    .await
+}
+
+/// A struct whose fields changed order between the writer and the reader
+/// is read as a miss, under a compact codec that would decode it wrongly;
+/// so is a value of another `version` or codec.
+#[tokio::test]
+async fn an_entry_written_by_another_build_is_a_miss() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        let old = v1::Row { a: 1, b: 2 };
+        let new = v2::Row { b: 2, a: 1 };
+        assert_eq!(row_as(&cache, Codec::Postcard, 1, old.clone()).await, old);
+        let misses = cache.stats().misses;
+        assert_eq!(
+            row_as(&cache, Codec::Postcard, 1, new.clone()).await,
+            new,
+            "{backend}: postcard would read b = 1, a = 2"
+        );
+        assert_eq!(cache.stats().misses, misses + 1, "{backend}: a miss");
+        assert_eq!(row_as(&cache, Codec::Postcard, 1, new.clone()).await, new);
+        assert_eq!(
+            cache.stats().hits,
+            1,
+            "{backend}: the new build's entry is a hit"
+        );
+
+        // The same type, another version: a miss.
+        let other = v2::Row { b: 9, a: 9 };
+        assert_eq!(
+            row_as(&cache, Codec::Postcard, 2, other.clone()).await,
+            other,
+            "{backend}"
+        );
+        // The same type and version, another codec: a miss.
+        let json = v2::Row { b: 7, a: 7 };
+        assert_eq!(
+            row_as(&cache, Codec::Json, 2, json.clone()).await,
+            json,
+            "{backend}"
+        );
+        assert_eq!(cache.stats().misses, misses + 3, "{backend}");
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Page {
+    id: u64,
+    body: String,
+}
+
+#[cached(key = "page:<id>", ttl = 60, codec = "postcard", version = 3, cache = cache)]
+async fn page(cache: &Cache, id: u64) -> Page {
+    Page {
+        id,
+        body: "lorem ipsum ".repeat(2000), // 24 KB
+    }
+}
+
+/// A postcard value, compressed, round trips on both backends; in Redis
+/// it takes a fraction of its size.
+#[tokio::test]
+async fn compressed_values_round_trip() {
+    let server = RedisServer::start();
+    let caches = [
+        Cache::builder().compress_above(1024).memory(),
+        crate::support::builder()
+            .compress_above(1024)
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    ];
+    for cache in caches {
+        let backend = cache.backend_name();
+        let first = page(&cache, 1).await;
+        assert_eq!(page(&cache, 1).await, first, "{backend}");
+        assert_eq!(cache.stats().hits, 1, "{backend}: read back");
+        assert_eq!(cache.stats().decode_failures, 0, "{backend}");
+    }
+    let mut redis = server.raw();
+    let stored: usize = redis::cmd("STRLEN")
+        .arg(entry_name(&server, "page:1"))
+        .query(&mut redis)
+        .unwrap();
+    assert!(stored < 2000, "24 KB stored in {stored} bytes");
+}
+
+/// An entry whose compressed value claims to decompress to more than
+/// `max_value_bytes` (planted in Redis) is a miss: the reader never
+/// allocates what it claims.
+#[tokio::test]
+async fn a_decompression_bomb_is_refused() {
+    let server = RedisServer::start();
+    let cache = crate::support::builder()
+        .compress_above(1024)
+        .max_value_bytes(1 << 20)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    page(&cache, 2).await;
+    let name = entry_name(&server, "page:2");
+    let mut redis = server.raw();
+    let blob: Vec<u8> = redis::cmd("GET").arg(&name).query(&mut redis).unwrap();
+    // The value starts after the header (32 bytes) and the versions.
+    let value_at = 32 + usize::from(blob[2]) * 16;
+    // A claimed size of 2 GiB.
+    let _: () = redis::cmd("SETRANGE")
+        .arg(&name)
+        .arg(value_at)
+        .arg(&[0xff_u8, 0xff, 0xff, 0x7f][..])
+        .query(&mut redis)
+        .unwrap();
+    let failures = cache.stats().decode_failures;
+    let logs = crate::support::logs::Logs::capture();
+    assert_eq!(page(&cache, 2).await.id, 2);
+    assert_eq!(
+        cache.stats().decode_failures,
+        failures + 1,
+        "refused, as a miss"
+    );
+    assert_eq!(cache.stats().hits, 0);
+    let text = logs.text();
+    assert!(
+        text.contains("over the limit"),
+        "refused for its claimed size, before decompressing: {text}"
+    );
+}
