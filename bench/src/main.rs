@@ -19,6 +19,7 @@
 
 mod alloc;
 mod cluster;
+mod codecs;
 mod hostile;
 mod near;
 mod server;
@@ -286,6 +287,10 @@ async fn main() {
         .await
         .unwrap();
 
+    if args.first().map(String::as_str) == Some("codecs") {
+        codecs::run(quick, &url, &raw).await;
+        return;
+    }
     if args.first().map(String::as_str) == Some("raw") {
         let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(10_000);
         for _ in 0..n {
