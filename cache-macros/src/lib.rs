@@ -46,8 +46,19 @@ use proc_macro::TokenStream;
 ///   that different arguments never share a key. Two placeholders must be
 ///   separated by a character such as `:`. Omitted: the function's full path
 ///   and every argument but `self` and the `cache` parameter.
-/// - `ttl = 300` or `ttl = "5m"`: required; whole seconds (`s`, `m`, `h`,
-///   `d` units, combinable: `"1h30m"`).
+/// - `ttl = 300`, `ttl = "5m"` or `ttl = <expr>`: required; whole seconds,
+///   a string with `ms`, `s`, `m`, `h`, `d` units (combinable: `"1h30m"`),
+///   or any `Duration` expression, evaluated per call. Zero stores nothing.
+/// - `ttl_fn = f`: `fn(&T) -> Duration`, a TTL per stored value.
+/// - `unless = f`: `fn(&T) -> bool`; `true` returns the value unstored.
+/// - `none_ttl = "30s"`: for `Option<T>`, caches `None` for that long.
+/// - `stale_if_error = "10m"`: for `Result<T, E>`, keeps entries that long
+///   past their TTL and returns the last `Ok` value when the body fails, if
+///   no invalidation reached the entry.
+/// - `codec = "postcard"`, `version = 2`: the function's codec, and a
+///   version recorded in its entries (another version's entries are misses).
+/// - `tags_from = f`: tags derived from the stored value (see
+///   `cachette::guide::attributes`).
 /// - `tags = ["org:<org>"]`: tag templates; `#[invalidates(tags = ...)]` or
 ///   `Cache::invalidate_tags` invalidates every entry with the tag.
 /// - `strategy = "aside" | "lock" | "swr" | "early"`: see `cachette::guide::attributes`.
@@ -96,7 +107,10 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// # Options
 /// `keys = [...]` and `tags = [...]` take templates rendered exactly as
 /// `#[cached]` renders them, from this function's arguments, before the body
-/// runs. `cache = <expr>` and `crate = "path"` as for `#[cached]`.
+/// runs. `calls = [get_user(id)]` busts the key each call of a `#[cached]`
+/// function would read, in the cache it would read. `tags_from = f` adds
+/// the tags `f` derives from the successful result. `cache = <expr>` and
+/// `crate = "path"` as for `#[cached]`.
 ///
 /// # When it busts
 /// For a `Result`, only after `Ok`; for any other return type, always. A bust
