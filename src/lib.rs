@@ -85,6 +85,12 @@ pub mod guide {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub mod admin {
+    pub use cache_runtime::admin::*;
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use cache_runtime::__private::*;

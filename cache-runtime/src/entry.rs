@@ -11,6 +11,7 @@
 //! byte 23       flags       bit 0: the value is compressed
 //! bytes 24..32  u64 BE      fingerprint: the value's Rust type, the function's
 //!                           `version`, the codec (see `codec.rs`)
+//! bytes 32..40  u64 BE      when the fill stored it, ms since the epoch
 //! n x 16 bytes              version tokens (or, signed, keyed hashes of them), in lookup order
 //! rest                      the value, in its codec (compressed if flagged)
 //! ```
@@ -24,7 +25,7 @@ use crate::version::{Token, TOKEN_LEN};
 
 const MAGIC: u8 = 0xCA;
 const FORMAT: u8 = 3;
-const HEADER_LEN: usize = 32;
+const HEADER_LEN: usize = 40;
 
 /// The flag of a compressed value.
 pub(crate) const COMPRESSED: u8 = 1;
@@ -37,6 +38,7 @@ pub(crate) struct Meta {
     pub expires_ms: u64,
     pub flags: u8,
     pub fingerprint: u64,
+    pub filled_ms: u64,
 }
 
 /// Starts an entry: header and tokens; the caller appends the value.
@@ -49,6 +51,7 @@ pub(crate) fn begin(tokens: &[Token], meta: Meta, value_hint: usize) -> Option<V
     out.extend_from_slice(&meta.expires_ms.to_be_bytes());
     out.push(meta.flags);
     out.extend_from_slice(&meta.fingerprint.to_be_bytes());
+    out.extend_from_slice(&meta.filled_ms.to_be_bytes());
     for t in tokens {
         out.extend_from_slice(t.as_bytes());
     }
@@ -65,6 +68,25 @@ pub(crate) fn set_flag(blob: &mut [u8], flag: u8) {
 #[cfg_attr(not(feature = "compression"), allow(dead_code))]
 pub(crate) const fn value_at(versions: usize) -> usize {
     HEADER_LEN + versions * TOKEN_LEN
+}
+
+/// The header of an entry of this format, whatever its versions.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn peek(blob: &[u8]) -> Option<Meta> {
+    if blob.len() < HEADER_LEN || blob[0] != MAGIC || blob[1] != FORMAT {
+        return None;
+    }
+    if blob.len() < value_at(usize::from(blob[2])) {
+        return None;
+    }
+    Some(Meta {
+        fresh_until_ms: u64::from_be_bytes(blob[3..11].try_into().ok()?),
+        compute_ms: u32::from_be_bytes(blob[11..15].try_into().ok()?),
+        expires_ms: u64::from_be_bytes(blob[15..23].try_into().ok()?),
+        flags: blob[23],
+        fingerprint: u64::from_be_bytes(blob[24..32].try_into().ok()?),
+        filled_ms: u64::from_be_bytes(blob[32..40].try_into().ok()?),
+    })
 }
 
 /// What a stored entry turned out to be.
@@ -98,6 +120,7 @@ pub(crate) fn check<'a>(
         expires_ms: u64::from_be_bytes(blob[15..23].try_into().expect("8 bytes")),
         flags: blob[23],
         fingerprint: u64::from_be_bytes(blob[24..32].try_into().expect("8 bytes")),
+        filled_ms: u64::from_be_bytes(blob[32..40].try_into().expect("8 bytes")),
     };
     if n != current.len() {
         return Check::Invalidated;

@@ -47,6 +47,9 @@ mod version;
 
 #[doc(hidden)]
 pub mod __private;
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+pub mod admin;
 
 #[cfg(feature = "redis")]
 pub use crate::backend::redis::bust::SERVER_FUNCTIONS;

@@ -160,8 +160,8 @@ async fn a_decompression_bomb_is_refused() {
     let name = entry_name(&server, "page:2");
     let mut redis = server.raw();
     let blob: Vec<u8> = redis::cmd("GET").arg(&name).query(&mut redis).unwrap();
-    // The value starts after the header (32 bytes) and the versions.
-    let value_at = 32 + usize::from(blob[2]) * 16;
+    // The value starts after the header (40 bytes) and the versions.
+    let value_at = 40 + usize::from(blob[2]) * 16;
     let bomb = Page {
         id: 2,
         body: "x".repeat(5 << 20),

@@ -202,6 +202,25 @@ impl<'a> Name<'a> {
         out
     }
 
+    /// The name of this key's entry of the function whose id is written
+    /// `function` (`*` for a pattern).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn entry_of(&self, ns: &Namespace, function: &str) -> String {
+        let mut out = String::with_capacity(ns.as_str().len() + self.text.len() + 26);
+        out.push_str(ns.as_str());
+        out.push(':');
+        out.push(Kind::Entry.letter());
+        if self.shortened {
+            out.push('#');
+        }
+        out.push(':');
+        out.push_str(function);
+        out.push_str(":{");
+        out.push_str(&self.text);
+        out.push('}');
+        out
+    }
+
     /// Bytes a backend name of this takes beyond namespace and scope.
     fn len_hint(&self) -> usize {
         self.text.len() + 8

@@ -81,8 +81,10 @@ impl Cache {
             return;
         }
         let codec = call.policy.codec.unwrap_or(inner.codec);
+        let now = inner.clock.now_millis();
         let meta = Meta {
-            expires_ms: inner.clock.now_millis().saturating_add(
+            filled_ms: now,
+            expires_ms: now.saturating_add(
                 u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
             ),
             fingerprint: codec.fingerprint::<T>(call.policy.version),

@@ -24,11 +24,11 @@
 
 pub(crate) mod bust;
 #[cfg(feature = "cluster")]
-mod cluster;
+pub(crate) mod cluster;
 pub(crate) mod connect;
 pub(crate) mod link;
 pub(crate) mod near;
-mod single;
+pub(crate) mod single;
 
 use std::time::Duration;
 

@@ -39,7 +39,8 @@ mod slots;
 use self::near::tracked_conns;
 
 pub(crate) use self::slots::epoch_of;
-use self::slots::{key_slot, key_slot_of_name, redirection, SlotMap};
+pub(crate) use self::slots::key_slot;
+use self::slots::{key_slot_of_name, redirection, SlotMap};
 use crate::names::Subject;
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;

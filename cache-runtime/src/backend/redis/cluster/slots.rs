@@ -191,7 +191,7 @@ pub(super) fn slot_range(range: &[Value], asked: &str) -> Option<SlotRange> {
 }
 
 /// The slot of a hash tag: CRC16 (XMODEM) modulo 16384.
-pub(super) fn key_slot(tag: &str) -> u16 {
+pub(crate) fn key_slot(tag: &str) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes()) % 16384
 }
 

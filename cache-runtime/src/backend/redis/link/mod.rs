@@ -28,6 +28,7 @@ use redis::{AsyncConnectionConfig, Client};
 use crate::error::{Error, ErrorKind};
 
 mod session;
+pub(crate) use self::session::scope;
 pub(crate) mod tracking;
 
 use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY};

@@ -194,7 +194,7 @@ pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
 /// session ask again ([`Session::drifted`]), so sessions made before and
 /// after converge on the server's current scope. A server that does not
 /// report a replication id is scoped by its run id alone.
-fn scope(server: &str, replication: &str) -> Option<String> {
+pub(crate) fn scope(server: &str, replication: &str) -> Option<String> {
     use sha2::Digest;
     let field = |info: &str, name: &str| {
         info.lines()

@@ -1,0 +1,166 @@
+//! Connections to a single Redis, or to every master of a Redis Cluster.
+
+use std::time::Duration;
+
+use redis::{Connection, Value};
+
+/// A master and what it serves.
+pub struct Node {
+    pub addr: String,
+    pub conn: Connection,
+    /// Slot ranges (a single server serves them all).
+    pub slots: Vec<(u16, u16)>,
+}
+
+/// The server the tool talks to.
+pub struct Server {
+    pub nodes: Vec<Node>,
+    pub cluster: bool,
+}
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+fn open(url: &str) -> Result<Connection, String> {
+    let client = redis::Client::open(url).map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let conn = client
+        .get_connection_with_timeout(TIMEOUT)
+        .map_err(|e| format!("cannot reach {}: {e}", shown(url)))?;
+    conn.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// The URL without its password, for messages.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Server {
+    pub fn connect(url: &str) -> Result<Server, String> {
+        let mut seed = open(url)?;
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query(&mut seed)
+            .unwrap_or_default();
+        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
+            return Ok(Server {
+                nodes: vec![Node {
+                    addr: shown(url),
+                    conn: seed,
+                    slots: vec![(0, 16383)],
+                }],
+                cluster: false,
+            });
+        }
+        let slots: Value = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut seed)
+            .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+        let mut nodes: Vec<Node> = Vec::new();
+        let Value::Array(ranges) = slots else {
+            return Err("CLUSTER SLOTS: an unexpected reply".into());
+        };
+        for range in ranges {
+            let Value::Array(fields) = range else {
+                continue;
+            };
+            let (Some(start), Some(end), Some(Value::Array(master))) =
+                (int(fields.first()), int(fields.get(1)), fields.get(2))
+            else {
+                continue;
+            };
+            let host = match master.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            let Some(port) = int(master.get(1)) else {
+                continue;
+            };
+            let addr = format!("{host}:{port}");
+            let range = (start as u16, end as u16);
+            match nodes.iter_mut().find(|n| n.addr == addr) {
+                Some(node) => node.slots.push(range),
+                None => {
+                    let mut node_url = url::Url::parse(url).map_err(|e| e.to_string())?;
+                    node_url
+                        .set_host(Some(&host))
+                        .map_err(|e| format!("node {addr}: {e}"))?;
+                    let _ = node_url.set_port(Some(port as u16));
+                    nodes.push(Node {
+                        addr,
+                        conn: open(node_url.as_str())?,
+                        slots: vec![range],
+                    });
+                }
+            }
+        }
+        if nodes.is_empty() {
+            return Err("the cluster reports no master".into());
+        }
+        Ok(Server {
+            nodes,
+            cluster: true,
+        })
+    }
+
+    /// The master serving `slot`.
+    pub fn node_for(&mut self, slot: u16) -> &mut Node {
+        let i = self
+            .nodes
+            .iter()
+            .position(|n| n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
+            .unwrap_or(0);
+        &mut self.nodes[i]
+    }
+}
+
+fn int(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Int(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// Every name matching `pattern` on `conn`, by `SCAN`, at most `limit`;
+/// `progress` is called every 10,000 names.
+pub fn scan(
+    conn: &mut Connection,
+    pattern: &str,
+    limit: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<(Vec<String>, bool), String> {
+    let mut cursor: u64 = 0;
+    let mut names = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(conn)
+            .map_err(|e| format!("SCAN: {e}"))?;
+        for name in batch {
+            names.push(name);
+            if names.len() % 10_000 == 0 {
+                progress(names.len());
+            }
+            if names.len() >= limit {
+                return Ok((names, true));
+            }
+        }
+        if next == 0 {
+            return Ok((names, false));
+        }
+        cursor = next;
+    }
+}

@@ -1,0 +1,276 @@
+//! The `cachette` binary against real servers: a single Redis, a Redis
+//! Cluster, and an ACL user with too few rights. The human output is
+//! compared with snapshots under `tests/snapshots/` (numbers and ids
+//! normalized); `CACHETTE_BLESS=1` rewrites them after a deliberate change.
+
+#[allow(dead_code)]
+#[path = "../../tests/suite/support/cluster.rs"]
+mod cluster;
+#[allow(dead_code)]
+#[path = "../../tests/suite/support/server.rs"]
+mod server;
+
+use std::process::Command;
+use std::time::Duration;
+
+use cachette::{cached, Cache};
+
+use crate::cluster::RedisCluster;
+use crate::server::RedisServer;
+
+/// What the suite's `server.rs` builds its caches with.
+fn builder() -> cachette::CacheBuilder {
+    Cache::builder().command_timeout(Duration::from_secs(5))
+}
+
+#[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], cache = cache)]
+async fn user(cache: &Cache, id: u64, org: &str) -> String {
+    format!("user {id} of {org}")
+}
+
+#[cached(key = "user:<id>", ttl = 300, strategy = "swr", cache = cache)]
+async fn user_card(cache: &Cache, id: u64) -> String {
+    format!("card {id}")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn cachette(url: &str, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_cachette"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("the cachette binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Digits become `#` and hex ids `<id>`, so that snapshots keep the
+/// output's shape and words, not what changes between runs.
+fn normalize(text: &str) -> String {
+    let mut out = String::new();
+    for word in text.split_inclusive([' ', '\n', '(', ')', ',', '"']) {
+        let core = word.trim_end_matches([' ', '\n', '(', ')', ',', '"']);
+        let tail = &word[core.len()..];
+        if core.len() == 16 && core.bytes().all(|b| b.is_ascii_hexdigit()) {
+            out.push_str("<id>");
+        } else {
+            let mut digits = false;
+            for c in core.chars() {
+                if c.is_ascii_digit() {
+                    if !digits {
+                        out.push('#');
+                    }
+                    digits = true;
+                } else {
+                    digits = false;
+                    out.push(c);
+                }
+            }
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
+fn snapshot(name: &str, text: &str) {
+    let text = normalize(text);
+    let path = format!("{}/tests/snapshots/{name}.txt", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("CACHETTE_BLESS").is_some() {
+        std::fs::create_dir_all(format!("{}/tests/snapshots", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{path} is missing: run with CACHETTE_BLESS=1"));
+    assert_eq!(
+        text, expected,
+        "the output of {name} changed; rerun with CACHETTE_BLESS=1 and review"
+    );
+}
+
+/// `inspect` finds every function's entry under a key, says it would be
+/// served, and after a bust by the tool says why it would not.
+#[tokio::test]
+async fn inspect_and_bust_on_a_single_server() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = server.cache().await;
+    user(&cache, 1, "acme").await;
+    user_card(&cache, 1).await;
+
+    let run = cachette(&url, &["inspect", "user:1", "--tag", "org:acme"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.matches("\nentry of function").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.stdout.matches("served: yes").count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    // The swr entry records no tag: its check is against the key alone.
+    snapshot("inspect_fresh", &run.stdout);
+
+    let templated = cachette(
+        &url,
+        &["inspect", "--template", "user:<id>", "--arg", "id=1"],
+    );
+    assert_eq!(templated.code, 0, "{}", templated.stderr);
+    assert!(
+        templated.stdout.starts_with("key \"user:1\""),
+        "{}",
+        templated.stdout
+    );
+
+    let bust = cachette(&url, &["bust", "--tag", "org:acme"]);
+    assert_eq!(bust.code, 0, "{}{}", bust.stdout, bust.stderr);
+    assert!(
+        bust.stdout.starts_with("invalidated 0 key(s) and 1 tag(s)"),
+        "{}",
+        bust.stdout
+    );
+    let after = cachette(&url, &["inspect", "user:1", "--tag", "org:acme"]);
+    assert!(
+        after
+            .stdout
+            .contains("served: no; tag \"org:acme\" changed since the fill: invalidated"),
+        "{}",
+        after.stdout
+    );
+    snapshot("inspect_after_tag_bust", &after.stdout);
+    // The library agrees: the tagged entry misses, the other hits.
+    let misses = cache.stats().misses;
+    user(&cache, 1, "acme").await;
+    user_card(&cache, 1).await;
+    assert_eq!(cache.stats().misses, misses + 1);
+
+    let json = cachette(&url, &["--json", "inspect", "user:1"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(parsed["key_version"], "current");
+}
+
+/// `stats` counts the namespace's names by kind.
+#[tokio::test]
+async fn stats_counts_names_by_kind() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = server.cache().await;
+    for id in 0..5 {
+        user(&cache, id, "acme").await;
+    }
+    let run = cachette(&url, &["stats"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("  entries: 5\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  key versions: 5\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  tag versions: 1\n"), "{}", run.stdout);
+    snapshot("stats", &run.stdout);
+    let json = cachette(&url, &["--json", "stats"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed["entries"], 5);
+    assert!(parsed["memory_bytes"].as_u64().unwrap() > 0);
+}
+
+/// `doctor` passes a plain server (with a warning: no maxmemory), fails an
+/// ACL user without the documented commands and a `noeviction` limit, and
+/// exits non-zero then; `bust` exits non-zero when it cannot confirm.
+#[tokio::test]
+async fn doctor_and_bust_with_too_few_rights() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let fine = cachette(&url, &["doctor", "--timeout-ms", "1000"]);
+    assert_eq!(fine.code, 0, "{}", fine.stdout);
+    snapshot("doctor", &fine.stdout);
+
+    let mut raw = server.raw();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("100mb")
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("weak")
+        .arg("on")
+        .arg(">secret")
+        .arg("~cachette:*")
+        .arg("-@all")
+        .arg("+get")
+        .arg("+set")
+        .arg("+info")
+        .arg("+ping")
+        .arg("+acl|whoami")
+        .query(&mut raw)
+        .unwrap();
+    let weak = url.replace("redis://", "redis://weak:secret@");
+    let run = cachette(&weak, &["doctor"]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("[FAIL] permissions: user \"weak\" lacks"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("+evalsha"), "{}", run.stdout);
+    let admin = cachette(&url, &["doctor"]);
+    assert!(
+        admin.stdout.contains("[FAIL] memory: maxmemory"),
+        "{}",
+        admin.stdout
+    );
+    assert_eq!(admin.code, 1);
+
+    let bust = cachette(&weak, &["bust", "--key", "user:1", "--timeout-ms", "500"]);
+    assert_ne!(bust.code, 0, "{}", bust.stdout);
+    let gone = cachette("redis://127.0.0.1:1", &["bust", "--key", "user:1"]);
+    assert_eq!(gone.code, 2, "{}", gone.stderr);
+}
+
+/// On a Redis Cluster: `inspect` reads the master of the key's slot,
+/// `bust` goes through the cluster backend, `stats` and `doctor` cover
+/// every master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let url = cluster.urls()[0].clone();
+    let cache = cluster.cache().await;
+    for id in 0..20 {
+        user(&cache, id, "acme").await;
+    }
+    let run = cachette(&url, &["inspect", "user:7", "--tag", "org:acme"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("served: yes"), "{}", run.stdout);
+    let bust = cachette(&url, &["bust", "--key", "user:7"]);
+    assert_eq!(bust.code, 0, "{}{}", bust.stdout, bust.stderr);
+    let after = cachette(&url, &["inspect", "user:7", "--tag", "org:acme"]);
+    assert!(
+        after
+            .stdout
+            .contains("served: no; the key's version changed since the fill"),
+        "{}",
+        after.stdout
+    );
+    let stats = cachette(&url, &["--json", "stats"]);
+    let parsed: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(parsed["entries"], 20, "{}", stats.stdout);
+    let doctor = cachette(&url, &["doctor"]);
+    assert!(
+        doctor.stdout.starts_with("Redis Cluster (3 masters)"),
+        "{}",
+        doctor.stdout
+    );
+}
