@@ -136,7 +136,8 @@ impl CacheBuilder {
     /// `compression`; off by default). A compressed entry is flagged in its
     /// header and decompressed when read; one that claims to decompress to
     /// more than `max_value_bytes` is refused as a miss, so a hostile entry
-    /// cannot inflate a reader's memory.
+    /// cannot inflate a reader's memory. `max_value_bytes` bounds values
+    /// before compression.
     #[cfg(feature = "compression")]
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.compress_above = Some(bytes);
@@ -467,6 +468,7 @@ impl CacheBuilder {
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
                 warned_zero_ttl: WarnOnce::default(),
+                warned_round_trip: WarnOnce::default(),
                 compress_above: self.compress_above,
                 derived: crate::derived::hints(),
             }),

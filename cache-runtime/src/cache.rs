@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     /// Values larger than this many bytes, encoded, are compressed.
     #[cfg_attr(not(feature = "compression"), allow(dead_code))]
     pub(crate) compress_above: Option<usize>,
+    /// Functions warned about values that do not survive their codec.
+    pub(crate) warned_round_trip: WarnOnce,
     /// Functions warned about a zero TTL.
     pub(crate) warned_zero_ttl: WarnOnce,
     pub(crate) signer: Option<Signer>,

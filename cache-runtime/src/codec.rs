@@ -72,6 +72,26 @@ impl Codec {
         }
     }
 
+    /// Whether `bytes`, written from a `T`, read back as a value that
+    /// writes the same bytes. Formats that do not describe themselves
+    /// (postcard) can read a value written with serde attributes such as
+    /// `skip_serializing_if` as another value without an error; such a
+    /// value is not stored. JSON describes itself: always true.
+    pub(crate) fn round_trips<T: Serialize + DeserializeOwned>(self, bytes: &[u8]) -> bool {
+        let _ = bytes;
+        match self {
+            Codec::Json => true,
+            #[cfg(feature = "postcard")]
+            Codec::Postcard => {
+                let Ok(back) = self.decode::<T>(bytes) else {
+                    return false;
+                };
+                let mut again = Vec::with_capacity(bytes.len());
+                self.encode_into(&mut again, &back).is_ok() && again == bytes
+            }
+        }
+    }
+
     /// What an entry of a `T` stored with this codec for a function of
     /// `version` records, and must record to be read.
     pub(crate) fn fingerprint<T: ?Sized>(self, version: u32) -> u64 {

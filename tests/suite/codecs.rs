@@ -189,3 +189,67 @@ async fn a_decompression_bomb_is_refused() {
     );
     assert_eq!(cache.stats().hits, 0);
 }
+
+#[cached(key = "big:<id>", ttl = 600, cache = cache)]
+async fn big(cache: &Cache, id: u64) -> String {
+    format!("{id}").repeat(100_000)
+}
+
+/// The size bound is on the value as a reader decodes it: a value over
+/// `max_value_bytes` that would compress under it is not stored (and
+/// counted as too large), rather than stored and refused on every read.
+#[tokio::test]
+async fn the_size_bound_is_on_the_value_before_compression() {
+    let server = RedisServer::start();
+    let caches = [
+        Cache::builder()
+            .compress_above(1024)
+            .max_value_bytes(64 * 1024)
+            .memory(),
+        crate::support::builder()
+            .compress_above(1024)
+            .max_value_bytes(64 * 1024)
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    ];
+    for cache in caches {
+        let backend = cache.backend_name();
+        big(&cache, 7).await;
+        big(&cache, 7).await;
+        let stats = cache.stats();
+        assert_eq!(stats.too_large, 2, "{backend}: {stats:?}");
+        assert_eq!(stats.decode_failures, 0, "{backend}: {stats:?}");
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    nick: Option<u8>,
+    age: u8,
+    scores: Vec<u8>,
+}
+
+#[cached(key = "profile:<id>", ttl = 600, codec = "postcard", cache = cache)]
+async fn profile(cache: &Cache, id: u64) -> Profile {
+    let _ = id;
+    Profile {
+        nick: None,
+        age: 0,
+        scores: vec![3, 4, 4, 4],
+    }
+}
+
+/// A value that postcard would read back as another value (a field
+/// skipped when serializing) is not stored, with a warning: a hit never
+/// returns anything but what the body returned.
+#[tokio::test]
+async fn a_value_that_does_not_read_back_is_not_stored() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        let computed = profile(&cache, 1).await;
+        assert_eq!(profile(&cache, 1).await, computed, "{backend}");
+        assert_eq!(cache.stats().hits, 0, "{backend}: not stored");
+    }
+}

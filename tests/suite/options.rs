@@ -289,3 +289,132 @@ fn suffix(strategy: &str) -> &'static str {
         _ => "_swr",
     }
 }
+
+/// A source whose reads can be held (after reading) and made to fail.
+#[derive(Clone, Default)]
+struct HeldFlaky {
+    flaky: Flaky,
+    gate: crate::support::source::Gate,
+}
+
+impl HeldFlaky {
+    async fn read(&self) -> Result<u64, String> {
+        let read = self.flaky.read();
+        self.gate.pass().await;
+        read
+    }
+}
+
+#[cached(key = "sie_pending:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+async fn resilient_held(cache: &Cache, source: &HeldFlaky, id: u64) -> Result<u64, String> {
+    let _ = id;
+    source.read().await
+}
+
+/// A bust that could not be delivered while a failing body ran keeps
+/// `stale_if_error` from returning what it names (I9): the error is
+/// returned instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_if_error_does_not_serve_what_an_undelivered_bust_names() {
+    let server = crate::support::RedisServer::start();
+    // Busts run a script; without `EVALSHA` they fail and stay pending,
+    // while lookups still work.
+    server.add_documented_acl_user(&["-evalsha"]);
+    let port = server.url().rsplit(':').next().unwrap().to_string();
+    let clock = crate::support::ManualClock::default();
+    clock.advance(Duration::from_secs(1_000_000));
+    let cache = crate::support::builder()
+        .clock(clock.clone())
+        .connect(&format!("redis://app:s3cret@127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let source = HeldFlaky::default();
+    source.flaky.version.store(1, SeqCst);
+    assert_eq!(resilient_held(&cache, &source, 1).await, Ok(1));
+    clock.advance(Duration::from_secs(70));
+    source.flaky.failing.store(true, SeqCst);
+    let (reached, release) = source.gate.hold_next(false);
+    let reader = tokio::spawn({
+        let (cache, source) = (cache.clone(), source.clone());
+        async move { resilient_held(&cache, &source, 1).await }
+    });
+    reached.notified().await;
+    source.flaky.version.store(2, SeqCst);
+    assert!(cache.invalidate_keys(["sie_pending:1"]).await.is_err());
+    assert!(cache.stats().pending_busts > 0, "kept");
+    release.notify_one();
+    let got = reader.await.unwrap();
+    assert!(cache.stats().pending_busts > 0, "still kept");
+    assert!(
+        got.is_err(),
+        "returned {got:?}, which an undelivered bust names"
+    );
+}
+
+#[cached(key = "longer:<id>", ttl = "200ms", ttl_fn = |_: &u64| Duration::from_secs(3600), cache = cache)]
+async fn longer(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+#[cached(key = "none_longer:<id>", ttl = "200ms", none_ttl = "1h", cache = cache)]
+async fn none_longer(cache: &Cache, runs: &Runs, id: u64) -> Option<u64> {
+    runs.run();
+    let _ = id;
+    None
+}
+
+#[cached(key = "forever:<id>", ttl = 60, ttl_fn = |_: &u64| Duration::MAX, cache = cache)]
+async fn forever(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+#[cached(key = "forever_expr:<id>", ttl = Duration::MAX, cache = cache)]
+async fn forever_expr(cache: &Cache, runs: &Runs, id: u64) -> u64 {
+    runs.run();
+    id
+}
+
+/// A value's TTL longer than its function's (`ttl_fn`, `none_ttl`) is kept
+/// whole: its versions are lengthened with it. The longest TTLs (up to
+/// `Duration::MAX`) are kept too.
+#[tokio::test]
+async fn ttls_longer_than_the_functions_are_kept_whole() {
+    for (cache, _server) in each_backend().await {
+        let backend = cache.backend_name();
+        let (r, n, f, e) = (
+            Runs::default(),
+            Runs::default(),
+            Runs::default(),
+            Runs::default(),
+        );
+        longer(&cache, &r, 1).await;
+        none_longer(&cache, &n, 1).await;
+        forever(&cache, &f, 1).await;
+        forever_expr(&cache, &e, 1).await;
+        // Past the function's 200 ms: a real expiry, not an interleaving.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            ran(&r, longer(&cache, &r, 1)).await,
+            0,
+            "{backend}: ttl_fn 1 h"
+        );
+        assert_eq!(
+            ran(&n, none_longer(&cache, &n, 1)).await,
+            0,
+            "{backend}: none_ttl 1 h"
+        );
+        assert_eq!(
+            ran(&f, forever(&cache, &f, 1)).await,
+            0,
+            "{backend}: ttl_fn MAX"
+        );
+        assert_eq!(
+            ran(&e, forever_expr(&cache, &e, 1)).await,
+            0,
+            "{backend}: ttl MAX"
+        );
+        assert_eq!(cache.stats().errors, 0, "{backend}: no backend error");
+    }
+}

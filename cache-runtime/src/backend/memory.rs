@@ -137,6 +137,22 @@ impl MemoryBackend {
         }
     }
 
+    pub(crate) fn extend(&self, versions: &[(&str, Token)], ttl: Duration) {
+        use moka::ops::compute::Op;
+        for &(name, token) in versions {
+            // Only the very version the fill read: a bust's new token is
+            // left as it is.
+            self.versions
+                .entry(name.to_string())
+                .and_compute_with(|seen| match seen {
+                    Some(item) if item.value().value == token && item.value().ttl < ttl => {
+                        Op::Put(Item { value: token, ttl })
+                    }
+                    _ => Op::Nop,
+                });
+        }
+    }
+
     pub(crate) fn store(&self, entry: &str, blob: Vec<u8>, ttl: Duration) {
         self.entries.insert(
             entry.to_string(),

@@ -125,6 +125,25 @@ impl Backend {
         }
     }
 
+    /// Makes these versions, if they still hold these tokens (in memory; in
+    /// Redis whatever they hold), live at least `ttl`: an entry whose value
+    /// chose a longer TTL than its function's (`ttl_fn`, `none_ttl`) must
+    /// not lose its versions first. Only ever lengthens.
+    pub(crate) async fn extend(
+        &self,
+        versions: &[(&str, Token)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        match self {
+            Backend::Memory(m) => {
+                m.extend(versions, ttl);
+                Ok(())
+            }
+            #[cfg(feature = "redis")]
+            Backend::Redis(r) => r.extend(versions, ttl).await,
+        }
+    }
+
     pub(crate) async fn store(
         &self,
         entry: &str,

@@ -66,7 +66,7 @@ impl Cache {
     }
 
     /// Stores `value` as the entry of `call`, valid under `tokens`.
-    pub(super) async fn fill<T: serde::Serialize>(
+    pub(super) async fn fill<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         call: &Call<'_>,
         tokens: &[Token],
@@ -102,8 +102,25 @@ impl Cache {
             tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
             return;
         };
+        let at = entry::value_at(tokens.len());
         if let Err(e) = codec.encode_into(&mut blob, value) {
             tracing::warn!(key = %key, error = %e, "cachette: value failed to serialize; returned uncached");
+            return;
+        }
+        // The bound is on the value as it is decoded (what a reader
+        // allocates), compressed or not.
+        if blob.len() - at > inner.max_value_bytes {
+            self.too_large(call, blob.len() - at);
+            return;
+        }
+        if !codec.round_trips::<T>(&blob[at..]) {
+            if inner.warned_round_trip.first_time(call.label()) {
+                tracing::warn!(
+                    function = call.label(),
+                    codec = ?codec,
+                    "cachette: the value does not read back as it was written in this codec (serde attributes such as skip_serializing_if, or a type the format cannot describe); not cached (warned once per function)"
+                );
+            }
             return;
         }
         #[cfg(feature = "compression")]
@@ -122,19 +139,26 @@ impl Cache {
             signer.sign(call.subject.entry(), &mut blob);
         }
         if blob.len() > inner.max_value_bytes {
-            Counters::bump(&inner.counters.too_large);
-            if inner.warned_too_large.first_time(call.subject.entry()) {
-                tracing::warn!(
-                    key = %key,
-                    bytes = blob.len(),
-                    limit = inner.max_value_bytes,
-                    "cachette: value larger than max_value_bytes; not cached (warned once per key)"
-                );
-            }
+            self.too_large(call, blob.len());
             return;
         }
         if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
             self.backend_error("fill", &key, &e);
+        }
+    }
+
+    /// A value over `max_value_bytes` is not stored: counted, and warned
+    /// once per key.
+    fn too_large(&self, call: &Call<'_>, bytes: usize) {
+        let inner = &*self.inner;
+        Counters::bump(&inner.counters.too_large);
+        if inner.warned_too_large.first_time(call.subject.entry()) {
+            tracing::warn!(
+                key = %call.key,
+                bytes,
+                limit = inner.max_value_bytes,
+                "cachette: value larger than max_value_bytes; not cached (warned once per key)"
+            );
         }
     }
 

@@ -321,6 +321,22 @@ impl Cache {
                 compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
                 ..Meta::default() // the expiry, flags and fingerprint: set by the fill
             };
+            let storage = call.policy.storage_ttl_for(ttl);
+            if storage > call.policy.storage_ttl() {
+                // The value chose a longer TTL than the versions captured
+                // for it may have (`ttl_fn`, `none_ttl`): lengthen them.
+                let names = call.subject.names();
+                let versions: Vec<(&str, crate::version::Token)> = names
+                    .versions()
+                    .zip(&tokens)
+                    .enumerate()
+                    .filter(|(i, _)| !names.is_epoch(*i))
+                    .map(|(_, (name, token))| (name, *token))
+                    .collect();
+                if let Err(e) = inner.backend.extend(&versions, storage).await {
+                    tracing::debug!(error = %e, "cachette: could not lengthen versions; the entry may miss early");
+                }
+            }
             self.fill(&call, &tokens, meta, value, ttl).await;
         } else if !created.is_empty() {
             // Nothing to keep (an error, `None`): the versions created for
@@ -533,7 +549,14 @@ impl Cache {
         M: Mode<R>,
     {
         let inner = &*self.inner;
+        // A bust this process could not deliver names it: not served (I9).
+        if inner.pending.blocks(&call.subject) {
+            return None;
+        }
         let lookup = inner.backend.lookup(&call.subject).await.ok()?;
+        if inner.pending.blocks(&call.subject) {
+            return None;
+        }
         let (value, meta) = self.valid_value::<M, R>(call, keep, &lookup)?;
         let until = meta.fresh_until_ms;
         if until == 0 {

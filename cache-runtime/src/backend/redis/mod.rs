@@ -219,6 +219,20 @@ impl RedisBackend {
         Ok(())
     }
 
+    pub(crate) async fn extend(
+        &self,
+        versions: &[(&str, Token)],
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        for (name, _) in versions {
+            // `GT`: never shortens (a bust's version may live longer).
+            let mut cmd = redis::cmd("PEXPIRE");
+            cmd.arg(*name).arg(millis(ttl)).arg("GT");
+            self.one(name, cmd).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn store(
         &self,
         entry: &str,
@@ -393,5 +407,12 @@ fn ensured(
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_PX)
 }
+
+/// The longest TTL written, in milliseconds (about 31,700 years): Redis
+/// refuses an expiry past the range of its clock, so longer ones (up to
+/// `Duration::MAX`) are kept this long.
+const MAX_PX: u64 = 1_000_000_000_000_000;
