@@ -53,6 +53,40 @@ fn slot(_name: &Name<'_>) -> u16 {
     0
 }
 
+/// Whether `name` (from a `SCAN` of [`KeyNames::entries`]) is really an
+/// entry of `key` in `ns`: the pattern's `*` also matches `:` and `{`, so
+/// the entries of other keys and namespaces can match it.
+pub fn is_entry_of(name: &str, ns: &str, key: &str) -> bool {
+    let key = Name::new(key);
+    let namespace = Namespace::unchecked(ns.to_string());
+    let prefix = key.entry_of(&namespace, "");
+    let Some((head, _)) = prefix.split_once("::{") else {
+        return false;
+    };
+    let Some(rest) = name.strip_prefix(head).and_then(|r| r.strip_prefix(':')) else {
+        return false;
+    };
+    match rest.split_once(':') {
+        Some((function, _))
+            if function.len() == 16 && function.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            key.entry_of(&namespace, function) == name
+        }
+        _ => false,
+    }
+}
+
+/// The kind of a name in namespace `ns` (`e`, `k`, `t`, `l`, `n`), if it
+/// is one of the names the library writes there.
+pub fn kind_of(name: &str, ns: &str) -> Option<char> {
+    let rest = name.strip_prefix(ns)?.strip_prefix(':')?;
+    let mut chars = rest.chars();
+    let kind = chars.next().filter(|k| "ektln".contains(*k))?;
+    let after = chars.as_str();
+    let after = after.strip_prefix('#').unwrap_or(after);
+    after.starts_with(':').then_some(kind)
+}
+
 /// The version name of `tag` in namespace `ns`.
 pub fn tag_version(ns: &str, tag: &str) -> String {
     Name::new(tag).version(&Namespace::unchecked(ns.to_string()), Kind::TagVersion)

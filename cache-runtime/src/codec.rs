@@ -73,10 +73,13 @@ impl Codec {
     }
 
     /// Whether `bytes`, written from a `T`, read back as a value that
-    /// writes the same bytes. Formats that do not describe themselves
+    /// writes as many bytes. Formats that do not describe themselves
     /// (postcard) can read a value written with serde attributes such as
-    /// `skip_serializing_if` as another value without an error; such a
-    /// value is not stored. JSON describes itself: always true.
+    /// `skip_serializing_if` as another value without an error, whose
+    /// fields then shift; such a value is not stored. The length, not the
+    /// bytes, is compared: a map decoded with another hasher writes its
+    /// entries in another order. A best effort, not a proof. JSON
+    /// describes itself: always true.
     #[cfg_attr(not(feature = "postcard"), allow(clippy::extra_unused_type_parameters))]
     pub(crate) fn round_trips<T: Serialize + DeserializeOwned>(self, bytes: &[u8]) -> bool {
         let _ = bytes;
@@ -88,7 +91,7 @@ impl Codec {
                     return false;
                 };
                 let mut again = Vec::with_capacity(bytes.len());
-                self.encode_into(&mut again, &back).is_ok() && again == bytes
+                self.encode_into(&mut again, &back).is_ok() && again.len() == bytes.len()
             }
         }
     }

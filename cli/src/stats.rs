@@ -36,6 +36,14 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
             eprintln!("{addr}: {n} names scanned...");
         })?;
         cut |= stopped;
+        // Names of other namespaces that share the prefix (`app:tenant`
+        // under `app`) are not this namespace's.
+        let scanned = names.len();
+        let names: Vec<String> = names
+            .into_iter()
+            .filter(|n| cachette::admin::kind_of(n, ns).is_some())
+            .collect();
+        other += (scanned - names.len()) as u64;
         for chunk in names.chunks(500) {
             let mut pipe = redis::pipe();
             for name in chunk {
@@ -45,14 +53,12 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
             bytes += sizes.iter().flatten().sum::<u64>();
         }
         for name in &names {
-            let letter = name[ns.len() + 1..].chars().next().unwrap_or('?');
-            match KINDS.iter().position(|(l, _)| *l == letter) {
-                Some(i) => counts[i] += 1,
-                None => other += 1,
-            }
+            let kind = cachette::admin::kind_of(name, ns).expect("filtered above");
+            let i = KINDS.iter().position(|(l, _)| *l == kind).expect("listed");
+            counts[i] += 1;
         }
     }
-    let total: u64 = counts.iter().sum::<u64>() + other;
+    let total: u64 = counts.iter().sum::<u64>();
     let mut text = String::new();
     let _ = writeln!(
         text,
@@ -64,7 +70,10 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         let _ = writeln!(text, "  {label}: {n}");
     }
     if other > 0 {
-        let _ = writeln!(text, "  other names under the prefix: {other}");
+        let _ = writeln!(
+            text,
+            "  not counted: {other} names of other namespaces under the same prefix"
+        );
     }
     let json = json!({
         "namespace": ns,

@@ -274,3 +274,72 @@ async fn every_command_on_a_cluster() {
         doctor.stdout
     );
 }
+
+/// `inspect` lists only the key's own entries, though its pattern matches
+/// other keys' (`x:{1` under `1`); `stats` counts only its namespace, not
+/// one that shares its prefix (`app:tenant` under `app`); a signed entry
+/// is not reported as invalidated.
+#[tokio::test]
+async fn hostile_keys_namespaces_and_signed_entries() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = server.cache().await;
+    let ttl = Duration::from_secs(60);
+    for key in ["1", "x:{1"] {
+        cache
+            .get_or_fetch(key, &[] as &[&str], ttl, async { Ok::<_, String>(1u64) })
+            .await
+            .unwrap();
+    }
+    let run = cachette(&url, &["--json", "inspect", "1"]);
+    let parsed: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        parsed["entries"].as_array().unwrap().len(),
+        1,
+        "{}",
+        run.stdout
+    );
+
+    let app = builder().namespace("app").connect(&url).await.unwrap();
+    let tenant = builder()
+        .namespace("app:tenant")
+        .connect(&url)
+        .await
+        .unwrap();
+    user(&app, 1, "acme").await;
+    for id in 0..10 {
+        user(&tenant, id, "acme").await;
+    }
+    let stats = cachette(&url, &["--json", "--namespace", "app", "stats"]);
+    let parsed: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(parsed["entries"], 1, "{}", stats.stdout);
+    assert_eq!(parsed["tag_versions"], 1, "{}", stats.stdout);
+
+    let signed = builder()
+        .namespace("signed")
+        .signing_key([7u8; 32])
+        .unwrap()
+        .connect(&url)
+        .await
+        .unwrap();
+    user(&signed, 1, "acme").await;
+    user(&signed, 1, "acme").await;
+    assert_eq!(signed.stats().hits, 1);
+    let run = cachette(
+        &url,
+        &[
+            "--namespace",
+            "signed",
+            "inspect",
+            "user:1",
+            "--tag",
+            "org:acme",
+        ],
+    );
+    assert!(
+        !run.stdout.contains("the key's version changed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("signs its entries"), "{}", run.stdout);
+}

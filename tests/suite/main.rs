@@ -25,3 +25,4 @@ mod security;
 mod strategies;
 mod tags;
 mod tls;
+mod value_ttls;

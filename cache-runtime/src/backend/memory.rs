@@ -45,6 +45,12 @@ impl<K, V> Expiry<K, Item<V>> for ItemTtl {
     }
 }
 
+/// How long a version made for a fill lives at least: longer than any
+/// entry's TTL a value may choose (`ttl_fn`, `none_ttl`), so that no entry
+/// outlives its versions; the versions' share of memory bounds how many
+/// there are.
+const VERSION_FLOOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// An entry's bytes, and its value once decoded (see `keep.rs`).
 type Stored = (Arc<[u8]>, Arc<crate::keep::Decoded>);
 
@@ -119,7 +125,7 @@ impl MemoryBackend {
             .map(|&(k, _, ttl)| {
                 let entry = self.versions.entry(k.to_string()).or_insert_with(|| Item {
                     value: Token::random(),
-                    ttl,
+                    ttl: ttl.max(VERSION_FLOOR),
                 });
                 (entry.value().value, entry.is_fresh())
             })
@@ -137,21 +143,9 @@ impl MemoryBackend {
         }
     }
 
-    pub(crate) fn extend(&self, versions: &[(&str, Token)], ttl: Duration) {
-        use moka::ops::compute::Op;
-        for &(name, token) in versions {
-            // Only the very version the fill read: a bust's new token is
-            // left as it is.
-            self.versions
-                .entry(name.to_string())
-                .and_compute_with(|seen| match seen {
-                    Some(item) if item.value().value == token && item.value().ttl < ttl => {
-                        Op::Put(Item { value: token, ttl })
-                    }
-                    _ => Op::Nop,
-                });
-        }
-    }
+    /// Nothing to do: versions made here already outlive any entry
+    /// ([`VERSION_FLOOR`]), and rewriting one could race a bust.
+    pub(crate) fn extend(&self, _versions: &[(&str, Token)], _ttl: Duration) {}
 
     pub(crate) fn store(&self, entry: &str, blob: Vec<u8>, ttl: Duration) {
         self.entries.insert(
@@ -180,19 +174,20 @@ impl MemoryBackend {
 mod tests {
     use super::*;
 
+    /// A version made for a fill outlives any entry, and `extend` never
+    /// writes (a rewrite could race a bust).
     #[test]
-    fn a_lapsed_holder_cannot_release_the_next_holders_lock() {
-        let m = MemoryBackend::new(10);
-        let (a, b, c) = (Token::random(), Token::random(), Token::random());
-        assert!(m.try_lock("l", a, Duration::from_millis(1)));
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(m.try_lock("l", b, Duration::from_secs(10)));
-        m.unlock("l", a);
-        assert!(
-            !m.try_lock("l", c, Duration::from_secs(10)),
-            "A released B's lock"
-        );
-        m.unlock("l", b);
-        assert!(m.try_lock("l", c, Duration::from_secs(10)));
+    fn fill_versions_outlive_entries_and_extend_writes_nothing() {
+        let backend = MemoryBackend::new(1 << 20);
+        let ns = Namespace::unchecked("ns".into());
+        let bust = Bust::of(["k"], std::iter::empty::<&str>());
+        let name = bust.versions(&ns).next().unwrap();
+        let wanted = [(name.as_str(), None, Duration::from_millis(200))];
+        let (read, _) = backend.ensure(&wanted)[0];
+        assert_eq!(backend.versions.get(&name).unwrap().ttl, VERSION_FLOOR);
+        backend.bust(&ns, &bust, Duration::from_secs(60));
+        let busted = backend.versions.get(&name).unwrap().value;
+        backend.extend(&[(name.as_str(), read)], Duration::from_secs(3600));
+        assert_eq!(backend.versions.get(&name).unwrap().value, busted);
     }
 }
