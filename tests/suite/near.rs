@@ -482,19 +482,23 @@ fn a_round_trip_opened_on_a_runtime_that_stops_holds_up_nobody() {
     let server = RedisServer::start();
     let db = Db::default();
     db.write();
-    let cache = main.block_on(async {
+    let (proxy, cache) = main.block_on(async {
+        // Through a proxy, so that the round trip the side runtime opens
+        // has its reply held: it cannot come back within that one poll.
+        let proxy = FaultProxy::start(server.port).await;
         let cache = Cache::builder()
-            .command_timeout(Duration::from_millis(500))
-            .connect(&server.url())
+            .command_timeout(Duration::from_secs(2))
+            .connect(&proxy.url())
             .await
             .unwrap();
         warm(&cache, || read(&cache, &db, "k", "t")).await;
-        cache
+        (proxy, cache)
     });
     let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    proxy.set(Mode::StallDown);
     side.block_on(async {
         let mut once = started({
             let (cache, db) = (cache.clone(), db.clone());
@@ -505,6 +509,7 @@ fn a_round_trip_opened_on_a_runtime_that_stops_holds_up_nobody() {
         })
         .await;
     });
+    proxy.set(Mode::Pass);
     let got = main.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), read(&cache, &db, "k", "t")).await
     });
