@@ -35,16 +35,16 @@ async fn configured(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     id
 }
 
-#[cached(key = "short:<id>", ttl = "1200ms", cache = cache)]
+#[cached(key = "short:<id>", ttl = "2500ms", cache = cache)]
 async fn short(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
 }
 
-/// Values below 10 are kept a second, others an hour.
+/// Values below 10 are kept two seconds, others an hour.
 fn ttl_of(value: &u64) -> Duration {
     if *value < 10 {
-        Duration::from_secs(1)
+        Duration::from_secs(2)
     } else {
         Duration::from_secs(3600)
     }
@@ -56,7 +56,7 @@ async fn per_value(cache: &Cache, runs: &Runs, id: u64) -> Result<u64, String> {
     Ok(id)
 }
 
-#[cached(key = "maybe:<id>", ttl = 3600, none_ttl = "1s", cache = cache)]
+#[cached(key = "maybe:<id>", ttl = 3600, none_ttl = "2s", cache = cache)]
 async fn maybe(cache: &Cache, runs: &Runs, id: u64) -> Option<u64> {
     runs.run();
     (id > 0).then_some(id)
@@ -76,14 +76,14 @@ async fn ttls_from_expressions_values_and_milliseconds_are_kept() {
     for (cache, _server) in each_backend().await {
         let backend = cache.backend_name();
         let r = Runs::default();
-        TTL_MS.store(1000, SeqCst);
-        configured(&cache, &r, 1).await; // a second
+        TTL_MS.store(2000, SeqCst);
+        configured(&cache, &r, 1).await; // two seconds
         TTL_MS.store(3_600_000, SeqCst);
         configured(&cache, &r, 2).await; // an hour: the setting changed
         short(&cache, &r, 1).await;
-        per_value(&cache, &r, 1).await.unwrap(); // a second
+        per_value(&cache, &r, 1).await.unwrap(); // two seconds
         per_value(&cache, &r, 11).await.unwrap(); // an hour
-        maybe(&cache, &r, 0).await; // None: a second
+        maybe(&cache, &r, 0).await; // None: two seconds
         maybe(&cache, &r, 5).await; // Some: an hour
                                     // All stored.
         assert_eq!(ran(&r, configured(&cache, &r, 1)).await, 0, "{backend}");
@@ -98,11 +98,12 @@ async fn ttls_from_expressions_values_and_milliseconds_are_kept() {
         );
         assert_eq!(ran(&r, maybe(&cache, &r, 5)).await, 0, "{backend}");
 
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // Well past the short TTLs (the stores above took milliseconds).
+        tokio::time::sleep(Duration::from_millis(5000)).await;
         assert_eq!(
             ran(&r, configured(&cache, &r, 1)).await,
             1,
-            "{backend}: 1 s TTL"
+            "{backend}: 2 s TTL"
         );
         assert_eq!(
             ran(&r, configured(&cache, &r, 2)).await,
@@ -112,12 +113,12 @@ async fn ttls_from_expressions_values_and_milliseconds_are_kept() {
         assert_eq!(
             ran(&r, short(&cache, &r, 1)).await,
             1,
-            "{backend}: 1200 ms TTL"
+            "{backend}: 2500 ms TTL"
         );
         assert_eq!(
             ran(&r, per_value(&cache, &r, 1)).await,
             1,
-            "{backend}: ttl_fn, 1 s"
+            "{backend}: ttl_fn, 2 s"
         );
         assert_eq!(
             ran(&r, per_value(&cache, &r, 11)).await,
