@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use cachette::{Cache, ReplicaAcks};
 
 use crate::server::{RedisCluster, RedisServer};
-use crate::{micros, op, percentile, user, DbError, Op, Variant};
+use crate::{measure, micros, op, percentile, user, DbError, Op, Variant};
 
 async fn hit(cache: &Cache, key: &str, tags: &[&str]) {
     cache
@@ -146,48 +146,24 @@ pub async fn run(quick: bool) {
             hit_op(&on_cluster, "user:1", &["group:0", "group:1", "group:2"]),
         ),
     ];
-    for v in &variants {
-        for _ in 0..100 {
-            (v.op)().await;
-        }
-    }
-    let rounds = if quick { 3 } else { 7 };
-    let per_round = if quick { 1_000 } else { 3_000 };
-    let window = Duration::from_millis(if quick { 400 } else { 1_000 });
-    for _ in 0..rounds {
-        for v in variants.iter_mut() {
-            v.latency_round(per_round).await;
-        }
-        for v in variants.iter_mut() {
-            v.throughput_round(64, window).await;
-        }
-    }
+    measure(&mut variants, quick, None).await;
     println!("## Hits: single Redis and Redis Cluster\n");
     println!("| variant | p50 (c=1) | p99 (c=1) | p50 / its raw GET | ops/s (c=64) | ops/s / its raw GET |");
     println!("|---|---|---|---|---|---|");
-    let summary = |v: &Variant| {
-        let mut lat = v.latencies.clone();
-        lat.sort();
-        (
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            v.ops as f64 / v.busy.as_secs_f64(),
-        )
-    };
-    let mut base = summary(&variants[0]);
+    let mut base = variants[0].summary();
     for (i, v) in variants.iter().enumerate() {
         if i == 2 {
-            base = summary(v);
+            base = v.summary();
         }
-        let (p50, p99, tput) = summary(v);
+        let s = v.summary();
         println!(
             "| {} | {} | {} | {:.2}x | {:.0} | {:.2}x |",
             v.name,
-            micros(p50),
-            micros(p99),
-            p50.as_secs_f64() / base.0.as_secs_f64(),
-            tput,
-            tput / base.2
+            micros(s.p50),
+            micros(s.p99),
+            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            s.ops_per_sec,
+            s.ops_per_sec / base.ops_per_sec
         );
     }
 

@@ -10,7 +10,7 @@ use cachette::{Cache, CacheBuilder, Codec};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::{micros, op, percentile, user, DbError, User, Variant};
+use super::{measure, micros, op, user, DbError, User, Variant};
 
 /// About 20 KB of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,44 +142,21 @@ pub async fn run(quick: bool, url: &str, raw: &ConnectionManager) {
             stored.push((setup.name, cache));
         }
     }
-    for v in &variants {
-        for _ in 0..100 {
-            (v.op)().await;
-        }
-    }
-    let rounds = if quick { 3 } else { 7 };
-    let per_round = if quick { 1_000 } else { 3_000 };
-    let window = Duration::from_millis(if quick { 400 } else { 1_000 });
-    for _ in 0..rounds {
-        for v in variants.iter_mut() {
-            v.latency_round(per_round).await;
-            v.alloc_round(200).await;
-        }
-        for v in variants.iter_mut() {
-            v.throughput_round(64, window).await;
-        }
-    }
-    let base = &variants[0];
-    let mut base_lat = base.latencies.clone();
-    base_lat.sort();
-    let base_p50 = percentile(&base_lat, 0.5);
-    let base_tput = base.ops as f64 / base.busy.as_secs_f64();
+    measure(&mut variants, quick, Some(200)).await;
+    let base = variants[0].summary();
     println!("## Hits per codec (decoded on every hit; Redis read on every hit)\n");
     println!("| variant | p50 (c=1) | p50 / raw 200 B | ops/s (c=64) | ops/s / raw 200 B | allocations per hit |");
     println!("|---|---|---|---|---|---|");
     for v in &variants {
-        let mut lat = v.latencies.clone();
-        lat.sort();
-        let p50 = percentile(&lat, 0.5);
-        let tput = v.ops as f64 / v.busy.as_secs_f64();
+        let s = v.summary();
         println!(
             "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
             v.name,
-            micros(p50),
-            p50.as_secs_f64() / base_p50.as_secs_f64(),
-            tput,
-            tput / base_tput,
-            v.allocs as f64 / v.alloc_ops as f64
+            micros(s.p50),
+            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            s.ops_per_sec,
+            s.ops_per_sec / base.ops_per_sec,
+            s.allocs_per_call
         );
     }
     println!("\n## Bytes stored per entry in Redis (`STRLEN`: header, versions, value)\n");

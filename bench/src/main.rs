@@ -433,63 +433,33 @@ async fn main() {
             }),
         ),
     ];
-    // Warm every variant (fills, connections, scripts).
-    for v in &variants {
-        for _ in 0..100 {
-            (v.op)().await;
-        }
-    }
+    measure(&mut variants, quick, Some(1_000)).await;
 
-    let rounds = if quick { 3 } else { 7 };
-    let per_round = if quick { 1_000 } else { 3_000 };
-    let window = Duration::from_millis(if quick { 400 } else { 1_000 });
-    for _ in 0..rounds {
-        for v in variants.iter_mut() {
-            v.latency_round(per_round).await;
-            v.alloc_round(1_000).await;
-        }
-        for v in variants.iter_mut() {
-            v.throughput_round(64, window).await;
-        }
-    }
-
-    let base = &variants[0];
-    let mut base_lat = base.latencies.clone();
-    base_lat.sort();
-    let base_p50 = percentile(&base_lat, 0.5);
-    let base_tput = base.ops as f64 / base.busy.as_secs_f64();
+    let base = variants[0].summary();
     println!("## Hits\n");
     println!("| variant | p50 (c=1) | p99 (c=1) | p50 / raw | ops/s (c=64) | ops/s / raw | allocations per hit |");
     println!("|---|---|---|---|---|---|---|");
     for v in &variants {
-        let mut lat = v.latencies.clone();
-        lat.sort();
-        let p50 = percentile(&lat, 0.5);
-        let p99 = percentile(&lat, 0.99);
-        let tput = v.ops as f64 / v.busy.as_secs_f64();
+        let s = v.summary();
         println!(
             "| {} | {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
             v.name,
-            micros(p50),
-            micros(p99),
-            p50.as_secs_f64() / base_p50.as_secs_f64(),
-            tput,
-            tput / base_tput,
-            v.allocs as f64 / v.alloc_ops as f64
+            micros(s.p50),
+            micros(s.p99),
+            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            s.ops_per_sec,
+            s.ops_per_sec / base.ops_per_sec,
+            s.allocs_per_call
         );
     }
 
     // A hit from memory waits for a round trip sent after it arrived, so
     // 64 callers serve at most 64 hits per round trip (Little's law).
-    let near_p50 = {
-        let mut lat = variants[2].latencies.clone();
-        lat.sort();
-        percentile(&lat, 0.5)
-    };
+    let near_p50 = variants[2].summary().p50;
     println!(
         "\nCeiling for 64 callers that each wait one round trip (64 / the macro hit's p50 at c=1): {:.0} ops/s, {:.2}x raw",
         64.0 / near_p50.as_secs_f64(),
-        64.0 / near_p50.as_secs_f64() / base_tput
+        64.0 / near_p50.as_secs_f64() / base.ops_per_sec
     );
 
     // Miss then fill, one fresh key per call.
@@ -570,7 +540,52 @@ async fn fill_many(n: u64, tag: &str, raw: &ConnectionManager) {
     }
 }
 
+/// What a variant measured.
+struct Summary {
+    p50: Duration,
+    p99: Duration,
+    ops_per_sec: f64,
+    allocs_per_call: f64,
+}
+
+/// Warms every variant (fills, connections, scripts), then runs rounds in
+/// which each variant in turn measures latency at one caller (and, with
+/// `alloc_calls`, allocations), then each its throughput at 64 callers: a
+/// noisy neighbour hits every variant alike.
+async fn measure(variants: &mut [Variant], quick: bool, alloc_calls: Option<u64>) {
+    for v in variants.iter() {
+        for _ in 0..100 {
+            (v.op)().await;
+        }
+    }
+    let rounds = if quick { 3 } else { 7 };
+    let per_round = if quick { 1_000 } else { 3_000 };
+    let window = Duration::from_millis(if quick { 400 } else { 1_000 });
+    for _ in 0..rounds {
+        for v in variants.iter_mut() {
+            v.latency_round(per_round).await;
+            if let Some(n) = alloc_calls {
+                v.alloc_round(n).await;
+            }
+        }
+        for v in variants.iter_mut() {
+            v.throughput_round(64, window).await;
+        }
+    }
+}
+
 impl Variant {
+    fn summary(&self) -> Summary {
+        let mut lat = self.latencies.clone();
+        lat.sort();
+        Summary {
+            p50: percentile(&lat, 0.5),
+            p99: percentile(&lat, 0.99),
+            ops_per_sec: self.ops as f64 / self.busy.as_secs_f64(),
+            allocs_per_call: self.allocs as f64 / self.alloc_ops.max(1) as f64,
+        }
+    }
+
     fn new(name: &'static str, op: Op) -> Self {
         Variant {
             name,

@@ -230,11 +230,6 @@ impl Written {
                     self.calls.set(errors, name, v);
                 }
             }
-            "tags_from" => {
-                if let Some(v) = values::expr(errors, name, value) {
-                    self.tags_from.set(errors, name, v);
-                }
-            }
             "ttl" => {
                 self.ttl_given = true;
                 match value {
@@ -249,16 +244,6 @@ impl Written {
                             self.ttl_expr.set(errors, name, v);
                         }
                     }
-                }
-            }
-            "ttl_fn" | "unless" => {
-                if let Some(v) = values::expr(errors, name, value) {
-                    let slot = if name == "ttl_fn" {
-                        &mut self.ttl_fn
-                    } else {
-                        &mut self.unless
-                    };
-                    slot.set(errors, name, v);
                 }
             }
             "codec" => {
@@ -293,22 +278,14 @@ impl Written {
                     "`version` must be a whole number such as `version = 2`: bump it when the stored type changes in a way its name does not show",
                 ),
             },
-            "none_ttl" | "stale_if_error" => {
-                if let Some(v) = values::duration_ms(errors, name, &value, false) {
-                    let slot = if name == "none_ttl" {
-                        &mut self.none_ttl
-                    } else {
-                        &mut self.stale_if_error
-                    };
-                    slot.set(errors, name, v);
-                }
-            }
-            "stale_ttl" | "lock_ttl" | "lock_wait" => {
+            "stale_ttl" | "lock_ttl" | "lock_wait" | "none_ttl" | "stale_if_error" => {
                 if let Some(v) = values::duration_ms(errors, name, &value, false) {
                     let slot = match name.to_string().as_str() {
                         "stale_ttl" => &mut self.stale_ttl,
                         "lock_ttl" => &mut self.lock_ttl,
-                        _ => &mut self.lock_wait,
+                        "lock_wait" => &mut self.lock_wait,
+                        "none_ttl" => &mut self.none_ttl,
+                        _ => &mut self.stale_if_error,
                     };
                     slot.set(errors, name, v);
                 }
@@ -333,9 +310,16 @@ impl Written {
                     }
                 }
             }
-            "cache" => {
+            // Expressions, given as written.
+            "cache" | "tags_from" | "ttl_fn" | "unless" => {
                 if let Some(v) = values::expr(errors, name, value) {
-                    self.cache.set(errors, name, v);
+                    let slot = match name.to_string().as_str() {
+                        "cache" => &mut self.cache,
+                        "tags_from" => &mut self.tags_from,
+                        "ttl_fn" => &mut self.ttl_fn,
+                        _ => &mut self.unless,
+                    };
+                    slot.set(errors, name, v);
                 }
             }
             "cache_none" => {

@@ -284,13 +284,13 @@ pub(crate) fn expand(
                 }
                 None => (quote!(), quote!(__CACHETTE_POLICY)),
             };
-            let (call, refresh_arg) = match &refresh {
+            let refresh_arg = match &refresh {
                 Some(Refresh {
                     closure: refresh, ..
-                }) => (quote!(cached_refreshing), quote!(, #refresh)),
-                None => (quote!(cached), quote!()),
+                }) => quote!(::core::option::Option::Some(#refresh)),
+                None => quote!(#private::no_refresh()),
             };
-            let callee = respan(quote!(#private::#call), at);
+            let callee = respan(quote!(#private::cached), at);
             // The return type keeps its own spans (it may come from a macro).
             let (open, close) = (
                 respan(quote!(&&#private::Select::<), at),
@@ -320,7 +320,7 @@ pub(crate) fn expand(
                     &__cachette_key,
                     &__cachette_tags,
                     #hooks_arg,
-                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret }
+                    async { let __cachette_ret: #ret_ty = #block; __cachette_ret },
                     #refresh_arg
                 },
             );

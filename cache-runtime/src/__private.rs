@@ -25,7 +25,8 @@ pub use crate::policy::{Policy, Strategy};
 pub use crate::hooks::Hooks;
 use crate::invalidate::Armed;
 use crate::names::Bust;
-use crate::read::{Call, Fetched, NoRefresh};
+pub use crate::read::NoRefresh;
+use crate::read::{Call, Fetched};
 
 /// The function in which the closure `f` is declared, whose code hashes
 /// to `code`: its label and the id of its entries (distinct per
@@ -93,57 +94,26 @@ pub struct Site<'a> {
     pub function: Function,
 }
 
-/// `#[cached]` with the aside and lock strategies.
-#[allow(clippy::too_many_arguments)]
-pub async fn cached<M, R, Fut>(
-    site: Site<'_>,
-    _mode: M,
-    keep: Keeper<M::Value>,
-    key: &str,
-    tags: &[String],
-    hooks: Hooks<'_, M::Value>,
-    body: Fut,
-) -> R
-where
-    M: Mode<R>,
-    Fut: Future<Output = R>,
-{
-    read::<M, R, Fut, NoRefresh, _>(site, keep, key, tags, &hooks, body, None).await
-}
-
-/// `#[cached]` with the swr and early strategies: `refresh` makes an owned
-/// future that calls the function again, for background refreshes.
-#[allow(clippy::too_many_arguments)]
-pub async fn cached_refreshing<M, R, Fut, Mk, RF>(
-    site: Site<'_>,
-    _mode: M,
-    keep: Keeper<M::Value>,
-    key: &str,
-    tags: &[String],
-    hooks: Hooks<'_, M::Value>,
-    body: Fut,
-    refresh: Mk,
-) -> R
-where
-    M: Mode<R>,
-    Fut: Future<Output = R>,
-    Mk: FnOnce() -> RF,
-    RF: Future<Output = ()> + Send + 'static,
-{
-    read::<M, R, Fut, Mk, RF>(site, keep, key, tags, &hooks, body, Some(refresh)).await
+/// No background refresh: the `refresh` of the aside and lock strategies.
+pub const fn no_refresh() -> Option<NoRefresh> {
+    None
 }
 
 /// How many times a call reads again under derived tags learned while it
 /// waited for another caller's fill (`tags_from`).
 const REHINTS: u32 = 2;
 
-/// A cached call, as its companion (if any) asks.
-async fn read<M, R, Fut, Mk, RF>(
+/// `#[cached]`, as its companion (if any) asks. `refresh`, for swr and
+/// early, makes an owned future that calls the function again, for
+/// background refreshes ([`no_refresh`] for the other strategies).
+#[allow(clippy::too_many_arguments)]
+pub async fn cached<M, R, Fut, Mk, RF>(
     site: Site<'_>,
+    _mode: M,
     keep: Keeper<M::Value>,
     key: &str,
     tags: &[String],
-    hooks: &Hooks<'_, M::Value>,
+    hooks: Hooks<'_, M::Value>,
     body: Fut,
     refresh: Option<Mk>,
 ) -> R
@@ -174,7 +144,7 @@ where
         call.rehint = rehints < REHINTS;
         match site
             .cache
-            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, hooks)
+            .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks)
             .await
         {
             Fetched::Done(out) => return out,

@@ -98,17 +98,24 @@ fn glob_escape_except_function(name: &str) -> String {
     let (head, tail) = name
         .split_once(":*:")
         .expect("an entry name with a function");
-    let escape = |s: &str| {
-        let mut out = String::with_capacity(s.len());
-        for c in s.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                out.push('\\');
-            }
-            out.push(c);
+    format!("{}:*:{}", glob_escape(head), glob_escape(tail))
+}
+
+/// `text` with `SCAN MATCH` metacharacters escaped.
+pub fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
         }
-        out
-    };
-    format!("{}:*:{}", escape(head), escape(tail))
+        out.push(c);
+    }
+    out
+}
+
+/// A Redis URL with its credentials hidden, for messages.
+pub fn redact(url: &str) -> String {
+    crate::global::redact(url)
 }
 
 /// The scope a server writes its versions in, from its `INFO server` and

@@ -32,15 +32,9 @@ fn open(url: &str) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// The URL without its password, for messages.
+/// The URL without its credentials, for messages.
 pub fn shown(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+    cachette::admin::redact(url)
 }
 
 impl Server {

@@ -29,7 +29,7 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
     let mut other = 0u64;
     let mut bytes = 0u64;
     let mut cut = false;
-    let pattern = format!("{}:*", glob(ns));
+    let pattern = format!("{}:*", cachette::admin::glob_escape(ns));
     for node in &mut server.nodes {
         let addr = node.addr.clone();
         let (names, stopped) = scan(&mut node.conn, &pattern, args.max_names, |n| {
@@ -92,17 +92,6 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         json,
         ok: true,
     })
-}
-
-fn glob(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn human(bytes: u64) -> String {

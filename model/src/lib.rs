@@ -334,13 +334,7 @@ impl Protocol {
     pub fn shared_orderings(weakening: Weakening) -> Protocol {
         Protocol {
             readers: vec![3, 1],
-            max_writes: 1,
-            max_losses: 0,
-            max_restarts: 0,
-            max_failed_busts: 0,
-            locks: false,
-            transactions: false,
-            weakening,
+            ..Protocol::readers_and_writers(1, weakening)
         }
     }
 
@@ -348,14 +342,8 @@ impl Protocol {
     /// strategy, whose lock may expire under its holder.
     pub fn with_locks(weakening: Weakening) -> Protocol {
         Protocol {
-            readers: vec![2, 1],
-            max_writes: 1,
-            max_losses: 0,
-            max_restarts: 0,
-            max_failed_busts: 0,
             locks: true,
-            transactions: false,
-            weakening,
+            ..Protocol::readers_and_writers(1, weakening)
         }
     }
 
@@ -378,14 +366,10 @@ impl Protocol {
         weakening: Weakening,
     ) -> Protocol {
         Protocol {
-            readers: vec![2, 1],
-            max_writes: 1,
             max_losses: losses,
             max_restarts: restarts,
             max_failed_busts: failed_busts,
-            locks: false,
-            transactions: false,
-            weakening,
+            ..Protocol::readers_and_writers(1, weakening)
         }
     }
 }

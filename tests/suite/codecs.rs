@@ -56,6 +56,7 @@ where
         &[],
         p::Hooks::none(),
         async move { value },
+        p::no_refresh(),
     )
     .await
 }

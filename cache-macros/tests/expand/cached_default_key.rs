@@ -49,6 +49,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
                 let __cachette_ret: Option<u64> = { lookup(sku, currency).await };
                 __cachette_ret
             },
+            ::cachette::__private::no_refresh(),
         )
         .await
 }

@@ -27,7 +27,7 @@ impl Repo {
         >(&__cachette_mode))
             .__cachette_keeper();
         let __cachette_tags = [];
-        ::cachette::__private::cached_refreshing(
+        ::cachette::__private::cached(
                 ::cachette::__private::Site {
                     cache: __cachette_cache,
                     policy: &__CACHETTE_POLICY,
@@ -48,10 +48,10 @@ impl Repo {
                     };
                     __cachette_ret
                 },
-                || Self::__cachette_refresh_catalog(
+                ::core::option::Option::Some(|| Self::__cachette_refresh_catalog(
                     ::core::clone::Clone::clone(self),
                     ::std::borrow::ToOwned::to_owned(shop),
-                ),
+                )),
             )
             .await
     }

@@ -66,6 +66,7 @@ async fn get_user(id: u64) -> Result<User, DbError> {
                 let __cachette_ret: Result<User, DbError> = { db::load_user(id).await };
                 __cachette_ret
             },
+            ::cachette::__private::no_refresh(),
         )
         .await
 }

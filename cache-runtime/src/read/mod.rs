@@ -40,7 +40,7 @@ tokio::task_local! {
 /// clock, and never after.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
-/// What [`Cache::fetch_or_rehint`] ended with.
+/// What [`Cache::fetch`] ended with.
 pub(crate) enum Fetched<R, Fut, Mk> {
     Done(R),
     /// Derived tags were learned while this call waited: call again with
@@ -49,7 +49,7 @@ pub(crate) enum Fetched<R, Fut, Mk> {
 }
 
 /// No background refresh (aside and lock strategies).
-pub(crate) type NoRefresh = fn() -> std::future::Ready<()>;
+pub type NoRefresh = fn() -> std::future::Ready<()>;
 
 /// One call of a cached function: what it reads and how.
 pub(crate) struct Call<'a> {
@@ -127,7 +127,7 @@ impl Cache {
     /// # Cancel safety
     /// Dropping the future mid-body ends this caller's flight (followers
     /// take over), releases its lock, and gives back a breaker probe.
-    pub(crate) async fn fetch_or_rehint<M, R, Fut, Mk, RF>(
+    pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
         &self,
         call: Call<'_>,
         keep: Keeper<M::Value>,
@@ -357,31 +357,6 @@ impl Cache {
         Fetched::Done(out)
     }
 
-    /// Reads `call`'s entry under its policy, or runs `body` and fills
-    /// (see [`fetch_or_rehint`](Self::fetch_or_rehint), which this is
-    /// without `tags_from`).
-    pub(crate) async fn fetch<M, R, Fut, Mk, RF>(
-        &self,
-        call: Call<'_>,
-        keep: Keeper<M::Value>,
-        body: Fut,
-        refresh: Option<Mk>,
-    ) -> R
-    where
-        M: Mode<R>,
-        Fut: Future<Output = R>,
-        Mk: FnOnce() -> RF,
-        RF: Future<Output = ()> + Send + 'static,
-    {
-        match self
-            .fetch_or_rehint::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &Hooks::none())
-            .await
-        {
-            Fetched::Done(out) => out,
-            Fetched::Rehint(..) => unreachable!("only with tags_from"),
-        }
-    }
-
     /// Runs the body without the cache.
     async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = body.await;
@@ -500,16 +475,18 @@ impl Cache {
             Counters::bump(&inner.counters.signature_failures);
             return None;
         }
+        // A value kept decoded beside these very bytes: it passed the checks
+        // below when it was decoded, for this very type.
+        if let Some(value) = lookup.decoded.as_deref().and_then(|slot| keep.take(slot)) {
+            return Some((value, meta));
+        }
         let codec = call.policy.codec.unwrap_or(inner.codec);
         if meta.fingerprint != codec.fingerprint::<M::Value>(call.policy.version) {
             self.decode_failure(key, &"written for another type, version or codec");
             return None;
         }
-        // A value kept decoded beside these very bytes, or decoded now
-        // (and kept, for a type that can be).
-        let kept = lookup.decoded.as_deref().and_then(|slot| keep.take(slot));
         let decompressed;
-        let bytes = if kept.is_none() && meta.flags & entry::COMPRESSED != 0 {
+        let bytes = if meta.flags & entry::COMPRESSED != 0 {
             match crate::codec::compression::decompress(bytes, inner.max_value_bytes) {
                 Ok(plain) => {
                     decompressed = plain;
@@ -523,21 +500,17 @@ impl Cache {
         } else {
             bytes
         };
-        let value = match kept {
-            Some(value) => value,
-            None => match codec.decode::<M::Value>(bytes) {
-                Ok(value) => {
-                    if let Some(slot) = lookup.decoded.as_deref() {
-                        keep.store(slot, &value);
-                    }
-                    value
-                }
-                Err(e) => {
-                    self.decode_failure(key, &e);
-                    return None;
-                }
-            },
+        // Decoded now, and kept for a type that can be.
+        let value = match codec.decode::<M::Value>(bytes) {
+            Ok(value) => value,
+            Err(e) => {
+                self.decode_failure(key, &e);
+                return None;
+            }
         };
+        if let Some(slot) = lookup.decoded.as_deref() {
+            keep.store(slot, &value);
+        }
         Some((value, meta))
     }
 
@@ -613,7 +586,13 @@ impl Cache {
             &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
         );
         let call = Call::new(self, &policy, function, key, tags);
-        self.fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None)
+        let hooks = Hooks::none();
+        match self
+            .fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, &hooks)
             .await
+        {
+            Fetched::Done(out) => out,
+            Fetched::Rehint(..) => unreachable!("only with tags_from"),
+        }
     }
 }
