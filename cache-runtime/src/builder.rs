@@ -405,6 +405,68 @@ impl CacheBuilder {
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
 
+    /// Reaches an [Upstash](https://upstash.com) database over its REST API
+    /// (HTTPS), as serverless functions do: no connection is kept open
+    /// between calls. `url` and `token` are the database's
+    /// `UPSTASH_REDIS_REST_URL` and `UPSTASH_REDIS_REST_TOKEN`.
+    ///
+    /// Entries, versions and invalidations are the same as over TCP, and a
+    /// cache reaching the same database over `rediss://` shares them. A hit
+    /// is one HTTPS request; concurrent calls share requests. What differs
+    /// (no near-cache, replica acknowledgements only when required) is
+    /// listed in the guide's operations chapter.
+    ///
+    /// `http://` is accepted for loopback addresses only (a local REST
+    /// server in development); anywhere else the token would cross the
+    /// network in clear text.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), cachette::Error> {
+    /// let cache = cachette::Cache::builder()
+    ///     .namespace("shop")
+    ///     .connect_upstash(
+    ///         &std::env::var("UPSTASH_REDIS_REST_URL").unwrap(),
+    ///         &std::env::var("UPSTASH_REDIS_REST_TOKEN").unwrap(),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a malformed URL
+    /// or token, or a setting the REST API cannot honour (the
+    /// near-cache, server functions);
+    /// [`ErrorKind::Auth`](crate::ErrorKind::Auth) when the token is
+    /// refused; [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the server
+    /// cannot be reached; [`ErrorKind::Backend`](crate::ErrorKind::Backend)
+    /// when it does not report its run id (see the guide).
+    #[cfg(feature = "upstash")]
+    pub async fn connect_upstash(self, url: &str, token: &str) -> Result<Cache, Error> {
+        let namespace = Namespace::new(self.namespace.clone())?;
+        let backend =
+            crate::backend::redis::RedisBackend::upstash(url, token, &self.settings()).await?;
+        let pending = self.shared_pending(&backend, &namespace);
+        Ok(self.finish(Backend::Redis(backend), namespace, pending))
+    }
+
+    /// As [`connect_upstash`](Self::connect_upstash), without a request
+    /// now: a cold start pays nothing, and until the server answers,
+    /// annotated functions run their bodies (as with
+    /// [`connect_lazy`](Self::connect_lazy)).
+    ///
+    /// # Errors
+    /// Only for a malformed URL or token, or a setting the REST API cannot
+    /// honour ([`ErrorKind::Config`](crate::ErrorKind::Config)).
+    #[cfg(feature = "upstash")]
+    pub fn connect_upstash_lazy(self, url: &str, token: &str) -> Result<Cache, Error> {
+        let namespace = Namespace::new(self.namespace.clone())?;
+        let backend =
+            crate::backend::redis::RedisBackend::upstash_lazy(url, token, &self.settings())?;
+        let pending = self.shared_pending(&backend, &namespace);
+        Ok(self.finish(Backend::Redis(backend), namespace, pending))
+    }
+
     /// The undelivered busts of every cache of this process on the same
     /// server, database and user (however the URL spells them) and
     /// namespace: one handle's pending bust blocks the entries it names for
@@ -494,6 +556,16 @@ impl Cache {
     #[cfg(feature = "redis")]
     pub async fn connect(url: &str) -> Result<Cache, Error> {
         Cache::builder().connect(url).await
+    }
+
+    /// Reaches an Upstash database over its REST API with default
+    /// settings; see [`CacheBuilder::connect_upstash`].
+    ///
+    /// # Errors
+    /// As [`CacheBuilder::connect_upstash`].
+    #[cfg(feature = "upstash")]
+    pub async fn connect_upstash(url: &str, token: &str) -> Result<Cache, Error> {
+        Cache::builder().connect_upstash(url, token).await
     }
 
     /// Connects to a Redis Cluster with default settings; see

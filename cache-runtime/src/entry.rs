@@ -30,6 +30,12 @@ const HEADER_LEN: usize = 40;
 /// The flag of a compressed value.
 pub(crate) const COMPRESSED: u8 = 1;
 
+/// Whether stored bytes start as an entry does (never base64 text).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn looks_binary(stored: &[u8]) -> bool {
+    stored.first() == Some(&MAGIC)
+}
+
 /// Metadata written in the header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Meta {

@@ -25,4 +25,6 @@ mod security;
 mod strategies;
 mod tags;
 mod tls;
+#[cfg(feature = "upstash")]
+mod upstash;
 mod value_ttls;

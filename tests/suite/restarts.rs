@@ -88,8 +88,33 @@ fn copy_dir(from: &Path, to: &Path) {
 /// crashes Redis (`SIGKILL`), restarts it on the same port and directory,
 /// and reads every row through the writer's cache and a fresh one.
 async fn restart_after_busts(persistence: Persistence) -> Outcome {
+    restart_after_busts_over(persistence, false).await
+}
+
+/// As [`restart_after_busts`], with `rest` every cache reaching Redis
+/// through Upstash's REST protocol.
+async fn restart_after_busts_over(persistence: Persistence, rest: bool) -> Outcome {
     let mut server = RedisServer::start_with(persistence.args());
-    let cache = server.cache().await;
+    #[cfg(feature = "upstash")]
+    let rest = rest.then(|| cachette_rest_server::RestServer::start(&server.url()));
+    #[cfg(not(feature = "upstash"))]
+    assert!(!rest, "REST needs the upstash feature");
+    let cache_of = |server: &RedisServer| {
+        let url = server.url();
+        #[cfg(feature = "upstash")]
+        let rest = rest.as_ref().map(|r| (r.url.clone(), r.token.clone()));
+        async move {
+            #[cfg(feature = "upstash")]
+            if let Some((rest, token)) = rest {
+                return crate::support::builder()
+                    .connect_upstash(&rest, &token)
+                    .await
+                    .unwrap();
+            }
+            crate::support::builder().connect(&url).await.unwrap()
+        }
+    };
+    let cache = cache_of(&server).await;
     let db = Db::default();
     for id in 0..IDS {
         row(&cache, &db, id, id % 4).await;
@@ -126,7 +151,7 @@ async fn restart_after_busts(persistence: Persistence) -> Outcome {
         .query(&mut server.raw())
         .unwrap();
 
-    let fresh = server.cache().await;
+    let fresh = cache_of(&server).await;
     let mut outcome = Outcome {
         stale: 0,
         misses: 0,
@@ -202,4 +227,19 @@ async fn a_restart_from_an_aof_that_lost_nothing_serves_nothing_stale() {
     let outcome = restart_after_busts(Persistence::AofAlways).await;
     report("AOF always", &outcome);
     assert_eq!(outcome.stale, 0);
+}
+
+#[cfg(feature = "upstash")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_rest_a_restart_from_an_rdb_snapshot_serves_nothing_busted_before_it() {
+    let outcome = restart_after_busts_over(Persistence::Rdb, true).await;
+    report("RDB snapshot, over REST", &outcome);
+    assert!(
+        outcome.entries_back > 0,
+        "the snapshot brought entries back"
+    );
+    assert_eq!(
+        outcome.stale, 0,
+        "a busted entry came back with the snapshot"
+    );
 }

@@ -11,19 +11,17 @@ use crate::scenarios::{
 };
 use crate::support::child::{spawn_test, wait_bounded, RedisCounter};
 use crate::support::source::Source;
-use crate::support::{each_backend, eventually, FixedRandom, ManualClock, RedisServer};
+use crate::support::{
+    each_backend, each_backend_from, eventually, Backing, FixedRandom, ManualClock, RedisServer,
+};
 
-/// Both backends, built with a manual clock (and a fixed random draw).
-async fn each_backend_with(clock: &ManualClock, draw: f64) -> Vec<(Cache, Option<RedisServer>)> {
-    let server = RedisServer::start();
+/// Every backend, built with a manual clock (and a fixed random draw).
+async fn each_backend_with(clock: &ManualClock, draw: f64) -> Vec<(Cache, Option<Backing>)> {
     let builder = Cache::builder()
         .clock(clock.clone())
         .random(FixedRandom(draw))
         .command_timeout(Duration::from_secs(5));
-    vec![
-        (builder.clone().memory(), None),
-        (builder.connect(&server.url()).await.unwrap(), Some(server)),
-    ]
+    each_backend_from(builder).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

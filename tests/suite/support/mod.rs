@@ -15,6 +15,8 @@ pub mod logs;
 pub mod proxy;
 pub mod server;
 pub mod source;
+#[cfg(feature = "upstash")]
+pub mod upstash;
 
 use std::time::{Duration, Instant};
 
@@ -37,12 +39,43 @@ pub fn impatient(timeout: Duration) -> CacheBuilder {
         .connect_timeout(timeout)
 }
 
-/// A cache on each backend: the embedded one, and Redis on a fresh server.
-/// The server is returned so it lives as long as the test.
-pub async fn each_backend() -> Vec<(Cache, Option<RedisServer>)> {
+/// What a test's cache stands on: a Redis server, and the REST server in
+/// front of it for Upstash's protocol. Kept as long as the test.
+pub struct Backing {
+    pub redis: RedisServer,
+    #[cfg(feature = "upstash")]
+    pub rest: Option<cachette_rest_server::RestServer>,
+}
+
+impl From<RedisServer> for Backing {
+    fn from(redis: RedisServer) -> Backing {
+        Backing {
+            redis,
+            #[cfg(feature = "upstash")]
+            rest: None,
+        }
+    }
+}
+
+/// A cache on each backend, each on fresh servers: the embedded one,
+/// Redis, and (with the `upstash` feature) Redis through Upstash's REST
+/// protocol (see `upstash.rs`).
+pub async fn each_backend() -> Vec<(Cache, Option<Backing>)> {
+    each_backend_from(builder()).await
+}
+
+/// As [`each_backend`], every cache built from `builder`.
+pub async fn each_backend_from(builder: CacheBuilder) -> Vec<(Cache, Option<Backing>)> {
     let server = RedisServer::start();
-    let redis = server.cache().await;
-    vec![(Cache::memory(), None), (redis, Some(server))]
+    let redis = builder.clone().connect(&server.url()).await.unwrap();
+    #[allow(unused_mut)]
+    let mut all = vec![
+        (builder.clone().memory(), None),
+        (redis, Some(Backing::from(server))),
+    ];
+    #[cfg(feature = "upstash")]
+    all.push(upstash::cache_from(builder).await);
+    all
 }
 
 /// A clock the test moves by hand.

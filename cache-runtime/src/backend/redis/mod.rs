@@ -28,6 +28,8 @@ pub(crate) mod cluster;
 pub(crate) mod connect;
 pub(crate) mod link;
 pub(crate) mod near;
+#[cfg(feature = "upstash")]
+pub(crate) mod rest;
 pub(crate) mod single;
 
 use std::time::Duration;
@@ -46,6 +48,9 @@ enum Servers {
     Single(single::Single),
     #[cfg(feature = "cluster")]
     Cluster(std::sync::Arc<cluster::Cluster>),
+    /// Upstash's REST API: one database, over HTTPS.
+    #[cfg(feature = "upstash")]
+    Rest(rest::Rest),
 }
 
 pub(crate) struct RedisBackend {
@@ -93,6 +98,26 @@ impl RedisBackend {
         Ok(Self::with(Servers::Cluster(cluster), settings))
     }
 
+    /// Upstash's REST API at `url` with `token`; asks the server who it
+    /// is before returning, and fails if it cannot.
+    #[cfg(feature = "upstash")]
+    pub(crate) async fn upstash(
+        url: &str,
+        token: &str,
+        settings: &Settings,
+    ) -> Result<Self, Error> {
+        let rest = rest::Rest::new(url, token, settings)?;
+        Self::within(settings.command_timeout, rest.connect_now()).await?;
+        Ok(Self::with(Servers::Rest(rest), settings))
+    }
+
+    /// Upstash's REST API, first reached on first use.
+    #[cfg(feature = "upstash")]
+    pub(crate) fn upstash_lazy(url: &str, token: &str, settings: &Settings) -> Result<Self, Error> {
+        let rest = rest::Rest::new(url, token, settings)?;
+        Ok(Self::with(Servers::Rest(rest), settings))
+    }
+
     fn with(servers: Servers, settings: &Settings) -> Self {
         RedisBackend {
             servers,
@@ -110,6 +135,8 @@ impl RedisBackend {
             Servers::Single(s) => s.identity().to_string(),
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.identity(),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => r.identity().to_string(),
         }
     }
 
@@ -121,6 +148,8 @@ impl RedisBackend {
             Servers::Single(s) => s.near_cache(),
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.near_cache(),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => None,
         };
         near.map_or([0; 5], |near| {
             let c = &near.counters;
@@ -139,15 +168,19 @@ impl RedisBackend {
             Servers::Single(_) => single::epoch_of,
             #[cfg(feature = "cluster")]
             Servers::Cluster(_) => cluster::epoch_of,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => single::epoch_of,
         }
     }
 
-    /// `"redis"` or `"redis-cluster"`.
+    /// `"redis"`, `"redis-cluster"` or `"upstash"`.
     pub(crate) fn label(&self) -> &'static str {
         match self.servers {
             Servers::Single(_) => "redis",
             #[cfg(feature = "cluster")]
             Servers::Cluster(_) => "redis-cluster",
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => "upstash",
         }
     }
 
@@ -173,6 +206,8 @@ impl RedisBackend {
             Servers::Single(s) => s.near_hit(subject).await,
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.near_hit(subject).await,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => None,
         };
         if let Some(hit) = hit {
             return hit;
@@ -182,6 +217,8 @@ impl RedisBackend {
                 Servers::Single(s) => s.lookup(subject).await,
                 #[cfg(feature = "cluster")]
                 Servers::Cluster(c) => c.lookup(subject).await,
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => r.lookup(subject).await,
             }
         })
         .await
@@ -196,6 +233,8 @@ impl RedisBackend {
                 Servers::Single(s) => s.ensure(versions).await,
                 #[cfg(feature = "cluster")]
                 Servers::Cluster(c) => c.ensure(versions).await,
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => r.ensure(versions).await,
             }
         })
         .await
@@ -207,6 +246,8 @@ impl RedisBackend {
             // Thousands of names, a chunk per pipeline: its own bounds.
             #[cfg(feature = "cluster")]
             Servers::Cluster(c) => c.bust_everything(ns).await,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => Self::within(self.bust_deadline, r.bust_everything(ns)).await,
         }
     }
 
@@ -239,6 +280,10 @@ impl RedisBackend {
         blob: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), Error> {
+        #[cfg(feature = "upstash")]
+        if let Servers::Rest(r) = &self.servers {
+            return Self::within(self.deadline, r.store(entry, &blob, ttl)).await;
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(entry).arg(blob).arg("PX").arg(millis(ttl));
         self.one(entry, cmd).await.map(drop)
@@ -278,6 +323,8 @@ impl RedisBackend {
                 Servers::Single(s) => s.one(cmd).await,
                 #[cfg(feature = "cluster")]
                 Servers::Cluster(c) => c.one(name, cmd).await,
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => r.one(cmd).await,
             }
         })
         .await
@@ -297,18 +344,36 @@ impl RedisBackend {
                 Servers::Single(s) => s.bust(ns, bust, ttl).await,
                 #[cfg(feature = "cluster")]
                 Servers::Cluster(c) => c.bust(ns, bust, ttl).await,
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => r.bust(ns, bust, ttl).await,
             }
         })
         .await
     }
 }
 
-/// Reads at most `max` bytes of `entry` (and one more, to tell a larger
-/// one): added to a lookup's pipeline before its `MGET`.
+/// Reads at most `max` bytes of `entry`, or its length in base64 when it
+/// is armored (see [`armor`]), and one more, to tell a larger one: added to
+/// a lookup's pipeline before its `MGET`.
 fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
     let mut cmd = redis::Cmd::with_capacity(4, entry.len() + 32);
-    cmd.arg("GETRANGE").arg(entry).arg(0).arg(max);
+    cmd.arg("GETRANGE").arg(entry).arg(0).arg(armored_len(max));
     pipe.add_command(cmd);
+}
+
+/// An entry as a request of the REST API carries it: in base64, since
+/// requests carry text only. Lookups take entries in either form (see
+/// [`decode_entry`]), so caches on one database over TCP and over REST
+/// share them.
+#[cfg_attr(not(feature = "upstash"), allow(dead_code))]
+pub(crate) fn armor(blob: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(blob)
+}
+
+/// The length of `n` bytes in base64.
+pub(crate) fn armored_len(n: usize) -> usize {
+    n.div_ceil(3).saturating_mul(4)
 }
 
 /// `MGET` of `names`, sized once.
@@ -322,15 +387,30 @@ fn mget<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> redis::Cmd
     cmd
 }
 
-/// The reply for an entry read by [`read_entry`]: a blob, or `Oversized`
-/// when the stored value is longer than `max`.
+/// The reply for an entry read by [`read_entry`]: a blob (unarmored, if it
+/// was stored in base64), or `Oversized` when the stored value is longer
+/// than `max` bytes. Bytes that are neither an entry nor base64 stay as
+/// they are, and fail to decode like any foreign value.
 fn decode_entry(value: Value, max: usize) -> Read {
-    match value {
+    use base64::Engine as _;
+    let stored = match value {
         // GETRANGE answers "" for a missing key.
-        Value::BulkString(b) if b.is_empty() => Read::None,
-        Value::BulkString(b) if b.len() > max => Read::Oversized,
-        Value::BulkString(b) => Read::Entry(Blob::Owned(b)),
-        _ => Read::None,
+        Value::BulkString(b) if b.is_empty() => return Read::None,
+        Value::BulkString(b) if b.len() > armored_len(max) => return Read::Oversized,
+        Value::BulkString(b) => b,
+        _ => return Read::None,
+    };
+    let bytes = if crate::entry::looks_binary(&stored) {
+        stored
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(&stored)
+            .unwrap_or(stored)
+    };
+    if bytes.len() > max {
+        Read::Oversized
+    } else {
+        Read::Entry(Blob::Owned(bytes))
     }
 }
 
@@ -416,3 +496,37 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// refuses an expiry past the range of its clock, so longer ones (up to
 /// `Duration::MAX`) are kept this long.
 const MAX_PX: u64 = 1_000_000_000_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_are_read_in_either_form_and_bounded_once_unarmored() {
+        let binary = vec![0xCA, 3, 0, 1, 2, 3];
+        for stored in [binary.clone(), armor(&binary).into_bytes()] {
+            match decode_entry(Value::BulkString(stored), 6) {
+                Read::Entry(b) => assert_eq!(&*b, &binary[..]),
+                _ => panic!("not read"),
+            }
+        }
+        let long = armor(&[0xCA; 7]).into_bytes();
+        assert!(matches!(
+            decode_entry(Value::BulkString(long), 6),
+            Read::Oversized
+        ));
+        let long = vec![0xCA; 7];
+        assert!(matches!(
+            decode_entry(Value::BulkString(long), 6),
+            Read::Oversized
+        ));
+        // Neither form: kept as it is, to fail decoding.
+        let foreign = b"not an entry".to_vec();
+        match decode_entry(Value::BulkString(foreign.clone()), 100) {
+            Read::Entry(b) => assert_eq!(&*b, &foreign[..]),
+            _ => panic!("not read"),
+        }
+        assert_eq!(armored_len(6), 8);
+        assert_eq!(armored_len(7), 12);
+    }
+}

@@ -45,6 +45,11 @@ pub(crate) fn epoch_of(_key: &Name<'_>) -> Name<'static> {
     EPOCH.clone()
 }
 
+/// The name of the namespace's epoch on a single server.
+pub(crate) fn epoch_version(ns: &Namespace) -> String {
+    EPOCH.version(ns, Kind::Epoch)
+}
+
 /// How often the replica count is asked again.
 const REPLICAS_REFRESH: Duration = Duration::from_secs(1);
 
@@ -251,7 +256,7 @@ impl Single {
     pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let ack_timeout = self.ack_timeout;
-        let name = EPOCH.version(ns, Kind::Epoch);
+        let name = epoch_version(ns);
         let replies = self
             .busts
             .run(|session| async move {

@@ -1,0 +1,278 @@
+//! Redis over Upstash's REST API: the same commands, entries and versions
+//! as over TCP, carried by HTTPS requests (see `http.rs`).
+//!
+//! Costs, in requests:
+//! - a lookup is one request: `GETRANGE` of the entry, `MGET` of its
+//!   versions, and the server's `INFO server replication` after them;
+//! - a fill is one `SET ... PX` of the entry, armored in base64: a request
+//!   carries text only;
+//! - creating missing versions is one request of `SET NX GET PX` (or the
+//!   adopt script) per version;
+//! - a bust of any number of keys and tags is one request of `EVALSHA` of
+//!   `lua/bust.lua`, followed by a `WAIT` when replicas must hold it;
+//! - concurrent callers share requests (see `http.rs`).
+//!
+//! A request has no connection to be bound to, so the server's scope (I10)
+//! is asked in every lookup's request, after its reads: versions are judged
+//! under the scope of the server that answered that very request. A server
+//! restarted from older data answers with another run id, and everything
+//! it brought back is a miss. A server that does not report its run id is
+//! refused, as over TCP.
+
+pub(crate) mod http;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::Value;
+
+use super::bust::{self, Lua};
+use super::connect::Settings;
+use super::{decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted};
+use crate::backend::EPOCH_TTL;
+use crate::error::{Error, ErrorKind};
+use crate::names::{Bust, Namespace, Subject};
+use crate::replicas::ReplicaAcks;
+use crate::version::Token;
+
+pub(crate) struct Rest {
+    http: Arc<http::Http>,
+    identity: String,
+    /// Most bytes of an entry, unarmored.
+    max_entry: usize,
+    /// Replicas that must hold a bust before it returns (`WAIT`).
+    acks: u32,
+    ack_timeout: Duration,
+    /// The scope the server reported last: new versions are written under
+    /// it. One that is out of date only makes them foreign (misses).
+    scope: Mutex<Arc<str>>,
+}
+
+/// The scope versions are written under before the server reported one:
+/// not hex, so never a server's (they are foreign, and only cost a miss).
+const UNKNOWN: &str = "????????????????";
+
+impl Rest {
+    pub(crate) fn new(url: &str, token: &str, settings: &Settings) -> Result<Rest, Error> {
+        // The near-cache (`settings.near_cache`, on by default) needs
+        // invalidation messages on a connection (`CLIENT TRACKING`), which
+        // requests cannot carry: it is off here.
+        if settings.scripting == bust::Scripting::Functions {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "server functions are not used over the REST API: cachette sends its \
+                 scripts with EVALSHA there",
+            ));
+        }
+        let acks = match settings.acks {
+            ReplicaAcks::Require(n) => n,
+            // Replicas cannot be counted over REST (`INFO replication` is
+            // not answered there).
+            ReplicaAcks::Auto | ReplicaAcks::Off => 0,
+        };
+        let http = http::Http::new(
+            url,
+            token,
+            &http::Options {
+                connect_timeout: settings.connect_timeout,
+                request_timeout: settings.command_timeout + settings.ack_timeout,
+                #[cfg(feature = "tls")]
+                root_ca: settings.root_ca.clone(),
+                #[cfg(not(feature = "tls"))]
+                root_ca: None,
+            },
+        )?;
+        let identity = {
+            let parsed = url::Url::parse(url).ok();
+            let host = parsed
+                .as_ref()
+                .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+            let path = parsed
+                .as_ref()
+                .map_or("", |u| u.path().trim_end_matches('/'));
+            format!(
+                "upstash:{}{path}",
+                host.unwrap_or_default().to_ascii_lowercase()
+            )
+        };
+        Ok(Rest {
+            http: Arc::new(http),
+            identity,
+            max_entry: settings.max_entry_bytes,
+            acks,
+            ack_timeout: settings.ack_timeout,
+            scope: Mutex::new(Arc::from(UNKNOWN)),
+        })
+    }
+
+    pub(crate) fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Asks the server who it is: fails if it cannot be reached, refuses
+    /// the token, or does not report its run id.
+    pub(crate) async fn connect_now(&self) -> Result<(), Error> {
+        let mut replies = self.http.run(&[], true).await?;
+        self.scope_of(replies.pop()).map(drop)
+    }
+
+    /// The scope in an `INFO server replication` reply, remembered for the
+    /// versions written next.
+    fn scope_of(&self, info: Option<Value>) -> Result<Arc<str>, Error> {
+        let info = match info {
+            Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            Some(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
+            _ => String::new(),
+        };
+        let Some(scope) = super::link::scope(&info, &info) else {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "{} does not report its run id (INFO server): a restart from older \
+                     data could not be told apart, so cachette does not cache on it",
+                    self.http.target
+                ),
+            ));
+        };
+        let mut last = crate::sync::lock(&self.scope);
+        if **last != *scope {
+            *last = Arc::from(scope);
+        }
+        Ok(last.clone())
+    }
+
+    fn scope(&self) -> Arc<str> {
+        crate::sync::lock(&self.scope).clone()
+    }
+
+    /// The entry and its versions, in one request, judged under the scope
+    /// the same request reported after reading them.
+    pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
+        let names = subject.names();
+        let mut pipe = redis::Pipeline::with_capacity(2);
+        read_entry(&mut pipe, names.entry(), self.max_entry);
+        pipe.add_command(mget(names.versions()));
+        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let mut replies = self.http.run(&commands, true).await?.into_iter();
+        let (entry, versions, info) = (replies.next(), replies.next(), replies.next());
+        let scope = self.scope_of(info)?;
+        let versions = match versions {
+            Some(Value::Array(versions)) => versions,
+            Some(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Backend,
+                    "MGET did not answer an array",
+                ))
+            }
+        };
+        let (entry, oversized) = decode_entry(entry.unwrap_or(Value::Nil), self.max_entry).split();
+        Ok(Lookup {
+            entry,
+            oversized,
+            versions: versions
+                .into_iter()
+                .map(|v| decode_version(v, &scope))
+                .collect(),
+            decoded: None,
+        })
+    }
+
+    /// Creates or replaces versions (see `RedisBackend::ensure`), in one
+    /// request, under the scope last reported.
+    pub(crate) async fn ensure(
+        &self,
+        versions: &[Wanted<'_>],
+    ) -> Result<Vec<(Token, bool)>, Error> {
+        let scope = self.scope();
+        let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
+        let commands: Vec<redis::Cmd> = versions
+            .iter()
+            .zip(&ours)
+            .map(|((name, seen, ttl), token)| {
+                ensure_cmd(bust::Scripting::Eval, name, *seen, &scope, token, *ttl)
+            })
+            .collect();
+        let replies = self.scripted(&commands, &bust::ADOPT).await?;
+        bust::check(&replies, 0)?;
+        replies
+            .into_iter()
+            .zip(versions)
+            .zip(ours)
+            .map(|((reply, (_, seen, _)), ours)| ensured(reply, *seen, &scope, ours))
+            .collect()
+    }
+
+    /// One command; a refusal is an error.
+    pub(crate) async fn one(&self, cmd: redis::Cmd) -> Result<Value, Error> {
+        match self
+            .http
+            .run(std::slice::from_ref(&cmd), false)
+            .await?
+            .pop()
+        {
+            Some(Value::ServerError(e)) => Err(Error::from(redis::RedisError::from(e))),
+            Some(value) => Ok(value),
+            None => Err(Error::new(ErrorKind::Backend, "no reply")),
+        }
+    }
+
+    /// Stores an entry armored in base64 (see `armor`).
+    pub(crate) async fn store(&self, entry: &str, blob: &[u8], ttl: Duration) -> Result<(), Error> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(entry)
+            .arg(super::armor(blob))
+            .arg("PX")
+            .arg(super::millis(ttl));
+        self.one(cmd).await.map(drop)
+    }
+
+    /// The whole bust in one request: the script, then a `WAIT` when
+    /// replicas must hold it.
+    pub(crate) async fn bust(
+        &self,
+        ns: &Namespace,
+        bust: &Bust,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let names: Vec<String> = bust.versions(ns).collect();
+        let pipe = bust::scripted(
+            bust::Scripting::Eval,
+            &names,
+            &self.scope(),
+            ttl,
+            self.acks,
+            self.ack_timeout,
+        );
+        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let replies = self.scripted(&commands, &bust::BUST).await?;
+        bust::check(&replies, self.acks)
+    }
+
+    /// A new epoch for the namespace, with a `WAIT` like any bust.
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+        let name = super::single::epoch_version(ns);
+        let pipe = bust::plain(
+            &[name],
+            &self.scope(),
+            EPOCH_TTL,
+            self.acks,
+            self.ack_timeout,
+        );
+        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let replies = self.http.run(&commands, false).await?;
+        bust::check(&replies, self.acks)
+    }
+
+    /// Runs `commands`, loading `script` and running them again when the
+    /// server did not know it (its script cache does not survive a
+    /// restart). Running them again is safe: each writes what it wrote.
+    async fn scripted(&self, commands: &[redis::Cmd], script: &Lua) -> Result<Vec<Value>, Error> {
+        let replies = self.http.run(commands, false).await?;
+        if !replies.iter().any(bust::is_no_script) {
+            return Ok(replies);
+        }
+        self.one(script.load()).await?;
+        self.http.run(commands, false).await
+    }
+}

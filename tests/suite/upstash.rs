@@ -1,0 +1,343 @@
+//! Upstash's REST API: a hit is one request, concurrent calls share
+//! requests, the token and the sync token travel as the protocol says, a
+//! server that does not report its run id is refused, entries are shared
+//! with caches on TCP, and the stale-read checker passes under faults. The
+//! core, strategies and stale-read scenarios also run over REST wherever
+//! the suite runs `each_backend` (see `support/upstash.rs`).
+//!
+//! The official TypeScript SDK checks the protocol server itself
+//! (`the_official_sdk_speaks_to_the_protocol_server`), and the README's
+//! TypeScript snippet busts tags through it.
+
+use std::time::{Duration, Instant};
+
+use cachette::{cached, Cache, ErrorKind, ReplicaAcks};
+
+use crate::scenarios::workload::{self, check, every_key_has_a_ttl};
+use crate::support::source::Source;
+use crate::support::{builder, upstash, RedisServer};
+
+#[cached(cache = cache, key = "item:<id>", ttl = 60, tags = ["group:<group>"])]
+async fn item(cache: &Cache, src: &Source, id: u64, group: &str) -> u64 {
+    let _ = group;
+    src.read().await + id * 10
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_is_one_request_and_a_bust_one_more() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let cache = backing.upstash(builder()).await;
+    let src = Source::default();
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    // The scripts are loaded by the first bust that needs them.
+    cache.invalidate_tags(["group:other"]).await.unwrap();
+
+    let (requests, commands) = (rest.requests(), rest.commands());
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    assert_eq!(rest.requests() - requests, 1, "a hit is one request");
+    assert_eq!(
+        rest.commands() - commands,
+        3,
+        "GETRANGE, MGET and the server's INFO"
+    );
+    assert_eq!(src.runs(), 1);
+
+    let requests = rest.requests();
+    src.version.store(1, std::sync::atomic::Ordering::SeqCst);
+    cache.invalidate_tags(["group:g"]).await.unwrap();
+    assert_eq!(rest.requests() - requests, 1, "a bust is one request");
+    assert_eq!(item(&cache, &src, 1, "g").await, 11, "busted");
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.errors), (1, 0), "{stats:?}");
+    assert_eq!(cache.backend_name(), "upstash");
+}
+
+/// On one thread, a hundred calls made at once are answered in far fewer
+/// requests than calls: each caller's commands join the request being
+/// gathered, and at most eight are out at once.
+#[test]
+fn concurrent_calls_share_requests() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let cache = backing.upstash(builder()).await;
+        let src = Source::default();
+        for id in 0..100 {
+            item(&cache, &src, id, "g").await;
+        }
+        let requests = rest.requests();
+        let calls: Vec<_> = (0..100)
+            .map(|id| {
+                let (cache, src) = (cache.clone(), src.clone());
+                tokio::spawn(async move { item(&cache, &src, id, "g").await })
+            })
+            .collect();
+        for (id, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap(), id as u64 * 10);
+        }
+        let sent = rest.requests() - requests;
+        assert!(sent <= 8, "100 concurrent hits took {sent} requests");
+        assert_eq!(src.runs(), 100, "every call after the first was a hit");
+        assert_eq!(cache.stats().hits, 100);
+    });
+}
+
+/// A runtime dropped while its calls wait on requests leaves nothing
+/// behind: the next runtime's calls are sent, not queued forever behind
+/// senders that no longer run.
+#[test]
+fn requests_dropped_with_their_runtime_strand_nothing() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (cache, src) = first.block_on(async {
+        let cache = backing.upstash(builder()).await;
+        (cache, Source::default())
+    });
+    rest.pause();
+    let requests = rest.requests();
+    first.block_on(async {
+        for id in 0..32 {
+            let (cache, src) = (cache.clone(), src.clone());
+            tokio::spawn(async move { item(&cache, &src, id, "g").await });
+        }
+        crate::support::eventually("requests held by the server", || {
+            rest.requests() - requests >= 1
+        })
+        .await;
+    });
+    drop(first);
+    rest.resume();
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    second.block_on(async {
+        let errors = cache.stats().errors;
+        for id in 100..110 {
+            assert_eq!(item(&cache, &src, id, "g").await, id * 10);
+        }
+        assert_eq!(cache.stats().errors, errors, "{:?}", cache.stats());
+        assert_eq!(item(&cache, &src, 100, "g").await, 1000);
+        assert!(cache.stats().hits >= 1);
+    });
+}
+
+#[tokio::test]
+async fn the_sync_token_is_sent_back() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let cache = backing.upstash(builder()).await;
+    let src = Source::default();
+    item(&cache, &src, 1, "g").await;
+    let back = rest.seen.sync_back.lock().unwrap().clone();
+    let back: u64 = back.expect("a sync token sent back").parse().unwrap();
+    assert!(back >= 1);
+}
+
+#[tokio::test]
+async fn a_refused_token_is_an_auth_error_and_a_lazy_cache_reads_through() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let e = Cache::connect_upstash(&rest.url, "wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(!e.to_string().contains(&rest.token), "{e}");
+
+    let lazy = builder().connect_upstash_lazy(&rest.url, "wrong").unwrap();
+    let src = Source::default();
+    assert_eq!(item(&lazy, &src, 1, "g").await, 10);
+    assert_eq!(item(&lazy, &src, 1, "g").await, 10);
+    assert_eq!(src.runs(), 2, "read through");
+    assert!(lazy.stats().errors >= 2);
+    assert!(rest.seen.refused.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
+#[tokio::test]
+async fn urls_that_would_leak_the_token_are_refused() {
+    for url in [
+        "http://eu1-example.upstash.io",
+        "https://eu1-example.upstash.io?_token=abc",
+        "ftp://127.0.0.1",
+    ] {
+        let e = builder().connect_upstash_lazy(url, "abc").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
+    }
+    let e = builder()
+        .connect_upstash_lazy("https://127.0.0.1:1", "two words")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let e = builder()
+        .server_functions(true)
+        .connect_upstash_lazy("https://127.0.0.1:1", "abc")
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_read_through() {
+    let e = crate::support::impatient(Duration::from_millis(300))
+        .connect_upstash("http://127.0.0.1:1", "abc")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout),
+        "{e}"
+    );
+    let cache = crate::support::impatient(Duration::from_millis(300))
+        .connect_upstash_lazy("http://127.0.0.1:1", "abc")
+        .unwrap();
+    let src = Source::default();
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    assert_eq!(src.runs(), 2);
+    // An invalidation that cannot be delivered says so, and is kept.
+    assert!(cache.invalidate_keys(["item:1"]).await.is_err());
+    assert_eq!(cache.stats().pending_busts, 1);
+}
+
+/// Without a run id, a restart from older data could not be told apart
+/// (I10): the server is refused at connection, and a lazy cache reads
+/// through rather than trust what it reads.
+#[tokio::test]
+async fn a_server_that_does_not_report_its_run_id_is_refused() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    rest.hide_run_id(true);
+    let e = Cache::connect_upstash(&rest.url, &rest.token)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("run id"), "{e}");
+
+    rest.hide_run_id(false);
+    let cache = backing.upstash(builder()).await;
+    let src = Source::default();
+    item(&cache, &src, 1, "g").await;
+    item(&cache, &src, 1, "g").await;
+    assert_eq!(src.runs(), 1);
+    rest.hide_run_id(true);
+    item(&cache, &src, 1, "g").await;
+    assert_eq!(src.runs(), 2, "not served without the server's scope");
+}
+
+/// One database, reached over TCP by one process and over REST by
+/// another: each serves what the other filled, and each one's bust
+/// reaches the other's reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_and_busts_are_shared_with_caches_on_tcp() {
+    let backing = upstash::start();
+    let rest = backing.upstash(builder()).await;
+    let tcp = backing.redis.cache().await;
+    let src = Source::default();
+    assert_eq!(item(&rest, &src, 1, "g").await, 10);
+    assert_eq!(item(&tcp, &src, 1, "g").await, 10);
+    assert_eq!(src.runs(), 1, "TCP read the entry REST stored");
+    assert_eq!(item(&tcp, &src, 2, "g").await, 20);
+    assert_eq!(item(&rest, &src, 2, "g").await, 20);
+    assert_eq!(src.runs(), 2, "REST read the entry TCP stored");
+    assert_eq!(
+        tcp.stats().decode_failures + rest.stats().decode_failures,
+        0
+    );
+
+    src.version.store(5, std::sync::atomic::Ordering::SeqCst);
+    tcp.invalidate_tags(["group:g"]).await.unwrap();
+    assert_eq!(
+        item(&rest, &src, 1, "g").await,
+        15,
+        "TCP's bust reached REST"
+    );
+    src.version.store(6, std::sync::atomic::Ordering::SeqCst);
+    rest.invalidate_keys(["item:1"]).await.unwrap();
+    assert_eq!(
+        item(&tcp, &src, 1, "g").await,
+        16,
+        "REST's bust reached TCP"
+    );
+}
+
+/// Replicas that must acknowledge a bust are asked with `WAIT` in the
+/// bust's request; a server without them fails the bust, which is kept,
+/// and what it names is not served meanwhile.
+#[tokio::test]
+async fn a_bust_that_replicas_must_hold_fails_without_them() {
+    let backing = upstash::start();
+    let cache = backing
+        .upstash(
+            builder()
+                .replica_acks(ReplicaAcks::Require(1))
+                .replica_ack_timeout(Duration::from_millis(50)),
+        )
+        .await;
+    let src = Source::default();
+    item(&cache, &src, 1, "g").await;
+    item(&cache, &src, 1, "g").await;
+    assert_eq!(src.runs(), 1);
+    let e = cache.invalidate_keys(["item:1"]).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert_eq!(cache.stats().pending_busts, 1);
+    src.version.store(1, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        item(&cache, &src, 1, "g").await,
+        11,
+        "not served while pending"
+    );
+}
+
+async fn workload_cache(backing: &crate::support::Backing) -> Cache {
+    backing
+        .upstash(
+            Cache::builder()
+                .command_timeout(Duration::from_millis(100))
+                .connect_timeout(Duration::from_millis(200))
+                .circuit_breaker(5, Duration::from_millis(200)),
+        )
+        .await
+}
+
+/// The stale-read checker over REST, while the REST server stalls
+/// (requests past their timeout) and while Redis behind it is killed and
+/// restarted with its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_read_over_rest_through_stalls_and_a_restart() {
+    let redis = RedisServer::start_with(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let rest = cachette_rest_server::RestServer::start(&redis.url());
+    let mut backing = crate::support::Backing {
+        redis,
+        rest: Some(rest),
+    };
+    let cache = workload_cache(&backing).await;
+    let work = workload::start(&cache, 20, 64);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    backing.rest().pause();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    backing.rest().resume();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    backing.rest().delay(150);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    backing.rest().delay(0);
+    backing.redis.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    backing.redis.restart();
+    let restarted = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let report = work.finish().await;
+    check(
+        "REST: stalls, slow replies, SIGKILL and restart",
+        3,
+        &report,
+        &cache,
+    );
+    assert!(cache.stats().hits > 0 && restarted.elapsed() < Duration::from_secs(60));
+    every_key_has_a_ttl(&backing.redis);
+}
