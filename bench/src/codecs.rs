@@ -35,8 +35,9 @@ fn doc(id: u64) -> Doc {
             .map(|i| Section {
                 heading: format!("Note {i}"),
                 words: 80 + i,
-                body: "The engine weaves algebraic patterns as the loom weaves flowers and leaves. "
-                    .repeat(6),
+                body:
+                    "The engine weaves algebraic patterns as the loom weaves flowers and leaves. "
+                        .repeat(6),
             })
             .collect(),
     }
@@ -50,12 +51,42 @@ struct Setup {
 }
 
 const SETUPS: [Setup; 6] = [
-    Setup { name: "Redis, JSON", codec: Codec::Json, compress: false, redis: true },
-    Setup { name: "Redis, postcard", codec: Codec::Postcard, compress: false, redis: true },
-    Setup { name: "Redis, JSON + LZ4", codec: Codec::Json, compress: true, redis: true },
-    Setup { name: "Redis, postcard + LZ4", codec: Codec::Postcard, compress: true, redis: true },
-    Setup { name: "embedded, JSON", codec: Codec::Json, compress: false, redis: false },
-    Setup { name: "embedded, postcard", codec: Codec::Postcard, compress: false, redis: false },
+    Setup {
+        name: "Redis, JSON",
+        codec: Codec::Json,
+        compress: false,
+        redis: true,
+    },
+    Setup {
+        name: "Redis, postcard",
+        codec: Codec::Postcard,
+        compress: false,
+        redis: true,
+    },
+    Setup {
+        name: "Redis, JSON + LZ4",
+        codec: Codec::Json,
+        compress: true,
+        redis: true,
+    },
+    Setup {
+        name: "Redis, postcard + LZ4",
+        codec: Codec::Postcard,
+        compress: true,
+        redis: true,
+    },
+    Setup {
+        name: "embedded, JSON",
+        codec: Codec::Json,
+        compress: false,
+        redis: false,
+    },
+    Setup {
+        name: "embedded, postcard",
+        codec: Codec::Postcard,
+        compress: false,
+        redis: false,
+    },
 ];
 
 async fn cache_for(setup: &Setup, url: &str) -> Cache {
@@ -119,7 +150,9 @@ pub async fn run(quick: bool, url: &str, raw: &ConnectionManager) {
                 let cache = small.clone();
                 async move {
                     cache
-                        .get_or_fetch("user:1", &["org:7"], ttl, async { Ok::<_, DbError>(user(1)) })
+                        .get_or_fetch("user:1", &["org:7"], ttl, async {
+                            Ok::<_, DbError>(user(1))
+                        })
                         .await
                         .unwrap();
                 }

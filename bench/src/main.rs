@@ -23,6 +23,7 @@ mod codecs;
 mod hostile;
 mod near;
 mod server;
+mod upstash;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -287,6 +288,10 @@ async fn main() {
         .await
         .unwrap();
 
+    if args.first().map(String::as_str) == Some("upstash") {
+        upstash::run(quick, &url).await;
+        return;
+    }
     if args.first().map(String::as_str) == Some("codecs") {
         codecs::run(quick, &url, &raw).await;
         return;

@@ -140,7 +140,7 @@ impl Error {
 
 /// What went wrong in a TLS handshake, from the causes of an error.
 #[cfg(feature = "redis")]
-#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "tls", feature = "upstash")), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TlsTrouble {
     /// The server's certificate was not trusted (or not presented).
@@ -157,9 +157,18 @@ pub(crate) enum TlsTrouble {
 /// them in and into I/O errors.
 #[cfg(feature = "redis")]
 fn causes(e: &redis::RedisError) -> Vec<&(dyn std::error::Error + 'static)> {
+    causes_from(std::error::Error::source(e))
+}
+
+/// `first` and its causes, looking through shared errors and into I/O
+/// errors.
+#[cfg(feature = "redis")]
+fn causes_from<'a>(
+    first: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
     type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
     let mut out = Vec::new();
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut next = first;
     while let Some(error) = next {
         if let Some(shared) = error.downcast_ref::<Shared>() {
             next = Some(shared.as_ref());
@@ -184,16 +193,8 @@ fn causes(e: &redis::RedisError) -> Vec<&(dyn std::error::Error + 'static)> {
 pub(crate) fn tls_trouble(e: &redis::RedisError, tls: bool) -> Option<TlsTrouble> {
     let causes = causes(e);
     #[cfg(feature = "tls")]
-    for cause in &causes {
-        if let Some(tls_error) = cause.downcast_ref::<rustls::Error>() {
-            return Some(match tls_error {
-                rustls::Error::InvalidCertificate(_)
-                | rustls::Error::NoCertificatesPresented
-                | rustls::Error::UnsupportedNameType => TlsTrouble::Certificate,
-                rustls::Error::InvalidMessage(_) => TlsTrouble::NotTls,
-                _ => TlsTrouble::Other,
-            });
-        }
+    if let Some(trouble) = rustls_trouble(&causes) {
+        return Some(trouble);
     }
     let closed = causes.iter().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
@@ -204,6 +205,27 @@ pub(crate) fn tls_trouble(e: &redis::RedisError, tls: bool) -> Option<TlsTrouble
         })
     });
     (tls && closed).then_some(TlsTrouble::Closed)
+}
+
+/// What rustls refused, if it is among `causes`.
+#[cfg(any(feature = "tls", feature = "upstash"))]
+fn rustls_trouble(causes: &[&(dyn std::error::Error + 'static)]) -> Option<TlsTrouble> {
+    causes.iter().find_map(|cause| {
+        Some(match cause.downcast_ref::<rustls::Error>()? {
+            rustls::Error::InvalidCertificate(_)
+            | rustls::Error::NoCertificatesPresented
+            | rustls::Error::UnsupportedNameType => TlsTrouble::Certificate,
+            rustls::Error::InvalidMessage(_) => TlsTrouble::NotTls,
+            _ => TlsTrouble::Other,
+        })
+    })
+}
+
+/// What went wrong in a TLS handshake that failed `e` (an HTTP client's
+/// error), if one did.
+#[cfg(feature = "upstash")]
+pub(crate) fn tls_trouble_of(e: &(dyn std::error::Error + 'static)) -> Option<TlsTrouble> {
+    rustls_trouble(&causes_from(Some(e)))
 }
 
 #[cfg(feature = "redis")]

@@ -97,8 +97,10 @@ fn first_warning(function: &'static str) -> bool {
 
 /// The default cache, built on first use when [`init`] was not called:
 /// Redis at `CACHETTE_REDIS_URL` (or else `REDIS_URL`) when either is set,
-/// connected lazily, the embedded backend otherwise; in the namespace
-/// `CACHETTE_NAMESPACE` when set.
+/// connected lazily; else, with the `upstash` feature, Upstash's REST API
+/// at `UPSTASH_REDIS_REST_URL` with `UPSTASH_REDIS_REST_TOKEN` when both
+/// are set (the variables Upstash's own SDKs read); the embedded backend
+/// otherwise. In the namespace `CACHETTE_NAMESPACE` when set.
 pub(crate) fn default_cache() -> Cache {
     if let Some(cache) = &*crate::sync::read(&DEFAULT) {
         return cache.clone();
@@ -148,6 +150,29 @@ fn from_env() -> Cache {
                 tracing::error!("cachette: {var} is not usable ({e}); default cache is in memory");
                 return builder().memory();
             }
+        }
+    }
+    #[cfg(feature = "upstash")]
+    if let (Ok(url), Ok(token)) = (
+        std::env::var("UPSTASH_REDIS_REST_URL"),
+        std::env::var("UPSTASH_REDIS_REST_TOKEN"),
+    ) {
+        if !url.is_empty() && !token.is_empty() {
+            return match builder().connect_upstash_lazy(&url, &token) {
+                Ok(cache) => {
+                    tracing::info!(
+                        "cachette: default cache is Upstash at {} (from UPSTASH_REDIS_REST_URL)",
+                        redact(&url)
+                    );
+                    cache
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "cachette: UPSTASH_REDIS_REST_URL is not usable ({e}); default cache is in memory"
+                    );
+                    builder().memory()
+                }
+            };
         }
     }
     tracing::info!(

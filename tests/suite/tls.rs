@@ -238,3 +238,53 @@ async fn a_handshake_that_fails_says_why() {
         assert!(err.to_string().contains(why), "{err}");
     }
 }
+
+/// Upstash's REST API over HTTPS, against the protocol server with a
+/// certificate made here: trusted through the configured roots it
+/// connects and caches; trusted by nothing (the platform's roots, or
+/// another CA) it fails, saying why.
+#[cfg(feature = "upstash")]
+#[tokio::test]
+async fn https_to_the_rest_api_checks_the_certificate() {
+    let dir = std::env::temp_dir().join(format!("cachette-https-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_certificates(&dir);
+    let redis = crate::support::RedisServer::start();
+    let rest = cachette_rest_server::RestServer::start_tls(
+        &redis.url(),
+        &dir.join("server.crt"),
+        &dir.join("server.key"),
+    );
+    assert!(rest.url.starts_with("https://"));
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let other = std::fs::read(dir.join("other.crt")).unwrap();
+
+    let cache = Cache::builder()
+        .tls_root_certificates(ca)
+        .command_timeout(Duration::from_secs(5))
+        .connect_upstash(&rest.url, &rest.token)
+        .await
+        .expect("a trusted certificate connects");
+    let load = || async { Ok::<_, std::io::Error>(42u32) };
+    for _ in 0..2 {
+        cache
+            .get_or_fetch("https:1", &[], Duration::from_secs(60), load())
+            .await
+            .unwrap();
+    }
+    cache.invalidate_keys(["https:1"]).await.unwrap();
+    assert_eq!((cache.stats().hits, cache.stats().errors), (1, 0));
+
+    for builder in [
+        Cache::builder(),
+        Cache::builder().tls_root_certificates(other),
+    ] {
+        let untrusted = builder
+            .connect_upstash(&rest.url, &rest.token)
+            .await
+            .unwrap_err();
+        assert!(untrusted.is_tls(), "{untrusted:?}");
+        assert!(untrusted.to_string().contains("certificate"), "{untrusted}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -341,3 +341,147 @@ async fn no_stale_read_over_rest_through_stalls_and_a_restart() {
     assert!(cache.stats().hits > 0 && restarted.elapsed() < Duration::from_secs(60));
     every_key_has_a_ttl(&backing.redis);
 }
+
+/// The default cache takes Upstash's variables when no Redis URL is set:
+/// run in a child process of its own (the default cache is process-wide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_cache_takes_upstash_variables() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let child = crate::support::child::spawn_test(
+        "upstash::default_cache_child",
+        &[
+            ("UPSTASH_REDIS_REST_URL", rest.url.clone()),
+            ("UPSTASH_REDIS_REST_TOKEN", rest.token.clone()),
+            ("CACHETTE_NAMESPACE", "serverless".to_string()),
+            // Set empty: the default cache skips empty URLs.
+            ("CACHETTE_REDIS_URL", String::new()),
+            ("REDIS_URL", String::new()),
+        ],
+    );
+    let status = crate::support::child::wait_bounded(child, Duration::from_secs(60));
+    assert!(status.success(), "the child failed: {status:?}");
+    let entries: Vec<String> = redis::cmd("KEYS")
+        .arg("serverless:e:*")
+        .query(&mut backing.redis.raw())
+        .unwrap();
+    assert_eq!(entries.len(), 1, "stored through REST: {entries:?}");
+}
+
+#[cached(key = "env:<id>", ttl = 60)]
+async fn from_env(src: &Source, id: u64) -> u64 {
+    src.read().await + id
+}
+
+#[tokio::test]
+#[ignore = "run by the_default_cache_takes_upstash_variables in a child process"]
+async fn default_cache_child() {
+    for var in ["CACHETTE_REDIS_URL", "REDIS_URL"] {
+        assert_eq!(std::env::var(var).unwrap_or_default(), "", "{var} is set");
+    }
+    let src = Source::default();
+    assert_eq!(from_env(&src, 1).await, 1);
+    assert_eq!(from_env(&src, 1).await, 1);
+    assert_eq!(src.runs(), 1);
+}
+
+/// The folder of the TypeScript checks, with its packages installed.
+fn sdk_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstash-sdk");
+    assert!(
+        dir.join("node_modules/@upstash/redis").is_dir()
+            && dir.join("node_modules/typescript").is_dir(),
+        "the TypeScript checks need Node.js and their packages: install Node.js \
+         (Debian: `apt-get install -y nodejs npm`), then run `npm ci --prefix tests/upstash-sdk`; \
+         the README's test command (`./scripts/test.sh`) does both"
+    );
+    dir
+}
+
+/// Runs Node.js in the checks' folder against `rest`; fails the test with
+/// what it printed unless it succeeds.
+fn node(rest: &cachette_rest_server::RestServer, args: &[&str]) {
+    let dir = sdk_dir();
+    let out = std::process::Command::new("node")
+        .args(args)
+        .current_dir(&dir)
+        .env("UPSTASH_REDIS_REST_URL", &rest.url)
+        .env("UPSTASH_REDIS_REST_TOKEN", &rest.token)
+        .env("UPSTASH_DISABLE_TELEMETRY", "1")
+        .output()
+        .expect("node was not found: install Node.js (Debian: `apt-get install -y nodejs npm`)");
+    assert!(
+        out.status.success(),
+        "node {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Upstash's own TypeScript SDK through the protocol server: GET and SET,
+/// pipelines, transactions, EVAL and EVALSHA, errors, a refused token,
+/// automatic pipelining (see `tests/upstash-sdk/check.mjs`).
+#[tokio::test]
+async fn the_official_sdk_speaks_to_the_protocol_server() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    node(rest, &["check.mjs"]);
+    assert!(
+        rest.seen.sync_back.lock().unwrap().is_some(),
+        "the SDK sent the sync token back"
+    );
+}
+
+/// The README's TypeScript snippet busts keys and tags a Rust service
+/// caches, through the protocol server; the README quotes it as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typescript_app_busts_what_cachette_caches() {
+    let snippet = std::fs::read_to_string(sdk_dir().join("bust.ts")).unwrap();
+    let quoted = &snippet[snippet.find("import").unwrap()..];
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(quoted.trim_end()),
+        "the README's snippet differs from tests/upstash-sdk/bust.ts"
+    );
+    let tsc = std::process::Command::new("node")
+        .args(["node_modules/typescript/bin/tsc", "-p", "."])
+        .current_dir(sdk_dir())
+        .output()
+        .expect("node");
+    assert!(
+        tsc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tsc.stdout)
+    );
+
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let over_rest = backing.upstash(builder().namespace("shop")).await;
+    let over_tcp = builder()
+        .namespace("shop")
+        .connect(&backing.redis.url())
+        .await
+        .unwrap();
+    let src = Source::default();
+    for cache in [&over_rest, &over_tcp] {
+        for (id, group) in [(1, "g"), (2, "h"), (3, "h")] {
+            item(cache, &src, id, group).await;
+        }
+    }
+    assert_eq!(src.runs(), 3);
+    src.version.store(100, std::sync::atomic::Ordering::SeqCst);
+    node(
+        rest,
+        &["run.mjs", "shop", "--tag", "group:g", "--key", "item:2"],
+    );
+    for cache in [&over_rest, &over_tcp] {
+        assert_eq!(item(cache, &src, 1, "g").await, 110, "the tag was busted");
+        assert_eq!(item(cache, &src, 2, "h").await, 120, "the key was busted");
+        assert_eq!(
+            item(cache, &src, 3, "h").await,
+            30,
+            "the rest is still cached"
+        );
+    }
+    assert_eq!(src.runs(), 5, "each busted entry ran once, then was shared");
+}

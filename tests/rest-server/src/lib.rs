@@ -88,6 +88,36 @@ impl RestServer {
     }
 
     pub fn start_with_token(redis_url: &str, token: &str) -> RestServer {
+        Self::start_inner(redis_url, token, None)
+    }
+
+    /// Serves over HTTPS, with the certificate chain and key in these PEM
+    /// files; the URL is `https://127.0.0.1:<port>`.
+    pub fn start_tls(redis_url: &str, cert: &std::path::Path, key: &std::path::Path) -> RestServer {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("certificate file")
+            .collect::<Result<_, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("certificate and key");
+        let token = format!("t{:016x}", seed());
+        Self::start_inner(redis_url, &token, Some(Arc::new(config)))
+    }
+
+    fn start_inner(
+        redis_url: &str,
+        token: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> RestServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr: SocketAddr = listener.local_addr().expect("address");
@@ -104,6 +134,7 @@ impl RestServer {
             hide_run_id: Default::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let tls_on = tls.is_some();
         let app = Router::new()
             .route("/", post(one))
             .route("/pipeline", post(pipeline))
@@ -118,16 +149,22 @@ impl RestServer {
                     .expect("runtime");
                 runtime.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                    let _ = axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            let _ = stopped.await;
-                        })
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = axum::serve(listener, app)
+                                .with_graceful_shutdown(async {
+                                    let _ = stopped.await;
+                                })
+                                .await;
+                        }
+                        Some(tls) => serve_tls(listener, app, tls, stopped).await,
+                    }
                 });
             })
             .expect("thread");
+        let scheme = if tls_on { "https" } else { "http" };
         RestServer {
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             token: token.to_string(),
             seen,
             shared,
@@ -174,6 +211,38 @@ impl Drop for RestServer {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+/// Accepts TLS connections until `stopped`, serving `app` on each.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let tcp = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => continue,
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A client that refuses the certificate ends here.
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(
+                    hyper_util::rt::TokioIo::new(stream),
+                    hyper_util::service::TowerToHyperService::new(app),
+                )
+                .await;
+        });
     }
 }
 

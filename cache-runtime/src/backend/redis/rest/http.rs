@@ -282,6 +282,20 @@ impl Http {
     }
 
     fn transport(&self, e: reqwest::Error) -> Error {
+        use crate::error::TlsTrouble;
+        let e = e.without_url();
+        if let Some(trouble) = crate::error::tls_trouble_of(&e) {
+            let why = match trouble {
+                TlsTrouble::Certificate => "its certificate is not trusted",
+                TlsTrouble::NotTls => "it did not answer in TLS: does that port speak TLS?",
+                TlsTrouble::Closed | TlsTrouble::Other => "see the cause",
+            };
+            return Error::new(
+                ErrorKind::Tls,
+                format!("TLS handshake with {} failed: {why}", self.target),
+            )
+            .with_source(e);
+        }
         let (kind, what) = if e.is_timeout() {
             (ErrorKind::Timeout, "timed out")
         } else if e.is_connect() {
@@ -290,7 +304,7 @@ impl Http {
             (ErrorKind::Connection, "the request failed")
         };
         // Without the URL: it is ours, and said in the target.
-        Error::new(kind, format!("{} {what}", self.target)).with_source(e.without_url())
+        Error::new(kind, format!("{} {what}", self.target)).with_source(e)
     }
 }
 

@@ -1,0 +1,24 @@
+// The README's snippet ("Busting from TypeScript"): a Next.js app on
+// @upstash/redis invalidates keys and tags that a Rust service caches with
+// cachette in the same database. The README quotes this file from
+// `import` to the end; a test checks they agree. `run.mjs` runs it.
+import { Redis } from "@upstash/redis";
+
+/**
+ * Invalidates cachette keys and tags: gives each one's version a fresh
+ * random value, so every entry filed under it misses from now on, in every
+ * process. `namespace` is the cache's (`cachette` unless set). Keys and
+ * tags must be 1 to 200 bytes and not start with `}`: longer ones are
+ * stored under a digest, so bust those from Rust.
+ */
+export async function bustCachette(
+  redis: Redis,
+  namespace: string,
+  { keys = [], tags = [] }: { keys?: string[]; tags?: string[] },
+): Promise<void> {
+  const month = 30 * 24 * 3600 * 1000;
+  const p = redis.pipeline();
+  for (const key of keys) p.set(`${namespace}:k:{${key}}`, crypto.randomUUID(), { px: month });
+  for (const tag of tags) p.set(`${namespace}:t:{${tag}}`, crypto.randomUUID(), { px: month });
+  await p.exec();
+}
