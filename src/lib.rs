@@ -78,6 +78,8 @@ pub mod guide {
     pub mod cluster {}
     #[doc = include_str!("../docs/operations.md")]
     pub mod operations {}
+    #[doc = include_str!("../docs/upstash.md")]
+    pub mod upstash {}
 }
 
 /// The README's examples, compiled as doc tests.

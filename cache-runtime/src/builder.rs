@@ -414,7 +414,7 @@ impl CacheBuilder {
     /// cache reaching the same database over `rediss://` shares them. A hit
     /// is one HTTPS request; concurrent calls share requests. What differs
     /// (no near-cache, replica acknowledgements only when required) is
-    /// listed in the guide's operations chapter.
+    /// listed in the guide's `upstash` chapter.
     ///
     /// `http://` is accepted for loopback addresses only (a local REST
     /// server in development); anywhere else the token would cross the
