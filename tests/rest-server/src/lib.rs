@@ -136,9 +136,15 @@ impl RestServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
         let app = Router::new()
-            .route("/", post(one))
-            .route("/pipeline", post(pipeline))
-            .route("/multi-exec", post(multi_exec))
+            .route("/", post(|s, q, h, b| serve(s, q, h, b, Mode::One)))
+            .route(
+                "/pipeline",
+                post(|s, q, h, b| serve(s, q, h, b, Mode::Pipeline)),
+            )
+            .route(
+                "/multi-exec",
+                post(|s, q, h, b| serve(s, q, h, b, Mode::MultiExec)),
+            )
             .with_state(shared.clone());
         let thread = std::thread::Builder::new()
             .name("rest-server".into())
@@ -263,33 +269,6 @@ enum Mode {
     One,
     Pipeline,
     MultiExec,
-}
-
-async fn one(
-    state: State<Arc<Shared>>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    serve(state, query, headers, body, Mode::One).await
-}
-
-async fn pipeline(
-    state: State<Arc<Shared>>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    serve(state, query, headers, body, Mode::Pipeline).await
-}
-
-async fn multi_exec(
-    state: State<Arc<Shared>>,
-    query: Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    serve(state, query, headers, body, Mode::MultiExec).await
 }
 
 async fn serve(
