@@ -18,8 +18,10 @@
 //! - an `upstash-sync-token` header on every reply, a number that grows
 //!   with each request (what clients send back is recorded).
 //!
-//! Arguments may be JSON strings or numbers. Each request runs on one
-//! connection to Redis, so its commands run in order.
+//! Arguments may be JSON strings or numbers. A request's commands are sent
+//! to Redis together, so they run in order. Bodies over 10 MB (the limit
+//! Upstash documents for its Free and Pay-as-you-go plans) are refused with
+//! `ERR max request size exceeded`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -66,6 +68,13 @@ struct Shared {
     /// `INFO` replies lose their `run_id` line (a server that does not
     /// report one).
     hide_run_id: std::sync::atomic::AtomicBool,
+    /// Longest body answered.
+    max_body: AtomicU64,
+    /// Replies to requests whose body contains this text are held, once
+    /// computed, until released.
+    hold: Mutex<Option<String>>,
+    released: tokio::sync::watch::Sender<u64>,
+    held: AtomicU64,
 }
 
 /// The server, on its own thread and runtime; stopped when dropped.
@@ -132,6 +141,10 @@ impl RestServer {
             paused,
             delay_ms: AtomicU64::new(0),
             hide_run_id: Default::default(),
+            max_body: AtomicU64::new(MAX_BODY),
+            hold: Mutex::new(None),
+            released: tokio::sync::watch::channel(0).0,
+            held: AtomicU64::new(0),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
@@ -145,6 +158,7 @@ impl RestServer {
                 "/multi-exec",
                 post(|s, q, h, b| serve(s, q, h, b, Mode::MultiExec)),
             )
+            .layer(axum::extract::DefaultBodyLimit::max(1 << 30))
             .with_state(shared.clone());
         let thread = std::thread::Builder::new()
             .name("rest-server".into())
@@ -197,6 +211,33 @@ impl RestServer {
     /// Makes `INFO` replies lose their `run_id` line.
     pub fn hide_run_id(&self, hide: bool) {
         self.shared.hide_run_id.store(hide, SeqCst);
+    }
+
+    /// Refuses bodies longer than `bytes` (default 10 MB).
+    pub fn max_request_bytes(&self, bytes: u64) {
+        self.shared.max_body.store(bytes, SeqCst);
+    }
+
+    /// Holds the replies to requests whose body contains `marker` (they
+    /// are computed, and their sync token taken) until
+    /// [`release_held`](Self::release_held).
+    pub fn hold_replies_of(&self, marker: &str) {
+        *self.shared.hold.lock().unwrap() = Some(marker.to_string());
+    }
+
+    pub fn release_held(&self) {
+        *self.shared.hold.lock().unwrap() = None;
+        self.shared.released.send_modify(|n| *n += 1);
+    }
+
+    /// Replies held now.
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(SeqCst)
+    }
+
+    /// The last sync token handed out.
+    pub fn last_sync(&self) -> u64 {
+        self.shared.sync.load(SeqCst)
     }
 
     pub fn requests(&self) -> u64 {
@@ -252,6 +293,10 @@ async fn serve_tls(
     }
 }
 
+/// The longest body answered by default: Upstash's documented request
+/// limit on its Free and Pay-as-you-go plans.
+const MAX_BODY: u64 = 10 << 20;
+
 fn seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -286,9 +331,26 @@ async fn serve(
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     let sync = shared.sync.fetch_add(1, SeqCst) + 1;
-    let mut response = answer(&shared, &query, &headers, &body, mode)
-        .await
-        .into_response();
+    let mut response = if body.len() as u64 > shared.max_body.load(SeqCst) {
+        error(StatusCode::BAD_REQUEST, "ERR max request size exceeded").into_response()
+    } else {
+        answer(&shared, &query, &headers, &body, mode)
+            .await
+            .into_response()
+    };
+    let hold = shared
+        .hold
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|marker| body.contains(marker.as_str()));
+    if hold {
+        let mut released = shared.released.subscribe();
+        released.borrow_and_update();
+        shared.held.fetch_add(1, SeqCst);
+        let _ = released.changed().await;
+        shared.held.fetch_sub(1, SeqCst);
+    }
     if let Ok(value) = sync.to_string().parse() {
         response.headers_mut().insert("upstash-sync-token", value);
     }

@@ -371,9 +371,12 @@ pub(crate) fn armor(blob: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(blob)
 }
 
-/// The length of `n` bytes in base64.
+/// The length of `n` bytes in base64, at most what Redis takes as the end
+/// of a range (`i64::MAX`).
 pub(crate) fn armored_len(n: usize) -> usize {
-    n.div_ceil(3).saturating_mul(4)
+    n.div_ceil(3)
+        .saturating_mul(4)
+        .min(usize::try_from(i64::MAX).unwrap_or(usize::MAX))
 }
 
 /// `MGET` of `names`, sized once.

@@ -9,13 +9,26 @@
 //! same request.
 //!
 //! Commands of concurrent callers are batched: a caller's commands join the
-//! request being gathered, and up to [`MAX_IN_FLIGHT`] requests are sent at
-//! once. A request is sent by a task of its own, so a caller that is
-//! dropped (a timeout, a cancelled call) never strands the others of its
-//! batch. Each caller's commands stay contiguous and in order.
+//! request being gathered (up to [`MAX_BATCH_BYTES`] and
+//! [`MAX_BATCH_COMMANDS`]; a larger caller's go alone), and up to
+//! [`MAX_IN_FLIGHT`] requests are sent at once. Each caller's commands stay
+//! contiguous and in order. A request is sent by a task of its own, so a
+//! caller that is dropped (a timeout, a cancelled call) never strands the
+//! others of its batch; what such a caller queued and no one was waiting
+//! for any more is not sent.
+//!
+//! A sending task runs on the runtime of the caller that started it, which
+//! may stop being driven (a blocking facade's runtime between two calls)
+//! or be dropped. A task stranded that way holds no place for long: one
+//! counts while its request is younger than the request timeout, and for a
+//! moment when it is between requests (started, or done with one). A
+//! caller whose commands are still waiting past that moment starts a task
+//! on its own runtime, which is running, if fewer than the limit hold a
+//! place.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use redis::Value;
@@ -28,6 +41,18 @@ use crate::error::{Error, ErrorKind};
 /// all are out join the next one.
 pub(crate) const MAX_IN_FLIGHT: usize = 8;
 
+/// The most bytes of commands gathered in one request: a tenth of the
+/// smallest request limit Upstash documents (10 MB), so that other callers'
+/// large values never make a request too large.
+pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// The most commands gathered in one request.
+pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
+
+/// How long a sending task between requests (just started, or done with
+/// one) holds its place before it runs again.
+const BETWEEN_BOUND: Duration = Duration::from_millis(50);
+
 /// The header that carries the database's position after a write, sent
 /// back so that later reads observe it (read-your-writes).
 const SYNC_TOKEN: &str = "upstash-sync-token";
@@ -36,26 +61,81 @@ pub(crate) struct Http {
     client: reqwest::Client,
     pipeline: reqwest::Url,
     headers: HeaderMap,
-    /// The last `upstash-sync-token` the server sent.
-    sync: Mutex<Option<HeaderValue>>,
+    /// The newest `upstash-sync-token` the server sent, and its number.
+    sync: Mutex<Option<(HeaderValue, Option<u128>)>>,
     queue: Mutex<Queue>,
+    /// How long a sending task's request holds its place.
+    busy_bound: Duration,
     /// Where requests go, for errors and logs (never the token).
     pub(crate) target: String,
 }
 
 #[derive(Default)]
 struct Queue {
-    waiting: Vec<Group>,
-    /// Sending tasks running.
-    senders: usize,
+    waiting: VecDeque<Group>,
+    /// The sending tasks alive.
+    senders: Vec<Busy>,
+    next_sender: u64,
+    next_group: u64,
+}
+
+/// A sending task: since when it is in its current request, or between
+/// requests.
+struct Busy {
+    id: u64,
+    since: Instant,
+    sending: bool,
+}
+
+impl Queue {
+    /// The sending tasks that hold a place now (see the module's docs).
+    fn holding(&self, now: Instant, bound: Duration) -> usize {
+        self.senders
+            .iter()
+            .filter(|s| {
+                let bound = if s.sending { bound } else { BETWEEN_BOUND };
+                now.saturating_duration_since(s.since) < bound
+            })
+            .count()
+    }
 }
 
 /// One caller's commands, serialized, and where their replies go.
 struct Group {
+    id: u64,
     commands: Vec<String>,
     /// The caller wants the `INFO` reply after its own.
     scoped: bool,
     reply: oneshot::Sender<Result<Vec<Value>, Error>>,
+}
+
+impl Group {
+    fn bytes(&self) -> usize {
+        self.commands.iter().map(|c| c.len() + 1).sum()
+    }
+}
+
+/// The groups of the next request, from the front of `waiting`: as many as
+/// fit [`MAX_BATCH_BYTES`] and [`MAX_BATCH_COMMANDS`] (at least one);
+/// groups whose caller is gone are dropped.
+fn take_batch(waiting: &mut VecDeque<Group>) -> Vec<Group> {
+    let (mut batch, mut bytes, mut commands) = (Vec::new(), 0, 0);
+    while let Some(group) = waiting.pop_front() {
+        if group.reply.is_closed() {
+            continue;
+        }
+        let (size, n) = (group.bytes(), group.commands.len());
+        if !batch.is_empty()
+            && (bytes + size > MAX_BATCH_BYTES || commands + n > MAX_BATCH_COMMANDS)
+        {
+            waiting.push_front(group);
+            break;
+        }
+        bytes += size;
+        commands += n;
+        batch.push(group);
+    }
+    batch
 }
 
 /// The question a scoped request ends with.
@@ -98,7 +178,13 @@ impl Http {
         headers.insert(AUTHORIZATION, auth);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("upstash-encoding", HeaderValue::from_static("base64"));
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if base.scheme() == "http" {
+            // Loopback only, in clear text: never through a proxy the
+            // environment names.
+            client = client.no_proxy();
+        }
+        let client = client
             .tls_backend_preconfigured(tls(options.root_ca.as_deref())?)
             .connect_timeout(options.connect_timeout)
             .timeout(options.request_timeout)
@@ -117,6 +203,7 @@ impl Http {
             headers,
             sync: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
+            busy_bound: options.request_timeout + Duration::from_secs(1),
             target,
         })
     }
@@ -135,29 +222,66 @@ impl Http {
             .iter()
             .map(to_json)
             .collect::<Result<Vec<_>, _>>()?;
-        let (tx, rx) = oneshot::channel();
-        let start = {
+        let (tx, mut rx) = oneshot::channel();
+        let id = {
             let mut queue = crate::sync::lock(&self.queue);
-            queue.waiting.push(Group {
+            let id = queue.next_group;
+            queue.next_group += 1;
+            queue.waiting.push_back(Group {
+                id,
                 commands,
                 scoped,
                 reply: tx,
             });
-            let start = queue.senders < MAX_IN_FLIGHT;
-            if start {
-                queue.senders += 1;
-            }
-            start
+            id
         };
-        if start {
-            tokio::spawn(Sender(self.clone()).run());
+        self.start_sender(None);
+        loop {
+            match tokio::time::timeout(BETWEEN_BOUND, &mut rx).await {
+                Ok(reply) => {
+                    return reply.unwrap_or_else(|_| {
+                        Err(Error::new(
+                            ErrorKind::Connection,
+                            "the request was dropped with its runtime",
+                        ))
+                    })
+                }
+                // Still waiting: the tasks that hold places may be
+                // stranded on runtimes no longer driven.
+                Err(_) => self.start_sender(Some(id)),
+            }
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(Error::new(
-                ErrorKind::Connection,
-                "the request was dropped with its runtime",
-            ))
-        })
+    }
+
+    /// Starts a sending task on this runtime if fewer than
+    /// [`MAX_IN_FLIGHT`] hold a place (and, with `waiting`, that group is
+    /// still waiting).
+    fn start_sender(self: &Arc<Self>, waiting: Option<u64>) {
+        let id = {
+            let mut queue = crate::sync::lock(&self.queue);
+            if waiting.is_some_and(|id| !queue.waiting.iter().any(|g| g.id == id)) {
+                return;
+            }
+            let now = Instant::now();
+            if queue.holding(now, self.busy_bound) >= MAX_IN_FLIGHT {
+                return;
+            }
+            let id = queue.next_sender;
+            queue.next_sender += 1;
+            queue.senders.push(Busy {
+                id,
+                since: now,
+                sending: false,
+            });
+            id
+        };
+        tokio::spawn(
+            Sender {
+                http: self.clone(),
+                id,
+            }
+            .run(),
+        );
     }
 
     /// Posts one pipeline of the groups' commands and hands each group its
@@ -213,13 +337,13 @@ impl Http {
             .post(self.pipeline.clone())
             .headers(self.headers.clone())
             .body(body);
-        if let Some(sync) = crate::sync::lock(&self.sync).clone() {
+        if let Some((sync, _)) = crate::sync::lock(&self.sync).clone() {
             request = request.header(SYNC_TOKEN, sync);
         }
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status();
         if let Some(sync) = response.headers().get(SYNC_TOKEN) {
-            *crate::sync::lock(&self.sync) = Some(sync.clone());
+            self.synced(sync);
         }
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
@@ -256,6 +380,24 @@ impl Http {
             _ => return Err(self.malformed()),
         };
         replies.into_iter().map(|r| self.reply(r)).collect()
+    }
+
+    /// Keeps the newest sync token: replies to concurrent requests arrive in
+    /// any order, and one older than a bust's must not replace it, or a
+    /// replica could serve the next read from before the bust. Tokens that
+    /// are numbers are compared; others are taken as they come.
+    fn synced(&self, token: &HeaderValue) {
+        let number = token
+            .to_str()
+            .ok()
+            .and_then(|t| t.trim().parse::<u128>().ok());
+        let mut kept = crate::sync::lock(&self.sync);
+        if let (Some((_, Some(old))), Some(new)) = (&*kept, number) {
+            if new <= *old {
+                return;
+            }
+        }
+        *kept = Some((token.clone(), number));
     }
 
     /// One `{"result": ...}` or `{"error": ...}`.
@@ -309,34 +451,44 @@ impl Http {
 }
 
 /// The task that sends batches while callers wait, then ends.
-struct Sender(Arc<Http>);
+struct Sender {
+    http: Arc<Http>,
+    id: u64,
+}
 
 impl Sender {
     async fn run(self) {
         loop {
             // Callers of this same moment join the request.
             tokio::task::yield_now().await;
-            let groups = std::mem::take(&mut crate::sync::lock(&self.0.queue).waiting);
+            let groups = take_batch(&mut self.mark(true).waiting);
             if groups.is_empty() {
                 return;
             }
-            self.0.send(groups).await;
+            self.http.send(groups).await;
+            drop(self.mark(false));
         }
+    }
+
+    /// Records that this task is now `sending` a request, or between two;
+    /// returns the queue, locked.
+    fn mark(&self, sending: bool) -> std::sync::MutexGuard<'_, Queue> {
+        let mut queue = crate::sync::lock(&self.http.queue);
+        if let Some(me) = queue.senders.iter_mut().find(|s| s.id == self.id) {
+            me.since = Instant::now();
+            me.sending = sending;
+        }
+        queue
     }
 }
 
 impl Drop for Sender {
-    /// Counts this sender out, under the lock it checked the queue under:
-    /// a caller queued since starts a sender of its own, or finds one
-    /// running that will take it.
+    /// Gives up this task's place, under the lock it took its last batch
+    /// under: a caller queued since starts a task of its own, or finds one
+    /// that will take it.
     fn drop(&mut self) {
-        let mut queue = crate::sync::lock(&self.0.queue);
-        queue.senders -= 1;
-        if queue.senders == 0 && !std::thread::panicking() {
-            // Dropped with its runtime while callers still wait: they fail
-            // now rather than at their deadline.
-            queue.waiting.clear();
-        }
+        let mut queue = crate::sync::lock(&self.http.queue);
+        queue.senders.retain(|s| s.id != self.id);
     }
 }
 
@@ -529,6 +681,64 @@ mod tests {
         };
         assert_eq!(e.kind(), Some(redis::ServerErrorKind::NoScript));
         assert!(matches!(server_error(""), Value::ServerError(_)));
+    }
+
+    fn group(
+        bytes: usize,
+        commands: usize,
+    ) -> (Group, oneshot::Receiver<Result<Vec<Value>, Error>>) {
+        let (reply, rx) = oneshot::channel();
+        let each = "x".repeat(bytes / commands - 1);
+        let group = Group {
+            id: 0,
+            commands: vec![each; commands],
+            scoped: false,
+            reply,
+        };
+        (group, rx)
+    }
+
+    #[test]
+    fn a_batch_is_bounded_and_skips_callers_that_left() {
+        let mut waiting = VecDeque::new();
+        let mut kept = Vec::new();
+        // Nine of 900 KB: one per request.
+        for _ in 0..9 {
+            let (g, rx) = group(900_000, 1);
+            waiting.push_back(g);
+            kept.push(rx);
+        }
+        let (small, rx) = group(100, 1);
+        waiting.push_back(small);
+        kept.push(rx);
+        let mut sizes = Vec::new();
+        loop {
+            let batch = take_batch(&mut waiting);
+            if batch.is_empty() {
+                break;
+            }
+            assert!(
+                batch.len() == 1
+                    || batch.iter().map(Group::bytes).sum::<usize>() <= MAX_BATCH_BYTES
+            );
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [1, 1, 1, 1, 1, 1, 1, 1, 2]);
+        // A larger group goes alone; many small ones stop at the count.
+        let (huge, _rx) = group(3 * MAX_BATCH_BYTES, 2);
+        waiting.push_back(huge);
+        let mut rxs = Vec::new();
+        for _ in 0..2000 {
+            let (g, rx) = group(10, 1);
+            waiting.push_back(g);
+            rxs.push(rx);
+        }
+        assert_eq!(take_batch(&mut waiting).len(), 1);
+        assert_eq!(take_batch(&mut waiting).len(), MAX_BATCH_COMMANDS);
+        // Callers gone: their commands are not sent.
+        rxs.clear();
+        assert!(take_batch(&mut waiting).is_empty());
+        assert!(waiting.is_empty());
     }
 
     #[test]
