@@ -31,8 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
 use redis::Value;
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, ErrorKind};
@@ -53,13 +55,21 @@ pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
 /// one) holds its place before it runs again.
 const BETWEEN_BOUND: Duration = Duration::from_millis(50);
 
+/// hyper's pooled client over rustls (with the *ring* provider), which
+/// keeps connections alive between requests.
+type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<HttpConnector>,
+    Full<bytes::Bytes>,
+>;
+
 /// The header that carries the database's position after a write, sent
 /// back so that later reads observe it (read-your-writes).
 const SYNC_TOKEN: &str = "upstash-sync-token";
 
 pub(crate) struct Http {
-    client: reqwest::Client,
-    pipeline: reqwest::Url,
+    client: Client,
+    pipeline: http::Uri,
+    request_timeout: Duration,
     headers: HeaderMap,
     /// The newest `upstash-sync-token` the server sent, and its number.
     sync: Mutex<Option<(HeaderValue, Option<u128>)>>,
@@ -178,28 +188,30 @@ impl Http {
         headers.insert(AUTHORIZATION, auth);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert("upstash-encoding", HeaderValue::from_static("base64"));
-        let mut client = reqwest::Client::builder();
-        if base.scheme() == "http" {
-            // Loopback only, in clear text: never through a proxy the
-            // environment names.
-            client = client.no_proxy();
-        }
-        let client = client
-            .tls_backend_preconfigured(tls(options.root_ca.as_deref())?)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .pool_idle_timeout(IDLE)
-            .pool_max_idle_per_host(MAX_IN_FLIGHT)
-            .tcp_keepalive(IDLE)
-            .tcp_nodelay(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "could not build the HTTP client").with_source(e)
-            })?;
+        let mut tcp = HttpConnector::new();
+        // The scheme is checked above (`https`, or `http` to loopback).
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(options.connect_timeout));
+        tcp.set_keepalive(Some(IDLE));
+        tcp.set_nodelay(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls(options.root_ca.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .pool_idle_timeout(IDLE)
+                .pool_max_idle_per_host(MAX_IN_FLIGHT)
+                .build(connector);
+        let pipeline = http::Uri::try_from(pipeline.as_str()).map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Upstash REST URL").with_source(e)
+        })?;
         Ok(Http {
             client,
             pipeline,
+            request_timeout: options.request_timeout,
             headers,
             sync: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
@@ -332,20 +344,36 @@ impl Http {
     }
 
     async fn post(&self, body: String, expected: usize) -> Result<Vec<Value>, Error> {
-        let mut request = self
-            .client
-            .post(self.pipeline.clone())
-            .headers(self.headers.clone())
-            .body(body);
+        let mut request = http::Request::post(self.pipeline.clone())
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| {
+                Error::new(ErrorKind::Backend, "could not build a request").with_source(e)
+            })?;
+        *request.headers_mut() = self.headers.clone();
         if let Some((sync, _)) = crate::sync::lock(&self.sync).clone() {
-            request = request.header(SYNC_TOKEN, sync);
+            request.headers_mut().insert(SYNC_TOKEN, sync);
         }
-        let response = request.send().await.map_err(|e| self.transport(e))?;
-        let status = response.status();
-        if let Some(sync) = response.headers().get(SYNC_TOKEN) {
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| self.transport(&e, e.is_connect()))?;
+            let (parts, body) = response.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| self.transport(&e, false))?
+                .to_bytes();
+            Ok::<_, Error>((parts, bytes))
+        };
+        let (parts, bytes) = tokio::time::timeout(self.request_timeout, exchange)
+            .await
+            .map_err(|_| Error::new(ErrorKind::Timeout, format!("{} timed out", self.target)))??;
+        let status = parts.status;
+        if let Some(sync) = parts.headers.get(SYNC_TOKEN) {
             self.synced(sync);
         }
-        let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
         if matches!(status.as_u16(), 401 | 403) {
             let said = parsed
@@ -423,10 +451,15 @@ impl Http {
         )
     }
 
-    fn transport(&self, e: reqwest::Error) -> Error {
+    /// What failed on the way: a TLS handshake (said as such), making the
+    /// connection (`connect`), or the exchange.
+    fn transport<E>(&self, e: &E, connect: bool) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
         use crate::error::TlsTrouble;
-        let e = e.without_url();
-        if let Some(trouble) = crate::error::tls_trouble_of(&e) {
+        let cause = Error::new(ErrorKind::Connection, e.to_string());
+        if let Some(trouble) = crate::error::tls_trouble_of(e) {
             let why = match trouble {
                 TlsTrouble::Certificate => "its certificate is not trusted",
                 TlsTrouble::NotTls => "it did not answer in TLS: does that port speak TLS?",
@@ -436,17 +469,14 @@ impl Http {
                 ErrorKind::Tls,
                 format!("TLS handshake with {} failed: {why}", self.target),
             )
-            .with_source(e);
+            .with_source(cause);
         }
-        let (kind, what) = if e.is_timeout() {
-            (ErrorKind::Timeout, "timed out")
-        } else if e.is_connect() {
-            (ErrorKind::Connection, "could not connect")
+        let what = if connect {
+            "could not connect"
         } else {
-            (ErrorKind::Connection, "the request failed")
+            "the request failed"
         };
-        // Without the URL: it is ours, and said in the target.
-        Error::new(kind, format!("{} {what}", self.target)).with_source(e)
+        Error::new(ErrorKind::Connection, format!("{} {what}", self.target)).with_source(cause)
     }
 }
 
@@ -495,8 +525,8 @@ impl Drop for Sender {
 /// The REST URL, checked: `https://`, or `http://` to a loopback address
 /// only (a local REST server in development and tests): the token must
 /// never cross a network in clear text.
-fn check_url(url: &str) -> Result<reqwest::Url, Error> {
-    let parsed = reqwest::Url::parse(url)
+fn check_url(url: &str) -> Result<url::Url, Error> {
+    let parsed = url::Url::parse(url)
         .map_err(|e| Error::new(ErrorKind::Config, "invalid Upstash REST URL").with_source(e))?;
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -548,7 +578,7 @@ fn tls(root_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_error)?;
-    let mut config = match root_ca {
+    let config = match root_ca {
         Some(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem) {
@@ -567,7 +597,7 @@ fn tls(root_ca: Option<&[u8]>) -> Result<rustls::ClientConfig, Error> {
                 .with_no_client_auth()
         }
     };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // ALPN is set by the connector (HTTP/1.1).
     Ok(config)
 }
 
