@@ -645,3 +645,59 @@ async fn the_largest_value_bound_still_reads_entries() {
         assert_eq!(src.runs(), 1, "rest {over_rest}: {:?}", cache.stats());
     }
 }
+
+/// Requests and their pooled connections run on cachette's own runtime: a
+/// connection opened while a call ran on a runtime that is no longer driven
+/// (a blocking facade's, between calls) never holds up a call on another.
+#[test]
+fn a_connection_opened_on_a_runtime_now_idle_holds_up_nobody() {
+    let backing = upstash::start();
+    let idle = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let live = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let cache =
+        idle.block_on(backing.upstash(builder().command_timeout(Duration::from_millis(500))));
+    let src = Source::default();
+    for round in 0..3u64 {
+        assert_eq!(
+            idle.block_on(item(&cache, &src, 1000 + round, "g")),
+            (1000 + round) * 10
+        );
+        live.block_on(async {
+            let errors = cache.stats().errors;
+            assert_eq!(item(&cache, &src, round, "g").await, round * 10);
+            assert_eq!(
+                cache.stats().errors,
+                errors,
+                "round {round}: {:?}",
+                cache.stats()
+            );
+        });
+    }
+}
+
+/// A reply larger than any its commands may answer (a broken or hostile
+/// server) is refused once past that size, not read whole: the call
+/// reads through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_larger_than_its_commands_may_answer_is_refused() {
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let cache = backing.upstash(builder().max_value_bytes(1024)).await;
+    let src = Source::default();
+    assert_eq!(item(&cache, &src, 7, "g").await, 70);
+    let (hits, errors) = (cache.stats().hits, cache.stats().errors);
+    rest.pad_replies(64 << 20);
+    assert_eq!(item(&cache, &src, 7, "g").await, 70);
+    rest.pad_replies(0);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.errors), (hits, errors + 1), "{stats:?}");
+    assert_eq!(item(&cache, &src, 7, "g").await, 70);
+    assert_eq!(cache.stats().hits, hits + 1);
+}

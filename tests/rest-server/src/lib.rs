@@ -75,6 +75,9 @@ struct Shared {
     hold: Mutex<Option<String>>,
     released: tokio::sync::watch::Sender<u64>,
     held: AtomicU64,
+    /// Bytes of spaces after every reply's JSON (a broken or hostile
+    /// server's huge reply).
+    pad: AtomicU64,
 }
 
 /// The server, on its own thread and runtime; stopped when dropped.
@@ -145,6 +148,7 @@ impl RestServer {
             hold: Mutex::new(None),
             released: tokio::sync::watch::channel(0).0,
             held: AtomicU64::new(0),
+            pad: AtomicU64::new(0),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
@@ -228,6 +232,11 @@ impl RestServer {
     pub fn release_held(&self) {
         *self.shared.hold.lock().unwrap() = None;
         self.shared.released.send_modify(|n| *n += 1);
+    }
+
+    /// Appends `bytes` spaces to every reply (0: none).
+    pub fn pad_replies(&self, bytes: u64) {
+        self.shared.pad.store(bytes, SeqCst);
     }
 
     /// Replies held now.
@@ -334,8 +343,14 @@ async fn serve(
     let mut response = if body.len() as u64 > shared.max_body.load(SeqCst) {
         error(StatusCode::BAD_REQUEST, "ERR max request size exceeded").into_response()
     } else {
-        answer(&shared, &query, &headers, &body, mode)
-            .await
+        let (status, reply) = answer(&shared, &query, &headers, &body, mode).await;
+        let mut text = reply.0.to_string();
+        text.push_str(&" ".repeat(shared.pad.load(SeqCst) as usize));
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            text,
+        )
             .into_response()
     };
     let hold = shared

@@ -17,18 +17,16 @@
 //! others of its batch; what such a caller queued and no one was waiting
 //! for any more is not sent.
 //!
-//! A sending task runs on the runtime of the caller that started it, which
-//! may stop being driven (a blocking facade's runtime between two calls)
-//! or be dropped. A task stranded that way holds no place for long: one
-//! counts while its request is younger than the request timeout, and for a
-//! moment when it is between requests (started, or done with one). A
-//! caller whose commands are still waiting past that moment starts a task
-//! on its own runtime, which is running, if fewer than the limit hold a
-//! place.
+//! Requests, and the connections they go on, run on a runtime of cachette's
+//! own ([`driver`]): the caller's runtime may stop being driven (a blocking
+//! facade's runtime between two calls) or be dropped, and a request or a
+//! pooled connection tied to it would then hold up callers on other
+//! runtimes. Callers only wait for their replies, on whatever runtime they
+//! run.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use base64::Engine as _;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -51,9 +49,26 @@ pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 /// The most commands gathered in one request.
 pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
 
-/// How long a sending task between requests (just started, or done with
-/// one) holds its place before it runs again.
-const BETWEEN_BOUND: Duration = Duration::from_millis(50);
+/// The most bytes of a reply beyond what its commands may answer: the
+/// `INFO` reply, JSON and base64.
+const REPLY_ALLOWANCE: usize = 256 << 10;
+
+/// The runtime every request and connection runs on: two worker threads,
+/// made on first use and kept for the life of the process.
+fn driver() -> Option<&'static tokio::runtime::Runtime> {
+    static DRIVER: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    DRIVER
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("cachette-http")
+                .enable_all()
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "cachette: could not start the threads of its HTTP client"))
+                .ok()
+        })
+        .as_ref()
+}
 
 /// hyper's pooled client over rustls (with the *ring* provider), which
 /// keeps connections alive between requests.
@@ -74,8 +89,8 @@ pub(crate) struct Http {
     /// The newest `upstash-sync-token` the server sent, and its number.
     sync: Mutex<Option<(HeaderValue, Option<u128>)>>,
     queue: Mutex<Queue>,
-    /// How long a sending task's request holds its place.
-    busy_bound: Duration,
+    /// The most bytes a reply to one command may take.
+    reply_bound: usize,
     /// Where requests go, for errors and logs (never the token).
     pub(crate) target: String,
 }
@@ -83,36 +98,12 @@ pub(crate) struct Http {
 #[derive(Default)]
 struct Queue {
     waiting: VecDeque<Group>,
-    /// The sending tasks alive.
-    senders: Vec<Busy>,
-    next_sender: u64,
-    next_group: u64,
-}
-
-/// A sending task: since when it is in its current request, or between
-/// requests.
-struct Busy {
-    id: u64,
-    since: Instant,
-    sending: bool,
-}
-
-impl Queue {
-    /// The sending tasks that hold a place now (see the module's docs).
-    fn holding(&self, now: Instant, bound: Duration) -> usize {
-        self.senders
-            .iter()
-            .filter(|s| {
-                let bound = if s.sending { bound } else { BETWEEN_BOUND };
-                now.saturating_duration_since(s.since) < bound
-            })
-            .count()
-    }
+    /// Sending tasks running.
+    senders: usize,
 }
 
 /// One caller's commands, serialized, and where their replies go.
 struct Group {
-    id: u64,
     commands: Vec<String>,
     /// The caller wants the `INFO` reply after its own.
     scoped: bool,
@@ -157,6 +148,9 @@ pub(crate) struct Options {
     pub request_timeout: Duration,
     /// PEM roots to trust instead of the platform's.
     pub root_ca: Option<Vec<u8>>,
+    /// The most bytes a reply to one command may take (an entry read
+    /// whole, in base64 twice: as stored, and as sent).
+    pub reply_bound: usize,
 }
 
 /// How long an idle connection is kept for the next request: under the
@@ -215,7 +209,7 @@ impl Http {
             headers,
             sync: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
-            busy_bound: options.request_timeout + Duration::from_secs(1),
+            reply_bound: options.reply_bound,
             target,
         })
     }
@@ -234,66 +228,40 @@ impl Http {
             .iter()
             .map(to_json)
             .collect::<Result<Vec<_>, _>>()?;
-        let (tx, mut rx) = oneshot::channel();
-        let id = {
+        let (tx, rx) = oneshot::channel();
+        let start = {
             let mut queue = crate::sync::lock(&self.queue);
-            let id = queue.next_group;
-            queue.next_group += 1;
             queue.waiting.push_back(Group {
-                id,
                 commands,
                 scoped,
                 reply: tx,
             });
-            id
+            let start = queue.senders < MAX_IN_FLIGHT;
+            if start {
+                queue.senders += 1;
+            }
+            start
         };
-        self.start_sender(None);
-        loop {
-            match tokio::time::timeout(BETWEEN_BOUND, &mut rx).await {
-                Ok(reply) => {
-                    return reply.unwrap_or_else(|_| {
-                        Err(Error::new(
-                            ErrorKind::Connection,
-                            "the request was dropped with its runtime",
-                        ))
-                    })
-                }
-                // Still waiting: the tasks that hold places may be
-                // stranded on runtimes no longer driven.
-                Err(_) => self.start_sender(Some(id)),
+        if start {
+            let sender = Sender(self.clone());
+            match driver() {
+                Some(driver) => drop(driver.spawn(sender.run())),
+                // Dropped: counted out, and the groups waiting fail.
+                None => drop(sender),
             }
         }
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::new(
+                ErrorKind::Connection,
+                format!("{}: the request was dropped", self.target),
+            ))
+        })
     }
 
-    /// Starts a sending task on this runtime if fewer than
-    /// [`MAX_IN_FLIGHT`] hold a place (and, with `waiting`, that group is
-    /// still waiting).
-    fn start_sender(self: &Arc<Self>, waiting: Option<u64>) {
-        let id = {
-            let mut queue = crate::sync::lock(&self.queue);
-            if waiting.is_some_and(|id| !queue.waiting.iter().any(|g| g.id == id)) {
-                return;
-            }
-            let now = Instant::now();
-            if queue.holding(now, self.busy_bound) >= MAX_IN_FLIGHT {
-                return;
-            }
-            let id = queue.next_sender;
-            queue.next_sender += 1;
-            queue.senders.push(Busy {
-                id,
-                since: now,
-                sending: false,
-            });
-            id
-        };
-        tokio::spawn(
-            Sender {
-                http: self.clone(),
-                id,
-            }
-            .run(),
-        );
+    /// Forgets the sync token: the server was restarted or replaced, and
+    /// positions in its history before that mean nothing now.
+    pub(crate) fn forget_sync(&self) {
+        *crate::sync::lock(&self.sync) = None;
     }
 
     /// Posts one pipeline of the groups' commands and hands each group its
@@ -360,10 +328,11 @@ impl Http {
                 .await
                 .map_err(|e| self.transport(&e, e.is_connect()))?;
             let (parts, body) = response.into_parts();
-            let bytes = body
+            let limit = REPLY_ALLOWANCE.saturating_add(expected.saturating_mul(self.reply_bound));
+            let bytes = http_body_util::Limited::new(body, limit)
                 .collect()
                 .await
-                .map_err(|e| self.transport(&e, false))?
+                .map_err(|e| self.oversized_or(&*e, limit))?
                 .to_bytes();
             Ok::<_, Error>((parts, bytes))
         };
@@ -451,6 +420,23 @@ impl Http {
         )
     }
 
+    /// A reply larger than any the commands may answer, or another
+    /// failure while reading it.
+    fn oversized_or(
+        &self,
+        e: &(dyn std::error::Error + Send + Sync + 'static),
+        limit: usize,
+    ) -> Error {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return Error::new(
+                ErrorKind::Backend,
+                format!("{} sent a reply of more than {limit} bytes", self.target),
+            );
+        }
+        let what = format!("{} the reply failed: {e}", self.target);
+        Error::new(ErrorKind::Connection, what)
+    }
+
     /// What failed on the way: a TLS handshake (said as such), making the
     /// connection (`connect`), or the exchange.
     fn transport<E>(&self, e: &E, connect: bool) -> Error
@@ -481,44 +467,33 @@ impl Http {
 }
 
 /// The task that sends batches while callers wait, then ends.
-struct Sender {
-    http: Arc<Http>,
-    id: u64,
-}
+struct Sender(Arc<Http>);
 
 impl Sender {
     async fn run(self) {
         loop {
             // Callers of this same moment join the request.
             tokio::task::yield_now().await;
-            let groups = take_batch(&mut self.mark(true).waiting);
+            let groups = take_batch(&mut crate::sync::lock(&self.0.queue).waiting);
             if groups.is_empty() {
                 return;
             }
-            self.http.send(groups).await;
-            drop(self.mark(false));
+            self.0.send(groups).await;
         }
-    }
-
-    /// Records that this task is now `sending` a request, or between two;
-    /// returns the queue, locked.
-    fn mark(&self, sending: bool) -> std::sync::MutexGuard<'_, Queue> {
-        let mut queue = crate::sync::lock(&self.http.queue);
-        if let Some(me) = queue.senders.iter_mut().find(|s| s.id == self.id) {
-            me.since = Instant::now();
-            me.sending = sending;
-        }
-        queue
     }
 }
 
 impl Drop for Sender {
-    /// Gives up this task's place, under the lock it took its last batch
-    /// under: a caller queued since starts a task of its own, or finds one
-    /// that will take it.
+    /// Counts this task out, under the lock it took its last batch under:
+    /// a caller queued since starts a task of its own, or finds one that
+    /// will take it. The last one to go, dropped before it could send
+    /// (no runtime to run it), fails the callers still waiting.
     fn drop(&mut self) {
-        let mut queue = crate::sync::lock(&self.http.queue);
-        queue.senders.retain(|s| s.id != self.id);
+        let mut queue = crate::sync::lock(&self.0.queue);
+        queue.senders -= 1;
+        if queue.senders == 0 && !std::thread::panicking() {
+            queue.waiting.clear();
+        }
     }
 }
 
@@ -720,7 +695,6 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         let each = "x".repeat(bytes / commands - 1);
         let group = Group {
-            id: 0,
             commands: vec![each; commands],
             scoped: false,
             reply,

@@ -80,6 +80,8 @@ impl Rest {
                 root_ca: settings.root_ca.clone(),
                 #[cfg(not(feature = "tls"))]
                 root_ca: None,
+                reply_bound: super::armored_len(super::armored_len(settings.max_entry_bytes))
+                    .saturating_add(1024),
             },
         )?;
         let identity = {
@@ -136,6 +138,10 @@ impl Rest {
         };
         let mut last = crate::sync::lock(&self.scope);
         if **last != *scope {
+            if **last != *UNKNOWN {
+                // Restarted or replaced: its sync tokens start again.
+                self.http.forget_sync();
+            }
             *last = Arc::from(scope);
         }
         Ok(last.clone())
