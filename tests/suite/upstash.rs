@@ -536,10 +536,10 @@ async fn the_sync_token_never_goes_back() {
 }
 
 /// Runtimes kept but no longer driven (a blocking facade's runtime between
-/// calls) hold senders that never finish: calls from a live runtime are
-/// sent all the same.
+/// calls), each of which made calls: calls from a live runtime are sent all
+/// the same (requests never run on a caller's runtime).
 #[test]
-fn senders_stranded_on_idle_runtimes_do_not_block_the_others() {
+fn calls_made_on_runtimes_now_idle_block_nobody() {
     let backing = upstash::start();
     let rest = backing.rest();
     let main = tokio::runtime::Builder::new_multi_thread()
