@@ -434,8 +434,7 @@ impl CacheBuilder {
     ///
     /// # Errors
     /// [`ErrorKind::Config`](crate::ErrorKind::Config) for a malformed URL
-    /// or token, or a setting the REST API cannot honour (the
-    /// near-cache, server functions);
+    /// or token;
     /// [`ErrorKind::Auth`](crate::ErrorKind::Auth) when the token is
     /// refused; [`ErrorKind::Connection`](crate::ErrorKind::Connection) or
     /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the server
@@ -456,8 +455,8 @@ impl CacheBuilder {
     /// [`connect_lazy`](Self::connect_lazy)).
     ///
     /// # Errors
-    /// Only for a malformed URL or token, or a setting the REST API cannot
-    /// honour ([`ErrorKind::Config`](crate::ErrorKind::Config)).
+    /// Only for a malformed URL or token
+    /// ([`ErrorKind::Config`](crate::ErrorKind::Config)).
     #[cfg(feature = "upstash")]
     pub fn connect_upstash_lazy(self, url: &str, token: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;

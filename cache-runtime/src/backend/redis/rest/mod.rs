@@ -9,7 +9,8 @@
 //! - creating missing versions is one request of `SET NX GET PX` (or the
 //!   adopt script) per version;
 //! - a bust of any number of keys and tags is one request of `EVALSHA` of
-//!   `lua/bust.lua`, followed by a `WAIT` when replicas must hold it;
+//!   `lua/bust.lua` (or `FCALL`, with server functions), followed by a
+//!   `WAIT` when replicas must hold it;
 //! - concurrent callers share requests (see `http.rs`).
 //!
 //! A request has no connection to be bound to, so the server's scope (I10)
@@ -42,6 +43,9 @@ pub(crate) struct Rest {
     max_entry: usize,
     /// Replicas that must hold a bust before it returns (`WAIT`).
     acks: u32,
+    /// How scripts run: `EVALSHA`, or `FCALL` of the functions an
+    /// administrator loaded.
+    scripting: bust::Scripting,
     ack_timeout: Duration,
     /// The scope the server reported last: new versions are written under
     /// it. One that is out of date only makes them foreign (misses).
@@ -57,13 +61,6 @@ impl Rest {
         // The near-cache (`settings.near_cache`, on by default) needs
         // invalidation messages on a connection (`CLIENT TRACKING`), which
         // requests cannot carry: it is off here.
-        if settings.scripting == bust::Scripting::Functions {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "server functions are not used over the REST API: cachette sends its \
-                 scripts with EVALSHA there",
-            ));
-        }
         let acks = match settings.acks {
             ReplicaAcks::Require(n) => n,
             // Replicas cannot be counted over REST (`INFO replication` is
@@ -102,6 +99,7 @@ impl Rest {
             identity,
             max_entry: settings.max_entry_bytes,
             acks,
+            scripting: settings.scripting,
             ack_timeout: settings.ack_timeout,
             scope: Mutex::new(Arc::from(UNKNOWN)),
         })
@@ -196,7 +194,7 @@ impl Rest {
             .iter()
             .zip(&ours)
             .map(|((name, seen, ttl), token)| {
-                ensure_cmd(bust::Scripting::Eval, name, *seen, &scope, token, *ttl)
+                ensure_cmd(self.scripting, name, *seen, &scope, token, *ttl)
             })
             .collect();
         let replies = self.scripted(&commands, &bust::ADOPT).await?;
@@ -243,7 +241,7 @@ impl Rest {
     ) -> Result<(), Error> {
         let names: Vec<String> = bust.versions(ns).collect();
         let pipe = bust::scripted(
-            bust::Scripting::Eval,
+            self.scripting,
             &names,
             &self.scope(),
             ttl,
@@ -275,7 +273,7 @@ impl Rest {
     /// restart). Running them again is safe: each writes what it wrote.
     async fn scripted(&self, commands: &[redis::Cmd], script: &Lua) -> Result<Vec<Value>, Error> {
         let replies = self.http.run(commands, false).await?;
-        if !replies.iter().any(bust::is_no_script) {
+        if self.scripting != bust::Scripting::Eval || !replies.iter().any(bust::is_no_script) {
             return Ok(replies);
         }
         self.one(script.load()).await?;
