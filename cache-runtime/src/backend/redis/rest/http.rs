@@ -229,21 +229,12 @@ impl Http {
             .map(to_json)
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut queue = crate::sync::lock(&self.queue);
-            queue.waiting.push_back(Group {
-                commands,
-                scoped,
-                reply: tx,
-            });
-            let start = queue.senders < MAX_IN_FLIGHT;
-            if start {
-                queue.senders += 1;
-            }
-            start
-        };
-        if start {
-            let sender = Sender(self.clone());
+        if self.enqueue(Group {
+            commands,
+            scoped,
+            reply: tx,
+        }) {
+            let sender = Sender(self.clone(), std::cell::Cell::new(true));
             match driver() {
                 Some(driver) => drop(driver.spawn(sender.run())),
                 // Dropped: counted out, and the groups waiting fail.
@@ -256,6 +247,18 @@ impl Http {
                 format!("{}: the request was dropped", self.target),
             ))
         })
+    }
+
+    /// Queues a caller's group; `true` when a sending task must be started
+    /// for it (fewer than [`MAX_IN_FLIGHT`] run), which is counted now.
+    fn enqueue(&self, group: Group) -> bool {
+        let mut queue = crate::sync::lock(&self.queue);
+        queue.waiting.push_back(group);
+        let start = queue.senders < MAX_IN_FLIGHT;
+        if start {
+            queue.senders += 1;
+        }
+        start
     }
 
     /// Forgets the sync token: the server was restarted or replaced, and
@@ -466,29 +469,43 @@ impl Http {
     }
 }
 
-/// The task that sends batches while callers wait, then ends.
-struct Sender(Arc<Http>);
+/// The task that sends batches while callers wait, then ends. It is
+/// counted among the running ones until it finds nothing to send.
+struct Sender(Arc<Http>, std::cell::Cell<bool>);
 
 impl Sender {
     async fn run(self) {
         loop {
             // Callers of this same moment join the request.
             tokio::task::yield_now().await;
-            let groups = take_batch(&mut crate::sync::lock(&self.0.queue).waiting);
+            let groups = self.next();
             if groups.is_empty() {
                 return;
             }
             self.0.send(groups).await;
         }
     }
+
+    /// The next batch; empty when there is nothing to send, and the task
+    /// ends: it is counted out under the same lock, so a caller queued after
+    /// that starts a task of its own.
+    fn next(&self) -> Vec<Group> {
+        let mut queue = crate::sync::lock(&self.0.queue);
+        let groups = take_batch(&mut queue.waiting);
+        if groups.is_empty() && self.1.replace(false) {
+            queue.senders -= 1;
+        }
+        groups
+    }
 }
 
 impl Drop for Sender {
-    /// Counts this task out, under the lock it took its last batch under:
-    /// a caller queued since starts a task of its own, or finds one that
-    /// will take it. The last one to go, dropped before it could send
-    /// (no runtime to run it), fails the callers still waiting.
+    /// Counts out a task dropped before it ended (no runtime to run it):
+    /// the last one to go fails the callers still waiting.
     fn drop(&mut self) {
+        if !self.1.get() {
+            return;
+        }
         let mut queue = crate::sync::lock(&self.0.queue);
         queue.senders -= 1;
         if queue.senders == 0 && !std::thread::panicking() {
@@ -743,6 +760,39 @@ mod tests {
         rxs.clear();
         assert!(take_batch(&mut waiting).is_empty());
         assert!(waiting.is_empty());
+    }
+
+    /// Every sending task has found nothing more to send when a caller
+    /// queues: all places are still taken, so the caller starts none. The
+    /// tasks then end: the caller's group must still be sent, not dropped.
+    #[test]
+    fn a_caller_queued_while_every_sender_ends_is_still_sent() {
+        let options = Options {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            root_ca: None,
+            reply_bound: 1 << 20,
+        };
+        let http = Arc::new(Http::new("http://127.0.0.1:9", "token", &options).unwrap());
+        let senders: Vec<Sender> = (0..MAX_IN_FLIGHT)
+            .map(|_| {
+                crate::sync::lock(&http.queue).senders += 1;
+                Sender(http.clone(), std::cell::Cell::new(true))
+            })
+            .collect();
+        for sender in &senders {
+            assert!(sender.next().is_empty());
+        }
+        let (group, mut rx) = group(10, 1);
+        let started = http.enqueue(group);
+        drop(senders);
+        let queue = crate::sync::lock(&http.queue);
+        assert!(
+            !matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "the caller's group was dropped"
+        );
+        assert!(started, "nobody will send the group: no task runs");
+        assert_eq!((queue.waiting.len(), queue.senders), (1, 1));
     }
 
     #[test]
