@@ -10,7 +10,7 @@ use cachette::{Cache, CacheBuilder, Codec};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::{measure, micros, op, user, DbError, User, Variant};
+use super::{measure, micros, on_cache, op, user, user_hit, DbError, User, Variant};
 
 /// About 20 KB of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,32 +143,17 @@ pub async fn run(quick: bool, url: &str, raw: &ConnectionManager) {
     let mut stored = Vec::new();
     for setup in &SETUPS {
         let cache = cache_for(setup, url).await;
-        let small = cache.clone();
         variants.push(Variant::new(
             leak(format!("{}, 200 B", setup.name)),
-            op(move || {
-                let cache = small.clone();
-                async move {
-                    cache
-                        .get_or_fetch("user:1", &["org:7"], ttl, async {
-                            Ok::<_, DbError>(user(1))
-                        })
-                        .await
-                        .unwrap();
-                }
-            }),
+            on_cache(&cache, user_hit),
         ));
-        let big = cache.clone();
         variants.push(Variant::new(
             leak(format!("{}, 20 KB", setup.name)),
-            op(move || {
-                let cache = big.clone();
-                async move {
-                    cache
-                        .get_or_fetch("doc:1", &["org:7"], ttl, async { Ok::<_, DbError>(doc(1)) })
-                        .await
-                        .unwrap();
-                }
+            on_cache(&cache, move |cache| async move {
+                cache
+                    .get_or_fetch("doc:1", &["org:7"], ttl, async { Ok::<_, DbError>(doc(1)) })
+                    .await
+                    .unwrap();
             }),
         ));
         if setup.redis {

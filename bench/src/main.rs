@@ -212,6 +212,26 @@ where
     Arc::new(move || Box::pin(f()))
 }
 
+/// An operation run on a clone of `cache`.
+fn on_cache<F, Fut>(cache: &Cache, f: F) -> Op
+where
+    F: Fn(Cache) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let cache = cache.clone();
+    op(move || f(cache.clone()))
+}
+
+/// A hit of `user:1` (tag `org:7`) through `get_or_fetch`.
+async fn user_hit(cache: Cache) {
+    cache
+        .get_or_fetch("user:1", &["org:7"], Duration::from_secs(300), async {
+            Ok::<_, DbError>(user(1))
+        })
+        .await
+        .unwrap();
+}
+
 struct Variant {
     name: &'static str,
     op: Op,

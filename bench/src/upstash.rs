@@ -9,7 +9,7 @@ use std::time::Duration;
 use cachette::Cache;
 use cachette_rest_server::RestServer;
 
-use super::{measure, micros, op, user, DbError, Variant};
+use super::{measure, micros, on_cache, user_hit, Variant};
 
 pub async fn run(quick: bool, url: &str) {
     let rest = RestServer::start(url);
@@ -26,41 +26,22 @@ pub async fn run(quick: bool, url: &str) {
         .connect_upstash(&rest.url, &rest.token)
         .await
         .unwrap();
-    let ttl = Duration::from_secs(600);
     let mut variants = Vec::new();
     for (name, cache) in [
         ("TCP, hit, near-cache on (default)", &near),
         ("TCP, hit", &tcp),
         ("REST, hit", &http),
     ] {
-        let cache = cache.clone();
-        variants.push(Variant::new(
-            name,
-            op(move || {
-                let cache = cache.clone();
-                async move {
-                    cache
-                        .get_or_fetch("user:1", &["org:7"], ttl, async {
-                            Ok::<_, DbError>(user(1))
-                        })
-                        .await
-                        .unwrap();
-                }
-            }),
-        ));
+        variants.push(Variant::new(name, on_cache(cache, user_hit)));
     }
     for (name, cache) in [
         ("TCP, bust of a key and a tag", &tcp),
         ("REST, bust of a key and a tag", &http),
     ] {
-        let cache = cache.clone();
         variants.push(Variant::new(
             name,
-            op(move || {
-                let cache = cache.clone();
-                async move {
-                    cache.invalidate(["user:2"], ["org:8"]).await.unwrap();
-                }
+            on_cache(cache, |cache| async move {
+                cache.invalidate(["user:2"], ["org:8"]).await.unwrap();
             }),
         ));
     }

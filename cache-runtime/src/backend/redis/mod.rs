@@ -356,9 +356,14 @@ impl RedisBackend {
 /// is armored (see [`armor`]), and one more, to tell a larger one: added to
 /// a lookup's pipeline before its `MGET`.
 fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
+    pipe.add_command(entry_range(entry, max));
+}
+
+/// The `GETRANGE` of [`read_entry`].
+fn entry_range(entry: &str, max: usize) -> redis::Cmd {
     let mut cmd = redis::Cmd::with_capacity(4, entry.len() + 32);
     cmd.arg("GETRANGE").arg(entry).arg(0).arg(armored_len(max));
-    pipe.add_command(cmd);
+    cmd
 }
 
 /// An entry as a request of the REST API carries it: in base64, since

@@ -219,13 +219,13 @@ impl Http {
     /// refused is a `Value::ServerError` in its place.
     /// With `scoped`, the reply of the request's `INFO server replication`
     /// follows.
-    pub(crate) async fn run(
+    pub(crate) async fn run<'a>(
         self: &Arc<Self>,
-        commands: &[redis::Cmd],
+        commands: impl IntoIterator<Item = &'a redis::Cmd>,
         scoped: bool,
     ) -> Result<Vec<Value>, Error> {
         let commands = commands
-            .iter()
+            .into_iter()
             .map(to_json)
             .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = oneshot::channel();

@@ -29,7 +29,7 @@ use redis::Value;
 
 use super::bust::{self, Lua};
 use super::connect::Settings;
-use super::{decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted};
+use super::{decode_entry, decode_version, ensure_cmd, ensured, entry_range, mget, Lookup, Wanted};
 use crate::backend::EPOCH_TTL;
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
@@ -112,7 +112,7 @@ impl Rest {
     /// Asks the server who it is: fails if it cannot be reached, refuses
     /// the token, or does not report its run id.
     pub(crate) async fn connect_now(&self) -> Result<(), Error> {
-        let mut replies = self.http.run(&[], true).await?;
+        let mut replies = self.http.run([], true).await?;
         self.scope_of(replies.pop()).map(drop)
     }
 
@@ -153,11 +153,9 @@ impl Rest {
     /// the same request reported after reading them.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
-        let mut pipe = redis::Pipeline::with_capacity(2);
-        read_entry(&mut pipe, names.entry(), self.max_entry);
-        pipe.add_command(mget(names.versions()));
-        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
-        let mut replies = self.http.run(&commands, true).await?.into_iter();
+        let range = entry_range(names.entry(), self.max_entry);
+        let versions = mget(names.versions());
+        let mut replies = self.http.run([&range, &versions], true).await?.into_iter();
         let (entry, versions, info) = (replies.next(), replies.next(), replies.next());
         let scope = self.scope_of(info)?;
         let versions = match versions {
@@ -197,6 +195,7 @@ impl Rest {
                 ensure_cmd(self.scripting, name, *seen, &scope, token, *ttl)
             })
             .collect();
+        let commands: Vec<&redis::Cmd> = commands.iter().collect();
         let replies = self.scripted(&commands, &bust::ADOPT).await?;
         bust::check(&replies, 0)?;
         replies
@@ -209,12 +208,7 @@ impl Rest {
 
     /// One command; a refusal is an error.
     pub(crate) async fn one(&self, cmd: redis::Cmd) -> Result<Value, Error> {
-        match self
-            .http
-            .run(std::slice::from_ref(&cmd), false)
-            .await?
-            .pop()
-        {
+        match self.http.run([&cmd], false).await?.pop() {
             Some(Value::ServerError(e)) => Err(Error::from(redis::RedisError::from(e))),
             Some(value) => Ok(value),
             None => Err(Error::new(ErrorKind::Backend, "no reply")),
@@ -248,7 +242,7 @@ impl Rest {
             self.acks,
             self.ack_timeout,
         );
-        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
         let replies = self.scripted(&commands, &bust::BUST).await?;
         bust::check(&replies, self.acks)
     }
@@ -263,20 +257,19 @@ impl Rest {
             self.acks,
             self.ack_timeout,
         );
-        let commands: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
-        let replies = self.http.run(&commands, false).await?;
+        let replies = self.http.run(pipe.cmd_iter(), false).await?;
         bust::check(&replies, self.acks)
     }
 
     /// Runs `commands`, loading `script` and running them again when the
     /// server did not know it (its script cache does not survive a
     /// restart). Running them again is safe: each writes what it wrote.
-    async fn scripted(&self, commands: &[redis::Cmd], script: &Lua) -> Result<Vec<Value>, Error> {
-        let replies = self.http.run(commands, false).await?;
+    async fn scripted(&self, commands: &[&redis::Cmd], script: &Lua) -> Result<Vec<Value>, Error> {
+        let replies = self.http.run(commands.iter().copied(), false).await?;
         if self.scripting != bust::Scripting::Eval || !replies.iter().any(bust::is_no_script) {
             return Ok(replies);
         }
         self.one(script.load()).await?;
-        self.http.run(commands, false).await
+        self.http.run(commands.iter().copied(), false).await
     }
 }
