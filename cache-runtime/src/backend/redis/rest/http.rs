@@ -500,17 +500,23 @@ impl Sender {
 }
 
 impl Drop for Sender {
-    /// Counts out a task dropped before it ended (no runtime to run it):
-    /// the last one to go fails the callers still waiting.
+    /// Counts out a task dropped before it ended (no runtime to run it, or
+    /// a panic): the last one to go fails the callers still waiting, which
+    /// no task would send.
     fn drop(&mut self) {
         if !self.1.get() {
             return;
         }
-        let mut queue = crate::sync::lock(&self.0.queue);
-        queue.senders -= 1;
-        if queue.senders == 0 && !std::thread::panicking() {
-            queue.waiting.clear();
-        }
+        let failed = {
+            let mut queue = crate::sync::lock(&self.0.queue);
+            queue.senders -= 1;
+            if queue.senders == 0 {
+                std::mem::take(&mut queue.waiting)
+            } else {
+                VecDeque::new()
+            }
+        };
+        drop(failed);
     }
 }
 
@@ -793,6 +799,38 @@ mod tests {
         );
         assert!(started, "nobody will send the group: no task runs");
         assert_eq!((queue.waiting.len(), queue.senders), (1, 1));
+    }
+
+    /// Every sending task is dropped while a caller waits for a place, in
+    /// the middle of a panic: the caller is failed, not left waiting with
+    /// no task to send its group.
+    #[test]
+    fn a_caller_left_by_panicking_senders_is_failed() {
+        let options = Options {
+            connect_timeout: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            root_ca: None,
+            reply_bound: 1 << 20,
+        };
+        let http = Arc::new(Http::new("http://127.0.0.1:9", "token", &options).unwrap());
+        let senders: Vec<Sender> = (0..MAX_IN_FLIGHT)
+            .map(|_| {
+                crate::sync::lock(&http.queue).senders += 1;
+                Sender(http.clone(), std::cell::Cell::new(true))
+            })
+            .collect();
+        let (group, mut rx) = group(10, 1);
+        assert!(!http.enqueue(group), "every place is taken");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _senders = senders;
+            panic!("a sending task panics");
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            matches!(rx.try_recv(), Err(oneshot::error::TryRecvError::Closed)),
+            "the caller was left waiting"
+        );
+        assert_eq!(crate::sync::lock(&http.queue).senders, 0);
     }
 
     #[test]
