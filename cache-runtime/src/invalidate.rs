@@ -133,17 +133,15 @@ impl Cache {
         }
     }
 
-    /// Delivers pending busts with backoff until none is left (I9).
+    /// Delivers pending busts with backoff until none is left (I9), on
+    /// cachette's own runtime (`crate::background`): the caller's runtime
+    /// may be dropped or never driven again, and the busts must still go.
     fn spawn_retry(&self, claim: Claim) {
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            // Dropping the claim lets a later caller, inside a runtime,
-            // start the task.
-            return;
-        };
         // The claim moves into the task now: if the task is dropped before
-        // its first poll, dropping it gives the claim back.
+        // its first poll (it could not run), dropping it gives the claim
+        // back, and a later caller starts another.
         let cache = self.clone();
-        handle.spawn(async move {
+        let _ = crate::background::spawn(async move {
             let mut claim = claim;
             let inner = &*cache.inner;
             let mut attempt = 0;

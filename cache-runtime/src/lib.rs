@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod backend;
+mod background;
 mod breaker;
 mod builder;
 mod cache;

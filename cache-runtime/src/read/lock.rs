@@ -69,16 +69,15 @@ impl Drop for LockGuard {
         if self.released {
             return;
         }
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let (cache, key, token) = (
-                self.cache.clone(),
-                std::mem::take(&mut self.key),
-                self.token,
-            );
-            handle.spawn(async move {
-                let _ = cache.inner.backend.unlock(&key, token).await;
-            });
-        }
+        // On cachette's own runtime: the holder's may be going away.
+        let (cache, key, token) = (
+            self.cache.clone(),
+            std::mem::take(&mut self.key),
+            self.token,
+        );
+        let _ = crate::background::spawn(async move {
+            let _ = cache.inner.backend.unlock(&key, token).await;
+        });
     }
 }
 

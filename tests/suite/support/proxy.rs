@@ -30,6 +30,9 @@ pub struct FaultProxy {
     upstream: Arc<AtomicU16>,
     mode: watch::Sender<Mode>,
     conns: Arc<Mutex<Vec<Conn>>>,
+    /// Client sides of connections that forward nothing any more, kept
+    /// open.
+    silenced: Mutex<Vec<Arc<TcpStream>>>,
     accept: JoinHandle<()>,
 }
 
@@ -66,6 +69,7 @@ impl FaultProxy {
             upstream,
             mode,
             conns,
+            silenced: Mutex::default(),
             accept,
         }
     }
@@ -83,6 +87,19 @@ impl FaultProxy {
     pub fn retarget(&self, port: u16) {
         self.upstream.store(port, SeqCst);
         self.reset_all();
+    }
+
+    /// Stops forwarding on every open connection without closing it, as a
+    /// blackholed peer does (no FIN, no RST); new connections pass.
+    pub fn silence_open(&self) -> usize {
+        let conns: Vec<_> = std::mem::take(&mut *self.conns.lock().unwrap());
+        let n = conns.len();
+        for (client, up, down) in conns {
+            up.abort();
+            down.abort();
+            self.silenced.lock().unwrap().push(client);
+        }
+        n
     }
 
     /// Resets every open connection (RST, not FIN).

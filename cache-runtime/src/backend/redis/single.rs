@@ -70,7 +70,7 @@ impl Single {
             Link::new(
                 client.clone(),
                 settings.connection(),
-                settings.connect_timeout,
+                (settings.connect_timeout, settings.command_timeout),
                 target.clone(),
                 tracking,
             )

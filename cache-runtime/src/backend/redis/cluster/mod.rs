@@ -163,7 +163,7 @@ impl Cluster {
             Link::new(
                 client.clone(),
                 self.config.clone(),
-                self.connect_timeout,
+                (self.connect_timeout, self.command_timeout),
                 target.clone(),
                 tracking,
             )

@@ -115,11 +115,8 @@ impl Cluster {
     /// Reads the map again in the background: something moved or failed.
     pub(super) fn stale(self: &Arc<Self>, seen: &SlotMap) {
         let seen = seen.learned;
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
         let cluster = self.clone();
-        runtime.spawn(async move {
+        let _ = crate::background::spawn(async move {
             if let Err(e) = cluster.refresh(Some(seen)).await {
                 tracing::debug!(error = %e, "cachette: could not read the slot map");
             }

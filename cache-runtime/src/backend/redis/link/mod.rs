@@ -31,7 +31,7 @@ mod session;
 pub(crate) use self::session::scope;
 pub(crate) mod tracking;
 
-use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY};
+use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY, TIMEOUTS_TO_END};
 pub(crate) use self::session::{ending, ends_session, gone, Session};
 use self::tracking::Tracking;
 use super::near::Near;
@@ -64,6 +64,11 @@ pub(crate) struct Link {
     /// How long an attempt may take before another may start (its task's
     /// runtime may be gone, or no longer driven).
     attempt_bound: Duration,
+    /// The command timeout: an operation dropped after that long timed out.
+    command_timeout: Duration,
+    /// How long a session may go without a reply, through repeated
+    /// timeouts, before it ends (see `session::Heard`).
+    silent_for: Duration,
     /// Held while the session is asked again who answers: one question at
     /// a time, the others take its answer.
     rechecking: tokio::sync::Mutex<()>,
@@ -115,7 +120,7 @@ impl Drop for Attempt {
         if !self.over {
             self.end(Err(Error::new(
                 ErrorKind::Connection,
-                "the connection attempt was dropped with its runtime",
+                "the connection attempt could not run",
             )));
         }
     }
@@ -126,6 +131,29 @@ impl Drop for Attempt {
 /// them, answers.
 fn refused(e: &redis::RedisError) -> bool {
     !(gone(e) || e.is_io_error() || e.is_timeout() || e.is_connection_refusal())
+}
+
+/// How long a session may go without a reply before its timeouts end it:
+/// twice the command timeout, and at least a second.
+fn silent_for(command_timeout: Duration) -> Duration {
+    (command_timeout * 2).max(Duration::from_secs(1))
+}
+
+/// Counts an operation dropped after the command timeout as a timeout (the
+/// backend's deadline, which drops it, cannot say which session it was on).
+struct Watch<'a> {
+    link: &'a Link,
+    session: &'a Session,
+    started: Instant,
+    over: bool,
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if !self.over && self.started.elapsed() >= self.link.command_timeout {
+            self.link.timed_out(self.session);
+        }
+    }
 }
 
 /// Waits between failed connection attempts: 50 ms doubling to 2 s. While
@@ -139,12 +167,14 @@ impl Link {
     pub(crate) fn new(
         client: Client,
         config: AsyncConnectionConfig,
-        connect_timeout: Duration,
+        (connect_timeout, command_timeout): (Duration, Duration),
         target: String,
         tracking: Option<Tracking>,
     ) -> Arc<Link> {
         Arc::new(Link {
             tracking,
+            command_timeout,
+            silent_for: silent_for(command_timeout),
             rechecking: tokio::sync::Mutex::new(()),
             drift_checked: Mutex::new(None),
             attempt_bound: connect_timeout * 2 + Duration::from_secs(1),
@@ -325,6 +355,7 @@ impl Link {
             recheck_due: std::sync::atomic::AtomicBool::new(false),
             conn_id: 0,
             tracked: false,
+            heard: session::Heard::new(),
         }
     }
 
@@ -360,11 +391,12 @@ impl Link {
         match &self.tracking {
             Some(tracking) => {
                 let ordered = tracking.order(&session.conn, session.conn_id, probes).await;
-                if let Err(e) = &ordered {
-                    if e.is_auth() {
-                        // An ACL without the command it sends.
-                        tracking.off(&self.target, e);
-                    }
+                match &ordered {
+                    Ok(()) => session.heard.reply(),
+                    // An ACL without the command it sends.
+                    Err(e) if e.is_auth() => tracking.off(&self.target, e),
+                    Err(e) if e.kind() == ErrorKind::Timeout => self.timed_out(session),
+                    Err(_) => {}
                 }
                 ordered
             }
@@ -372,31 +404,24 @@ impl Link {
         }
     }
 
-    /// Marks `attempt` as running and spawns it.
+    /// Marks `attempt` as running and spawns it, on cachette's own runtime
+    /// (`crate::background`): the connection's driver runs where the
+    /// attempt ran, and a caller's runtime may be dropped, or never driven
+    /// again, while other runtimes use the connection.
     fn start_attempt(
         self: &Arc<Self>,
         state: &mut State,
         backoff: Duration,
         attempt: u64,
     ) -> Result<(), Error> {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            *state = State::Down {
-                retry_at: Instant::now(),
-                backoff: FIRST_BACKOFF,
-                error: None,
-            };
-            return Err(Error::new(
-                ErrorKind::Config,
-                "cachette needs a tokio runtime to connect to Redis",
-            ));
-        };
+        let runtime = crate::background::handle()?;
         *state = State::Connecting {
             backoff,
             attempt,
             since: Instant::now(),
         };
-        // Made before the task: if the task is dropped before it ends (its
-        // runtime shut down), the attempt is marked as over.
+        // Made before the task: if the task is dropped before it ends, the
+        // attempt is marked as over.
         let guard = Attempt {
             link: self.clone(),
             attempt,
@@ -496,7 +521,9 @@ impl Link {
     /// Connects now, for `connect`, which fails when the server cannot be
     /// reached.
     pub(crate) async fn connect_now(self: &Arc<Self>) -> Result<(), Error> {
-        let session = self.connect().await?;
+        // On cachette's runtime, for the same reason as `start_attempt`.
+        let link = self.clone();
+        let session = crate::background::run(async move { link.connect().await }).await??;
         *self.state() = State::Up(Arc::new(session));
         self.changes.send_modify(|n| *n += 1);
         Ok(())
@@ -541,18 +568,54 @@ impl Link {
 
     /// Runs `op` on the current session; a failure that ends the session
     /// (see [`ends_session`]) marks it broken.
+    ///
+    /// An operation that times out, or that is dropped after the command
+    /// timeout (the backend's deadline ended it), counts towards ending
+    /// the session (see `session::Heard`).
     pub(crate) async fn run<T, F, Fut>(self: &Arc<Self>, op: F) -> Result<T, Error>
     where
         F: FnOnce(Arc<Session>) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let session = self.session().await?;
-        match op(session.clone()).await {
-            Ok(v) => Ok(v),
+        let mut watch = Watch {
+            link: self,
+            session: &session,
+            started: Instant::now(),
+            over: false,
+        };
+        let result = op(session.clone()).await;
+        watch.over = true;
+        match result {
+            Ok(v) => {
+                session.heard.reply();
+                Ok(v)
+            }
             Err(e) => {
+                if e.is_timeout() {
+                    self.timed_out(&session);
+                } else if !gone(&e) && !e.is_io_error() {
+                    // The server answered, with an error.
+                    session.heard.reply();
+                }
                 self.failed(&session, &e);
                 Err(Error::from(e))
             }
+        }
+    }
+
+    /// A command on `session` timed out: after enough of them with nothing
+    /// heard for `silent_for`, the session ends and the next caller
+    /// connects again.
+    fn timed_out(&self, session: &Session) {
+        if session.heard.timed_out(self.silent_for) {
+            tracing::warn!(
+                target = %self.target,
+                timeouts = TIMEOUTS_TO_END,
+                silent_ms = self.silent_for.as_millis() as u64,
+                "cachette: the connection only times out; connecting again"
+            );
+            self.broken(session);
         }
     }
 }

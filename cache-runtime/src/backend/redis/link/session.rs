@@ -39,6 +39,57 @@ pub(crate) struct Session {
     /// `CLIENT TRACKING` is on for the connection: what it reads may be
     /// kept in the near-cache.
     pub tracked: bool,
+    /// Replies and timeouts on the connection, to end a session that only
+    /// times out.
+    pub(super) heard: Heard,
+}
+
+/// How many timeouts in a row, with no reply for at least the link's
+/// silence bound (see `Link::silent_for`), end a session.
+pub(super) const TIMEOUTS_TO_END: u32 = 3;
+
+/// When a session's connection last answered, and how many of its
+/// commands timed out since. A connection that stays silent (its peer
+/// blackholed, a proxy that stopped forwarding) is never reported broken
+/// by the client, so the session ends on timeouts: after
+/// [`TIMEOUTS_TO_END`] in a row and no reply for a bound. A Redis that is
+/// merely slow costs at most one new connection per bound, since a new
+/// session starts from the reply that made it.
+pub(crate) struct Heard {
+    /// Milliseconds since `since` of the last reply.
+    last: AtomicU64,
+    since: std::time::Instant,
+    timeouts: std::sync::atomic::AtomicU32,
+}
+
+impl Heard {
+    pub(super) fn new() -> Heard {
+        Heard {
+            last: AtomicU64::new(0),
+            since: std::time::Instant::now(),
+            timeouts: std::sync::atomic::AtomicU32::new(0),
+        }
+    }
+
+    /// The connection answered. Written at most once a millisecond, so
+    /// that hits from every core share the line read-only.
+    pub(super) fn reply(&self) {
+        let now = self.since.elapsed().as_millis() as u64;
+        if self.last.load(Ordering::Relaxed) < now {
+            self.last.fetch_max(now, Ordering::Relaxed);
+        }
+        if self.timeouts.load(Ordering::Relaxed) != 0 {
+            self.timeouts.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A command timed out; whether the session should end: enough
+    /// timeouts in a row, and nothing heard for `silent_for`.
+    pub(super) fn timed_out(&self, silent_for: Duration) -> bool {
+        let n = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        n >= TIMEOUTS_TO_END && self.since.elapsed().saturating_sub(last) >= silent_for
+    }
 }
 
 /// How many checked replication ids a session remembers.

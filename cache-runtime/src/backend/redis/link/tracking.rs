@@ -8,7 +8,7 @@
 //! works as without it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::sync::checked;
 
@@ -29,9 +29,6 @@ pub(crate) struct Tracking {
     /// The ordering round trip that callers may still join, on its
     /// connection.
     open: Open,
-    /// The runtime that drives the current connection (the round trip is
-    /// sent from there: a runtime of a caller's may stop running).
-    driver: Mutex<Option<(u64, tokio::runtime::Handle)>>,
 }
 
 /// Connection ids, unique in the process: what a kept lookup names to be
@@ -148,7 +145,6 @@ impl Tracking {
             client,
             on: AtomicBool::new(true),
             open: Open::default(),
-            driver: Mutex::new(None),
         })
     }
 
@@ -180,9 +176,6 @@ impl Tracking {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            *crate::sync::lock(&self.driver) = Some((id, runtime));
-        }
         Ok((conn, id))
     }
 
@@ -211,36 +204,38 @@ impl Tracking {
     /// handed to another master) refuses it, as it would a lookup, where it
     /// would answer a `PING`.
     ///
-    /// The round trip is sent by a task of its own, on the runtime that
-    /// drives the connection: a caller that stops waiting (cancelled, or
-    /// never polled again) holds up nobody. No caller waits more than
-    /// twice the command timeout.
+    /// The round trip is sent by a task of its own, on cachette's runtime
+    /// (`crate::background`), which drives the connection too: a caller
+    /// that stops waiting (cancelled, or never polled again) holds up
+    /// nobody. No caller waits more than twice the command timeout, and a
+    /// round trip that was never sent is an error, never a retry: nothing
+    /// here goes round without waiting.
     pub(crate) async fn order(
         &self,
         conn: &MultiplexedConnection,
         id: u64,
         probes: &[(u16, &str)],
     ) -> Result<(), Error> {
-        loop {
-            let (batch, opened) = self.join_or_open(id, probes);
-            if opened {
-                self.send(conn.clone(), id, &batch);
-            }
-            match tokio::time::timeout(self.timeout * 2, batch.wait()).await {
-                Ok(Some(answer)) => return answer,
-                // It was never sent: another.
-                Ok(None) => {}
-                Err(_) => {
-                    Sending {
-                        open: self.open.clone(),
-                        batch,
-                    }
-                    .close();
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        "the ordering round trip was not answered within twice the command timeout",
-                    ));
+        let (batch, opened) = self.join_or_open(id, probes);
+        if opened {
+            self.send(conn.clone(), &batch);
+        }
+        match tokio::time::timeout(self.timeout * 2, batch.wait()).await {
+            Ok(Some(answer)) => answer,
+            Ok(None) => Err(Error::new(
+                ErrorKind::Connection,
+                "the ordering round trip could not be sent",
+            )),
+            Err(_) => {
+                Sending {
+                    open: self.open.clone(),
+                    batch,
                 }
+                .close();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    "the ordering round trip was not answered within twice the command timeout",
+                ))
             }
         }
     }
@@ -269,24 +264,15 @@ impl Tracking {
     }
 
     /// Spawns the task that closes `batch` and sends its round trip.
-    fn send(&self, mut conn: MultiplexedConnection, id: u64, batch: &Arc<Batch>) {
+    fn send(&self, mut conn: MultiplexedConnection, batch: &Arc<Batch>) {
+        // Made before the task: dropped with a task that never ran, it
+        // answers the batch (`None`).
         let sending = Sending {
             open: self.open.clone(),
             batch: batch.clone(),
         };
-        let runtime = match &*crate::sync::lock(&self.driver) {
-            Some((on, runtime)) if *on == id => Some(runtime.clone()),
-            _ => tokio::runtime::Handle::try_current().ok(),
-        };
-        let Some(runtime) = runtime else {
-            batch.answer(Some(Err(Error::new(
-                ErrorKind::Config,
-                "cachette needs a tokio runtime",
-            ))));
-            return;
-        };
         let (near, timeout) = (self.near.clone(), self.timeout);
-        runtime.spawn(async move {
+        let _ = crate::background::spawn(async move {
             // Lets the callers that are already running join.
             tokio::task::yield_now().await;
             // Closed: whoever comes now waits for the next one, and the

@@ -17,15 +17,15 @@
 //! others of its batch; what such a caller queued and no one was waiting
 //! for any more is not sent.
 //!
-//! Requests, and the connections they go on, run on a runtime of cachette's
-//! own ([`driver`]): the caller's runtime may stop being driven (a blocking
+//! Requests, and the connections they go on, run on cachette's own runtime
+//! (`crate::background`): the caller's runtime may stop being driven (a blocking
 //! facade's runtime between two calls) or be dropped, and a request or a
 //! pooled connection tied to it would then hold up callers on other
 //! runtimes. Callers only wait for their replies, on whatever runtime they
 //! run.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -52,23 +52,6 @@ pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
 /// The most bytes of a reply beyond what its commands may answer: the
 /// `INFO` reply, JSON and base64.
 const REPLY_ALLOWANCE: usize = 256 << 10;
-
-/// The runtime every request and connection runs on: two worker threads,
-/// made on first use and kept for the life of the process.
-fn driver() -> Option<&'static tokio::runtime::Runtime> {
-    static DRIVER: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-    DRIVER
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("cachette-http")
-                .enable_all()
-                .build()
-                .map_err(|e| tracing::error!(error = %e, "cachette: could not start the threads of its HTTP client"))
-                .ok()
-        })
-        .as_ref()
-}
 
 /// hyper's pooled client over rustls (with the *ring* provider), which
 /// keeps connections alive between requests.
@@ -235,11 +218,9 @@ impl Http {
             reply: tx,
         }) {
             let sender = Sender(self.clone(), std::cell::Cell::new(true));
-            match driver() {
-                Some(driver) => drop(driver.spawn(sender.run())),
-                // Dropped: counted out, and the groups waiting fail.
-                None => drop(sender),
-            }
+            // If it cannot run, it is dropped: counted out, and the groups
+            // waiting fail.
+            drop(crate::background::spawn(sender.run()));
         }
         rx.await.unwrap_or_else(|_| {
             Err(Error::new(
