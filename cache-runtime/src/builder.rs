@@ -1,6 +1,6 @@
 //! Settings of a cache, and building one on a backend.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -517,7 +517,7 @@ impl CacheBuilder {
                 version_ttl: self.version_ttl,
                 counters: Counters::default(),
                 flights: Flights::default(),
-                refreshing: Mutex::new(HashSet::new()),
+                refreshing: Mutex::new(HashMap::new()),
                 refreshes_done: tokio::sync::Notify::new(),
                 clock: self.clock,
                 random: self.random,

@@ -97,6 +97,11 @@ pub async fn deferred<F: Future>(future: F) -> F::Output {
     out
 }
 
+/// Whether the running task is inside a deferring scope.
+pub(crate) fn in_scope() -> bool {
+    SCOPE.try_with(|_| ()).is_ok()
+}
+
 /// Sends a scope's busts; dropped before they are all sent (the scope
 /// panicked or was dropped), keeps the rest as undelivered (I9).
 struct Flush(Arc<Held>);

@@ -283,3 +283,106 @@ async fn a_connection_that_only_times_out_is_replaced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A service with a stale-while-revalidate read, on an injected clock.
+#[derive(Clone)]
+struct Swr {
+    cache: Cache,
+    db: Db,
+    /// Set to hold a refresh in its body.
+    gate: Arc<tokio::sync::Notify>,
+    held: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Swr {
+    #[cached(cache = self.cache, key = "swr:<id>", ttl = 60, strategy = "swr", stale_ttl = "10m", lock_ttl = "200ms")]
+    async fn read(&self, id: u64) -> u64 {
+        let _ = id;
+        let v = self.db.0.load(SeqCst);
+        if self.held.swap(false, SeqCst) {
+            self.gate.notified().await;
+        }
+        v
+    }
+}
+
+fn swr_service(clock: &crate::support::ManualClock) -> Swr {
+    Swr {
+        cache: Cache::builder().clock(clock.clone()).memory(),
+        db: Db::default(),
+        gate: Arc::default(),
+        held: Arc::default(),
+    }
+}
+
+/// A background refresh runs the application's code on the caller's
+/// runtime. One started on a runtime that is then never driven again (it
+/// never ends) no longer keeps another from starting once the lock's TTL
+/// has passed: stale hits on another runtime refresh the entry.
+#[test]
+fn a_refresh_stranded_on_an_idle_runtime_does_not_stop_the_next() {
+    let clock = crate::support::ManualClock::default();
+    let s = swr_service(&clock);
+    let main = multi_thread();
+    s.db.0.store(1, SeqCst);
+    assert_eq!(main.block_on(s.read(1)), 1);
+    clock.advance(Duration::from_secs(61));
+    s.db.0.store(2, SeqCst);
+    // A stale hit on a runtime that is never driven again: its refresh is
+    // spawned there, held in its body if it ever starts.
+    s.held.store(true, SeqCst);
+    let idle = current_thread();
+    assert_eq!(idle.block_on(s.read(1)), 1, "served stale");
+    let stats = s.cache.stats();
+    // Within the lock's TTL, no second refresh.
+    assert_eq!(main.block_on(s.read(1)), 1);
+    assert_eq!(s.cache.stats().refreshes, stats.refreshes);
+    // Past it, the next stale hit refreshes (the stranded one may hold the
+    // fleet lock until its TTL, on the real clock: a bounded wait).
+    clock.advance(Duration::from_secs(1));
+    s.held.store(false, SeqCst);
+    let refreshed = main.block_on(async {
+        let tries = async {
+            for _ in 0..200 {
+                if s.read(1).await == 2 {
+                    return true;
+                }
+                s.cache.refreshes_settled().await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        tokio::time::timeout(Duration::from_secs(10), tries)
+            .await
+            .unwrap_or(false)
+    });
+    assert!(refreshed, "never refreshed: {:?}", s.cache.stats());
+    drop(idle);
+}
+
+/// Inside `deferred`, cached calls store nothing; a stale hit there starts
+/// no background refresh either (it would store outside the scope). The
+/// next stale hit outside refreshes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_hit_inside_deferred_starts_no_refresh() {
+    let clock = crate::support::ManualClock::default();
+    let s = swr_service(&clock);
+    s.db.0.store(1, SeqCst);
+    assert_eq!(s.read(1).await, 1);
+    clock.advance(Duration::from_secs(61));
+    s.db.0.store(2, SeqCst);
+    let before = s.cache.stats().refreshes;
+    let served = cachette::deferred(async { s.read(1).await }).await;
+    assert_eq!(served, 1, "served stale inside the scope");
+    settled(&s.cache).await;
+    assert_eq!(s.cache.stats().refreshes, before, "no refresh from inside the scope");
+    assert_eq!(s.read(1).await, 1, "still the stale entry");
+    settled(&s.cache).await;
+    assert_eq!(s.read(1).await, 2, "refreshed from outside the scope");
+}
+
+async fn settled(cache: &Cache) {
+    tokio::time::timeout(Duration::from_secs(10), cache.refreshes_settled())
+        .await
+        .expect("the refreshes never settled");
+}

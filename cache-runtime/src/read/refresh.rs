@@ -9,43 +9,67 @@ use crate::cache::Cache;
 use crate::stats::Counters;
 use crate::telemetry::{self, Outcome};
 
-/// Removes an entry from the in-process set of running refreshes.
+/// Removes an entry from the in-process set of running refreshes, if it is
+/// still this refresh's.
 struct RefreshDone {
     cache: Cache,
     entry: String,
+    id: u64,
 }
 
 impl Drop for RefreshDone {
     fn drop(&mut self) {
         let mut set = crate::sync::lock(&self.cache.inner.refreshing);
-        set.remove(&self.entry);
+        if set.get(&self.entry).is_some_and(|(id, _)| *id == self.id) {
+            set.remove(&self.entry);
+        }
         drop(set);
         self.cache.inner.refreshes_done.notify_waiters();
     }
 }
 
+/// Refresh ids, unique in the process.
+static NEXT_REFRESH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Cache {
     /// Starts one background refresh of the entry, deduplicated in this
     /// process (a set of running refreshes) and across processes (the lock).
+    ///
+    /// - It runs the function's body, so it runs on the caller's runtime,
+    ///   with the application's resources, never on cachette's own. That
+    ///   runtime may stop being driven: a refresh that has not ended within
+    ///   the lock's TTL no longer keeps another from starting (a refresh
+    ///   is an optimisation; versions keep it correct, I1).
+    /// - None starts inside `deferred`: the scope's calls store nothing,
+    ///   and a refresh would store outside it. The next hit outside a
+    ///   scope refreshes.
     pub(super) fn spawn_refresh<Mk, RF>(&self, call: &Call<'_>, make: Option<Mk>)
     where
         Mk: FnOnce() -> RF,
         RF: Future<Output = ()> + Send + 'static,
     {
         let Some(make) = make else { return };
+        if crate::deferred::in_scope() {
+            return;
+        }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let entry = call.subject.entry().to_string();
+        let id = NEXT_REFRESH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         {
+            let now = self.inner.clock.now_millis();
+            let bound = call.policy.lock_ttl.as_millis() as u64;
             let mut set = crate::sync::lock(&self.inner.refreshing);
-            if !set.insert(entry.clone()) {
+            if set.get(&entry).is_some_and(|(_, until)| now < *until) {
                 return;
             }
+            set.insert(entry.clone(), (id, now.saturating_add(bound)));
         }
         let done = RefreshDone {
             cache: self.clone(),
             entry: entry.clone(),
+            id,
         };
         let refresh = make();
         let lock_key = call.subject.lock();
