@@ -81,7 +81,10 @@ async fn b_second_test_reads_it_after_the_first_runtime_is_gone() {
         let (done, timed_out) = changed
             .wait_timeout_while(done.lock().unwrap(), Duration::from_secs(60), |d| !*d)
             .unwrap();
-        assert!(!timed_out.timed_out() && *done, "the first test never ended");
+        assert!(
+            !timed_out.timed_out() && *done,
+            "the first test never ended"
+        );
     }
     // On a thread of its own, bounded: the hang this checks never yields,
     // so no tokio timer could end it.

@@ -20,13 +20,21 @@
 //!   runtime of the call that started them, with the application's own
 //!   resources; these threads only do cachette's I/O, so nothing an
 //!   application does can block them.
+//! - **Timers:** cachette's own waits (the backend's deadlines, redis-rs's
+//!   response timeout, the ordering round trip's bound, lock and follower
+//!   waits) are polled inside this runtime's context ([`entered`]), so
+//!   their timers are on its timer: they fire even when the caller's
+//!   runtime has no timer, or its thread is blocked in a nested executor
+//!   (`futures::executor::block_on` inside a current-thread runtime).
 //! - **Cost:** a command crosses from the caller's runtime to the driver's
 //!   thread and its reply crosses back, where a connection made on a
 //!   multi-thread caller's runtime may have had its driver on the caller's
 //!   own worker (BENCHMARKS.md, run 9).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 
 use crate::error::{Error, ErrorKind};
 
@@ -108,4 +116,70 @@ where
             format!("a task on cachette's I/O threads ended without its result: {e}"),
         )
     })
+}
+
+pin_project_lite::pin_project! {
+    /// A future polled inside cachette's runtime context (see [`entered`]).
+    pub(crate) struct Entered<F> {
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Entered<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // Without the runtime, polled as it is (the backend is then not
+        // used at all).
+        let _context = handle().ok().map(|h| h.enter());
+        self.project().future.poll(cx)
+    }
+}
+
+/// Polls `future` inside cachette's runtime context, wherever it is awaited:
+/// the timers it makes are on cachette's timer, and anything it spawns
+/// runs on cachette's threads. Only for cachette's own work, never for an
+/// application's code (which belongs with the caller's runtime).
+pub(crate) fn entered<F: Future>(future: F) -> Entered<F> {
+    Entered { future }
+}
+
+/// Sleeps on cachette's timer (see [`entered`]).
+pub(crate) async fn sleep(duration: std::time::Duration) {
+    entered(async move { tokio::time::sleep(duration).await }).await
+}
+
+pin_project_lite::pin_project! {
+    /// A future with a deadline on cachette's timer (see [`timeout`]).
+    pub(crate) struct Timeout<F> {
+        #[pin]
+        future: F,
+        #[pin]
+        limit: tokio::time::Sleep,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    /// `None`: the deadline passed first.
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.future.poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        this.limit.poll(cx).map(|()| None)
+    }
+}
+
+/// `future` within `duration` (`None` past it), timed by cachette's timer;
+/// `future` itself is polled where it is awaited (it may be the
+/// application's).
+pub(crate) fn timeout<F: Future>(duration: std::time::Duration, future: F) -> Timeout<F> {
+    let _context = handle().ok().map(|h| h.enter());
+    Timeout {
+        future,
+        limit: tokio::time::sleep(duration),
+    }
 }

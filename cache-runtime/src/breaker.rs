@@ -19,9 +19,17 @@ pub(crate) struct Breaker {
     opened_at: AtomicU64,
     /// The id of the probe in flight (half-open), 0 when none.
     probing: AtomicU64,
+    /// When that probe was let through (as `opened_at`): one out for
+    /// [`STRANDED`] or a cool-down, whichever is longer, is presumed
+    /// stranded (its call parked on a runtime nobody drives) and no longer
+    /// keeps another from probing.
+    probe_since: AtomicU64,
     next_probe: AtomicU64,
     base: Instant,
 }
+
+/// The least time a probe may be out before another may probe.
+const STRANDED: Duration = Duration::from_secs(1);
 
 /// Leave to use the backend for one call.
 #[must_use]
@@ -58,6 +66,7 @@ impl Breaker {
             failures: AtomicU32::new(0),
             opened_at: AtomicU64::new(0),
             probing: AtomicU64::new(0),
+            probe_since: AtomicU64::new(0),
             next_probe: AtomicU64::new(1),
             base: Instant::now(),
         }
@@ -78,13 +87,22 @@ impl Breaker {
         if self.now().saturating_sub(opened) < cool {
             return None;
         }
-        // Half-open: one caller probes.
+        // Half-open: one caller probes, unless the probe out is stranded.
+        let now = self.now();
+        let current = self.probing.load(Relaxed);
+        let stranded = cool.max(STRANDED.as_nanos() as u64);
+        if current != 0 && now.saturating_sub(self.probe_since.load(Relaxed)) < stranded {
+            return None;
+        }
         let id = self.next_probe.fetch_add(1, Relaxed);
         self.probing
-            .compare_exchange(0, id, Relaxed, Relaxed)
+            .compare_exchange(current, id, Relaxed, Relaxed)
             .ok()
-            .map(|_| Permit {
-                probe: Some((self, id)),
+            .map(|_| {
+                self.probe_since.store(now, Relaxed);
+                Permit {
+                    probe: Some((self, id)),
+                }
             })
     }
 
@@ -152,6 +170,22 @@ mod tests {
         assert!(b.success(), "the probe closed it");
         drop(probe);
         assert!(b.allow().is_some() && b.allow().is_some());
+    }
+
+    #[test]
+    fn a_stranded_probe_lets_another_probe() {
+        let b = Breaker::new(1, Duration::from_millis(20));
+        assert_eq!(b.failure(), Tripped::Opened);
+        std::thread::sleep(Duration::from_millis(30));
+        // Its call is parked on a runtime that is never driven again.
+        let stranded = b.allow().expect("the probe");
+        assert!(b.allow().is_none(), "only one probe");
+        std::thread::sleep(STRANDED + Duration::from_millis(30));
+        let next = b.allow().expect("another probe");
+        assert!(b.allow().is_none(), "one probe again");
+        assert!(b.success());
+        drop((stranded, next));
+        assert!(b.allow().is_some());
     }
 
     #[test]

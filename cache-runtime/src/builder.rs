@@ -340,7 +340,11 @@ impl CacheBuilder {
     #[cfg(feature = "redis")]
     pub async fn connect(self, url: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;
-        let backend = crate::backend::redis::RedisBackend::connect(url, &self.settings()).await?;
+        let backend = crate::background::entered(crate::backend::redis::RedisBackend::connect(
+            url,
+            &self.settings(),
+        ))
+        .await?;
         let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
@@ -372,8 +376,10 @@ impl CacheBuilder {
     {
         let namespace = Namespace::new(self.namespace.clone())?;
         let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_string()).collect();
-        let backend =
-            crate::backend::redis::RedisBackend::connect_cluster(&nodes, &self.settings()).await?;
+        let backend = crate::background::entered(
+            crate::backend::redis::RedisBackend::connect_cluster(&nodes, &self.settings()),
+        )
+        .await?;
         let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }
@@ -443,8 +449,12 @@ impl CacheBuilder {
     #[cfg(feature = "upstash")]
     pub async fn connect_upstash(self, url: &str, token: &str) -> Result<Cache, Error> {
         let namespace = Namespace::new(self.namespace.clone())?;
-        let backend =
-            crate::backend::redis::RedisBackend::upstash(url, token, &self.settings()).await?;
+        let backend = crate::background::entered(crate::backend::redis::RedisBackend::upstash(
+            url,
+            token,
+            &self.settings(),
+        ))
+        .await?;
         let pending = self.shared_pending(&backend, &namespace);
         Ok(self.finish(Backend::Redis(backend), namespace, pending))
     }

@@ -21,6 +21,7 @@ mod redis_costs;
 mod reliability;
 mod replicas;
 mod restarts;
+mod runtime_faults;
 mod runtimes;
 mod security;
 mod strategies;

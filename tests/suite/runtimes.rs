@@ -105,20 +105,24 @@ fn a_kept_hit_survives_its_runtime(target: Target, lazy: bool) {
     let first = current_thread();
     let cache = {
         let (target, db) = (target.clone(), db.clone());
-        bounded(Duration::from_secs(30), "the first runtime's reads", move || {
-            first.block_on(async {
-                let cache = if lazy {
-                    target.lazy(builder())
-                } else {
-                    target.connect(builder()).await
-                };
-                for _ in 0..4 {
-                    assert_eq!(doc(&cache, &db, 7).await, 1);
-                }
-                cache
-            })
-            // `first` is dropped here, with everything spawned on it.
-        })
+        bounded(
+            Duration::from_secs(30),
+            "the first runtime's reads",
+            move || {
+                first.block_on(async {
+                    let cache = if lazy {
+                        target.lazy(builder())
+                    } else {
+                        target.connect(builder()).await
+                    };
+                    for _ in 0..4 {
+                        assert_eq!(doc(&cache, &db, 7).await, 1);
+                    }
+                    cache
+                })
+                // `first` is dropped here, with everything spawned on it.
+            },
+        )
     };
     let second = multi_thread();
     let c = cache.clone();
@@ -137,7 +141,10 @@ fn a_kept_hit_survives_its_runtime(target: Target, lazy: bool) {
     );
     assert_eq!(got, vec![1; 4], "{:?}", cache.stats());
     let stats = cache.stats();
-    assert!(stats.hits >= 3, "the second runtime is served hits: {stats:?}");
+    assert!(
+        stats.hits >= 3,
+        "the second runtime is served hits: {stats:?}"
+    );
 }
 
 #[test]
@@ -166,37 +173,41 @@ fn a_bust_from_another_runtime_is_delivered_while_the_first_idles(target: Target
     // `idle` stays alive, and nobody drives it from now on.
     let busy = multi_thread();
     let (w, d) = (writer.clone(), db.clone());
-    bounded(Duration::from_secs(60), "the busy runtime's work", move || {
-        busy.block_on(async move {
-            let reader = reader.connect(builder()).await;
-            for _ in 0..4 {
-                assert_eq!(doc(&reader, &d, 7).await, 1);
-            }
-            // The writer's own reads on B: served, and from Redis.
-            for _ in 0..30 {
-                assert_eq!(doc(&w, &d, 7).await, 1);
-            }
-            let stats = w.stats();
-            assert!(
-                stats.hits >= 20 && stats.errors == 0,
-                "a cache whose first runtime idles still uses Redis: {stats:?}"
-            );
-            update_doc(&w, &d, 7).await.unwrap();
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                if doc(&reader, &d, 7).await == 2 {
-                    break;
+    bounded(
+        Duration::from_secs(60),
+        "the busy runtime's work",
+        move || {
+            busy.block_on(async move {
+                let reader = reader.connect(builder()).await;
+                for _ in 0..4 {
+                    assert_eq!(doc(&reader, &d, 7).await, 1);
                 }
+                // The writer's own reads on B: served, and from Redis.
+                for _ in 0..30 {
+                    assert_eq!(doc(&w, &d, 7).await, 1);
+                }
+                let stats = w.stats();
                 assert!(
-                    std::time::Instant::now() < deadline,
-                    "the bust made on another runtime never reached Redis: writer {:?}",
-                    w.stats()
+                    stats.hits >= 20 && stats.errors == 0,
+                    "a cache whose first runtime idles still uses Redis: {stats:?}"
                 );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            assert_eq!(w.stats().pending_busts, 0, "{:?}", w.stats());
-        })
-    });
+                update_doc(&w, &d, 7).await.unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    if doc(&reader, &d, 7).await == 2 {
+                        break;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the bust made on another runtime never reached Redis: writer {:?}",
+                        w.stats()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert_eq!(w.stats().pending_busts, 0, "{:?}", w.stats());
+            })
+        },
+    );
     drop(idle);
 }
 
@@ -375,7 +386,11 @@ async fn a_stale_hit_inside_deferred_starts_no_refresh() {
     let served = cachette::deferred(async { s.read(1).await }).await;
     assert_eq!(served, 1, "served stale inside the scope");
     settled(&s.cache).await;
-    assert_eq!(s.cache.stats().refreshes, before, "no refresh from inside the scope");
+    assert_eq!(
+        s.cache.stats().refreshes,
+        before,
+        "no refresh from inside the scope"
+    );
     assert_eq!(s.read(1).await, 1, "still the stale entry");
     settled(&s.cache).await;
     assert_eq!(s.read(1).await, 2, "refreshed from outside the scope");

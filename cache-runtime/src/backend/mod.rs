@@ -52,6 +52,9 @@ pub(crate) struct Lookup {
     pub decoded: Option<std::sync::Arc<crate::keep::Decoded>>,
 }
 
+/// The Redis variant's operations are polled inside cachette's runtime
+/// context (`crate::background::entered`): their deadlines are on its
+/// timer, whatever runtime, or nested executor, awaits them.
 pub(crate) enum Backend {
     Memory(memory::MemoryBackend),
     #[cfg(feature = "redis")]
@@ -92,7 +95,7 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.lookup(subject)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.lookup(subject).await,
+            Backend::Redis(r) => crate::background::entered(r.lookup(subject)).await,
         }
     }
 
@@ -107,7 +110,7 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.ensure(versions)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.ensure(versions).await,
+            Backend::Redis(r) => crate::background::entered(r.ensure(versions)).await,
         }
     }
 
@@ -121,7 +124,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.forget(keys).await,
+            Backend::Redis(r) => crate::background::entered(r.forget(keys)).await,
         }
     }
 
@@ -140,7 +143,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.extend(versions, ttl).await,
+            Backend::Redis(r) => crate::background::entered(r.extend(versions, ttl)).await,
         }
     }
 
@@ -156,7 +159,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.store(entry, blob, ttl).await,
+            Backend::Redis(r) => crate::background::entered(r.store(entry, blob, ttl)).await,
         }
     }
 
@@ -170,7 +173,7 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.try_lock(key, token, ttl)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.try_lock(key, token, ttl).await,
+            Backend::Redis(r) => crate::background::entered(r.try_lock(key, token, ttl)).await,
         }
     }
 
@@ -182,7 +185,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.unlock(key, token).await,
+            Backend::Redis(r) => crate::background::entered(r.unlock(key, token)).await,
         }
     }
 
@@ -197,7 +200,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.bust_everything(ns).await,
+            Backend::Redis(r) => crate::background::entered(r.bust_everything(ns)).await,
         }
     }
 
@@ -215,7 +218,7 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.bust(ns, bust, ttl).await,
+            Backend::Redis(r) => crate::background::entered(r.bust(ns, bust, ttl)).await,
         }
     }
 }

@@ -125,7 +125,7 @@ impl Cache {
                 telemetry::step(call.label(), call.key, Outcome::LockTimeout);
                 return Ok(Locked::TimedOut(inner.backend.lookup(&call.subject).await?));
             }
-            tokio::time::sleep(delay.min(deadline - now)).await;
+            crate::background::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(50));
             let lookup = inner.backend.lookup(&call.subject).await?;
             if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, keep, &lookup, &mut None) {

@@ -217,8 +217,9 @@ impl Cache {
                     // Bounded: a leader that never ends (it waits, through
                     // a task it spawned, for this very call) cannot hold
                     // its followers forever.
-                    let waited = tokio::time::timeout(call.policy.lock_wait, follower.wait());
-                    alone = waited.await.is_err();
+                    // On cachette's timer: the caller's runtime may have none.
+                    let waited = crate::background::timeout(call.policy.lock_wait, follower.wait());
+                    alone = waited.await.is_none();
                     // With `tags_from`, a leader whose value derived other
                     // tags than it read stored nothing and learned them:
                     // read again under them rather than lead in turn.

@@ -102,6 +102,12 @@ impl FaultProxy {
         n
     }
 
+    /// How many connections were accepted (and are forwarded) since the
+    /// last `silence_open` or `reset_all`.
+    pub fn open_count(&self) -> usize {
+        self.conns.lock().unwrap().len()
+    }
+
     /// Resets every open connection (RST, not FIN).
     pub fn reset_all(&self) -> usize {
         let conns: Vec<_> = std::mem::take(&mut *self.conns.lock().unwrap());

@@ -250,8 +250,13 @@ impl Cluster {
             async move {
                 let node = self.node(&map.master(*slot)?.master)?;
                 let session = node.reads.session().await?;
-                let reply = group_pipe(members, all, max, false)
-                    .query_async::<Vec<Value>>(&mut session.conn.clone())
+                let reply = node
+                    .reads
+                    .watched(
+                        &session,
+                        group_pipe(members, all, max, false)
+                            .query_async::<Vec<Value>>(&mut session.conn.clone()),
+                    )
                     .await;
                 Ok::<_, Error>((node, session, reply))
             }
@@ -267,8 +272,13 @@ impl Cluster {
                     // Follow a redirection once: the versions are then
                     // judged by the scope of the node that answers.
                     let (node, session, ask) = self.follow(&node, &session, e, &map).await?;
-                    match group_pipe(members, &all, max, ask)
-                        .query_async::<Vec<Value>>(&mut session.conn.clone())
+                    let again = group_pipe(members, &all, max, ask);
+                    match node
+                        .reads
+                        .watched(
+                            &session,
+                            again.query_async::<Vec<Value>>(&mut session.conn.clone()),
+                        )
                         .await
                     {
                         Ok(replies) => (replies, session, node),
@@ -377,7 +387,9 @@ impl Cluster {
         let map = self.map().await?;
         let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
         let session = node.reads.session().await?;
-        let e = match cmd.query_async::<Value>(&mut session.conn.clone()).await {
+        let mut conn = session.conn.clone();
+        let sent = cmd.query_async::<Value>(&mut conn);
+        let e = match node.reads.watched(&session, sent).await {
             Ok(v) => return Ok(v),
             Err(e) => e,
         };
@@ -387,10 +399,9 @@ impl Cluster {
             pipe.cmd("ASKING").ignore();
         }
         pipe.add_command(cmd);
-        match pipe
-            .query_async::<(Value,)>(&mut session.conn.clone())
-            .await
-        {
+        let mut conn = session.conn.clone();
+        let sent = pipe.query_async::<(Value,)>(&mut conn);
+        match target.reads.watched(&session, sent).await {
             Ok((v,)) => Ok(v),
             Err(e) => {
                 self.failed(&target, &session, &e, &map);

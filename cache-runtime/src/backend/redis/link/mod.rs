@@ -578,30 +578,39 @@ impl Link {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let session = self.session().await?;
-        let mut watch = Watch {
-            link: self,
-            session: &session,
-            started: Instant::now(),
-            over: false,
-        };
-        let result = op(session.clone()).await;
-        watch.over = true;
-        match result {
-            Ok(v) => {
-                session.heard.reply();
-                Ok(v)
-            }
+        match self.watched(&session, op(session.clone())).await {
+            Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_timeout() {
-                    self.timed_out(&session);
-                } else if !gone(&e) && !e.is_io_error() {
-                    // The server answered, with an error.
-                    session.heard.reply();
-                }
                 self.failed(&session, &e);
                 Err(Error::from(e))
             }
         }
+    }
+
+    /// Runs `op`, a command on `session`, counting its reply or its timeout
+    /// (an operation dropped after the command timeout counts as one)
+    /// towards ending the session (see `session::Heard`).
+    pub(crate) async fn watched<T>(
+        &self,
+        session: &Session,
+        op: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> redis::RedisResult<T> {
+        let mut watch = Watch {
+            link: self,
+            session,
+            started: Instant::now(),
+            over: false,
+        };
+        let result = op.await;
+        watch.over = true;
+        match &result {
+            Ok(_) => session.heard.reply(),
+            Err(e) if e.is_timeout() => self.timed_out(session),
+            // The server answered, with an error.
+            Err(e) if !gone(e) && !e.is_io_error() => session.heard.reply(),
+            Err(_) => {}
+        }
+        result
     }
 
     /// A command on `session` timed out: after enough of them with nothing
