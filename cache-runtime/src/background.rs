@@ -1,4 +1,4 @@
-//! cachette's own runtime: two worker threads (`cachette-io`), made on first
+//! cachette's own runtime: one worker thread (`cachette-io`), made on first
 //! use and kept for the life of the process, where every connection and
 //! every task cachette relies on runs (I13).
 //!
@@ -27,9 +27,9 @@
 //!   runtime has no timer, or its thread is blocked in a nested executor
 //!   (`futures::executor::block_on` inside a current-thread runtime).
 //! - **Cost:** a command crosses from the caller's runtime to the driver's
-//!   thread and its reply crosses back, where a connection made on a
-//!   multi-thread caller's runtime may have had its driver on the caller's
-//!   own worker (BENCHMARKS.md, run 9).
+//!   thread and its reply crosses back. Measured (BENCHMARKS.md, run 9): a
+//!   near-cache hit at one caller got faster (the driver's thread stays
+//!   warm), and at 64 callers it serves about a tenth fewer hits a second.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,12 +58,14 @@ pub(crate) fn handle() -> Result<&'static tokio::runtime::Handle, Error> {
         })
 }
 
-/// Two worker threads with the Redis backend. The runtime is never
+/// One worker thread with the Redis backend: measured against two on this
+/// two-core kind of machine, one gave a faster hit at one caller and as
+/// many hits a second at 64 (BENCHMARKS.md, run 9). The runtime is never
 /// dropped: it lives as long as the process.
 #[cfg(feature = "redis")]
 fn build() -> std::io::Result<tokio::runtime::Handle> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name("cachette-io")
         .enable_all()
         .build()?;
