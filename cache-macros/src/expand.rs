@@ -435,13 +435,33 @@ fn key_call(call: &Expr) -> TokenStream {
 
 /// A hash of the function's code and attribute, in hex: stable for one
 /// compiler, different for any change of signature, body or options.
+/// The part of a semver version that two versions share when they are
+/// compatible: the major version, or `0.minor` (`0.0.patch`) below 1.
+fn compatible(version: &str) -> &str {
+    let mut ends = version.match_indices('.').map(|(i, _)| i);
+    let (first, second) = (ends.next(), ends.next());
+    let end = match (version.split('.').next(), version.split('.').nth(1)) {
+        (Some("0"), Some("0")) => version.find(['-', '+']).unwrap_or(version.len()),
+        (Some("0"), _) => second.unwrap_or(version.len()),
+        _ => first.unwrap_or(version.len()),
+    };
+    &version[..end]
+}
+
 fn code_hash(attr: &str, func: &ItemFn) -> String {
+    // The crate's semver-compatible version joins the code: two
+    // incompatible versions of one crate in one build give their types and
+    // functions the same paths (`type_name` says no version), and must not
+    // share entries (I11).
+    let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     // FNV-1a, 64 bits.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in attr
         .bytes()
         .chain([0])
         .chain(func.to_token_stream().to_string().bytes())
+        .chain([0])
+        .chain(compatible(&version).bytes())
     {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
@@ -662,5 +682,18 @@ fn borrowed(ty: &Type) -> Option<Span> {
             }
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    #[test]
+    fn compatible_versions_share_their_part() {
+        assert_eq!(super::compatible("1.2.3"), "1");
+        assert_eq!(super::compatible("2.0.0"), "2");
+        assert_eq!(super::compatible("0.4.1"), "0.4");
+        assert_eq!(super::compatible("0.0.7"), "0.0.7");
+        assert_eq!(super::compatible("0.0.7-rc.1"), "0.0.7");
+        assert_eq!(super::compatible(""), "");
     }
 }

@@ -99,7 +99,10 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Ok(handle()?.spawn(task))
+    use tracing::instrument::WithSubscriber as _;
+    // What the task logs goes where its caller's logs go (a subscriber set
+    // for a scope or a thread included).
+    Ok(handle()?.spawn(task.with_current_subscriber()))
 }
 
 /// Runs `task` on cachette's runtime and waits for its output, from any

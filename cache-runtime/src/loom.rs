@@ -27,6 +27,9 @@ pub(crate) enum Weakening {
     EpochAfterUnlock,
     /// The ordering batch's names taken before the batch is closed.
     ProbesTakenBeforeClose,
+    /// A batch whose sending task was dropped unsent left unanswered (the
+    /// task's runtime gone: I13).
+    UnsentBatchUnanswered,
 }
 
 thread_local! {
@@ -82,6 +85,7 @@ mod tests {
                     Weakening::KeepOvertaken => "an overtaken lookup was kept",
                     Weakening::EpochAfterUnlock => "the body ran twice",
                     Weakening::ProbesTakenBeforeClose => "its name is not read",
+                    Weakening::UnsentBatchUnanswered => "a batch nobody sends",
                 };
                 assert!(
                     message.contains(expected),
@@ -308,6 +312,32 @@ mod tests {
                 crate::backend::redis::link::tracking::a_joined_caller_has_its_names_read
             ),
             "the ordering batcher failed under loom"
+        );
+    }
+
+    /// I13: a batch whose sending task is dropped unsent still answers
+    /// every caller that joined it.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_an_unsent_batch_answers_its_callers() {
+        assert!(
+            !fails(
+                Weakening::None,
+                crate::backend::redis::link::tracking::a_caller_of_an_unsent_batch_is_answered
+            ),
+            "the ordering batcher failed under loom"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_catches_an_unsent_batch_left_unanswered() {
+        assert!(
+            fails(
+                Weakening::UnsentBatchUnanswered,
+                crate::backend::redis::link::tracking::a_caller_of_an_unsent_batch_is_answered
+            ),
+            "loom no longer catches the weakened batcher"
         );
     }
 

@@ -565,7 +565,11 @@ impl Cache {
     /// [`escape`](crate::escape)): an invalidation of the key or a tag
     /// reaches these entries too. The entries themselves are this
     /// function's, for values of type `T`: an annotated function with the
-    /// same key, or a call with another `T`, has entries of its own.
+    /// same key, or a call with another `T`, has entries of its own. `T` is
+    /// known by [`std::any::type_name`], which names no crate version: two
+    /// semver-incompatible versions of one crate used here with the same
+    /// key would share entries, so give them keys of their own (the
+    /// attributes tell such versions apart by themselves).
     ///
     /// The cache fails open: if the backend fails, `fetch` runs and its
     /// result is returned.

@@ -427,11 +427,15 @@ impl Link {
             attempt,
             over: false,
         };
-        runtime.spawn(async move {
-            let mut guard = guard;
-            let made = guard.link.connect().await;
-            guard.end(made);
-        });
+        use tracing::instrument::WithSubscriber as _;
+        runtime.spawn(
+            async move {
+                let mut guard = guard;
+                let made = guard.link.connect().await;
+                guard.end(made);
+            }
+            .with_current_subscriber(),
+        );
         Ok(())
     }
 

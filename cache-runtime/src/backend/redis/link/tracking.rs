@@ -52,6 +52,24 @@ struct Batch {
     /// the round trip reads (added under the `open` lock, read once it is
     /// closed).
     probes: checked::Mutex<Vec<(u16, Box<str>)>>,
+    /// Told once its opener has let the callers already running on its
+    /// runtime join (a permit, so never missed).
+    gathered: tokio::sync::Notify,
+}
+
+/// How long the sending task waits for the opener to let others join, if
+/// the opener is never polled again (its runtime idle): the least a tokio
+/// timer waits.
+const GATHER_BOUND: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Tells the sending task that its batch has gathered, when its opener has
+/// yielded once, or is dropped first.
+struct Gathered<'a>(&'a Batch);
+
+impl Drop for Gathered<'_> {
+    fn drop(&mut self) {
+        self.0.gathered.notify_one();
+    }
 }
 
 impl Batch {
@@ -60,6 +78,7 @@ impl Batch {
             answer: std::sync::OnceLock::new(),
             answered: tokio::sync::Notify::new(),
             probes: checked::Mutex::new(Vec::new()),
+            gathered: tokio::sync::Notify::new(),
         }
     }
 
@@ -119,6 +138,10 @@ impl Sending {
 impl Drop for Sending {
     fn drop(&mut self) {
         self.close();
+        #[cfg(feature = "__loom")]
+        if crate::loom::weakened(crate::loom::Weakening::UnsentBatchUnanswered) {
+            return;
+        }
         if self.batch.answer.get().is_none() {
             self.batch.answer(None);
         }
@@ -219,6 +242,8 @@ impl Tracking {
         let (batch, opened) = self.join_or_open(id, probes);
         if opened {
             self.send(conn.clone(), &batch);
+            let _gathered = Gathered(&batch);
+            tokio::task::yield_now().await;
         }
         match tokio::time::timeout(self.timeout * 2, batch.wait()).await {
             Ok(Some(answer)) => answer,
@@ -273,8 +298,10 @@ impl Tracking {
         };
         let (near, timeout) = (self.near.clone(), self.timeout);
         let _ = crate::background::spawn(async move {
-            // Lets the callers that are already running join.
-            tokio::task::yield_now().await;
+            // Lets the callers that are already running on the opener's
+            // runtime join: until the opener has yielded once (or was
+            // dropped), for at most `GATHER_BOUND` (it may never run again).
+            let _ = tokio::time::timeout(GATHER_BOUND, sending.batch.gathered.notified()).await;
             // Closed: whoever comes now waits for the next one, and the
             // names to read are known.
             let probes = sending.closed();
@@ -351,4 +378,33 @@ pub(crate) fn a_joined_caller_has_its_names_read() {
             "a caller joined, and its name is not read"
         );
     }
+}
+
+/// The batcher under loom (`crate::loom`, I13): the task that would send a
+/// batch is dropped unpolled (the runtime it was spawned on is gone) while
+/// a caller joins. The caller either opened a batch of its own, which it
+/// sends, or has an answer to wait for: nobody waits on a batch that no
+/// one will send.
+#[cfg(all(test, feature = "__loom"))]
+pub(crate) fn a_caller_of_an_unsent_batch_is_answered() {
+    let client = Client::open("redis://127.0.0.1:1").unwrap();
+    let near = Arc::new(Near::new(1 << 20));
+    let tracking =
+        Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
+    let (batch, opened) = tracking.join_or_open(7, &[]);
+    assert!(opened);
+    let caller = {
+        let tracking = tracking.clone();
+        loom::thread::spawn(move || tracking.join_or_open(7, &[]))
+    };
+    // The sending task, dropped before its first poll.
+    drop(Sending {
+        open: tracking.open.clone(),
+        batch,
+    });
+    let (joined, opened) = caller.join().unwrap();
+    assert!(
+        opened || joined.answer.get().is_some(),
+        "a caller waits for a batch nobody sends"
+    );
 }
