@@ -29,7 +29,8 @@
 //! - **Cost:** a command crosses from the caller's runtime to the driver's
 //!   thread and its reply crosses back. Measured (BENCHMARKS.md, run 9): a
 //!   near-cache hit at one caller got faster (the driver's thread stays
-//!   warm), and at 64 callers it serves about a tenth fewer hits a second.
+//!   warm), and at 64 callers it serves about a quarter fewer hits a
+//!   second.
 
 use std::future::Future;
 use std::pin::Pin;
