@@ -8,7 +8,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "7af60a92f7cf0926");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "d191a45a5ebbdccb");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );

@@ -9,7 +9,7 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "50e9e3dd12a835ac");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "8034ab26e90bac25");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );

@@ -11,7 +11,7 @@ impl Repo {
             BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
             SelectPlain as _, SelectResult as _,
         };
-        let __cachette_fn = ::cachette::__private::function(&|| (), "3b7c98117398d430");
+        let __cachette_fn = ::cachette::__private::function(&|| (), "6642cf33119fb441");
         let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
         let __cachette_key: ::std::string::String = ::cachette::__private::render(
             &["catalog:", ""],

@@ -12,7 +12,7 @@ async fn get_user(id: u64) -> Result<User, DbError> {
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "59e50caaff3c066f");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "42f9145992dd217e");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );

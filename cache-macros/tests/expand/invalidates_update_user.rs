@@ -4,7 +4,7 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
         SelectPlain as _, SelectResult as _,
     };
-    let __cachette_fn = ::cachette::__private::function(&|| (), "0c95f747569069c9");
+    let __cachette_fn = ::cachette::__private::function(&|| (), "eca6afb26e1d31c4");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );
