@@ -748,3 +748,26 @@ async fn server_functions_run_over_rest() {
     let stats = cache.stats();
     assert_eq!((stats.errors, stats.hits), (0, 1), "{stats:?}");
 }
+
+/// A hostile REST server answers every `MGET` with one value more than the
+/// names asked: the call is not panicked (it was, at an `expect` of the
+/// fill), it fails open with its body's value, counted as an error, and
+/// nothing is stored.
+#[tokio::test]
+async fn a_reply_with_more_versions_than_asked_fails_open() {
+    let backing = upstash::start();
+    let cache = backing.upstash(builder()).await;
+    backing.rest().extra_mget_values(1);
+    let src = Source::default();
+    for _ in 0..3 {
+        let got = tokio::spawn({
+            let (cache, src) = (cache.clone(), src.clone());
+            async move { item(&cache, &src, 1, "g").await }
+        })
+        .await;
+        assert!(got.is_ok(), "the call panicked: {got:?}");
+    }
+    let stats = cache.stats();
+    assert_eq!(src.runs(), 3, "nothing stored from a misshapen reply");
+    assert!(stats.errors >= 3, "{stats:?}");
+}

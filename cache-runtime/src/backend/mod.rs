@@ -52,6 +52,15 @@ pub(crate) struct Lookup {
     pub decoded: Option<std::sync::Arc<crate::keep::Decoded>>,
 }
 
+/// A reply with another number of values than the names it answers.
+#[cfg(feature = "redis")]
+fn misshapen(what: &str, asked: usize, got: usize) -> Error {
+    Error::new(
+        crate::error::ErrorKind::Backend,
+        format!("the {what} reply has {got} values for {asked} names; refused"),
+    )
+}
+
 /// The Redis variant's operations are polled inside cachette's runtime
 /// context (`crate::background::entered`): their deadlines are on its
 /// timer, whatever runtime, or nested executor, awaits them.
@@ -95,7 +104,17 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.lookup(subject)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.lookup(subject)).await,
+            Backend::Redis(r) => {
+                let lookup = crate::background::entered(r.lookup(subject)).await?;
+                // A reply is the server's to shape: one that does not read
+                // one version per name asked is refused here, once for
+                // every server kind (a backend error, which fails open).
+                let asked = subject.names().versions().count();
+                if lookup.versions.len() != asked {
+                    return Err(misshapen("lookup", asked, lookup.versions.len()));
+                }
+                Ok(lookup)
+            }
         }
     }
 
@@ -110,7 +129,13 @@ impl Backend {
         match self {
             Backend::Memory(m) => Ok(m.ensure(versions)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.ensure(versions)).await,
+            Backend::Redis(r) => {
+                let tokens = crate::background::entered(r.ensure(versions)).await?;
+                if tokens.len() != versions.len() {
+                    return Err(misshapen("version write", versions.len(), tokens.len()));
+                }
+                Ok(tokens)
+            }
         }
     }
 

@@ -54,14 +54,18 @@ impl Cache {
             .filter_map(|(name, (_, wrote))| name.filter(|_| *wrote))
             .collect();
         let mut ensured = ensured.into_iter().map(|(token, _)| token);
+        // The backend checked the shape of both replies; still, what came
+        // from it is never trusted to `expect` on.
         let tokens = read
             .iter()
-            .map(|seen| {
-                seen.token()
-                    .or_else(|| ensured.next())
-                    .expect("one token per missing or foreign version")
-            })
-            .collect();
+            .map(|seen| seen.token().or_else(|| ensured.next()))
+            .collect::<Option<Vec<Token>>>()
+            .ok_or_else(|| {
+                Error::new(
+                    crate::error::ErrorKind::Backend,
+                    "fewer versions were written than were missing",
+                )
+            })?;
         Ok((tokens, written))
     }
 

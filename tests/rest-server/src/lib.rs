@@ -78,6 +78,9 @@ struct Shared {
     /// Bytes of spaces after every reply's JSON (a broken or hostile
     /// server's huge reply).
     pad: AtomicU64,
+    /// Nils appended to every `MGET` reply (a hostile server's reply with
+    /// more values than names asked).
+    extra_mget: AtomicU64,
 }
 
 /// The server, on its own thread and runtime; stopped when dropped.
@@ -149,6 +152,7 @@ impl RestServer {
             released: tokio::sync::watch::channel(0).0,
             held: AtomicU64::new(0),
             pad: AtomicU64::new(0),
+            extra_mget: AtomicU64::new(0),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
@@ -237,6 +241,11 @@ impl RestServer {
     /// Appends `bytes` spaces to every reply (0: none).
     pub fn pad_replies(&self, bytes: u64) {
         self.shared.pad.store(bytes, SeqCst);
+    }
+
+    /// Appends `n` nils to every `MGET` reply (0: none).
+    pub fn extra_mget_values(&self, n: u64) {
+        self.shared.extra_mget.store(n, SeqCst);
     }
 
     /// Replies held now.
@@ -471,10 +480,17 @@ async fn answer(
             let info = command[0]
                 .as_str()
                 .is_some_and(|c| c.eq_ignore_ascii_case("info"));
-            if hide && info {
-                without_run_id(reply)
-            } else {
-                reply
+            let mget = command[0]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case("mget"));
+            match reply {
+                Value::Array(mut values) if mget => {
+                    let extra = shared.extra_mget.load(SeqCst) as usize;
+                    values.extend(std::iter::repeat_n(Value::Nil, extra));
+                    Value::Array(values)
+                }
+                reply if hide && info => without_run_id(reply),
+                reply => reply,
             }
         })
         .map(|reply| match reply {

@@ -293,10 +293,9 @@ impl Cluster {
                 seen[j] = Some((v, session.clone(), node.clone()));
             }
         }
-        Ok(seen
-            .into_iter()
-            .map(|s| s.expect("every name was read"))
-            .collect())
+        seen.into_iter()
+            .collect::<Option<Vec<Answer>>>()
+            .ok_or_else(|| Error::new(ErrorKind::Backend, "a name was left unread"))
     }
 
     /// A command on `node` failed with `e`: for a redirection, the node to
@@ -441,6 +440,16 @@ fn group_reply(members: &[usize], replies: Vec<Value>) -> Result<Vec<(usize, Val
     let Some(Value::Array(parts)) = replies.next() else {
         return Err(Error::new(ErrorKind::Backend, "unexpected MGET reply"));
     };
+    let asked = members.iter().filter(|j| **j != 0).count();
+    if parts.len() != asked {
+        return Err(Error::new(
+            ErrorKind::Backend,
+            format!(
+                "an MGET reply has {} values for {asked} names; refused",
+                parts.len()
+            ),
+        ));
+    }
     out.extend(members.iter().copied().filter(|j| *j != 0).zip(parts));
     Ok(out)
 }
