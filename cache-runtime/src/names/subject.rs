@@ -176,22 +176,8 @@ impl Bust {
 
     /// Adds the names of `other` that this bust does not have yet.
     pub(crate) fn merge(&mut self, other: &Bust) {
-        for k in &other.keys {
-            if !self.keys.contains(k) {
-                self.keys.push(k.clone());
-            }
-        }
-        for t in &other.tags {
-            if !self.tags.contains(t) {
-                self.tags.push(t.clone());
-            }
-        }
-    }
-
-    /// Whether this bust names `subject`'s key or one of its tags.
-    pub(crate) fn covers(&self, subject: &Subject<'_>) -> bool {
-        self.keys.iter().any(|k| k == subject.key())
-            || subject.tags().iter().any(|t| self.tags.contains(t))
+        merge_names(&mut self.keys, &other.keys);
+        merge_names(&mut self.tags, &other.tags);
     }
 
     /// Keys and tags together.
@@ -217,5 +203,25 @@ impl Bust {
             .chain(&self.tags)
             .map(|n| n.text())
             .collect()
+    }
+}
+
+/// Adds to `into` each of `more` it lacks, in order: by scanning when both
+/// are small, else through a set (a bust of 40,000 keys merged into
+/// another must not compare every pair).
+fn merge_names(into: &mut Vec<Name<'static>>, more: &[Name<'static>]) {
+    if into.len().saturating_mul(more.len()) <= 4096 {
+        for name in more {
+            if !into.contains(name) {
+                into.push(name.clone());
+            }
+        }
+        return;
+    }
+    let mut seen: std::collections::HashSet<Name<'static>> = into.iter().cloned().collect();
+    for name in more {
+        if seen.insert(name.clone()) {
+            into.push(name.clone());
+        }
     }
 }
