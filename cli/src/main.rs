@@ -63,15 +63,16 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor::run(&cli.url, &args),
         Command::Stats(args) => stats::run(&cli.url, &cli.namespace, &args),
     };
+    // Nothing printed may carry the URL's secrets, whoever wrote the text.
+    let secrets = server::secrets(&cli.url);
+    let scrub = |text: &str| server::scrub(text, &secrets);
     match result {
         Ok(report) => {
             if cli.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report.json).expect("JSON")
-                );
+                let json = serde_json::to_string_pretty(&report.json).expect("JSON");
+                println!("{}", scrub(&json));
             } else {
-                print!("{}", report.text);
+                print!("{}", scrub(&report.text));
             }
             if report.ok {
                 ExitCode::SUCCESS
@@ -80,6 +81,7 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => {
+            let e = scrub(&e);
             if cli.json {
                 println!("{}", serde_json::json!({ "error": e }));
             } else {

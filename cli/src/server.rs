@@ -21,7 +21,7 @@ pub struct Server {
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn open(url: &str) -> Result<Connection, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let client = redis::Client::open(url).map_err(|e| format!("bad URL {}: {e}", shown(url)))?;
     let conn = client
         .get_connection_with_timeout(TIMEOUT)
         .map_err(|e| format!("cannot reach {}: {e}", shown(url)))?;
@@ -30,6 +30,43 @@ fn open(url: &str) -> Result<Connection, String> {
     conn.set_write_timeout(Some(TIMEOUT))
         .map_err(|e| e.to_string())?;
     Ok(conn)
+}
+
+/// The secrets a URL may carry, however malformed it is: the password of
+/// its user part, and a `pass=` or `password=` query value. Whatever the
+/// command prints is scrubbed of them (see `scrub`), so that no message,
+/// ours or a library's, can echo them.
+pub fn secrets(url: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            if let Some((_, password)) = userinfo.split_once(':') {
+                found.push(password.to_string());
+            }
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            if let Some(v) = pair
+                .strip_prefix("pass=")
+                .or_else(|| pair.strip_prefix("password="))
+            {
+                found.push(v.to_string());
+            }
+        }
+    }
+    found.retain(|s| !s.is_empty());
+    found
+}
+
+/// `text` with every one of `secrets` replaced by `***`.
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
 }
 
 /// The URL without its credentials, for messages.

@@ -343,3 +343,35 @@ async fn hostile_keys_namespaces_and_signed_entries() {
     );
     assert!(run.stdout.contains("signs its entries"), "{}", run.stdout);
 }
+
+/// No URL is ever printed with its password, in text or JSON, whatever
+/// fails: an unparseable URL, a TLS URL, an unreachable server (every one
+/// of these echoed the password before).
+#[test]
+fn no_url_is_printed_with_its_password() {
+    let urls = [
+        "redis://app:hunter2@127.0.0.1:1",
+        "rediss://app:hunter2@127.0.0.1:1",
+        "redis://app:hunter2@127.0.0.1:notaport",
+        "redis://app:hunter2@[::1",
+        "unknown://app:hunter2@127.0.0.1:1",
+        "redis+unix:///tmp/none.sock?pass=hunter2",
+    ];
+    for url in urls {
+        for args in [
+            &["doctor"][..],
+            &["--json", "doctor"][..],
+            &["stats"][..],
+            &["inspect", "user:1"][..],
+            &["bust", "--key", "user:1"][..],
+        ] {
+            let run = cachette(url, args);
+            assert_ne!(run.code, 0, "{url} {args:?}: {}", run.stdout);
+            let all = format!("{}{}", run.stdout, run.stderr);
+            assert!(
+                !all.contains("hunter2"),
+                "{url} {args:?} printed the password: {all}"
+            );
+        }
+    }
+}
