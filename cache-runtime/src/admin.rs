@@ -171,10 +171,22 @@ pub struct EntryHeader {
 /// Parses an entry; `None` if it is not one of this format (an older
 /// format, a signed entry's wrapper, or foreign bytes).
 pub fn entry_header(blob: &[u8]) -> Option<EntryHeader> {
-    let meta = crate::entry::peek(blob)?;
-    let at = crate::entry::value_at(usize::from(blob[2]));
+    entry_header_of(blob, blob.len())
+}
+
+/// The most bytes of an entry its header can take: what to read of an
+/// entry to learn its header without reading its value.
+pub const ENTRY_HEADER_MAX: usize = crate::entry::value_at(255);
+
+/// The header of an entry of `total` bytes from its first bytes (`head`,
+/// at least [`ENTRY_HEADER_MAX`] of them when the entry is that long).
+/// Untrusted input: anything malformed is `None`, never a panic.
+pub fn entry_header_of(head: &[u8], total: usize) -> Option<EntryHeader> {
+    let meta = crate::entry::peek(head)?;
+    let at = crate::entry::value_at(usize::from(*head.get(2)?));
+    let tokens = head.get(crate::entry::value_at(0)..at)?;
     Some(EntryHeader {
-        tokens: blob[crate::entry::value_at(0)..at]
+        tokens: tokens
             .chunks_exact(crate::version::TOKEN_LEN)
             .map(|t| String::from_utf8_lossy(t).into_owned())
             .collect(),
@@ -184,6 +196,6 @@ pub fn entry_header(blob: &[u8]) -> Option<EntryHeader> {
         expires_ms: meta.expires_ms,
         compressed: meta.flags & crate::entry::COMPRESSED != 0,
         fingerprint: meta.fingerprint,
-        value_bytes: blob.len() - at,
+        value_bytes: total.saturating_sub(at),
     })
 }

@@ -86,6 +86,10 @@ fn function_of(name: &str, ns: &str) -> String {
         .to_string()
 }
 
+/// The most bytes read of a version: more than any version cachette
+/// writes (a planted one is foreign either way).
+const VERSION_READ: usize = 256;
+
 fn duration(ms: i64) -> String {
     let s = ms / 1000;
     if ms < 0 {
@@ -114,11 +118,27 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
     };
     let scope = admin::scope(&info("server", conn)?, &info("replication", conn)?)
         .ok_or("the server does not report its run id")?;
-    let get = |name: &str, conn: &mut redis::Connection| -> Result<Option<Vec<u8>>, String> {
-        redis::cmd("GET")
+    // Every name is read in a bounded range, with its length: anyone who
+    // can write to Redis can plant a name of any size.
+    let read = |name: &str,
+                max: usize,
+                conn: &mut redis::Connection|
+     -> Result<Option<(Vec<u8>, usize)>, String> {
+        let (exists, total, head): (bool, usize, Vec<u8>) = redis::pipe()
+            .cmd("EXISTS")
             .arg(name)
+            .cmd("STRLEN")
+            .arg(name)
+            .cmd("GETRANGE")
+            .arg(name)
+            .arg(0)
+            .arg(max.saturating_sub(1))
             .query(conn)
-            .map_err(|e| format!("GET: {e}"))
+            .map_err(|e| format!("GETRANGE: {e}"))?;
+        Ok(exists.then_some((head, total)))
+    };
+    let get = |name: &str, conn: &mut redis::Connection| -> Result<Option<Vec<u8>>, String> {
+        Ok(read(name, VERSION_READ, conn)?.map(|(head, _)| head))
     };
     let key_version = admin::version_state(get(&names.version, conn)?, &scope);
     let epoch_name = if cluster {
@@ -159,25 +179,30 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
     sorted.sort();
     for name in &sorted {
         let function = function_of(name, ns);
-        let blob = get(name, conn)?.unwrap_or_default();
+        let (head, total) = read(name, admin::ENTRY_HEADER_MAX, conn)?.unwrap_or_default();
         let pttl: i64 = redis::cmd("PTTL").arg(name).query(conn).unwrap_or(-2);
-        let _ = writeln!(
-            text,
-            "\nentry of function {function} ({} bytes)",
-            blob.len()
-        );
-        let Some(header) = admin::entry_header(&blob) else {
+        let _ = writeln!(text, "\nentry of function {function} ({total} bytes)",);
+        let Some(header) = admin::entry_header_of(&head, total) else {
             let reason = "not an entry of this version's format (an older cachette, a signed entry, or foreign bytes): a miss, overwritten by the next fill";
             let _ = writeln!(text, "  served: no; {reason}");
             json_entries.push(json!({
-                "name": name, "function": function, "bytes": blob.len(),
+                "name": name, "function": function, "bytes": total,
                 "served": false, "reasons": [reason],
             }));
             continue;
         };
         let n = header.tokens.len();
+        let Some(first) = header.tokens.first() else {
+            let reason = "malformed: it records no version (written by something else than cachette): a miss, overwritten by the next fill";
+            let _ = writeln!(text, "  served: no; {reason}");
+            json_entries.push(json!({
+                "name": name, "function": function, "bytes": total,
+                "served": false, "reasons": [reason],
+            }));
+            continue;
+        };
         let mut reasons = Vec::new();
-        if let Some(why) = mismatch("the key's version", &header.tokens[0], &key_version) {
+        if let Some(why) = mismatch("the key's version", first, &key_version) {
             reasons.push(why);
         }
         if n >= 2 {
@@ -201,7 +226,9 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         let fresh_left = if header.fresh_until_ms == 0 {
             None
         } else {
-            Some(header.fresh_until_ms as i64 - now as i64)
+            // Checked: the header is untrusted.
+            let left = i128::from(header.fresh_until_ms) - i128::from(now);
+            Some(left.clamp(i128::from(i64::MIN + 1), i128::from(i64::MAX)) as i64)
         };
         if let Some(left) = fresh_left {
             if left <= 0 && reasons.is_empty() {
@@ -260,7 +287,7 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         json_entries.push(json!({
             "name": name,
             "function": function,
-            "bytes": blob.len(),
+            "bytes": total,
             "served": served,
             "reasons": reasons,
             "age_ms": age,

@@ -375,3 +375,66 @@ fn no_url_is_printed_with_its_password() {
         }
     }
 }
+
+/// Entries are untrusted input to `inspect`: a header that claims no
+/// version, or a fresh-until that overflows, is reported as such (both
+/// panicked), and no entry or version is read whole (`GET` is never sent;
+/// a planted 64 MiB entry is read in its header's range).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_reads_planted_entries_safely_and_in_bounded_ranges() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = server.cache().await;
+    user(&cache, 1, "acme").await;
+    user(&cache, 2, "acme").await;
+    let mut raw = server.raw();
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("cachette:*user:*")
+        .query(&mut raw)
+        .unwrap();
+    let entries: Vec<&String> = names.iter().filter(|n| n.contains(":e:")).collect();
+    assert_eq!(entries.len(), 2, "{names:?}");
+    let one = entries.iter().find(|n| n.contains("{user:1}")).unwrap();
+    let two = entries.iter().find(|n| n.contains("{user:2}")).unwrap();
+    // user:1: no versions, and a fresh-until at the top of the range.
+    let _: () = redis::cmd("SETRANGE")
+        .arg(one.as_str())
+        .arg(2)
+        .arg(&[0u8][..])
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("SETRANGE")
+        .arg(one.as_str())
+        .arg(3)
+        .arg(&[0x80u8, 0, 0, 0, 0, 0, 0, 0][..])
+        .query(&mut raw)
+        .unwrap();
+    // user:2: 64 MiB.
+    let _: () = redis::cmd("SETRANGE")
+        .arg(two.as_str())
+        .arg(64 << 20)
+        .arg("x")
+        .query(&mut raw)
+        .unwrap();
+    server.reset_stats();
+    let run = cachette(&url, &["inspect", "user:1"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("malformed"), "{}", run.stdout);
+    let run = cachette(&url, &["--json", "inspect", "user:2"]);
+    assert!(
+        run.stdout.contains("67108865"),
+        "the planted size is reported: {}",
+        run.stdout
+    );
+    let gets = server
+        .command_calls()
+        .into_iter()
+        .filter(|(c, _)| c == "get")
+        .count();
+    assert_eq!(
+        gets,
+        0,
+        "a name was read whole: {:?}",
+        server.command_calls()
+    );
+}
