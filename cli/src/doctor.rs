@@ -71,7 +71,13 @@ fn config(conn: &mut Connection, name: &str) -> Option<String> {
     reply.get(1).cloned()
 }
 
-fn check_node(node: &str, conn: &mut Connection, timeout: Duration, cluster: bool) -> Vec<Check> {
+fn check_node(
+    node: &str,
+    conn: &mut Connection,
+    timeout: Duration,
+    cluster: bool,
+    ns: &str,
+) -> Vec<Check> {
     let mut out = Vec::new();
     let mut add = |name, level, found: String, advice: &str| {
         out.push(Check {
@@ -150,37 +156,73 @@ fn check_node(node: &str, conn: &mut Connection, timeout: Duration, cluster: boo
         Some(user) => {
             let mut refused = Vec::new();
             let mut unknown = false;
-            for (command, args) in NEEDED {
-                if command == "exists" && !cluster {
-                    continue;
-                }
+            // `Some(true)`: allowed; `Some(false)`: refused; `None`: no
+            // `ACL DRYRUN` here. Sample names are the namespace's own, as
+            // the library names them, so that `~<ns>:*` is judged as it is.
+            let mut allowed = |command: &str, args: &[&str]| -> Option<bool> {
                 let mut dry = redis::cmd("ACL");
                 dry.arg("DRYRUN").arg(&user);
                 for part in command.split('|') {
                     dry.arg(part);
                 }
                 for a in args {
-                    dry.arg(*a);
+                    dry.arg(a.replace("{ns}", ns));
                 }
                 match dry.query::<String>(conn) {
-                    Ok(reply) if reply == "OK" => {}
-                    Ok(_) => refused.push(command),
+                    Ok(reply) => Some(reply == "OK"),
                     Err(e)
                         if e.to_string().contains("unknown subcommand")
                             || e.to_string().contains("DRYRUN") =>
                     {
+                        None
+                    }
+                    Err(_) => Some(false),
+                }
+            };
+            for (command, args) in NEEDED {
+                if command == "exists" && !cluster {
+                    continue;
+                }
+                match allowed(command, args) {
+                    Some(true) => {}
+                    Some(false) => refused.push(command),
+                    None => {
                         unknown = true;
                         break;
                     }
-                    Err(_) => refused.push(command),
                 }
             }
+            // Server functions (`server_functions(true)`) need `+fcall` in
+            // place of `+evalsha +script|load`.
+            if !unknown
+                && refused
+                    .iter()
+                    .any(|c| matches!(*c, "evalsha" | "script|load"))
+                && allowed("fcall", &["cachette_bust", "0"]) == Some(true)
+            {
+                refused.retain(|c| !matches!(*c, "evalsha" | "script|load"));
+            }
+            // A name no namespace's names start with (theirs go on with
+            // `:`), unless the namespace is that very word.
+            let probe = if ns == "cachette-doctor-outside" {
+                "elsewhere:{x}"
+            } else {
+                "cachette-doctor-outside:{x}"
+            };
+            let outside = !unknown && allowed("get", &[probe]) == Some(true);
             if unknown {
                 add(
                     "permissions",
                     Level::Warn,
                     format!("user {user:?}; ACL DRYRUN unavailable"),
                     "could not check (Redis 7 needed for ACL DRYRUN); see guide::redis",
+                );
+            } else if refused.is_empty() && outside {
+                add(
+                    "permissions",
+                    Level::Warn,
+                    format!("user {user:?} has every command cachette uses, and reaches keys outside the namespace {ns:?}"),
+                    "restrict its keys to the namespace (`resetkeys ~<namespace>:*`, guide::redis, \"Permissions\")",
                 );
             } else if refused.is_empty() {
                 add(
@@ -309,13 +351,13 @@ fn check_node(node: &str, conn: &mut Connection, timeout: Duration, cluster: boo
     out
 }
 
-pub fn run(url: &str, args: &Args) -> Result<Report, String> {
+pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
     let mut server = Server::connect(url)?;
     let cluster = server.cluster;
     let timeout = Duration::from_millis(args.timeout_ms);
     let mut checks = Vec::new();
     for node in &mut server.nodes {
-        checks.extend(check_node(&node.addr, &mut node.conn, timeout, cluster));
+        checks.extend(check_node(&node.addr, &mut node.conn, timeout, cluster, ns));
     }
     let mut text = String::new();
     let _ = writeln!(

@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(&cli.url, &cli.namespace, &args),
         Command::Bust(args) => bust::run(&cli.url, &cli.namespace, &args),
-        Command::Doctor(args) => doctor::run(&cli.url, &args),
+        Command::Doctor(args) => doctor::run(&cli.url, &cli.namespace, &args),
         Command::Stats(args) => stats::run(&cli.url, &cli.namespace, &args),
     };
     // Nothing printed may carry the URL's secrets, whoever wrote the text.

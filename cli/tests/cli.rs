@@ -438,3 +438,65 @@ async fn inspect_reads_planted_entries_safely_and_in_bounded_ranges() {
         server.command_calls()
     );
 }
+
+/// `doctor` judges permissions on the namespace's own names: the guide's
+/// least-privilege user (`~cachette:*`) passes (it failed: names were
+/// sampled as the literal `{ns}:k:{x}`), `+fcall` stands in for `+evalsha
+/// +script|load`, and a user that reaches keys outside the namespace is
+/// warned about (it passed as `[ok]`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_judges_the_documented_acl_on_the_namespace() {
+    let server = RedisServer::start();
+    // Doctor asks `ACL WHOAMI` and `ACL DRYRUN` as the user.
+    server.add_documented_acl_user(&["+acl|whoami", "+acl|dryrun"]);
+    let app = format!("redis://app:s3cret@127.0.0.1:{}", server.port);
+    let run = cachette(&app, &["doctor"]);
+    assert!(
+        run.stdout.contains("[ok  ] permissions"),
+        "the documented ACL: {}",
+        run.stdout
+    );
+    let mut raw = server.raw();
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("fns")
+        .arg("on")
+        .arg(">s3cret")
+        .arg("~cachette:*")
+        .arg("-@all")
+        .arg(&[
+            "+mget",
+            "+getrange",
+            "+set",
+            "+get",
+            "+del",
+            "+fcall",
+            "+info",
+            "+wait",
+            "+ping",
+            "+client|tracking",
+            "+acl|whoami",
+            "+acl|dryrun",
+        ])
+        .query(&mut raw)
+        .unwrap();
+    let fns = format!("redis://fns:s3cret@127.0.0.1:{}", server.port);
+    let run = cachette(&fns, &["doctor"]);
+    assert!(
+        run.stdout.contains("[ok  ] permissions"),
+        "+fcall: {}",
+        run.stdout
+    );
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("app")
+        .arg("~*")
+        .query(&mut raw)
+        .unwrap();
+    let run = cachette(&app, &["doctor"]);
+    assert!(
+        run.stdout.contains("reaches keys outside the namespace"),
+        "~*: {}",
+        run.stdout
+    );
+}
