@@ -539,6 +539,7 @@ impl CacheBuilder {
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
                 warned_zero_ttl: WarnOnce::default(),
+                warned_stale_on_error: Default::default(),
                 warned_round_trip: WarnOnce::default(),
                 compress_above: self.compress_above,
                 derived: crate::derived::hints(),

@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) warned_round_trip: WarnOnce,
     /// Functions warned about a zero TTL.
     pub(crate) warned_zero_ttl: WarnOnce,
+    /// `stale_if_error` values served, logged at most once a period.
+    pub(crate) warned_stale_on_error: crate::telemetry::Every,
     pub(crate) signer: Option<Signer>,
     /// Logs show keys and tags in full (else template and hash).
     pub(crate) log_full_names: bool,

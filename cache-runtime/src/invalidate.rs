@@ -207,16 +207,23 @@ pub(crate) struct NamesForLogs<'a> {
     bust: &'a Bust,
 }
 
+/// The most names a log line shows of one bust; the rest are counted.
+const NAMES_SHOWN: usize = 8;
+
 impl std::fmt::Debug for NamesForLogs<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(
-                self.bust
-                    .texts()
-                    .into_iter()
-                    .map(|t| self.cache.shown(t, "")),
-            )
-            .finish()
+        let texts = self.bust.texts();
+        let mut list = f.debug_list();
+        list.entries(
+            texts
+                .iter()
+                .take(NAMES_SHOWN)
+                .map(|t| self.cache.shown(t, "")),
+        );
+        if texts.len() > NAMES_SHOWN {
+            list.entry(&format_args!("and {} more", texts.len() - NAMES_SHOWN));
+        }
+        list.finish()
     }
 }
 

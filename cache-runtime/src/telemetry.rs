@@ -67,8 +67,71 @@ pub(crate) struct Shown<'a> {
     pub text: &'a str,
     pub template: &'a str,
     pub full: bool,
-    /// With a signing key, the hash is keyed: not reversible by guessing.
+    /// With a signing key, the hash is keyed with it (the same in every
+    /// process); without one, with a key of this process's (see
+    /// [`process_keyed`]). Either way not reversible by guessing.
     pub signer: Option<&'a crate::signing::Signer>,
+}
+
+/// A 4-byte HMAC-SHA256 of `text` under a random key made once per
+/// process: without a signing key, a log reader cannot test candidate keys
+/// (an email among ten thousand) against a logged hash. The same text
+/// hashes alike within a process, not across processes.
+fn process_keyed(text: &str) -> [u8; 4] {
+    use hmac::Mac;
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        // `RandomState` is seeded from the operating system's randomness.
+        use std::hash::{BuildHasher, Hasher};
+        let mut key = [0u8; 32];
+        for (i, chunk) in key.chunks_exact_mut(8).enumerate() {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_usize(i);
+            chunk.copy_from_slice(&h.finish().to_le_bytes());
+        }
+        key
+    });
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(text.as_bytes());
+    let d = mac.finalize().into_bytes();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// Lets a warning through at most once per [`Every::PERIOD`], and counts
+/// the ones held back: a warning per call would be one log line per call.
+#[derive(Default)]
+pub(crate) struct Every {
+    /// Milliseconds since `BASE` of the last one let through, plus one.
+    last: std::sync::atomic::AtomicU64,
+    held: std::sync::atomic::AtomicU64,
+}
+
+impl Every {
+    const PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// `Some(held back since the last one)` when this one may be logged.
+    pub(crate) fn now(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = BASE
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+            + 1;
+        let last = self.last.load(Relaxed);
+        let period = Self::PERIOD.as_millis() as u64;
+        if last != 0 && now.saturating_sub(last) < period
+            || self
+                .last
+                .compare_exchange(last, now, Relaxed, Relaxed)
+                .is_err()
+        {
+            self.held.fetch_add(1, Relaxed);
+            return None;
+        }
+        Some(self.held.swap(0, Relaxed))
+    }
 }
 
 impl std::fmt::Display for Shown<'_> {
@@ -78,11 +141,7 @@ impl std::fmt::Display for Shown<'_> {
         }
         let hash: [u8; 4] = match self.signer {
             Some(signer) => signer.hash_for_logs(self.text),
-            None => {
-                use sha2::Digest;
-                let d = sha2::Sha256::digest(self.text.as_bytes());
-                [d[0], d[1], d[2], d[3]]
-            }
+            None => process_keyed(self.text),
         };
         write!(f, "{}#", self.template)?;
         for b in hash {

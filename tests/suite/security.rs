@@ -521,3 +521,78 @@ async fn crafted_replication_ids_cannot_make_every_read_ask_the_server() {
         "{infos} INFO commands for {n} reads: unbounded"
     );
 }
+
+/// Without a signing key, a logged key hash is keyed with a random key of
+/// the process: the unkeyed SHA-256 prefix it was (which recovered an
+/// email from ten thousand candidates) never appears.
+#[tokio::test]
+async fn log_hashes_are_keyed_even_without_a_signing_key() {
+    use sha2::Digest;
+    let logs = Logs::capture();
+    let cache = Cache::memory();
+    let key = "user:jane.doe4711@example.com";
+    cache
+        .get_or_fetch(key, &[] as &[&str], Duration::from_secs(60), async {
+            Ok::<_, String>(1u64)
+        })
+        .await
+        .unwrap();
+    let text = logs.text();
+    let d = sha2::Sha256::digest(key.as_bytes());
+    let unkeyed = format!("#{:02x}{:02x}{:02x}{:02x}", d[0], d[1], d[2], d[3]);
+    assert!(text.contains("key=#"), "a hash is logged: {text}");
+    assert!(
+        !text.contains(&unkeyed),
+        "the unkeyed hash is logged: {text}"
+    );
+    assert!(!text.contains("jane"), "{text}");
+}
+
+/// A failed bust of 50,000 keys logs a line of bounded size (it was one
+/// line of 550 KB): the first names and a count.
+#[tokio::test]
+async fn a_failed_bust_of_many_names_logs_a_short_line() {
+    let logs = Logs::capture();
+    let cache = crate::support::impatient(Duration::from_millis(100))
+        .connect_lazy("redis://127.0.0.1:1")
+        .unwrap();
+    let keys: Vec<String> = (0..50_000).map(|i| format!("k:{i}")).collect();
+    assert!(cache.invalidate_keys(&keys).await.is_err());
+    let text = logs.text();
+    assert!(text.contains("invalidation failed"), "{text:.2000}");
+    assert!(text.contains("and 49992 more"), "{text:.2000}");
+    let longest = text.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 4096, "a log line of {longest} bytes");
+}
+
+#[cached(key = "sie-log:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+async fn failing_later(
+    cache: &Cache,
+    fail: &std::sync::atomic::AtomicBool,
+    id: u64,
+) -> Result<u64, String> {
+    if fail.load(SeqCst) {
+        Err("down".into())
+    } else {
+        Ok(id)
+    }
+}
+
+/// `stale_if_error` warns at most once a period, not once a call (5,000
+/// calls logged 5,000 lines), and counts every one in the stats.
+#[tokio::test]
+async fn stale_if_error_warnings_are_rate_limited() {
+    let clock = ManualClock::default();
+    let cache = Cache::builder().clock(clock.clone()).memory();
+    let fail = std::sync::atomic::AtomicBool::new(false);
+    assert_eq!(failing_later(&cache, &fail, 1).await, Ok(1));
+    clock.advance(Duration::from_secs(70));
+    fail.store(true, SeqCst);
+    let logs = Logs::capture();
+    for _ in 0..5_000 {
+        assert_eq!(failing_later(&cache, &fail, 1).await, Ok(1));
+    }
+    assert_eq!(cache.stats().stale_on_error, 5_000);
+    let lines = logs.text().matches("stale_if_error").count();
+    assert!(lines <= 2, "{lines} warning lines for 5,000 calls");
+}

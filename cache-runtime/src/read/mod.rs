@@ -546,11 +546,15 @@ impl Cache {
             return None;
         }
         Counters::bump(&inner.counters.stale_on_error);
-        tracing::warn!(
-            function = call.label(),
-            key = %call.key,
-            "cachette: the body failed; returned the value kept past its TTL (stale_if_error)"
-        );
+        // At most one line per period: a failing database fails every call.
+        if let Some(held) = inner.warned_stale_on_error.now() {
+            tracing::warn!(
+                function = call.label(),
+                key = %call.key,
+                more_since_last = held,
+                "cachette: the body failed; returned the value kept past its TTL (stale_if_error; counted in stats().stale_on_error, logged at most every 10 s)"
+            );
+        }
         telemetry::end(call.label(), call.key, Outcome::StaleOnError, call.started);
         Some(M::from_cached(value))
     }
