@@ -111,6 +111,7 @@ where
 ///
 /// # Cancel safety
 /// A caller that stops waiting does not stop the task.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) async fn run<F>(task: F) -> Result<F::Output, Error>
 where
     F: Future + Send + 'static,
