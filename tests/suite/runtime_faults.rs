@@ -3,38 +3,21 @@
 //! stranded on an idle runtime. Each test here was first a probe of the
 //! review of the runtimes change, and failed before its fix.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cachette::{cached, Cache};
-use tokio::runtime::Runtime;
 
+use crate::runtimes::{current_thread, multi_thread, Db};
 use crate::support::proxy::FaultProxy;
 use crate::support::{builder, impatient, RedisServer};
 
-#[derive(Clone, Default)]
-struct Db(Arc<AtomicU64>);
-
+/// The same function as `runtimes.rs`'s, under a key of its own.
 #[cached(cache = cache, key = "rt-doc:<id>", ttl = 600)]
 async fn doc(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)
-}
-
-fn current_thread() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn multi_thread() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 /// Runs `f` on a thread of its own; `None` if it did not return within

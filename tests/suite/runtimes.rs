@@ -20,7 +20,7 @@ use crate::support::{builder, RedisServer};
 
 /// What the "database" holds: one number a write bumps.
 #[derive(Clone, Default)]
-struct Db(Arc<AtomicU64>);
+pub(crate) struct Db(pub(crate) Arc<AtomicU64>);
 
 #[cached(cache = cache, key = "doc:<id>", ttl = 600)]
 async fn doc(cache: &Cache, db: &Db, id: u64) -> u64 {
@@ -35,14 +35,14 @@ async fn update_doc(cache: &Cache, db: &Db, id: u64) -> Result<(), String> {
     Ok(())
 }
 
-fn current_thread() -> Runtime {
+pub(crate) fn current_thread() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
 }
 
-fn multi_thread() -> Runtime {
+pub(crate) fn multi_thread() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
