@@ -181,24 +181,22 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         let function = function_of(name, ns);
         let (head, total) = read(name, admin::ENTRY_HEADER_MAX, conn)?.unwrap_or_default();
         let pttl: i64 = redis::cmd("PTTL").arg(name).query(conn).unwrap_or(-2);
-        let _ = writeln!(text, "\nentry of function {function} ({total} bytes)",);
-        let Some(header) = admin::entry_header_of(&head, total) else {
-            let reason = "not an entry of this version's format (an older cachette, a signed entry, or foreign bytes): a miss, overwritten by the next fill";
+        let _ = writeln!(text, "\nentry of function {function} ({total} bytes)");
+        // An entry that is not one cachette reads: said once, in both forms.
+        let mut unread = |reason: &str| {
             let _ = writeln!(text, "  served: no; {reason}");
             json_entries.push(json!({
                 "name": name, "function": function, "bytes": total,
                 "served": false, "reasons": [reason],
             }));
+        };
+        let Some(header) = admin::entry_header_of(&head, total) else {
+            unread("not an entry of this version's format (an older cachette, a signed entry, or foreign bytes): a miss, overwritten by the next fill");
             continue;
         };
         let n = header.tokens.len();
         let Some(first) = header.tokens.first() else {
-            let reason = "malformed: it records no version (written by something else than cachette): a miss, overwritten by the next fill";
-            let _ = writeln!(text, "  served: no; {reason}");
-            json_entries.push(json!({
-                "name": name, "function": function, "bytes": total,
-                "served": false, "reasons": [reason],
-            }));
+            unread("malformed: it records no version (written by something else than cachette): a miss, overwritten by the next fill");
             continue;
         };
         let mut reasons = Vec::new();
