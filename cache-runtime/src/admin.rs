@@ -138,7 +138,7 @@ pub enum VersionState {
 
 /// Reads a stored version.
 pub fn version_state(raw: Option<Vec<u8>>, scope: &str) -> VersionState {
-    match crate::version::Seen::read(raw, scope) {
+    match crate::version::Seen::read(raw.as_deref(), scope) {
         crate::version::Seen::Current(t) => VersionState::Current(format!("{t:?}")),
         crate::version::Seen::Missing => VersionState::Missing,
         crate::version::Seen::Foreign(_) => VersionState::Foreign,
@@ -173,6 +173,11 @@ pub struct EntryHeader {
 pub fn entry_header(blob: &[u8]) -> Option<EntryHeader> {
     entry_header_of(blob, blob.len())
 }
+
+/// The most bytes of a version worth reading: one more than any version
+/// cachette writes, so a longer value shows as foreign without being read
+/// whole.
+pub const VERSION_READ: usize = crate::version::VERSION_READ;
 
 /// The most bytes of an entry its header can take: what to read of an
 /// entry to learn its header without reading its value.

@@ -48,6 +48,11 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// How much of a version a lookup reads: one byte more than any version
+/// cachette writes, so a longer value (planted, or not cachette's) shows
+/// as one without being read whole.
+pub(crate) const VERSION_READ: usize = RUN_LEN + TOKEN_LEN + 1;
+
 /// What a version holds in Redis when `run` writes `token`.
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn stored(run: &str, token: &Token) -> Vec<u8> {
@@ -65,14 +70,48 @@ pub(crate) enum Seen {
     /// Not there (never written, expired, evicted, flushed).
     Missing,
     /// Written by another server process, or not by cachette: it proves
-    /// nothing. Replacing it needs the bytes seen.
-    Foreign(Vec<u8>),
+    /// nothing. Replacing it needs what was seen of it.
+    Foreign(Head),
+}
+
+/// The first [`VERSION_READ`] bytes of a version: all of any version
+/// cachette writes, and enough of a longer value to tell that it is still
+/// in place (every version cachette writes is shorter). Fixed in size,
+/// whatever was planted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    bytes: [u8; VERSION_READ],
+    len: u8,
+}
+
+impl Head {
+    /// The head of `raw`: its first [`VERSION_READ`] bytes.
+    pub(crate) fn of(raw: &[u8]) -> Head {
+        let len = raw.len().min(VERSION_READ);
+        let mut bytes = [0; VERSION_READ];
+        bytes[..len].copy_from_slice(&raw[..len]);
+        Head {
+            bytes,
+            len: len as u8,
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Head({} bytes)", self.len)
+    }
 }
 
 impl Seen {
-    /// Reads a stored version on a server whose scope is `run`.
+    /// Reads a stored version, or as much of it as [`VERSION_READ`], on a
+    /// server whose scope is `run`.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn read(raw: Option<Vec<u8>>, run: &str) -> Seen {
+    pub(crate) fn read(raw: Option<&[u8]>, run: &str) -> Seen {
         let Some(raw) = raw else {
             return Seen::Missing;
         };
@@ -81,7 +120,7 @@ impl Seen {
                 return Seen::Current(token);
             }
         }
-        Seen::Foreign(raw)
+        Seen::Foreign(Head::of(raw))
     }
 
     /// The token an entry may be validated against.
@@ -102,16 +141,26 @@ mod tests {
         let t = Token::random();
         let here = "0123456789abcdef";
         let there = "fedcba9876543210";
-        assert_eq!(Seen::read(Some(stored(here, &t)), here), Seen::Current(t));
+        assert_eq!(Seen::read(Some(&stored(here, &t)), here), Seen::Current(t));
         assert!(matches!(
-            Seen::read(Some(stored(there, &t)), here),
+            Seen::read(Some(&stored(there, &t)), here),
             Seen::Foreign(_)
         ));
         assert!(matches!(
-            Seen::read(Some(t.as_bytes().to_vec()), here),
+            Seen::read(Some(t.as_bytes()), here),
             Seen::Foreign(_)
         ));
         assert_eq!(Seen::read(None, here), Seen::Missing);
-        assert_eq!(Seen::read(Some(stored(there, &t)), here).token(), None);
+        assert_eq!(Seen::read(Some(&stored(there, &t)), here).token(), None);
+    }
+
+    #[test]
+    fn a_foreign_version_is_kept_as_a_fixed_size_head() {
+        let long = vec![b'x'; 1 << 20];
+        let Seen::Foreign(head) = Seen::read(Some(&long), "0123456789abcdef") else {
+            panic!("not foreign");
+        };
+        assert_eq!(head.as_bytes(), &long[..VERSION_READ]);
+        assert_eq!(Head::of(b"ab").as_bytes(), b"ab");
     }
 }

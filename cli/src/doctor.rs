@@ -35,8 +35,7 @@ struct Check {
 
 /// The commands the documented ACL grants (`guide::redis`), each with a
 /// sample of arguments for `ACL DRYRUN`.
-const NEEDED: [(&str, &[&str]); 12] = [
-    ("mget", &["{ns}:k:{x}"]),
+const NEEDED: [(&str, &[&str]); 11] = [
     ("getrange", &["{ns}:e:f:{x}", "0", "1"]),
     ("set", &["{ns}:k:{x}", "v"]),
     ("get", &["{ns}:k:{x}"]),

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use cachette::admin::{self, VersionState};
+use cachette::admin::{self, VersionState, VERSION_READ};
 use serde_json::json;
 
 use crate::server::{scan, Server};
@@ -85,10 +85,6 @@ fn function_of(name: &str, ns: &str) -> String {
         .unwrap_or("?")
         .to_string()
 }
-
-/// The most bytes read of a version: more than any version cachette
-/// writes (a planted one is foreign either way).
-const VERSION_READ: usize = 256;
 
 fn duration(ms: i64) -> String {
     let s = ms / 1000;

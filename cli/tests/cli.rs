@@ -465,7 +465,6 @@ async fn doctor_judges_the_documented_acl_on_the_namespace() {
         .arg("~cachette:*")
         .arg("-@all")
         .arg(&[
-            "+mget",
             "+getrange",
             "+set",
             "+get",

@@ -51,7 +51,7 @@ async fn core_suite_on_a_cluster() {
     assert_eq!(cluster.master_of(&name_pattern('l', "user:1")), entry);
     assert_ne!(cluster.master_of(&name_pattern('t', "org:acme")), entry);
 
-    // Hits and misses; a hit is one MGET from the caller's side.
+    // Hits and misses.
     let runs = AtomicU64::new(0);
     let load = || async { Ok::<_, String>(runs.fetch_add(1, SeqCst)) };
     let ttl = Duration::from_secs(60);
@@ -69,8 +69,9 @@ async fn core_suite_on_a_cluster() {
     );
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.errors), (1, 1, 0));
-    // A hit is one MGET per slot, sent at once: the entry with its key's
-    // version on one master, the tag's version on another.
+    // A hit is one pipeline per slot, sent at once, of a bounded GETRANGE
+    // per name: the entry with its key's version and the slot's epoch on
+    // one master, the tag's version on another.
     for node in &cluster.nodes {
         node.reset_stats();
     }
@@ -80,8 +81,7 @@ async fn core_suite_on_a_cluster() {
             .await,
         Ok(0)
     );
-    assert_eq!(calls(&cluster, "mget"), 2);
-    assert_eq!(calls(&cluster, "getrange"), 1);
+    assert_eq!(calls(&cluster, "getrange"), 4);
     // Replicas report their offset to their masters (`replconf`) on their
     // own, once a second.
     let mut sent: Vec<(String, u64)> = cluster
@@ -93,11 +93,7 @@ async fn core_suite_on_a_cluster() {
     sent.sort();
     assert_eq!(
         sent,
-        [
-            ("getrange".to_string(), 1),
-            ("mget".to_string(), 1),
-            ("mget".to_string(), 1)
-        ]
+        [("getrange".to_string(), 1), ("getrange".to_string(), 3)]
     );
 
     // Key and tag busts, and the stale-set race interleavings, with the

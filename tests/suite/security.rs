@@ -456,7 +456,7 @@ async fn an_acl_user_without_scripts_runs_everything_through_server_functions() 
     assert_eq!(through_functions(&cache, &src, 1).await, 1);
     assert_eq!(through_functions(&cache, &src, 1).await, 1);
     // A version written by another server (as a restored snapshot would
-    // leave it): the next fill replaces it through `cachette_v1_adopt`.
+    // leave it): the next fill replaces it through `cachette_v2_adopt`.
     let version = key_version_name(&server, "fn:1");
     let _: () = redis::cmd("SET")
         .arg(&version)
@@ -595,4 +595,74 @@ async fn stale_if_error_warnings_are_rate_limited() {
     assert_eq!(cache.stats().stale_on_error, 5_000);
     let lines = logs.text().matches("stale_if_error").count();
     assert!(lines <= 2, "{lines} warning lines for 5,000 calls");
+}
+
+#[cached(cache = cache, key = "doc:<id>", ttl = 60, tags = ["docs"])]
+async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
+    src.load(SeqCst) + id
+}
+
+/// Bytes the server has sent and received since it started.
+fn net_bytes(server: &RedisServer) -> (u64, u64) {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut server.raw())
+        .unwrap();
+    let field = |name: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+    };
+    (
+        field("total_net_output_bytes"),
+        field("total_net_input_bytes"),
+    )
+}
+
+/// Versions have a fixed size, so a value planted under a version's name
+/// (here the namespace's epoch, which every lookup reads, and a tag's
+/// version) is read only as far as a version can reach, and replaced
+/// without being sent back: a 16 MiB epoch costs a lookup a few bytes.
+pub(crate) async fn a_planted_version_costs_a_few_bytes(cache: &Cache, server: &RedisServer) {
+    let src = AtomicU64::new(0);
+    assert_eq!(doc(cache, &src, 1).await, 1);
+    let epoch = crate::support::only_name(server, "cachette:n:*");
+    let tag = crate::support::tag_version_name(server, "docs");
+    for planted in [&epoch, &tag] {
+        let _: () = redis::cmd("SETRANGE")
+            .arg(planted)
+            .arg(16 << 20)
+            .arg("x")
+            .query(&mut server.raw())
+            .unwrap();
+    }
+    src.store(10, SeqCst);
+    let (out, ins) = net_bytes(server);
+    assert_eq!(doc(cache, &src, 2).await, 12);
+    let (out_after, ins_after) = net_bytes(server);
+    let (read, sent) = (out_after - out, ins_after - ins);
+    assert!(read < 1 << 20, "a lookup and fill read {read} bytes");
+    assert!(sent < 1 << 20, "a lookup and fill sent {sent} bytes");
+    for planted in [&epoch, &tag] {
+        let len: u64 = redis::cmd("STRLEN")
+            .arg(planted)
+            .query(&mut server.raw())
+            .unwrap();
+        assert_eq!(len, 32, "the planted version was replaced");
+    }
+    let hits = cache.stats().hits;
+    assert_eq!(doc(cache, &src, 2).await, 12);
+    assert_eq!(cache.stats().hits, hits + 1);
+}
+
+#[tokio::test]
+async fn a_planted_version_is_never_read_whole() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .command_timeout(Duration::from_secs(10))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    a_planted_version_costs_a_few_bytes(&cache, &server).await;
 }

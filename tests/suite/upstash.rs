@@ -38,8 +38,8 @@ async fn a_hit_is_one_request_and_a_bust_one_more() {
     assert_eq!(rest.requests() - requests, 1, "a hit is one request");
     assert_eq!(
         rest.commands() - commands,
-        3,
-        "GETRANGE, MGET and the server's INFO"
+        5,
+        "a GETRANGE of the entry and of each version, and the server's INFO"
     );
     assert_eq!(src.runs(), 1);
 
@@ -737,11 +737,11 @@ async fn server_functions_run_over_rest() {
     assert_eq!(item(&cache, &src, 1, "g").await, 12);
     let log = rest.seen.log.lock().unwrap().clone();
     assert!(
-        log.iter().any(|c| c.starts_with("FCALL cachette_v1_bust")),
+        log.iter().any(|c| c.starts_with("FCALL cachette_v2_bust")),
         "{log:?}"
     );
     assert!(
-        log.iter().any(|c| c.starts_with("FCALL cachette_v1_adopt")),
+        log.iter().any(|c| c.starts_with("FCALL cachette_v2_adopt")),
         "{log:?}"
     );
     assert!(!log.iter().any(|c| c.starts_with("EVALSHA")), "{log:?}");
@@ -749,15 +749,16 @@ async fn server_functions_run_over_rest() {
     assert_eq!((stats.errors, stats.hits), (0, 1), "{stats:?}");
 }
 
-/// A hostile REST server answers every `MGET` with one value more than the
-/// names asked: the call is not panicked (it was, at an `expect` of the
-/// fill), it fails open with its body's value, counted as an error, and
-/// nothing is stored.
+/// A hostile REST server answers every request with one reply more than
+/// the commands sent: the call is not panicked (it was, when an `MGET`
+/// answered more versions than asked, at an `expect` of the fill), it
+/// fails open with its body's value, counted as an error, and nothing is
+/// stored.
 #[tokio::test]
 async fn a_reply_with_more_versions_than_asked_fails_open() {
     let backing = upstash::start();
     let cache = backing.upstash(builder()).await;
-    backing.rest().extra_mget_values(1);
+    backing.rest().extra_replies(1);
     let src = Source::default();
     for _ in 0..3 {
         let got = tokio::spawn({
@@ -770,4 +771,14 @@ async fn a_reply_with_more_versions_than_asked_fails_open() {
     let stats = cache.stats();
     assert_eq!(src.runs(), 3, "nothing stored from a misshapen reply");
     assert!(stats.errors >= 3, "{stats:?}");
+}
+
+/// A planted version costs a lookup over REST a few bytes too.
+#[tokio::test]
+async fn a_planted_version_is_never_read_whole() {
+    let backing = upstash::start();
+    let cache = backing
+        .upstash(Cache::builder().command_timeout(Duration::from_secs(10)))
+        .await;
+    crate::security::a_planted_version_costs_a_few_bytes(&cache, &backing.redis).await;
 }

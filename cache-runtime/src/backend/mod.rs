@@ -31,7 +31,8 @@ impl std::ops::Deref for Blob {
 }
 
 /// A version a fill needs a token for: its name, what the lookup saw of
-/// it (`None`: missing; else the foreign bytes), and the TTL to give it.
+/// it (`None`: missing; else the head of the foreign value, see
+/// `version::Head`), and the TTL to give it.
 pub(crate) type Wanted<'a> = (&'a str, Option<&'a [u8]>, Duration);
 
 /// How long a namespace's epoch lives: every entry records it, so its

@@ -4,13 +4,18 @@
 -- concurrent caller replaced it first. Replacing a version is always safe:
 -- it only makes the entries that recorded the old one miss.
 --
+-- Only the first 33 bytes of the version are read, one more than any version
+-- cachette writes: a value planted under its name is never read whole, nor
+-- sent back. Those bytes tell whether it is still in place, since every
+-- version written in between is shorter, or has another head.
+--
 -- KEYS[1]  the version
--- ARGV[1]  the value the lookup saw ('' when it saw none)
+-- ARGV[1]  the first 33 bytes the lookup saw ('' when it saw none)
 -- ARGV[2]  the new value: this server's scope, then a fresh token
 -- ARGV[3]  its TTL, in milliseconds
--- Returns the value now in place.
-local now = redis.call('GET', KEYS[1])
-if (now == false and ARGV[1] == '') or now == ARGV[1] then
+-- Returns the first 33 bytes of the value now in place.
+local now = redis.call('GETRANGE', KEYS[1], 0, 32)
+if now == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return ARGV[2]
 end

@@ -43,7 +43,7 @@ impl Cache {
                 match seen {
                     Seen::Current(_) => None,
                     Seen::Missing => Some(((name, None, ttl), drop)),
-                    Seen::Foreign(raw) => Some(((name, Some(raw.as_slice()), ttl), drop)),
+                    Seen::Foreign(head) => Some(((name, Some(head.as_bytes()), ttl), drop)),
                 }
             })
             .unzip();

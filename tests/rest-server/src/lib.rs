@@ -78,9 +78,9 @@ struct Shared {
     /// Bytes of spaces after every reply's JSON (a broken or hostile
     /// server's huge reply).
     pad: AtomicU64,
-    /// Nils appended to every `MGET` reply (a hostile server's reply with
-    /// more values than names asked).
-    extra_mget: AtomicU64,
+    /// Nils appended to every pipeline's replies (a hostile server's reply
+    /// with more values than commands sent).
+    extra_replies: AtomicU64,
 }
 
 /// The server, on its own thread and runtime; stopped when dropped.
@@ -152,7 +152,7 @@ impl RestServer {
             released: tokio::sync::watch::channel(0).0,
             held: AtomicU64::new(0),
             pad: AtomicU64::new(0),
-            extra_mget: AtomicU64::new(0),
+            extra_replies: AtomicU64::new(0),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
@@ -243,9 +243,9 @@ impl RestServer {
         self.shared.pad.store(bytes, SeqCst);
     }
 
-    /// Appends `n` nils to every `MGET` reply (0: none).
-    pub fn extra_mget_values(&self, n: u64) {
-        self.shared.extra_mget.store(n, SeqCst);
+    /// Appends `n` nils to every pipeline's replies (0: none).
+    pub fn extra_replies(&self, n: u64) {
+        self.shared.extra_replies.store(n, SeqCst);
     }
 
     /// Replies held now.
@@ -473,6 +473,10 @@ async fn answer(
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("ERR {e}")),
     };
     let hide = shared.hide_run_id.load(SeqCst);
+    let extra = match mode {
+        Mode::Pipeline => shared.extra_replies.load(SeqCst) as usize,
+        _ => 0,
+    };
     let items: Vec<Json> = replies
         .into_iter()
         .zip(&commands)
@@ -480,19 +484,12 @@ async fn answer(
             let info = command[0]
                 .as_str()
                 .is_some_and(|c| c.eq_ignore_ascii_case("info"));
-            let mget = command[0]
-                .as_str()
-                .is_some_and(|c| c.eq_ignore_ascii_case("mget"));
             match reply {
-                Value::Array(mut values) if mget => {
-                    let extra = shared.extra_mget.load(SeqCst) as usize;
-                    values.extend(std::iter::repeat_n(Value::Nil, extra));
-                    Value::Array(values)
-                }
                 reply if hide && info => without_run_id(reply),
                 reply => reply,
             }
         })
+        .chain(std::iter::repeat_n(Value::Nil, extra))
         .map(|reply| match reply {
             Value::ServerError(e) => json!({ "error": server_error(&e) }),
             other => json!({ "result": to_json(other, base64, true) }),

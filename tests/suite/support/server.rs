@@ -197,7 +197,6 @@ impl RedisServer {
             .arg("resetchannels")
             .arg("-@all")
             .arg(&[
-                "+mget",
                 "+getrange",
                 "+set",
                 "+get",

@@ -78,22 +78,22 @@ pub(crate) enum Scripting {
 
 /// `lua/bust.lua`: KEYS are the version names, ARGV the TTL then one new
 /// value per name.
-pub(crate) static BUST: Lua = Lua::new(include_str!("../../lua/bust.lua"), "cachette_v1_bust");
+pub(crate) static BUST: Lua = Lua::new(include_str!("../../lua/bust.lua"), "cachette_v2_bust");
 
 /// `lua/adopt.lua`: KEYS[1] a version, ARGV the value seen, the new value
 /// and its TTL.
-pub(crate) static ADOPT: Lua = Lua::new(include_str!("../../lua/adopt.lua"), "cachette_v1_adopt");
+pub(crate) static ADOPT: Lua = Lua::new(include_str!("../../lua/adopt.lua"), "cachette_v2_adopt");
 
 /// `lua/unlock.lua`: KEYS[1] the lock, ARGV[1] the owner's token.
 pub(crate) static UNLOCK: Lua =
-    Lua::new(include_str!("../../lua/unlock.lua"), "cachette_v1_unlock");
+    Lua::new(include_str!("../../lua/unlock.lua"), "cachette_v2_unlock");
 
 /// cachette's scripts as one Redis function library (Redis 7), for an
 /// administrator to load once with `FUNCTION LOAD REPLACE`, so that the
 /// application needs `+fcall` rather than `+evalsha +script|load`. See
 /// `CacheBuilder::server_functions`.
 pub const SERVER_FUNCTIONS: &str = concat!(
-    "#!lua name=cachette_v1\n",
+    "#!lua name=cachette_v2\n",
     "local function bust(KEYS, ARGV)\n",
     include_str!("../../lua/bust.lua"),
     "\nend\n",
@@ -103,9 +103,9 @@ pub const SERVER_FUNCTIONS: &str = concat!(
     "local function unlock(KEYS, ARGV)\n",
     include_str!("../../lua/unlock.lua"),
     "\nend\n",
-    "redis.register_function('cachette_v1_bust', bust)\n",
-    "redis.register_function('cachette_v1_adopt', adopt)\n",
-    "redis.register_function('cachette_v1_unlock', unlock)\n",
+    "redis.register_function('cachette_v2_bust', bust)\n",
+    "redis.register_function('cachette_v2_adopt', adopt)\n",
+    "redis.register_function('cachette_v2_unlock', unlock)\n",
 );
 
 /// How many replica acknowledgements a bust waits for on a master with

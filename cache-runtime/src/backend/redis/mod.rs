@@ -39,7 +39,7 @@ use redis::Value;
 use super::{Blob, Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
-use crate::version::{Seen, Token};
+use crate::version::{Head, Seen, Token, VERSION_READ};
 
 pub(crate) use connect::Settings;
 
@@ -384,14 +384,20 @@ pub(crate) fn armored_len(n: usize) -> usize {
         .min(usize::try_from(i64::MAX).unwrap_or(usize::MAX))
 }
 
-/// `MGET` of `names`, sized once.
-fn mget<'a>(names: impl ExactSizeIterator<Item = &'a str> + Clone) -> redis::Cmd {
-    let bytes: usize = names.clone().map(str::len).sum();
-    let mut cmd = redis::Cmd::with_capacity(1 + names.len(), bytes + 4);
-    cmd.arg("MGET");
+/// Reads each of `names`, versions, as far as [`VERSION_READ`]: one
+/// `GETRANGE` each, added to a lookup's pipeline. A version's size is
+/// fixed, so a longer value (planted under the name) is never read whole;
+/// an `MGET` would read it all.
+fn read_versions<'a>(pipe: &mut redis::Pipeline, names: impl Iterator<Item = &'a str>) {
     for name in names {
-        cmd.arg(name);
+        pipe.add_command(version_range(name));
     }
+}
+
+/// The `GETRANGE` of [`read_versions`].
+fn version_range(name: &str) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(4, name.len() + 16);
+    cmd.arg("GETRANGE").arg(name).arg(0).arg(VERSION_READ - 1);
     cmd
 }
 
@@ -430,19 +436,24 @@ pub(crate) enum Read {
     Oversized,
 }
 
-/// The reply for a version, read on a server whose scope is `run`.
+/// The reply for a version read by [`read_versions`], on a server whose
+/// scope is `run`.
 fn decode_version(value: Value, run: &str) -> Seen {
     match value {
-        Value::BulkString(b) => Seen::read(Some(b), run),
+        // GETRANGE answers "" for a missing key; an empty value is no
+        // version either, and is replaced the same way.
+        Value::BulkString(b) if b.is_empty() => Seen::Missing,
+        Value::BulkString(b) => Seen::read(Some(&b), run),
         Value::Nil => Seen::Missing,
         // Another Redis type under a version's name: not cachette's.
-        _ => Seen::Foreign(Vec::new()),
+        _ => Seen::Foreign(Head::of(b"")),
     }
 }
 
-/// Creates or replaces one version on a server whose scope is `run`:
-/// `SET NX GET` where the lookup saw none, the adopt script where it saw a
-/// foreign one. The reply is read by [`ensured`].
+/// Creates or replaces one version on a server whose scope is `run`, with
+/// the adopt script: `seen` is what the lookup saw of it (`None`:
+/// missing), and the reply, read by [`ensured`], is at most
+/// [`VERSION_READ`] bytes of what is in place.
 fn ensure_cmd(
     how: bust::Scripting,
     name: &str,
@@ -452,45 +463,44 @@ fn ensure_cmd(
     ttl: Duration,
 ) -> redis::Cmd {
     let value = crate::version::stored(run, ours);
-    match seen {
-        None => {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(name)
-                .arg(value)
-                .arg("NX")
-                .arg("GET")
-                .arg("PX")
-                .arg(millis(ttl));
-            cmd
-        }
-        Some(seen) => bust::adopt(how, name, seen, &value, ttl),
-    }
+    bust::adopt(how, name, seen.unwrap_or_default(), &value, ttl)
 }
 
 /// What an [`ensure_cmd`] left in place: our token (and that we wrote
 /// it), or the one a concurrent caller of this server wrote first.
-fn ensured(
-    reply: Value,
-    seen: Option<&[u8]>,
-    run: &str,
-    ours: Token,
-) -> Result<(Token, bool), Error> {
-    let now = match (reply, seen) {
-        (Value::Nil, None) => return Ok((ours, true)),
-        (Value::BulkString(b), _) => b,
-        (other, _) => {
+fn ensured(reply: Value, run: &str, ours: Token) -> Result<(Token, bool), Error> {
+    let now = match reply {
+        Value::BulkString(b) => b,
+        other => {
             return Err(Error::new(
                 ErrorKind::Backend,
-                format!("unexpected reply when creating a version: {other:?}"),
+                format!(
+                    "unexpected reply when creating a version: {}",
+                    kind_of(&other)
+                ),
             ))
         }
     };
-    match Seen::read(Some(now), run) {
+    match Seen::read(Some(&now), run) {
         Seen::Current(token) => Ok((token, token == ours)),
         _ => Err(Error::new(
             ErrorKind::Backend,
             "a version was rewritten by another server, or by something else than cachette",
         )),
+    }
+}
+
+/// What kind of reply `v` is, without its content (which came from the
+/// server, and may be large).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Int(_) => "an integer",
+        Value::BulkString(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::SimpleString(_) | Value::Okay => "a status",
+        Value::ServerError(_) => "an error",
+        _ => "another type",
     }
 }
 

@@ -12,7 +12,8 @@ use super::link::tracking::Tracking;
 use super::link::{ending, Link};
 use super::near::Near;
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, read_entry, read_versions, Lookup, Wanted,
+    EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
@@ -126,7 +127,7 @@ impl Single {
     }
 
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
-    /// pipeline: `GETRANGE` then `MGET`. A version of this server process under another
+    /// pipeline: a `GETRANGE` of each. A version of this server process under another
     /// replication id makes the session ask the server again (see
     /// `Session::drifted`), and the lookup is made once more.
     ///
@@ -144,15 +145,17 @@ impl Single {
             let (session, replies) = self
                 .reads
                 .run(move |session| async move {
-                    let mut pipe = redis::Pipeline::with_capacity(2);
+                    let mut pipe = redis::Pipeline::with_capacity(1 + names.versions().len());
                     read_entry(&mut pipe, names.entry(), max);
-                    pipe.add_command(mget(names.versions()));
-                    let replies: (Value, Vec<Value>) =
-                        pipe.query_async(&mut session.conn.clone()).await?;
+                    read_versions(&mut pipe, names.versions());
+                    let replies: Vec<Value> = pipe.query_async(&mut session.conn.clone()).await?;
                     Ok((session, replies))
                 })
                 .await?;
-            let (entry, versions) = replies;
+            // The dispatcher checks that every version was answered.
+            let mut replies = replies.into_iter();
+            let entry = replies.next().unwrap_or(Value::Nil);
+            let versions: Vec<Value> = replies.collect();
             if !asked {
                 let drifted = versions.iter().find_map(|v| match v {
                     Value::BulkString(raw) => session.drifted(raw),
@@ -211,9 +214,8 @@ impl Single {
         bust::check(&replies, 0)?;
         replies
             .into_iter()
-            .zip(versions)
             .zip(ours)
-            .map(|((reply, (_, seen, _)), ours)| ensured(reply, *seen, &run, *ours))
+            .map(|(reply, ours)| ensured(reply, &run, *ours))
             .collect()
     }
 

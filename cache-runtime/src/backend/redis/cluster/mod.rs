@@ -28,7 +28,8 @@ use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, mget, read_entry, Lookup, Wanted, EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, read_entry, read_versions, Lookup, Wanted,
+    EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -370,7 +371,7 @@ impl Cluster {
                         Ok((reply, s.run.clone()))
                     })
                     .await;
-                let made = made.and_then(|(reply, run)| ensured(reply, seen, &run, ours));
+                let made = made.and_then(|(reply, run)| ensured(reply, &run, ours));
                 if made.is_err() {
                     self.stale(map);
                 }
@@ -410,48 +411,43 @@ impl Cluster {
     }
 }
 
-/// The commands of one slot's share of a lookup: `GETRANGE` of the entry
-/// when the share holds it (name 0), then one `MGET` of the others; after
-/// `ASKING` when following an `ASK`.
+/// The commands of one slot's share of a lookup: a `GETRANGE` of the entry
+/// when the share holds it (name 0), then of each version; after `ASKING`
+/// when following an `ASK`.
 fn group_pipe(members: &[usize], all: &[&str], max: usize, ask: bool) -> redis::Pipeline {
-    let mut pipe = redis::Pipeline::with_capacity(3);
+    let mut pipe = redis::Pipeline::with_capacity(1 + members.len());
     if ask {
         pipe.cmd("ASKING").ignore();
     }
     if members.contains(&0) {
         read_entry(&mut pipe, all[0], max);
     }
-    let others: Vec<&str> = members
-        .iter()
-        .filter(|j| **j != 0)
-        .map(|&j| all[j])
-        .collect();
-    pipe.add_command(mget(others.iter().copied()));
+    read_versions(
+        &mut pipe,
+        members.iter().filter(|j| **j != 0).map(|&j| all[j]),
+    );
     pipe
 }
 
 /// The values of a [`group_pipe`], by name.
 fn group_reply(members: &[usize], replies: Vec<Value>) -> Result<Vec<(usize, Value)>, Error> {
-    let mut replies = replies.into_iter();
-    let mut out = Vec::with_capacity(members.len());
-    if members.contains(&0) {
-        out.push((0, replies.next().unwrap_or(Value::Nil)));
-    }
-    let Some(Value::Array(parts)) = replies.next() else {
-        return Err(Error::new(ErrorKind::Backend, "unexpected MGET reply"));
-    };
-    let asked = members.iter().filter(|j| **j != 0).count();
-    if parts.len() != asked {
+    // The entry's reply, if the share holds it, comes first.
+    let order = members
+        .iter()
+        .copied()
+        .filter(|j| *j == 0)
+        .chain(members.iter().copied().filter(|j| *j != 0));
+    if replies.len() != members.len() {
         return Err(Error::new(
             ErrorKind::Backend,
             format!(
-                "an MGET reply has {} values for {asked} names; refused",
-                parts.len()
+                "a lookup's reply has {} values for {} names; refused",
+                replies.len(),
+                members.len()
             ),
         ));
     }
-    out.extend(members.iter().copied().filter(|j| *j != 0).zip(parts));
-    Ok(out)
+    Ok(order.zip(replies).collect())
 }
 
 /// A configuration error about the node URLs.

@@ -29,7 +29,9 @@ use redis::Value;
 
 use super::bust::{self, Lua};
 use super::connect::Settings;
-use super::{decode_entry, decode_version, ensure_cmd, ensured, entry_range, mget, Lookup, Wanted};
+use super::{
+    decode_entry, decode_version, ensure_cmd, ensured, entry_range, version_range, Lookup, Wanted,
+};
 use crate::backend::EPOCH_TTL;
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
@@ -153,29 +155,36 @@ impl Rest {
     /// the same request reported after reading them.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
-        let range = entry_range(names.entry(), self.max_entry);
-        let versions = mget(names.versions());
-        let mut replies = self.http.run([&range, &versions], true).await?.into_iter();
-        let (entry, versions, info) = (replies.next(), replies.next(), replies.next());
-        let scope = self.scope_of(info)?;
-        let versions = match versions {
-            Some(Value::Array(versions)) => versions,
-            Some(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    "MGET did not answer an array",
-                ))
+        let commands: Vec<redis::Cmd> = std::iter::once(entry_range(names.entry(), self.max_entry))
+            .chain(names.versions().map(version_range))
+            .collect();
+        let mut replies = self.http.run(&commands, true).await?;
+        // The scoped request ends with the `INFO` it added.
+        if replies.len() != commands.len() + 1 {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "a lookup's reply has {} values for {} commands; refused",
+                    replies.len(),
+                    commands.len() + 1
+                ),
+            ));
+        }
+        let scope = self.scope_of(replies.pop())?;
+        let mut replies = replies.into_iter();
+        let entry = replies.next().unwrap_or(Value::Nil);
+        let (entry, oversized) = decode_entry(entry, self.max_entry).split();
+        let mut versions = Vec::with_capacity(replies.len());
+        for v in replies {
+            if let Value::ServerError(e) = v {
+                return Err(Error::from(redis::RedisError::from(e)));
             }
-        };
-        let (entry, oversized) = decode_entry(entry.unwrap_or(Value::Nil), self.max_entry).split();
+            versions.push(decode_version(v, &scope));
+        }
         Ok(Lookup {
             entry,
             oversized,
-            versions: versions
-                .into_iter()
-                .map(|v| decode_version(v, &scope))
-                .collect(),
+            versions,
             decoded: None,
         })
     }
@@ -200,9 +209,8 @@ impl Rest {
         bust::check(&replies, 0)?;
         replies
             .into_iter()
-            .zip(versions)
             .zip(ours)
-            .map(|((reply, (_, seen, _)), ours)| ensured(reply, *seen, &scope, ours))
+            .map(|(reply, ours)| ensured(reply, &scope, ours))
             .collect()
     }
 
