@@ -320,7 +320,7 @@ impl CacheBuilder {
 
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
-        let backend = Backend::Memory(MemoryBackend::new(self.max_memory));
+        let backend = Backend::Memory(MemoryBackend::new(self.max_memory, self.keep_decoded));
         // Nothing else shares an embedded backend: its pending busts are
         // its own.
         let pending = Pending::new(self.max_pending_busts);
@@ -507,6 +507,7 @@ impl CacheBuilder {
                 (true, bytes) if bytes > 0 => Some(bytes),
                 _ => None,
             },
+            keep_decoded: self.keep_decoded,
             scripting: if self.server_functions {
                 crate::backend::redis::bust::Scripting::Functions
             } else {

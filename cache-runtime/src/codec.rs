@@ -134,6 +134,21 @@ pub(crate) mod compression {
         }
     }
 
+    /// The size `stored` decompresses to, by its own claim: exact for any
+    /// value that decompresses at all (see [`decompress`]).
+    #[cfg(feature = "compression")]
+    pub(crate) fn claimed_size(stored: &[u8]) -> Option<usize> {
+        lz4_flex::block::uncompressed_size(stored)
+            .ok()
+            .map(|(size, _)| size)
+    }
+
+    /// Without the feature, nothing decompresses.
+    #[cfg(not(feature = "compression"))]
+    pub(crate) fn claimed_size(_stored: &[u8]) -> Option<usize> {
+        None
+    }
+
     /// Without the feature, a compressed entry cannot be read: a miss.
     #[cfg(not(feature = "compression"))]
     pub(crate) fn decompress(_stored: &[u8], _limit: usize) -> Result<Vec<u8>, String> {

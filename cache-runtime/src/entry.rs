@@ -77,7 +77,6 @@ pub(crate) const fn value_at(versions: usize) -> usize {
 }
 
 /// The header of an entry of this format, whatever its versions.
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) fn peek(blob: &[u8]) -> Option<Meta> {
     if blob.len() < HEADER_LEN || blob[0] != MAGIC || blob[1] != FORMAT {
         return None;
@@ -93,6 +92,23 @@ pub(crate) fn peek(blob: &[u8]) -> Option<Meta> {
         fingerprint: u64::from_be_bytes(blob[24..32].try_into().ok()?),
         filled_ms: u64::from_be_bytes(blob[32..40].try_into().ok()?),
     })
+}
+
+/// What the decoded value of `blob` is counted at in a memory budget
+/// where values are kept decoded beside their entries (see `keep.rs`):
+/// its encoded length once decompressed, which a decoded value takes
+/// about as much as. Bytes that are not an entry count nothing: they are
+/// never decoded, so nothing is kept beside them.
+pub(crate) fn decoded_len(blob: &[u8]) -> usize {
+    let Some(meta) = peek(blob) else {
+        return 0;
+    };
+    let value = &blob[value_at(usize::from(blob[2]))..];
+    if meta.flags & COMPRESSED != 0 {
+        crate::codec::compression::claimed_size(value).unwrap_or(0)
+    } else {
+        value.len()
+    }
 }
 
 /// What a stored entry turned out to be.

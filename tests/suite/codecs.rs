@@ -254,3 +254,52 @@ async fn a_value_that_does_not_read_back_is_not_stored() {
         assert_eq!(cache.stats().hits, 0, "{backend}: not stored");
     }
 }
+
+#[cached(cache = cache, key = "big:<id>", ttl = 60)]
+async fn big_page(cache: &Cache, id: u64) -> String {
+    // About 900 KB that compress to a few KB.
+    format!("{id}:{}", "x".repeat(900_000))
+}
+
+/// Reads every page twice, and returns the hits of the second pass.
+async fn second_pass_hits(cache: &Cache, pages: u64, hits: impl Fn(&Cache) -> u64) -> u64 {
+    for id in 0..pages {
+        assert_eq!(
+            big_page(cache, id).await.len(),
+            900_000 + id.to_string().len() + 1
+        );
+    }
+    let before = hits(cache);
+    for id in 0..pages {
+        big_page(cache, id).await;
+    }
+    hits(cache) - before
+}
+
+/// A memory budget counts the decoded value kept beside an entry's
+/// compressed bytes: 100 pages of 900 KB, compressed to a few KB each,
+/// cannot all stay in 4 MiB. They did when only the stored bytes were
+/// counted (100 of 100 hits), which let a budget of 4 MiB hold 90 MiB.
+#[tokio::test]
+async fn memory_budgets_count_decoded_values() {
+    let budget = 4 << 20;
+    // What the budget can hold of decoded pages, with room for the
+    // cache's own lag in evicting.
+    let most = 3 * (budget / 900_000);
+    let embedded = Cache::builder()
+        .max_memory(budget)
+        .compress_above(1024)
+        .memory();
+    let hits = second_pass_hits(&embedded, 100, |c| c.stats().hits).await;
+    assert!(hits <= most, "the embedded backend kept {hits} pages");
+
+    let server = RedisServer::start();
+    let near = crate::support::builder()
+        .near_cache_bytes(budget)
+        .compress_above(1024)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let hits = second_pass_hits(&near, 100, |c| c.stats().near_hits).await;
+    assert!(hits <= most, "the near-cache kept {hits} pages");
+}

@@ -62,15 +62,26 @@ pub(crate) struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// Entries take at most `bytes` (names and values, with a fixed
-    /// allowance per item for moka's own bookkeeping), versions at most a
-    /// quarter of that.
-    pub(crate) fn new(bytes: u64) -> Self {
+    /// Entries take at most `bytes` (names, stored bytes and, when values
+    /// are kept decoded, the decoded value, with a fixed allowance per
+    /// item for moka's own bookkeeping), versions at most a quarter of
+    /// that.
+    pub(crate) fn new(bytes: u64, keep_decoded: bool) -> Self {
         MemoryBackend {
             entries: Moka::builder()
                 .max_capacity(bytes)
-                .weigher(|name: &String, item: &Item<Stored>| {
-                    weight(name.len() + item.value.0.len())
+                .weigher(move |name: &String, item: &Item<Stored>| {
+                    let blob = &item.value.0;
+                    let decoded = if keep_decoded {
+                        crate::entry::decoded_len(blob)
+                    } else {
+                        0
+                    };
+                    weight(
+                        name.len()
+                            .saturating_add(blob.len())
+                            .saturating_add(decoded),
+                    )
                 })
                 .expire_after(ItemTtl)
                 .build(),
@@ -178,7 +189,7 @@ mod tests {
     /// writes (a rewrite could race a bust).
     #[test]
     fn fill_versions_outlive_entries_and_extend_writes_nothing() {
-        let backend = MemoryBackend::new(1 << 20);
+        let backend = MemoryBackend::new(1 << 20, true);
         let ns = Namespace::unchecked("ns".into());
         let bust = Bust::of(["k"], std::iter::empty::<&str>());
         let name = bust.versions(&ns).next().unwrap();

@@ -23,6 +23,9 @@ pub(crate) struct Settings {
     pub scripting: super::bust::Scripting,
     /// The near-cache's budget in bytes (`None`: off).
     pub near_cache: Option<u64>,
+    /// Whether values are kept decoded beside entries (counted in the
+    /// near-cache's budget).
+    pub keep_decoded: bool,
 }
 
 impl Settings {

@@ -138,8 +138,9 @@ pub(crate) struct Reading<'a> {
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
 impl Near {
-    /// A near-cache of at most `bytes` bytes of entries.
-    pub(crate) fn new(bytes: u64) -> Near {
+    /// A near-cache of at most `bytes` bytes of entries, counting their
+    /// decoded values when values are kept decoded.
+    pub(crate) fn new(bytes: u64, keep_decoded: bool) -> Near {
         struct Until;
         impl moka::Expiry<Arc<str>, Arc<Kept>> for Until {
             fn expire_after_create(
@@ -161,11 +162,20 @@ impl Near {
             evicted,
             kept: moka::sync::Cache::builder()
                 .max_capacity(bytes)
-                .weigher(|_: &Arc<str>, kept: &Arc<Kept>| {
-                    // The entry, its versions, and its names (here and in
-                    // the table of readers).
+                .weigher(move |_: &Arc<str>, kept: &Arc<Kept>| {
+                    // The entry, its decoded value, its versions, and its
+                    // names (here and in the table of readers).
                     let names: usize = kept.names.iter().map(|n| 2 * n.len() + 64).sum();
-                    let bytes = kept.entry.len() + 32 * kept.versions.len() + names + 128;
+                    let decoded = if keep_decoded {
+                        crate::entry::decoded_len(&kept.entry)
+                    } else {
+                        0
+                    };
+                    let bytes = kept.entry.len()
+                        + decoded
+                        + std::mem::size_of::<Seen>() * kept.versions.len()
+                        + names
+                        + 128;
                     u32::try_from(bytes).unwrap_or(u32::MAX)
                 })
                 .expire_after(Until)
@@ -427,7 +437,7 @@ mod tests {
 
     #[test]
     fn a_lookup_is_kept_and_dropped_when_any_of_its_names_changes() {
-        let near = Near::new(1 << 20);
+        let near = Near::new(1 << 20, true);
         for changed in NAMES {
             near.reading(NAMES.into_iter())
                 .keep(vec![1], &entry(), &versions());
@@ -441,7 +451,7 @@ mod tests {
     /// read may have come before the change) keeps it from being kept.
     #[test]
     fn a_lookup_overtaken_by_an_invalidation_is_not_kept() {
-        let near = Near::new(1 << 20);
+        let near = Near::new(1 << 20, true);
         for changed in NAMES {
             let reading = near.reading(NAMES.into_iter());
             near.invalidate(Some(&[changed.as_bytes()]));
@@ -470,7 +480,7 @@ mod tests {
     /// lookup under every tag it read unless it is unlinked).
     #[test]
     fn the_table_of_readers_stays_within_what_is_kept() {
-        let near = Near::new(1 << 20);
+        let near = Near::new(1 << 20, true);
         let tags: Vec<String> = (0..200).map(|i| format!("ns:t:{{t{i}}}")).collect();
         let names = || {
             ["ns:e:f:{k}", "ns:k:{k}"]
@@ -502,7 +512,7 @@ mod tests {
     /// A kept lookup is served only to a lookup of the same names.
     #[test]
     fn a_kept_lookup_serves_only_a_lookup_of_the_same_names() {
-        let near = Near::new(1 << 20);
+        let near = Near::new(1 << 20, true);
         near.reading(NAMES.into_iter())
             .keep(vec![1], &entry(), &versions());
         let kept = near.get(NAMES[0]).unwrap();
@@ -515,7 +525,7 @@ mod tests {
     /// A lookup replaced by a newer one is dropped for whoever holds it.
     #[test]
     fn a_replaced_lookup_is_dropped() {
-        let near = Near::new(1 << 20);
+        let near = Near::new(1 << 20, true);
         near.reading(NAMES.into_iter())
             .keep(vec![1], &entry(), &versions());
         let old = near.get(NAMES[0]).unwrap();
@@ -532,7 +542,7 @@ mod tests {
     /// Lookups the byte budget evicts leave the table too.
     #[test]
     fn evicted_lookups_leave_the_table() {
-        let near = Near::new(64 << 10);
+        let near = Near::new(64 << 10, true);
         for i in 0..2000 {
             let names = [
                 format!("ns:e:f:{{k{i}}}"),

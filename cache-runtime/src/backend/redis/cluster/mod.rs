@@ -131,7 +131,7 @@ impl Cluster {
             refreshing: tokio::sync::Mutex::new(()),
             near: settings
                 .near_cache
-                .map(|bytes| Arc::new(super::near::Near::new(bytes))),
+                .map(|bytes| Arc::new(super::near::Near::new(bytes, settings.keep_decoded))),
             command_timeout: settings.command_timeout,
         });
         let target = "the Redis Cluster";

@@ -356,7 +356,7 @@ fn apply(near: &Near, info: PushInfo) {
 #[cfg(all(test, feature = "__loom"))]
 pub(crate) fn a_joined_caller_has_its_names_read() {
     let client = Client::open("redis://127.0.0.1:1").unwrap();
-    let near = Arc::new(Near::new(1 << 20));
+    let near = Arc::new(Near::new(1 << 20, true));
     let tracking =
         Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
     let (batch, opened) = tracking.join_or_open(7, &[(1, "a")]);
@@ -388,7 +388,7 @@ pub(crate) fn a_joined_caller_has_its_names_read() {
 #[cfg(all(test, feature = "__loom"))]
 pub(crate) fn a_caller_of_an_unsent_batch_is_answered() {
     let client = Client::open("redis://127.0.0.1:1").unwrap();
-    let near = Arc::new(Near::new(1 << 20));
+    let near = Arc::new(Near::new(1 << 20, true));
     let tracking =
         Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
     let (batch, opened) = tracking.join_or_open(7, &[]);
