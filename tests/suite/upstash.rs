@@ -782,3 +782,69 @@ async fn a_planted_version_is_never_read_whole() {
         .await;
     crate::security::a_planted_version_costs_a_few_bytes(&cache, &backing.redis).await;
 }
+
+/// A hostile REST server answers a lookup's read of a version with an
+/// array of zeros, which no command cachette sends over REST answers.
+/// Within what the lookup may read, the reply is refused as outside the
+/// protocol where the array starts; past it (5 MB, which parsed into trees
+/// cost 48 times its size), it is refused once past that bound, never read
+/// whole. Either way the call fails open with its body's value, counted as
+/// an error, and the next lookup Redis answers is a hit.
+#[tokio::test]
+async fn a_reply_with_an_array_is_refused_not_built() {
+    let logs = crate::support::logs::Logs::capture();
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let cache = backing.upstash(builder()).await;
+    let src = Source::default();
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    let version = crate::support::key_version_name(&backing.redis, "item:1");
+    for (items, refused) in [
+        (20_000, "sent a reply outside the REST protocol"),
+        (2_500_000, "sent a reply of more than"),
+    ] {
+        let (errors, runs) = (cache.stats().errors, src.runs());
+        rest.array_replies_to(&version, items);
+        assert_eq!(item(&cache, &src, 1, "g").await, 10);
+        rest.array_replies_to(&version, 0);
+        let stats = cache.stats();
+        assert_eq!(stats.errors, errors + 1, "{items} zeros: {stats:?}");
+        assert_eq!(src.runs(), runs + 1, "{items} zeros: read through");
+        let text = logs.text();
+        assert!(text.contains(refused), "{items} zeros:\n{text:.3000}");
+    }
+    let hits = cache.stats().hits;
+    assert_eq!(item(&cache, &src, 1, "g").await, 10);
+    assert_eq!(cache.stats().hits, hits + 1, "{:?}", cache.stats());
+}
+
+/// A lookup reads no more than its commands may answer: with values of at
+/// most 1 KiB, its entry, three versions and the server's `INFO` answer
+/// well under 100 KB, so a reply padded to 200 KB is refused (the bound
+/// was once a fixed quarter MB and more per command, whatever they were).
+/// A reply within the bound is still read.
+#[tokio::test]
+async fn a_lookup_reads_no_more_than_its_commands_may_answer() {
+    let logs = crate::support::logs::Logs::capture();
+    let backing = upstash::start();
+    let rest = backing.rest();
+    let cache = backing.upstash(builder().max_value_bytes(1024)).await;
+    let src = Source::default();
+    assert_eq!(item(&cache, &src, 3, "g").await, 30);
+    let (hits, errors) = (cache.stats().hits, cache.stats().errors);
+    rest.pad_replies(40_000);
+    assert_eq!(item(&cache, &src, 3, "g").await, 30);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.errors), (hits + 1, errors), "{stats:?}");
+    rest.pad_replies(200_000);
+    assert_eq!(item(&cache, &src, 3, "g").await, 30);
+    rest.pad_replies(0);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.hits, stats.errors),
+        (hits + 1, errors + 1),
+        "{stats:?}"
+    );
+    let text = logs.text();
+    assert!(text.contains("sent a reply of more than"), "{text:.3000}");
+}

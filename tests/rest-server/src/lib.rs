@@ -81,6 +81,10 @@ struct Shared {
     /// Nils appended to every pipeline's replies (a hostile server's reply
     /// with more values than commands sent).
     extra_replies: AtomicU64,
+    /// Commands whose first argument is this name are answered with an
+    /// array of this many zeros (a hostile server's reply outside what the
+    /// command answers).
+    arrays: Mutex<Option<(String, u64)>>,
 }
 
 /// The server, on its own thread and runtime; stopped when dropped.
@@ -153,6 +157,7 @@ impl RestServer {
             held: AtomicU64::new(0),
             pad: AtomicU64::new(0),
             extra_replies: AtomicU64::new(0),
+            arrays: Mutex::new(None),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let tls_on = tls.is_some();
@@ -246,6 +251,12 @@ impl RestServer {
     /// Appends `n` nils to every pipeline's replies (0: none).
     pub fn extra_replies(&self, n: u64) {
         self.shared.extra_replies.store(n, SeqCst);
+    }
+
+    /// Answers every command whose first argument is `name` with an array
+    /// of `items` zeros, in place of its result (0: as Redis answers).
+    pub fn array_replies_to(&self, name: &str, items: u64) {
+        *self.shared.arrays.lock().unwrap() = (items > 0).then(|| (name.to_string(), items));
     }
 
     /// Replies held now.
@@ -354,6 +365,13 @@ async fn serve(
     } else {
         let (status, reply) = answer(&shared, &query, &headers, &body, mode).await;
         let mut text = reply.0.to_string();
+        if let Some((_, items)) = &*shared.arrays.lock().unwrap() {
+            // Written out as text: a tree of millions of JSON values
+            // would cost the test's process hundreds of MB of its own.
+            let mut array = "0,".repeat(*items as usize);
+            array.pop();
+            text = text.replace(&format!("\"{ARRAY}\""), &format!("[{array}]"));
+        }
         text.push_str(&" ".repeat(shared.pad.load(SeqCst) as usize));
         (
             status,
@@ -380,6 +398,10 @@ async fn serve(
     }
     response
 }
+
+/// What stands for an array of zeros in a reply until it is written out
+/// (see [`RestServer::array_replies_to`]): never a base64 string.
+const ARRAY: &str = "@@array@@";
 
 fn error(status: StatusCode, message: &str) -> (StatusCode, axum::Json<Json>) {
     (status, axum::Json(json!({ "error": message })))
@@ -477,6 +499,12 @@ async fn answer(
         Mode::Pipeline => shared.extra_replies.load(SeqCst) as usize,
         _ => 0,
     };
+    let arrayed = shared
+        .arrays
+        .lock()
+        .unwrap()
+        .as_ref()
+        .map(|(n, _)| n.clone());
     let items: Vec<Json> = replies
         .into_iter()
         .zip(&commands)
@@ -484,15 +512,19 @@ async fn answer(
             let info = command[0]
                 .as_str()
                 .is_some_and(|c| c.eq_ignore_ascii_case("info"));
+            // `None`: answered with the array of zeros instead.
+            let first = command.get(1).and_then(arg);
             match reply {
-                reply if hide && info => without_run_id(reply),
-                reply => reply,
+                _ if arrayed.is_some() && first == arrayed => None,
+                reply if hide && info => Some(without_run_id(reply)),
+                reply => Some(reply),
             }
         })
-        .chain(std::iter::repeat_n(Value::Nil, extra))
+        .chain(std::iter::repeat_n(Some(Value::Nil), extra))
         .map(|reply| match reply {
-            Value::ServerError(e) => json!({ "error": server_error(&e) }),
-            other => json!({ "result": to_json(other, base64, true) }),
+            None => json!({ "result": ARRAY }),
+            Some(Value::ServerError(e)) => json!({ "error": server_error(&e) }),
+            Some(other) => json!({ "result": to_json(other, base64, true) }),
         })
         .collect();
     match mode {

@@ -17,6 +17,12 @@
 //! others of its batch; what such a caller queued and no one was waiting
 //! for any more is not sent.
 //!
+//! A reply is read no further than its commands may answer (see
+//! [`reply_bound`]), and parsed as it is read into one value per command:
+//! no command cachette sends over REST answers an array, so an array, an
+//! object or a boolean in a result is refused where it starts, and a reply
+//! is never held as a tree of JSON values.
+//!
 //! Requests, and the connections they go on, run on cachette's own runtime
 //! (`crate::background`): the caller's runtime may stop being driven (a blocking
 //! facade's runtime between two calls) or be dropped, and a request or a
@@ -33,6 +39,7 @@ use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::HttpConnector;
 use redis::Value;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, ErrorKind};
@@ -50,8 +57,27 @@ pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
 
 /// The most bytes of a reply beyond what its commands may answer: the
-/// `INFO` reply, JSON and base64.
-const REPLY_ALLOWANCE: usize = 256 << 10;
+/// brackets around the replies, and spaces.
+const REPLY_ALLOWANCE: usize = 4 << 10;
+
+/// The most bytes a reply to one command takes beyond its result: the JSON
+/// object and comma around it, or an error message in its place.
+const REPLY_ENVELOPE: usize = 1 << 10;
+
+/// The most bytes of the reply to an `INFO`: a few KB of text, in base64.
+const INFO_REPLY: usize = 64 << 10;
+
+/// The most bytes of the reply to any other command cachette sends: an
+/// integer, `OK` or nil, a script's SHA-1, the head of a version (33 bytes),
+/// or an error message.
+const SMALL_REPLY: usize = 4 << 10;
+
+/// The most bytes of the body of a request refused for its token: an
+/// object with an error message.
+const REFUSAL_BODY: usize = 4 << 10;
+
+/// The most bytes of a server's error message kept (cut at a character).
+const MAX_SAID: usize = 512;
 
 /// hyper's pooled client over rustls (with the *ring* provider), which
 /// keeps connections alive between requests.
@@ -72,8 +98,6 @@ pub(crate) struct Http {
     /// The newest `upstash-sync-token` the server sent, and its number.
     sync: Mutex<Option<(HeaderValue, Option<u128>)>>,
     queue: Mutex<Queue>,
-    /// The most bytes a reply to one command may take.
-    reply_bound: usize,
     /// Where requests go, for errors and logs (never the token).
     pub(crate) target: String,
 }
@@ -88,6 +112,8 @@ struct Queue {
 /// One caller's commands, serialized, and where their replies go.
 struct Group {
     commands: Vec<String>,
+    /// The most bytes their replies may take (see [`reply_bound`]).
+    bound: usize,
     /// The caller wants the `INFO` reply after its own.
     scoped: bool,
     reply: oneshot::Sender<Result<Vec<Value>, Error>>,
@@ -131,9 +157,6 @@ pub(crate) struct Options {
     pub request_timeout: Duration,
     /// PEM roots to trust instead of the platform's.
     pub root_ca: Option<Vec<u8>>,
-    /// The most bytes a reply to one command may take (an entry read
-    /// whole, in base64 twice: as stored, and as sent).
-    pub reply_bound: usize,
 }
 
 /// How long an idle connection is kept for the next request: under the
@@ -192,7 +215,6 @@ impl Http {
             headers,
             sync: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
-            reply_bound: options.reply_bound,
             target,
         })
     }
@@ -207,13 +229,15 @@ impl Http {
         commands: impl IntoIterator<Item = &'a redis::Cmd>,
         scoped: bool,
     ) -> Result<Vec<Value>, Error> {
-        let commands = commands
-            .into_iter()
-            .map(to_json)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mut sent, mut bound) = (Vec::new(), 0_usize);
+        for cmd in commands {
+            sent.push(to_json(cmd)?);
+            bound = bound.saturating_add(reply_bound(cmd));
+        }
         let (tx, rx) = oneshot::channel();
         if self.enqueue(Group {
-            commands,
+            commands: sent,
+            bound,
             scoped,
             reply: tx,
         }) {
@@ -273,7 +297,14 @@ impl Http {
             body.push_str(INFO);
         }
         body.push(']');
-        let mut replies = match self.post(body, total).await {
+        // What the replies may take: each group's, the `INFO`'s, and the
+        // brackets around them.
+        let limit = groups
+            .iter()
+            .map(|g| g.bound)
+            .chain(scoped.then_some(INFO_REPLY))
+            .fold(REPLY_ALLOWANCE, usize::saturating_add);
+        let mut replies = match self.post(body, total, limit).await {
             Ok(replies) => replies.into_iter(),
             Err(e) => {
                 for group in groups {
@@ -295,7 +326,9 @@ impl Http {
         }
     }
 
-    async fn post(&self, body: String, expected: usize) -> Result<Vec<Value>, Error> {
+    /// Posts `body`, of `expected` commands whose replies may take `limit`
+    /// bytes, and reads their replies.
+    async fn post(&self, body: String, expected: usize, limit: usize) -> Result<Vec<Value>, Error> {
         let mut request = http::Request::post(self.pipeline.clone())
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| {
@@ -312,27 +345,32 @@ impl Http {
                 .await
                 .map_err(|e| self.transport(&e, e.is_connect()))?;
             let (parts, body) = response.into_parts();
-            let limit = REPLY_ALLOWANCE.saturating_add(expected.saturating_mul(self.reply_bound));
-            let bytes = http_body_util::Limited::new(body, limit)
+            // A refused token is answered with a small object, whatever
+            // was asked.
+            let limit = if refuses_token(parts.status) {
+                REFUSAL_BODY
+            } else {
+                limit
+            };
+            let read = http_body_util::Limited::new(body, limit)
                 .collect()
                 .await
-                .map_err(|e| self.oversized_or(&*e, limit))?
-                .to_bytes();
-            Ok::<_, Error>((parts, bytes))
+                .map(http_body_util::Collected::to_bytes)
+                .map_err(|e| self.oversized_or(&*e, limit));
+            Ok::<_, Error>((parts, read))
         };
-        let (parts, bytes) = tokio::time::timeout(self.request_timeout, exchange)
+        let (parts, read) = tokio::time::timeout(self.request_timeout, exchange)
             .await
             .map_err(|_| Error::new(ErrorKind::Timeout, format!("{} timed out", self.target)))??;
         let status = parts.status;
         if let Some(sync) = parts.headers.get(SYNC_TOKEN) {
             self.synced(sync);
         }
-        let parsed = serde_json::from_slice::<serde_json::Value>(&bytes);
-        if matches!(status.as_u16(), 401 | 403) {
-            let said = parsed
-                .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
-                .unwrap_or_else(|| format!("HTTP {status}"));
+        if refuses_token(status) {
+            let said = match read.as_deref().map(|b| parse(b, expected)) {
+                Ok(Ok(Body::Refused(Some(said)))) => said,
+                _ => format!("HTTP {status}"),
+            };
             return Err(Error::new(
                 ErrorKind::Auth,
                 format!("{} refused the token: {said}", self.target),
@@ -340,27 +378,22 @@ impl Http {
         }
         // A pipeline whose commands failed is still answered one reply per
         // command, whatever the status.
-        let replies = match parsed {
-            Ok(serde_json::Value::Array(replies)) if replies.len() == expected => replies,
-            Ok(other) if !status.is_success() => {
-                let said = other
-                    .get("error")
-                    .and_then(|e| e.as_str())
-                    .map_or_else(|| format!("HTTP {status}"), str::to_owned);
-                return Err(Error::new(
+        match parse(&read?, expected) {
+            Ok(Body::Replies(replies)) => Ok(replies),
+            Ok(Body::Refused(said)) if !status.is_success() => {
+                let said = said.unwrap_or_else(|| format!("HTTP {status}"));
+                Err(Error::new(
                     ErrorKind::Backend,
                     format!("{} refused the request: {said}", self.target),
-                ));
-            }
-            Err(_) if !status.is_success() => {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!("{} refused the request: HTTP {status}", self.target),
                 ))
             }
-            _ => return Err(self.malformed()),
-        };
-        replies.into_iter().map(|r| self.reply(r)).collect()
+            Err(_) if !status.is_success() => Err(Error::new(
+                ErrorKind::Backend,
+                format!("{} refused the request: HTTP {status}", self.target),
+            )),
+            // What the parser said is left out: it may quote the server.
+            _ => Err(self.malformed()),
+        }
     }
 
     /// Keeps the newest sync token: replies to concurrent requests arrive in
@@ -379,22 +412,6 @@ impl Http {
             }
         }
         *kept = Some((token.clone(), number));
-    }
-
-    /// One `{"result": ...}` or `{"error": ...}`.
-    fn reply(&self, reply: serde_json::Value) -> Result<Value, Error> {
-        let serde_json::Value::Object(mut fields) = reply else {
-            return Err(self.malformed());
-        };
-        if let Some(error) = fields.remove("error").filter(|e| !e.is_null()) {
-            let said = error.as_str().unwrap_or("(not a string)");
-            return Ok(server_error(said));
-        }
-        match fields.remove("result") {
-            Some(serde_json::Value::String(s)) if s == "OK" => Ok(Value::Okay),
-            Some(result) => decode(result).ok_or_else(|| self.malformed()),
-            None => Err(self.malformed()),
-        }
     }
 
     fn malformed(&self) -> Error {
@@ -604,25 +621,283 @@ fn to_json(cmd: &redis::Cmd) -> Result<String, Error> {
         .map_err(|e| Error::new(ErrorKind::Backend, "could not encode a command").with_source(e))
 }
 
-/// A `result`, base64-encoded: strings are bulk strings (status replies
-/// but `OK` too), numbers integers, `null` nil, arrays arrays.
-fn decode(result: serde_json::Value) -> Option<Value> {
-    Some(match result {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Double(n.as_f64()?),
-        },
-        serde_json::Value::String(s) => Value::BulkString(
-            base64::engine::general_purpose::STANDARD
-                .decode(s.as_bytes())
-                .ok()?,
-        ),
-        serde_json::Value::Array(items) => {
-            Value::Array(items.into_iter().map(decode).collect::<Option<_>>()?)
+/// Whether `status` refuses the request's token.
+fn refuses_token(status: http::StatusCode) -> bool {
+    matches!(status.as_u16(), 401 | 403)
+}
+
+/// The most bytes the reply to `cmd` takes in a body. A `GETRANGE` whose
+/// range ends at `end` answers at most `end + 1` bytes whatever its start
+/// (entries and versions are read so), sent in base64; an `INFO` a few KB;
+/// anything else cachette sends over REST a few bytes ([`SMALL_REPLY`]).
+fn reply_bound(cmd: &redis::Cmd) -> usize {
+    let args: Vec<&[u8]> = cmd
+        .args_iter()
+        .take(5)
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => bytes,
+            _ => &[][..],
+        })
+        .collect();
+    match args[..] {
+        [name, _, _, end] if name.eq_ignore_ascii_case(b"GETRANGE") => {
+            // A negative end counts from the end of the value, which the
+            // command does not bound; cachette sends none.
+            match std::str::from_utf8(end).map(str::parse::<u64>) {
+                Ok(Ok(end)) => {
+                    let answered = usize::try_from(end).unwrap_or(usize::MAX).saturating_add(1);
+                    crate::backend::redis::armored_len(answered).saturating_add(REPLY_ENVELOPE)
+                }
+                _ => SMALL_REPLY,
+            }
         }
-        serde_json::Value::Bool(_) | serde_json::Value::Object(_) => return None,
-    })
+        [name, ..] if name.eq_ignore_ascii_case(b"INFO") => INFO_REPLY,
+        _ => SMALL_REPLY,
+    }
+}
+
+/// A body as parsed: one value per command, a command the server refused
+/// as a `Value::ServerError`; or the error object of a request refused
+/// whole, with its message if it gave one.
+enum Body {
+    Replies(Vec<Value>),
+    Refused(Option<String>),
+}
+
+/// Parses a body of `expected` replies as it reads it, shape checked: no
+/// tree of JSON values is built, and anything outside the protocol fails
+/// where it starts (see [`Replies`]).
+fn parse(bytes: &[u8], expected: usize) -> Result<Body, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let body = Replies { expected }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(body)
+}
+
+/// A body: an array of exactly `expected` replies, refused as soon as it
+/// has one more; or an object, the error of a refused request.
+struct Replies {
+    expected: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Replies {
+    type Value = Body;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Body, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Replies {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "an array of {} replies", self.expected)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Body, A::Error> {
+        let mut replies = Vec::with_capacity(self.expected);
+        while replies.len() < self.expected {
+            match seq.next_element_seed(Reply)? {
+                Some(reply) => replies.push(reply),
+                None => return Err(de::Error::custom("fewer replies than commands")),
+            }
+        }
+        // Fails on a reply more, before reading it.
+        seq.next_element_seed(Excess)?;
+        Ok(Body::Replies(replies))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let mut said = None;
+        while let Some(field) = map.next_key_seed(FieldName)? {
+            match field {
+                Field::Error => said = said.or(map.next_value_seed(Said)?),
+                // Skipped as read, never kept.
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Body::Refused(said))
+    }
+}
+
+/// A reply past the last one expected: refused without reading it.
+struct Excess;
+
+impl<'de> DeserializeSeed<'de> for Excess {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, _: D) -> Result<(), D::Error> {
+        Err(de::Error::custom("more replies than commands"))
+    }
+}
+
+/// One reply: `{"result": ...}`, or `{"error": "..."}` for a command the
+/// server refused (an error wins over a result).
+struct Reply;
+
+impl<'de> DeserializeSeed<'de> for Reply {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Reply {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with a result or an error")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let (mut result, mut error) = (None, None);
+        while let Some(field) = map.next_key_seed(FieldName)? {
+            match field {
+                Field::Result if result.is_none() => result = Some(map.next_value_seed(Outcome)?),
+                Field::Error if error.is_none() => error = Some(map.next_value_seed(Said)?),
+                _ => {
+                    return Err(de::Error::custom(
+                        "a reply with another field, or one twice",
+                    ))
+                }
+            }
+        }
+        match (error.flatten(), result) {
+            (Some(said), _) => Ok(server_error(&said)),
+            (None, Some(result)) => Ok(result),
+            (None, None) => Err(de::Error::custom("a reply with neither result nor error")),
+        }
+    }
+}
+
+/// A field of a reply, or of a refused request's object.
+enum Field {
+    Result,
+    Error,
+    Other,
+}
+
+/// Reads a field's name.
+struct FieldName;
+
+impl<'de> DeserializeSeed<'de> for FieldName {
+    type Value = Field;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Field, D::Error> {
+        de.deserialize_identifier(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldName {
+    type Value = Field;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Field, E> {
+        Ok(match name {
+            "result" => Field::Result,
+            "error" => Field::Error,
+            _ => Field::Other,
+        })
+    }
+}
+
+/// A `result`: `null` is nil, a number an integer (or a double), `OK` a
+/// status, any other string bytes in base64. No command cachette sends
+/// over REST answers anything else: an array, an object or a boolean is
+/// refused where it starts, unread.
+struct Outcome;
+
+impl<'de> DeserializeSeed<'de> for Outcome {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Value, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Outcome {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("null, a number or a string")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Nil)
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Value, E> {
+        Ok(Value::Int(n))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Value, E> {
+        Ok(i64::try_from(n).map_or(Value::Double(n as f64), Value::Int))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Ok(Value::Double(n))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Value, E> {
+        if text == "OK" {
+            return Ok(Value::Okay);
+        }
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map(Value::BulkString)
+            .map_err(|_| E::custom("a result that is not base64"))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Value, E> {
+        Err(E::custom("a boolean in a result"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(de::Error::custom("an array in a result"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Value, A::Error> {
+        Err(de::Error::custom("an object in a result"))
+    }
+}
+
+/// An `error`: a message, kept to its first [`MAX_SAID`] bytes; `null` is
+/// none.
+struct Said;
+
+impl<'de> DeserializeSeed<'de> for Said {
+    type Value = Option<String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, de: D) -> Result<Option<String>, D::Error> {
+        de.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Said {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an error message")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Option<String>, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Option<String>, E> {
+        let mut end = text.len().min(MAX_SAID);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        Ok(Some(text[..end].to_owned()))
+    }
 }
 
 /// A server error as the `redis` crate reports one, so that its kind
@@ -667,29 +942,124 @@ mod tests {
         }
     }
 
+    fn replies(body: &str, expected: usize) -> Vec<Value> {
+        match parse(body.as_bytes(), expected) {
+            Ok(Body::Replies(replies)) => replies,
+            Ok(Body::Refused(said)) => panic!("refused: {said:?}"),
+            Err(e) => panic!("{body:.200}: {e}"),
+        }
+    }
+
     #[test]
-    fn replies_decode_as_redis_values() {
-        let json = serde_json::json!([null, 3, "aGk=", ["", null, "AAE="]]);
+    fn replies_parse_into_redis_values() {
+        let body = r#"[{"result":null},{"result":3},{"result":"aGk="},{"result":"OK"},
+            {"result":""},{"result":18446744073709551615},{"result":-1.5},
+            {"error":"NOSCRIPT No matching script.\r\nx"},{"error":null,"result":"AAE="}] "#;
+        let got = replies(body, 9);
         assert_eq!(
-            decode(json),
-            Some(Value::Array(vec![
+            got[..7],
+            [
                 Value::Nil,
                 Value::Int(3),
                 Value::BulkString(b"hi".to_vec()),
-                Value::Array(vec![
-                    Value::BulkString(Vec::new()),
-                    Value::Nil,
-                    Value::BulkString(vec![0, 1]),
-                ]),
-            ]))
+                Value::Okay,
+                Value::BulkString(Vec::new()),
+                Value::Double(u64::MAX as f64),
+                Value::Double(-1.5),
+            ]
         );
-        assert_eq!(decode(serde_json::json!("not base64!")), None);
-        assert_eq!(decode(serde_json::json!({"a": 1})), None);
-        let Value::ServerError(e) = server_error("NOSCRIPT No matching script.\r\nx") else {
-            panic!("not an error");
+        // A server error keeps its kind, read as the `redis` crate reads it.
+        let Value::ServerError(e) = &got[7] else {
+            panic!("not an error: {:?}", got[7]);
         };
         assert_eq!(e.kind(), Some(redis::ServerErrorKind::NoScript));
+        assert_eq!(got[8], Value::BulkString(vec![0, 1]));
         assert!(matches!(server_error(""), Value::ServerError(_)));
+        // The error object of a request refused whole, its message cut.
+        let long = format!(r#"{{"error":"{}","other":[[1]]}}"#, "é".repeat(MAX_SAID));
+        for (body, said) in [
+            (
+                r#"{"error":"Unauthorized"}"#,
+                Some("Unauthorized".to_string()),
+            ),
+            (&long, Some("é".repeat(MAX_SAID / 2))),
+            ("{}", None),
+        ] {
+            match parse(body.as_bytes(), 1) {
+                Ok(Body::Refused(got)) => assert_eq!(got, said),
+                _ => panic!("{body:.100}: not a refusal"),
+            }
+        }
+    }
+
+    /// Nothing outside the protocol is read further than where it starts:
+    /// an array of a million zeros in a result, or a million replies past
+    /// the one expected, fail within the first few bytes of the body, where
+    /// a parser into trees read them all first.
+    #[test]
+    fn replies_outside_the_protocol_are_refused_where_they_start() {
+        let zeros = format!("[{}0]", "0,".repeat(1_000_000));
+        let nested = format!(r#"[{{"result":{zeros}}}]"#);
+        let more = format!(
+            r#"[{{"result":null}}{}]"#,
+            r#",{"result":null}"#.repeat(1_000_000)
+        );
+        let object = format!(r#"[{{"result":{{"a":{zeros}}}}}]"#);
+        for (body, at) in [(&nested, 12), (&more, 18), (&object, 12)] {
+            let e = parse(body.as_bytes(), 1).err().expect("refused");
+            assert!(
+                e.line() == 1 && e.column() <= at,
+                "{body:.40}: refused at column {}: {e}",
+                e.column()
+            );
+        }
+        for body in [
+            r#"[{"result":true}]"#,
+            r#"[{"result":[]}]"#,
+            r#"[{"result":"not base64!"}]"#,
+            r#"[{"value":"aGk="}]"#,
+            r#"[{"result":null,"result":null}]"#,
+            r#"[{"error":["NOSCRIPT"]}]"#,
+            r#"[{}]"#,
+            r#"["aGk="]"#,
+            r#"[null]"#,
+            r#"[[]]"#,
+            r#"[]"#,
+            r#"[{"result":null},{"result":null}]"#,
+            r#"[{"result":null}] []"#,
+            r#"[{"result":null}"#,
+            r#""aGk=""#,
+            "3",
+            "",
+        ] {
+            assert!(parse(body.as_bytes(), 1).is_err(), "{body} was read");
+        }
+    }
+
+    /// A reply is read no further than its commands may answer: a lookup
+    /// with the default 1 MiB entries and three versions reads at most
+    /// 1,938,000 bytes.
+    #[test]
+    fn a_reply_is_bounded_by_what_its_commands_answer() {
+        use crate::backend::redis::{entry_range, version_range};
+        let entry = reply_bound(&entry_range("e", 1 << 20));
+        // Stored in base64 (1,398,104 bytes and one more), sent in base64.
+        assert_eq!(entry, 1_864_140 + REPLY_ENVELOPE);
+        let version = reply_bound(&version_range("v"));
+        assert_eq!(version, 44 + REPLY_ENVELOPE);
+        assert_eq!(reply_bound(redis::cmd("INFO").arg("server")), INFO_REPLY);
+        let mut set = redis::cmd("SET");
+        set.arg("e").arg("x".repeat(1 << 20));
+        assert_eq!(reply_bound(&set), SMALL_REPLY);
+        // A range counted from the end is not bounded by the command.
+        assert_eq!(
+            reply_bound(redis::cmd("GETRANGE").arg("e").arg(0).arg(-1)),
+            SMALL_REPLY
+        );
+        let lookup = REPLY_ALLOWANCE + entry + 3 * version + INFO_REPLY;
+        assert_eq!(lookup, 1_938_000);
+        // The largest entry bound, saturated rather than wrapped.
+        assert!(reply_bound(&entry_range("e", usize::MAX)) >= usize::MAX / 2);
     }
 
     fn group(
@@ -700,6 +1070,7 @@ mod tests {
         let each = "x".repeat(bytes / commands - 1);
         let group = Group {
             commands: vec![each; commands],
+            bound: SMALL_REPLY * commands,
             scoped: false,
             reply,
         };
@@ -758,7 +1129,6 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             root_ca: None,
-            reply_bound: 1 << 20,
         };
         let http = Arc::new(Http::new("http://127.0.0.1:9", "token", &options).unwrap());
         let senders: Vec<Sender> = (0..MAX_IN_FLIGHT)
@@ -791,7 +1161,6 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
             root_ca: None,
-            reply_bound: 1 << 20,
         };
         let http = Arc::new(Http::new("http://127.0.0.1:9", "token", &options).unwrap());
         let senders: Vec<Sender> = (0..MAX_IN_FLIGHT)

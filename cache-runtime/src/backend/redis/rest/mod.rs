@@ -2,7 +2,7 @@
 //! as over TCP, carried by HTTPS requests (see `http.rs`).
 //!
 //! Costs, in requests:
-//! - a lookup is one request: `GETRANGE` of the entry, `MGET` of its
+//! - a lookup is one request: `GETRANGE` of the entry and of each of its
 //!   versions, and the server's `INFO server replication` after them;
 //! - a fill is one `SET ... PX` of the entry, armored in base64: a request
 //!   carries text only;
@@ -79,8 +79,6 @@ impl Rest {
                 root_ca: settings.root_ca.clone(),
                 #[cfg(not(feature = "tls"))]
                 root_ca: None,
-                reply_bound: super::armored_len(super::armored_len(settings.max_entry_bytes))
-                    .saturating_add(1024),
             },
         )?;
         let identity = {
