@@ -14,23 +14,40 @@
 use std::sync::Arc;
 
 use crate::cache::Cache;
-use crate::names::Function;
+use crate::names::{Function, Name};
 
-/// Keys whose derived tags are remembered, per cache.
-pub(crate) const HINTS: u64 = 100_000;
+/// The most bytes of hints a cache holds (keys and tags, with an allowance
+/// per hint and per tag for the bookkeeping); past it, the least used are
+/// forgotten, which costs their keys one more miss.
+pub(crate) const HINT_BYTES: u64 = 16 << 20;
+
+/// The most tags a hint holds: what an entry can record besides the key's
+/// version and the namespace's epoch. A value that derives more could
+/// never be stored, so it is not remembered.
+pub(crate) const MAX_HINTED_TAGS: usize = crate::entry::MAX_VERSIONS - 2;
 
 /// The remembered derived tags of each key: sorted, without duplicates.
 pub(crate) type Hints = moka::sync::Cache<String, Arc<[String]>>;
 
 pub(crate) fn hints() -> Hints {
-    moka::sync::Cache::new(HINTS)
+    moka::sync::Cache::builder()
+        .max_capacity(HINT_BYTES)
+        .weigher(|key: &String, tags: &Arc<[String]>| {
+            let tags: usize = tags.iter().map(|t| t.len() + 24).sum();
+            u32::try_from(key.len() + tags + 96).unwrap_or(u32::MAX)
+        })
+        .build()
 }
 
+/// The hint's key: the function, and the key as the backend names it
+/// (shortened when long, so a long argument costs no more than a short
+/// one).
 fn hint_key(function: &Function, key: &str) -> String {
-    let mut out = String::with_capacity(17 + key.len());
+    let name = Name::new(key);
+    let mut out = String::with_capacity(18 + name.text().len());
     out.push_str(function.id());
-    out.push(':');
-    out.push_str(key);
+    out.push(if name.is_shortened() { '#' } else { ':' });
+    out.push_str(name.text());
     out
 }
 
@@ -47,10 +64,79 @@ impl Cache {
         self.inner.derived.get(&hint_key(function, key))
     }
 
-    /// Remembers what `key`'s value derived.
+    /// Remembers what `key`'s value derived, unless it is more than an
+    /// entry can record.
     pub(crate) fn hint(&self, function: &Function, key: &str, tags: Vec<String>) {
+        if tags.len() > MAX_HINTED_TAGS {
+            self.inner.derived.invalidate(&hint_key(function, key));
+            return;
+        }
         self.inner
             .derived
             .insert(hint_key(function, key), tags.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes the hints hold: their keys and tags.
+    fn held(cache: &Cache) -> usize {
+        let hints = &cache.inner.derived;
+        hints.run_pending_tasks();
+        hints
+            .iter()
+            .map(|(k, tags)| k.len() + tags.iter().map(String::len).sum::<usize>())
+            .sum()
+    }
+
+    /// Hints are bounded by bytes, whatever the keys and tags: 2,000 keys
+    /// of 200 KB, and as many hints of 200 KB of tags, stay within the
+    /// hints' budget. Counted by entries, they held 400 MB each.
+    #[test]
+    fn hints_are_bounded_by_bytes() {
+        let cache = Cache::builder().memory();
+        let function = Function::named("hints", "test");
+        for i in 0..2_000 {
+            let key = format!("{i}:{}", "k".repeat(200_000));
+            cache.hint(&function, &key, vec![format!("t{i}")]);
+        }
+        let held_keys = held(&cache);
+        assert!(
+            held_keys <= HINT_BYTES as usize,
+            "{held_keys} bytes of hints"
+        );
+        for i in 0..2_000 {
+            let tags = (0..100)
+                .map(|t| format!("{i}:{t}:{}", "t".repeat(2_000)))
+                .collect();
+            cache.hint(&function, &format!("key {i}"), tags);
+        }
+        let held_tags = held(&cache);
+        assert!(
+            held_tags <= HINT_BYTES as usize,
+            "{held_tags} bytes of hints"
+        );
+        // A long key is remembered under its shortened name.
+        let key = format!("1:{}", "k".repeat(200_000));
+        cache.hint(&function, &key, vec!["one".into()]);
+        assert_eq!(
+            cache.hinted(&function, &key).as_deref(),
+            Some(&["one".to_string()][..])
+        );
+    }
+
+    /// A value that derives more tags than an entry can record is not
+    /// remembered: no fill could store it.
+    #[test]
+    fn a_hint_holds_no_more_tags_than_an_entry_records() {
+        let cache = Cache::builder().memory();
+        let function = Function::named("hints", "test");
+        let many: Vec<String> = (0..300).map(|t| format!("t{t}")).collect();
+        cache.hint(&function, "k", many);
+        assert_eq!(cache.hinted(&function, "k"), None);
+        cache.hint(&function, "k", vec!["a".into()]);
+        assert!(cache.hinted(&function, "k").is_some());
     }
 }

@@ -27,6 +27,9 @@ const MAGIC: u8 = 0xCA;
 const FORMAT: u8 = 3;
 const HEADER_LEN: usize = 40;
 
+/// The most versions an entry records (their count is one byte).
+pub(crate) const MAX_VERSIONS: usize = u8::MAX as usize;
+
 /// The flag of a compressed value.
 pub(crate) const COMPRESSED: u8 = 1;
 

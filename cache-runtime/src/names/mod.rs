@@ -162,6 +162,11 @@ impl<'a> Name<'a> {
         }
     }
 
+    /// Whether the text was replaced by its hash (see the module docs).
+    pub(crate) fn is_shortened(&self) -> bool {
+        self.shortened
+    }
+
     /// The stored text (for logs and errors).
     pub(crate) fn text(&self) -> &str {
         &self.text
