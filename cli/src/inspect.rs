@@ -10,6 +10,10 @@ use serde_json::json;
 use crate::server::{scan, Server};
 use crate::Report;
 
+/// The most entries of one key listed: one per function that caches it,
+/// so more are planted names, and not worth holding.
+const MAX_ENTRIES: usize = 1_000;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The key, as rendered (omit it with `--template`).
@@ -148,9 +152,16 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         let state = admin::version_state(get(&admin::tag_version(ns, tag), conn)?, &scope);
         tags.push((tag.clone(), state));
     }
-    let (mut entries, _) = scan(conn, &names.entries, 100_000, |_| {})?;
     // The pattern also matches other keys' and namespaces' names.
-    entries.retain(|name| admin::is_entry_of(name, ns, &key));
+    let mut entries = Vec::new();
+    scan(conn, &names.entries, 100_000, |_, page| {
+        entries.extend(
+            page.into_iter()
+                .filter(|name| admin::is_entry_of(name, ns, &key))
+                .take(MAX_ENTRIES - entries.len().min(MAX_ENTRIES)),
+        );
+        Ok(())
+    })?;
     let now = now_ms();
 
     let mut text = String::new();

@@ -161,18 +161,20 @@ fn int(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// Every name matching `pattern` on `conn`, by `SCAN`, at most `limit`;
-/// `progress` is called every 10,000 names.
+/// Visits the names matching `pattern` on `conn`, by `SCAN`, one page at
+/// a time (each dropped before the next is read, so a namespace of any
+/// size costs one page of memory), at most `limit` names. Returns how many
+/// were visited and whether `limit` stopped the scan.
 pub fn scan(
     conn: &mut Connection,
     pattern: &str,
     limit: usize,
-    mut progress: impl FnMut(usize),
-) -> Result<(Vec<String>, bool), String> {
+    mut page: impl FnMut(&mut Connection, Vec<String>) -> Result<(), String>,
+) -> Result<(usize, bool), String> {
     let mut cursor: u64 = 0;
-    let mut names = Vec::new();
+    let mut seen = 0;
     loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+        let (next, mut batch): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(pattern)
@@ -180,17 +182,16 @@ pub fn scan(
             .arg(1000)
             .query(conn)
             .map_err(|e| format!("SCAN: {e}"))?;
-        for name in batch {
-            names.push(name);
-            if names.len() % 10_000 == 0 {
-                progress(names.len());
-            }
-            if names.len() >= limit {
-                return Ok((names, true));
-            }
+        let room = limit - seen;
+        let stopped = batch.len() >= room;
+        batch.truncate(room);
+        seen += batch.len();
+        page(conn, batch)?;
+        if stopped {
+            return Ok((seen, true));
         }
         if next == 0 {
-            return Ok((names, false));
+            return Ok((seen, false));
         }
         cursor = next;
     }

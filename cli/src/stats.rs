@@ -32,31 +32,31 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
     let pattern = format!("{}:*", cachette::admin::glob_escape(ns));
     for node in &mut server.nodes {
         let addr = node.addr.clone();
-        let (names, stopped) = scan(&mut node.conn, &pattern, args.max_names, |n| {
-            eprintln!("{addr}: {n} names scanned...");
-        })?;
-        cut |= stopped;
-        // Names of other namespaces that share the prefix (`app:tenant`
-        // under `app`) are not this namespace's.
-        let scanned = names.len();
-        let names: Vec<String> = names
-            .into_iter()
-            .filter(|n| cachette::admin::kind_of(n, ns).is_some())
-            .collect();
-        other += (scanned - names.len()) as u64;
-        for chunk in names.chunks(500) {
+        let mut scanned = 0;
+        let (_, stopped) = scan(&mut node.conn, &pattern, args.max_names, |conn, names| {
             let mut pipe = redis::pipe();
-            for name in chunk {
+            for name in &names {
+                // Names of other namespaces that share the prefix
+                // (`app:tenant` under `app`) are not this namespace's.
+                let Some(kind) = cachette::admin::kind_of(name, ns) else {
+                    other += 1;
+                    continue;
+                };
+                if let Some(i) = KINDS.iter().position(|(l, _)| *l == kind) {
+                    counts[i] += 1;
+                }
                 pipe.cmd("MEMORY").arg("USAGE").arg(name);
             }
-            let sizes: Vec<Option<u64>> = pipe.query(&mut node.conn).unwrap_or_default();
+            let sizes: Vec<Option<u64>> = pipe.query(conn).unwrap_or_default();
             bytes += sizes.iter().flatten().sum::<u64>();
-        }
-        for name in &names {
-            let kind = cachette::admin::kind_of(name, ns).expect("filtered above");
-            let i = KINDS.iter().position(|(l, _)| *l == kind).expect("listed");
-            counts[i] += 1;
-        }
+            let before = scanned;
+            scanned += names.len();
+            if scanned / 10_000 > before / 10_000 {
+                eprintln!("{addr}: {scanned} names scanned...");
+            }
+            Ok(())
+        })?;
+        cut |= stopped;
     }
     let total: u64 = counts.iter().sum::<u64>();
     let mut text = String::new();

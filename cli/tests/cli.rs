@@ -184,6 +184,55 @@ async fn stats_counts_names_by_kind() {
     assert!(parsed["memory_bytes"].as_u64().unwrap() > 0);
 }
 
+/// `cachette` with its address space limited to `kib`: a command that
+/// holds more than that fails to allocate, and exits non-zero.
+fn cachette_within(kib: u64, url: &str, args: &[&str]) -> Run {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_cachette"))
+        .arg("--url")
+        .arg(url)
+        .args(args)
+        .env_remove("REDIS_URL")
+        .output()
+        .expect("sh runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `stats` and `inspect` hold one page of names at a time: 50,000 planted
+/// names of 4 KB (200 MB) are counted within 128 MiB of address space.
+/// `stats` held every name before.
+#[tokio::test]
+async fn stats_and_inspect_hold_one_page_of_names() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let cache = server.cache().await;
+    user(&cache, 1, "acme").await;
+    let mut raw = server.raw();
+    let filler = "x".repeat(4096);
+    for chunk in 0..50 {
+        let mut pipe = redis::pipe();
+        for i in 0..1000 {
+            pipe.cmd("SET")
+                .arg(format!("cachette:e:f:{{user:1{chunk}.{i}{filler}}}"))
+                .arg("")
+                .ignore();
+        }
+        pipe.exec(&mut raw).unwrap();
+    }
+    let limit = 128 << 10;
+    let run = cachette_within(limit, &url, &["stats"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("  entries: 50001\n"), "{}", run.stdout);
+    let run = cachette_within(limit, &url, &["inspect", "user:1"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
 /// `doctor` passes a plain server (with a warning: no maxmemory), fails an
 /// ACL user without the documented commands and a `noeviction` limit, and
 /// exits non-zero then; `bust` exits non-zero when it cannot confirm.

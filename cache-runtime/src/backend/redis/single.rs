@@ -58,7 +58,9 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let near = settings.near_cache.map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded)));
+        let near = settings
+            .near_cache
+            .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded)));
         let tracking = match &near {
             Some(near) => Some(Tracking::new(
                 &client,
