@@ -180,9 +180,7 @@ impl Http {
                 "the Upstash token is empty or has spaces or control characters",
             ));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
-            Error::new(ErrorKind::Config, "the Upstash token is not a header value")
-        })?;
+        let mut auth = bearer(token)?;
         auth.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
@@ -619,6 +617,18 @@ fn to_json(cmd: &redis::Cmd) -> Result<String, Error> {
     }
     serde_json::to_string(&args)
         .map_err(|e| Error::new(ErrorKind::Backend, "could not encode a command").with_source(e))
+}
+
+/// The `Authorization` header of `token`. Its bytes are this cache's one
+/// copy of the token, shared by every request (never copied into a
+/// request's headers), and wiped when the last request holding them and
+/// the cache are gone, as the signing key is.
+fn bearer(token: &str) -> Result<HeaderValue, Error> {
+    let mut value = zeroize::Zeroizing::new(Vec::with_capacity(7 + token.len()));
+    value.extend_from_slice(b"Bearer ");
+    value.extend_from_slice(token.as_bytes());
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(value))
+        .map_err(|_| Error::new(ErrorKind::Config, "the Upstash token is not a header value"))
 }
 
 /// Whether `status` refuses the request's token.

@@ -1,0 +1,1 @@
+//! Nothing here: the probe is `tests/freed.rs`.
