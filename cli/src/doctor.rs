@@ -241,6 +241,36 @@ fn check_node(
         }
     }
 
+    // Server functions, for `server_functions(true)`: this release's
+    // library, or an older one that this release does not call.
+    let library = cachette::SERVER_FUNCTIONS
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!lua name="))
+        .unwrap_or_default();
+    // Libraries matching `pattern` (a glob), if the user may list them.
+    let mut listed = |pattern: &str| -> Option<bool> {
+        let found: redis::Value = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg(pattern)
+            .query(conn)
+            .ok()?;
+        Some(matches!(found, redis::Value::Array(a) if !a.is_empty()))
+    };
+    if let (Some(this), Some(any)) = (listed(library), listed("cachette_v*")) {
+        if this {
+            add("functions", Level::Ok, format!("{library} loaded"), "");
+        } else if any {
+            add(
+                "functions",
+                Level::Warn,
+                format!("an older cachette library is loaded, not {library}"),
+                "with server_functions(true), load cachette::SERVER_FUNCTIONS of this release (FUNCTION LOAD REPLACE); the older one can stay for older processes",
+            );
+        }
+    }
+
     // Memory.
     let maxmemory = config(conn, "maxmemory");
     let policy = config(conn, "maxmemory-policy");

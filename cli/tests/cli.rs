@@ -535,6 +535,30 @@ async fn doctor_judges_the_documented_acl_on_the_namespace() {
         "+fcall: {}",
         run.stdout
     );
+    // The functions: an older library is told apart from this release's.
+    let _: () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("#!lua name=cachette_v1\nredis.register_function('cachette_v1_bust', function() return 0 end)")
+        .query(&mut raw)
+        .unwrap();
+    let run = cachette(&server.url(), &["doctor"]);
+    assert!(
+        run.stdout
+            .contains("[warn] functions: an older cachette library"),
+        "{}",
+        run.stdout
+    );
+    let _: () = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(cachette::SERVER_FUNCTIONS)
+        .query(&mut raw)
+        .unwrap();
+    let run = cachette(&server.url(), &["doctor"]);
+    assert!(
+        run.stdout.contains("[ok  ] functions: cachette_v2 loaded"),
+        "{}",
+        run.stdout
+    );
     let _: () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("app")

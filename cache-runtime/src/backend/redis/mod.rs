@@ -1,13 +1,14 @@
 //! The Redis backend, on a single Redis or a Redis Cluster.
 //!
 //! Costs, in round trips of latency:
-//! - a lookup is one `MGET` of the entry and its versions. On a cluster it
-//!   is one `MGET` per slot among them, each on the master of its slot,
-//!   all sent at once: the entry and its key's version share a slot, each
+//! - a lookup is one pipeline of bounded `GETRANGE`s, of the entry and of
+//!   each of its versions (no name is ever read whole). On a cluster it is
+//!   one pipeline per slot among them, each on the master of its slot, all
+//!   sent at once: the entry and its key's version share a slot, each
 //!   tag's version has its own;
 //! - a fill is one `SET ... PX`; creating missing versions is one pipeline
-//!   of `SET ... NX GET PX` (on a cluster, one command per version, sent at
-//!   once);
+//!   of the adopt script, a call per version (on a cluster, one call per
+//!   version, sent at once);
 //! - a bust of any number of keys and tags is one `EVALSHA` of
 //!   `lua/bust.lua` on a single Redis; on a cluster, one pipeline of plain
 //!   `SET`s per master touched, sent at once. Either way a `WAIT` in the
@@ -354,7 +355,7 @@ impl RedisBackend {
 
 /// Reads at most `max` bytes of `entry`, or its length in base64 when it
 /// is armored (see [`armor`]), and one more, to tell a larger one: added to
-/// a lookup's pipeline before its `MGET`.
+/// a lookup's pipeline before its versions.
 fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
     pipe.add_command(entry_range(entry, max));
 }

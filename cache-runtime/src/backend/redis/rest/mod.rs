@@ -6,8 +6,8 @@
 //!   versions, and the server's `INFO server replication` after them;
 //! - a fill is one `SET ... PX` of the entry, armored in base64: a request
 //!   carries text only;
-//! - creating missing versions is one request of `SET NX GET PX` (or the
-//!   adopt script) per version;
+//! - creating missing versions is one request of the adopt script, a call
+//!   per version;
 //! - a bust of any number of keys and tags is one request of `EVALSHA` of
 //!   `lua/bust.lua` (or `FCALL`, with server functions), followed by a
 //!   `WAIT` when replicas must hold it;
