@@ -666,3 +666,75 @@ async fn a_planted_version_is_never_read_whole() {
         .unwrap();
     a_planted_version_costs_a_few_bytes(&cache, &server).await;
 }
+
+#[cached(cache = cache, key = "slot:<id>", ttl = 60)]
+async fn slot_of(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
+    src.fetch_add(1, SeqCst);
+    id
+}
+
+/// Another Redis type planted under a version, the epoch or an entry is
+/// foreign, and replaced: it costs its key a miss, and no other key
+/// anything. A hash under one key's version made every lookup of that key
+/// fail, which opened the breaker for the whole cache.
+#[tokio::test]
+async fn another_type_under_a_name_costs_only_its_key() {
+    let server = RedisServer::start();
+    let cache = crate::support::builder()
+        .near_cache(false)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    another_type_costs_only_its_key(&cache, &server).await;
+}
+
+pub(crate) async fn another_type_costs_only_its_key(cache: &Cache, server: &RedisServer) {
+    let (cached, poisoned) = (AtomicU64::new(0), AtomicU64::new(0));
+    slot_of(&cache, &cached, 1).await;
+    slot_of(&cache, &poisoned, 2).await;
+    let plant = |name: &str, kind: &str| {
+        let _: () = redis::cmd("DEL")
+            .arg(name)
+            .query(&mut server.raw())
+            .unwrap();
+        let cmd = match kind {
+            "hash" => redis::cmd("HSET").arg(name).arg("f").arg("v").clone(),
+            _ => redis::cmd("RPUSH").arg(name).arg("x").clone(),
+        };
+        let _: () = cmd.query(&mut server.raw()).unwrap();
+    };
+    let type_of = |name: &str| -> String {
+        redis::cmd("TYPE")
+            .arg(name)
+            .query(&mut server.raw())
+            .unwrap()
+    };
+    let version = key_version_name(&server, "slot:2");
+    let entry = entry_name(&server, "slot:2");
+    let epoch = crate::support::only_name(&server, "cachette:n:*");
+    for (name, kind) in [(&version, "hash"), (&entry, "hash"), (&epoch, "list")] {
+        plant(name, kind);
+        let ran = poisoned.load(SeqCst);
+        for _ in 0..10 {
+            assert_eq!(slot_of(&cache, &poisoned, 2).await, 2);
+        }
+        assert_eq!(
+            poisoned.load(SeqCst) - ran,
+            1,
+            "{kind} under {name}: one miss, then hits"
+        );
+        assert_eq!(type_of(name), "string", "{kind} under {name} was replaced");
+        let ran = cached.load(SeqCst);
+        for _ in 0..10 {
+            assert_eq!(slot_of(&cache, &cached, 1).await, 1);
+        }
+        // The epoch is every key's: its replacement costs each key one miss.
+        let misses = u64::from(name == &epoch);
+        assert_eq!(
+            cached.load(SeqCst) - ran,
+            misses,
+            "{kind} under {name}: another key"
+        );
+    }
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+}

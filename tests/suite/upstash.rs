@@ -848,3 +848,11 @@ async fn a_lookup_reads_no_more_than_its_commands_may_answer() {
     let text = logs.text();
     assert!(text.contains("sent a reply of more than"), "{text:.3000}");
 }
+
+/// Another Redis type under a name costs its key a miss over REST too.
+#[tokio::test]
+async fn another_type_under_a_name_costs_only_its_key() {
+    let backing = upstash::start();
+    let cache = backing.upstash(builder()).await;
+    crate::security::another_type_costs_only_its_key(&cache, &backing.redis).await;
+}

@@ -361,7 +361,7 @@ fn read_entry(pipe: &mut redis::Pipeline, entry: &str, max: usize) {
 }
 
 /// The `GETRANGE` of [`read_entry`].
-fn entry_range(entry: &str, max: usize) -> redis::Cmd {
+pub(crate) fn entry_range(entry: &str, max: usize) -> redis::Cmd {
     let mut cmd = redis::Cmd::with_capacity(4, entry.len() + 32);
     cmd.arg("GETRANGE").arg(entry).arg(0).arg(armored_len(max));
     cmd
@@ -393,6 +393,27 @@ fn read_versions<'a>(pipe: &mut redis::Pipeline, names: impl Iterator<Item = &'a
     for name in names {
         pipe.add_command(version_range(name));
     }
+}
+
+/// The replies of a lookup's pipeline, sent with `ignore_errors`: a name
+/// that holds another Redis type (`WRONGTYPE`, not cachette's) stays in
+/// place as that error, and reads as foreign (a version, replaced by the
+/// next fill) or as no entry (overwritten by the next fill), so it costs
+/// its own key a miss, not the lookup; any other error fails the lookup.
+fn lookup_replies(replies: Vec<Value>) -> redis::RedisResult<Vec<Value>> {
+    for reply in &replies {
+        if let Value::ServerError(e) = reply {
+            if !is_wrong_type(e) {
+                return Err(e.clone().into());
+            }
+        }
+    }
+    Ok(replies)
+}
+
+/// Whether a command failed on a name of another Redis type.
+pub(crate) fn is_wrong_type(e: &redis::ServerError) -> bool {
+    e.code() == "WRONGTYPE"
 }
 
 /// The `GETRANGE` of [`read_versions`].
@@ -446,7 +467,8 @@ fn decode_version(value: Value, run: &str) -> Seen {
         Value::BulkString(b) if b.is_empty() => Seen::Missing,
         Value::BulkString(b) => Seen::read(Some(&b), run),
         Value::Nil => Seen::Missing,
-        // Another Redis type under a version's name: not cachette's.
+        // Another Redis type under a version's name (`WRONGTYPE`, see
+        // `lookup_replies`): not cachette's, and replaced as one seen ''.
         _ => Seen::Foreign(Head::of(b"")),
     }
 }

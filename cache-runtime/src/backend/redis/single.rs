@@ -12,8 +12,8 @@ use super::link::tracking::Tracking;
 use super::link::{ending, Link};
 use super::near::Near;
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, read_entry, read_versions, Lookup, Wanted,
-    EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, lookup_replies, read_entry, read_versions,
+    Lookup, Wanted, EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
@@ -150,7 +150,9 @@ impl Single {
                     let mut pipe = redis::Pipeline::with_capacity(1 + names.versions().len());
                     read_entry(&mut pipe, names.entry(), max);
                     read_versions(&mut pipe, names.versions());
-                    let replies: Vec<Value> = pipe.query_async(&mut session.conn.clone()).await?;
+                    pipe.ignore_errors();
+                    let replies = pipe.query_async(&mut session.conn.clone()).await?;
+                    let replies = lookup_replies(replies)?;
                     Ok((session, replies))
                 })
                 .await?;

@@ -22,14 +22,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
 use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, read_entry, read_versions, Lookup, Wanted,
-    EPOCH_TTL,
+    decode_entry, decode_version, ensure_cmd, ensured, entry_range, lookup_replies, version_range,
+    Lookup, Wanted, EPOCH_TTL,
 };
 use crate::error::{Error, ErrorKind};
 
@@ -256,7 +257,8 @@ impl Cluster {
                     .watched(
                         &session,
                         group_pipe(members, all, max, false)
-                            .query_async::<Vec<Value>>(&mut session.conn.clone()),
+                            .query_async::<Vec<Value>>(&mut session.conn.clone())
+                            .map(|r| r.and_then(lookup_replies)),
                     )
                     .await;
                 Ok::<_, Error>((node, session, reply))
@@ -278,7 +280,9 @@ impl Cluster {
                         .reads
                         .watched(
                             &session,
-                            again.query_async::<Vec<Value>>(&mut session.conn.clone()),
+                            again
+                                .query_async::<Vec<Value>>(&mut session.conn.clone())
+                                .map(|r| r.and_then(lookup_replies)),
                         )
                         .await
                     {
@@ -412,20 +416,24 @@ impl Cluster {
 }
 
 /// The commands of one slot's share of a lookup: a `GETRANGE` of the entry
-/// when the share holds it (name 0), then of each version; after `ASKING`
-/// when following an `ASK`.
+/// when the share holds it (name 0), then of each version. Following an
+/// `ASK`, each is preceded by an `ASKING`, which lets only the command
+/// right after it through.
 fn group_pipe(members: &[usize], all: &[&str], max: usize, ask: bool) -> redis::Pipeline {
-    let mut pipe = redis::Pipeline::with_capacity(1 + members.len());
-    if ask {
-        pipe.cmd("ASKING").ignore();
+    let mut pipe = redis::Pipeline::with_capacity((1 + usize::from(ask)) * members.len());
+    let entry = members.contains(&0).then(|| entry_range(all[0], max));
+    let versions = members
+        .iter()
+        .filter(|j| **j != 0)
+        .map(|&j| version_range(all[j]));
+    for cmd in entry.into_iter().chain(versions) {
+        if ask {
+            pipe.cmd("ASKING").ignore();
+        }
+        pipe.add_command(cmd);
     }
-    if members.contains(&0) {
-        read_entry(&mut pipe, all[0], max);
-    }
-    read_versions(
-        &mut pipe,
-        members.iter().filter(|j| **j != 0).map(|&j| all[j]),
-    );
+    // See `lookup_replies`.
+    pipe.ignore_errors();
     pipe
 }
 

@@ -174,10 +174,13 @@ impl Rest {
         let (entry, oversized) = decode_entry(entry, self.max_entry).split();
         let mut versions = Vec::with_capacity(replies.len());
         for v in replies {
-            if let Value::ServerError(e) = v {
-                return Err(Error::from(redis::RedisError::from(e)));
+            // Another Redis type reads as foreign (see `lookup_replies`).
+            match v {
+                Value::ServerError(e) if !super::is_wrong_type(&e) => {
+                    return Err(Error::from(redis::RedisError::from(e)))
+                }
+                v => versions.push(decode_version(v, &scope)),
             }
-            versions.push(decode_version(v, &scope));
         }
         Ok(Lookup {
             entry,
