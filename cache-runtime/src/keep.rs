@@ -16,6 +16,14 @@ use crate::mode::Stores;
 /// decodes it. It lives exactly as long as the bytes it was decoded from.
 pub(crate) type Decoded = OnceLock<Kept>;
 
+/// What a memory budget counts for the decoded value of an entry whose
+/// value is `encoded` bytes long (decompressed): that, and a fixed slack. A
+/// decoded value is kept only when its estimated size (`held.rs`) fits.
+pub(crate) fn allowance(encoded: usize) -> usize {
+    const SLACK: usize = 256;
+    encoded.saturating_add(SLACK)
+}
+
 /// A slot for a new stored entry.
 pub(crate) fn slot() -> Arc<Decoded> {
     Arc::new(OnceLock::new())
@@ -58,13 +66,31 @@ impl<V> Keeper<V> {
         (self.take?)(slot.get()?.as_ref())
     }
 
-    /// Keeps `value` in `slot` (unless another hit did first).
-    pub(crate) fn store(&self, slot: &Decoded, value: &V) {
-        if let Some(store) = self.store {
-            let _ = slot.set(store(value));
+    /// Keeps `value`, decoded from `encoded` bytes, in `slot` (unless
+    /// another hit did first), if it holds no more memory than the budget
+    /// counted for it ([`allowance`]); else marks the slot so that later
+    /// hits decode without asking again.
+    pub(crate) fn store(&self, slot: &Decoded, value: &V, encoded: usize)
+    where
+        V: serde::Serialize,
+    {
+        let Some(store) = self.store else {
+            return;
+        };
+        if slot.get().is_some() {
+            return;
         }
+        let kept = match crate::held::within(value, allowance(encoded)) {
+            Some(_) => store(value),
+            None => Box::new(Declined),
+        };
+        let _ = slot.set(kept);
     }
 }
+
+/// A slot whose value was too large in memory to keep: no value is taken
+/// from it.
+struct Declined;
 
 fn store<V: Clone + Send + Sync + 'static>(value: &V) -> Kept {
     Box::new(value.clone())
@@ -124,13 +150,27 @@ mod tests {
         let keeper = (&&keep_probe::<_, Result<String, ()>>(&ResultMode)).__cachette_keeper();
         let kept = slot();
         assert_eq!(keeper.take(&kept), None);
-        keeper.store(&kept, &"ada".to_string());
+        keeper.store(&kept, &"ada".to_string(), 5);
         assert_eq!(keeper.take(&kept).as_deref(), Some("ada"));
 
         let keeper = (&&keep_probe::<_, NotClone>(&PlainMode)).__cachette_keeper();
         let kept = slot();
-        keeper.store(&kept, &std::sync::Mutex::new(1));
+        keeper.store(&kept, &std::sync::Mutex::new(1), 1);
         assert!(kept.get().is_none());
         assert!(keeper.take(&kept).is_none());
+    }
+
+    #[test]
+    fn a_value_larger_in_memory_than_counted_is_not_kept() {
+        let keeper =
+            (&&keep_probe::<_, Option<Vec<String>>>(&crate::mode::OptionMode)).__cachette_keeper();
+        let short: Vec<String> = (0..10_000).map(|i| format!("{:02}", i % 100)).collect();
+        // Three bytes each encoded (postcard), 56 in memory.
+        let kept = slot();
+        keeper.store(&kept, &short, 30_000);
+        assert!(keeper.take(&kept).is_none());
+        let kept = slot();
+        keeper.store(&kept, &short, 600_000);
+        assert_eq!(keeper.take(&kept), Some(short));
     }
 }

@@ -28,6 +28,7 @@ mod entry;
 mod error;
 mod flight;
 mod global;
+mod held;
 mod hooks;
 mod invalidate;
 mod keep;

@@ -73,7 +73,7 @@ impl MemoryBackend {
                 .weigher(move |name: &String, item: &Item<Stored>| {
                     let blob = &item.value.0;
                     let decoded = if keep_decoded {
-                        crate::entry::decoded_len(blob)
+                        crate::keep::allowance(crate::entry::decoded_len(blob))
                     } else {
                         0
                     };

@@ -510,7 +510,7 @@ impl Cache {
             }
         };
         if let Some(slot) = lookup.decoded.as_deref() {
-            keep.store(slot, &value);
+            keep.store(slot, &value, bytes.len());
         }
         Some((value, meta))
     }

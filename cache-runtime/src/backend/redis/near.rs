@@ -167,7 +167,7 @@ impl Near {
                     // names (here and in the table of readers).
                     let names: usize = kept.names.iter().map(|n| 2 * n.len() + 64).sum();
                     let decoded = if keep_decoded {
-                        crate::entry::decoded_len(&kept.entry)
+                        crate::keep::allowance(crate::entry::decoded_len(&kept.entry))
                     } else {
                         0
                     };
