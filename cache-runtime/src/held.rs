@@ -76,7 +76,7 @@ macro_rules! primitives {
     };
 }
 
-impl<'a> ser::Serializer for &'a mut Sizer {
+impl ser::Serializer for &mut Sizer {
     type Ok = ();
     type Error = Over;
     type SerializeSeq = Self;
@@ -190,7 +190,7 @@ impl<'a> ser::Serializer for &'a mut Sizer {
 /// Every compound's elements and fields are counted as they come.
 macro_rules! compound {
     ($($trait:ident: $method:ident $(, $key:ty)?);* $(;)?) => {
-        $(impl<'a> ser::$trait for &'a mut Sizer {
+        $(impl ser::$trait for &mut Sizer {
             type Ok = ();
             type Error = Over;
 
@@ -214,7 +214,7 @@ compound!(
     SerializeStructVariant: serialize_field, &'static str;
 );
 
-impl<'a> ser::SerializeMap for &'a mut Sizer {
+impl ser::SerializeMap for &mut Sizer {
     type Ok = ();
     type Error = Over;
 

@@ -187,7 +187,7 @@ mod tests {
             Seen::Current(Token::random()),
             Seen::Current(Token::random()),
         ];
-        let near = Arc::new(Near::new(1 << 20));
+        let near = Arc::new(Near::new(1 << 20, true));
         // Two lookups of the same names in flight (the table counts
         // them), kept in the other order.
         let reader = {

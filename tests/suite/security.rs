@@ -690,8 +690,8 @@ async fn another_type_under_a_name_costs_only_its_key() {
 
 pub(crate) async fn another_type_costs_only_its_key(cache: &Cache, server: &RedisServer) {
     let (cached, poisoned) = (AtomicU64::new(0), AtomicU64::new(0));
-    slot_of(&cache, &cached, 1).await;
-    slot_of(&cache, &poisoned, 2).await;
+    slot_of(cache, &cached, 1).await;
+    slot_of(cache, &poisoned, 2).await;
     let plant = |name: &str, kind: &str| {
         let _: () = redis::cmd("DEL")
             .arg(name)
@@ -709,14 +709,14 @@ pub(crate) async fn another_type_costs_only_its_key(cache: &Cache, server: &Redi
             .query(&mut server.raw())
             .unwrap()
     };
-    let version = key_version_name(&server, "slot:2");
-    let entry = entry_name(&server, "slot:2");
-    let epoch = crate::support::only_name(&server, "cachette:n:*");
+    let version = key_version_name(server, "slot:2");
+    let entry = entry_name(server, "slot:2");
+    let epoch = crate::support::only_name(server, "cachette:n:*");
     for (name, kind) in [(&version, "hash"), (&entry, "hash"), (&epoch, "list")] {
         plant(name, kind);
         let ran = poisoned.load(SeqCst);
         for _ in 0..10 {
-            assert_eq!(slot_of(&cache, &poisoned, 2).await, 2);
+            assert_eq!(slot_of(cache, &poisoned, 2).await, 2);
         }
         assert_eq!(
             poisoned.load(SeqCst) - ran,
@@ -726,7 +726,7 @@ pub(crate) async fn another_type_costs_only_its_key(cache: &Cache, server: &Redi
         assert_eq!(type_of(name), "string", "{kind} under {name} was replaced");
         let ran = cached.load(SeqCst);
         for _ in 0..10 {
-            assert_eq!(slot_of(&cache, &cached, 1).await, 1);
+            assert_eq!(slot_of(cache, &cached, 1).await, 1);
         }
         // The epoch is every key's: its replacement costs each key one miss.
         let misses = u64::from(name == &epoch);

@@ -103,7 +103,7 @@ impl Cache {
             }
         };
         let Some(mut blob) = entry::begin(tokens, meta, 128) else {
-            tracing::warn!(key = %key, "cachette: more than 254 tags; not cached");
+            tracing::warn!(key = %key, "cachette: more than 253 tags (an entry records 255 versions: its key's, its tags', the epoch); not cached");
             return;
         };
         let at = entry::value_at(tokens.len());
