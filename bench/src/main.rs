@@ -505,7 +505,7 @@ async fn main() {
     println!("| variant | p50 | p99 |");
     println!("|---|---|---|");
     println!(
-        "| cachette (MGET, versions created, SET) | {} | {} |",
+        "| cachette (lookup, versions created, SET) | {} | {} |",
         micros(percentile(&fill_cachette, 0.5)),
         micros(percentile(&fill_cachette, 0.99))
     );
