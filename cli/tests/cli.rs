@@ -39,19 +39,25 @@ struct Run {
     stderr: String,
 }
 
+impl From<std::process::Output> for Run {
+    fn from(out: std::process::Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 fn cachette(url: &str, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_cachette"))
+    Command::new(env!("CARGO_BIN_EXE_cachette"))
         .arg("--url")
         .arg(url)
         .args(args)
         .env_remove("REDIS_URL")
         .output()
-        .expect("the cachette binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("the cachette binary runs")
+        .into()
 }
 
 /// Digits become `#` and hex ids `<id>`, so that snapshots keep the
@@ -187,7 +193,7 @@ async fn stats_counts_names_by_kind() {
 /// `cachette` with its address space limited to `kib`: a command that
 /// holds more than that fails to allocate, and exits non-zero.
 fn cachette_within(kib: u64, url: &str, args: &[&str]) -> Run {
-    let out = Command::new("sh")
+    Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_cachette"))
@@ -196,12 +202,8 @@ fn cachette_within(kib: u64, url: &str, args: &[&str]) -> Run {
         .args(args)
         .env_remove("REDIS_URL")
         .output()
-        .expect("sh runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("sh runs")
+        .into()
 }
 
 /// `stats` and `inspect` hold one page of names at a time: 50,000 planted

@@ -379,6 +379,16 @@ async fn delivered_in_bounded_steps(n: usize, limit: usize) -> Vec<(String, i64)
     slow
 }
 
+/// A cache that waits long enough to read a planted value whole, if it
+/// would.
+async fn patient(server: &RedisServer) -> Cache {
+    Cache::builder()
+        .command_timeout(Duration::from_secs(10))
+        .connect(&server.url())
+        .await
+        .unwrap()
+}
+
 #[cached(cache = cache, key = "note:<id>", ttl = 60)]
 async fn note(cache: &Cache, id: u64) -> String {
     format!("note {id}")
@@ -392,11 +402,7 @@ async fn note(cache: &Cache, id: u64) -> String {
 #[tokio::test]
 async fn an_oversized_entry_is_never_read_whole() {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_secs(10))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let cache = patient(&server).await;
     assert_eq!(note(&cache, 1).await, "note 1");
     let entry = entry_name(&server, "note:1");
     let stored: Vec<u8> = redis::cmd("GET")
@@ -659,11 +665,7 @@ pub(crate) async fn a_planted_version_costs_a_few_bytes(cache: &Cache, server: &
 #[tokio::test]
 async fn a_planted_version_is_never_read_whole() {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .command_timeout(Duration::from_secs(10))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let cache = patient(&server).await;
     a_planted_version_costs_a_few_bytes(&cache, &server).await;
 }
 
