@@ -57,11 +57,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub use cache_macros::{cached, cached_impl, invalidates, tag};
+pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
-    Error, ErrorKind, FastRandom, KeyBuilder, Random, ReplicaAcks, Stats, SystemClock,
-    MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
+    Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Random, ReplicaAcks, Stats, SystemClock,
+    TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
 };
 
 #[cfg(feature = "redis")]

@@ -4,9 +4,9 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;
-use syn::{Expr, Ident, LitStr};
+use syn::{Expr, Ident};
 
-use crate::values::{self, Errors, Once, Value};
+use crate::values::{self, Errors, Name, Once, Value};
 
 /// Which attribute is expanded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -43,9 +43,19 @@ impl Kind {
                 "ttl_fn",
                 "unless",
                 "tags_from",
+                "unkeyed",
+                "not_a_transaction",
                 "crate",
             ],
-            Kind::Invalidates => &["keys", "tags", "calls", "tags_from", "cache", "crate"],
+            Kind::Invalidates => &[
+                "keys",
+                "tags",
+                "calls",
+                "tags_from",
+                "not_a_transaction",
+                "cache",
+                "crate",
+            ],
         }
     }
 }
@@ -102,13 +112,18 @@ impl Strategy {
 /// The options of either attribute, checked. An option refused with an
 /// error is absent; the caller generates nothing while errors remain.
 pub(crate) struct Options {
-    pub key: Option<LitStr>,
-    pub keys: Vec<LitStr>,
+    pub key: Option<Name>,
+    pub keys: Vec<Name>,
     /// Calls of `#[cached]` functions whose entries are busted.
     pub calls: Vec<Expr>,
     /// A function from the result to more tags.
     pub tags_from: Option<Expr>,
-    pub tags: Vec<LitStr>,
+    pub tags: Vec<Name>,
+    /// Parameters that do not shape the result (`unkeyed = [pool]`).
+    pub unkeyed: Vec<Ident>,
+    /// `&mut` parameters that are never a transaction
+    /// (`not_a_transaction = [conn]`).
+    pub not_a_transaction: Vec<Ident>,
     /// The entry's TTL in milliseconds (`#[cached]`, required unless
     /// given as an expression).
     pub ttl: Option<u64>,
@@ -155,11 +170,13 @@ pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Optio
 /// The options as written, each at most once, with its span.
 #[derive(Default)]
 struct Written {
-    key: Once<LitStr>,
-    keys: Once<Vec<LitStr>>,
+    key: Once<Name>,
+    keys: Once<Vec<Name>>,
     calls: Once<Vec<Expr>>,
     tags_from: Once<Expr>,
-    tags: Once<Vec<LitStr>>,
+    tags: Once<Vec<Name>>,
+    unkeyed: Once<Vec<Ident>>,
+    not_a_transaction: Once<Vec<Ident>>,
     ttl: Once<u64>,
     ttl_expr: Once<Expr>,
     ttl_fn: Once<Expr>,
@@ -211,12 +228,22 @@ impl Written {
     fn one(&mut self, name: &Ident, value: Value, errors: &mut Errors) {
         match name.to_string().as_str() {
             "key" => {
-                if let Some(v) = values::string(errors, name, &value) {
+                if let Some(v) = values::name(errors, name, &value) {
                     self.key.set(errors, name, v);
                 }
             }
+            "unkeyed" | "not_a_transaction" => {
+                if let Some(v) = values::ident_list(errors, name, &value) {
+                    let slot = if name == "unkeyed" {
+                        &mut self.unkeyed
+                    } else {
+                        &mut self.not_a_transaction
+                    };
+                    slot.set(errors, name, v);
+                }
+            }
             "keys" | "tags" => {
-                if let Some(v) = values::string_list(errors, name, &value) {
+                if let Some(v) = values::name_list(errors, name, &value) {
                     let slot = if name == "keys" {
                         &mut self.keys
                     } else {
@@ -392,6 +419,8 @@ impl Written {
             calls: self.calls.into_inner().unwrap_or_default(),
             tags_from: self.tags_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
+            unkeyed: self.unkeyed.into_inner().unwrap_or_default(),
+            not_a_transaction: self.not_a_transaction.into_inner().unwrap_or_default(),
             none_ttl: self.none_ttl.get().copied().zip(self.none_ttl.span()),
             codec: self.codec.into_inner(),
             version: self.version.into_inner(),
@@ -449,7 +478,7 @@ mod tests {
                 stale_ttl = "1h"
             ),
         );
-        assert_eq!(o.key.unwrap().value(), "user:<id>");
+        assert!(matches!(o.key, Some(Name::Template(t)) if t.value() == "user:<id>"));
         assert_eq!(o.ttl, Some(300_000));
         assert_eq!(o.stale_ttl, Some(3_600_000));
         assert!(o.strategy == Strategy::Swr && o.strategy.refreshes());

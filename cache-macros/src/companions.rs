@@ -56,6 +56,26 @@ impl Callee<'_> {
 /// The suffix of the companion that names an entry (`f_key`).
 pub(crate) const KEY_SUFFIX: &str = "_key";
 
+/// The hidden key companion of `f` that takes its arguments by name: its
+/// name lists the parameters sorted (`f_key_by__id__org`), and it takes
+/// them in that order. Names that hold `__` themselves are listed each
+/// after its length instead (`f_key_by_4a__b_1c`), so that no two lists of
+/// names give one companion.
+pub(crate) fn by_name(f: &syn::Ident, sorted: &[&str]) -> syn::Ident {
+    let mut name = format!("{f}_key_by");
+    if sorted.iter().any(|n| n.contains("__")) {
+        for n in sorted {
+            name.push_str(&format!("_{}{n}", n.len()));
+        }
+    } else {
+        for n in sorted {
+            name.push_str("__");
+            name.push_str(n);
+        }
+    }
+    syn::Ident::new(&name, Span::call_site().located_at(f.span()))
+}
+
 pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStream) -> TokenStream {
     let sig = &func.sig;
     let ident = &sig.ident;
@@ -63,21 +83,34 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
     // The parameters, each a plain name, and the arguments that pass them.
     let mut params = Vec::new();
     let mut args = Vec::new();
+    // The named parameters, for the companion that takes them by name.
+    let mut receiver = None;
+    let mut by_name: Option<Vec<(String, TokenStream)>> = Some(Vec::new());
     for (i, input) in sig.inputs.iter().enumerate() {
         match input {
             FnArg::Receiver(r) => {
                 let mut r = r.clone();
                 r.attrs.clear();
                 r.mutability = None;
+                receiver = Some(quote!(#r));
                 params.push(quote!(#r));
                 args.push(quote!(self));
             }
             FnArg::Typed(pt) => {
                 let name = match &*pt.pat {
                     Pat::Ident(pi) if pi.subpat.is_none() => pi.ident.clone(),
-                    _ => format_ident!("__cachette_arg{}", i),
+                    _ => {
+                        by_name = None;
+                        format_ident!("__cachette_arg{}", i)
+                    }
                 };
                 let ty = &pt.ty;
+                if let Some(list) = &mut by_name {
+                    list.push((
+                        syn::ext::IdentExt::unraw(&name).to_string(),
+                        quote!(#name: #ty),
+                    ));
+                }
                 params.push(quote!(#name: #ty));
                 args.push(quote!(#name));
             }
@@ -106,6 +139,21 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
         KEY_SUFFIX,
         span = Span::call_site().located_at(ident.span())
     );
+    // By name, for `calls` of several arguments (see `expand::key_call`).
+    let by_name = by_name.filter(|list| !list.is_empty()).map(|mut list| {
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+        let by = self::by_name(ident, &names);
+        let typed = list.iter().map(|(_, p)| p);
+        let params = receiver.iter().chain(typed);
+        quote! {
+            #[doc(hidden)]
+            #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+            #vis fn #by #generics (#(#params),*) -> #private::EntryKey #where_clause {
+                #private::key_of(#call)
+            }
+        }
+    });
     let name = ident.to_string();
     let doc_uncached =
         format!(" Runs `{name}`'s body without the cache: nothing is read, nothing is stored.");
@@ -134,5 +182,6 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
         #vis fn #key #generics (#(#params),*) -> #private::EntryKey #where_clause {
             #private::key_of(#call)
         }
+        #by_name
     }
 }

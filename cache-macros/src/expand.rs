@@ -16,7 +16,7 @@
 //!     let __cachette_tags = [P::render(&["org:", ""], &[&org as &dyn Display])];
 //!     P::cached(
 //!         P::Site { cache: __cachette_cache, policy: &__CACHETTE_POLICY, function: __cachette_fn },
-//!         (&&P::Select::<Result<User, DbError>>::new()).__cachette_mode(), // caches Ok only
+//!         (&&&P::Select::<Result<User, DbError>>::new()).__cachette_mode(), // caches Ok only
 //!         &__cachette_key, &__cachette_tags,
 //!         async { let __cachette_ret: Result<User, DbError> = { BODY }; __cachette_ret },
 //!     ).await
@@ -30,13 +30,13 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{Expr, FnArg, ItemFn, LitStr, Pat, ReturnType, Type};
+use syn::{Expr, FnArg, ItemFn, Pat, ReturnType, Type};
 
 use crate::attr::{self, Kind, Options};
 use crate::companions::{companions, Callee};
 use crate::refresh::{refresh, Refresh};
 use crate::template::{self, Template};
-use crate::values::Errors;
+use crate::values::{self, Errors, Name};
 
 pub(crate) fn run(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
@@ -84,24 +84,217 @@ impl Parse for FnShape {
     }
 }
 
+/// One typed parameter of the function, as the checks see it.
+struct Param {
+    /// Its name; `None` for a pattern.
+    ident: Option<syn::Ident>,
+    /// `_`: the body cannot use it.
+    wild: bool,
+    span: Span,
+    /// Its type is `&mut T` (a connection, or a transaction).
+    mut_ref: bool,
+}
+
 /// The function's parameters as placeholder roots (`self` for a receiver),
-/// and the ones usable in a default key (`None` for a pattern parameter).
-fn parameters(func: &ItemFn) -> (Vec<String>, Vec<(Option<syn::Ident>, Span)>) {
+/// and its typed parameters.
+fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
     let mut names = Vec::new();
     let mut typed = Vec::new();
     for input in &func.sig.inputs {
         match input {
             FnArg::Receiver(_) => names.push("self".to_string()),
-            FnArg::Typed(pt) => match &*pt.pat {
-                Pat::Ident(pi) => {
-                    names.push(pi.ident.to_string());
-                    typed.push((Some(pi.ident.clone()), pt.span()));
-                }
-                other => typed.push((None, other.span())),
-            },
+            FnArg::Typed(pt) => {
+                let mut_ref = matches!(&*pt.ty, Type::Reference(r) if r.mutability.is_some());
+                let (ident, wild) = match &*pt.pat {
+                    Pat::Ident(pi) => {
+                        names.push(pi.ident.to_string());
+                        (Some(pi.ident.clone()), false)
+                    }
+                    Pat::Wild(_) => (None, true),
+                    _ => (None, false),
+                };
+                typed.push(Param {
+                    ident,
+                    wild,
+                    span: pt.span(),
+                    mut_ref,
+                });
+            }
         }
     }
     (names, typed)
+}
+
+/// A key or tag, checked: a template, or a declared name's value.
+enum Rendered {
+    Template(Template),
+    Named(syn::ExprStruct),
+}
+
+impl Rendered {
+    /// The parameters it reads: a template's placeholder roots, or every
+    /// identifier in a declared name's field values.
+    fn roots(&self) -> Vec<String> {
+        match self {
+            Rendered::Template(t) => t.roots.clone(),
+            Rendered::Named(s) => {
+                let mut out = Vec::new();
+                for field in &s.fields {
+                    idents(field.expr.to_token_stream(), &mut out);
+                }
+                out
+            }
+        }
+    }
+
+    /// The expression of the rendered name; `key` for a key, else a tag.
+    fn call(&self, private: &TokenStream, key: bool) -> TokenStream {
+        match self {
+            Rendered::Template(t) => render_call(t, private),
+            Rendered::Named(s) => {
+                let at = Span::call_site().located_at(s.span());
+                let f = if key {
+                    respan(quote!(#private::key_name), at)
+                } else {
+                    respan(quote!(#private::tag_name), at)
+                };
+                quote_spanned!(at=> #f(&#s))
+            }
+        }
+    }
+}
+
+/// Every identifier in `tokens`, into `out`.
+fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+    for tree in tokens {
+        match tree {
+            proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+            proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+/// Checks that every parameter of a `#[cached]` function shapes its entry
+/// (appears in the key or the tags), or is declared not to: a parameter
+/// left out would let calls that differ in it share one entry, and serve
+/// one caller another's result. `self` and the parameters that give the
+/// cache are exempt. Also checks that a `&mut` parameter (a connection,
+/// maybe a transaction) is declared not to be a transaction, since a value
+/// read through a transaction that rolls back must never be stored.
+fn check_parameters(
+    kind: Kind,
+    func: &ItemFn,
+    opts: &Options,
+    typed: &[Param],
+    used: &[String],
+    errors: &mut Errors,
+) {
+    let name = func.sig.ident.to_string();
+    let param_names: Vec<String> = typed
+        .iter()
+        .filter_map(|p| p.ident.as_ref().map(ToString::to_string))
+        .collect();
+    let listed = |list: &[syn::Ident], n: &str| list.iter().any(|i| i == n);
+    for (option, list) in [
+        ("unkeyed", &opts.unkeyed),
+        ("not_a_transaction", &opts.not_a_transaction),
+    ] {
+        for ident in list {
+            let n = ident.to_string();
+            if !param_names.contains(&n) {
+                errors.at(
+                    ident.span(),
+                    format!("`{option}` lists the parameters of `{name}`, and `{n}` is not one"),
+                );
+            } else if option == "unkeyed" && used.contains(&n) {
+                errors.at(
+                    ident.span(),
+                    format!(
+                        "`{n}` is in the key or the tags, so it shapes the result: it cannot be \
+                         `unkeyed`"
+                    ),
+                );
+            } else if option == "not_a_transaction"
+                && !typed
+                    .iter()
+                    .any(|p| p.mut_ref && p.ident.as_ref().is_some_and(|i| *i == n))
+            {
+                errors.at(
+                    ident.span(),
+                    format!(
+                        "`not_a_transaction` lists `&mut` parameters (connections), and `{n}` \
+                         is not one"
+                    ),
+                );
+            }
+        }
+    }
+    if kind != Kind::Cached {
+        return;
+    }
+    let cache_roots = {
+        let mut out = Vec::new();
+        if let Some(cache) = &opts.cache {
+            idents(cache.to_token_stream(), &mut out);
+        }
+        out
+    };
+    let key_hint = match &opts.key {
+        Some(values::Name::Template(t)) => Some(t.value()),
+        _ => None,
+    };
+    for p in typed {
+        if p.wild {
+            continue;
+        }
+        let Some(ident) = &p.ident else {
+            if opts.key.is_some() {
+                errors.at(
+                    p.span,
+                    "a destructured parameter cannot be placed in a key: bind it to a name \
+                     (`point: Point`) and use `<point.x>` in the key",
+                );
+            }
+            continue;
+        };
+        let n = ident.to_string();
+        if p.mut_ref && !listed(&opts.not_a_transaction, &n) {
+            errors.at(
+                p.span,
+                format!(
+                    "`{n}` is a `&mut` argument, perhaps a transaction: if `{name}` read through a \
+                     transaction that then rolled back, it would store a row that was never \
+                     committed. If `{n}` is a connection outside any transaction whenever `{name}` \
+                     is called outside `cachette::deferred` (inside a scope, cached calls store \
+                     nothing), say so: `not_a_transaction = [{n}]`. Otherwise read through the \
+                     pool, or call `{name}_uncached` inside transactions"
+                ),
+            );
+            continue;
+        }
+        if opts.key.is_none()
+            || used.contains(&n)
+            || cache_roots.contains(&n)
+            || listed(&opts.unkeyed, &n)
+            || listed(&opts.not_a_transaction, &n)
+        {
+            continue;
+        }
+        let fix = match &key_hint {
+            Some(key) => format!("`key = \"{key}:<{n}>\"`"),
+            None => format!("a field of the key that `{n}` fills"),
+        };
+        errors.at(
+            p.span,
+            format!(
+                "`{n}` is in neither the key nor the tags of `{name}`, so calls that differ only in \
+                 `{n}` would share one entry, and one would be served the other's result. Put it \
+                 in the key ({fix}), or, if it does not change the result (a pool, a client), \
+                 list it: `unkeyed = [{n}]`"
+            ),
+        );
+    }
 }
 
 /// Where the function is, when an impl-level attribute says it.
@@ -158,24 +351,33 @@ pub(crate) fn expand(
         );
     }
     let (params, typed) = parameters(func);
-    let render = |lit: &LitStr, errors: &mut Errors| match template::parse(lit, &params) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
+    let render = |name: &Name, errors: &mut Errors| match name {
+        Name::Template(lit) => match template::parse(lit, &params) {
+            Ok(t) => Some(Rendered::Template(t)),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        },
+        Name::Named(s) => Some(Rendered::Named(s.clone())),
     };
     let key = opts.key.as_ref().and_then(|k| render(k, &mut errors));
-    let tags: Vec<Template> = opts
+    let tags: Vec<Rendered> = opts
         .tags
         .iter()
         .filter_map(|t| render(t, &mut errors))
         .collect();
-    let keys: Vec<Template> = opts
+    let keys: Vec<Rendered> = opts
         .keys
         .iter()
         .filter_map(|t| render(t, &mut errors))
         .collect();
+    let used: Vec<String> = key.iter().chain(&tags).flat_map(Rendered::roots).collect();
+    // A template refused above says nothing of the parameters it uses.
+    let all_rendered = key.is_some() == opts.key.is_some() && tags.len() == opts.tags.len();
+    if all_rendered {
+        check_parameters(kind, func, &opts, &typed, &used, &mut errors);
+    }
 
     let ret = match &func.sig.output {
         ReturnType::Default => None,
@@ -190,26 +392,49 @@ pub(crate) fn expand(
 
     if kind == Kind::Cached {
         check_return_type(ret, func, &mut errors);
+        if let Some(ty) = ret {
+            check_shape(ty, &opts, &mut errors);
+        }
     }
     let refresh = if kind == Kind::Cached && opts.strategy.refreshes() && errors.is_empty() {
-        refresh(func, &callee, &mut errors)
+        refresh(func, &callee, &private, &mut errors)
     } else {
         None
     };
     let default_key = if kind == Kind::Cached && opts.key.is_none() {
-        // The parameter that carries the cache is not part of the key.
+        // The parameter that carries the cache is not part of the key, nor
+        // are those declared not to shape the result.
         let cache_param = match &opts.cache {
             Some(Expr::Path(p)) => p.path.get_ident().cloned(),
             _ => None,
         };
+        let left_out = |ident: &syn::Ident| {
+            cache_param.as_ref() == Some(ident)
+                || opts.unkeyed.contains(ident)
+                || opts.not_a_transaction.contains(ident)
+        };
         let typed: Vec<_> = typed
-            .into_iter()
-            .filter(|(ident, _)| ident.is_none() || *ident != cache_param)
+            .iter()
+            .filter(|p| !p.wild && !p.ident.as_ref().is_some_and(left_out))
+            .map(|p| (p.ident.clone(), p.span))
             .collect();
         default_key(&typed, &private, &mut errors)
     } else {
         None
     };
+    let call_keys: Vec<TokenStream> = opts
+        .calls
+        .iter()
+        .filter_map(|c| key_call(c, &mut errors))
+        .collect();
+    // A `&mut` argument of an `#[invalidates]` function may be a
+    // transaction: its bust, outside `deferred`, comes before the commit.
+    let transaction = typed
+        .iter()
+        .filter(|p| p.mut_ref)
+        .filter_map(|p| p.ident.as_ref())
+        .find(|i| !opts.not_a_transaction.contains(i))
+        .map(ToString::to_string);
     if let Some(e) = errors.finish() {
         return Err(e);
     }
@@ -223,7 +448,7 @@ pub(crate) fn expand(
         None => quote!(()),
     };
     let block = &func.block;
-    let tag_exprs = tags.iter().map(|t| render_call(t, &private));
+    let tag_exprs = tags.iter().map(|t| t.call(&private, false));
     // The selector traits pick the mode by what the return type is, through
     // any alias; the closure names this function and its generic arguments,
     // and the hash of its code (attribute included) tells apart functions
@@ -233,7 +458,7 @@ pub(crate) fn expand(
         #[allow(unused_imports)]
         use #private::{
             BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _, SelectPlain as _,
-            SelectResult as _,
+            SelectResult as _, SelectResultOption as _,
         };
         let __cachette_fn = #private::function(&|| (), #code);
     };
@@ -243,8 +468,8 @@ pub(crate) fn expand(
     };
     let body = match kind {
         Kind::Cached => {
-            let key = match key {
-                Some(t) => render_call(&t, &private),
+            let key = match &key {
+                Some(t) => t.call(&private, true),
                 None => default_key.expect("checked above"),
             };
             // `none_ttl` caches `None` too (and checks the type itself).
@@ -293,7 +518,7 @@ pub(crate) fn expand(
             let callee = respan(quote!(#private::cached), at);
             // The return type keeps its own spans (it may come from a macro).
             let (open, close) = (
-                respan(quote!(&&#private::Select::<), at),
+                respan(quote!(&&&#private::Select::<), at),
                 respan(quote!(>::new()), at),
             );
             let mut select = proc_macro2::Group::new(
@@ -342,8 +567,12 @@ pub(crate) fn expand(
             }
         }
         Kind::Invalidates => {
-            let key_exprs = keys.iter().map(|t| render_call(t, &private));
-            let calls = opts.calls.iter().map(key_call);
+            let key_exprs = keys.iter().map(|t| t.call(&private, true));
+            let calls = &call_keys;
+            let transaction = match &transaction {
+                Some(t) => quote!(::core::option::Option::Some(#t)),
+                None => quote!(::core::option::Option::None),
+            };
             // Tags from the result, once it is known to have succeeded.
             let derive = opts.tags_from.as_ref().map(|f| {
                 quote_spanned! {f.span()=>
@@ -377,10 +606,11 @@ pub(crate) fn expand(
                     &__cachette_keys,
                     &__cachette_tags,
                     &__cachette_calls,
+                    #transaction,
                 );
                 let __cachette_ret: #ret_ty =
                     async { let __cachette_ret: #ret_ty = #block; __cachette_ret }.await;
-                let __cachette_when = (&&#private::Select::<#ret_ty>::new()).__cachette_bust();
+                let __cachette_when = (&&&#private::Select::<#ret_ty>::new()).__cachette_bust();
                 let __cachette_ok = __cachette_when.succeeded(&__cachette_ret);
                 #derive
                 __cachette_bust.finish(__cachette_ok).await;
@@ -396,6 +626,23 @@ pub(crate) fn expand(
         Kind::Cached => companions(func, &callee, &private),
         Kind::Invalidates => quote!(),
     };
+    // A method outside `#[cached_impl]` may be in a trait's impl, where its
+    // companions cannot go: the compiler then refuses each of them as "not
+    // a member of trait", and this one, refused first, says the fix.
+    let marker = (kind == Kind::Cached
+        && !context.in_impl
+        && matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_))))
+    .then(|| {
+        let marker = syn::Ident::new(
+            &format!("{}__in_a_trait_impl_needs_cached_impl", func.sig.ident),
+            Span::call_site(),
+        );
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_snake_case, dead_code)]
+            fn #marker() {}
+        }
+    });
     Ok(Expanded {
         item: quote! {
             #(#attrs)*
@@ -403,34 +650,85 @@ pub(crate) fn expand(
                 #body
             }
         },
-        siblings: quote!(#sibling #companions),
+        siblings: quote!(#marker #sibling #companions),
     })
 }
 
 /// `key_of(...)` for an entry of `calls`: the call, with the function's
-/// name replaced by its `_key` companion's (checked in `attr.rs` to be a
-/// call or a method call). Spanned on the call, so that an unknown
-/// function, or wrong arguments, are reported there.
-fn key_call(call: &Expr) -> TokenStream {
-    let companion = |ident: &syn::Ident| {
-        syn::Ident::new(
+/// name replaced by a key companion's (checked in `attr.rs` to be a call
+/// or a method call). Spanned on the call, so that an unknown function, or
+/// wrong arguments, are reported there.
+///
+/// A call of one positional argument goes to `f_key`. Otherwise every
+/// argument is matched to a parameter by name (`tenant = t`, or `tenant`
+/// alone for a variable of that name), through the companion whose name
+/// lists `f`'s parameters sorted: two arguments of one type cannot be
+/// swapped, and a misspelled or missing name is a compile error.
+fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
+    let mut call = call.clone();
+    let (ident, args) = match &mut call {
+        Expr::Call(c) => match &mut *c.func {
+            Expr::Path(p) => match p.path.segments.last_mut() {
+                Some(last) => (&mut last.ident, &mut c.args),
+                None => return None,
+            },
+            _ => return None,
+        },
+        Expr::MethodCall(m) => (&mut m.method, &mut m.args),
+        _ => return None,
+    };
+    let positional = args.len() <= 1 && !matches!(args.first(), Some(Expr::Assign(_)));
+    if positional {
+        *ident = syn::Ident::new(
             &format!("{ident}{}", crate::companions::KEY_SUFFIX),
             ident.span(),
-        )
-    };
-    let mut call = call.clone();
-    match &mut call {
-        Expr::Call(c) => {
-            if let Expr::Path(p) = &mut *c.func {
-                if let Some(last) = p.path.segments.last_mut() {
-                    last.ident = companion(&last.ident);
-                }
-            }
-        }
-        Expr::MethodCall(m) => m.method = companion(&m.method),
-        _ => {}
+        );
+        return Some(quote_spanned!(call.span()=> #call));
     }
-    quote_spanned!(call.span()=> #call)
+    let mut named: Vec<(String, Expr)> = Vec::new();
+    let f = ident.to_string();
+    for arg in args.iter() {
+        let (name, value) = match arg {
+            Expr::Assign(a) => match &*a.left {
+                Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                    (p.path.get_ident().expect("checked"), (*a.right).clone())
+                }
+                other => {
+                    errors.at(
+                        other.span(),
+                        format!("expected a parameter of `{f}`, as in `{f}(id = ...)`"),
+                    );
+                    continue;
+                }
+            },
+            Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                (p.path.get_ident().expect("checked"), arg.clone())
+            }
+            other => {
+                errors.at(
+                    other.span(),
+                    format!(
+                        "name this argument after its parameter of `{f}`, as in \
+                         `{f}(param = value, ...)`, or pass a variable of the parameter's name \
+                         alone: a call in `calls` with several arguments takes them by name, so \
+                         that two arguments of one type cannot be swapped unseen"
+                    ),
+                );
+                continue;
+            }
+        };
+        let name = syn::ext::IdentExt::unraw(name).to_string();
+        if named.iter().any(|(n, _)| *n == name) {
+            errors.at(arg.span(), format!("`{name}` is given twice"));
+            continue;
+        }
+        named.push((name, value));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+    *ident = crate::companions::by_name(ident, &names);
+    *args = named.into_iter().map(|(_, v)| v).collect();
+    Some(quote_spanned!(call.span()=> #call))
 }
 
 /// A hash of the function's code and attribute, in hex: stable for one
@@ -541,8 +839,13 @@ fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
     let mut policy = quote! {
         #private::Policy::new(#private::Strategy::#variant, #private::ms(#ttl))
     };
-    if let Some(template) = &opts.key {
-        let template = template.value();
+    // For logs: the template, or the declared name's type.
+    let template = match &opts.key {
+        Some(Name::Template(t)) => Some(t.value()),
+        Some(Name::Named(s)) => Some(s.path.to_token_stream().to_string().replace(' ', "")),
+        None => None,
+    };
+    if let Some(template) = template {
         policy = quote!(#policy.template(#template));
     }
     if let Some(ms) = opts.stale_ttl {
@@ -573,7 +876,7 @@ fn policy(opts: &Options, private: &TokenStream) -> TokenStream {
 /// `tokens` (written by the attribute), every one of them spanned at
 /// `span`; pass a span located where errors should point and resolved at
 /// the call site.
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tree| {
@@ -652,6 +955,95 @@ fn check_return_type(ret: Option<&Type>, func: &ItemFn, errors: &mut Errors) {
                      rather than `&T`",
                 );
             }
+        }
+    }
+}
+
+/// What a return type is, as far as its spelling tells.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Option,
+    ResultOption,
+    Result,
+    /// Neither (a number, a `String`, a `Vec`, a tuple, a reference).
+    Plain,
+    /// A type the spelling does not tell (a struct, or an alias).
+    Unknown,
+}
+
+fn shape(ty: &Type) -> Shape {
+    match ty {
+        Type::Paren(t) => shape(&t.elem),
+        Type::Group(t) => shape(&t.elem),
+        Type::Reference(_) | Type::Tuple(_) | Type::Array(_) | Type::Slice(_) => Shape::Plain,
+        Type::Path(p) if p.qself.is_none() => {
+            let Some(last) = p.path.segments.last() else {
+                return Shape::Unknown;
+            };
+            match last.ident.to_string().as_str() {
+                "Option" => Shape::Option,
+                "Result" => {
+                    let inner = match &last.arguments {
+                        syn::PathArguments::AngleBracketed(args) => match args.args.first() {
+                            Some(syn::GenericArgument::Type(t)) => Some(shape(t)),
+                            _ => None,
+                        },
+                        _ => None,
+                    };
+                    match inner {
+                        Some(Shape::Option) => Shape::ResultOption,
+                        _ => Shape::Result,
+                    }
+                }
+                "bool" | "char" | "str" | "String" | "Vec" | "VecDeque" | "HashMap"
+                | "BTreeMap" | "HashSet" | "BTreeSet" | "u8" | "u16" | "u32" | "u64" | "u128"
+                | "usize" | "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "f32" | "f64" => {
+                    Shape::Plain
+                }
+                _ => Shape::Unknown,
+            }
+        }
+        _ => Shape::Unknown,
+    }
+}
+
+/// Refuses, where the return type's spelling tells, the options that do
+/// not apply to it; for other types (aliases, structs) the runtime's
+/// traits check the type itself.
+fn check_shape(ty: &Type, opts: &Options, errors: &mut Errors) {
+    let shape = shape(ty);
+    let shown = ty
+        .to_token_stream()
+        .to_string()
+        .replace(" < ", "<")
+        .replace(" >", ">")
+        .replace(" ,", ",");
+    let none = [
+        ("none_ttl", opts.none_ttl.map(|(_, s)| s)),
+        ("cache_none", opts.cache_none),
+    ];
+    for (name, span) in none {
+        if let Some(span) = span {
+            if matches!(shape, Shape::Result | Shape::Plain) {
+                errors.at(
+                    span,
+                    format!(
+                        "`{name}` applies only to functions returning `Option<T>` or \
+                         `Result<Option<T>, E>`: `{shown}` has no `None` to cache"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some((_, span)) = opts.stale_if_error {
+        if matches!(shape, Shape::Option | Shape::Plain) {
+            errors.at(
+                span,
+                format!(
+                    "`stale_if_error` applies only to functions returning `Result`: `{shown}` \
+                     has no error to serve a stale value for"
+                ),
+            );
         }
     }
 }

@@ -9,6 +9,7 @@ mod attr;
 mod companions;
 mod expand;
 mod implblock;
+mod names;
 mod refresh;
 #[cfg(test)]
 mod snapshots;
@@ -166,6 +167,50 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
     implblock::run(args.into(), item.into()).into()
+}
+
+/// Declares keys and tags once, by name, for both the functions that read
+/// them and those that bust them.
+///
+/// ```
+/// use cachette::{cached, invalidates, names, Cache};
+///
+/// names! {
+///     /// Every product of one category.
+///     pub tag CategoryTag = "category:<tenant>:<category>";
+///     pub key ProductKey = "product:<tenant>:<id>";
+/// }
+///
+/// #[cached(key = ProductKey { tenant, id }, ttl = 60,
+///          tags = [CategoryTag { tenant, category }], cache = cache)]
+/// async fn product(cache: &Cache, tenant: &str, id: u64, category: &str) -> Option<String> {
+///     Some(format!("product {id}"))
+/// }
+///
+/// #[invalidates(tags = [CategoryTag { tenant, category }], cache = cache)]
+/// async fn reprice(cache: &Cache, tenant: &str, category: &str) {}
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// assert_eq!(CategoryTag { tenant: "acme", category: "a b" }.to_string(), "category:acme:a%20b");
+/// let cache = Cache::memory();
+/// product(&cache, "acme", 1, "tools").await;
+/// reprice(&cache, "acme", "tools").await;
+/// product(&cache, "acme", 1, "tools").await; // busted: runs the body again
+/// assert_eq!(cache.stats().misses, 2);
+/// # }
+/// ```
+///
+/// Each `tag Name = "template";` or `key Name = "template";` declares a
+/// struct with one public field per placeholder (`<tenant>` is the field
+/// `tenant`, of any `Display` type). Its value renders the name exactly as
+/// the template would render in an attribute (same escaping), and is
+/// written where a template string would be: `key = ...`, `tags = [...]`,
+/// `keys = [...]`, or `.to_string()` for the `invalidate_*` methods. A
+/// misspelled name or field, a missing field, or a key used as a tag, is a
+/// compile error.
+#[proc_macro]
+pub fn names(input: TokenStream) -> TokenStream {
+    names::run(input.into()).into()
 }
 
 /// A key or tag rendered from a template, exactly as `#[cached]` and

@@ -2,7 +2,7 @@
 //! function again with owned copies of its arguments.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, ItemFn, Pat, Type};
 
@@ -20,7 +20,12 @@ pub(crate) struct Refresh {
     pub sibling: TokenStream,
 }
 
-pub(crate) fn refresh(func: &ItemFn, callee: &Callee<'_>, errors: &mut Errors) -> Option<Refresh> {
+pub(crate) fn refresh(
+    func: &ItemFn,
+    callee: &Callee<'_>,
+    private: &TokenStream,
+    errors: &mut Errors,
+) -> Option<Refresh> {
     let ident = &func.sig.ident;
     let sibling_ident = syn::Ident::new(&format!("__cachette_refresh_{ident}"), ident.span());
     let mut owned_args = Vec::new(); // what the closure passes
@@ -39,7 +44,10 @@ pub(crate) fn refresh(func: &ItemFn, callee: &Callee<'_>, errors: &mut Errors) -
                         return None;
                     }
                     syn::ReceiverKind::Reference(..) => {
-                        (quote!(::core::clone::Clone::clone(self)), quote!(Self))
+                        // Through a trait that says why, at `self`.
+                        let at = proc_macro2::Span::call_site().located_at(r.self_token.span);
+                        let clone = crate::expand::respan(quote!(#private::refresh_clone), at);
+                        (quote_spanned!(at=> #clone(self)), quote!(Self))
                     }
                     syn::ReceiverKind::Typed(_, ty) => {
                         (quote!(::core::clone::Clone::clone(&self)), quote!(#ty))

@@ -11,6 +11,8 @@ use syn::LitStr;
 pub(crate) struct Template {
     pub pieces: Vec<String>,
     pub holes: Vec<TokenStream>,
+    /// The parameter each placeholder starts from (`id` of `<id.0>`).
+    pub roots: Vec<String>,
     pub span: Span,
 }
 
@@ -27,6 +29,7 @@ pub(crate) fn parse(lit: &LitStr, params: &[String]) -> syn::Result<Template> {
     let err = |msg: String| syn::Error::new(span, msg);
     let mut pieces = vec![String::new()];
     let mut holes = Vec::new();
+    let mut roots = Vec::new();
     let mut prev_hole: Option<String> = None;
     let mut rest = text.as_str();
     while let Some(open) = rest.find(['<', '>']) {
@@ -50,6 +53,7 @@ pub(crate) fn parse(lit: &LitStr, params: &[String]) -> syn::Result<Template> {
         }
         pieces.last_mut().expect("never empty").push_str(lit_text);
         holes.push(placeholder(name, params, span)?);
+        roots.push(name.split('.').next().unwrap_or_default().to_string());
         pieces.push(String::new());
         prev_hole = Some(name.to_string());
         rest = &after[close + 1..];
@@ -58,6 +62,7 @@ pub(crate) fn parse(lit: &LitStr, params: &[String]) -> syn::Result<Template> {
     Ok(Template {
         pieces,
         holes,
+        roots,
         span,
     })
 }

@@ -126,37 +126,110 @@ pub(crate) fn string(errors: &mut Errors, name: &Ident, value: &Value) -> Option
     }
 }
 
-/// Expects a list of string literals: `[ "a", "b" ]`.
-pub(crate) fn string_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<LitStr>> {
+/// A key or tag as written: a template string, or a value of a name
+/// declared with `cachette::names!` (a struct literal, whose fields the
+/// compiler checks by name).
+#[derive(Clone)]
+pub(crate) enum Name {
+    Template(LitStr),
+    Named(syn::ExprStruct),
+}
+
+/// One key or tag: `"user:<id>"` or `UserKey { id }`.
+fn name_of(errors: &mut Errors, name: &Ident, item: &Expr, list: bool) -> Option<Name> {
+    let example = if name == "key" || name == "keys" {
+        "\"user:<id>\" or `UserKey { id }`"
+    } else {
+        "\"org:<org>\" or `OrgTag { org }`"
+    };
+    match item {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Some(Name::Template(s.clone())),
+        Expr::Struct(s) if s.rest.is_none() && s.qself.is_none() => Some(Name::Named(s.clone())),
+        call @ (Expr::Call(_) | Expr::MethodCall(_)) if name == "keys" => {
+            errors.at(
+                call.span(),
+                format!(
+                    "each of `{name}` must be a template string or a declared name, such as {example}; \
+                     to bust the entry a call of a #[cached] function reads, write \
+                     `calls = [get_user(id = id)]`"
+                ),
+            );
+            None
+        }
+        other => {
+            let what = if list {
+                format!("each of `{name}`")
+            } else {
+                format!("`{name}`")
+            };
+            errors.at(
+                other.span(),
+                format!(
+                    "{what} must be a template string or a name declared with `cachette::names!`, \
+                     such as {example}"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Expects one key: a template string or a declared name.
+pub(crate) fn name(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Name> {
+    match value {
+        Value::Expr(e) => name_of(errors, name, e, false),
+        Value::List(span, _) => {
+            errors.at(
+                *span,
+                format!("`{name}` must be one template, such as {name} = \"user:<id>\""),
+            );
+            None
+        }
+    }
+}
+
+/// Expects a list of keys or tags: `["org:<org>", OrgTag { org }]`.
+pub(crate) fn name_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Name>> {
+    match value {
+        Value::List(_, items) => Some(
+            items
+                .iter()
+                .filter_map(|item| name_of(errors, name, item, true))
+                .collect(),
+        ),
+        Value::Expr(e) => {
+            errors.at(
+                e.span(),
+                format!(
+                    "`{name}` must be a list of templates or declared names, such as {name} = [\"org:<org>\"]"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Expects a list of the function's parameters: `[pool, tx]`.
+pub(crate) fn ident_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Ident>> {
+    let help =
+        format!("`{name}` must be a list of the function's parameters, such as {name} = [pool]");
     match value {
         Value::List(_, items) => {
             let mut out = Vec::new();
             for item in items {
                 match item {
-                    Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => out.push(s.clone()),
-                    call @ (Expr::Call(_) | Expr::MethodCall(_)) if name == "keys" => errors.at(
-                        call.span(),
-                        format!(
-                            "each of `{name}` must be a string literal template, such as \"user:<id>\"; \
-                             to bust the entry a call of a #[cached] function reads, write \
-                             `calls = [get_user(id)]`"
-                        ),
-                    ),
-                    other => errors.at(
-                        other.span(),
-                        format!("each of `{name}` must be a string literal template, such as \"org:<org>\""),
-                    ),
+                    Expr::Path(p) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                        out.push(p.path.get_ident().expect("checked").clone())
+                    }
+                    other => errors.at(other.span(), &help),
                 }
             }
             Some(out)
         }
         Value::Expr(e) => {
-            errors.at(
-                e.span(),
-                format!(
-                    "`{name}` must be a list of string templates, such as {name} = [\"org:<org>\"]"
-                ),
-            );
+            errors.at(e.span(), &help);
             None
         }
     }

@@ -15,8 +15,8 @@ pub use crate::key::render;
 pub use crate::mode::Stores;
 pub use crate::mode::{
     cache_none_applies, derived_tags, stale_if_error_applies, BustAlways, BustIfOk, BustWhen,
-    IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode, Select, SelectOption,
-    SelectPlain, SelectResult, ValueMode,
+    IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode, ResultOptionMode,
+    Select, SelectOption, SelectPlain, SelectResult, SelectResultOption, ValueMode,
 };
 pub use crate::names::name_pattern;
 pub use crate::names::Function;
@@ -40,6 +40,32 @@ pub fn function<F>(_f: &F, code: &str) -> Function {
 pub fn function_named(label: &'static str, identity: &str) -> Function {
     Function::named(label, identity)
 }
+
+/// A declared tag's value, rendered (`tags = [OrgTag { org }]`).
+pub fn tag_name<T: crate::key::TagName>(tag: &T) -> String {
+    tag.to_string()
+}
+
+/// A declared key's value, rendered (`key = UserKey { id }`).
+pub fn key_name<T: crate::key::KeyName>(key: &T) -> String {
+    key.to_string()
+}
+
+/// `self`, cloned for the background refresh of `swr` and `early`.
+pub fn refresh_clone<T: RefreshClone>(this: &T) -> T {
+    this.clone()
+}
+
+/// What `swr` and `early` clone: `self`, for a refresh in the background.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not `Clone`, and `swr` and `early` clone `self` to refresh in the background",
+    label = "cloned for the background refresh",
+    note = "add `#[derive(Clone)]` to `{Self}` (its pool and cache are cheap handles to clone), \
+            keep what is costly to copy behind an `Arc`, or take `self: Arc<Self>`"
+)]
+pub trait RefreshClone: Clone {}
+
+impl<T: Clone> RefreshClone for T {}
 
 /// The default cache (see `cachette::init`), for `function`, which names
 /// none.
@@ -247,6 +273,7 @@ pub fn invalidation<'a>(
     keys: &[String],
     tags: &[String],
     calls: &'a [EntryKey],
+    transaction: Option<&'static str>,
 ) -> Invalidation<'a> {
     let own = cache.is_some();
     let mut armed: Vec<Armed<'a>> = Vec::new();
@@ -264,7 +291,11 @@ pub fn invalidation<'a>(
             Bust::of([call.key()], std::iter::empty::<&str>()),
         );
     }
-    Invalidation { armed, own }
+    Invalidation {
+        armed,
+        own,
+        transaction: transaction.map(|t| (function.label, t)),
+    }
 }
 
 /// See [`invalidation`].
@@ -272,6 +303,8 @@ pub struct Invalidation<'a> {
     armed: Vec<Armed<'a>>,
     /// The first is the function's own cache's.
     own: bool,
+    /// The function, and its `&mut` parameter that may be a transaction.
+    transaction: Option<(&'static str, &'static str)>,
 }
 
 impl Invalidation<'_> {
@@ -286,6 +319,11 @@ impl Invalidation<'_> {
     /// Busts when the body succeeded. A failed bust is logged, counted and
     /// kept for retry inside; the function's result stands.
     pub async fn finish(mut self, succeeded: bool) {
+        if let Some((function, tx)) = self.transaction {
+            if succeeded && !self.armed.is_empty() && !crate::deferred::in_scope() {
+                outside_scope(function, tx);
+            }
+        }
         // One at a time, so that a drop midway keeps the unsent ones armed.
         while !self.armed.is_empty() {
             let armed = self.armed.remove(0);
@@ -296,6 +334,22 @@ impl Invalidation<'_> {
             }
         }
     }
+}
+
+/// An `#[invalidates]` function with a `&mut` argument busted outside
+/// `deferred`: if the argument is a transaction, the bust came before the
+/// commit, and a read in between stores the old row until its TTL.
+#[cold]
+fn outside_scope(function: &'static str, tx: &'static str) {
+    crate::loud::warn_once("bust outside deferred", function, || {
+        format!(
+            "cachette: `{function}` takes `&mut {tx}` and busted outside `cachette::deferred`: if \
+             `{tx}` is a transaction, the bust came before the commit, and a read in between \
+             stores the old row until its TTL. Run the transaction inside \
+             `cachette::deferred(async {{ ... }})`, which sends the bust once it is over; if \
+             `{tx}` is never a transaction, add `not_a_transaction = [{tx}]` to the attribute"
+        )
+    });
 }
 
 #[cfg(test)]

@@ -5,9 +5,8 @@
 //! break quietly, since its invalidations go elsewhere), so that is warned
 //! about, and can be forbidden.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 
 use crate::cache::Cache;
 
@@ -18,8 +17,6 @@ static INIT: AtomicBool = AtomicBool::new(false);
 static FORBIDDEN: AtomicBool = AtomicBool::new(false);
 /// Caches the application built itself.
 static BUILT: AtomicUsize = AtomicUsize::new(0);
-/// Functions already warned about.
-static WARNED: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
 
 /// Makes `cache` the default for annotated functions without `cache = ...`.
 ///
@@ -76,23 +73,18 @@ pub(crate) fn default_cache_for(function: &'static str) -> Cache {
              (cachette::forbid_default_cache); give it `cache = ...`"
         );
     }
-    if !INIT.load(Ordering::Relaxed) && BUILT.load(Ordering::Relaxed) > 0 && first_warning(function)
-    {
-        tracing::warn!(
-            function,
-            "cachette: `{function}` has no `cache = ...` and uses the process default cache, but \
-             this process built caches of its own and never called cachette::init: if it belongs \
-             to one of them, its invalidations and theirs do not meet. Give it `cache = ...`, call \
-             cachette::init, or forbid the default with cachette::forbid_default_cache"
-        );
+    if !INIT.load(Ordering::Relaxed) && BUILT.load(Ordering::Relaxed) > 0 {
+        crate::loud::warn_once("default cache", function, || {
+            format!(
+                "cachette: `{function}` has no `cache = ...` and uses the process default cache, \
+                 but this process built caches of its own and never called cachette::init: if it \
+                 belongs to one of them, its invalidations and theirs do not meet. Give it \
+                 `cache = ...` (or put it in a `#[cached_impl(cache = self.cache)]` impl), call \
+                 cachette::init, or forbid the default with cachette::forbid_default_cache"
+            )
+        });
     }
     default_cache()
-}
-
-fn first_warning(function: &'static str) -> bool {
-    let mut warned = crate::sync::lock(&WARNED);
-    let warned = warned.get_or_insert_with(HashSet::new);
-    warned.len() < 10_000 && warned.insert(function)
 }
 
 /// The default cache, built on first use when [`init`] was not called:

@@ -18,6 +18,27 @@ use std::fmt::{self, Display, Write};
 
 use crate::error::{Error, ErrorKind};
 
+/// A tag declared once with `cachette::names!`, whose value (a struct
+/// literal naming each placeholder) renders it: the form that both a
+/// reader's `tags = [...]` and a writer's can use, so that a misspelled tag
+/// is a compile error instead of two tags that never meet.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a declared tag",
+    label = "not a tag declared with `cachette::names!`",
+    note = "declare it once, `cachette::names! {{ pub tag OrgTag = \"org:<org>\"; }}`, and write \
+            `tags = [OrgTag {{ org }}]`; a key's name is not a tag"
+)]
+pub trait TagName: Display {}
+
+/// A key declared once with `cachette::names!` (see [`TagName`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a declared key",
+    label = "not a key declared with `cachette::names!`",
+    note = "declare it once, `cachette::names! {{ pub key UserKey = \"user:<id>\"; }}`, and write \
+            `key = UserKey {{ id }}`; a tag's name is not a key"
+)]
+pub trait KeyName: Display {}
+
 /// Whether `b` passes through escaping unchanged.
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')

@@ -35,6 +35,7 @@ mod keep;
 mod key;
 #[cfg(feature = "__loom")]
 mod loom;
+mod loud;
 mod mode;
 mod names;
 mod pending;
@@ -62,7 +63,7 @@ pub use crate::companion::EntryKey;
 pub use crate::deferred::deferred;
 pub use crate::error::{Error, ErrorKind};
 pub use crate::global::{forbid_default_cache, init};
-pub use crate::key::{escape, KeyBuilder};
+pub use crate::key::{escape, KeyBuilder, KeyName, TagName};
 pub use crate::names::MAX_NAME_LEN;
 pub use crate::policy::{Clock, FastRandom, Random, SystemClock};
 pub use crate::replicas::ReplicaAcks;

@@ -3,13 +3,13 @@
 //! `type ApiResult<T> = Result<T, ApiError>` cache only `Ok`.
 //!
 //! The attributes pick a mode with [`Select`]: a method call on
-//! `&&Select<R>` resolves to the `Result` or `Option` impl when `R` is one
+//! `&&&Select<R>` resolves to the `Result<Option<_>, _>` impl, then the
+//! `Result` or `Option` impl when `R` is one
 //! of them, through any alias, and to the plain one otherwise. When `R` is
 //! a type parameter, the choice is made before it is known; the plain mode
 //! then refuses, at run time, to store a `Result` or an `Option`.
 
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -40,6 +40,10 @@ impl<T, E> Stores<Result<T, E>> for ResultMode {
     type Stored = T;
 }
 
+impl<T, E> Stores<Result<Option<T>, E>> for ResultOptionMode {
+    type Stored = T;
+}
+
 impl<T> Stores<Option<T>> for OptionMode {
     type Stored = T;
 }
@@ -65,6 +69,25 @@ impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
         Ok(value)
     }
     fn failed(out: &Result<T, E>) -> bool {
+        out.is_err()
+    }
+}
+
+/// `Result<Option<T>, E>`: only `Ok(Some(_))` is cached, as for an
+/// `Option`: "not found" is not kept unless asked (`cache_none = true`
+/// or `none_ttl`, which select [`ResultMode`] and store the `Option`).
+#[derive(Debug, Clone, Copy)]
+pub struct ResultOptionMode;
+
+impl<T: Serialize + DeserializeOwned, E> Mode<Result<Option<T>, E>> for ResultOptionMode {
+    type Value = T;
+    fn cacheable(out: &Result<Option<T>, E>) -> Option<&T> {
+        out.as_ref().ok().and_then(Option::as_ref)
+    }
+    fn from_cached(value: T) -> Result<Option<T>, E> {
+        Ok(Some(value))
+    }
+    fn failed(out: &Result<Option<T>, E>) -> bool {
         out.is_err()
     }
 }
@@ -118,34 +141,40 @@ impl<T: Serialize + DeserializeOwned> Mode<T> for PlainMode {
 /// Whether `T`, which was taken for a plain type, is a `Result` or an
 /// `Option` after all: it is then never stored, since its errors would be.
 fn hides_result_or_option<T>() -> bool {
-    static WARNED: AtomicBool = AtomicBool::new(false);
     let name = std::any::type_name::<T>();
     let hidden =
         name.starts_with("core::result::Result<") || name.starts_with("core::option::Option<");
-    if hidden && !WARNED.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            r#type = name,
-            "cachette: a function whose return type is a type parameter returned a Result or an \
-             Option; it is not cached (name a concrete return type to cache its Ok or Some values)"
-        );
+    if hidden {
+        crate::loud::warn_once("generic return type", name, || {
+            format!(
+                "cachette: a #[cached] function whose return type is a type parameter returned \
+                 `{name}`, a Result or an Option: it is not cached, since its errors or `None` \
+                 would be. Name a concrete return type to cache its Ok or Some values"
+            )
+        });
     }
     hidden
 }
 
-/// Implemented by `Option` only: `cache_none = true` requires it of the
-/// return type (checked at the option, through any alias).
+/// Implemented by `Option` and `Result<Option<_>, _>` only:
+/// `cache_none = true` requires it of the return type (checked at the
+/// option, through any alias).
 #[diagnostic::on_unimplemented(
-    message = "`cache_none` applies only to functions returning `Option`, not `{Self}`",
-    label = "the return type is not an `Option`"
+    message = "`cache_none` applies only to functions returning `Option<T>` or `Result<Option<T>, E>`, not `{Self}`",
+    label = "the return type has no `None` to cache"
 )]
 pub trait IsOption {}
 
+#[diagnostic::do_not_recommend]
 impl<T> IsOption for Option<T> {}
+
+#[diagnostic::do_not_recommend]
+impl<T, E> IsOption for Result<Option<T>, E> {}
 
 /// A stored value that may be `None` (`none_ttl`).
 #[diagnostic::on_unimplemented(
-    message = "`none_ttl` applies only to functions returning `Option`, not `{Self}`",
-    label = "the return type is not an `Option`"
+    message = "`none_ttl` applies only to functions returning `Option<T>` or `Result<Option<T>, E>`",
+    label = "the return type has no `None` to cache"
 )]
 pub trait Nullable {
     /// The `Some` value.
@@ -154,6 +183,7 @@ pub trait Nullable {
     fn inner(&self) -> Option<&Self::Inner>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T> Nullable for Option<T> {
     type Inner = T;
     fn inner(&self) -> Option<&T> {
@@ -168,6 +198,7 @@ impl<T> Nullable for Option<T> {
 )]
 pub trait IsResult {}
 
+#[diagnostic::do_not_recommend]
 impl<T, E> IsResult for Result<T, E> {}
 
 /// Fails to compile unless `R` is a `Result`.
@@ -186,6 +217,26 @@ impl<R> Select<R> {
         Select(PhantomData)
     }
 }
+
+/// The mode of a `Result<Option<T>, E>`, chosen before [`SelectResult`]
+/// (one reference more).
+pub trait SelectResultOption {
+    /// The mode without `cache_none`: `Ok(None)` is not stored.
+    fn __cachette_mode(&self) -> ResultOptionMode {
+        ResultOptionMode
+    }
+    /// The mode with `cache_none = true` or `none_ttl`: the `Option` is
+    /// stored, `None` included.
+    fn __cachette_mode_none(&self) -> ResultMode {
+        ResultMode
+    }
+    /// When an `#[invalidates]` function busts.
+    fn __cachette_bust(&self) -> BustIfOk {
+        BustIfOk
+    }
+}
+
+impl<T, E> SelectResultOption for &&Select<Result<Option<T>, E>> {}
 
 /// The mode of a `Result`.
 pub trait SelectResult {
@@ -302,31 +353,45 @@ mod tests {
     #[test]
     fn the_mode_follows_the_type_through_aliases() {
         assert_eq!(
-            mode_name((&&Select::<ApiResult<u8>>::new()).__cachette_mode()),
+            mode_name((&&&Select::<ApiResult<u8>>::new()).__cachette_mode()),
             "ResultMode"
         );
         assert_eq!(
-            mode_name((&&Select::<std::io::Result<u8>>::new()).__cachette_mode()),
+            mode_name((&&&Select::<std::io::Result<u8>>::new()).__cachette_mode()),
             "ResultMode"
         );
         assert_eq!(
-            mode_name((&&Select::<Maybe<u8>>::new()).__cachette_mode()),
+            mode_name((&&&Select::<Maybe<u8>>::new()).__cachette_mode()),
             "OptionMode"
         );
         assert_eq!(
-            mode_name((&&Select::<Maybe<u8>>::new()).__cachette_mode_none()),
+            mode_name((&&&Select::<ApiResult<Maybe<u8>>>::new()).__cachette_mode()),
+            "ResultOptionMode"
+        );
+        assert_eq!(
+            mode_name((&&&Select::<ApiResult<Maybe<u8>>>::new()).__cachette_mode_none()),
+            "ResultMode"
+        );
+        let found: ApiResult<Option<u8>> = Ok(None);
+        assert!(<ResultOptionMode as Mode<ApiResult<Option<u8>>>>::cacheable(&found).is_none());
+        assert_eq!(
+            <ResultOptionMode as Mode<ApiResult<Option<u8>>>>::cacheable(&Ok(Some(3))),
+            Some(&3)
+        );
+        assert_eq!(
+            mode_name((&&&Select::<Maybe<u8>>::new()).__cachette_mode_none()),
             "ValueMode"
         );
         assert_eq!(
-            mode_name((&&Select::<u8>::new()).__cachette_mode()),
+            mode_name((&&&Select::<u8>::new()).__cachette_mode()),
             "PlainMode"
         );
         let ok: ApiResult<()> = Ok(());
-        assert!((&&Select::<ApiResult<()>>::new())
+        assert!((&&&Select::<ApiResult<()>>::new())
             .__cachette_bust()
             .succeeded(&ok));
         let err: ApiResult<()> = Err("no".into());
-        assert!(!(&&Select::<ApiResult<()>>::new())
+        assert!(!(&&&Select::<ApiResult<()>>::new())
             .__cachette_bust()
             .succeeded(&err));
     }
@@ -334,7 +399,7 @@ mod tests {
     #[test]
     fn a_generic_return_type_never_stores_a_result() {
         fn pick<R>() -> PlainMode {
-            (&&Select::<R>::new()).__cachette_mode()
+            (&&&Select::<R>::new()).__cachette_mode()
         }
         let _: PlainMode = pick::<Result<u8, String>>();
         let err: Result<u8, String> = Err("no".into());

@@ -120,7 +120,7 @@ async fn namespaces_keep_caches_apart() {
     assert!(!keys.is_empty());
 }
 
-#[cached(cache = cache, key = "big:<id>", ttl = 60)]
+#[cached(cache = cache, key = "big:<id>", ttl = 60, unkeyed = [bytes])]
 async fn big(cache: &Cache, id: u64, bytes: usize) -> String {
     let _ = id;
     "x".repeat(bytes)

@@ -304,7 +304,7 @@ fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
         .unwrap()
 }
 
-#[cached(cache = cache, key = "stampede:<id>", ttl = 60, tags = ["org:acme"], strategy = "lock", lock_ttl = "2s", lock_wait = "10s")]
+#[cached(cache = cache, key = "stampede:<id>", ttl = 60, tags = ["org:acme"], strategy = "lock", lock_ttl = "2s", lock_wait = "10s", unkeyed = [runs])]
 async fn locked(cache: &Cache, runs: &AtomicU64, id: u64) -> u64 {
     runs.fetch_add(1, SeqCst);
     // A slow query: long enough for every other caller to arrive.

@@ -13,7 +13,7 @@ use cachette::{cached, cached_impl, invalidates, Cache};
 use crate::support::each_backend;
 use crate::support::source::Source;
 
-#[cached(key = "value:<id>", ttl = 60, tags = ["group:<group>"], cache = cache)]
+#[cached(key = "value:<id>", ttl = 60, tags = ["group:<group>"], cache = cache, unkeyed = [source])]
 async fn value(cache: &Cache, source: &Source, id: u64, group: &str) -> u64 {
     let _ = (id, group);
     source.read().await
@@ -244,13 +244,13 @@ struct Connection {
     queries: u64,
 }
 
-#[cached(key = "rows:<id>", ttl = 60, cache = cache)]
+#[cached(key = "rows:<id>", ttl = 60, cache = cache, not_a_transaction = [conn])]
 async fn rows(cache: &Cache, conn: &mut Connection, id: u64) -> u64 {
     conn.queries += 1;
     id * 10
 }
 
-#[cached(key = "locked:<id>", ttl = 60, cache = cache, strategy = "lock")]
+#[cached(key = "locked:<id>", ttl = 60, cache = cache, strategy = "lock", not_a_transaction = [conn])]
 async fn locked_rows(cache: &Cache, conn: &mut Connection, id: u64) -> u64 {
     conn.queries += 1;
     id * 100

@@ -13,7 +13,7 @@ use cachette::{cached, deferred, invalidates, Cache};
 use crate::support::source::Source;
 use crate::support::{delivered, each_backend};
 
-#[cached(key = "row:<id>", ttl = 60, tags = ["rows"], cache = cache)]
+#[cached(key = "row:<id>", ttl = 60, tags = ["rows"], cache = cache, unkeyed = [source])]
 async fn row(cache: &Cache, source: &Source, id: u64) -> u64 {
     let _ = id;
     source.read().await

@@ -355,7 +355,7 @@ async fn inner(cache: &Cache, id: u64) -> u64 {
     id
 }
 
-#[cached(cache = cache, key = "depth:<id>", ttl = 60)]
+#[cached(cache = cache, key = "depth:<id>", ttl = 60, unkeyed = [depth])]
 async fn recursive(cache: &Cache, id: u64, depth: u32) -> u64 {
     if depth == 0 {
         return id;
@@ -363,7 +363,7 @@ async fn recursive(cache: &Cache, id: u64, depth: u32) -> u64 {
     Box::pin(recursive(cache, id, depth - 1)).await + 1
 }
 
-#[cached(cache = cache, key = "locked_depth:<id>", ttl = 60, strategy = "lock", lock_wait = "30s")]
+#[cached(cache = cache, key = "locked_depth:<id>", ttl = 60, strategy = "lock", lock_wait = "30s", unkeyed = [depth])]
 async fn recursive_locked(cache: &Cache, id: u64, depth: u32) -> u64 {
     if depth == 0 {
         return id;
@@ -431,7 +431,7 @@ type Spawnable =
 /// so that its future's type does not contain itself).
 static AGAIN: std::sync::OnceLock<Spawnable> = std::sync::OnceLock::new();
 
-#[cached(cache = cache, key = "spawned:<id>", ttl = 60, lock_wait = "300ms", strategy = "lock")]
+#[cached(cache = cache, key = "spawned:<id>", ttl = 60, lock_wait = "300ms", strategy = "lock", unkeyed = [depth])]
 async fn spawns_itself(cache: &Cache, id: u64, depth: u32) -> u64 {
     if depth == 0 {
         return id;

@@ -17,7 +17,7 @@ struct User {
     name: String,
 }
 
-#[cached(cache = cache, key = "r:<id>", ttl = "5m")]
+#[cached(cache = cache, key = "r:<id>", ttl = "5m", unkeyed = [fail])]
 async fn result_fn(cache: &Cache, id: u64, fail: bool) -> Result<User, String> {
     RESULT_CALLS.fetch_add(1, SeqCst);
     if fail {
@@ -120,7 +120,7 @@ impl Repo {
         Ok(format!("{}/{id}", self.tenant))
     }
 
-    #[cached(cache = self.cache, key = "list:<filter.kind>:<filter.limit>", ttl = 60)]
+    #[cached(cache = self.cache, key = "list:<filter.kind>:<filter.limit>", ttl = 60, unkeyed = [untouched])]
     async fn list(&self, filter: &Filter, mut untouched: Vec<u8>) -> Vec<String> {
         untouched.push(1);
         self.loads.fetch_add(1, SeqCst);

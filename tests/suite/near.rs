@@ -31,19 +31,19 @@ async fn read(cache: &Cache, db: &Db, key: &str, tag: &str) -> u64 {
         .unwrap()
 }
 
-#[cached(cache = cache, key = "swr:<id>", ttl = 600, tags = ["t:<id>"], strategy = "swr")]
+#[cached(cache = cache, key = "swr:<id>", ttl = 600, tags = ["t:<id>"], strategy = "swr", unkeyed = [db])]
 async fn swr_read(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)
 }
 
-#[cached(cache = cache, key = "lock:<id>", ttl = 600, tags = ["t:<id>"], strategy = "lock")]
+#[cached(cache = cache, key = "lock:<id>", ttl = 600, tags = ["t:<id>"], strategy = "lock", unkeyed = [db])]
 async fn lock_read(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)
 }
 
-#[cached(cache = cache, key = "early:<id>", ttl = 600, tags = ["t:<id>"], strategy = "early")]
+#[cached(cache = cache, key = "early:<id>", ttl = 600, tags = ["t:<id>"], strategy = "early", unkeyed = [db])]
 async fn early_read(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)

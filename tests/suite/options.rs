@@ -29,13 +29,13 @@ fn configured_ttl() -> Duration {
     Duration::from_millis(TTL_MS.load(SeqCst))
 }
 
-#[cached(key = "configured:<id>", ttl = configured_ttl(), cache = cache)]
+#[cached(key = "configured:<id>", ttl = configured_ttl(), cache = cache, unkeyed = [runs])]
 async fn configured(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
 }
 
-#[cached(key = "short:<id>", ttl = "2500ms", cache = cache)]
+#[cached(key = "short:<id>", ttl = "2500ms", cache = cache, unkeyed = [runs])]
 async fn short(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
@@ -50,13 +50,13 @@ fn ttl_of(value: &u64) -> Duration {
     }
 }
 
-#[cached(key = "per_value:<id>", ttl = 3600, ttl_fn = ttl_of, cache = cache)]
+#[cached(key = "per_value:<id>", ttl = 3600, ttl_fn = ttl_of, cache = cache, unkeyed = [runs])]
 async fn per_value(cache: &Cache, runs: &Runs, id: u64) -> Result<u64, String> {
     runs.run();
     Ok(id)
 }
 
-#[cached(key = "maybe:<id>", ttl = 3600, none_ttl = "2s", cache = cache)]
+#[cached(key = "maybe:<id>", ttl = 3600, none_ttl = "2s", cache = cache, unkeyed = [runs])]
 async fn maybe(cache: &Cache, runs: &Runs, id: u64) -> Option<u64> {
     runs.run();
     (id > 0).then_some(id)
@@ -134,13 +134,13 @@ async fn ttls_from_expressions_values_and_milliseconds_are_kept() {
     }
 }
 
-#[cached(key = "checked:<id>", ttl = 60, unless = |v: &u64| *v == 0, cache = cache)]
+#[cached(key = "checked:<id>", ttl = 60, unless = |v: &u64| *v == 0, cache = cache, unkeyed = [runs])]
 async fn checked(cache: &Cache, runs: &Runs, id: u64) -> Result<u64, String> {
     runs.run();
     Ok(id)
 }
 
-#[cached(key = "zero:<id>", ttl = Duration::ZERO, cache = cache)]
+#[cached(key = "zero:<id>", ttl = Duration::ZERO, cache = cache, unkeyed = [runs])]
 async fn zero(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
@@ -200,19 +200,19 @@ impl Flaky {
     }
 }
 
-#[cached(key = "sie:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+#[cached(key = "sie:<id>", ttl = 60, stale_if_error = "10m", cache = cache, unkeyed = [source])]
 async fn resilient(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
     let _ = id;
     source.read()
 }
 
-#[cached(key = "sie_lock:<id>", ttl = 60, stale_if_error = "10m", strategy = "lock", cache = cache)]
+#[cached(key = "sie_lock:<id>", ttl = 60, stale_if_error = "10m", strategy = "lock", cache = cache, unkeyed = [source])]
 async fn resilient_locked(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
     let _ = id;
     source.read()
 }
 
-#[cached(key = "sie_swr:<id>", ttl = 60, strategy = "swr", stale_ttl = "1m", stale_if_error = "10m", cache = cache)]
+#[cached(key = "sie_swr:<id>", ttl = 60, strategy = "swr", stale_ttl = "1m", stale_if_error = "10m", cache = cache, unkeyed = [source])]
 async fn resilient_swr(cache: &Cache, source: &Flaky, id: u64) -> Result<u64, String> {
     let _ = id;
     source.read()
@@ -306,7 +306,7 @@ impl HeldFlaky {
     }
 }
 
-#[cached(key = "sie_pending:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+#[cached(key = "sie_pending:<id>", ttl = 60, stale_if_error = "10m", cache = cache, unkeyed = [source])]
 async fn resilient_held(cache: &Cache, source: &HeldFlaky, id: u64) -> Result<u64, String> {
     let _ = id;
     source.read().await
@@ -352,26 +352,26 @@ async fn stale_if_error_does_not_serve_what_an_undelivered_bust_names() {
     );
 }
 
-#[cached(key = "longer:<id>", ttl = "200ms", ttl_fn = |_: &u64| Duration::from_secs(3600), cache = cache)]
+#[cached(key = "longer:<id>", ttl = "200ms", ttl_fn = |_: &u64| Duration::from_secs(3600), cache = cache, unkeyed = [runs])]
 async fn longer(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
 }
 
-#[cached(key = "none_longer:<id>", ttl = "200ms", none_ttl = "1h", cache = cache)]
+#[cached(key = "none_longer:<id>", ttl = "200ms", none_ttl = "1h", cache = cache, unkeyed = [runs])]
 async fn none_longer(cache: &Cache, runs: &Runs, id: u64) -> Option<u64> {
     runs.run();
     let _ = id;
     None
 }
 
-#[cached(key = "forever:<id>", ttl = 60, ttl_fn = |_: &u64| Duration::MAX, cache = cache)]
+#[cached(key = "forever:<id>", ttl = 60, ttl_fn = |_: &u64| Duration::MAX, cache = cache, unkeyed = [runs])]
 async fn forever(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id
 }
 
-#[cached(key = "forever_expr:<id>", ttl = Duration::MAX, cache = cache)]
+#[cached(key = "forever_expr:<id>", ttl = Duration::MAX, cache = cache, unkeyed = [runs])]
 async fn forever_expr(cache: &Cache, runs: &Runs, id: u64) -> u64 {
     runs.run();
     id

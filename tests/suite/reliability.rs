@@ -9,7 +9,7 @@ use cachette::{cached, invalidates, Cache};
 
 use crate::support::{delivered, impatient, RedisServer};
 
-#[cached(cache = cache, key = "doc:<id>", ttl = 300)]
+#[cached(cache = cache, key = "doc:<id>", ttl = 300, unkeyed = [src])]
 async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
 }

@@ -28,7 +28,7 @@ impl Db {
     }
 }
 
-#[cached(cache = cache, key = "row:<id>", ttl = 300, tags = ["shard:<shard>"])]
+#[cached(cache = cache, key = "row:<id>", ttl = 300, tags = ["shard:<shard>"], unkeyed = [db])]
 async fn row(cache: &Cache, db: &Db, id: u64, shard: u64) -> u64 {
     let _ = shard;
     db.version(id)

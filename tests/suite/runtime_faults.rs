@@ -14,7 +14,7 @@ use crate::support::proxy::FaultProxy;
 use crate::support::{builder, impatient, RedisServer};
 
 /// The same function as `runtimes.rs`'s, under a key of its own.
-#[cached(cache = cache, key = "rt-doc:<id>", ttl = 600)]
+#[cached(cache = cache, key = "rt-doc:<id>", ttl = 600, unkeyed = [db])]
 async fn doc(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)

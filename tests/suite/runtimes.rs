@@ -22,7 +22,7 @@ use crate::support::{builder, RedisServer};
 #[derive(Clone, Default)]
 pub(crate) struct Db(pub(crate) Arc<AtomicU64>);
 
-#[cached(cache = cache, key = "doc:<id>", ttl = 600)]
+#[cached(cache = cache, key = "doc:<id>", ttl = 600, unkeyed = [db])]
 async fn doc(cache: &Cache, db: &Db, id: u64) -> u64 {
     let _ = id;
     db.0.load(SeqCst)

@@ -12,7 +12,7 @@ use crate::support::{delivered, entry_name, key_version_name, ManualClock, Redis
 
 const KEY: &[u8; 32] = b"a 32-byte key for the test suite";
 
-#[cached(cache = cache, key = "acct:<id>", ttl = 60)]
+#[cached(cache = cache, key = "acct:<id>", ttl = 60, unkeyed = [src])]
 async fn balance(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
 }
@@ -318,7 +318,7 @@ async fn pending_after_a_pause(server: &RedisServer, cache: &Cache, n: usize) {
     delivered(cache).await;
 }
 
-#[cached(cache = cache, key = "bulk-item:<id>", ttl = 300, tags = ["bulk:<id>"])]
+#[cached(cache = cache, key = "bulk-item:<id>", ttl = 300, tags = ["bulk:<id>"], unkeyed = [src])]
 async fn bulk_item(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
 }
@@ -431,7 +431,7 @@ async fn an_oversized_entry_is_never_read_whole() {
     assert_eq!(cache.stats().hits, hits + 1, "the fill replaced it");
 }
 
-#[cached(cache = cache, key = "fn:<id>", ttl = 60, tags = ["fns"], strategy = "lock")]
+#[cached(cache = cache, key = "fn:<id>", ttl = 60, tags = ["fns"], strategy = "lock", unkeyed = [src])]
 async fn through_functions(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
 }
@@ -571,7 +571,7 @@ async fn a_failed_bust_of_many_names_logs_a_short_line() {
     assert!(longest < 4096, "a log line of {longest} bytes");
 }
 
-#[cached(key = "sie-log:<id>", ttl = 60, stale_if_error = "10m", cache = cache)]
+#[cached(key = "sie-log:<id>", ttl = 60, stale_if_error = "10m", cache = cache, unkeyed = [fail])]
 async fn failing_later(
     cache: &Cache,
     fail: &std::sync::atomic::AtomicBool,
@@ -603,7 +603,7 @@ async fn stale_if_error_warnings_are_rate_limited() {
     assert!(lines <= 2, "{lines} warning lines for 5,000 calls");
 }
 
-#[cached(cache = cache, key = "doc:<id>", ttl = 60, tags = ["docs"])]
+#[cached(cache = cache, key = "doc:<id>", ttl = 60, tags = ["docs"], unkeyed = [src])]
 async fn doc(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.load(SeqCst) + id
 }
@@ -669,7 +669,7 @@ async fn a_planted_version_is_never_read_whole() {
     a_planted_version_costs_a_few_bytes(&cache, &server).await;
 }
 
-#[cached(cache = cache, key = "slot:<id>", ttl = 60)]
+#[cached(cache = cache, key = "slot:<id>", ttl = 60, unkeyed = [src])]
 async fn slot_of(cache: &Cache, src: &AtomicU64, id: u64) -> u64 {
     src.fetch_add(1, SeqCst);
     id

@@ -125,7 +125,7 @@ async fn early_refresh_keeps_hot_keys_from_expiring() {
 
 const ABORT_IN_BODY: &str = "CACHETTE_CHILD_ABORT_IN_BODY";
 
-#[cached(cache = cache, key = "stampede:<id>", ttl = 60, strategy = "lock", lock_ttl = "1s", lock_wait = "5s")]
+#[cached(cache = cache, key = "stampede:<id>", ttl = 60, strategy = "lock", lock_ttl = "1s", lock_wait = "5s", unkeyed = [runs])]
 async fn stampede(cache: &Cache, runs: &RedisCounter, id: u64) -> String {
     runs.bump().await;
     if std::env::var_os(ABORT_IN_BODY).is_some() {
@@ -246,7 +246,7 @@ async fn a_killed_lock_holder_delays_the_others_at_most_its_lock_ttl() {
     assert_eq!(cache.stats().lock_waits, 1);
 }
 
-#[cached(cache = cache, key = "release:<id>", ttl = 60, strategy = "lock", lock_ttl = "200ms", lock_wait = "10s")]
+#[cached(cache = cache, key = "release:<id>", ttl = 60, strategy = "lock", lock_ttl = "200ms", lock_wait = "10s", unkeyed = [src])]
 async fn short_lock(cache: &Cache, src: &Source, id: u64) -> u64 {
     src.read().await + id
 }

@@ -198,7 +198,7 @@ fn author_of(value: &String) -> [String; 1] {
     [tag!("author:<a>", a = value)]
 }
 
-#[cached(key = "shelf:<id>", ttl = 60, tags_from = author_of, cache = cache)]
+#[cached(key = "shelf:<id>", ttl = 60, tags_from = author_of, cache = cache, unkeyed = [shelf])]
 async fn shelf_author(cache: &Cache, shelf: &Shelf, id: u64) -> String {
     let _ = id;
     shelf.runs.fetch_add(1, SeqCst);

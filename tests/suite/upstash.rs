@@ -17,7 +17,7 @@ use crate::scenarios::workload::{self, check, every_key_has_a_ttl};
 use crate::support::source::Source;
 use crate::support::{builder, upstash, RedisServer};
 
-#[cached(cache = cache, key = "item:<id>", ttl = 60, tags = ["group:<group>"])]
+#[cached(cache = cache, key = "item:<id>", ttl = 60, tags = ["group:<group>"], unkeyed = [src])]
 async fn item(cache: &Cache, src: &Source, id: u64, group: &str) -> u64 {
     let _ = group;
     src.read().await + id * 10
@@ -373,7 +373,7 @@ async fn the_default_cache_takes_upstash_variables() {
     assert_eq!(entries.len(), 1, "stored through REST: {entries:?}");
 }
 
-#[cached(key = "env:<id>", ttl = 60)]
+#[cached(key = "env:<id>", ttl = 60, unkeyed = [src])]
 async fn from_env(src: &Source, id: u64) -> u64 {
     src.read().await + id
 }
@@ -491,7 +491,7 @@ async fn a_typescript_app_busts_what_cachette_caches() {
     assert_eq!(src.runs(), 5, "each busted entry ran once, then was shared");
 }
 
-#[cached(cache = cache, key = "other:<id>", ttl = 60)]
+#[cached(cache = cache, key = "other:<id>", ttl = 60, unkeyed = [src])]
 async fn other(cache: &Cache, src: &Source, id: u64) -> u64 {
     src.read().await + id * 10
 }

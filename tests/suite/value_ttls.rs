@@ -12,7 +12,7 @@ use cachette::{cached, Cache};
 
 static SRC: AtomicU64 = AtomicU64::new(0);
 
-#[cached(key = "race16:<id>", ttl = "200ms", ttl_fn = |_: &u64| Duration::from_secs(3600), cache = cache)]
+#[cached(key = "race16:<id>", ttl = "200ms", ttl_fn = |_: &u64| Duration::from_secs(3600), cache = cache, unkeyed = [gate])]
 async fn raced(cache: &Cache, gate: &Barrier, id: u64) -> u64 {
     let _ = id;
     let v = SRC.load(SeqCst);
@@ -69,7 +69,7 @@ fn a_bust_racing_a_fill_with_a_longer_ttl_is_never_undone() {
     );
 }
 
-#[cached(key = "map16:<id>", ttl = 600, codec = "postcard", cache = cache)]
+#[cached(key = "map16:<id>", ttl = 600, codec = "postcard", cache = cache, unkeyed = [runs])]
 async fn scores(cache: &Cache, runs: &AtomicU64, id: u64) -> HashMap<u64, u64> {
     runs.fetch_add(1, SeqCst);
     (0..32).map(|k| (k, k * id)).collect()

@@ -6,7 +6,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
-        SelectPlain as _, SelectResult as _,
+        SelectPlain as _, SelectResult as _, SelectResultOption as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "d191a45a5ebbdccb");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
@@ -22,7 +22,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
             ],
         )
     };
-    let __cachette_mode = (&&::cachette::__private::Select::<Option<u64>>::new())
+    let __cachette_mode = (&&&::cachette::__private::Select::<Option<u64>>::new())
         .__cachette_mode();
     let __cachette_keep = (&&::cachette::__private::keep_probe::<
         _,
@@ -74,5 +74,13 @@ async fn price_refresh(sku: &str, currency: Currency) -> Option<u64> {
 /// The entry a call of `price` with these arguments reads: its cache and its key, rendered exactly as `price` renders it. The body does not run.
 #[allow(clippy::all, clippy::pedantic, unused_mut)]
 fn price_key(sku: &str, currency: Currency) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(price(sku, currency))
+}
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+fn price_key_by__currency__sku(
+    currency: Currency,
+    sku: &str,
+) -> ::cachette::__private::EntryKey {
     ::cachette::__private::key_of(price(sku, currency))
 }

@@ -7,7 +7,7 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
-        SelectPlain as _, SelectResult as _,
+        SelectPlain as _, SelectResult as _, SelectResultOption as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "8034ab26e90bac25");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
@@ -17,7 +17,7 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
         &["user:", ""],
         &[&id as &dyn ::core::fmt::Display],
     );
-    let __cachette_mode = (&&::cachette::__private::Select::<
+    let __cachette_mode = (&&&::cachette::__private::Select::<
         Result<User, DbError>,
     >::new())
         .__cachette_mode();
@@ -76,5 +76,10 @@ async fn get_user_refresh(id: u64, org: &str) -> Result<User, DbError> {
 /// The entry a call of `get_user` with these arguments reads: its cache and its key, rendered exactly as `get_user` renders it. The body does not run.
 #[allow(clippy::all, clippy::pedantic, unused_mut)]
 fn get_user_key(id: u64, org: &str) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(get_user(id, org))
+}
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+fn get_user_key_by__id__org(id: u64, org: &str) -> ::cachette::__private::EntryKey {
     ::cachette::__private::key_of(get_user(id, org))
 }

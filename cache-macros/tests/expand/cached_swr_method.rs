@@ -9,7 +9,7 @@ impl Repo {
         #[allow(unused_imports)]
         use ::cachette::__private::{
             BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
-            SelectPlain as _, SelectResult as _,
+            SelectPlain as _, SelectResult as _, SelectResultOption as _,
         };
         let __cachette_fn = ::cachette::__private::function(&|| (), "6642cf33119fb441");
         let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
@@ -17,7 +17,7 @@ impl Repo {
             &["catalog:", ""],
             &[&shop as &dyn ::core::fmt::Display],
         );
-        let __cachette_mode = (&&::cachette::__private::Select::<
+        let __cachette_mode = (&&&::cachette::__private::Select::<
             Result<Vec<Product>, DbError>,
         >::new())
             .__cachette_mode();
@@ -49,12 +49,15 @@ impl Repo {
                     __cachette_ret
                 },
                 ::core::option::Option::Some(|| Self::__cachette_refresh_catalog(
-                    ::core::clone::Clone::clone(self),
+                    ::cachette::__private::refresh_clone(self),
                     ::std::borrow::ToOwned::to_owned(shop),
                 )),
             )
             .await
     }
+    #[doc(hidden)]
+    #[allow(non_snake_case, dead_code)]
+    fn catalog__in_a_trait_impl_needs_cached_impl() {}
     #[doc(hidden)]
     #[allow(clippy::all, non_snake_case)]
     fn __cachette_refresh_catalog(
@@ -88,6 +91,11 @@ impl Repo {
     /// The entry a call of `catalog` with these arguments reads: its cache and its key, rendered exactly as `catalog` renders it. The body does not run.
     #[allow(clippy::all, clippy::pedantic, unused_mut)]
     pub fn catalog_key(&self, shop: &str) -> ::cachette::__private::EntryKey {
+        ::cachette::__private::key_of(Self::catalog(self, shop))
+    }
+    #[doc(hidden)]
+    #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+    pub fn catalog_key_by__shop(&self, shop: &str) -> ::cachette::__private::EntryKey {
         ::cachette::__private::key_of(Self::catalog(self, shop))
     }
 }

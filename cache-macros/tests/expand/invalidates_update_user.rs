@@ -2,7 +2,7 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
-        SelectPlain as _, SelectResult as _,
+        SelectPlain as _, SelectResult as _, SelectResultOption as _,
     };
     let __cachette_fn = ::cachette::__private::function(&|| (), "eca6afb26e1d31c4");
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
@@ -28,13 +28,14 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         &__cachette_keys,
         &__cachette_tags,
         &__cachette_calls,
+        ::core::option::Option::None,
     );
     let __cachette_ret: Result<User, DbError> = async {
         let __cachette_ret: Result<User, DbError> = { db::update_user(id, patch).await };
         __cachette_ret
     }
         .await;
-    let __cachette_when = (&&::cachette::__private::Select::<
+    let __cachette_when = (&&&::cachette::__private::Select::<
         Result<User, DbError>,
     >::new())
         .__cachette_bust();

@@ -176,7 +176,7 @@ impl Svc {
         Ok(self.src.read().await + id)
     }
 
-    #[cached(cache = self.cache, key = "early:<id>", ttl = 60, strategy = "early", beta = 1.0)]
+    #[cached(cache = self.cache, key = "early:<id>", ttl = 60, strategy = "early", beta = 1.0, unkeyed = [clock])]
     pub async fn early(&self, id: u64, clock: &ManualClock) -> u64 {
         // The body "takes" one second of the injected clock.
         clock.advance(Duration::from_secs(1));

@@ -24,7 +24,7 @@ struct World {
     pad: usize,
 }
 
-#[cached(cache = cache, key = "item:<id>", ttl = 60, tags = ["group:<group>"])]
+#[cached(cache = cache, key = "item:<id>", ttl = 60, tags = ["group:<group>"], unkeyed = [world])]
 async fn read_item(
     cache: &Cache,
     world: &World,

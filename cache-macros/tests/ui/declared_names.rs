@@ -1,0 +1,27 @@
+use cachette::{cached, invalidates, names, Cache};
+
+names! {
+    pub tag CategoryTag = "category:<tenant>:<category>";
+    pub key ProductKey = "product:<tenant>:<id>";
+}
+
+// A misspelled field.
+#[cached(key = ProductKey { tenant, id }, ttl = 60, tags = [CategoryTag { tenant, categroy: category }], cache = cache)]
+async fn product(cache: &Cache, tenant: &str, id: u64, category: &str) -> u64 {
+    id
+}
+
+// A key where a tag belongs.
+#[invalidates(tags = [ProductKey { tenant, id }], cache = cache)]
+async fn wrong_kind(cache: &Cache, tenant: &str, id: u64) {}
+
+// A misspelled name.
+#[invalidates(tags = [CategoryTg { tenant, category }], cache = cache)]
+async fn unknown(cache: &Cache, tenant: &str, category: &str) {}
+
+names! {
+    // Fields are plain names.
+    pub tag Bad = "bad:<row.id>";
+}
+
+fn main() {}

@@ -1,0 +1,48 @@
+//! Misconfigurations found at first use, which would otherwise serve wrong
+//! or stale data quietly: each is warned about once per site, through
+//! `tracing`, and also on stderr when no subscriber would show a warning
+//! from cachette (a service without one would otherwise hear nothing).
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+/// Sites already warned about (bounded: a process with more distinct
+/// sites than this has stopped listening anyway).
+static WARNED: Mutex<Option<HashSet<(&'static str, &'static str)>>> = Mutex::new(None);
+const MAX_SITES: usize = 10_000;
+
+/// Whether `site` of the misconfiguration `what` is warned about for the
+/// first time.
+pub(crate) fn first(what: &'static str, site: &'static str) -> bool {
+    let mut warned = crate::sync::lock(&WARNED);
+    let warned = warned.get_or_insert_with(HashSet::new);
+    warned.len() < MAX_SITES && warned.insert((what, site))
+}
+
+/// Warns `message` once for `site` of the misconfiguration `what`.
+pub(crate) fn warn_once(what: &'static str, site: &'static str, message: impl FnOnce() -> String) {
+    if first(what, site) {
+        warn(&message());
+    }
+}
+
+/// Warns `message` through `tracing`, and on stderr when no subscriber
+/// shows cachette's warnings.
+pub(crate) fn warn(message: &str) {
+    if tracing::enabled!(tracing::Level::WARN) {
+        tracing::warn!("{message}");
+    } else {
+        eprintln!("warning: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_site_is_warned_once() {
+        assert!(super::first("test", "a"));
+        assert!(!super::first("test", "a"));
+        assert!(super::first("test", "b"));
+        assert!(super::first("other", "a"));
+    }
+}
