@@ -45,14 +45,24 @@ use proc_macro::TokenStream;
 /// - `key = "user:<id>"`: the key template. `<param>` and `<param.field>`
 ///   (also `<self.field>`) interpolate the value's `Display` text, escaped so
 ///   that different arguments never share a key. Two placeholders must be
-///   separated by a character such as `:`. Omitted: the function's full path
-///   and every argument but `self` and the `cache` parameter.
+///   separated by a character such as `:`. Or a declared key
+///   (`key = UserKey { id }`, see [`names!`]). Omitted: the function's full
+///   path and every argument but `self`, the `cache` parameter and the
+///   `unkeyed` ones.
+/// - `unkeyed = [pool]`: parameters that do not change the result. Every
+///   other parameter must appear in the key or the tags: one left out is a
+///   compile error (calls differing only in it would share an entry).
+/// - `not_a_transaction = [conn]`: `&mut` parameters that are not a
+///   transaction whenever the function is called outside
+///   `cachette::deferred`; a `&mut` parameter not listed is a compile
+///   error (a read through a transaction that rolls back would be stored).
 /// - `ttl = 300`, `ttl = "5m"` or `ttl = <expr>`: required; whole seconds,
 ///   a string with `ms`, `s`, `m`, `h`, `d` units (combinable: `"1h30m"`),
 ///   or any `Duration` expression, evaluated per call. Zero stores nothing.
 /// - `ttl_fn = f`: `fn(&T) -> Duration`, a TTL per stored value.
 /// - `unless = f`: `fn(&T) -> bool`; `true` returns the value unstored.
-/// - `none_ttl = "30s"`: for `Option<T>`, caches `None` for that long.
+/// - `none_ttl = "30s"`: for `Option<T>` or `Result<Option<T>, E>`, caches
+///   `None` for that long.
 /// - `stale_if_error = "10m"`: for `Result<T, E>`, keeps entries that long
 ///   past their TTL and returns the last `Ok` value when the body fails, if
 ///   no invalidation reached the entry.
@@ -60,19 +70,22 @@ use proc_macro::TokenStream;
 ///   version recorded in its entries (another version's entries are misses).
 /// - `tags_from = f`: tags derived from the stored value (see
 ///   `cachette::guide::attributes`).
-/// - `tags = ["org:<org>"]`: tag templates; `#[invalidates(tags = ...)]` or
+/// - `tags = ["org:<org>"]`: tag templates, or declared tags
+///   (`tags = [OrgTag { org }]`); `#[invalidates(tags = ...)]` or
 ///   `Cache::invalidate_tags` invalidates every entry with the tag.
 /// - `strategy = "aside" | "lock" | "swr" | "early"`: see `cachette::guide::attributes`.
 ///   `stale_ttl` (swr), `lock_ttl` (lock, swr, early), `lock_wait` (lock) and
 ///   `beta` (early) tune them; they accept `"250ms"`-style durations.
 /// - `cache = <expr>`: the cache, evaluated on each call (default: the
 ///   process-wide default, see `cachette::init`).
-/// - `cache_none = true`: for `Option<T>`, cache `None` too.
+/// - `cache_none = true`: for `Option<T>` or `Result<Option<T>, E>`, cache
+///   `None` too.
 /// - `crate = "path"`: where `cachette` is, if it is re-exported.
 ///
 /// # Return types
-/// `Result<T, E>` caches `Ok` only; `Option<T>` caches `Some` (and `None`
-/// with `cache_none`); any other `T` is cached. `T: Serialize +
+/// `Result<T, E>` caches `Ok` only; `Option<T>` caches `Some`, and
+/// `Result<Option<T>, E>` caches `Ok(Some)` (both keep `None` with
+/// `cache_none` or `none_ttl`); any other `T` is cached. `T: Serialize +
 /// DeserializeOwned`. The function still returns its body's result when the
 /// cache fails.
 #[proc_macro_attribute]
@@ -107,11 +120,17 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// # Options
 /// `keys = [...]` and `tags = [...]` take templates rendered exactly as
-/// `#[cached]` renders them, from this function's arguments, before the body
-/// runs. `calls = [get_user(id)]` busts the key each call of a `#[cached]`
-/// function would read, in the cache it would read. `tags_from = f` adds
-/// the tags `f` derives from the successful result. `cache = <expr>` and
-/// `crate = "path"` as for `#[cached]`.
+/// `#[cached]` renders them, or declared names (see [`names!`]), from this
+/// function's arguments, before the body runs. `calls =
+/// [get_user(cache = cache, id = id)]` busts the key each call of a
+/// `#[cached]` function would read, in the cache it would read; arguments
+/// go by name (`param = value`, or `param` alone for a variable of that
+/// name), so two of one type cannot be swapped. `tags_from = f` adds the
+/// tags `f` derives from the successful result. `not_a_transaction =
+/// [conn]` declares a `&mut` parameter that is not a transaction: without
+/// it, a bust outside `cachette::deferred` by a function with a `&mut`
+/// parameter is warned about once. `cache = <expr>` and `crate = "path"` as
+/// for `#[cached]`.
 ///
 /// # When it busts
 /// For a `Result`, only after `Ok`; for any other return type, always. A bust
@@ -163,7 +182,9 @@ pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   items of the trait's impl: they go to an inherent `impl Type` with the
 ///   same generics, which requires `Type` to be defined in this crate.
 ///   Without `#[cached_impl]`, `#[cached]` on a method of a trait impl is
-///   refused by the compiler (`f_uncached` is not a member of the trait).
+///   refused by the compiler, first as "method
+///   `f__in_a_trait_impl_needs_cached_impl` is not a member of trait":
+///   add `#[cached_impl]` to the impl.
 #[proc_macro_attribute]
 pub fn cached_impl(args: TokenStream, item: TokenStream) -> TokenStream {
     implblock::run(args.into(), item.into()).into()

@@ -37,12 +37,14 @@ impl Parse for Input {
             let key = match kind.to_string().as_str() {
                 "tag" => false,
                 "key" => true,
-                other => return Err(syn::Error::new(
-                    kind.span(),
-                    format!(
+                other => {
+                    return Err(syn::Error::new(
+                        kind.span(),
+                        format!(
                         "expected `tag` or `key`, not `{other}`: `pub tag OrgTag = \"org:<org>\";`"
                     ),
-                )),
+                    ))
+                }
             };
             let ident: Ident = input.parse()?;
             input.parse::<Token![=]>()?;

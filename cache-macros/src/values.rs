@@ -237,7 +237,7 @@ pub(crate) fn ident_list(errors: &mut Errors, name: &Ident, value: &Value) -> Op
 
 /// Expects a list of calls: `[get_user(id), self.get_user(id)]`.
 pub(crate) fn call_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Expr>> {
-    let help = "such as `get_user(id, org)` or `self.get_user(id, org)`";
+    let help = "such as `get_user(cache = cache, id = id)` or `self.get_user(org = org, id = id)`";
     match value {
         Value::List(_, items) => {
             let mut out = Vec::new();

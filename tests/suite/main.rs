@@ -15,6 +15,7 @@ mod identity;
 mod invalidation;
 mod keys;
 mod macros;
+mod mistakes;
 mod near;
 mod options;
 mod redis_costs;

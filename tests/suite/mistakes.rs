@@ -1,0 +1,188 @@
+//! The mistakes a new user makes that used to read stale data silently,
+//! each now impossible by design (the compile errors are in
+//! `cache-macros/tests/ui`; the loud warnings in `tests/loud.rs`): swapped
+//! arguments in `calls`, tags spelled two ways, and "not found" cached for
+//! the full TTL by a `Result<Option<T>>` read.
+
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use cachette::{cached, cached_impl, invalidates, names, Cache};
+
+struct Catalog {
+    cache: Cache,
+    reads: AtomicU64,
+    /// The "database": the price of (tenant, sku), and rows by id.
+    prices: std::sync::Mutex<Vec<(String, String, u64)>>,
+    rows: std::sync::Mutex<Vec<(u64, String)>>,
+}
+
+names! {
+    /// Every product of one category, of one tenant.
+    pub tag CategoryTag = "category:<tenant>:<category>";
+    /// One row, by id: carried by its reads that keep "not found", so that
+    /// a create can bust them once the id is known.
+    pub tag RowTag = "row:<id>";
+}
+
+#[cached_impl(cache = self.cache)]
+impl Catalog {
+    #[cached(key = "price:<tenant>:<sku>", ttl = 600)]
+    async fn price(&self, tenant: &str, sku: &str) -> u64 {
+        self.reads.fetch_add(1, SeqCst);
+        let prices = self.prices.lock().unwrap();
+        prices
+            .iter()
+            .find(|(t, s, _)| t == tenant && s == sku)
+            .map_or(0, |p| p.2)
+    }
+
+    /// The parameters in the other order than `price`'s, and the call
+    /// written in that order too: arguments go by name, so the bust still
+    /// reaches `price(tenant, sku)`.
+    #[invalidates(calls = [self.price(sku, tenant)])]
+    async fn set_price(&self, sku: &str, tenant: &str, price: u64) {
+        let mut prices = self.prices.lock().unwrap();
+        prices.retain(|(t, s, _)| !(t == tenant && s == sku));
+        prices.push((tenant.to_string(), sku.to_string(), price));
+    }
+
+    /// The same, named explicitly from other variables.
+    #[invalidates(calls = [self.price(sku = &row.1, tenant = &row.0)])]
+    async fn set_row_price(&self, row: (String, String), price: u64) {
+        let mut prices = self.prices.lock().unwrap();
+        prices.retain(|(t, s, _)| !(*t == row.0 && *s == row.1));
+        prices.push((row.0.clone(), row.1.clone(), price));
+    }
+
+    #[cached(key = "listing:<tenant>:<category>", ttl = 600, tags = [CategoryTag { tenant, category }])]
+    async fn listing(&self, tenant: &str, category: &str) -> Vec<u64> {
+        self.reads.fetch_add(1, SeqCst);
+        let _ = (tenant, category);
+        vec![1, 2]
+    }
+
+    #[invalidates(tags = [CategoryTag { tenant, category }])]
+    async fn recategorize(&self, tenant: &str, category: &str) {}
+
+    /// By id: "not found" is not kept by default.
+    #[cached(key = "row:<id>", ttl = 600)]
+    async fn row(&self, id: u64) -> Result<Option<String>, String> {
+        self.reads.fetch_add(1, SeqCst);
+        let rows = self.rows.lock().unwrap();
+        Ok(rows.iter().find(|r| r.0 == id).map(|r| r.1.clone()))
+    }
+
+    /// The same read with "not found" kept, for `none_ttl`.
+    #[cached(key = "row_nt:<id>", ttl = 600, none_ttl = "10m", tags = [RowTag { id }])]
+    async fn row_none_ttl(&self, id: u64) -> Result<Option<String>, String> {
+        self.reads.fetch_add(1, SeqCst);
+        let rows = self.rows.lock().unwrap();
+        Ok(rows.iter().find(|r| r.0 == id).map(|r| r.1.clone()))
+    }
+
+    /// And with `cache_none`.
+    #[cached(key = "row_cn:<id>", ttl = 600, cache_none = true, tags = [RowTag { id }])]
+    async fn row_cache_none(&self, id: u64) -> Result<Option<String>, String> {
+        self.reads.fetch_add(1, SeqCst);
+        let rows = self.rows.lock().unwrap();
+        Ok(rows.iter().find(|r| r.0 == id).map(|r| r.1.clone()))
+    }
+
+    /// A create: the id is known only once inserted. The reads that keep
+    /// "not found" are busted through the tag derived from the result.
+    #[invalidates(tags_from = |id: &u64| [RowTag { id }.to_string()])]
+    async fn create(&self, name: &str) -> Result<u64, String> {
+        let mut rows = self.rows.lock().unwrap();
+        let id = rows.len() as u64 + 1;
+        rows.push((id, name.to_string()));
+        Ok(id)
+    }
+}
+
+fn catalog() -> Catalog {
+    Catalog {
+        cache: Cache::memory(),
+        reads: AtomicU64::new(0),
+        prices: Default::default(),
+        rows: Default::default(),
+    }
+}
+
+/// `calls = [self.price(sku, tenant)]` against `price(&self, tenant, sku)`:
+/// written positionally, two `&str` arguments swapped would have busted
+/// `price:x:acme`, leaving `price:acme:x` stale.
+#[tokio::test]
+async fn calls_take_arguments_by_name_so_a_swapped_order_busts_the_right_entry() {
+    let c = catalog();
+    c.set_price("x", "acme", 10).await;
+    assert_eq!(c.price("acme", "x").await, 10);
+    c.set_price("x", "acme", 20).await;
+    assert_eq!(
+        c.price("acme", "x").await,
+        20,
+        "the swapped call busted another entry"
+    );
+    c.set_row_price(("acme".into(), "x".into()), 30).await;
+    assert_eq!(c.price("acme", "x").await, 30);
+    assert_eq!(c.reads.load(SeqCst), 3);
+}
+
+/// One declared tag on both sides: they cannot be spelled two ways.
+#[tokio::test]
+async fn a_declared_tag_is_the_same_for_the_reader_and_the_writer() {
+    let c = catalog();
+    c.listing("acme", "tools").await;
+    c.listing("acme", "tools").await;
+    assert_eq!(c.reads.load(SeqCst), 1);
+    c.recategorize("acme", "tools").await;
+    c.listing("acme", "tools").await;
+    assert_eq!(
+        c.reads.load(SeqCst),
+        2,
+        "the writer's tag reached the reader's entry"
+    );
+    assert_eq!(
+        CategoryTag {
+            tenant: "acme",
+            category: "a:b"
+        }
+        .to_string(),
+        cachette::tag!("category:<t>:<c>", t = "acme", c = "a:b")
+    );
+}
+
+/// `Result<Option<T>, E>` keeps only `Ok(Some(_))`, like `Option<T>`: a
+/// create that does not bust the by-id key leaves nothing stale.
+#[tokio::test]
+async fn not_found_is_not_cached_by_default_for_result_of_option() {
+    let c = catalog();
+    assert_eq!(c.row(1).await, Ok(None));
+    c.rows.lock().unwrap().push((1, "first".into())); // an INSERT that busts nothing
+    assert_eq!(
+        c.row(1).await,
+        Ok(Some("first".into())),
+        "Ok(None) was served from the cache"
+    );
+    assert_eq!(c.row(1).await, Ok(Some("first".into())));
+    assert_eq!(c.reads.load(SeqCst), 2, "Ok(Some) is cached");
+}
+
+/// `none_ttl` and `cache_none` keep "not found" on `Result<Option<T>>`, and
+/// a create busts the new row's key through the tag derived from its id.
+#[tokio::test]
+async fn none_ttl_and_cache_none_keep_not_found_and_a_create_busts_it() {
+    let c = catalog();
+    assert_eq!(c.row_none_ttl(1).await, Ok(None));
+    assert_eq!(c.row_none_ttl(1).await, Ok(None));
+    assert_eq!(c.row_cache_none(1).await, Ok(None));
+    assert_eq!(c.row_cache_none(1).await, Ok(None));
+    assert_eq!(c.reads.load(SeqCst), 2, "None kept by both");
+    assert_eq!(c.create("first").await, Ok(1));
+    assert_eq!(
+        c.row_none_ttl(1).await,
+        Ok(Some("first".into())),
+        "the create busted it"
+    );
+    assert_eq!(c.row_cache_none(1).await, Ok(Some("first".into())));
+    assert_eq!(c.reads.load(SeqCst), 4);
+}
