@@ -57,6 +57,12 @@ async fn update_user_conn(cache: &Cache, conn: &mut Tx, id: u64) {
     let _ = conn;
 }
 
+/// A generic executor, given `&mut tx`.
+#[invalidates(calls = [user(cache, id)], cache = cache)]
+async fn update_user_generic<E>(cache: &Cache, exec: E, id: u64) {
+    let _ = exec;
+}
+
 #[test]
 fn a_bust_through_a_mut_argument_outside_deferred_is_loud_once() {
     let err = stderr_of("child_bust_outside_deferred");
@@ -73,6 +79,11 @@ fn a_bust_through_a_mut_argument_outside_deferred_is_loud_once() {
     assert!(err.contains("not_a_transaction = [tx]"), "{err}");
     assert_eq!(warned("update_user_deferred"), 0, "{err}");
     assert_eq!(warned("update_user_conn"), 0, "{err}");
+    let generic = err
+        .lines()
+        .filter(|l| l.contains("update_user_generic<") && l.contains("takes `&mut exec`"))
+        .count();
+    assert_eq!(generic, 1, "a generic given `&mut`, once: {err}");
 }
 
 #[test]
@@ -90,6 +101,8 @@ fn child_bust_outside_deferred() {
         })
         .await;
         update_user_conn(&cache, &mut tx, 1).await;
+        update_user_generic(&cache, &cache, 1).await; // shared: silent
+        update_user_generic(&cache, &mut tx, 1).await;
     });
 }
 

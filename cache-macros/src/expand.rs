@@ -93,6 +93,10 @@ struct Param {
     span: Span,
     /// Its type is `&mut T` (a connection, or a transaction).
     mut_ref: bool,
+    /// Its type is a type parameter or an `impl Trait`, which may turn out
+    /// to be a `&mut` (a generic executor given `&mut *tx`): checked when
+    /// called.
+    opaque: bool,
 }
 
 /// The function's parameters as placeholder roots (`self` for a receiver),
@@ -100,11 +104,28 @@ struct Param {
 fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
     let mut names = Vec::new();
     let mut typed = Vec::new();
+    let type_params: Vec<&syn::Ident> = func
+        .sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            syn::GenericParam::Type(t) => Some(&t.ident),
+            _ => None,
+        })
+        .collect();
     for input in &func.sig.inputs {
         match input {
             FnArg::Receiver(_) => names.push("self".to_string()),
             FnArg::Typed(pt) => {
                 let mut_ref = matches!(&*pt.ty, Type::Reference(r) if r.mutability.is_some());
+                let opaque = match &*pt.ty {
+                    Type::ImplTrait(_) => true,
+                    Type::Path(p) if p.qself.is_none() => {
+                        p.path.get_ident().is_some_and(|i| type_params.contains(&i))
+                    }
+                    _ => false,
+                };
                 let (ident, wild) = match &*pt.pat {
                     Pat::Ident(pi) => {
                         names.push(pi.ident.to_string());
@@ -118,6 +139,7 @@ fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
                     wild,
                     span: pt.span(),
                     mut_ref,
+                    opaque,
                 });
             }
         }
@@ -218,13 +240,13 @@ fn check_parameters(
             } else if option == "not_a_transaction"
                 && !typed
                     .iter()
-                    .any(|p| p.mut_ref && p.ident.as_ref().is_some_and(|i| *i == n))
+                    .any(|p| (p.mut_ref || p.opaque) && p.ident.as_ref().is_some_and(|i| *i == n))
             {
                 errors.at(
                     ident.span(),
                     format!(
-                        "`not_a_transaction` lists `&mut` parameters (connections), and `{n}` \
-                         is not one"
+                        "`not_a_transaction` lists `&mut` parameters (connections), or generic \
+                         ones that may be given a `&mut`, and `{n}` is neither"
                     ),
                 );
             }
@@ -427,14 +449,23 @@ pub(crate) fn expand(
         .iter()
         .filter_map(|c| key_call(c, &mut errors))
         .collect();
-    // A `&mut` argument of an `#[invalidates]` function may be a
-    // transaction: its bust, outside `deferred`, comes before the commit.
+    // A `&mut` argument may be a transaction: a bust through it, outside
+    // `deferred`, comes before the commit, and a read through it may store
+    // what is rolled back. Declared `&mut` parameters are known here;
+    // generic ones are checked when called (a `&mut *tx` given to an
+    // `impl Executor`).
     let transaction = typed
         .iter()
         .filter(|p| p.mut_ref)
         .filter_map(|p| p.ident.as_ref())
         .find(|i| !opts.not_a_transaction.contains(i))
         .map(ToString::to_string);
+    let opaque: Vec<&syn::Ident> = typed
+        .iter()
+        .filter(|p| p.opaque)
+        .filter_map(|p| p.ident.as_ref())
+        .filter(|i| !opts.not_a_transaction.contains(i))
+        .collect();
     if let Some(e) = errors.finish() {
         return Err(e);
     }
@@ -465,6 +496,13 @@ pub(crate) fn expand(
     let preamble = quote! {
         #preamble_without_cache
         let __cachette_cache: &#private::Cache = #cache;
+    };
+    let through_mut = if opaque.is_empty() {
+        quote!(::core::option::Option::None)
+    } else {
+        let names = opaque.iter().map(|i| i.to_string());
+        let idents = opaque.iter();
+        quote!(#private::mut_argument(&[#((#names, #private::is_mut_ref(&#idents))),*]))
     };
     let body = match kind {
         Kind::Cached => {
@@ -540,6 +578,7 @@ pub(crate) fn expand(
                         cache: __cachette_cache,
                         policy: &#policy_ref,
                         function: __cachette_fn,
+                        through_mut: #through_mut,
                     },
                     #mode_and_keeper,
                     &__cachette_key,
@@ -571,7 +610,7 @@ pub(crate) fn expand(
             let calls = &call_keys;
             let transaction = match &transaction {
                 Some(t) => quote!(::core::option::Option::Some(#t)),
-                None => quote!(::core::option::Option::None),
+                None => through_mut.clone(),
             };
             // Tags from the result, once it is known to have succeeded.
             let derive = opts.tags_from.as_ref().map(|f| {

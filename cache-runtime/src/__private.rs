@@ -118,6 +118,19 @@ pub struct Site<'a> {
     pub policy: &'a Policy,
     /// The annotated function.
     pub function: Function,
+    /// The generic parameter that was given a `&mut` (a connection, perhaps
+    /// a transaction), if any: the call then stores nothing.
+    pub through_mut: Option<&'static str>,
+}
+
+/// Whether an argument of a generic type turned out to be a `&mut`.
+pub fn is_mut_ref<T: ?Sized>(_arg: &T) -> bool {
+    std::any::type_name::<T>().starts_with("&mut ")
+}
+
+/// The first of the named generic arguments that is a `&mut`.
+pub fn mut_argument(args: &[(&'static str, bool)]) -> Option<&'static str> {
+    args.iter().find(|(_, is)| *is).map(|(name, _)| *name)
 }
 
 /// No background refresh: the `refresh` of the aside and lock strategies.
@@ -159,6 +172,9 @@ where
         }
         Some(Companion::Refresh) | None => {}
     }
+    if let Some(arg) = site.through_mut {
+        through_mut(site.function.label, arg);
+    }
     let (mut body, mut refresh) = (body, refresh);
     let mut rehints = 0;
     loop {
@@ -168,6 +184,7 @@ where
         call.forced = companion == Some(Companion::Refresh);
         call.derived = hinted;
         call.rehint = rehints < REHINTS;
+        call.stores_nothing = site.through_mut.is_some();
         match site
             .cache
             .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks)
@@ -334,6 +351,21 @@ impl Invalidation<'_> {
             }
         }
     }
+}
+
+/// A `#[cached]` function was given a `&mut` through a generic parameter:
+/// it may be a transaction that rolls back, so nothing is stored.
+#[cold]
+fn through_mut(function: &'static str, arg: &'static str) {
+    crate::loud::warn_once("read through &mut", function, || {
+        format!(
+            "cachette: `{function}` was given `{arg}` as a `&mut` (a connection, perhaps a \
+             transaction): its results are not stored, since a transaction that rolls back would \
+             leave a row that never committed. If `{arg}` is never a transaction when \
+             `{function}` is called outside `cachette::deferred`, add \
+             `not_a_transaction = [{arg}]` to its #[cached]"
+        )
+    });
 }
 
 /// An `#[invalidates]` function with a `&mut` argument busted outside

@@ -45,6 +45,7 @@ where
         cache,
         policy: &policy,
         function: p::function_named("codecs::row", "row"),
+        through_mut: None,
     };
     // A generic `T`: the plain mode, as the attribute would select.
     let mode = p::Select::<T>::new().__cachette_mode();

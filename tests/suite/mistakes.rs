@@ -186,3 +186,70 @@ async fn none_ttl_and_cache_none_keep_not_found_and_a_create_busts_it() {
     assert_eq!(c.row_cache_none(1).await, Ok(Some("first".into())));
     assert_eq!(c.reads.load(SeqCst), 4);
 }
+
+/// A connection, or a transaction: what a generic executor is given.
+struct Conn {
+    reads: u64,
+}
+
+/// Stands for `impl sqlx::Executor`: a pool by value, or `&mut *tx`.
+trait Executor {
+    fn read(self, id: u64) -> u64;
+}
+
+impl Executor for &mut Conn {
+    fn read(self, id: u64) -> u64 {
+        self.reads += 1;
+        id
+    }
+}
+
+impl Executor for &Catalog {
+    fn read(self, id: u64) -> u64 {
+        self.reads.fetch_add(1, SeqCst);
+        id
+    }
+}
+
+#[cached(key = "exec:<id>", ttl = 600, cache = cache, unkeyed = [exec])]
+async fn through(cache: &Cache, exec: impl Executor, id: u64) -> u64 {
+    exec.read(id)
+}
+
+#[cached(key = "exec_conn:<id>", ttl = 600, cache = cache, not_a_transaction = [exec])]
+async fn through_conn<E: Executor>(cache: &Cache, exec: E, id: u64) -> u64 {
+    exec.read(id)
+}
+
+/// A generic executor given a `&mut` (perhaps `&mut *tx`, in a
+/// transaction that will roll back) stores nothing, and says so once; one
+/// declared `not_a_transaction` stores, and a shared one always did (each
+/// instantiation of a generic function has entries of its own).
+#[tokio::test]
+async fn a_generic_argument_given_a_mut_stores_nothing_and_says_so() {
+    let logs = crate::support::logs::Logs::capture();
+    let c = catalog();
+    let mut conn = Conn { reads: 0 };
+    through(&c.cache, &mut conn, 1).await;
+    through(&c.cache, &mut conn, 1).await;
+    assert_eq!(conn.reads, 2, "read through a `&mut`: not stored");
+    through(&c.cache, &c, 2).await;
+    through(&c.cache, &c, 2).await;
+    assert_eq!(
+        c.reads.load(SeqCst),
+        1,
+        "through a shared reference: stored"
+    );
+    let text = logs.text();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("was given `exec` as a `&mut`"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("not_a_transaction = [exec]"), "{text}");
+    through_conn(&c.cache, &mut conn, 3).await;
+    through_conn(&c.cache, &mut conn, 3).await;
+    assert_eq!(conn.reads, 3, "declared not a transaction: stored");
+}

@@ -35,6 +35,7 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
                 cache: __cachette_cache,
                 policy: &__CACHETTE_POLICY,
                 function: __cachette_fn,
+                through_mut: ::core::option::Option::None,
             },
             __cachette_mode,
             __cachette_keep,

@@ -37,6 +37,7 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
                 cache: __cachette_cache,
                 policy: &__CACHETTE_POLICY,
                 function: __cachette_fn,
+                through_mut: ::core::option::Option::None,
             },
             __cachette_mode,
             __cachette_keep,

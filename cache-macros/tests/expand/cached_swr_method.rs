@@ -32,6 +32,7 @@ impl Repo {
                     cache: __cachette_cache,
                     policy: &__CACHETTE_POLICY,
                     function: __cachette_fn,
+                    through_mut: ::core::option::Option::None,
                 },
                 __cachette_mode,
                 __cachette_keep,

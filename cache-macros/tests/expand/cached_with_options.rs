@@ -52,6 +52,7 @@ async fn get_user(id: u64) -> Result<User, DbError> {
                 cache: __cachette_cache,
                 policy: &__cachette_policy,
                 function: __cachette_fn,
+                through_mut: ::core::option::Option::None,
             },
             __cachette_mode,
             __cachette_keep,

@@ -68,6 +68,9 @@ pub(crate) struct Call<'a> {
     /// With `tags_from`: the derived tags this call read (the hint), the
     /// last of the call's tags.
     pub derived: Option<std::sync::Arc<[String]>>,
+    /// Serve a valid entry, but store nothing, as inside a deferred scope
+    /// (a generic argument was a `&mut`, perhaps a transaction).
+    pub stores_nothing: bool,
 }
 
 impl<'a> Call<'a> {
@@ -93,6 +96,7 @@ impl<'a> Call<'a> {
             rehint: false,
             text: key,
             derived: None,
+            stores_nothing: false,
         }
     }
 
@@ -166,7 +170,10 @@ impl Cache {
         }
         // Inside a deferred scope (a transaction may be open): an entry a
         // held bust names is not served, and nothing is stored.
-        let deferring = crate::deferred::reading(self, &call.subject);
+        let mut deferring = crate::deferred::reading(self, &call.subject);
+        if call.stores_nothing && deferring == Reading::Outside {
+            deferring = Reading::Inside;
+        }
         if deferring == Reading::Busted {
             return Fetched::Done(self.bypass(&call, body).await);
         }

@@ -58,6 +58,11 @@ fn project(row: SqliteRow) -> Project {
     }
 }
 
+cachette::names! {
+    /// Every entry of one organisation: its projects and its listing.
+    pub tag OrgTag = "org:<org>";
+}
+
 /// The reads are cached and the writes bust, all in `self.cache`. Writes
 /// take the transaction they run in; the public `rename` and `delete` open
 /// it, and commit it inside `cachette::deferred`, so that their busts are
@@ -110,7 +115,7 @@ impl Repo {
         &self.pool
     }
 
-    #[cached(key = "project:<org>:<id>", ttl = "5m", tags = ["org:<org>"])]
+    #[cached(key = "project:<org>:<id>", ttl = "5m", tags = [OrgTag { org }])]
     pub async fn project(&self, org: &str, id: i64) -> Result<Option<Project>, DbError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let row = sqlx::query("SELECT id, org, name FROM projects WHERE org = ? AND id = ?")
@@ -121,7 +126,7 @@ impl Repo {
         Ok(row.map(project))
     }
 
-    #[cached(key = "projects:<org>", ttl = "1m", tags = ["org:<org>"])]
+    #[cached(key = "projects:<org>", ttl = "1m", tags = [OrgTag { org }])]
     pub async fn projects(&self, org: &str) -> Result<Vec<Project>, DbError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
         let rows = sqlx::query("SELECT id, org, name FROM projects WHERE org = ? ORDER BY id")
@@ -132,9 +137,10 @@ impl Repo {
     }
 
     /// Renames a project inside `tx`. The entries that name it are the
-    /// ones the two reads above would read: a renamed parameter or a
-    /// changed key template is a compile error here, not a silent miss.
-    #[invalidates(calls = [self.project(org, id), self.projects(org)])]
+    /// ones the two reads above would read, their arguments given by name:
+    /// a renamed parameter, two swapped arguments or a changed key template
+    /// is a compile error here, or follows, never a silent miss.
+    #[invalidates(calls = [self.project(org = org, id = id), self.projects(org)])]
     pub async fn rename_in(
         &self,
         tx: &mut SqliteConnection,
@@ -153,7 +159,7 @@ impl Repo {
 
     /// Deletes a project inside `tx`, and busts every entry of its
     /// organisation.
-    #[invalidates(tags = ["org:<org>"])]
+    #[invalidates(tags = [OrgTag { org }])]
     pub async fn delete_in(
         &self,
         tx: &mut SqliteConnection,
