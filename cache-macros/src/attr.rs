@@ -157,9 +157,17 @@ pub(crate) struct Options {
 /// Parses the attribute's arguments into options, recording every error;
 /// `None` when they are not even `name = value` pairs (then nothing more
 /// is said about them).
-pub(crate) fn parse(kind: Kind, args: TokenStream, errors: &mut Errors) -> Option<Options> {
+///
+/// `site` is where an error about the attribute as a whole points (the
+/// attribute, or the method's name inside `#[cached_impl]`).
+pub(crate) fn parse(
+    kind: Kind,
+    args: TokenStream,
+    site: Span,
+    errors: &mut Errors,
+) -> Option<Options> {
     match values::parse_args.parse2(args) {
-        Ok(args) => Some(Written::read(kind, args, errors).check(kind, errors)),
+        Ok(args) => Some(Written::read(kind, args, errors).check(kind, site, errors)),
         Err(e) => {
             errors.push(e);
             None
@@ -369,11 +377,22 @@ impl Written {
     }
 
     /// Checks what depends on several options, and keeps the values.
-    fn check(self, kind: Kind, errors: &mut Errors) -> Options {
+    fn check(self, kind: Kind, site: Span, errors: &mut Errors) -> Options {
         if kind == Kind::Cached && !self.ttl_given {
             errors.at(
-                Span::call_site(),
+                site,
                 "#[cached] needs a `ttl`, such as `ttl = 300` or `ttl = \"5m\"`",
+            );
+        }
+        if let (Some(false), Some(span), Some(_)) = (
+            self.cache_none.get().copied(),
+            self.cache_none.span(),
+            self.none_ttl.get(),
+        ) {
+            errors.at(
+                span,
+                "`none_ttl` caches `None` for that long, and `cache_none = false` says not to: \
+                 keep one of them",
             );
         }
         let strategy = self.strategy.get().copied().unwrap_or_default();
@@ -452,14 +471,14 @@ mod tests {
 
     fn parse_ok(kind: Kind, args: TokenStream) -> Options {
         let mut errors = Errors::default();
-        let options = parse(kind, args, &mut errors).expect("parses");
+        let options = parse(kind, args, Span::call_site(), &mut errors).expect("parses");
         assert!(errors.is_empty(), "unexpected errors");
         options
     }
 
     fn messages(kind: Kind, args: TokenStream) -> Vec<String> {
         let mut errors = Errors::default();
-        parse(kind, args, &mut errors);
+        parse(kind, args, Span::call_site(), &mut errors);
         errors
             .finish()
             .map(|e| e.into_iter().map(|e| e.to_string()).collect())

@@ -356,7 +356,12 @@ pub(crate) fn expand(
     context: &Context<'_>,
 ) -> syn::Result<Expanded> {
     let mut errors = Errors::default();
-    let Some(mut opts) = attr::parse(kind, args, &mut errors) else {
+    let site = if context.in_impl {
+        func.sig.ident.span()
+    } else {
+        Span::call_site()
+    };
+    let Some(mut opts) = attr::parse(kind, args, site, &mut errors) else {
         return Err(errors.finish().expect("a syntax error was recorded"));
     };
     if opts.cache.is_none() {

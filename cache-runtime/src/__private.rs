@@ -85,7 +85,12 @@ pub const fn ms(ms: u64) -> Duration {
 /// function declared inside it (`crate::module::Type::method`).
 pub fn fn_path<F>(_marker: F) -> &'static str {
     let name = std::any::type_name::<F>();
-    name.strip_suffix("::__cachette_marker").unwrap_or(name)
+    let mut path = name.strip_suffix("::__cachette_marker").unwrap_or(name);
+    // An async fn's body is a closure: its path is the function's.
+    while let Some(outer) = path.strip_suffix("::{{closure}}") {
+        path = outer;
+    }
+    path
 }
 
 /// One argument of a default key. The name is what the compiler shows
@@ -388,11 +393,24 @@ fn outside_scope(function: &'static str, tx: &'static str) {
 mod tests {
     use super::*;
 
+    fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
     #[test]
     fn default_keys_separate_every_argument() {
         assert_eq!(default_key("m::f", &[]), "m::f");
         assert_eq!(default_key("m::f", &[&1, &"a:b"]), "m::f:1:a%3Ab");
         fn __cachette_marker() {}
         assert!(fn_path(__cachette_marker).ends_with("tests::default_keys_separate_every_argument"));
+        let marker = async {
+            fn __cachette_marker() {}
+            fn_path(__cachette_marker)
+        };
+        let path = futures_lite_block_on(marker);
+        assert!(!path.contains('{'), "{path}");
     }
 }

@@ -15,6 +15,12 @@ async fn never_fails(id: u64) -> Option<u64> {
     Some(id)
 }
 
+// Contradictory.
+#[cached(key = "e:<id>", ttl = 60, none_ttl = "30s", cache_none = false)]
+async fn contradiction(id: u64) -> Option<u64> {
+    Some(id)
+}
+
 // Accepted: `Result<Option<T>, E>` caches `None` for `none_ttl`.
 #[cached(key = "d:<id>", ttl = 60, none_ttl = "30s", stale_if_error = "1m")]
 async fn found(id: u64) -> Result<Option<u64>, String> {

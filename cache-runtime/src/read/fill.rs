@@ -119,11 +119,12 @@ impl Cache {
         }
         if !codec.round_trips::<T>(&blob[at..]) {
             if inner.warned_round_trip.first_time(call.label()) {
-                tracing::warn!(
-                    function = call.label(),
-                    codec = ?codec,
-                    "cachette: the value does not read back as it was written in this codec (serde attributes such as skip_serializing_if, or a type the format cannot describe); not cached (warned once per function)"
-                );
+                crate::loud::warn(&format!(
+                    "cachette: `{}`'s value does not read back as it was written in the {codec:?} \
+                     codec (serde attributes such as skip_serializing_if, or a type the format \
+                     cannot describe); not cached (warned once per function)",
+                    call.label()
+                ));
             }
             return;
         }
@@ -169,10 +170,11 @@ impl Cache {
     /// A value whose TTL is zero is not stored: warned once per function.
     pub(super) fn zero_ttl(&self, call: &Call<'_>) {
         if self.inner.warned_zero_ttl.first_time(call.label()) {
-            tracing::warn!(
-                function = call.label(),
-                "cachette: a TTL of zero; the value is returned and not cached (warned once per function)"
-            );
+            crate::loud::warn(&format!(
+                "cachette: `{}` has a TTL of zero; its values are returned and not cached (warned \
+                 once per function)",
+                call.label()
+            ));
         }
     }
 
