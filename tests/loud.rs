@@ -106,6 +106,52 @@ fn child_bust_outside_deferred() {
     });
 }
 
+/// A stderr that cannot be written (a closed pipe) does not break the
+/// function: the warning is dropped, the bust and the result stand.
+#[test]
+fn a_closed_stderr_does_not_break_the_function() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(std::env::current_exe().expect("the test binary"))
+        .args([
+            "child_closed_stderr",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("CACHETTE_LOUD_CHILD", "child_closed_stderr")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child runs");
+    // Closed before the child writes to it: it waits for a line first.
+    drop(child.stderr.take());
+    writeln!(child.stdin.take().unwrap(), "go").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the child failed: {stdout}");
+    assert!(stdout.contains("busted and returned"), "{stdout}");
+}
+
+#[test]
+fn child_closed_stderr() {
+    if !is_child("child_closed_stderr") {
+        return;
+    }
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    block_on(async {
+        let cache = Cache::memory();
+        let mut tx = Tx;
+        user(&cache, 1).await;
+        update_user(&cache, &mut tx, 1).await; // warns, to a closed stderr
+        user(&cache, 1).await;
+        assert_eq!(cache.stats().misses, 2, "the bust was sent");
+        println!("busted and returned");
+    });
+}
+
 // Forgot `cache = ...` in a process that built a cache of its own.
 #[cached(key = "email:<id>", ttl = 60)]
 async fn email(id: u64) -> String {

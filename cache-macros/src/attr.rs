@@ -147,6 +147,8 @@ pub(crate) struct Options {
     pub lock_wait: Option<u64>,
     pub beta: Option<f64>,
     pub strategy: Strategy,
+    /// Where `strategy` was written.
+    pub strategy_span: Option<Span>,
     pub cache: Option<Expr>,
     /// Where `cache_none = true` was written.
     pub cache_none: Option<Span>,
@@ -457,6 +459,7 @@ impl Written {
             lock_wait: self.lock_wait.into_inner(),
             beta: self.beta.into_inner(),
             strategy,
+            strategy_span: self.strategy.span(),
             cache: self.cache.into_inner(),
             cache_none,
             krate: self.krate.into_inner(),

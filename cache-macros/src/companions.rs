@@ -56,22 +56,24 @@ impl Callee<'_> {
 /// The suffix of the companion that names an entry (`f_key`).
 pub(crate) const KEY_SUFFIX: &str = "_key";
 
-/// The hidden key companion of `f` that takes its arguments by name: its
-/// name lists the parameters sorted (`f_key_by__id__org`), and it takes
-/// them in that order. Names that hold `__` themselves are listed each
-/// after its length instead (`f_key_by_4a__b_1c`), so that no two lists of
-/// names give one companion.
+/// The hidden key companions of `f` for `calls` of several arguments (see
+/// `expand::key_call`), named after `f`'s parameters, each after its
+/// length so that no two lists of names give one name: `f_key_by_2id_3org`
+/// takes them by name (sorted), `f_key_in_3org_2id` in `f`'s order, so that
+/// it exists only for the names in that order.
 pub(crate) fn by_name(f: &syn::Ident, sorted: &[&str]) -> syn::Ident {
-    let mut name = format!("{f}_key_by");
-    if sorted.iter().any(|n| n.contains("__")) {
-        for n in sorted {
-            name.push_str(&format!("_{}{n}", n.len()));
-        }
-    } else {
-        for n in sorted {
-            name.push_str("__");
-            name.push_str(n);
-        }
+    listed(f, "by", sorted)
+}
+
+/// See [`by_name`].
+pub(crate) fn in_order(f: &syn::Ident, names: &[&str]) -> syn::Ident {
+    listed(f, "in", names)
+}
+
+fn listed(f: &syn::Ident, how: &str, names: &[&str]) -> syn::Ident {
+    let mut name = format!("{}_key_{how}", syn::ext::IdentExt::unraw(f));
+    for n in names {
+        name.push_str(&format!("_{}{n}", n.len()));
     }
     syn::Ident::new(&name, Span::call_site().located_at(f.span()))
 }
@@ -139,17 +141,24 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
         KEY_SUFFIX,
         span = Span::call_site().located_at(ident.span())
     );
-    // By name, for `calls` of several arguments (see `expand::key_call`).
-    let by_name = by_name.filter(|list| !list.is_empty()).map(|mut list| {
-        list.sort_by(|a, b| a.0.cmp(&b.0));
-        let names: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
-        let by = self::by_name(ident, &names);
-        let typed = list.iter().map(|(_, p)| p);
-        let params = receiver.iter().chain(typed);
+    // By name and in order, for `calls` of several arguments.
+    let by_name = by_name.filter(|list| !list.is_empty()).map(|list| {
+        let mut sorted = list.clone();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let declared: Vec<&str> = list.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
+        let (by, inn) = (self::by_name(ident, &names), in_order(ident, &declared));
+        let sorted_params = receiver.iter().chain(sorted.iter().map(|(_, p)| p));
+        let declared_params = receiver.iter().chain(list.iter().map(|(_, p)| p));
         quote! {
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-            #vis fn #by #generics (#(#params),*) -> #private::EntryKey #where_clause {
+            #vis fn #by #generics (#(#sorted_params),*) -> #private::EntryKey #where_clause {
+                #private::key_of(#call)
+            }
+            #[doc(hidden)]
+            #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+            #vis fn #inn #generics (#(#declared_params),*) -> #private::EntryKey #where_clause {
                 #private::key_of(#call)
             }
         }
@@ -183,5 +192,27 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
             #private::key_of(#call)
         }
         #by_name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// No two lists of names give one companion: `{X_, cache}` and
+    /// `{X, _cache}` would both join as `X___cache`.
+    #[test]
+    fn companions_by_name_never_collide() {
+        let f = syn::Ident::new("pair", proc_macro2::Span::call_site());
+        let a = super::by_name(&f, &["X_", "cache", "y"]);
+        let b = super::by_name(&f, &["X", "_cache", "y"]);
+        assert_ne!(a.to_string(), b.to_string());
+        assert_ne!(
+            super::in_order(&f, &["a", "b"]).to_string(),
+            super::in_order(&f, &["b", "a"]).to_string()
+        );
+        let raw = syn::Ident::new_raw("match", proc_macro2::Span::call_site());
+        assert_eq!(
+            super::by_name(&raw, &["id"]).to_string(),
+            "match_key_by_2id"
+        );
     }
 }

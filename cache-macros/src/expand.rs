@@ -93,39 +93,94 @@ struct Param {
     span: Span,
     /// Its type is `&mut T` (a connection, or a transaction).
     mut_ref: bool,
-    /// Its type is a type parameter or an `impl Trait`, which may turn out
-    /// to be a `&mut` (a generic executor given `&mut *tx`): checked when
-    /// called.
+    /// Its type may turn out to be a `&mut` (a type parameter given
+    /// `&mut *tx`, an alias): checked when called.
     opaque: bool,
+    /// The `&mut self` receiver.
+    receiver: bool,
+}
+
+/// `ty` without the parentheses and invisible groups around it (a type
+/// given through `macro_rules!` arrives in a group).
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(t) => peel(&t.elem),
+        Type::Group(t) => peel(&t.elem),
+        other => other,
+    }
+}
+
+/// Whether `ty` is spelled as a type that cannot be a `&mut` (a number, a
+/// `String`, a collection), or may be one: any other named type may be an
+/// alias of a `&mut`, or a type parameter given one (of the function or of
+/// its impl), so an argument of it is checked when called.
+fn may_be_mut_ref(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::ImplTrait(_) => true,
+        Type::Path(p) => match p.path.segments.last() {
+            Some(last) => !matches!(
+                last.ident.to_string().as_str(),
+                "bool"
+                    | "char"
+                    | "str"
+                    | "String"
+                    | "Vec"
+                    | "VecDeque"
+                    | "HashMap"
+                    | "BTreeMap"
+                    | "HashSet"
+                    | "BTreeSet"
+                    | "Option"
+                    | "Result"
+                    | "Arc"
+                    | "Rc"
+                    | "Box"
+                    | "u8"
+                    | "u16"
+                    | "u32"
+                    | "u64"
+                    | "u128"
+                    | "usize"
+                    | "i8"
+                    | "i16"
+                    | "i32"
+                    | "i64"
+                    | "i128"
+                    | "isize"
+                    | "f32"
+                    | "f64"
+                    | "Duration"
+                    | "Uuid"
+            ),
+            None => false,
+        },
+        _ => false,
+    }
 }
 
 /// The function's parameters as placeholder roots (`self` for a receiver),
-/// and its typed parameters.
+/// and its typed parameters (a `&mut self` receiver among them, as `self`).
 fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
     let mut names = Vec::new();
     let mut typed = Vec::new();
-    let type_params: Vec<&syn::Ident> = func
-        .sig
-        .generics
-        .params
-        .iter()
-        .filter_map(|p| match p {
-            syn::GenericParam::Type(t) => Some(&t.ident),
-            _ => None,
-        })
-        .collect();
     for input in &func.sig.inputs {
         match input {
-            FnArg::Receiver(_) => names.push("self".to_string()),
+            FnArg::Receiver(r) => {
+                names.push("self".to_string());
+                if matches!(r.kind, syn::ReceiverKind::Reference(_, _, Some(_))) {
+                    typed.push(Param {
+                        ident: Some(syn::Ident::new("self", r.self_token.span)),
+                        wild: false,
+                        span: r.span(),
+                        mut_ref: true,
+                        opaque: false,
+                        receiver: true,
+                    });
+                }
+            }
             FnArg::Typed(pt) => {
-                let mut_ref = matches!(&*pt.ty, Type::Reference(r) if r.mutability.is_some());
-                let opaque = match &*pt.ty {
-                    Type::ImplTrait(_) => true,
-                    Type::Path(p) if p.qself.is_none() => {
-                        p.path.get_ident().is_some_and(|i| type_params.contains(&i))
-                    }
-                    _ => false,
-                };
+                let mut_ref = matches!(peel(&pt.ty), Type::Reference(r) if r.mutability.is_some());
+                let opaque = may_be_mut_ref(&pt.ty);
                 let (ident, wild) = match &*pt.pat {
                     Pat::Ident(pi) => {
                         names.push(pi.ident.to_string());
@@ -140,6 +195,7 @@ fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
                     span: pt.span(),
                     mut_ref,
                     opaque,
+                    receiver: false,
                 });
             }
         }
@@ -154,15 +210,15 @@ enum Rendered {
 }
 
 impl Rendered {
-    /// The parameters it reads: a template's placeholder roots, or every
-    /// identifier in a declared name's field values.
+    /// The parameters it reads: a template's placeholder roots, or the
+    /// variables a declared name's field values read.
     fn roots(&self) -> Vec<String> {
         match self {
             Rendered::Template(t) => t.roots.clone(),
             Rendered::Named(s) => {
                 let mut out = Vec::new();
                 for field in &s.fields {
-                    idents(field.expr.to_token_stream(), &mut out);
+                    free_vars(&field.expr, &mut out);
                 }
                 out
             }
@@ -186,14 +242,54 @@ impl Rendered {
     }
 }
 
-/// Every identifier in `tokens`, into `out`.
-fn idents(tokens: TokenStream, out: &mut Vec<String>) {
-    for tree in tokens {
-        match tree {
-            proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
-            proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
-            _ => {}
+/// The variables `expr` reads (`filter` of `filter.page`, `id` of
+/// `id.to_string()`), into `out`. A macro's tokens are not read: what
+/// they use does not count, so a parameter read only there is reported.
+fn free_vars(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => {
+            if let Some(i) = p.path.get_ident() {
+                out.push(i.to_string());
+            }
         }
+        Expr::Field(f) => free_vars(&f.base, out),
+        Expr::Reference(r) => free_vars(&r.expr, out),
+        Expr::Paren(p) => free_vars(&p.expr, out),
+        Expr::Group(g) => free_vars(&g.expr, out),
+        Expr::Unary(u) => free_vars(&u.expr, out),
+        Expr::Cast(c) => free_vars(&c.expr, out),
+        Expr::Index(i) => {
+            free_vars(&i.expr, out);
+            free_vars(&i.index, out);
+        }
+        Expr::MethodCall(m) => {
+            free_vars(&m.receiver, out);
+            m.args.iter().for_each(|a| free_vars(a, out));
+        }
+        Expr::Call(c) => c.args.iter().for_each(|a| free_vars(a, out)),
+        Expr::Tuple(t) => t.elems.iter().for_each(|e| free_vars(e, out)),
+        Expr::Array(a) => a.elems.iter().for_each(|e| free_vars(e, out)),
+        Expr::Binary(b) => {
+            free_vars(&b.left, out);
+            free_vars(&b.right, out);
+        }
+        _ => {}
+    }
+}
+
+/// The parameter whose value is the cache (`cache` of `cache = cache`,
+/// `ctx` of `cache = ctx.cache`, `caches` of `cache = caches.get(t)`), if
+/// any: only that one is exempt from being keyed. An argument that picks a
+/// cache (`t`) is not, since two of its values may share one.
+fn cache_root(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => p.path.get_ident().map(ToString::to_string),
+        Expr::Field(f) => cache_root(&f.base),
+        Expr::Reference(r) => cache_root(&r.expr),
+        Expr::Paren(p) => cache_root(&p.expr),
+        Expr::Group(g) => cache_root(&g.expr),
+        Expr::MethodCall(m) => cache_root(&m.receiver),
+        _ => None,
     }
 }
 
@@ -245,8 +341,9 @@ fn check_parameters(
                 errors.at(
                     ident.span(),
                     format!(
-                        "`not_a_transaction` lists `&mut` parameters (connections), or generic \
-                         ones that may be given a `&mut`, and `{n}` is neither"
+                        "`not_a_transaction` lists `&mut` parameters (connections), or ones of a \
+                         type that may be a `&mut` (a type parameter, an alias), and `{n}` is \
+                         neither"
                     ),
                 );
             }
@@ -255,13 +352,12 @@ fn check_parameters(
     if kind != Kind::Cached {
         return;
     }
-    let cache_roots = {
-        let mut out = Vec::new();
-        if let Some(cache) = &opts.cache {
-            idents(cache.to_token_stream(), &mut out);
-        }
-        out
-    };
+    let cache_roots: Vec<String> = opts
+        .cache
+        .as_ref()
+        .and_then(cache_root)
+        .into_iter()
+        .collect();
     let key_hint = match &opts.key {
         Some(values::Name::Template(t)) => Some(t.value()),
         _ => None,
@@ -281,6 +377,10 @@ fn check_parameters(
             continue;
         };
         let n = ident.to_string();
+        // `swr` and `early` refuse `&mut` for a reason of their own.
+        if p.mut_ref && opts.strategy.refreshes() {
+            continue;
+        }
         if p.mut_ref && !listed(&opts.not_a_transaction, &n) {
             errors.at(
                 p.span,
@@ -295,7 +395,8 @@ fn check_parameters(
             );
             continue;
         }
-        if opts.key.is_none()
+        if p.receiver
+            || opts.key.is_none()
             || used.contains(&n)
             || cache_roots.contains(&n)
             || listed(&opts.unkeyed, &n)
@@ -442,7 +543,7 @@ pub(crate) fn expand(
         };
         let typed: Vec<_> = typed
             .iter()
-            .filter(|p| !p.wild && !p.ident.as_ref().is_some_and(left_out))
+            .filter(|p| !p.wild && !p.receiver && !p.ident.as_ref().is_some_and(left_out))
             .map(|p| (p.ident.clone(), p.span))
             .collect();
         default_key(&typed, &private, &mut errors)
@@ -534,6 +635,19 @@ pub(crate) fn expand(
                 }
                 None => check,
             };
+            // `swr` and `stale_if_error` need "not found" stored.
+            let stale_at = match (opts.strategy, opts.stale_if_error) {
+                (_, Some((_, span))) => Some(span),
+                (attr::Strategy::Swr, None) => {
+                    Some(opts.strategy_span.unwrap_or_else(Span::call_site))
+                }
+                _ => None,
+            };
+            let serves_stale = stale_at.map(|span| {
+                let at = Span::call_site().located_at(span);
+                let applies = respan(quote!(#private::serves_stale_applies), at);
+                quote_spanned!(at=> #applies(&__cachette_mode);)
+            });
             let policy = policy(&opts, &private);
             // Located at the return type, so that a value type that cannot
             // be stored is reported there; resolved at the call site, like
@@ -603,6 +717,7 @@ pub(crate) fn expand(
                 #check
                 let __cachette_key: ::std::string::String = #key;
                 let __cachette_mode = #mode_expr;
+                #serves_stale
                 let __cachette_keep = #keeper;
                 let __cachette_tags = [#(#tag_exprs),*];
                 #policy_local
@@ -678,7 +793,10 @@ pub(crate) fn expand(
         && matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_))))
     .then(|| {
         let marker = syn::Ident::new(
-            &format!("{}__in_a_trait_impl_needs_cached_impl", func.sig.ident),
+            &format!(
+                "{}__in_a_trait_impl_needs_cached_impl",
+                syn::ext::IdentExt::unraw(&func.sig.ident)
+            ),
             Span::call_site(),
         );
         quote! {
@@ -703,11 +821,14 @@ pub(crate) fn expand(
 /// or a method call). Spanned on the call, so that an unknown function, or
 /// wrong arguments, are reported there.
 ///
-/// A call of one positional argument goes to `f_key`. Otherwise every
-/// argument is matched to a parameter by name (`tenant = t`, or `tenant`
-/// alone for a variable of that name), through the companion whose name
-/// lists `f`'s parameters sorted: two arguments of one type cannot be
-/// swapped, and a misspelled or missing name is a compile error.
+/// A call of one positional argument goes to `f_key`. A call of several,
+/// all plain variables, goes to the companion named after them in that
+/// order, which exists only if they are `f`'s parameters' names in `f`'s
+/// order (`price(tenant, sku)`): read positionally or by name, it means the
+/// same, and the other order is a compile error. A call that names any
+/// argument (`price(tenant = t, sku = s)`) takes every argument by name
+/// (a plain variable standing for itself), in any order. So two arguments
+/// of one type are never swapped unseen.
 fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
     let mut call = call.clone();
     let (ident, args) = match &mut call {
@@ -721,10 +842,14 @@ fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
         Expr::MethodCall(m) => (&mut m.method, &mut m.args),
         _ => return None,
     };
-    let positional = args.len() <= 1 && !matches!(args.first(), Some(Expr::Assign(_)));
-    if positional {
+    let named_any = args.iter().any(|a| matches!(a, Expr::Assign(_)));
+    if args.len() <= 1 && !named_any {
         *ident = syn::Ident::new(
-            &format!("{ident}{}", crate::companions::KEY_SUFFIX),
+            &format!(
+                "{}{}",
+                syn::ext::IdentExt::unraw(&*ident),
+                crate::companions::KEY_SUFFIX
+            ),
             ident.span(),
         );
         return Some(quote_spanned!(call.span()=> #call));
@@ -753,9 +878,9 @@ fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
                     other.span(),
                     format!(
                         "name this argument after its parameter of `{f}`, as in \
-                         `{f}(param = value, ...)`, or pass a variable of the parameter's name \
-                         alone: a call in `calls` with several arguments takes them by name, so \
-                         that two arguments of one type cannot be swapped unseen"
+                         `{f}(param = value, ...)`: a call in `calls` with several arguments \
+                         passes plain variables of the parameters' names, in `{f}`'s order, or \
+                         names them, so that two arguments of one type are never swapped unseen"
                     ),
                 );
                 continue;
@@ -768,9 +893,15 @@ fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
         }
         named.push((name, value));
     }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    if named_any {
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
-    *ident = crate::companions::by_name(ident, &names);
+    *ident = if named_any {
+        crate::companions::by_name(ident, &names)
+    } else {
+        crate::companions::in_order(ident, &names)
+    };
     *args = named.into_iter().map(|(_, v)| v).collect();
     Some(quote_spanned!(call.span()=> #call))
 }
@@ -943,8 +1074,12 @@ fn render_call(t: &Template, private: &TokenStream) -> TokenStream {
     let holes = t
         .holes
         .iter()
-        .map(|h| quote_spanned!(t.span=> #h as &dyn ::core::fmt::Display));
-    quote_spanned!(t.span=> #private::render(&[#(#pieces),*], &[#(#holes),*]))
+        .map(|h| quote_spanned!(t.span=> (&&#private::Hole(#h)).__cachette_hole() as &dyn ::core::fmt::Display));
+    quote_spanned!(t.span=> {
+        #[allow(unused_imports)]
+        use #private::{HoleKey as _, HoleTag as _, HoleValue as _};
+        #private::render(&[#(#pieces),*], &[#(#holes),*])
+    })
 }
 
 /// The key when `key` is omitted: the function's full path and every
@@ -1036,6 +1171,9 @@ fn shape(ty: &Type) -> Shape {
                     };
                     match inner {
                         Some(Shape::Option) => Shape::ResultOption,
+                        // An alias of `Option`, perhaps: the runtime's
+                        // traits decide.
+                        Some(Shape::Unknown) => Shape::Unknown,
                         _ => Shape::Result,
                     }
                 }

@@ -124,8 +124,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// function's arguments, before the body runs. `calls =
 /// [get_user(cache = cache, id = id)]` busts the key each call of a
 /// `#[cached]` function would read, in the cache it would read; arguments
-/// go by name (`param = value`, or `param` alone for a variable of that
-/// name), so two of one type cannot be swapped. `tags_from = f` adds the
+/// go by name (`param = value`, in any order), or are plain variables of the
+/// parameters' names in their order, so two of one type cannot be swapped. `tags_from = f` adds the
 /// tags `f` derives from the successful result. `not_a_transaction =
 /// [conn]` declares a `&mut` parameter that is not a transaction: without
 /// it, a bust outside `cachette::deferred` by a function with a `&mut`

@@ -27,7 +27,10 @@ pub(crate) fn refresh(
     errors: &mut Errors,
 ) -> Option<Refresh> {
     let ident = &func.sig.ident;
-    let sibling_ident = syn::Ident::new(&format!("__cachette_refresh_{ident}"), ident.span());
+    let sibling_ident = syn::Ident::new(
+        &format!("__cachette_refresh_{}", syn::ext::IdentExt::unraw(ident)),
+        ident.span(),
+    );
     let mut owned_args = Vec::new(); // what the closure passes
     let mut params = Vec::new(); // the sibling's parameters
     let mut call_args = Vec::new(); // what the sibling passes to the function

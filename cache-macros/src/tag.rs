@@ -96,10 +96,12 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
     let holes = parsed
         .holes
         .iter()
-        .map(|h| quote_spanned!(span=> #h as &dyn ::core::fmt::Display));
+        .map(|h| quote_spanned!(span=> (&&::cachette::__private::Hole(#h)).__cachette_hole() as &dyn ::core::fmt::Display));
     Ok(quote! {{
         #[allow(unused_parens)]
         let (#(#names,)*) = (#(#values,)*);
+        #[allow(unused_imports)]
+        use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
         ::cachette::__private::render(&[#(#pieces),*], &[#(#holes),*])
     }})
 }

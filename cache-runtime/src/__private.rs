@@ -11,12 +11,15 @@ pub use crate::cache::Cache;
 pub use crate::codec::Codec;
 pub use crate::companion::{companion, key_of, Companion, EntryKey};
 pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
-pub use crate::key::render;
+pub use crate::key::{
+    render, ADeclaredNameIsNotAPlaceholderValue, Hole, HoleKey, HoleTag, HoleValue,
+};
 pub use crate::mode::Stores;
 pub use crate::mode::{
-    cache_none_applies, derived_tags, stale_if_error_applies, BustAlways, BustIfOk, BustWhen,
-    IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode, ResultOptionMode,
-    Select, SelectOption, SelectPlain, SelectResult, SelectResultOption, ValueMode,
+    cache_none_applies, derived_tags, serves_stale_applies, stale_if_error_applies, BustAlways,
+    BustIfOk, BustWhen, IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode,
+    ResultNoneMode, ResultOptionMode, Select, SelectOption, SelectPlain, SelectResult,
+    SelectResultOption, ServesStale, ValueMode,
 };
 pub use crate::names::name_pattern;
 pub use crate::names::Function;
@@ -84,13 +87,12 @@ pub const fn ms(ms: u64) -> Duration {
 /// The path of the annotated function, from the type name of a marker
 /// function declared inside it (`crate::module::Type::method`).
 pub fn fn_path<F>(_marker: F) -> &'static str {
+    // An async fn's marker is declared in its body, a closure: the path
+    // ends in `::{{closure}}`. Kept as it is: the text of every default key
+    // of a build is the text the builds before it busted (a rolling deploy
+    // must not split one key in two).
     let name = std::any::type_name::<F>();
-    let mut path = name.strip_suffix("::__cachette_marker").unwrap_or(name);
-    // An async fn's body is a closure: its path is the function's.
-    while let Some(outer) = path.strip_suffix("::{{closure}}") {
-        path = outer;
-    }
-    path
+    name.strip_suffix("::__cachette_marker").unwrap_or(name)
 }
 
 /// One argument of a default key. The name is what the compiler shows
@@ -341,11 +343,15 @@ impl Invalidation<'_> {
     /// Busts when the body succeeded. A failed bust is logged, counted and
     /// kept for retry inside; the function's result stands.
     pub async fn finish(mut self, succeeded: bool) {
-        if let Some((function, tx)) = self.transaction {
-            if succeeded && !self.armed.is_empty() && !crate::deferred::in_scope() {
-                outside_scope(function, tx);
+        // Decided before the busts, warned after them: the bust comes first.
+        let warn = match self.transaction {
+            Some((function, tx))
+                if succeeded && !self.armed.is_empty() && !crate::deferred::in_scope() =>
+            {
+                Some((function, tx))
             }
-        }
+            _ => None,
+        };
         // One at a time, so that a drop midway keeps the unsent ones armed.
         while !self.armed.is_empty() {
             let armed = self.armed.remove(0);
@@ -354,6 +360,9 @@ impl Invalidation<'_> {
             if succeeded {
                 let _ = cache.send(function, bust).await;
             }
+        }
+        if let Some((function, tx)) = warn {
+            outside_scope(function, tx);
         }
     }
 }
@@ -393,7 +402,7 @@ fn outside_scope(function: &'static str, tx: &'static str) {
 mod tests {
     use super::*;
 
-    fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+    fn block_on<F: Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
@@ -410,7 +419,10 @@ mod tests {
             fn __cachette_marker() {}
             fn_path(__cachette_marker)
         };
-        let path = futures_lite_block_on(marker);
-        assert!(!path.contains('{'), "{path}");
+        let path = block_on(marker);
+        assert!(
+            path.ends_with("default_keys_separate_every_argument::{{closure}}"),
+            "{path}"
+        );
     }
 }

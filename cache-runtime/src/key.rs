@@ -39,6 +39,52 @@ pub trait TagName: Display {}
 )]
 pub trait KeyName: Display {}
 
+/// A placeholder's value, checked not to be a declared name: rendered into
+/// a template it would be escaped (`org:7` becomes `org%3A7`), so that the
+/// entry would carry another tag than the one its declared name busts.
+/// `(&&Hole(&value)).__cachette_hole() as &dyn Display` is the value, or,
+/// for a declared name, a cast of [`ADeclaredNameIsNotAPlaceholderValue`],
+/// which the compiler refuses.
+pub struct Hole<'a, T>(pub &'a T);
+
+/// What a placeholder given a declared name renders to: nothing, since the
+/// template expects `&dyn Display` (write the declared name itself in
+/// `tags = [...]` or `keys = [...]` instead).
+pub struct ADeclaredNameIsNotAPlaceholderValue;
+
+/// See [`Hole`]: a declared tag.
+pub trait HoleTag {
+    /// Refused.
+    fn __cachette_hole(&self) -> ADeclaredNameIsNotAPlaceholderValue {
+        ADeclaredNameIsNotAPlaceholderValue
+    }
+}
+
+impl<T: TagName> HoleTag for &Hole<'_, T> {}
+
+/// See [`Hole`]: a declared key.
+pub trait HoleKey {
+    /// Refused.
+    fn __cachette_hole(&self) -> ADeclaredNameIsNotAPlaceholderValue {
+        ADeclaredNameIsNotAPlaceholderValue
+    }
+}
+
+impl<T: KeyName> HoleKey for &Hole<'_, T> {}
+
+/// See [`Hole`]: any other value (cast to `&dyn Display` where it is
+/// used, so that a value that is not `Display` is reported as such).
+pub trait HoleValue<'a, T> {
+    /// The value, to render.
+    fn __cachette_hole(&self) -> &'a T;
+}
+
+impl<'a, T> HoleValue<'a, T> for Hole<'a, T> {
+    fn __cachette_hole(&self) -> &'a T {
+        self.0
+    }
+}
+
 /// Whether `b` passes through escaping unchanged.
 fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')

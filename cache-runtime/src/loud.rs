@@ -27,12 +27,14 @@ pub(crate) fn warn_once(what: &'static str, site: &'static str, message: impl Fn
 }
 
 /// Warns `message` through `tracing`, and on stderr when no subscriber
-/// shows cachette's warnings.
+/// shows cachette's warnings. A stderr that cannot be written (a closed
+/// pipe) is ignored: the cache never breaks the function (I6).
 pub(crate) fn warn(message: &str) {
     if tracing::enabled!(tracing::Level::WARN) {
         tracing::warn!("{message}");
     } else {
-        eprintln!("warning: {message}");
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
     }
 }
 

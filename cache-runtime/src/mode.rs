@@ -63,6 +63,11 @@ pub struct ResultMode;
 impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
     type Value = T;
     fn cacheable(out: &Result<T, E>) -> Option<&T> {
+        // A generic `Result<T, E>` whose `T` turns out to be an `Option`
+        // would keep "not found", which `Result<Option<T>, E>` does not.
+        if hides_option::<T>() {
+            return None;
+        }
         out.as_ref().ok()
     }
     fn from_cached(value: T) -> Result<T, E> {
@@ -71,6 +76,29 @@ impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultMode {
     fn failed(out: &Result<T, E>) -> bool {
         out.is_err()
     }
+}
+
+/// `Result<T, E>` whose `Ok` values are all kept, `None` included:
+/// `Result<Option<T>, E>` with `cache_none` or `none_ttl`, and
+/// `Cache::get_or_fetch`, whose `T` the caller chose.
+#[derive(Debug, Clone, Copy)]
+pub struct ResultNoneMode;
+
+impl<T: Serialize + DeserializeOwned, E> Mode<Result<T, E>> for ResultNoneMode {
+    type Value = T;
+    fn cacheable(out: &Result<T, E>) -> Option<&T> {
+        out.as_ref().ok()
+    }
+    fn from_cached(value: T) -> Result<T, E> {
+        Ok(value)
+    }
+    fn failed(out: &Result<T, E>) -> bool {
+        out.is_err()
+    }
+}
+
+impl<T, E> Stores<Result<T, E>> for ResultNoneMode {
+    type Stored = T;
 }
 
 /// `Result<Option<T>, E>`: only `Ok(Some(_))` is cached, as for an
@@ -156,6 +184,47 @@ fn hides_result_or_option<T>() -> bool {
     hidden
 }
 
+/// Whether `T`, a `Result`'s `Ok` type taken for a plain one, is an
+/// `Option` after all (a generic return type): then nothing is stored.
+fn hides_option<T>() -> bool {
+    let name = std::any::type_name::<T>();
+    let hidden = name.starts_with("core::option::Option<");
+    if hidden {
+        crate::loud::warn_once("generic result of option", name, || {
+            format!(
+                "cachette: a #[cached] function whose return type is `Result<T, E>` with `T` a type \
+                 parameter returned `Result<{name}, _>`: it is not cached, since \"not found\" \
+                 would be kept. Name `Result<Option<_>, _>` in the return type (with `none_ttl` \
+                 to keep `None`)"
+            )
+        });
+    }
+    hidden
+}
+
+/// What `swr` and `stale_if_error` need of a mode: it stores every
+/// successful result, so that a refresh or a miss that finds the row gone
+/// replaces the value kept past its TTL, instead of leaving it to be served
+/// (stale) or brought back (on an error).
+#[diagnostic::on_unimplemented(
+    message = "`swr` and `stale_if_error` serve a kept value past its TTL, so on a function returning `Option<T>` or `Result<Option<T>, E>` they need `cache_none = true` or `none_ttl`",
+    label = "here `None` is not stored, so a row found missing would not replace the value kept",
+    note = "add `none_ttl = \"30s\"` (or `cache_none = true`): \"not found\" then replaces the kept value"
+)]
+pub trait ServesStale {}
+
+#[diagnostic::do_not_recommend]
+impl ServesStale for ResultMode {}
+#[diagnostic::do_not_recommend]
+impl ServesStale for ResultNoneMode {}
+#[diagnostic::do_not_recommend]
+impl ServesStale for ValueMode {}
+#[diagnostic::do_not_recommend]
+impl ServesStale for PlainMode {}
+
+/// Fails to compile unless `M` stores every successful result.
+pub const fn serves_stale_applies<M: ServesStale>(_mode: &M) {}
+
 /// Implemented by `Option` and `Result<Option<_>, _>` only:
 /// `cache_none = true` requires it of the return type (checked at the
 /// option, through any alias).
@@ -227,8 +296,8 @@ pub trait SelectResultOption {
     }
     /// The mode with `cache_none = true` or `none_ttl`: the `Option` is
     /// stored, `None` included.
-    fn __cachette_mode_none(&self) -> ResultMode {
-        ResultMode
+    fn __cachette_mode_none(&self) -> ResultNoneMode {
+        ResultNoneMode
     }
     /// When an `#[invalidates]` function busts.
     fn __cachette_bust(&self) -> BustIfOk {
@@ -370,7 +439,7 @@ mod tests {
         );
         assert_eq!(
             mode_name((&&&Select::<ApiResult<Maybe<u8>>>::new()).__cachette_mode_none()),
-            "ResultMode"
+            "ResultNoneMode"
         );
         let found: ApiResult<Option<u8>> = Ok(None);
         assert!(<ResultOptionMode as Mode<ApiResult<Option<u8>>>>::cacheable(&found).is_none());
@@ -406,5 +475,12 @@ mod tests {
         assert!(<PlainMode as Mode<Result<u8, String>>>::cacheable(&err).is_none());
         assert!(<PlainMode as Mode<Option<u8>>>::cacheable(&Some(1)).is_none());
         assert_eq!(<PlainMode as Mode<u8>>::cacheable(&1), Some(&1));
+        fn pick_result<T>() -> ResultMode {
+            (&&&Select::<Result<T, String>>::new()).__cachette_mode()
+        }
+        let _: ResultMode = pick_result::<Option<u8>>();
+        let none: Result<Option<u8>, String> = Ok(None);
+        assert!(<ResultMode as Mode<Result<Option<u8>, String>>>::cacheable(&none).is_none());
+        assert!(<ResultMode as Mode<Result<u8, String>>>::cacheable(&Ok(1)).is_some());
     }
 }

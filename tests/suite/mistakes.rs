@@ -37,9 +37,10 @@ impl Catalog {
     }
 
     /// The parameters in the other order than `price`'s, and the call
-    /// written in that order too: arguments go by name, so the bust still
-    /// reaches `price(tenant, sku)`.
-    #[invalidates(calls = [self.price(sku, tenant)])]
+    /// written in that order too: named arguments go by name, so the bust
+    /// still reaches `price(tenant, sku)` (written `self.price(sku, tenant)`,
+    /// plain variables in the wrong order, it is a compile error).
+    #[invalidates(calls = [self.price(sku = sku, tenant = tenant)])]
     async fn set_price(&self, sku: &str, tenant: &str, price: u64) {
         let mut prices = self.prices.lock().unwrap();
         prices.retain(|(t, s, _)| !(t == tenant && s == sku));
@@ -108,9 +109,10 @@ fn catalog() -> Catalog {
     }
 }
 
-/// `calls = [self.price(sku, tenant)]` against `price(&self, tenant, sku)`:
-/// written positionally, two `&str` arguments swapped would have busted
-/// `price:x:acme`, leaving `price:acme:x` stale.
+/// `calls = [self.price(sku = sku, tenant = tenant)]` against
+/// `price(&self, tenant, sku)`: taken positionally, two `&str` arguments in
+/// the other order would have busted `price:x:acme`, leaving `price:acme:x`
+/// stale.
 #[tokio::test]
 async fn calls_take_arguments_by_name_so_a_swapped_order_busts_the_right_entry() {
     let c = catalog();
@@ -252,4 +254,97 @@ async fn a_generic_argument_given_a_mut_stores_nothing_and_says_so() {
     through_conn(&c.cache, &mut conn, 3).await;
     through_conn(&c.cache, &mut conn, 3).await;
     assert_eq!(conn.reads, 3, "declared not a transaction: stored");
+}
+
+#[cached(key = "follows:<a>:<b>", ttl = 600, cache = cache)]
+async fn follows(cache: &Cache, a: u64, b: u64) -> u64 {
+    let _ = (a, b);
+    FOLLOW_READS.fetch_add(1, SeqCst)
+}
+
+static FOLLOW_READS: AtomicU64 = AtomicU64::new(0);
+
+/// Both directions, named: `follows(cache, b, a)` written with plain
+/// variables would have meant `(a, b)` by name and `(b, a)` by position, so
+/// it does not compile; named, it busts `(b, a)`.
+#[invalidates(calls = [follows(cache, a, b), follows(cache = cache, a = b, b = a)])]
+async fn unfollow(cache: &Cache, a: u64, b: u64) {}
+
+#[tokio::test]
+async fn a_symmetric_bust_names_its_arguments_and_reaches_both_entries() {
+    let cache = Cache::memory();
+    let (ab, ba) = (follows(&cache, 1, 2).await, follows(&cache, 2, 1).await);
+    unfollow(&cache, 1, 2).await;
+    assert_ne!(follows(&cache, 1, 2).await, ab);
+    assert_ne!(
+        follows(&cache, 2, 1).await,
+        ba,
+        "the (b, a) entry was busted"
+    );
+}
+
+/// An alias of a `&mut`, and a type parameter of the impl: neither is
+/// spelled `&mut`, both are checked when called.
+type ConnRef<'a> = &'a mut Conn;
+
+#[cached(key = "alias:<id>", ttl = 600, cache = cache, unkeyed = [conn])]
+async fn through_alias(cache: &Cache, conn: ConnRef<'_>, id: u64) -> u64 {
+    conn.reads += 1;
+    id
+}
+
+struct Reader<E> {
+    cache: Cache,
+    _e: std::marker::PhantomData<E>,
+}
+
+#[cached_impl(cache = self.cache)]
+impl<E: Executor + Send> Reader<E> {
+    #[cached(key = "impl_e:<id>", ttl = 600, unkeyed = [exec])]
+    async fn read(&self, exec: E, id: u64) -> u64 {
+        exec.read(id)
+    }
+}
+
+#[tokio::test]
+async fn a_mut_behind_an_alias_or_an_impl_type_parameter_stores_nothing() {
+    let cache = Cache::memory();
+    let mut conn = Conn { reads: 0 };
+    through_alias(&cache, &mut conn, 1).await;
+    through_alias(&cache, &mut conn, 1).await;
+    assert_eq!(conn.reads, 2, "read through an alias of `&mut`: not stored");
+    let reader = Reader::<&mut Conn> {
+        cache: cache.clone(),
+        _e: std::marker::PhantomData,
+    };
+    reader.read(&mut conn, 2).await;
+    reader.read(&mut conn, 2).await;
+    assert_eq!(
+        conn.reads, 4,
+        "read through an impl's type parameter given `&mut`: not stored"
+    );
+}
+
+type Maybe<T> = Option<T>;
+
+/// A raw identifier as a name, and an alias of `Option` inside `Result`
+/// with `cache_none`: both compile and cache.
+#[cached(key = "raw:<id>", ttl = 600, cache = cache, cache_none = true)]
+async fn r#match(cache: &Cache, id: u64) -> Result<Maybe<u64>, String> {
+    FOLLOW_READS.fetch_add(1, SeqCst);
+    Ok((id > 1).then_some(id))
+}
+
+#[invalidates(calls = [r#match(cache, id)])]
+async fn rematch(cache: &Cache, id: u64) {}
+
+#[tokio::test]
+async fn raw_names_and_aliases_of_option_are_accepted() {
+    let cache = Cache::memory();
+    assert_eq!(r#match(&cache, 1).await, Ok(None));
+    assert_eq!(r#match(&cache, 1).await, Ok(None));
+    assert_eq!(cache.stats().hits, 1, "`Ok(None)` kept with `cache_none`");
+    rematch(&cache, 1).await;
+    r#match(&cache, 1).await.unwrap();
+    assert_eq!(cache.stats().misses, 2);
 }

@@ -35,7 +35,9 @@ async fn price(sku: &str, currency: Currency) -> Option<u64> {
                 cache: __cachette_cache,
                 policy: &__CACHETTE_POLICY,
                 function: __cachette_fn,
-                through_mut: ::core::option::Option::None,
+                through_mut: ::cachette::__private::mut_argument(
+                    &[("currency", ::cachette::__private::is_mut_ref(&currency))],
+                ),
             },
             __cachette_mode,
             __cachette_keep,
@@ -79,9 +81,17 @@ fn price_key(sku: &str, currency: Currency) -> ::cachette::__private::EntryKey {
 }
 #[doc(hidden)]
 #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-fn price_key_by__currency__sku(
+fn price_key_by_8currency_3sku(
     currency: Currency,
     sku: &str,
+) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(price(sku, currency))
+}
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+fn price_key_in_3sku_8currency(
+    sku: &str,
+    currency: Currency,
 ) -> ::cachette::__private::EntryKey {
     ::cachette::__private::key_of(price(sku, currency))
 }

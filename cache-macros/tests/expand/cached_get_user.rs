@@ -13,10 +13,17 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
     let __cachette_cache: &::cachette::__private::Cache = &::cachette::__private::default_cache(
         &__cachette_fn,
     );
-    let __cachette_key: ::std::string::String = ::cachette::__private::render(
-        &["user:", ""],
-        &[&id as &dyn ::core::fmt::Display],
-    );
+    let __cachette_key: ::std::string::String = {
+        #[allow(unused_imports)]
+        use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+        ::cachette::__private::render(
+            &["user:", ""],
+            &[
+                (&&::cachette::__private::Hole(&id)).__cachette_hole()
+                    as &dyn ::core::fmt::Display,
+            ],
+        )
+    };
     let __cachette_mode = (&&&::cachette::__private::Select::<
         Result<User, DbError>,
     >::new())
@@ -27,10 +34,17 @@ async fn get_user(id: u64, org: &str) -> Result<User, DbError> {
     >(&__cachette_mode))
         .__cachette_keeper();
     let __cachette_tags = [
-        ::cachette::__private::render(
-            &["org:", ""],
-            &[&org as &dyn ::core::fmt::Display],
-        ),
+        {
+            #[allow(unused_imports)]
+            use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+            ::cachette::__private::render(
+                &["org:", ""],
+                &[
+                    (&&::cachette::__private::Hole(&org)).__cachette_hole()
+                        as &dyn ::core::fmt::Display,
+                ],
+            )
+        },
     ];
     ::cachette::__private::cached(
             ::cachette::__private::Site {
@@ -81,6 +95,11 @@ fn get_user_key(id: u64, org: &str) -> ::cachette::__private::EntryKey {
 }
 #[doc(hidden)]
 #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-fn get_user_key_by__id__org(id: u64, org: &str) -> ::cachette::__private::EntryKey {
+fn get_user_key_by_2id_3org(id: u64, org: &str) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(get_user(id, org))
+}
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+fn get_user_key_in_2id_3org(id: u64, org: &str) -> ::cachette::__private::EntryKey {
     ::cachette::__private::key_of(get_user(id, org))
 }

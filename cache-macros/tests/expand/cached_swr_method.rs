@@ -13,14 +13,22 @@ impl Repo {
         };
         let __cachette_fn = ::cachette::__private::function(&|| (), "6642cf33119fb441");
         let __cachette_cache: &::cachette::__private::Cache = &(self.cache);
-        let __cachette_key: ::std::string::String = ::cachette::__private::render(
-            &["catalog:", ""],
-            &[&shop as &dyn ::core::fmt::Display],
-        );
+        let __cachette_key: ::std::string::String = {
+            #[allow(unused_imports)]
+            use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+            ::cachette::__private::render(
+                &["catalog:", ""],
+                &[
+                    (&&::cachette::__private::Hole(&shop)).__cachette_hole()
+                        as &dyn ::core::fmt::Display,
+                ],
+            )
+        };
         let __cachette_mode = (&&&::cachette::__private::Select::<
             Result<Vec<Product>, DbError>,
         >::new())
             .__cachette_mode();
+        ::cachette::__private::serves_stale_applies(&__cachette_mode);
         let __cachette_keep = (&&::cachette::__private::keep_probe::<
             _,
             Result<Vec<Product>, DbError>,
@@ -96,7 +104,12 @@ impl Repo {
     }
     #[doc(hidden)]
     #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-    pub fn catalog_key_by__shop(&self, shop: &str) -> ::cachette::__private::EntryKey {
+    pub fn catalog_key_by_4shop(&self, shop: &str) -> ::cachette::__private::EntryKey {
+        ::cachette::__private::key_of(Self::catalog(self, shop))
+    }
+    #[doc(hidden)]
+    #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+    pub fn catalog_key_in_4shop(&self, shop: &str) -> ::cachette::__private::EntryKey {
         ::cachette::__private::key_of(Self::catalog(self, shop))
     }
 }

@@ -17,14 +17,22 @@ async fn get_user(id: u64) -> Result<User, DbError> {
         &__cachette_fn,
     );
     ::cachette::__private::stale_if_error_applies::<Result<User, DbError>>();
-    let __cachette_key: ::std::string::String = ::cachette::__private::render(
-        &["user:", ""],
-        &[&id as &dyn ::core::fmt::Display],
-    );
+    let __cachette_key: ::std::string::String = {
+        #[allow(unused_imports)]
+        use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+        ::cachette::__private::render(
+            &["user:", ""],
+            &[
+                (&&::cachette::__private::Hole(&id)).__cachette_hole()
+                    as &dyn ::core::fmt::Display,
+            ],
+        )
+    };
     let __cachette_mode = (&&&::cachette::__private::Select::<
         Result<User, DbError>,
     >::new())
         .__cachette_mode();
+    ::cachette::__private::serves_stale_applies(&__cachette_mode);
     let __cachette_keep = (&&::cachette::__private::keep_probe::<
         _,
         Result<User, DbError>,
@@ -96,6 +104,11 @@ fn get_user_key(id: u64) -> ::cachette::__private::EntryKey {
 }
 #[doc(hidden)]
 #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-fn get_user_key_by__id(id: u64) -> ::cachette::__private::EntryKey {
+fn get_user_key_by_2id(id: u64) -> ::cachette::__private::EntryKey {
+    ::cachette::__private::key_of(get_user(id))
+}
+#[doc(hidden)]
+#[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
+fn get_user_key_in_2id(id: u64) -> ::cachette::__private::EntryKey {
     ::cachette::__private::key_of(get_user(id))
 }

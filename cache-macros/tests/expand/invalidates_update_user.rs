@@ -9,16 +9,30 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         &__cachette_fn,
     );
     let __cachette_keys = [
-        ::cachette::__private::render(
-            &["user:", ""],
-            &[&id as &dyn ::core::fmt::Display],
-        ),
+        {
+            #[allow(unused_imports)]
+            use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+            ::cachette::__private::render(
+                &["user:", ""],
+                &[
+                    (&&::cachette::__private::Hole(&id)).__cachette_hole()
+                        as &dyn ::core::fmt::Display,
+                ],
+            )
+        },
     ];
     let __cachette_tags = [
-        ::cachette::__private::render(
-            &["org:", ""],
-            &[&org as &dyn ::core::fmt::Display],
-        ),
+        {
+            #[allow(unused_imports)]
+            use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+            ::cachette::__private::render(
+                &["org:", ""],
+                &[
+                    (&&::cachette::__private::Hole(&org)).__cachette_hole()
+                        as &dyn ::core::fmt::Display,
+                ],
+            )
+        },
     ];
     let __cachette_calls: [::cachette::__private::EntryKey; 0usize] = [];
     #[allow(unused_mut)]
@@ -28,7 +42,9 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
         &__cachette_keys,
         &__cachette_tags,
         &__cachette_calls,
-        ::core::option::Option::None,
+        ::cachette::__private::mut_argument(
+            &[("patch", ::cachette::__private::is_mut_ref(&patch))],
+        ),
     );
     let __cachette_ret: Result<User, DbError> = async {
         let __cachette_ret: Result<User, DbError> = { db::update_user(id, patch).await };

@@ -19,6 +19,13 @@ async fn wrong_kind(cache: &Cache, tenant: &str, id: u64) {}
 #[invalidates(tags = [CategoryTg { tenant, category }], cache = cache)]
 async fn unknown(cache: &Cache, tenant: &str, category: &str) {}
 
+// A declared tag passed as a value into a template would be escaped into
+// another tag than the one its name busts.
+#[cached(key = "members:<id>", ttl = 60, tags = ["<scope>"], cache = cache)]
+async fn members(cache: &Cache, id: u64, scope: CategoryTag<&str, &str>) -> u64 {
+    id
+}
+
 names! {
     // Fields are plain names.
     pub tag Bad = "bad:<row.id>";

@@ -23,4 +23,29 @@ async fn accepted(cache: &Cache, conn: &mut Connection, id: i64) -> i64 {
     id
 }
 
+struct Repo {
+    cache: Cache,
+}
+
+#[cachette::cached_impl(cache = self.cache)]
+impl Repo {
+    // A `&mut self` receiver may hold a transaction too.
+    #[cached(key = "mine:<id>", ttl = 60)]
+    async fn mine(&mut self, id: i64) -> i64 {
+        id
+    }
+}
+
+// Through `macro_rules!`, the type arrives in an invisible group.
+macro_rules! reader {
+    ($name:ident, $t:ty) => {
+        #[cached(key = "m:<id>", ttl = 60, cache = cache)]
+        async fn $name(cache: &Cache, conn: $t, id: i64) -> i64 {
+            let _ = conn;
+            id
+        }
+    };
+}
+reader!(through_macro, &mut Connection);
+
 fn main() {}

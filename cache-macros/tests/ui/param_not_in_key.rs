@@ -30,4 +30,34 @@ async fn default_key(cache: &Cache, pool: &Pool, id: i64) -> i64 {
     id
 }
 
+cachette::names! {
+    pub key PostsKey = "posts:<author>:<page>";
+}
+
+struct Filter {
+    author: u32,
+    page: u32,
+}
+
+// `page` appears in the declared key only as a field of `filter`: the
+// parameter itself is not keyed.
+#[cached(key = PostsKey { author: filter.author, page: filter.page }, ttl = 60, cache = cache)]
+async fn posts(cache: &Cache, filter: &Filter, page: u32) -> u32 {
+    page
+}
+
+struct Caches;
+
+impl Caches {
+    fn for_tenant(&self, _tenant: &str) -> &Cache {
+        unimplemented!()
+    }
+}
+
+// The tenant picks a cache, but two tenants may share one: it must be keyed.
+#[cached(key = "settings", ttl = 60, cache = caches.for_tenant(tenant))]
+async fn settings(caches: &Caches, tenant: &str) -> String {
+    tenant.to_string()
+}
+
 fn main() {}

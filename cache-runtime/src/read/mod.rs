@@ -19,7 +19,7 @@ use crate::entry::{self, Check, Meta};
 use crate::flight::Role;
 use crate::hooks::Hooks;
 use crate::keep::Keeper;
-use crate::mode::{Mode, ResultMode};
+use crate::mode::{Mode, ResultNoneMode};
 use crate::names::{Function, Subject};
 use crate::policy::{xfetch_due, Policy, Strategy};
 use crate::stats::Counters;
@@ -604,7 +604,7 @@ impl Cache {
         let call = Call::new(self, &policy, function, key, tags);
         let hooks = Hooks::none();
         match self
-            .fetch::<ResultMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, &hooks)
+            .fetch::<ResultNoneMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, &hooks)
             .await
         {
             Fetched::Done(out) => out,
