@@ -4,6 +4,12 @@
 //! and then read the cache again. Re-reading, rather than being handed the
 //! leader's value, keeps I1: a caller that arrived after an invalidation
 //! sees the new versions and does not accept an entry filled before it.
+//!
+//! A result that is not stored ("not found": `None`, `Ok(None)`) leaves no
+//! entry to read again. Its leader hands its followers the versions it read
+//! before its body instead ([`Handed`]); a follower that reads the same
+//! versions again knows no bust came in between, and returns that result as
+//! it would an entry filled with it (I8 for "not found" too).
 //! A flight ends when its guard drops, whether the leader finished, was
 //! cancelled or panicked, so followers never hang on a lost leader.
 
@@ -12,6 +18,11 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 
 use crate::sync::checked::{self, AtomicU64, Mutex};
+use crate::version::Token;
+
+/// What a flight's leader hands its followers: the versions it read before
+/// its body, when its result was one that is not stored.
+pub(crate) type Handed = Option<Arc<[Token]>>;
 
 use tokio::sync::watch;
 
@@ -20,7 +31,7 @@ use tokio::sync::watch;
 const BUCKETS: usize = 64;
 
 struct Shared {
-    map: Mutex<HashMap<String, (u64, watch::Receiver<()>)>>,
+    map: Mutex<HashMap<String, (u64, watch::Receiver<Handed>)>>,
     epochs: [AtomicU64; BUCKETS],
 }
 
@@ -59,19 +70,33 @@ pub(crate) struct FlightGuard {
     shared: Arc<Shared>,
     key: String,
     id: u64,
-    _done: watch::Sender<()>,
+    done: watch::Sender<Handed>,
 }
 
-pub(crate) struct Follower(watch::Receiver<()>);
+impl FlightGuard {
+    /// Whether callers wait for this flight.
+    pub(crate) fn followed(&self) -> bool {
+        self.done.receiver_count() > 1
+    }
+
+    /// The flight's result is not stored; it was computed after reading
+    /// `tokens`.
+    pub(crate) fn absent(&self, tokens: Arc<[Token]>) {
+        self.done.send_replace(Some(tokens));
+    }
+}
+
+pub(crate) struct Follower(watch::Receiver<Handed>);
 
 impl Follower {
-    /// Waits until the flight ends.
+    /// Waits until the flight ends; what its leader handed, if anything.
     ///
     /// # Cancel safety
     /// Dropping this future only stops waiting.
-    pub(crate) async fn wait(mut self) {
-        // The sender is never used to send: `changed` returns when it drops.
+    pub(crate) async fn wait(mut self) -> Handed {
+        // `changed` fails once the sender drops: the flight's end.
         while self.0.changed().await.is_ok() {}
+        self.0.borrow().clone()
     }
 }
 
@@ -93,13 +118,13 @@ impl Flights {
             }
         }
         let id = self.next_id.fetch_add(1, Relaxed);
-        let (tx, rx) = watch::channel(());
+        let (tx, rx) = watch::channel(None);
         map.insert(key.to_string(), (id, rx));
         Role::Leader(FlightGuard {
             shared: self.shared.clone(),
             key: key.to_string(),
             id,
-            _done: tx,
+            done: tx,
         })
     }
 }

@@ -25,6 +25,16 @@ pub trait Mode<R> {
     fn failed(_out: &R) -> bool {
         false
     }
+    /// Whether `out` is the result that means "not found" and is not
+    /// stored (`None`, `Ok(None)`), which a flight's followers may be
+    /// handed (see `flight.rs`).
+    fn is_absent(_out: &R) -> bool {
+        false
+    }
+    /// That result, rebuilt.
+    fn absent() -> Option<R> {
+        None
+    }
 }
 
 /// What a mode stores for a return type `R`, named without the bounds
@@ -118,6 +128,12 @@ impl<T: Serialize + DeserializeOwned, E> Mode<Result<Option<T>, E>> for ResultOp
     fn failed(out: &Result<Option<T>, E>) -> bool {
         out.is_err()
     }
+    fn is_absent(out: &Result<Option<T>, E>) -> bool {
+        matches!(out, Ok(None))
+    }
+    fn absent() -> Option<Result<Option<T>, E>> {
+        Some(Ok(None))
+    }
 }
 
 /// `Option<T>`: only `Some` is cached.
@@ -131,6 +147,12 @@ impl<T: Serialize + DeserializeOwned> Mode<Option<T>> for OptionMode {
     }
     fn from_cached(value: T) -> Option<T> {
         Some(value)
+    }
+    fn is_absent(out: &Option<T>) -> bool {
+        out.is_none()
+    }
+    fn absent() -> Option<Option<T>> {
+        Some(None)
     }
 }
 

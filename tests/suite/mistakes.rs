@@ -348,3 +348,144 @@ async fn raw_names_and_aliases_of_option_are_accepted() {
     r#match(&cache, 1).await.unwrap();
     assert_eq!(cache.stats().misses, 2);
 }
+
+/// The "database" of the stampede test: how many lookups ran, and a gate
+/// the first one waits at until every other caller has joined its flight.
+struct Lookups {
+    runs: AtomicU64,
+    gate: tokio::sync::Semaphore,
+}
+
+#[cached(key = "missing:<id>", ttl = 600, cache = cache, unkeyed = [db])]
+async fn missing(cache: &Cache, db: &Lookups, id: u64) -> Result<Option<u64>, String> {
+    db.runs.fetch_add(1, SeqCst);
+    let _permit = db.gate.acquire().await.unwrap();
+    let _ = id;
+    Ok(None)
+}
+
+#[cached(key = "missing_opt:<id>", ttl = 600, cache = cache, unkeyed = [db])]
+async fn missing_opt(cache: &Cache, db: &Lookups, id: u64) -> Option<u64> {
+    db.runs.fetch_add(1, SeqCst);
+    let _permit = db.gate.acquire().await.unwrap();
+    let _ = id;
+    None
+}
+
+/// I8 for "not found": it is not stored, yet concurrent callers of one key
+/// run the body once; they take the leader's `None` because they read the
+/// versions it read before its body. A bust in between would make them run
+/// their own.
+#[tokio::test]
+async fn concurrent_misses_of_a_missing_row_run_the_body_once() {
+    for (cache, _server) in crate::support::each_backend().await {
+        for option in [false, true] {
+            let db = std::sync::Arc::new(Lookups {
+                runs: AtomicU64::new(0),
+                gate: tokio::sync::Semaphore::new(0),
+            });
+            let before = cache.stats().coalesced;
+            let callers: Vec<_> = (0..8)
+                .map(|_| {
+                    let (cache, db) = (cache.clone(), db.clone());
+                    tokio::spawn(async move {
+                        if option {
+                            missing_opt(&cache, &db, 1).await.is_none()
+                        } else {
+                            missing(&cache, &db, 1).await == Ok(None)
+                        }
+                    })
+                })
+                .collect();
+            // Released once the seven others follow the first one's flight.
+            while cache.stats().coalesced - before < 7 {
+                tokio::task::yield_now().await;
+            }
+            db.gate.add_permits(100);
+            for c in callers {
+                assert!(c.await.unwrap());
+            }
+            assert_eq!(
+                db.runs.load(SeqCst),
+                1,
+                "{} (option: {option}): the body ran for every caller",
+                cache.backend_name()
+            );
+            // Not stored: the next call runs it again.
+            if option {
+                missing_opt(&cache, &db, 1).await;
+            } else {
+                missing(&cache, &db, 1).await.unwrap();
+            }
+            assert_eq!(db.runs.load(SeqCst), 2);
+        }
+    }
+}
+
+struct Rows {
+    row: std::sync::Mutex<Option<u64>>,
+    gate: tokio::sync::Semaphore,
+    runs: AtomicU64,
+}
+
+/// Reads the row, then waits at the gate (the first caller only: later
+/// ones find it open).
+#[cached(key = "created:<id>", ttl = 600, cache = cache, unkeyed = [db])]
+async fn created(cache: &Cache, db: &Rows, id: u64) -> Result<Option<u64>, String> {
+    let _ = id;
+    let row = *db.row.lock().unwrap();
+    db.runs.fetch_add(1, SeqCst);
+    let _permit = db.gate.acquire().await.unwrap();
+    Ok(row)
+}
+
+#[invalidates(calls = [created(cache, db, id)])]
+async fn create_row(cache: &Cache, db: &Rows, id: u64) {
+    *db.row.lock().unwrap() = Some(id);
+}
+
+/// I1 with the hand-off: the leader read "not found", then a create
+/// committed and busted while it ran; the followers, whose reads of the
+/// versions see the bust, do not take its `None`: each reads the new row.
+#[tokio::test]
+async fn a_bust_during_the_flight_is_not_handed_a_stale_not_found() {
+    for (cache, _server) in crate::support::each_backend().await {
+        let db = std::sync::Arc::new(Rows {
+            row: std::sync::Mutex::new(None),
+            gate: tokio::sync::Semaphore::new(0),
+            runs: AtomicU64::new(0),
+        });
+        let before = cache.stats().coalesced;
+        let leader = {
+            let (cache, db) = (cache.clone(), db.clone());
+            tokio::spawn(async move { created(&cache, &db, 7).await })
+        };
+        while db.runs.load(SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let followers: Vec<_> = (0..4)
+            .map(|_| {
+                let (cache, db) = (cache.clone(), db.clone());
+                tokio::spawn(async move { created(&cache, &db, 7).await })
+            })
+            .collect();
+        while cache.stats().coalesced - before < 4 {
+            tokio::task::yield_now().await;
+        }
+        create_row(&cache, &db, 7).await; // returned: every read from now on sees the row
+        db.gate.add_permits(100);
+        assert_eq!(
+            leader.await.unwrap(),
+            Ok(None),
+            "the leader read before the create"
+        );
+        for f in followers {
+            assert_eq!(
+                f.await.unwrap(),
+                Ok(Some(7)),
+                "{}: a follower was handed the leader's stale None",
+                cache.backend_name()
+            );
+        }
+    }
+}

@@ -187,6 +187,8 @@ impl Cache {
         let nested = leads(entry);
         // Waited `lock_wait` for a flight that did not end: go alone.
         let mut alone = false;
+        // The versions a flight we followed read for its "not found".
+        let mut handed: crate::flight::Handed = None;
         let mut lookup = loop {
             let epoch = inner.flights.epoch(entry);
             let lookup = match inner.backend.lookup(&call.subject).await {
@@ -204,6 +206,16 @@ impl Cache {
             }
             if let Some(out) = self.serve::<M, R, _, _>(&call, keep, &lookup, &mut refresh) {
                 return Fetched::Done(out);
+            }
+            // The flight we followed found nothing to store, having read
+            // the very versions read now: no bust came in between.
+            if let Some(tokens) = handed.take() {
+                if same_versions(&lookup.versions, &tokens) {
+                    if let Some(out) = M::absent() {
+                        telemetry::end(call.label(), call.key, Outcome::Coalesced, call.started);
+                        return Fetched::Done(out);
+                    }
+                }
             }
             if flight.is_some() || nested || alone || deferring == Reading::Inside {
                 // Read again as the leader; or nested in our own flight; or
@@ -226,7 +238,10 @@ impl Cache {
                     // its followers forever.
                     // On cachette's timer: the caller's runtime may have none.
                     let waited = crate::background::timeout(call.policy.lock_wait, follower.wait());
-                    alone = waited.await.is_none();
+                    match waited.await {
+                        Some(h) => handed = h,
+                        None => alone = true,
+                    }
                     // With `tags_from`, a leader whose value derived other
                     // tags than it read stored nothing and learned them:
                     // read again under them rather than lead in turn.
@@ -346,6 +361,13 @@ impl Cache {
                 }
             }
             self.fill(&call, &tokens, meta, value, ttl).await;
+        } else if let Some(guard) = flight
+            .as_ref()
+            .filter(|g| g.followed() && M::is_absent(&out))
+        {
+            // "Not found", with callers waiting: hand them the versions read
+            // (kept, since they check them again).
+            guard.absent(tokens.clone().into());
         } else if !created.is_empty() {
             // Nothing to keep (an error, `None`): the versions created for
             // it would only take room.
@@ -611,4 +633,13 @@ impl Cache {
             Fetched::Rehint(..) => unreachable!("only with tags_from"),
         }
     }
+}
+
+/// Whether `seen` are exactly the versions `tokens`, each current.
+fn same_versions(seen: &[crate::version::Seen], tokens: &[crate::version::Token]) -> bool {
+    seen.len() == tokens.len()
+        && seen
+            .iter()
+            .zip(tokens)
+            .all(|(s, t)| matches!(s, crate::version::Seen::Current(c) if c == t))
 }
