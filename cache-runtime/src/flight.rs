@@ -6,10 +6,16 @@
 //! sees the new versions and does not accept an entry filled before it.
 //!
 //! A result that is not stored ("not found": `None`, `Ok(None)`) leaves no
-//! entry to read again. Its leader hands its followers the versions it read
-//! before its body instead ([`Handed`]); a follower that reads the same
-//! versions again knows no bust came in between, and returns that result as
-//! it would an entry filled with it (I8 for "not found" too).
+//! entry to read again. Its leader hands the versions it read before its
+//! body to the followers that joined **before its body started**: the body
+//! read its source inside each of their calls, so its "not found" is an
+//! answer each may return (a row created before a follower's call began
+//! was created before that read, or its bust changed a version), once the
+//! follower reads the same versions again (no bust came in between).
+//! Followers that joined later may have begun after a create that busts
+//! none of their names: they take nothing, and join the next flight
+//! together ([`Ended::Absent`] without tokens), whose leader lets them join
+//! before it starts.
 //! A flight ends when its guard drops, whether the leader finished, was
 //! cancelled or panicked, so followers never hang on a lost leader.
 
@@ -24,14 +30,27 @@ use crate::version::Token;
 /// its body, when its result was one that is not stored.
 pub(crate) type Handed = Option<Arc<[Token]>>;
 
+/// How a followed flight ended, for its follower.
+pub(crate) enum Ended {
+    /// Read the cache again: the leader stored its result, or failed.
+    Plain,
+    /// "Not found", not stored: the versions its leader read, for a follower
+    /// that joined before the body started; `None` for one that joined later.
+    Absent(Handed),
+}
+
 use tokio::sync::watch;
 
 /// Epoch buckets: a key's bucket counts the flights ended for keys that
 /// hash there.
 const BUCKETS: usize = 64;
 
+/// A running flight, in the map: its id, its end, and whether its body
+/// started.
+type Flight = (u64, watch::Receiver<Handed>, bool);
+
 struct Shared {
-    map: Mutex<HashMap<String, (u64, watch::Receiver<Handed>)>>,
+    map: Mutex<HashMap<String, Flight>>,
     epochs: [AtomicU64; BUCKETS],
 }
 
@@ -79,6 +98,15 @@ impl FlightGuard {
         self.done.receiver_count() > 1
     }
 
+    /// The leader's body starts: callers that join from now on come too
+    /// late to be handed its "not found".
+    pub(crate) fn start(&self) {
+        let mut map = checked::lock(&self.shared.map);
+        if let Some(flight) = map.get_mut(&self.key).filter(|f| f.0 == self.id) {
+            flight.2 = true;
+        }
+    }
+
     /// The flight's result is not stored; it was computed after reading
     /// `tokens`.
     pub(crate) fn absent(&self, tokens: Arc<[Token]>) {
@@ -86,17 +114,49 @@ impl FlightGuard {
     }
 }
 
-pub(crate) struct Follower(watch::Receiver<Handed>);
+pub(crate) struct Follower {
+    end: watch::Receiver<Handed>,
+    /// Joined before the leader's body started.
+    early: bool,
+}
 
 impl Follower {
-    /// Waits until the flight ends; what its leader handed, if anything.
+    /// Waits until the flight ends.
     ///
     /// # Cancel safety
     /// Dropping this future only stops waiting.
-    pub(crate) async fn wait(mut self) -> Handed {
+    pub(crate) async fn wait(mut self) -> Ended {
         // `changed` fails once the sender drops: the flight's end.
-        while self.0.changed().await.is_ok() {}
-        self.0.borrow().clone()
+        while self.end.changed().await.is_ok() {}
+        match self.end.borrow().clone() {
+            Some(tokens) if self.early => Ended::Absent(Some(tokens)),
+            Some(_) => Ended::Absent(None),
+            None => Ended::Plain,
+        }
+    }
+}
+
+/// Pending once: lets the tasks woken with this one run first.
+pub(crate) struct YieldOnce(bool);
+
+impl YieldOnce {
+    pub(crate) fn new() -> Self {
+        YieldOnce(false)
+    }
+}
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
     }
 }
 
@@ -112,14 +172,17 @@ impl Flights {
     /// Joins the running flight for `key`, or starts one.
     pub(crate) fn join(&self, key: &str) -> Role {
         let mut map = checked::lock(&self.shared.map);
-        if let Some((_, rx)) = map.get(key) {
+        if let Some((_, rx, started)) = map.get(key) {
             if rx.has_changed().is_ok() {
-                return Role::Follower(Follower(rx.clone()));
+                return Role::Follower(Follower {
+                    end: rx.clone(),
+                    early: !started,
+                });
             }
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         let (tx, rx) = watch::channel(None);
-        map.insert(key.to_string(), (id, rx));
+        map.insert(key.to_string(), (id, rx, false));
         Role::Leader(FlightGuard {
             shared: self.shared.clone(),
             key: key.to_string(),
@@ -132,7 +195,7 @@ impl Flights {
 impl Drop for FlightGuard {
     fn drop(&mut self) {
         let mut map = checked::lock(&self.shared.map);
-        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+        if map.get(&self.key).is_some_and(|(id, _, _)| *id == self.id) {
             map.remove(&self.key);
         }
         #[cfg(feature = "__loom")]

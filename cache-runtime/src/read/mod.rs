@@ -16,7 +16,7 @@ use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::deferred::Reading;
 use crate::entry::{self, Check, Meta};
-use crate::flight::Role;
+use crate::flight::{Ended, Role};
 use crate::hooks::Hooks;
 use crate::keep::Keeper;
 use crate::mode::{Mode, ResultNoneMode};
@@ -189,7 +189,28 @@ impl Cache {
         let mut alone = false;
         // The versions a flight we followed read for its "not found".
         let mut handed: crate::flight::Handed = None;
+        // The flight we followed found nothing, and we joined it too late to
+        // take its answer: join the next one before reading again.
+        let mut rejoin = false;
         let mut lookup = loop {
+            if std::mem::take(&mut rejoin) && flight.is_none() && !nested && !alone {
+                match inner.flights.join(entry) {
+                    Role::Leader(guard) => {
+                        flight = Some(guard);
+                        // The others woken with us join before our body.
+                        crate::flight::YieldOnce::new().await;
+                    }
+                    Role::Follower(follower) => {
+                        match self.follow(&call, follower).await {
+                            None => alone = true,
+                            Some(Ended::Plain) => {}
+                            Some(Ended::Absent(Some(tokens))) => handed = Some(tokens),
+                            Some(Ended::Absent(None)) => rejoin = true,
+                        }
+                        continue;
+                    }
+                }
+            }
             let epoch = inner.flights.epoch(entry);
             let lookup = match inner.backend.lookup(&call.subject).await {
                 Ok(lookup) => {
@@ -231,16 +252,11 @@ impl Cache {
                     // A flight ended since the read: its value may be there.
                 }
                 Role::Follower(follower) => {
-                    Counters::bump(&inner.counters.coalesced);
-                    telemetry::step(call.label(), call.key, Outcome::Coalesced);
-                    // Bounded: a leader that never ends (it waits, through
-                    // a task it spawned, for this very call) cannot hold
-                    // its followers forever.
-                    // On cachette's timer: the caller's runtime may have none.
-                    let waited = crate::background::timeout(call.policy.lock_wait, follower.wait());
-                    match waited.await {
-                        Some(h) => handed = h,
+                    match self.follow(&call, follower).await {
                         None => alone = true,
+                        Some(Ended::Plain) => {}
+                        Some(Ended::Absent(Some(tokens))) => handed = Some(tokens),
+                        Some(Ended::Absent(None)) => rejoin = true,
                     }
                     // With `tags_from`, a leader whose value derived other
                     // tags than it read stored nothing and learned them:
@@ -298,7 +314,8 @@ impl Cache {
             }
         };
         let body_started = inner.clock.now_millis();
-        let out = if flight.is_some() {
+        let out = if let Some(guard) = &flight {
+            guard.start();
             as_leader(entry, body).await
         } else {
             body.await
@@ -385,6 +402,16 @@ impl Cache {
             telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
         }
         Fetched::Done(out)
+    }
+
+    /// Follows another caller's flight: `None` when it did not end within
+    /// `lock_wait` (a leader that waits, through a task it spawned, for this
+    /// very call cannot hold its followers forever).
+    async fn follow(&self, call: &Call<'_>, follower: crate::flight::Follower) -> Option<Ended> {
+        Counters::bump(&self.inner.counters.coalesced);
+        telemetry::step(call.label(), call.key, Outcome::Coalesced);
+        // On cachette's timer: the caller's runtime may have none.
+        crate::background::timeout(call.policy.lock_wait, follower.wait()).await
     }
 
     /// Runs the body without the cache.
