@@ -152,6 +152,38 @@ fn child_closed_stderr() {
     });
 }
 
+/// A read through a generic executor, given a `&mut`.
+#[cached(key = "through:<id>", ttl = 60, cache = cache, unkeyed = [exec])]
+async fn through<E: Send>(cache: &Cache, exec: E, id: u64) -> u64 {
+    let _ = exec;
+    id
+}
+
+#[test]
+fn a_generic_read_given_a_mut_is_loud_once() {
+    let err = stderr_of("child_generic_read");
+    let warned = err
+        .lines()
+        .filter(|l| l.contains("was given `exec` as a `&mut`"))
+        .count();
+    assert_eq!(warned, 1, "{err}");
+    assert!(err.contains("not_a_transaction = [exec]"), "{err}");
+}
+
+#[test]
+fn child_generic_read() {
+    if !is_child("child_generic_read") {
+        return;
+    }
+    block_on(async {
+        let cache = Cache::memory();
+        let mut tx = Tx;
+        through(&cache, &mut tx, 1).await;
+        through(&cache, &mut tx, 1).await;
+        through(&cache, 7u8, 1).await; // not a `&mut`: silent
+    });
+}
+
 // Forgot `cache = ...` in a process that built a cache of its own.
 #[cached(key = "email:<id>", ttl = 60)]
 async fn email(id: u64) -> String {

@@ -52,6 +52,7 @@ impl Kind {
                 "tags",
                 "calls",
                 "tags_from",
+                "keys_from",
                 "not_a_transaction",
                 "cache",
                 "crate",
@@ -118,6 +119,8 @@ pub(crate) struct Options {
     pub calls: Vec<Expr>,
     /// A function from the result to more tags.
     pub tags_from: Option<Expr>,
+    /// A function from the result to more keys (`#[invalidates]`).
+    pub keys_from: Option<Expr>,
     pub tags: Vec<Name>,
     /// Parameters that do not shape the result (`unkeyed = [pool]`).
     pub unkeyed: Vec<Ident>,
@@ -184,6 +187,7 @@ struct Written {
     keys: Once<Vec<Name>>,
     calls: Once<Vec<Expr>>,
     tags_from: Once<Expr>,
+    keys_from: Once<Expr>,
     tags: Once<Vec<Name>>,
     unkeyed: Once<Vec<Ident>>,
     not_a_transaction: Once<Vec<Ident>>,
@@ -348,11 +352,12 @@ impl Written {
                 }
             }
             // Expressions, given as written.
-            "cache" | "tags_from" | "ttl_fn" | "unless" => {
+            "cache" | "tags_from" | "keys_from" | "ttl_fn" | "unless" => {
                 if let Some(v) = values::expr(errors, name, value) {
                     let slot = match name.to_string().as_str() {
                         "cache" => &mut self.cache,
                         "tags_from" => &mut self.tags_from,
+                        "keys_from" => &mut self.keys_from,
                         "ttl_fn" => &mut self.ttl_fn,
                         _ => &mut self.unless,
                     };
@@ -439,6 +444,7 @@ impl Written {
             keys: self.keys.into_inner().unwrap_or_default(),
             calls: self.calls.into_inner().unwrap_or_default(),
             tags_from: self.tags_from.into_inner(),
+            keys_from: self.keys_from.into_inner(),
             tags: self.tags.into_inner().unwrap_or_default(),
             unkeyed: self.unkeyed.into_inner().unwrap_or_default(),
             not_a_transaction: self.not_a_transaction.into_inner().unwrap_or_default(),

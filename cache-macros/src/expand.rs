@@ -742,9 +742,21 @@ pub(crate) fn expand(
                     }
                 }
             });
+            let derive_keys = opts.keys_from.as_ref().map(|f| {
+                quote_spanned! {f.span()=>
+                    if let ::core::option::Option::Some(__cachette_value) =
+                        #private::BustWhen::success(&__cachette_when, &__cachette_ret)
+                    {
+                        __cachette_bust.add_keys(&#private::derived_keys(__cachette_value, #f));
+                    }
+                }
+            });
             let n_calls = opts.calls.len();
             // Only `calls`: each names its own cache; the function needs none.
-            let (preamble, own) = if keys.is_empty() && tags.is_empty() && opts.tags_from.is_none()
+            let (preamble, own) = if keys.is_empty()
+                && tags.is_empty()
+                && opts.tags_from.is_none()
+                && opts.keys_from.is_none()
             {
                 (preamble_without_cache, quote!(::core::option::Option::None))
             } else {
@@ -772,6 +784,7 @@ pub(crate) fn expand(
                 let __cachette_when = (&&&#private::Select::<#ret_ty>::new()).__cachette_bust();
                 let __cachette_ok = __cachette_when.succeeded(&__cachette_ret);
                 #derive
+                #derive_keys
                 __cachette_bust.finish(__cachette_ok).await;
                 __cachette_ret
             }

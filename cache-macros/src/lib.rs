@@ -126,7 +126,8 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// `#[cached]` function would read, in the cache it would read; arguments
 /// go by name (`param = value`, in any order), or are plain variables of the
 /// parameters' names in their order, so two of one type cannot be swapped. `tags_from = f` adds the
-/// tags `f` derives from the successful result. `not_a_transaction =
+/// tags `f` derives from the successful result (strings or declared tags),
+/// `keys_from = f` the keys (strings or declared keys). `not_a_transaction =
 /// [conn]` declares a `&mut` parameter that is not a transaction: without
 /// it, a bust outside `cachette::deferred` by a function with a `&mut`
 /// parameter is warned about once. `cache = <expr>` and `crate = "path"` as

@@ -16,9 +16,9 @@ pub use crate::key::{
 };
 pub use crate::mode::Stores;
 pub use crate::mode::{
-    cache_none_applies, derived_tags, serves_stale_applies, stale_if_error_applies, BustAlways,
-    BustIfOk, BustWhen, IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode, ResultMode,
-    ResultNoneMode, ResultOptionMode, Select, SelectOption, SelectPlain, SelectResult,
+    cache_none_applies, derived_keys, derived_tags, serves_stale_applies, stale_if_error_applies,
+    BustAlways, BustIfOk, BustWhen, IsOption, IsResult, Mode, Nullable, OptionMode, PlainMode,
+    ResultMode, ResultNoneMode, ResultOptionMode, Select, SelectOption, SelectPlain, SelectResult,
     SelectResultOption, ServesStale, ValueMode,
 };
 pub use crate::names::name_pattern;
@@ -276,7 +276,7 @@ pub fn tags_from<M, R, I, S>(
 where
     M: Mode<R>,
     I: IntoIterator<Item = S>,
-    S: AsRef<str>,
+    S: crate::key::IntoTag,
 {
     move |value| derived_tags(value, &derive)
 }
@@ -337,6 +337,14 @@ impl Invalidation<'_> {
     pub fn add_tags(&mut self, tags: &[String]) {
         if self.own {
             self.armed[0].merge(&Bust::of(std::iter::empty::<&str>(), tags));
+        }
+    }
+
+    /// Adds keys derived from the result (`keys_from`) to the bust of the
+    /// function's own cache.
+    pub fn add_keys(&mut self, keys: &[String]) {
+        if self.own {
+            self.armed[0].merge(&Bust::of(keys, std::iter::empty::<&str>()));
         }
     }
 

@@ -39,6 +39,66 @@ pub trait TagName: Display {}
 )]
 pub trait KeyName: Display {}
 
+/// A tag as `tags_from` gives it: a rendered name (a string, from
+/// `cachette::tag!` or [`escape`]), or a declared tag. A declared key is
+/// not one: it would bust nothing.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tag",
+    label = "not a rendered tag (a string) nor a declared tag",
+    note = "`tags_from` returns tags: strings from `cachette::tag!`, or values of tags declared with `cachette::names!`; a declared key is busted through `keys_from`"
+)]
+pub trait IntoTag {
+    /// The tag, rendered.
+    fn into_tag(self) -> String;
+}
+
+/// A key as `keys_from` gives it (see [`IntoTag`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a key",
+    label = "not a rendered key (a string) nor a declared key",
+    note = "`keys_from` returns keys: strings from `cachette::tag!`, or values of keys declared with `cachette::names!`; a declared tag is busted through `tags_from`"
+)]
+pub trait IntoKey {
+    /// The key, rendered.
+    fn into_key(self) -> String;
+}
+
+macro_rules! rendered_names {
+    ($($t:ty),*) => {$(
+        impl IntoTag for $t {
+            fn into_tag(self) -> String {
+                AsRef::<str>::as_ref(&self).to_string()
+            }
+        }
+        impl IntoKey for $t {
+            fn into_key(self) -> String {
+                AsRef::<str>::as_ref(&self).to_string()
+            }
+        }
+    )*};
+}
+
+rendered_names!(
+    String,
+    &str,
+    &String,
+    std::borrow::Cow<'_, str>,
+    Box<str>,
+    std::sync::Arc<str>
+);
+
+impl<T: TagName> IntoTag for T {
+    fn into_tag(self) -> String {
+        self.to_string()
+    }
+}
+
+impl<T: KeyName> IntoKey for T {
+    fn into_key(self) -> String {
+        self.to_string()
+    }
+}
+
 /// A placeholder's value, checked not to be a declared name: rendered into
 /// a template it would be escaped (`org:7` becomes `org%3A7`), so that the
 /// entry would carry another tag than the one its declared name busts.

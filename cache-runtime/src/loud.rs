@@ -1,7 +1,7 @@
 //! Misconfigurations found at first use, which would otherwise serve wrong
 //! or stale data quietly: each is warned about once per site, through
-//! `tracing`, and also on stderr when no subscriber would show a warning
-//! from cachette (a service without one would otherwise hear nothing).
+//! `tracing`, and also on stderr when no subscriber is installed (a service
+//! without one would otherwise hear nothing).
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -26,13 +26,14 @@ pub(crate) fn warn_once(what: &'static str, site: &'static str, message: impl Fn
     }
 }
 
-/// Warns `message` through `tracing`, and on stderr when no subscriber
-/// shows cachette's warnings. A stderr that cannot be written (a closed
-/// pipe) is ignored: the cache never breaks the function (I6).
+/// Warns `message` through `tracing`, and on stderr too when no
+/// subscriber is installed (none for the process, none for this thread). A
+/// stderr that cannot be written (a closed pipe) is ignored: the cache
+/// never breaks the function (I6).
 pub(crate) fn warn(message: &str) {
-    if tracing::enabled!(tracing::Level::WARN) {
-        tracing::warn!("{message}");
-    } else {
+    tracing::warn!("{message}");
+    let none = tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
+    if none {
         use std::io::Write;
         let _ = writeln!(std::io::stderr().lock(), "warning: {message}");
     }

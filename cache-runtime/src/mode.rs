@@ -421,12 +421,18 @@ impl<R> BustWhen<R> for BustAlways {
 pub fn derived_tags<V: ?Sized, I, S>(value: &V, derive: impl FnOnce(&V) -> I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,
-    S: AsRef<str>,
+    S: crate::key::IntoTag,
 {
-    derive(value)
-        .into_iter()
-        .map(|s| s.as_ref().to_string())
-        .collect()
+    derive(value).into_iter().map(S::into_tag).collect()
+}
+
+/// The keys `derive` names for a successful result (`keys_from`).
+pub fn derived_keys<V: ?Sized, I, S>(value: &V, derive: impl FnOnce(&V) -> I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: crate::key::IntoKey,
+{
+    derive(value).into_iter().map(S::into_key).collect()
 }
 
 #[cfg(test)]

@@ -26,6 +26,12 @@ async fn members(cache: &Cache, id: u64, scope: CategoryTag<&str, &str>) -> u64 
     id
 }
 
+// `tags_from` gives tags: a declared key there would bust nothing.
+#[invalidates(tags_from = |id: &u64| [ProductKey { tenant: "acme", id: *id }], cache = cache)]
+async fn delete(cache: &Cache) -> Result<u64, String> {
+    Ok(1)
+}
+
 names! {
     // Fields are plain names.
     pub tag Bad = "bad:<row.id>";

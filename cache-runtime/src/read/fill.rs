@@ -171,8 +171,8 @@ impl Cache {
     pub(super) fn zero_ttl(&self, call: &Call<'_>) {
         if self.inner.warned_zero_ttl.first_time(call.label()) {
             crate::loud::warn(&format!(
-                "cachette: `{}` has a TTL of zero; its values are returned and not cached (warned \
-                 once per function)",
+                "cachette: `{}` had a value with a TTL of zero (its `ttl`, or its `ttl_fn` for that \
+                 value): such values are returned and not cached (warned once per function)",
                 call.label()
             ));
         }
