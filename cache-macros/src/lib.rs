@@ -6,9 +6,11 @@
 #![deny(missing_docs)]
 
 mod attr;
+mod calls;
 mod companions;
 mod expand;
 mod implblock;
+mod lower;
 mod names;
 mod refresh;
 #[cfg(test)]
