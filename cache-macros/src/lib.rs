@@ -15,6 +15,7 @@ mod names;
 mod refresh;
 #[cfg(test)]
 mod snapshots;
+mod spans;
 mod tag;
 mod template;
 mod values;

@@ -11,7 +11,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, ItemFn, Pat, Type};
 
 use crate::attr::{Kind, Options};
-use crate::expand::{render_call, respan};
+use crate::spans::{render_call, respan};
 use crate::template::Template;
 use crate::values::{self, Errors};
 

@@ -49,7 +49,7 @@ pub(crate) fn refresh(
                     syn::ReceiverKind::Reference(..) => {
                         // Through a trait that says why, at `self`.
                         let at = proc_macro2::Span::call_site().located_at(r.self_token.span);
-                        let clone = crate::expand::respan(quote!(#private::refresh_clone), at);
+                        let clone = crate::spans::respan(quote!(#private::refresh_clone), at);
                         (quote_spanned!(at=> #clone(self)), quote!(Self))
                     }
                     syn::ReceiverKind::Typed(_, ty) => {
