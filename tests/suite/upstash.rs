@@ -442,7 +442,13 @@ async fn the_official_sdk_speaks_to_the_protocol_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_typescript_app_busts_what_cachette_caches() {
     let snippet = std::fs::read_to_string(sdk_dir().join("bust.ts")).unwrap();
-    let quoted = &snippet[snippet.find("import").unwrap()..];
+    // From the line after the scissors, a marker that the quoted text
+    // cannot hold.
+    let scissors = "// ---8<---\n";
+    let at = snippet.find(scissors).expect("bust.ts has its scissors line");
+    let quoted = &snippet[at + scissors.len()..];
+    assert!(!quoted.contains("---8<---"), "one scissors line");
+    assert!(quoted.starts_with("import {"), "{quoted}");
     let readme = include_str!("../../README.md");
     assert!(
         readme.contains(quoted.trim_end()),

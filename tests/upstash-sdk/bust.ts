@@ -1,7 +1,8 @@
 // The README's snippet ("Busting from TypeScript"): a Next.js app on
 // @upstash/redis invalidates keys and tags that a Rust service caches with
-// cachette in the same database. The README quotes this file from
-// `import` to the end; a test checks they agree. `run.mjs` runs it.
+// cachette in the same database. The README quotes this file from the line
+// after the scissors to the end; a test checks they agree. `run.mjs` runs it.
+// ---8<---
 import { Redis } from "@upstash/redis";
 
 /**
