@@ -445,7 +445,9 @@ async fn a_typescript_app_busts_what_cachette_caches() {
     // From the line after the scissors, a marker that the quoted text
     // cannot hold.
     let scissors = "// ---8<---\n";
-    let at = snippet.find(scissors).expect("bust.ts has its scissors line");
+    let at = snippet
+        .find(scissors)
+        .expect("bust.ts has its scissors line");
     let quoted = &snippet[at + scissors.len()..];
     assert!(!quoted.contains("---8<---"), "one scissors line");
     assert!(quoted.starts_with("import {"), "{quoted}");
