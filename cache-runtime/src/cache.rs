@@ -158,8 +158,8 @@ impl Cache {
         }
     }
 
-    /// Which backend this cache uses: `"memory"`, `"redis"` or
-    /// `"redis-cluster"`.
+    /// Which backend this cache uses: `"memory"`, `"redis"`,
+    /// `"redis-cluster"` or `"upstash"`.
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend.label()
     }
