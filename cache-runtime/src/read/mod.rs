@@ -201,12 +201,8 @@ impl Cache {
                         crate::flight::YieldOnce::new().await;
                     }
                     Role::Follower(follower) => {
-                        match self.follow(&call, follower).await {
-                            None => alone = true,
-                            Some(Ended::Plain) => {}
-                            Some(Ended::Absent(Some(tokens))) => handed = Some(tokens),
-                            Some(Ended::Absent(None)) => rejoin = true,
-                        }
+                        let ended = self.follow(&call, follower).await;
+                        (handed, alone, rejoin) = after_following(ended);
                         continue;
                     }
                 }
@@ -252,12 +248,8 @@ impl Cache {
                     // A flight ended since the read: its value may be there.
                 }
                 Role::Follower(follower) => {
-                    match self.follow(&call, follower).await {
-                        None => alone = true,
-                        Some(Ended::Plain) => {}
-                        Some(Ended::Absent(Some(tokens))) => handed = Some(tokens),
-                        Some(Ended::Absent(None)) => rejoin = true,
-                    }
+                    let ended = self.follow(&call, follower).await;
+                    (handed, alone, rejoin) = after_following(ended);
                     // With `tags_from`, a leader whose value derived other
                     // tags than it read stored nothing and learned them:
                     // read again under them rather than lead in turn.
@@ -669,4 +661,16 @@ fn same_versions(seen: &[crate::version::Seen], tokens: &[crate::version::Token]
             .iter()
             .zip(tokens)
             .all(|(s, t)| matches!(s, crate::version::Seen::Current(c) if c == t))
+}
+
+/// What a follower does once the flight it followed ended (`None`: not
+/// within `lock_wait`): the versions it was handed, whether it goes alone,
+/// whether it joins the next flight before reading.
+fn after_following(ended: Option<Ended>) -> (crate::flight::Handed, bool, bool) {
+    match ended {
+        None => (None, true, false),
+        Some(Ended::Plain) => (None, false, false),
+        Some(Ended::Absent(Some(tokens))) => (Some(tokens), false, false),
+        Some(Ended::Absent(None)) => (None, false, true),
+    }
 }
