@@ -169,6 +169,12 @@ pub trait Clock: Send + Sync + 'static {
     fn now_millis(&self) -> u64;
 }
 
+/// `d` in whole milliseconds, saturating at `u64::MAX` (`Duration::MAX`
+/// has more).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -177,7 +183,7 @@ impl Clock for SystemClock {
     fn now_millis(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map_or(0, millis)
     }
 }
 

@@ -341,9 +341,11 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
+mod bust;
 mod subject;
 
-pub(crate) use self::subject::{Bust, EpochOf, Subject};
+pub(crate) use self::bust::Bust;
+pub(crate) use self::subject::{EpochOf, Subject};
 
 #[cfg(test)]
 mod tests {

@@ -88,9 +88,7 @@ impl Cache {
         let now = inner.clock.now_millis();
         let meta = Meta {
             filled_ms: now,
-            expires_ms: now.saturating_add(
-                u64::try_from(ttl.saturating_add(CLOCK_SLACK).as_millis()).unwrap_or(u64::MAX),
-            ),
+            expires_ms: now.saturating_add(crate::policy::millis(ttl.saturating_add(CLOCK_SLACK))),
             fingerprint: codec.fingerprint::<T>(call.policy.version),
             ..meta
         };

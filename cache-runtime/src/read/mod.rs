@@ -339,12 +339,10 @@ impl Cache {
             let ttl = hooks.ttl(value, call.policy.ttl);
             let now = inner.clock.now_millis();
             let fresh_until_ms = match call.policy.strategy {
-                Strategy::Swr | Strategy::Early => {
-                    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
-                }
+                Strategy::Swr | Strategy::Early => now.saturating_add(crate::policy::millis(ttl)),
                 // Kept past its TTL for `stale_if_error`: marks the TTL.
                 _ if !call.policy.stale_if_error.is_zero() => {
-                    now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+                    now.saturating_add(crate::policy::millis(ttl))
                 }
                 _ => 0,
             };
@@ -438,7 +436,7 @@ impl Cache {
         };
         match policy.strategy {
             Strategy::Swr if until != 0 && now >= until => {
-                let stale_ms = u64::try_from(policy.stale_ttl.as_millis()).unwrap_or(u64::MAX);
+                let stale_ms = crate::policy::millis(policy.stale_ttl);
                 if now >= until.saturating_add(stale_ms) {
                     return None;
                 }
@@ -589,7 +587,7 @@ impl Cache {
         if policy.strategy == Strategy::Swr {
             window = window.saturating_add(policy.stale_ttl);
         }
-        let end = until.saturating_add(u64::try_from(window.as_millis()).unwrap_or(u64::MAX));
+        let end = until.saturating_add(crate::policy::millis(window));
         if inner.clock.now_millis() >= end {
             return None;
         }

@@ -528,9 +528,7 @@ pub(crate) fn kind_of(v: &Value) -> &'static str {
 }
 
 pub(crate) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis())
-        .unwrap_or(u64::MAX)
-        .clamp(1, MAX_PX)
+    crate::policy::millis(d).clamp(1, MAX_PX)
 }
 
 /// The longest TTL written, in milliseconds (about 31,700 years): Redis
