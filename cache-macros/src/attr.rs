@@ -1,6 +1,7 @@
 //! The typed arguments of `#[cached]` and `#[invalidates]`: every option
-//! checked once here, every error collected with its span, so that
-//! `expand.rs` only generates code.
+//! checked once here, every error collected with its span. What depends
+//! on the function as well is checked in `lower.rs`; `expand.rs`
+//! generates.
 
 use proc_macro2::{Span, TokenStream};
 use syn::parse::Parser;

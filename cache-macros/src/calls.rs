@@ -9,7 +9,7 @@ use syn::Expr;
 use crate::values::Errors;
 
 /// `key_of(...)` for an entry of `calls`: the call, with the function's
-/// name replaced by a key companion's (checked in `attr.rs` to be a call
+/// name replaced by a key companion's (checked in `values.rs` to be a call
 /// or a method call). Spanned on the call, so that an unknown function, or
 /// wrong arguments, are reported there.
 ///

@@ -10,7 +10,7 @@
 //!
 //! Rendering never shortens: a key or tag longer than
 //! [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes is shortened where it enters
-//! the backend, whichever way it was named (see `names.rs`), so a template
+//! the backend, whichever way it was named (see `names/mod.rs`), so a template
 //! rendered here, a name written with [`escape`], and the attributes all
 //! reach the same entry.
 

@@ -3,7 +3,7 @@
 //! A token is random, so a lost version can never match again (I2). In
 //! Redis a version holds `<run><token>`: the scope of the server that wrote
 //! it (16 hex digits naming its run id and replication id, see
-//! `backend/redis/link.rs`), then the token. A version read on a server in
+//! `backend/redis/link/mod.rs`), then the token. A version read on a server in
 //! another scope is *foreign*: it came back with a restart from an older
 //! snapshot or a resync, or travelled with replication or a slot migration
 //! from a server where busts could not see it, so it proves nothing and
