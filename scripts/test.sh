@@ -40,7 +40,7 @@ cargo check -p cachette --no-default-features --locked
 cargo test --workspace --all-targets --features metrics,cluster,postcard,compression,upstash --locked
 cargo test --workspace --doc --features metrics,cluster,postcard,compression,upstash --locked
 # rediss:// against a redis-server with TLS and a CA made by the test.
-cargo test --features metrics,cluster,tls,postcard,compression,upstash --test suite --locked tls
+cargo test -p cachette-suite --features metrics,cluster,tls,postcard,compression,upstash --test suite --locked tls
 # The in-process primitives under every interleaving (loom), and each one's
 # weakened variant caught.
 LOOM_MAX_PREEMPTIONS=3 cargo test -p cache-runtime --features __loom --lib --locked loom

@@ -105,7 +105,7 @@ pub async fn pending(n: usize, limit: usize) {
         .unwrap();
     let cache = Cache::builder()
         .command_timeout(Duration::from_millis(500))
-        .max_pending_busts(limit)
+        .max_pending_invalidations(limit)
         .connect(&server.url())
         .await
         .unwrap();
@@ -128,10 +128,10 @@ pub async fn pending(n: usize, limit: usize) {
     drop(tags);
     // What stays allocated once the failed bust is gone: the pending set.
     let after = crate::alloc::live();
-    let pending = cache.stats().pending_busts;
+    let pending = cache.stats().pending_invalidations;
     let _: () = redis::cmd("CLIENT").arg("UNPAUSE").query(&mut raw).unwrap();
     let unpaused = Instant::now();
-    while cache.stats().pending_busts > 0 {
+    while cache.stats().pending_invalidations > 0 {
         assert!(
             unpaused.elapsed() < Duration::from_secs(120),
             "not delivered"
@@ -156,7 +156,7 @@ pub async fn pending(n: usize, limit: usize) {
         .max()
         .unwrap_or(0);
     println!(
-        "| {n} names, max_pending_busts {limit} | bust failed: {failed} | pending shown: {pending} | held while pending: {:.1} MiB | delivered {:.2} s after the pause ended | {} commands over 1 ms, slowest {:.1} ms |",
+        "| {n} names, max_pending_invalidations {limit} | bust failed: {failed} | pending shown: {pending} | held while pending: {:.1} MiB | delivered {:.2} s after the pause ended | {} commands over 1 ms, slowest {:.1} ms |",
         after.saturating_sub(before) as f64 / 1048576.0,
         delivered.as_secs_f64(),
         slow.len(),

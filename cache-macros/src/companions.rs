@@ -57,7 +57,7 @@ impl Callee<'_> {
 pub(crate) const KEY_SUFFIX: &str = "_key";
 
 /// The hidden key companions of `f` for `calls` of several arguments (see
-/// `expand::key_call`), named after `f`'s parameters, each after its
+/// `lower/calls.rs`), named after `f`'s parameters, each after its
 /// length so that no two lists of names give one name: `f_key_by_2id_3org`
 /// takes them by name (sorted), `f_key_in_3org_2id` in `f`'s order, so that
 /// it exists only for the names in that order.

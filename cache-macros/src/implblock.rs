@@ -8,9 +8,10 @@ use quote::{quote, ToTokens};
 use syn::parse::Parser;
 use syn::{Expr, ImplItem, ItemFn, ItemImpl};
 
-use crate::attr::Kind;
-use crate::expand::{expand, Context, Expanded};
-use crate::values::{self, Errors, Once};
+use crate::ctxt::Ctxt;
+use crate::expand::{expand, Expanded, Kind};
+use crate::lower::Context;
+use crate::values::{self, Once};
 
 pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut block: ItemImpl = match syn::parse2(item.clone()) {
@@ -24,7 +25,7 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
             return quote!(#err #item);
         }
     };
-    let mut errors = Errors::default();
+    let mut errors = Ctxt::default();
     let cache = options(args, &mut errors);
     let trait_path = block.trait_.as_ref().map(|(path, _)| path.clone());
     let context = Context {
@@ -74,7 +75,7 @@ pub(crate) fn run(args: TokenStream, item: TokenStream) -> TokenStream {
             Err(e) => errors.push(e),
         }
     }
-    let errors = errors.finish().map(|e| e.to_compile_error());
+    let errors = errors.check().err().map(|e| e.to_compile_error());
     let uses = used.iter().map(|path| {
         quote! {
             #[allow(unused_imports)]
@@ -111,7 +112,7 @@ fn kind_of(attr: &syn::Attribute) -> Option<Kind> {
 }
 
 /// `cache = <expr>`, the only option.
-fn options(args: TokenStream, errors: &mut Errors) -> Option<Expr> {
+fn options(args: TokenStream, errors: &mut Ctxt) -> Option<Expr> {
     let args = match values::parse_args.parse2(args) {
         Ok(args) => args,
         Err(e) => {

@@ -2,17 +2,38 @@
 //!
 //! Use them through the `cachette` crate, which documents them; this crate
 //! only turns the attributes into calls to its runtime.
+//!
+//! # How an attribute expands
+//! In three steps (`expand/mod.rs`), so that every mistake is reported at
+//! once and nothing is generated from a refused attribute:
+//! 1. Lower. `lower::cached::from_ast` reads the arguments into
+//!    `options::cached::CachedOptions` (`values.rs` reads each value), then
+//!    checks them against the function (`async`, every parameter keyed or
+//!    declared, the return type, the templates, the default key, the
+//!    background refresh) into a `model::Cached`. `#[invalidates]` has its
+//!    own: `lower::invalidates::from_ast`, `InvalidatesOptions`,
+//!    `model::Invalidates`. Every error goes to a `ctxt::Ctxt` with its
+//!    span, and the lowering goes on.
+//! 2. Check. `Ctxt::check` returns every error recorded: the function is
+//!    then emitted unchanged beside them.
+//! 3. Generate. `expand/cached.rs` and `expand/invalidates.rs` write the
+//!    wrapper from the model alone; `companions.rs` writes the companions
+//!    of a `#[cached]` function.
+//!
+//! `#[cached_impl]` (`implblock.rs`) runs these steps for each method of
+//! its impl block; `names!` (`names.rs`) and `tag!` (`tag.rs`) parse their
+//! templates with `template.rs`, as the attributes do.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod attr;
-mod calls;
 mod companions;
+mod ctxt;
 mod expand;
 mod implblock;
 mod lower;
+mod model;
 mod names;
-mod refresh;
+mod options;
 #[cfg(test)]
 mod snapshots;
 mod spans;
@@ -93,7 +114,7 @@ use proc_macro::TokenStream;
 /// cache fails.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::run(attr::Kind::Cached, args.into(), item.into()).into()
+    expand::run(expand::Kind::Cached, args.into(), item.into()).into()
 }
 
 /// Invalidates keys and tags after an async function succeeded, before it
@@ -142,7 +163,7 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 /// the function's own result is returned.
 #[proc_macro_attribute]
 pub fn invalidates(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::run(attr::Kind::Invalidates, args.into(), item.into()).into()
+    expand::run(expand::Kind::Invalidates, args.into(), item.into()).into()
 }
 
 /// Gives every `#[cached]` and `#[invalidates]` method of an impl block

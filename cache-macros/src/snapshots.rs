@@ -2,8 +2,7 @@
 //! under `tests/expand/`. `CACHETTE_BLESS=1 cargo test -p cache-macros`
 //! rewrites them after a deliberate change; review the diff.
 
-use crate::attr::Kind;
-use crate::expand::run;
+use crate::expand::{run, Kind};
 use quote::quote;
 
 fn check(

@@ -1,6 +1,7 @@
-//! The syntax of an attribute's arguments (`name = value`, lists of
-//! string literals, durations) and the collection of errors, each kept
-//! with its span. `attr.rs` turns these into typed options.
+//! The syntax of an attribute's arguments (`name = value`, lists, string
+//! literals, durations) and the reading of one value of each kind, its
+//! errors recorded with their spans. `options/` reads the options of each
+//! attribute with these.
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
@@ -9,30 +10,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{bracketed, Expr, ExprLit, Ident, Lit, LitStr, Token};
 
-/// Collects every error, to report them all at once.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub(crate) fn push(&mut self, e: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(e),
-            None => self.0 = Some(e),
-        }
-    }
-
-    pub(crate) fn at(&mut self, span: Span, msg: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, msg));
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    pub(crate) fn finish(self) -> Option<syn::Error> {
-        self.0
-    }
-}
+use crate::ctxt::Ctxt;
 
 /// An option that may be given once.
 pub(crate) struct Once<T>(Option<(T, Span)>);
@@ -44,7 +22,7 @@ impl<T> Default for Once<T> {
 }
 
 impl<T> Once<T> {
-    pub(crate) fn set(&mut self, errors: &mut Errors, name: &Ident, value: T) {
+    pub(crate) fn set(&mut self, errors: &mut Ctxt, name: &Ident, value: T) {
         if self.0.is_some() {
             errors.at(name.span(), format!("duplicate option `{name}`"));
         } else {
@@ -111,7 +89,7 @@ pub(crate) fn parse_args(input: ParseStream) -> syn::Result<Vec<Arg>> {
 }
 
 /// Expects a string literal.
-pub(crate) fn string(errors: &mut Errors, name: &Ident, value: &Value) -> Option<LitStr> {
+pub(crate) fn string(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<LitStr> {
     match value {
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -136,7 +114,7 @@ pub(crate) enum Name {
 }
 
 /// One key or tag: `"user:<id>"` or `UserKey { id }`.
-fn name_of(errors: &mut Errors, name: &Ident, item: &Expr, list: bool) -> Option<Name> {
+fn name_of(errors: &mut Ctxt, name: &Ident, item: &Expr, list: bool) -> Option<Name> {
     let example = if name == "key" || name == "keys" {
         "\"user:<id>\" or `UserKey { id }`"
     } else {
@@ -177,7 +155,7 @@ fn name_of(errors: &mut Errors, name: &Ident, item: &Expr, list: bool) -> Option
 }
 
 /// Expects one key: a template string or a declared name.
-pub(crate) fn name(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Name> {
+pub(crate) fn name(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<Name> {
     match value {
         Value::Expr(e) => name_of(errors, name, e, false),
         Value::List(span, _) => {
@@ -191,7 +169,7 @@ pub(crate) fn name(errors: &mut Errors, name: &Ident, value: &Value) -> Option<N
 }
 
 /// Expects a list of keys or tags: `["org:<org>", OrgTag { org }]`.
-pub(crate) fn name_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Name>> {
+pub(crate) fn name_list(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<Vec<Name>> {
     match value {
         Value::List(_, items) => Some(
             items
@@ -212,7 +190,7 @@ pub(crate) fn name_list(errors: &mut Errors, name: &Ident, value: &Value) -> Opt
 }
 
 /// Expects a list of the function's parameters: `[pool, tx]`.
-pub(crate) fn ident_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Ident>> {
+pub(crate) fn ident_list(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<Vec<Ident>> {
     let help =
         format!("`{name}` must be a list of the function's parameters, such as {name} = [pool]");
     match value {
@@ -236,7 +214,7 @@ pub(crate) fn ident_list(errors: &mut Errors, name: &Ident, value: &Value) -> Op
 }
 
 /// Expects a list of calls: `[get_user(id), self.get_user(id)]`.
-pub(crate) fn call_list(errors: &mut Errors, name: &Ident, value: &Value) -> Option<Vec<Expr>> {
+pub(crate) fn call_list(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<Vec<Expr>> {
     let help = "such as `get_user(cache = cache, id = id)` or `self.get_user(org = org, id = id)`";
     match value {
         Value::List(_, items) => {
@@ -269,7 +247,7 @@ pub(crate) fn call_list(errors: &mut Errors, name: &Ident, value: &Value) -> Opt
 }
 
 /// Expects `true` or `false`.
-pub(crate) fn boolean(errors: &mut Errors, name: &Ident, value: &Value) -> Option<bool> {
+pub(crate) fn boolean(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<bool> {
     match value {
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Bool(b), ..
@@ -282,7 +260,7 @@ pub(crate) fn boolean(errors: &mut Errors, name: &Ident, value: &Value) -> Optio
 }
 
 /// Expects an expression (not a list).
-pub(crate) fn expr(errors: &mut Errors, name: &Ident, value: Value) -> Option<Expr> {
+pub(crate) fn expr(errors: &mut Ctxt, name: &Ident, value: Value) -> Option<Expr> {
     match value {
         Value::Expr(e) => Some(e),
         Value::List(span, _) => {
@@ -299,7 +277,7 @@ pub(crate) fn expr(errors: &mut Errors, name: &Ident, value: Value) -> Option<Ex
 /// units (`"250ms"`, `"90s"`, `"5m"`, `"24h"`, `"1d"`, `"1h30m"`). With
 /// `whole_seconds`, milliseconds are refused (the entry TTL).
 pub(crate) fn duration_ms(
-    errors: &mut Errors,
+    errors: &mut Ctxt,
     name: &Ident,
     value: &Value,
     whole_seconds: bool,
@@ -348,7 +326,7 @@ pub(crate) fn duration_ms(
 }
 
 /// A positive number, such as XFetch's `beta`.
-pub(crate) fn positive_number(errors: &mut Errors, name: &Ident, value: &Value) -> Option<f64> {
+pub(crate) fn positive_number(errors: &mut Ctxt, name: &Ident, value: &Value) -> Option<f64> {
     let n = match value {
         Value::Expr(Expr::Lit(ExprLit {
             lit: Lit::Float(f), ..

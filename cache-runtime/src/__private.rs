@@ -25,6 +25,7 @@ pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 
+use crate::deferred::{send_each, PerCache};
 pub use crate::hooks::Hooks;
 use crate::invalidate::Armed;
 use crate::names::Bust;
@@ -209,6 +210,8 @@ where
 /// The derived tags remembered for the key (`tags_from`).
 fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
     site.cache
+        .inner
+        .derived
         .hinted(&site.function, key)
         .unwrap_or_else(|| Arc::from(Vec::new()))
 }
@@ -300,12 +303,10 @@ pub fn invalidation<'a>(
     transaction: Option<&'static str>,
 ) -> Invalidation<'a> {
     let own = cache.is_some();
-    let mut armed: Vec<Armed<'a>> = Vec::new();
-    let mut add =
-        |cache: &'a Cache, bust: Bust| match armed.iter_mut().find(|a| a.cache().same_as(cache)) {
-            Some(a) => a.merge(&bust),
-            None => armed.push(Armed::new(cache, function.label, bust)),
-        };
+    let mut armed: PerCache<Armed<'a>> = PerCache::default();
+    let mut add = |cache: &'a Cache, bust: Bust| {
+        armed.add(cache, bust, |bust| Armed::new(cache, function.label, bust))
+    };
     if let Some(cache) = cache {
         add(cache, Bust::of(keys, tags));
     }
@@ -324,7 +325,7 @@ pub fn invalidation<'a>(
 
 /// See [`invalidation`].
 pub struct Invalidation<'a> {
-    armed: Vec<Armed<'a>>,
+    armed: PerCache<Armed<'a>>,
     /// The first is the function's own cache's.
     own: bool,
     /// The function, and its `&mut` parameter that may be a transaction.
@@ -335,16 +336,16 @@ impl Invalidation<'_> {
     /// Adds tags derived from the result (`tags_from`) to the bust of the
     /// function's own cache.
     pub fn add_tags(&mut self, tags: &[String]) {
-        if self.own {
-            self.armed[0].merge(&Bust::of(std::iter::empty::<&str>(), tags));
+        if let (true, Some(own)) = (self.own, self.armed.first_mut()) {
+            own.merge(&Bust::of(std::iter::empty::<&str>(), tags));
         }
     }
 
     /// Adds keys derived from the result (`keys_from`) to the bust of the
     /// function's own cache.
     pub fn add_keys(&mut self, keys: &[String]) {
-        if self.own {
-            self.armed[0].merge(&Bust::of(keys, std::iter::empty::<&str>()));
+        if let (true, Some(own)) = (self.own, self.armed.first_mut()) {
+            own.merge(&Bust::of(keys, std::iter::empty::<&str>()));
         }
     }
 
@@ -360,13 +361,17 @@ impl Invalidation<'_> {
             }
             _ => None,
         };
-        // One at a time, so that a drop midway keeps the unsent ones armed.
-        while !self.armed.is_empty() {
-            let armed = self.armed.remove(0);
-            let (cache, function) = (armed.cache(), armed.function());
-            let bust = armed.disarm();
-            if succeeded {
-                let _ = cache.send(function, bust).await;
+        if succeeded {
+            // One at a time, so that a drop midway keeps the unsent ones armed.
+            send_each(|| {
+                let armed = self.armed.take_first()?;
+                let (cache, function) = (armed.cache(), armed.function());
+                Some((cache, function, armed.disarm()))
+            })
+            .await;
+        } else {
+            for armed in self.armed.take_all() {
+                armed.disarm();
             }
         }
         if let Some((function, tx)) = warn {

@@ -118,16 +118,16 @@ pub fn redact(url: &str) -> String {
     crate::global::redact(url)
 }
 
-/// The scope a server writes its versions in, from its `INFO server` and
+/// The origin a server writes its versions in, from its `INFO server` and
 /// `INFO replication`.
-pub fn scope(info_server: &str, info_replication: &str) -> Option<String> {
-    crate::backend::redis::link::scope(info_server, info_replication)
+pub fn origin(info_server: &str, info_replication: &str) -> Option<String> {
+    crate::backend::redis::link::origin(info_server, info_replication)
 }
 
-/// A stored version, as read on a server of scope `scope`.
+/// A stored version, as read on a server of origin `origin`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionState {
-    /// Written in this server's scope: its token.
+    /// Written in this server's origin: its token.
     Current(String),
     /// Not there.
     Missing,
@@ -137,8 +137,8 @@ pub enum VersionState {
 }
 
 /// Reads a stored version.
-pub fn version_state(raw: Option<Vec<u8>>, scope: &str) -> VersionState {
-    match crate::version::Seen::read(raw.as_deref(), scope) {
+pub fn version_state(raw: Option<Vec<u8>>, origin: &str) -> VersionState {
+    match crate::version::Seen::read(raw.as_deref(), origin) {
         crate::version::Seen::Current(t) => VersionState::Current(format!("{t:?}")),
         crate::version::Seen::Missing => VersionState::Missing,
         crate::version::Seen::Foreign(_) => VersionState::Foreign,

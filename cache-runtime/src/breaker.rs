@@ -8,7 +8,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::sync::checked::{AtomicU32, AtomicU64};
+use crate::shim::{self, AtomicU32, AtomicU64, Weakening};
 use std::time::{Duration, Instant};
 
 pub(crate) struct Breaker {
@@ -41,8 +41,7 @@ pub(crate) struct Permit<'a> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if let Some((breaker, id)) = self.probe {
-            #[cfg(feature = "__loom")]
-            if crate::loom::weakened(crate::loom::Weakening::ProbeKeptWhenDropped) {
+            if shim::weakened(Weakening::ProbeKeptWhenDropped) {
                 return;
             }
             // Unanswered (or already answered, then this changes nothing).

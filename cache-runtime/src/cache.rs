@@ -124,15 +124,18 @@ impl Cache {
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
         let mut stats = self.inner.counters.snapshot();
-        stats.pending_busts = self.inner.pending.len() as u64;
+        stats.pending_invalidations = self.inner.pending.len() as u64;
+        #[allow(deprecated)]
+        {
+            stats.pending_busts = stats.pending_invalidations;
+        }
         stats.breaker_open = self.inner.breaker.is_open();
-        [
-            stats.near_hits,
-            stats.near_orderings,
-            stats.near_invalidations,
-            stats.near_flushes,
-            stats.near_entries,
-        ] = self.inner.backend.near_counters();
+        let near = self.inner.backend.near_stats();
+        stats.near_hits = near.hits;
+        stats.near_orderings = near.orderings;
+        stats.near_invalidations = near.invalidations;
+        stats.near_flushes = near.flushes;
+        stats.near_entries = near.entries;
         stats
     }
 

@@ -8,6 +8,7 @@
 //! future is over, and cached calls store nothing (they may be reading
 //! rows the transaction has not committed).
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,84 @@ tokio::task_local! {
     static SCOPE: Arc<Held>;
 }
 
+/// Busts grouped by the cache they go to, one share per cache in the order
+/// first raised, taken out one cache at a time: what a scope holds, and
+/// what an `#[invalidates]` call arms (`__private::invalidation`). Sent with
+/// [`send_each`].
+pub(crate) struct PerCache<S>(Vec<S>);
+
+/// One cache's share of a [`PerCache`].
+pub(crate) trait Share {
+    /// The cache the share's busts go to.
+    fn cache(&self) -> &Cache;
+    /// Adds the names of `bust` to the share.
+    fn merge(&mut self, bust: &Bust);
+}
+
+impl<S> Default for PerCache<S> {
+    fn default() -> Self {
+        PerCache(Vec::new())
+    }
+}
+
+impl<S: Share> PerCache<S> {
+    /// Adds `bust` to the share of `cache`, or starts that share with
+    /// `start` if it has none yet.
+    pub(crate) fn add<B: Borrow<Bust>>(
+        &mut self,
+        cache: &Cache,
+        bust: B,
+        start: impl FnOnce(B) -> S,
+    ) {
+        match self.0.iter_mut().find(|s| s.cache().same_as(cache)) {
+            Some(share) => share.merge(bust.borrow()),
+            None => self.0.push(start(bust)),
+        }
+    }
+
+    /// The share raised first.
+    pub(crate) fn first_mut(&mut self) -> Option<&mut S> {
+        self.0.first_mut()
+    }
+
+    /// The share raised first, taken out.
+    pub(crate) fn take_first(&mut self) -> Option<S> {
+        (!self.0.is_empty()).then(|| self.0.remove(0))
+    }
+
+    /// Every share, taken out.
+    pub(crate) fn take_all(&mut self) -> Vec<S> {
+        std::mem::take(&mut self.0)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &S> {
+        self.0.iter()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Sends the busts `next` takes out, one cache at a time, so that a drop
+/// midway keeps only the unsent ones (by whatever keeps them where they
+/// were taken from; the one being sent is kept by `Cache::send` itself).
+///
+/// # Cancel safety
+/// Nothing is taken out but the bust being sent, and `Cache::send` keeps
+/// that one as undelivered if dropped.
+pub(crate) async fn send_each<C: Borrow<Cache>>(
+    mut next: impl FnMut() -> Option<(C, &'static str, Bust)>,
+) {
+    while let Some((cache, function, bust)) = next() {
+        // Failures are logged, counted and kept for retry inside.
+        let _ = cache.borrow().send(function, bust).await;
+    }
+}
+
 /// The busts a scope holds, per cache, in the order first raised.
 #[derive(Default)]
-struct Held(Mutex<Vec<Scoped>>);
+struct Held(Mutex<PerCache<Scoped>>);
 
 /// One cache's busts in a scope, with their names in sets: merging a bust
 /// and asking whether a read is covered cost the same with 40,000 names
@@ -35,7 +111,11 @@ struct Scoped {
     tags: HashSet<Name<'static>>,
 }
 
-impl Scoped {
+impl Share for Scoped {
+    fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
     fn merge(&mut self, other: &Bust) {
         for k in &other.keys {
             if self.keys.insert(k.clone()) {
@@ -48,48 +128,49 @@ impl Scoped {
             }
         }
     }
+}
 
+impl Scoped {
     fn covers(&self, subject: &Subject<'_>) -> bool {
         fn has<'a>(set: &HashSet<Name<'a>>, name: &Name<'a>) -> bool {
             set.contains(name)
         }
         has(&self.keys, subject.key()) || subject.tags().iter().any(|t| has(&self.tags, t))
     }
+
+    fn into_parts(self) -> (Cache, &'static str, Bust) {
+        (self.cache, self.function, self.bust)
+    }
 }
 
 impl Held {
     fn push(&self, cache: &Cache, function: &'static str, bust: &Bust) {
-        let mut held = crate::sync::lock(&self.0);
-        match held.iter_mut().find(|s| s.cache.same_as(cache)) {
-            Some(scoped) => scoped.merge(bust),
-            None => {
-                let mut scoped = Scoped {
-                    cache: cache.clone(),
-                    function,
-                    bust: Bust::of(std::iter::empty::<&str>(), std::iter::empty::<&str>()),
-                    keys: HashSet::new(),
-                    tags: HashSet::new(),
-                };
-                scoped.merge(bust);
-                held.push(scoped);
-            }
-        }
+        crate::sync::lock(&self.0).add(cache, bust, |bust| {
+            let mut scoped = Scoped {
+                cache: cache.clone(),
+                function,
+                bust: Bust::of(std::iter::empty::<&str>(), std::iter::empty::<&str>()),
+                keys: HashSet::new(),
+                tags: HashSet::new(),
+            };
+            scoped.merge(bust);
+            scoped
+        });
     }
 
     fn take(&self) -> Vec<(Cache, &'static str, Bust)> {
-        std::mem::take(&mut *crate::sync::lock(&self.0))
+        crate::sync::lock(&self.0)
+            .take_all()
             .into_iter()
-            .map(|s| (s.cache, s.function, s.bust))
+            .map(Scoped::into_parts)
             .collect()
     }
 
     /// The first cache's busts, taken out.
     fn take_first(&self) -> Option<(Cache, &'static str, Bust)> {
-        let mut held = crate::sync::lock(&self.0);
-        (!held.is_empty()).then(|| {
-            let s = held.remove(0);
-            (s.cache, s.function, s.bust)
-        })
+        crate::sync::lock(&self.0)
+            .take_first()
+            .map(Scoped::into_parts)
     }
 
     fn covers(&self, cache: &Cache, subject: &Subject<'_>) -> bool {
@@ -164,15 +245,8 @@ struct Flush(Arc<Held>);
 
 impl Flush {
     async fn send(&mut self) {
-        // One at a time, so that a drop midway keeps only the unsent ones
-        // (the one being sent is kept by `Cache::send` itself).
-        loop {
-            let Some((cache, function, bust)) = self.0.take_first() else {
-                return;
-            };
-            // Failures are logged, counted and kept for retry inside.
-            let _ = cache.send(function, bust).await;
-        }
+        // One at a time: a drop midway keeps only the unsent ones.
+        send_each(|| self.0.take_first()).await;
     }
 }
 

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use crate::cache::Cache;
 use crate::names::{Function, Name};
 
 /// The most bytes of hints a cache holds (keys and tags, with an allowance
@@ -27,16 +26,21 @@ pub(crate) const HINT_BYTES: u64 = 16 << 20;
 pub(crate) const MAX_HINTED_TAGS: usize = crate::entry::MAX_VERSIONS - 2;
 
 /// The remembered derived tags of each key: sorted, without duplicates.
-pub(crate) type Hints = moka::sync::Cache<String, Arc<[String]>>;
+/// Owned by the cache (its `derived`), like its flights: a part that knows
+/// nothing of the cache around it.
+pub(crate) struct Hints(moka::sync::Cache<String, Arc<[String]>>);
 
+/// An empty set of hints, bounded by [`HINT_BYTES`].
 pub(crate) fn hints() -> Hints {
-    moka::sync::Cache::builder()
-        .max_capacity(HINT_BYTES)
-        .weigher(|key: &String, tags: &Arc<[String]>| {
-            let tags: usize = tags.iter().map(|t| t.len() + 24).sum();
-            u32::try_from(key.len() + tags + 96).unwrap_or(u32::MAX)
-        })
-        .build()
+    Hints(
+        moka::sync::Cache::builder()
+            .max_capacity(HINT_BYTES)
+            .weigher(|key: &String, tags: &Arc<[String]>| {
+                let tags: usize = tags.iter().map(|t| t.len() + 24).sum();
+                u32::try_from(key.len() + tags + 96).unwrap_or(u32::MAX)
+            })
+            .build(),
+    )
 }
 
 /// The hint's key: the function, and the key as the backend names it
@@ -58,22 +62,20 @@ pub(crate) fn normalize(mut tags: Vec<String>) -> Vec<String> {
     tags
 }
 
-impl Cache {
+impl Hints {
     /// The derived tags remembered for `key` of `function`.
     pub(crate) fn hinted(&self, function: &Function, key: &str) -> Option<Arc<[String]>> {
-        self.inner.derived.get(&hint_key(function, key))
+        self.0.get(&hint_key(function, key))
     }
 
     /// Remembers what `key`'s value derived, unless it is more than an
     /// entry can record.
     pub(crate) fn hint(&self, function: &Function, key: &str, tags: Vec<String>) {
         if tags.len() > MAX_HINTED_TAGS {
-            self.inner.derived.invalidate(&hint_key(function, key));
+            self.0.invalidate(&hint_key(function, key));
             return;
         }
-        self.inner
-            .derived
-            .insert(hint_key(function, key), tags.into());
+        self.0.insert(hint_key(function, key), tags.into());
     }
 }
 
@@ -82,10 +84,10 @@ mod tests {
     use super::*;
 
     /// The bytes the hints hold: their keys and tags.
-    fn held(cache: &Cache) -> usize {
-        let hints = &cache.inner.derived;
-        hints.run_pending_tasks();
+    fn held(hints: &Hints) -> usize {
+        hints.0.run_pending_tasks();
         hints
+            .0
             .iter()
             .map(|(k, tags)| k.len() + tags.iter().map(String::len).sum::<usize>())
             .sum()
@@ -96,13 +98,13 @@ mod tests {
     /// hints' budget. Counted by entries, they held 400 MB each.
     #[test]
     fn hints_are_bounded_by_bytes() {
-        let cache = Cache::builder().memory();
+        let hints = hints();
         let function = Function::named("hints", "test");
         for i in 0..2_000 {
             let key = format!("{i}:{}", "k".repeat(200_000));
-            cache.hint(&function, &key, vec![format!("t{i}")]);
+            hints.hint(&function, &key, vec![format!("t{i}")]);
         }
-        let held_keys = held(&cache);
+        let held_keys = held(&hints);
         assert!(
             held_keys <= HINT_BYTES as usize,
             "{held_keys} bytes of hints"
@@ -111,18 +113,18 @@ mod tests {
             let tags = (0..100)
                 .map(|t| format!("{i}:{t}:{}", "t".repeat(2_000)))
                 .collect();
-            cache.hint(&function, &format!("key {i}"), tags);
+            hints.hint(&function, &format!("key {i}"), tags);
         }
-        let held_tags = held(&cache);
+        let held_tags = held(&hints);
         assert!(
             held_tags <= HINT_BYTES as usize,
             "{held_tags} bytes of hints"
         );
         // A long key is remembered under its shortened name.
         let key = format!("1:{}", "k".repeat(200_000));
-        cache.hint(&function, &key, vec!["one".into()]);
+        hints.hint(&function, &key, vec!["one".into()]);
         assert_eq!(
-            cache.hinted(&function, &key).as_deref(),
+            hints.hinted(&function, &key).as_deref(),
             Some(&["one".to_string()][..])
         );
     }
@@ -131,12 +133,12 @@ mod tests {
     /// remembered: no fill could store it.
     #[test]
     fn a_hint_holds_no_more_tags_than_an_entry_records() {
-        let cache = Cache::builder().memory();
+        let hints = hints();
         let function = Function::named("hints", "test");
         let many: Vec<String> = (0..300).map(|t| format!("t{t}")).collect();
-        cache.hint(&function, "k", many);
-        assert_eq!(cache.hinted(&function, "k"), None);
-        cache.hint(&function, "k", vec!["a".into()]);
-        assert!(cache.hinted(&function, "k").is_some());
+        hints.hint(&function, "k", many);
+        assert_eq!(hints.hinted(&function, "k"), None);
+        hints.hint(&function, "k", vec!["a".into()]);
+        assert!(hints.hinted(&function, "k").is_some());
     }
 }

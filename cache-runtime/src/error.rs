@@ -98,6 +98,12 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
+        // A Redis error's words are in the message already, redacted (see
+        // `said_by_redis`); any other cause follows it.
+        #[cfg(feature = "redis")]
+        if self.redis().is_some() {
+            return Ok(());
+        }
         if let Some(source) = &self.source {
             write!(f, ": {source}")?;
         }
@@ -207,6 +213,21 @@ pub(crate) fn tls_trouble(e: &redis::RedisError, tls: bool) -> Option<TlsTrouble
     (tls && closed).then_some(TlsTrouble::Closed)
 }
 
+/// A failed TLS handshake with `target`, saying why as far as known.
+#[cfg(any(feature = "redis", feature = "upstash"))]
+pub(crate) fn tls_failed(target: &dyn std::fmt::Display, trouble: TlsTrouble) -> Error {
+    let why = match trouble {
+        TlsTrouble::Certificate => "its certificate is not trusted",
+        TlsTrouble::NotTls => "it did not answer in TLS: does that port speak TLS?",
+        TlsTrouble::Closed => "it closed the connection during the handshake",
+        TlsTrouble::Other => "see the cause",
+    };
+    Error::new(
+        ErrorKind::Tls,
+        format!("TLS handshake with {target} failed: {why}"),
+    )
+}
+
 /// What rustls refused, if it is among `causes`.
 #[cfg(any(feature = "tls", feature = "upstash"))]
 fn rustls_trouble(causes: &[&(dyn std::error::Error + 'static)]) -> Option<TlsTrouble> {
@@ -248,6 +269,68 @@ impl From<redis::RedisError> for Error {
         } else {
             ErrorKind::Backend
         };
-        Error::new(kind, "redis").with_source(e)
+        Error::new(kind, said_by_redis(&e)).with_source(e)
+    }
+}
+
+/// What a Redis error says, for the message of the `Error` wrapping it:
+/// the server's code and words, with every quoted part (a key name, a
+/// user, a script's text) replaced by `'…'`, and at most 160 characters.
+/// Names stay out of messages (the source, kept whole, is for whoever
+/// asks for it).
+#[cfg(feature = "redis")]
+fn said_by_redis(e: &redis::RedisError) -> String {
+    const MOST: usize = 160;
+    let mut out = String::from("Redis: ");
+    let mut quote: Option<char> = None;
+    for c in e.to_string().chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '\'' || c == '"' {
+                    quote = Some(c);
+                }
+            }
+        }
+        if out.chars().count() >= MOST {
+            quote = None;
+            out.push('…');
+            break;
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapped_redis_error_says_what_the_server_said_without_names() {
+        let refused = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "NOPERM",
+            "User app has no permissions to access the 'shop:e:{user:42}' key".to_string(),
+        ));
+        let e = Error::from(refused);
+        let said = e.to_string();
+        assert!(said.contains("NOPERM"), "{said}");
+        assert!(said.contains("no permissions"), "{said}");
+        assert!(!said.contains("user:42"), "{said}");
+        let long = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+            "ERR",
+            "x".repeat(1000),
+        ));
+        assert!(Error::from(long).to_string().chars().count() < 400);
     }
 }

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 
-use crate::sync::checked::{self, AtomicU64, Mutex};
+use crate::shim::{self as checked, AtomicU64, Mutex, Weakening};
 use crate::version::Token;
 
 /// What a flight's leader hands its followers: the versions it read before
@@ -198,8 +198,7 @@ impl Drop for FlightGuard {
         if map.get(&self.key).is_some_and(|(id, _, _)| *id == self.id) {
             map.remove(&self.key);
         }
-        #[cfg(feature = "__loom")]
-        if crate::loom::weakened(crate::loom::Weakening::EpochAfterUnlock) {
+        if checked::weakened(Weakening::EpochAfterUnlock) {
             drop(map);
             self.shared.bucket(&self.key).fetch_add(1, Release);
             return;

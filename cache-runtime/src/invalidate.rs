@@ -5,14 +5,15 @@
 //! it is dropped midway (a caller's timeout, a `select!`), or an
 //! `#[invalidates]` body is dropped or panics after its write may have
 //! committed, the bust is kept as undelivered. Undelivered busts are sent
-//! again by one task per pending set, with backoff, until delivered.
+//! again by one task per pending set, with backoff, until delivered
+//! (`pending/deliver.rs`; a cache is its [`Courier`]).
 
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::names::Bust;
-use std::time::Duration;
 
-use crate::pending::{self, After, Claim, Work};
+use crate::deferred::Share;
+use crate::pending::{self, Courier, Work};
 use crate::stats::Counters;
 
 impl Cache {
@@ -129,74 +130,27 @@ impl Cache {
     /// delivers them (none was started, or its runtime went away).
     pub(crate) fn ensure_retrying(&self) {
         if let Some(claim) = self.inner.pending.claim() {
-            self.spawn_retry(claim);
+            // The claim moves into the task now: if the task is dropped
+            // before its first poll (it could not run), dropping it gives
+            // the claim back, and a later caller starts another.
+            pending::spawn_delivery(claim, self.clone());
         }
     }
+}
 
-    /// Delivers pending busts with backoff until none is left (I9), on
-    /// cachette's own runtime (`crate::background`): the caller's runtime
-    /// may be dropped or never driven again, and the busts must still go.
-    fn spawn_retry(&self, claim: Claim) {
-        // The claim moves into the task now: if the task is dropped before
-        // its first poll (it could not run), dropping it gives the claim
-        // back, and a later caller starts another.
-        let cache = self.clone();
-        let _ = crate::background::spawn(async move {
-            let mut claim = claim;
-            let inner = &*cache.inner;
-            let mut attempt = 0;
-            loop {
-                // A chunk just delivered: the next goes at once.
-                let wait = if attempt == u32::MAX {
-                    Duration::ZERO
-                } else {
-                    pending::backoff(attempt)
-                };
-                // Renewed before every wait, for the wait and a bust.
-                if !inner.pending.renew(&claim, wait + RETRY_SLACK) {
-                    return; // another task took over
-                }
-                tokio::time::sleep(wait).await;
-                let (work, generation) = inner.pending.snapshot();
-                let sent = match &work {
-                    Work::Names(bust) => {
-                        inner
-                            .backend
-                            .bust(&inner.namespace, bust, inner.version_ttl)
-                            .await
-                    }
-                    Work::Everything => inner.backend.bust_everything(&inner.namespace).await,
-                };
-                match sent {
-                    Ok(()) => {
-                        match &work {
-                            Work::Names(bust) => tracing::info!(
-                                names = bust.len(),
-                                "cachette: pending invalidations delivered"
-                            ),
-                            Work::Everything => tracing::warn!(
-                                "cachette: the namespace was invalidated as a whole (too many invalidations had been pending)"
-                            ),
-                        }
-                        match inner.pending.delivered(&work, generation, claim) {
-                            (After::Done, _) => return,
-                            (After::More, Some(kept)) => claim = kept,
-                            (After::More, None) => unreachable!("kept while work is left"),
-                        }
-                        attempt = u32::MAX;
-                    }
-                    Err(e) => {
-                        tracing::debug!(
-                            error = %e,
-                            attempt,
-                            task = claim.id(),
-                            "cachette: pending invalidations still undelivered"
-                        );
-                        attempt = if attempt == u32::MAX { 0 } else { attempt + 1 };
-                    }
-                }
+/// A cache delivers the work of its pending set through its backend.
+impl Courier for Cache {
+    async fn deliver(&self, work: &Work) -> Result<(), Error> {
+        let inner = &*self.inner;
+        match work {
+            Work::Names(bust) => {
+                inner
+                    .backend
+                    .bust(&inner.namespace, bust, inner.version_ttl)
+                    .await
             }
-        });
+            Work::Everything => inner.backend.bust_everything(&inner.namespace).await,
+        }
     }
 }
 
@@ -226,10 +180,6 @@ impl std::fmt::Debug for NamesForLogs<'_> {
         list.finish()
     }
 }
-
-/// How long past its planned wait a delivery task may go silent before
-/// another is started: room for one bust and a busy runtime.
-const RETRY_SLACK: Duration = Duration::from_secs(5);
 
 /// A bust that is kept as undelivered if dropped before it is disarmed.
 pub(crate) struct Armed<'a> {
@@ -270,6 +220,16 @@ impl<'a> Armed<'a> {
     /// The bust, no longer kept on drop.
     pub(crate) fn disarm(mut self) -> Bust {
         self.bust.take().expect("armed until disarmed")
+    }
+}
+
+impl Share for Armed<'_> {
+    fn cache(&self) -> &Cache {
+        self.cache
+    }
+
+    fn merge(&mut self, bust: &Bust) {
+        Armed::merge(self, bust);
     }
 }
 

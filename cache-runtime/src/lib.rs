@@ -42,6 +42,7 @@ mod pending;
 mod policy;
 mod read;
 mod replicas;
+mod shim;
 mod signing;
 mod stats;
 mod sync;
@@ -55,7 +56,7 @@ pub mod __private;
 pub mod admin;
 
 #[cfg(feature = "redis")]
-pub use crate::backend::redis::bust::SERVER_FUNCTIONS;
+pub use crate::backend::redis::scripts::SERVER_FUNCTIONS;
 pub use crate::builder::CacheBuilder;
 pub use crate::cache::Cache;
 pub use crate::codec::Codec;

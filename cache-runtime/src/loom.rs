@@ -1,52 +1,17 @@
 //! The in-process primitives checked under every interleaving of their
-//! threads with loom (feature `__loom`; `sync::checked` swaps in loom's
-//! primitives). Each check comes with a weakened variant of the primitive
-//! that loom must catch, so that a check that could no longer fail is
-//! noticed.
+//! threads with loom (feature `__loom`; `shim.rs` swaps in loom's
+//! primitives, and holds the weakenings). Each check comes with a
+//! weakened variant of the primitive that loom must catch, so that a
+//! check that could no longer fail is noticed.
 //!
 //! `cargo test -p cache-runtime --features __loom --lib loom`
 //! (`./scripts/test.sh` runs it, bounded by `LOOM_MAX_PREEMPTIONS`).
 
-use std::cell::Cell;
-
-/// A mistake the primitive avoids, turned on for one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Weakening {
-    None,
-    /// The pending set's "anything kept" flag cleared after its lock is
-    /// let go (a bug it once had).
-    MarkAfterUnlock,
-    /// The breaker's probe permit not given back when its call is dropped
-    /// (a bug it once had: a cancelled probe kept the breaker open).
-    ProbeKeptWhenDropped,
-    /// The near-cache keeps a lookup that an invalidation message overtook
-    /// while it was in flight.
-    KeepOvertaken,
-    /// A flight's epoch bumped after its entry left the map and the lock
-    /// was let go.
-    EpochAfterUnlock,
-    /// The ordering batch's names taken before the batch is closed.
-    ProbesTakenBeforeClose,
-    /// A batch whose sending task was dropped unsent left unanswered (the
-    /// task's runtime gone: I13).
-    UnsentBatchUnanswered,
-}
-
-thread_local! {
-    // loom runs a check's threads on the test's own thread.
-    static WEAKENING: Cell<Weakening> = const { Cell::new(Weakening::None) };
-}
-
-/// Whether `weakening` is on for the running check.
-pub(crate) fn weakened(weakening: Weakening) -> bool {
-    WEAKENING.with(|w| w.get() == weakening)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::names::Bust;
     use crate::pending::Pending;
+    use crate::shim::Weakening;
 
     fn bust(names: &[&str]) -> Bust {
         Bust::of(names, std::iter::empty::<&str>())
@@ -55,9 +20,9 @@ mod tests {
     /// Runs `check` under loom with `weakening` on: `None` if every
     /// interleaving passes, else the failure's message.
     fn failure(weakening: Weakening, check: fn()) -> Option<String> {
-        WEAKENING.with(|w| w.set(weakening));
+        crate::shim::weaken(weakening);
         let outcome = std::panic::catch_unwind(|| loom::model(check));
-        WEAKENING.with(|w| w.set(Weakening::None));
+        crate::shim::weaken(Weakening::None);
         let payload = outcome.err()?;
         Some(
             payload
@@ -206,7 +171,7 @@ mod tests {
         let (since, held) = reader.join().unwrap();
         // Kept only by a lookup registered after the message.
         let registered =
-            |kept: &crate::backend::redis::near::Kept| since[kept.conns[0] as usize - 1];
+            |kept: &crate::backend::redis::near::KeptLookup| since[kept.conns[0] as usize - 1];
         if let Some(kept) = near.get(NAMES[0]) {
             assert!(registered(&kept) > 0, "an overtaken lookup was kept");
         }
@@ -309,7 +274,7 @@ mod tests {
         assert!(
             !fails(
                 Weakening::None,
-                crate::backend::redis::link::tracking::a_joined_caller_has_its_names_read
+                crate::backend::redis::near::tracking::a_joined_caller_has_its_names_read
             ),
             "the ordering batcher failed under loom"
         );
@@ -323,7 +288,7 @@ mod tests {
         assert!(
             !fails(
                 Weakening::None,
-                crate::backend::redis::link::tracking::a_caller_of_an_unsent_batch_is_answered
+                crate::backend::redis::near::tracking::a_caller_of_an_unsent_batch_is_answered
             ),
             "the ordering batcher failed under loom"
         );
@@ -335,7 +300,7 @@ mod tests {
         assert!(
             fails(
                 Weakening::UnsentBatchUnanswered,
-                crate::backend::redis::link::tracking::a_caller_of_an_unsent_batch_is_answered
+                crate::backend::redis::near::tracking::a_caller_of_an_unsent_batch_is_answered
             ),
             "loom no longer catches the weakened batcher"
         );
@@ -347,7 +312,7 @@ mod tests {
         assert!(
             fails(
                 Weakening::ProbesTakenBeforeClose,
-                crate::backend::redis::link::tracking::a_joined_caller_has_its_names_read
+                crate::backend::redis::near::tracking::a_joined_caller_has_its_names_read
             ),
             "loom no longer catches the weakened batcher"
         );

@@ -53,6 +53,9 @@ pub struct Stats {
     /// Keys and tags whose invalidation failed and is being retried (a
     /// gauge, not a counter). While it is above zero, entries they name
     /// are read through.
+    pub pending_invalidations: u64,
+    /// The former name of `pending_invalidations`, the same number.
+    #[deprecated(since = "0.1.0", note = "renamed `pending_invalidations`")]
     pub pending_busts: u64,
     /// Stored values rejected by the signature check (with a signing key).
     pub signature_failures: u64,
@@ -100,6 +103,8 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
+    // The deprecated field is still filled in.
+    #[allow(deprecated)]
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             hits: self.hits.load(Relaxed),
@@ -113,6 +118,7 @@ impl Counters {
             lock_waits: self.lock_waits.load(Relaxed),
             lock_timeouts: self.lock_timeouts.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
+            pending_invalidations: 0,
             pending_busts: 0,
             breaker_opens: self.breaker_opens.load(Relaxed),
             too_large: self.too_large.load(Relaxed),

@@ -4,26 +4,6 @@
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-/// The primitives loom checks (feature `__loom`, in `loom.rs`): the same
-/// as std's otherwise.
-pub(crate) mod checked {
-    #[cfg(feature = "__loom")]
-    pub(crate) use loom::sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64},
-        Mutex, MutexGuard,
-    };
-    #[cfg(not(feature = "__loom"))]
-    pub(crate) use std::sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicU64},
-        Mutex, MutexGuard,
-    };
-
-    /// Locks `mutex`, whether a thread panicked in it or not.
-    pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-        mutex.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -1,10 +1,10 @@
 //! Version tokens, and what a version holds in Redis.
 //!
 //! A token is random, so a lost version can never match again (I2). In
-//! Redis a version holds `<run><token>`: the scope of the server that wrote
+//! Redis a version holds `<run><token>`: the origin of the server that wrote
 //! it (16 hex digits naming its run id and replication id, see
 //! `backend/redis/link/mod.rs`), then the token. A version read on a server in
-//! another scope is *foreign*: it came back with a restart from an older
+//! another origin is *foreign*: it came back with a restart from an older
 //! snapshot or a resync, or travelled with replication or a slot migration
 //! from a server where busts could not see it, so it proves nothing and
 //! counts as missing (I10). Busts write the one name a version
@@ -13,7 +13,7 @@
 /// Length of a token as stored: 16 lowercase hex digits.
 pub(crate) const TOKEN_LEN: usize = 16;
 
-/// Length of a server's scope in a stored version.
+/// Length of a server's origin in a stored version.
 pub(crate) const RUN_LEN: usize = 16;
 
 /// A random 64-bit version, kept as the hex text stored in the backend.
@@ -109,7 +109,7 @@ impl std::fmt::Debug for Head {
 
 impl Seen {
     /// Reads a stored version, or as much of it as [`VERSION_READ`], on a
-    /// server whose scope is `run`.
+    /// server whose origin is `run`.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn read(raw: Option<&[u8]>, run: &str) -> Seen {
         let Some(raw) = raw else {

@@ -2,6 +2,7 @@
 //! (`Cache::invalidate`: new versions, and `WAIT` for replicas as the
 //! library's defaults ask).
 
+use crate::failure::Failure;
 use std::time::Duration;
 
 use cachette::Cache;
@@ -22,14 +23,14 @@ pub struct Args {
     timeout_ms: u64,
 }
 
-pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
+pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, Failure> {
     if args.keys.is_empty() && args.tags.is_empty() {
         return Err("nothing to bust: give --key or --tag".into());
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(Failure::of)?;
     let cluster = crate::server::Server::connect(url)?.cluster;
     let result = runtime.block_on(async {
         let timeout = Duration::from_millis(args.timeout_ms);
@@ -43,11 +44,11 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
         } else {
             builder.connect(url).await
         }
-        .map_err(|e| format!("cannot connect: {e}"))?;
+        .map_err(Failure::during("cannot connect"))?;
         cache
             .invalidate(&args.keys, &args.tags)
             .await
-            .map_err(|e| format!("the bust was not confirmed: {e}"))
+            .map_err(Failure::during("the bust was not confirmed"))
     });
     let (ok, text) = match &result {
         Ok(()) => (
@@ -67,7 +68,7 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
             "keys": args.keys,
             "tags": args.tags,
             "confirmed": ok,
-            "error": result.err(),
+            "error": result.err().map(|e| e.to_string()),
         }),
         ok,
     })

@@ -1,6 +1,7 @@
 //! `cachette doctor`: checks a server against what the library needs, and
 //! says what to change.
 
+use crate::failure::Failure;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -52,11 +53,11 @@ const NEEDED: [(&str, &[&str]); 11] = [
     ("exists", &["{ns}:k:{x}"]),
 ];
 
-fn info(conn: &mut Connection, section: &str) -> Result<String, String> {
+fn info(conn: &mut Connection, section: &str) -> Result<String, Failure> {
     redis::cmd("INFO")
         .arg(section)
         .query(conn)
-        .map_err(|e| format!("INFO {section}: {e}"))
+        .map_err(Failure::during(format!("INFO {section}")))
 }
 
 fn field<'a>(info: &'a str, name: &str) -> Option<&'a str> {
@@ -116,22 +117,22 @@ fn check_node(
             "run id",
             Level::Fail,
             "INFO server has no run_id".into(),
-            "cachette scopes versions by the server's run id; this server (a proxy?) hides it",
+            "cachette ties versions to the server's run id; this server (a proxy?) hides it",
         );
     }
 
     // RESP3 and tracking, on a connection of their own.
-    let tracking = (|| -> Result<(), String> {
+    let tracking = (|| -> Result<(), Failure> {
         let _: redis::Value = redis::cmd("HELLO")
             .arg(3)
             .query(conn)
-            .map_err(|e| e.to_string())?;
+            .map_err(Failure::of)?;
         let on: redis::RedisResult<redis::Value> =
             redis::cmd("CLIENT").arg("TRACKING").arg("ON").query(conn);
         let _: redis::RedisResult<redis::Value> =
             redis::cmd("CLIENT").arg("TRACKING").arg("OFF").query(conn);
         let _: redis::RedisResult<redis::Value> = redis::cmd("HELLO").arg(2).query(conn);
-        on.map(|_| ()).map_err(|e| e.to_string())
+        on.map(|_| ()).map_err(Failure::of)
     })();
     match tracking {
         Ok(()) => add("near-cache", Level::Ok, "RESP3 and CLIENT TRACKING".into(), ""),
@@ -313,7 +314,7 @@ fn check_node(
         "persistence",
         Level::Ok,
         found,
-        "after a restart, entries from before it are never served (versions are scoped by the server's run id): a restart costs a cold cache, not stale reads",
+        "after a restart, entries from before it are never served (versions are tied to the server's run id): a restart costs a cold cache, not stale reads",
     );
 
     // Replicas.
@@ -380,7 +381,7 @@ fn check_node(
     out
 }
 
-pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
+pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, Failure> {
     let mut server = Server::connect(url)?;
     let cluster = server.cluster;
     let timeout = Duration::from_millis(args.timeout_ms);

@@ -1,6 +1,7 @@
 //! `cachette inspect`: every function's entry under a key, and whether it
 //! would be served now, and if not, why.
 
+use crate::failure::Failure;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -38,7 +39,7 @@ fn now_ms() -> u64 {
 }
 
 /// The key as the attributes would render it.
-pub fn key_of(args: &Args) -> Result<String, String> {
+pub fn key_of(args: &Args) -> Result<String, Failure> {
     match (&args.key, &args.template) {
         (Some(key), None) => Ok(key.clone()),
         (None, Some(template)) => {
@@ -49,7 +50,7 @@ pub fn key_of(args: &Args) -> Result<String, String> {
                     .ok_or_else(|| format!("--arg {arg:?}: expected NAME=VALUE"))?;
                 builder = builder.arg(name, value);
             }
-            builder.build().map_err(|e| format!("--template: {e}"))
+            builder.build().map_err(Failure::during("--template"))
         }
         (Some(_), Some(_)) => Err("give a key or --template, not both".into()),
         (None, None) => Err("give a key, or --template with --arg".into()),
@@ -103,27 +104,27 @@ fn duration(ms: i64) -> String {
     }
 }
 
-pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
+pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, Failure> {
     let key = key_of(args)?;
     let names = admin::key_names(ns, &key);
     let mut server = Server::connect(url)?;
     let cluster = server.cluster;
     let node = server.node_for(names.slot);
     let conn = &mut node.conn;
-    let info = |section: &str, conn: &mut redis::Connection| -> Result<String, String> {
+    let info = |section: &str, conn: &mut redis::Connection| -> Result<String, Failure> {
         redis::cmd("INFO")
             .arg(section)
             .query(conn)
-            .map_err(|e| format!("INFO {section}: {e}"))
+            .map_err(Failure::during(format!("INFO {section}")))
     };
-    let scope = admin::scope(&info("server", conn)?, &info("replication", conn)?)
+    let origin = admin::origin(&info("server", conn)?, &info("replication", conn)?)
         .ok_or("the server does not report its run id")?;
     // Every name is read in a bounded range, with its length: anyone who
     // can write to Redis can plant a name of any size.
     let read = |name: &str,
                 max: usize,
                 conn: &mut redis::Connection|
-     -> Result<Option<(Vec<u8>, usize)>, String> {
+     -> Result<Option<(Vec<u8>, usize)>, Failure> {
         let (exists, total, head): (bool, usize, Vec<u8>) = redis::pipe()
             .cmd("EXISTS")
             .arg(name)
@@ -134,22 +135,22 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
             .arg(0)
             .arg(max.saturating_sub(1))
             .query(conn)
-            .map_err(|e| format!("GETRANGE: {e}"))?;
+            .map_err(Failure::during("GETRANGE"))?;
         Ok(exists.then_some((head, total)))
     };
-    let get = |name: &str, conn: &mut redis::Connection| -> Result<Option<Vec<u8>>, String> {
+    let get = |name: &str, conn: &mut redis::Connection| -> Result<Option<Vec<u8>>, Failure> {
         Ok(read(name, VERSION_READ, conn)?.map(|(head, _)| head))
     };
-    let key_version = admin::version_state(get(&names.version, conn)?, &scope);
+    let key_version = admin::version_state(get(&names.version, conn)?, &origin);
     let epoch_name = if cluster {
         &names.cluster_epoch
     } else {
         &names.epoch
     };
-    let epoch = admin::version_state(get(epoch_name, conn)?, &scope);
+    let epoch = admin::version_state(get(epoch_name, conn)?, &origin);
     let mut tags = Vec::new();
     for tag in &args.tags {
-        let state = admin::version_state(get(&admin::tag_version(ns, tag), conn)?, &scope);
+        let state = admin::version_state(get(&admin::tag_version(ns, tag), conn)?, &origin);
         tags.push((tag.clone(), state));
     }
     // The pattern also matches other keys' and namespaces' names.

@@ -6,6 +6,7 @@
 
 mod bust;
 mod doctor;
+mod failure;
 mod inspect;
 mod server;
 mod stats;
@@ -81,7 +82,7 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => {
-            let e = scrub(&e);
+            let e = scrub(&e.to_string());
             if cli.json {
                 println!("{}", serde_json::json!({ "error": e }));
             } else {

@@ -1,5 +1,6 @@
 //! Connections to a single Redis, or to every master of a Redis Cluster.
 
+use crate::failure::Failure;
 use std::time::Duration;
 
 use redis::{Connection, Value};
@@ -20,15 +21,14 @@ pub struct Server {
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn open(url: &str) -> Result<Connection, String> {
-    let client = redis::Client::open(url).map_err(|e| format!("bad URL {}: {e}", shown(url)))?;
+fn open(url: &str) -> Result<Connection, Failure> {
+    let client =
+        redis::Client::open(url).map_err(Failure::during(format!("bad URL {}", shown(url))))?;
     let conn = client
         .get_connection_with_timeout(TIMEOUT)
-        .map_err(|e| format!("cannot reach {}: {e}", shown(url)))?;
-    conn.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    conn.set_write_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(Failure::during(format!("cannot reach {}", shown(url))))?;
+    conn.set_read_timeout(Some(TIMEOUT)).map_err(Failure::of)?;
+    conn.set_write_timeout(Some(TIMEOUT)).map_err(Failure::of)?;
     Ok(conn)
 }
 
@@ -75,7 +75,7 @@ pub fn shown(url: &str) -> String {
 }
 
 impl Server {
-    pub fn connect(url: &str) -> Result<Server, String> {
+    pub fn connect(url: &str) -> Result<Server, Failure> {
         let mut seed = open(url)?;
         let info: String = redis::cmd("INFO")
             .arg("cluster")
@@ -94,7 +94,7 @@ impl Server {
         let slots: Value = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query(&mut seed)
-            .map_err(|e| format!("CLUSTER SLOTS: {e}"))?;
+            .map_err(Failure::during("CLUSTER SLOTS"))?;
         let mut nodes: Vec<Node> = Vec::new();
         let Value::Array(ranges) = slots else {
             return Err("CLUSTER SLOTS: an unexpected reply".into());
@@ -121,10 +121,10 @@ impl Server {
             match nodes.iter_mut().find(|n| n.addr == addr) {
                 Some(node) => node.slots.push(range),
                 None => {
-                    let mut node_url = url::Url::parse(url).map_err(|e| e.to_string())?;
+                    let mut node_url = url::Url::parse(url).map_err(Failure::of)?;
                     node_url
                         .set_host(Some(&host))
-                        .map_err(|e| format!("node {addr}: {e}"))?;
+                        .map_err(Failure::during(format!("node {addr}")))?;
                     let _ = node_url.set_port(Some(port as u16));
                     nodes.push(Node {
                         addr,
@@ -169,8 +169,8 @@ pub fn scan(
     conn: &mut Connection,
     pattern: &str,
     limit: usize,
-    mut page: impl FnMut(&mut Connection, Vec<String>) -> Result<(), String>,
-) -> Result<(usize, bool), String> {
+    mut page: impl FnMut(&mut Connection, Vec<String>) -> Result<(), Failure>,
+) -> Result<(usize, bool), Failure> {
     let mut cursor: u64 = 0;
     let mut seen = 0;
     loop {
@@ -181,7 +181,7 @@ pub fn scan(
             .arg("COUNT")
             .arg(1000)
             .query(conn)
-            .map_err(|e| format!("SCAN: {e}"))?;
+            .map_err(Failure::during("SCAN"))?;
         let room = limit - seen;
         let stopped = batch.len() >= room;
         batch.truncate(room);

@@ -1,5 +1,6 @@
 //! `cachette stats`: the namespace's names by kind, and their memory.
 
+use crate::failure::Failure;
 use std::fmt::Write;
 
 use serde_json::json;
@@ -23,7 +24,7 @@ const KINDS: [(char, &str); 5] = [
     ('n', "namespace epochs"),
 ];
 
-pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, String> {
+pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, Failure> {
     let mut server = Server::connect(url)?;
     let mut counts = [0u64; KINDS.len()];
     let mut other = 0u64;

@@ -135,7 +135,7 @@ async fn the_embedded_backend_is_bounded_by_bytes() {
     for (cache, budget, size, count) in [
         (Cache::memory(), 64u64 << 20, 1_000_000, 90),
         (
-            Cache::builder().max_memory(1 << 20).memory(),
+            Cache::builder().max_memory_bytes(1 << 20).memory(),
             1 << 20,
             20_000,
             200,

@@ -288,7 +288,7 @@ async fn memory_budgets_count_decoded_values() {
     // cache's own lag in evicting.
     let most = 3 * (budget / 900_000);
     let embedded = Cache::builder()
-        .max_memory(budget)
+        .max_memory_bytes(budget)
         .compress_above(1024)
         .memory();
     let hits = second_pass_hits(&embedded, 100, |c| c.stats().hits).await;

@@ -179,7 +179,7 @@ async fn an_invalidation_dropped_inside_a_scope_waits_for_it() {
                 _ = reached.notified() => {} // written, the body not over
             }
             assert_eq!(
-                cache.stats().pending_busts,
+                cache.stats().pending_invalidations,
                 0,
                 "{backend}: held by the scope"
             );

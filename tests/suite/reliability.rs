@@ -36,7 +36,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
 
     server.kill();
     update(&cache, &src, 0).await.unwrap(); // the write commits, the bust fails
-    assert_eq!(cache.stats().pending_busts, 1);
+    assert_eq!(cache.stats().pending_invalidations, 1);
     assert_eq!(
         doc(&cache, &src, 0).await,
         1,
@@ -77,7 +77,7 @@ async fn a_bust_made_while_redis_was_down_is_delivered_and_nothing_stale_is_serv
 async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
     let mut server = RedisServer::start();
     let cache = impatient(Duration::from_millis(300))
-        .max_pending_busts(2)
+        .max_pending_invalidations(2)
         .connect(&server.url())
         .await
         .unwrap();
@@ -88,12 +88,16 @@ async fn past_the_pending_bound_nothing_is_served_from_the_cache() {
         update(&cache, &src, id).await.unwrap();
     }
     // Past the bound, the names give way to one namespace-wide step.
-    assert!(cache.stats().pending_busts >= 2, "{:?}", cache.stats());
+    assert!(
+        cache.stats().pending_invalidations >= 2,
+        "{:?}",
+        cache.stats()
+    );
     server.restart(); // empty: no persistence
                       // Over the bound: even doc:9, which no pending bust names, is read through.
     let misses = cache.stats().misses;
     let value = doc(&cache, &src, 9).await;
-    if cache.stats().pending_busts > 0 {
+    if cache.stats().pending_invalidations > 0 {
         assert_eq!(cache.stats().misses, misses, "read through, not filled");
     }
     assert_eq!(value, 3 + 9);
@@ -176,7 +180,11 @@ async fn an_invalidation_cancelled_mid_flight_is_kept_and_delivered() {
     let cancelled =
         tokio::time::timeout(Duration::from_millis(100), cache.invalidate_keys(["doc:1"])).await;
     assert!(cancelled.is_err(), "the bust was still waiting for Redis");
-    assert_eq!(cache.stats().pending_busts, 1, "kept though cancelled");
+    assert_eq!(
+        cache.stats().pending_invalidations,
+        1,
+        "kept though cancelled"
+    );
     assert_eq!(doc(&cache, &src, 1).await, 11, "read through while pending");
 
     proxy.set(crate::support::proxy::Mode::Pass);
@@ -388,7 +396,7 @@ async fn a_service_starts_while_redis_is_down() {
     }
     src.fetch_add(10, SeqCst);
     assert!(cache.invalidate_keys(["doc:4"]).await.is_err());
-    assert_eq!(cache.stats().pending_busts, 1);
+    assert_eq!(cache.stats().pending_invalidations, 1);
 
     server.restart();
     delivered(&cache).await;

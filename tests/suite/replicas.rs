@@ -97,7 +97,11 @@ async fn invalidations_wait_for_a_replica_and_a_silent_one_fails_them() {
     assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
     let err = bust.await.unwrap().unwrap_err();
     assert!(started.elapsed() >= ack_timeout, "{err}");
-    assert_eq!(cache.stats().pending_busts, 1, "kept for retry: {err}");
+    assert_eq!(
+        cache.stats().pending_invalidations,
+        1,
+        "kept for retry: {err}"
+    );
     // Until it is delivered, what it names is read through, every time.
     assert_eq!(read(&cache, &runs).await, 2);
     assert_eq!(read(&cache, &runs).await, 3);
@@ -136,7 +140,7 @@ async fn without_replicas_auto_does_not_wait_and_require_fails() {
         .await
         .unwrap();
     assert!(required.invalidate_keys(["a"]).await.is_err());
-    assert_eq!(required.stats().pending_busts, 1);
+    assert_eq!(required.stats().pending_invalidations, 1);
 }
 
 /// A failover only causes misses (I10): the promoted replica is another
@@ -174,7 +178,11 @@ async fn a_failover_to_a_replica_serves_nothing_from_before_it() {
         .await
         .expect("Off: the master's acknowledgement is enough");
     let err = auto.invalidate_keys(["user:2"]).await.unwrap_err();
-    assert_eq!(auto.stats().pending_busts, 1, "kept for retry: {err}");
+    assert_eq!(
+        auto.stats().pending_invalidations,
+        1,
+        "kept for retry: {err}"
+    );
 
     master.kill();
     redis::cmd("REPLICAOF")
@@ -249,7 +257,7 @@ async fn in_a_split_brain_only_replica_acknowledged_busts_return_ok() {
         auto.invalidate_keys(["user:2"]).await.is_err(),
         "Auto: no replica acknowledged it, so it must not return Ok"
     );
-    assert_eq!(auto.stats().pending_busts, 1, "kept and retried");
+    assert_eq!(auto.stats().pending_invalidations, 1, "kept and retried");
     assert_eq!(runs.load(SeqCst), filled);
 }
 

@@ -204,7 +204,7 @@ fn a_bust_from_another_runtime_is_delivered_while_the_first_idles(target: Target
                     );
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                assert_eq!(w.stats().pending_busts, 0, "{:?}", w.stats());
+                assert_eq!(w.stats().pending_invalidations, 0, "{:?}", w.stats());
             })
         },
     );

@@ -310,7 +310,7 @@ async fn pending_after_a_pause(server: &RedisServer, cache: &Cache, n: usize) {
         cache.invalidate_tags(&tags).await.is_err(),
         "Redis refused writes"
     );
-    assert!(cache.stats().pending_busts > 0);
+    assert!(cache.stats().pending_invalidations > 0);
     redis::cmd("CLIENT")
         .arg("UNPAUSE")
         .exec(&mut server.raw())
@@ -357,7 +357,7 @@ async fn delivered_in_bounded_steps(n: usize, limit: usize) -> Vec<(String, i64)
     let server = RedisServer::start();
     let cache = Cache::builder()
         .command_timeout(Duration::from_millis(500))
-        .max_pending_busts(limit)
+        .max_pending_invalidations(limit)
         .connect(&server.url())
         .await
         .unwrap();

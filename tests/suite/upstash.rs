@@ -208,7 +208,7 @@ async fn an_unreachable_server_is_read_through() {
     assert_eq!(src.runs(), 2);
     // An invalidation that cannot be delivered says so, and is kept.
     assert!(cache.invalidate_keys(["item:1"]).await.is_err());
-    assert_eq!(cache.stats().pending_busts, 1);
+    assert_eq!(cache.stats().pending_invalidations, 1);
 }
 
 /// Without a run id, a restart from older data could not be told apart
@@ -290,7 +290,7 @@ async fn a_bust_that_replicas_must_hold_fails_without_them() {
     assert_eq!(src.runs(), 1);
     let e = cache.invalidate_keys(["item:1"]).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    assert_eq!(cache.stats().pending_busts, 1);
+    assert_eq!(cache.stats().pending_invalidations, 1);
     src.version.store(1, std::sync::atomic::Ordering::SeqCst);
     assert_eq!(
         item(&cache, &src, 1, "g").await,
@@ -392,7 +392,8 @@ async fn default_cache_child() {
 
 /// The folder of the TypeScript checks, with its packages installed.
 fn sdk_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/upstash-sdk");
+    // This package is tests/suite; the checks are in tests/upstash-sdk.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../upstash-sdk");
     assert!(
         dir.join("node_modules/@upstash/redis").is_dir()
             && dir.join("node_modules/typescript").is_dir(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache as Moka;
 use moka::Expiry;
 
-use super::{Blob, Lookup, Wanted};
+use super::stored::{Blob, Lookup, Wanted};
 use crate::names::{Bust, Namespace, Subject};
 use crate::version::Token;
 use crate::version::{Seen, TOKEN_LEN};

@@ -1,5 +1,9 @@
-//! Where entries and versions live. Both backends store the same bytes and
-//! follow the same rules; the cache logic above them is shared.
+//! Where entries and versions live, as one dispatch level: [`Backend`]
+//! is the embedded backend, a single Redis, a Redis Cluster or Upstash's
+//! REST API, and each operation is matched once, here, where the bounds
+//! on Redis operations are applied. Every variant stores the same bytes
+//! and keeps the contract documented on each operation below; the cache
+//! logic above them is shared.
 
 pub(crate) mod memory;
 #[cfg(feature = "redis")]
@@ -9,48 +13,26 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::names::{Bust, EpochOf, Namespace, Subject};
-use crate::version::{Seen, Token};
+use crate::version::Token;
 
-/// Stored entry bytes, shared with the embedded backend or owned from Redis.
-#[derive(Debug)]
-pub(crate) enum Blob {
-    Shared(std::sync::Arc<[u8]>),
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    Owned(Vec<u8>),
-}
+mod stored;
+pub(crate) use self::stored::{Lookup, NearStats, Wanted, EPOCH_TTL};
 
-impl std::ops::Deref for Blob {
-    type Target = [u8];
+#[cfg(feature = "redis")]
+pub(crate) use self::redis::Settings;
+#[cfg(feature = "redis")]
+use self::redis::{single::Single, wire};
 
-    fn deref(&self) -> &[u8] {
-        match self {
-            Blob::Shared(b) => b,
-            Blob::Owned(b) => b,
-        }
+/// A lookup from Redis, refused unless it read one version per name
+/// asked (a reply is the server's to shape).
+#[cfg(feature = "redis")]
+fn shaped(subject: &Subject<'_>, lookup: Result<Lookup, Error>) -> Result<Lookup, Error> {
+    let lookup = lookup?;
+    let asked = subject.names().versions().count();
+    if lookup.versions.len() != asked {
+        return Err(misshapen("lookup", asked, lookup.versions.len()));
     }
-}
-
-/// A version a fill needs a token for: its name, what the lookup saw of
-/// it (`None`: missing; else the head of the foreign value, see
-/// `version::Head`), and the TTL to give it.
-pub(crate) type Wanted<'a> = (&'a str, Option<&'a [u8]>, Duration);
-
-/// How long a namespace's epoch lives: every entry records it, so its
-/// expiry costs every entry a miss at once.
-pub(crate) const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// What one lookup read: the stored entry, if any, and each version as
-/// seen, in the order of the subject's `names().versions()`.
-#[derive(Debug)]
-pub(crate) struct Lookup {
-    pub entry: Option<Blob>,
-    /// The entry stored was larger than any cachette writes (planted), and
-    /// was not read whole.
-    pub oversized: bool,
-    pub versions: Vec<Seen>,
-    /// Where the entry's decoded value is kept, when the entry is kept in
-    /// memory (see `keep.rs`).
-    pub decoded: Option<std::sync::Arc<crate::keep::Decoded>>,
+    Ok(lookup)
 }
 
 /// A reply with another number of values than the names it answers.
@@ -62,21 +44,143 @@ fn misshapen(what: &str, asked: usize, got: usize) -> Error {
     )
 }
 
-/// The Redis variant's operations are polled inside cachette's runtime
+/// Where entries and versions live.
+///
+/// The Redis variants' operations are polled inside cachette's runtime
 /// context (`crate::background::entered`): their deadlines are on its
 /// timer, whatever runtime, or nested executor, awaits them.
-pub(crate) enum Backend {
+pub(crate) struct Backend {
+    servers: Servers,
+    /// The bound on every operation, reconnection included (connections
+    /// have their own response timeout, but waiting for one is not
+    /// covered by it); a bust, `WAIT` included, has its own.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    deadline: Duration,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    bust_deadline: Duration,
+}
+
+enum Servers {
     Memory(memory::MemoryBackend),
+    /// One Redis (or a master with replicas).
     #[cfg(feature = "redis")]
-    Redis(redis::RedisBackend),
+    Single(Single),
+    #[cfg(feature = "cluster")]
+    Cluster(std::sync::Arc<self::redis::cluster::Cluster>),
+    /// Upstash's REST API: one database, over HTTPS.
+    #[cfg(feature = "upstash")]
+    Rest(self::redis::rest::Rest),
 }
 
 impl Backend {
+    /// The embedded backend.
+    pub(crate) fn memory(memory: memory::MemoryBackend) -> Backend {
+        Backend {
+            servers: Servers::Memory(memory),
+            deadline: Duration::MAX,
+            bust_deadline: Duration::MAX,
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    fn remote(servers: Servers, settings: &Settings) -> Backend {
+        Backend {
+            servers,
+            deadline: settings.command_timeout,
+            bust_deadline: settings.command_timeout * 2 + settings.ack_timeout,
+        }
+    }
+
+    /// A single Redis at `url`, reached now: fails if it cannot be
+    /// reached or refuses us.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn connect(url: &str, settings: &Settings) -> Result<Backend, Error> {
+        let single = Single::new(url, settings)?;
+        single.connect_now().await?;
+        Ok(Backend::remote(Servers::Single(single), settings))
+    }
+
+    /// A single Redis at `url`, first reached on first use; until then,
+    /// and while it is unreachable, operations fail (and annotated
+    /// functions read through).
+    #[cfg(feature = "redis")]
+    pub(crate) fn connect_lazy(url: &str, settings: &Settings) -> Result<Backend, Error> {
+        let single = Single::new(url, settings)?;
+        Ok(Backend::remote(Servers::Single(single), settings))
+    }
+
+    /// A Redis Cluster through any of `nodes`, reached now: fails if none
+    /// can be reached or the cluster refuses us.
+    #[cfg(feature = "cluster")]
+    pub(crate) async fn connect_cluster(
+        nodes: &[String],
+        settings: &Settings,
+    ) -> Result<Backend, Error> {
+        let cluster = self::redis::cluster::Cluster::connect(nodes, settings).await?;
+        Ok(Backend::remote(Servers::Cluster(cluster), settings))
+    }
+
+    /// A Redis Cluster through any of `nodes`, first reached on first use.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn connect_cluster_lazy(
+        nodes: &[String],
+        settings: &Settings,
+    ) -> Result<Backend, Error> {
+        let cluster = self::redis::cluster::Cluster::lazy(nodes, settings)?;
+        Ok(Backend::remote(Servers::Cluster(cluster), settings))
+    }
+
+    /// Upstash's REST API at `url` with `token`; asks the server who it
+    /// is before returning, and fails if it cannot.
+    #[cfg(feature = "upstash")]
+    pub(crate) async fn upstash(
+        url: &str,
+        token: &str,
+        settings: &Settings,
+    ) -> Result<Backend, Error> {
+        let rest = self::redis::rest::Rest::new(url, token, settings)?;
+        within(settings.command_timeout, rest.connect_now()).await?;
+        Ok(Backend::remote(Servers::Rest(rest), settings))
+    }
+
+    /// Upstash's REST API, first reached on first use.
+    #[cfg(feature = "upstash")]
+    pub(crate) fn upstash_lazy(
+        url: &str,
+        token: &str,
+        settings: &Settings,
+    ) -> Result<Backend, Error> {
+        let rest = self::redis::rest::Rest::new(url, token, settings)?;
+        Ok(Backend::remote(Servers::Rest(rest), settings))
+    }
+
+    /// `"memory"`, `"redis"`, `"redis-cluster"` or `"upstash"`.
     pub(crate) fn label(&self) -> &'static str {
-        match self {
-            Backend::Memory(_) => "memory",
+        match &self.servers {
+            Servers::Memory(_) => "memory",
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.label(),
+            Servers::Single(_) => "redis",
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => "redis-cluster",
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => "upstash",
+        }
+    }
+
+    /// The server (or cluster), database and user this backend reaches,
+    /// however the URLs spelled them: caches of one process with the same
+    /// identity and namespace share their undelivered busts. `None` for
+    /// the embedded backend, which shares nothing.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn identity(&self) -> Option<String> {
+        match &self.servers {
+            Servers::Memory(_) => None,
+            #[cfg(feature = "redis")]
+            Servers::Single(s) => Some(s.identity().to_string()),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => Some(c.identity()),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => Some(r.identity().to_string()),
         }
     }
 
@@ -84,74 +188,109 @@ impl Backend {
     /// one (Redis, where a restart or an overflow of pending busts may
     /// need the whole namespace invalidated).
     pub(crate) fn epoch_of(&self) -> Option<EpochOf> {
-        match self {
-            Backend::Memory(_) => None,
+        match &self.servers {
+            Servers::Memory(_) => None,
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => Some(r.epoch_of()),
+            Servers::Single(_) => Some(self::redis::single::epoch_of),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => Some(self::redis::cluster::epoch_of),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => Some(self::redis::single::epoch_of),
         }
     }
 
-    /// The near-cache's counters (see `RedisBackend::near_counters`).
-    pub(crate) fn near_counters(&self) -> [u64; 5] {
-        match self {
-            Backend::Memory(_) => [0; 5],
+    /// The near-cache's counters.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) fn near_stats(&self) -> NearStats {
+        let near = match &self.servers {
+            Servers::Memory(_) => return NearStats::default(),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => r.near_counters(),
-        }
+            Servers::Single(s) => s.near_cache(),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.near_cache(),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => None,
+        };
+        #[cfg(feature = "redis")]
+        return near.map_or_else(NearStats::default, |near| near.stats());
+        #[allow(unreachable_code)]
+        NearStats::default()
     }
 
-    /// Reads the entry and its versions in one round trip.
+    /// Reads the entry and its versions in one round trip: each version
+    /// as seen, in the order of the subject's `names().versions()`. A
+    /// reply that does not read one version per name asked is refused
+    /// (a backend error, which fails open).
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        match self {
-            Backend::Memory(m) => Ok(m.lookup(subject)),
+        match &self.servers {
+            Servers::Memory(m) => Ok(m.lookup(subject)),
+            // A hit of the near-cache needs no timer of its own: its
+            // ordering round trip is bounded once for all the callers
+            // that share it.
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => {
-                let lookup = crate::background::entered(r.lookup(subject)).await?;
-                // A reply is the server's to shape: one that does not read
-                // one version per name asked is refused here, once for
-                // every server kind (a backend error, which fails open).
-                let asked = subject.names().versions().count();
-                if lookup.versions.len() != asked {
-                    return Err(misshapen("lookup", asked, lookup.versions.len()));
-                }
-                Ok(lookup)
+            Servers::Single(s) => {
+                let read = entered(async {
+                    match s.near_hit(subject).await {
+                        Some(hit) => hit,
+                        None => within(self.deadline, s.lookup(subject)).await,
+                    }
+                });
+                shaped(subject, read.await)
             }
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => {
+                let read = entered(async {
+                    match c.near_hit(subject).await {
+                        Some(hit) => hit,
+                        None => within(self.deadline, c.lookup(subject)).await,
+                    }
+                });
+                shaped(subject, read.await)
+            }
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => shaped(subject, self.bounded(r.lookup(subject)).await),
         }
     }
 
     /// Gives each version that a lookup saw missing (`None`) or foreign
     /// (the bytes seen) a fresh token, unless a concurrent caller did
     /// first, in which case its token is used; returns the tokens in
-    /// order, each with whether this call wrote it.
+    /// order, each with whether this call wrote it. A reply with another
+    /// number of tokens is refused.
     pub(crate) async fn ensure(
         &self,
         versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
-        match self {
-            Backend::Memory(m) => Ok(m.ensure(versions)),
+        let tokens = match &self.servers {
+            Servers::Memory(m) => m.ensure(versions),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => {
-                let tokens = crate::background::entered(r.ensure(versions)).await?;
-                if tokens.len() != versions.len() {
-                    return Err(misshapen("version write", versions.len(), tokens.len()));
-                }
-                Ok(tokens)
-            }
+            Servers::Single(s) => self.bounded(s.ensure(versions)).await?,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => self.bounded(c.ensure(versions)).await?,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => self.bounded(r.ensure(versions)).await?,
+        };
+        #[cfg(feature = "redis")]
+        if tokens.len() != versions.len() {
+            return Err(misshapen("version write", versions.len(), tokens.len()));
         }
+        Ok(tokens)
     }
 
     /// Drops versions this process created for a fill that did not happen
     /// (the result was not cacheable): a miss on an id that does not exist
     /// leaves nothing behind. Losing a version only causes misses (I2).
-    pub(crate) async fn forget(&self, keys: &[&str]) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
-                m.forget(keys);
-                Ok(())
-            }
+    pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {
+        match &self.servers {
+            Servers::Memory(m) => m.forget(names),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.forget(keys)).await,
+            _ => {
+                for name in names {
+                    self.one(name, wire::del(name)).await?;
+                }
+            }
         }
+        Ok(())
     }
 
     /// Makes these versions, if they still hold these tokens (in memory; in
@@ -163,30 +302,39 @@ impl Backend {
         versions: &[(&str, Token)],
         ttl: Duration,
     ) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
-                m.extend(versions, ttl);
-                Ok(())
-            }
+        match &self.servers {
+            Servers::Memory(m) => m.extend(versions, ttl),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.extend(versions, ttl)).await,
+            _ => {
+                for (name, _) in versions {
+                    self.one(name, wire::expire_at_least(name, ttl)).await?;
+                }
+            }
         }
+        Ok(())
     }
 
+    /// Stores an entry for `ttl`.
     pub(crate) async fn store(
         &self,
         entry: &str,
         blob: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
-                m.store(entry, blob, ttl);
-                Ok(())
+        match &self.servers {
+            Servers::Memory(m) => m.store(entry, blob, ttl),
+            // Requests carry text: the entry goes in base64 (`wire::armor`).
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => {
+                let armored = wire::set(entry, wire::armor(&blob).as_bytes(), ttl);
+                self.bounded(r.one(armored)).await?;
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.store(entry, blob, ttl)).await,
+            _ => {
+                self.one(entry, wire::set(entry, &blob, ttl)).await?;
+            }
         }
+        Ok(())
     }
 
     /// Takes the lock `key` with `token` unless someone holds it.
@@ -196,23 +344,30 @@ impl Backend {
         token: Token,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        match self {
-            Backend::Memory(m) => Ok(m.try_lock(key, token, ttl)),
+        match &self.servers {
+            Servers::Memory(m) => Ok(m.try_lock(key, token, ttl)),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.try_lock(key, token, ttl)).await,
+            _ => Ok(wire::locked(
+                &self.one(key, wire::lock(key, token, ttl)).await?,
+            )),
         }
     }
 
-    /// Releases the lock `key` if it is still held with `token`.
+    /// Releases the lock `key` if it is still held with `token`, with the
+    /// unlock script (loaded first if the server does not know it).
     pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
-                m.unlock(key, token);
-                Ok(())
-            }
+        match &self.servers {
+            Servers::Memory(m) => m.unlock(key, token),
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.unlock(key, token)).await,
+            _ => {
+                use self::redis::scripts::{self, UNLOCK};
+                let how = self.scripting();
+                let release = scripts::unlock(how, key, token);
+                let send = || self.one(key, release.clone());
+                scripts::with_script(how, &UNLOCK, send, |load| self.one(key, load)).await?;
+            }
         }
+        Ok(())
     }
 
     /// Replaces the namespace's epoch (every one, on a cluster): every
@@ -220,13 +375,18 @@ impl Backend {
     /// number.
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
+        match &self.servers {
+            Servers::Memory(m) => {
                 m.bust_everything();
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.bust_everything(ns)).await,
+            Servers::Single(s) => self.bounded_bust(s.bust_everything(ns)).await,
+            // Thousands of names, a chunk per pipeline: its own bounds.
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => entered(c.bust_everything(ns)).await,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => self.bounded_bust(r.bust_everything(ns)).await,
         }
     }
 
@@ -238,13 +398,87 @@ impl Backend {
         bust: &Bust,
         ttl: Duration,
     ) -> Result<(), Error> {
-        match self {
-            Backend::Memory(m) => {
+        match &self.servers {
+            Servers::Memory(m) => {
                 m.bust(ns, bust, ttl);
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Backend::Redis(r) => crate::background::entered(r.bust(ns, bust, ttl)).await,
+            _ if bust.is_empty() => Ok(()),
+            #[cfg(feature = "redis")]
+            Servers::Single(s) => self.bounded_bust(s.bust(ns, bust, ttl)).await,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => self.bounded_bust(c.bust(ns, bust, ttl)).await,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => self.bounded_bust(r.bust(ns, bust, ttl)).await,
         }
+    }
+}
+
+/// The Redis variants' shared parts: one command about one name, and the
+/// bounds.
+#[cfg(feature = "redis")]
+impl Backend {
+    /// One command about the single name `name` (an entry, a version or a
+    /// lock), to the server that holds it.
+    async fn one(&self, name: &str, cmd: ::redis::Cmd) -> Result<::redis::Value, Error> {
+        let _ = name;
+        match &self.servers {
+            Servers::Memory(_) => Err(Error::new(
+                crate::error::ErrorKind::Backend,
+                "the embedded backend takes no Redis commands",
+            )),
+            Servers::Single(s) => self.bounded(s.one(cmd)).await,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => self.bounded(c.one(name, cmd)).await,
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => self.bounded(r.one(cmd)).await,
+        }
+    }
+
+    /// How the servers' scripts are called.
+    fn scripting(&self) -> self::redis::scripts::Scripting {
+        match &self.servers {
+            Servers::Single(s) => s.scripting(),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.scripting(),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => r.scripting(),
+            Servers::Memory(_) => self::redis::scripts::Scripting::Eval,
+        }
+    }
+
+    /// Runs a Redis operation within the command timeout.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        entered(within(self.deadline, op)).await
+    }
+
+    /// Runs a bust within its own bound (`WAIT` included).
+    async fn bounded_bust<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        entered(within(self.bust_deadline, op)).await
+    }
+}
+
+#[cfg(feature = "redis")]
+use crate::background::entered;
+
+/// Runs one operation within `deadline`.
+#[cfg(feature = "redis")]
+async fn within<T>(
+    deadline: Duration,
+    op: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(deadline, op).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(
+            crate::error::ErrorKind::Timeout,
+            "Redis did not answer within the command timeout",
+        )),
     }
 }

@@ -8,7 +8,7 @@
 //!   names. The server is known by its address, database and user as the
 //!   URL gives them (so `redis://h:1` and `redis://h:1/0` are one server;
 //!   two host names for one address are not).
-//! - **Bounded.** Past `max_pending_busts` names, a set forgets them and
+//! - **Bounded.** Past `max_pending_invalidations` names, a set forgets them and
 //!   remembers one thing instead: *everything* in the namespace is pending.
 //!   Delivering that is one namespace-wide step (a new epoch, which every
 //!   entry records), whatever the number of names it replaces; until then
@@ -29,10 +29,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::sync::checked::{self, AtomicBool};
+use crate::shim::{self as checked, AtomicBool, Weakening};
 use std::time::{Duration, Instant};
 
 use crate::names::{Bust, Name, Subject};
+
+mod deliver;
+pub(crate) use deliver::{spawn_delivery, Courier};
 
 /// Most names delivered by one command.
 pub(crate) const CHUNK: usize = 500;
@@ -186,7 +189,7 @@ impl Pending {
             state.everything = Some(generation);
             tracing::error!(
                 limit = self.limit,
-                "cachette: more undelivered invalidations than max_pending_busts; the whole namespace will be invalidated once Redis answers, and nothing is served from the cache until then"
+                "cachette: more undelivered invalidations than max_pending_invalidations; the whole namespace will be invalidated once Redis answers, and nothing is served from the cache until then"
             );
         } else {
             for k in &bust.keys {
@@ -316,8 +319,7 @@ impl Pending {
             state.lease = None;
         }
         // Under the lock: an `add` right after must not be overwritten.
-        #[cfg(feature = "__loom")]
-        if crate::loom::weakened(crate::loom::Weakening::MarkAfterUnlock) {
+        if checked::weakened(Weakening::MarkAfterUnlock) {
             drop(state);
             self.any.store(false, Ordering::Release);
             claim.forget();
@@ -385,11 +387,6 @@ fn after_unlock() {
             hook()
         }
     });
-}
-
-/// Backoff between delivery attempts: 10 ms doubling to 2 s.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(10u64.saturating_mul(1 << attempt.min(8))).min(Duration::from_secs(2))
 }
 
 #[cfg(test)]

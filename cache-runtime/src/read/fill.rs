@@ -1,21 +1,176 @@
-//! Filling: the versions an entry records, writing it, and what a failing
-//! backend or an undecodable value costs (counted, logged, read through).
+//! The body and the fill: the versions an entry records, running the body,
+//! writing its value, and what a failing backend or an undecodable value
+//! costs (counted, logged, read through).
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
-use super::{Call, CLOCK_SLACK};
+use super::{as_leader, Call, Miss, CLOCK_SLACK};
 use crate::backend::{Lookup, Wanted, EPOCH_TTL};
 use crate::breaker::Tripped;
 use crate::cache::Cache;
 use crate::entry::{self, Meta};
 use crate::error::Error;
+use crate::hooks::Hooks;
+use crate::keep::Keeper;
+use crate::mode::Mode;
 use crate::names::Subject;
+use crate::policy::Strategy;
 use crate::stats::Counters;
-use crate::telemetry::Shown;
+use crate::telemetry::{self, Outcome, Shown};
 use crate::version::{Seen, Token};
 
 impl Cache {
+    /// The body and the fill, for a call that missed: captures the
+    /// versions, runs the body (as the flight's leader, if it leads one),
+    /// and stores its value, or hands its "not found" to the flight's
+    /// followers; then releases the lock and ends the flight.
+    ///
+    /// # Cancel safety
+    /// Dropping the future mid-body drops the flight's guard (followers
+    /// take over) and the lock's, which releases it in the background.
+    pub(super) async fn run_and_fill<M, R, Fut>(
+        &self,
+        call: &Call<'_>,
+        keep: Keeper<M::Value>,
+        body: Fut,
+        miss: Miss,
+        hooks: &Hooks<'_, M::Value>,
+    ) -> R
+    where
+        M: Mode<R>,
+        Fut: Future<Output = R>,
+    {
+        let inner = &*self.inner;
+        let Miss {
+            lookup,
+            flight,
+            lock,
+            nested: _,
+        } = miss;
+        if !call.forced {
+            Counters::bump(&inner.counters.misses);
+        }
+        // The versions must be known before the body reads its source: a bust
+        // after this point changes one of them, and the entry written below
+        // can then never validate.
+        let (tokens, created) = match self
+            .capture(&call.subject, &lookup, call.policy.storage_ttl())
+            .await
+        {
+            Ok(captured) => captured,
+            Err(e) => {
+                self.backend_error("version", &call.key, &e);
+                return self.bypass(call, body).await;
+            }
+        };
+        let body_started = inner.clock.now_millis();
+        let out = if let Some(guard) = &flight {
+            guard.start();
+            as_leader(call.subject.entry(), body).await
+        } else {
+            body.await
+        };
+        // The body failed: with `stale_if_error`, the value kept past its
+        // TTL, if it is still valid (nothing is stored either way).
+        let recovered = if !call.policy.stale_if_error.is_zero() && M::failed(&out) {
+            self.stale_on_error::<M, R>(call, keep).await
+        } else {
+            None
+        };
+        // With `tags_from`, only a value that derives the tags whose
+        // versions were read before the body may be stored (`derived.rs`).
+        let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
+            (Some(derive), Some(read)) => {
+                let derived = crate::derived::normalize(derive(value));
+                let same = *derived == **read;
+                if !same {
+                    inner
+                        .derived
+                        .hint(&call.subject.function(), call.text, derived);
+                }
+                same
+            }
+            _ => true,
+        };
+        let stored = M::cacheable(&out)
+            .filter(|v| !hooks.rejects(v))
+            .filter(|v| derives_what_was_read(v));
+        if let Some(value) = stored {
+            let ttl = hooks.ttl(value, call.policy.ttl);
+            self.store(call, &tokens, value, ttl, body_started).await;
+        } else if let Some(guard) = flight
+            .as_ref()
+            .filter(|g| g.followed() && M::is_absent(&out))
+        {
+            // "Not found", with callers waiting: hand them the versions read
+            // (kept, since they check them again).
+            guard.absent(tokens.clone().into());
+        } else if !created.is_empty() {
+            // Nothing to keep (an error, `None`): the versions created for
+            // it would only take room.
+            if let Err(e) = inner.backend.forget(&created).await {
+                tracing::debug!(error = %e, "cachette: could not drop unused versions");
+            }
+        }
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
+        if let Some(recovered) = recovered {
+            return recovered;
+        }
+        if !call.forced {
+            telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
+        }
+        out
+    }
+
+    /// Stores `value`, computed by a body that started at `body_started`,
+    /// for `ttl`, valid under `tokens`: its header, and versions lengthened
+    /// to live as long as the entry.
+    async fn store<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &self,
+        call: &Call<'_>,
+        tokens: &[Token],
+        value: &T,
+        ttl: Duration,
+        body_started: u64,
+    ) {
+        let inner = &*self.inner;
+        let now = inner.clock.now_millis();
+        let fresh_until_ms = match call.policy.strategy {
+            Strategy::Swr | Strategy::Early => now.saturating_add(crate::policy::millis(ttl)),
+            // Kept past its TTL for `stale_if_error`: marks the TTL.
+            _ if !call.policy.stale_if_error.is_zero() => {
+                now.saturating_add(crate::policy::millis(ttl))
+            }
+            _ => 0,
+        };
+        let meta = Meta {
+            fresh_until_ms,
+            compute_ms: u32::try_from(now.saturating_sub(body_started)).unwrap_or(u32::MAX),
+            ..Meta::default() // the expiry, flags and fingerprint: set by the fill
+        };
+        let storage = call.policy.storage_ttl_for(ttl);
+        if storage > call.policy.storage_ttl() {
+            // The value chose a longer TTL than the versions captured
+            // for it may have (`ttl_fn`, `none_ttl`): lengthen them.
+            let names = call.subject.names();
+            let versions: Vec<(&str, Token)> = names
+                .versions()
+                .zip(tokens)
+                .enumerate()
+                .filter(|(i, _)| !names.is_epoch(*i))
+                .map(|(_, (name, token))| (name, *token))
+                .collect();
+            if let Err(e) = inner.backend.extend(&versions, storage).await {
+                tracing::debug!(error = %e, "cachette: could not lengthen versions; the entry may miss early");
+            }
+        }
+        self.fill(call, tokens, meta, value, ttl).await;
+    }
+
     /// The tokens to record in a fill: the ones just read, with any missing
     /// or foreign version replaced first (living as long as the entry), and
     /// the names of the versions this call wrote.

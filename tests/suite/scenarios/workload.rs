@@ -210,7 +210,7 @@ pub fn check(name: &str, faults: usize, report: &Report, cache: &Cache) {
         report.reads,
         report.writes,
         report.stale,
-        cache.stats().pending_busts,
+        cache.stats().pending_invalidations,
         report.worst.as_secs_f64() * 1e3,
         cache.stats().errors,
         cache.stats().breaker_opens,

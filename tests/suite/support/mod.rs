@@ -116,7 +116,7 @@ pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 /// Waits until every undelivered bust of `cache` was delivered.
 pub async fn delivered(cache: &Cache) {
     eventually("every pending bust to be delivered", || {
-        cache.stats().pending_busts == 0
+        cache.stats().pending_invalidations == 0
     })
     .await;
 }

@@ -20,7 +20,7 @@ pub(crate) struct Settings {
     /// Most bytes read of an entry: a larger one is never pulled whole.
     pub max_entry_bytes: usize,
     /// How scripts run.
-    pub scripting: super::bust::Scripting,
+    pub scripting: super::scripts::Scripting,
     /// The near-cache's budget in bytes (`None`: off).
     pub near_cache: Option<u64>,
     /// Whether values are kept decoded beside entries (counted in the
@@ -31,7 +31,7 @@ pub(crate) struct Settings {
 impl Settings {
     /// The timeouts of one connection. The response timeout is long enough
     /// for a bust's `WAIT`; every operation is also bounded by the command
-    /// timeout (see `RedisBackend::within`).
+    /// timeout (see `Backend::bounded`).
     pub(crate) fn connection(&self) -> AsyncConnectionConfig {
         AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -115,34 +115,61 @@ pub(crate) fn identity(client: &Client) -> String {
     )
 }
 
-/// Where `client` connects, for messages (never with credentials).
-pub(crate) fn target(client: &Client) -> String {
-    match client.get_connection_info().addr() {
-        ConnectionAddr::Tcp(host, port) => format!("Redis at {host}:{port}"),
-        ConnectionAddr::TcpTls { host, port, .. } => format!("Redis at {host}:{port} (TLS)"),
+/// Where a connection goes, for messages (never with credentials), and
+/// whether it speaks TLS (so that a failed handshake is reported as one).
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    name: String,
+    tls: bool,
+}
+
+impl Target {
+    pub(crate) fn new(name: impl Into<String>, tls: bool) -> Target {
+        Target {
+            name: name.into(),
+            tls,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        if self.tls {
+            f.write_str(" (TLS)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `client` connects over TLS.
+pub(crate) fn speaks_tls(client: &Client) -> bool {
+    matches!(
+        client.get_connection_info().addr(),
+        ConnectionAddr::TcpTls { .. }
+    )
+}
+
+/// Where `client` connects.
+pub(crate) fn target(client: &Client) -> Target {
+    let name = match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("Redis at {host}:{port}")
+        }
         ConnectionAddr::Unix(path) => format!("Redis at {}", path.display()),
         _ => "Redis".to_string(),
-    }
+    };
+    Target::new(name, speaks_tls(client))
 }
 
 /// Says what failed while connecting to `target`, keeping the kind (a
 /// failed TLS handshake is a TLS error, with what went wrong in it).
-pub(crate) fn connect_error(err: Error, target: &str) -> Error {
-    use crate::error::{tls_trouble, TlsTrouble};
-    let tls = target.ends_with("(TLS)");
-    let trouble = err.redis().and_then(|e| tls_trouble(e, tls));
+pub(crate) fn connect_error(err: Error, target: &Target) -> Error {
+    let trouble = err
+        .redis()
+        .and_then(|e| crate::error::tls_trouble(e, target.tls));
     if let Some(trouble) = trouble {
-        let why = match trouble {
-            TlsTrouble::Certificate => "its certificate is not trusted",
-            TlsTrouble::NotTls => "it did not answer in TLS: does that port speak TLS?",
-            TlsTrouble::Closed => "it closed the connection during the handshake",
-            TlsTrouble::Other => "see the cause",
-        };
-        return Error::new(
-            ErrorKind::Tls,
-            format!("TLS handshake with {target} failed: {why}"),
-        )
-        .with_source(err);
+        return crate::error::tls_failed(target, trouble).with_source(err);
     }
     let what = match err.kind() {
         ErrorKind::Auth => format!("{target} refused the credentials"),

@@ -8,13 +8,13 @@ use redis::Value;
 
 use super::bust;
 use super::connect::{self, Settings};
-use super::link::tracking::Tracking;
 use super::link::{ending, Link};
-use super::near::Near;
-use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, lookup_replies, read_entry, read_versions,
-    Lookup, Wanted, EPOCH_TTL,
-};
+use super::lookup;
+use super::near::tracking::Tracking;
+use super::near::{self, Near};
+use super::scripts::{self, ensure_cmd, Scripting, ADOPT, BUST};
+use super::wire::{ensured_all, lookup_replies, read_entry, read_versions};
+use crate::backend::stored::{Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
@@ -23,7 +23,7 @@ use crate::version::Token;
 pub(crate) struct Single {
     /// Most bytes read of an entry.
     max_entry: usize,
-    scripting: bust::Scripting,
+    scripting: Scripting,
     /// The server, database and user, however the URL spelled them.
     identity: String,
     reads: Arc<Link>,
@@ -96,9 +96,14 @@ impl Single {
         &self.identity
     }
 
-    /// The near-cache's counters, if it was configured.
+    /// The near-cache, if it was configured.
     pub(crate) fn near_cache(&self) -> Option<&Near> {
         self.near.as_deref()
+    }
+
+    /// How the server's scripts are called.
+    pub(crate) fn scripting(&self) -> Scripting {
+        self.scripting
     }
 
     /// Connects both links now, at once.
@@ -108,24 +113,10 @@ impl Single {
             .map(drop)
     }
 
-    /// The lookup kept in the near-cache for `subject`, if one was read on
-    /// the current connection and is still kept after an ordering round
-    /// trip (see `near.rs`); `None`: read Redis.
+    /// The lookup kept in the near-cache for `subject`, served after an
+    /// ordering round trip (`near::hit::on_one`); `None`: read Redis.
     pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
-        let near = self.reads.near()?;
-        let names = subject.names();
-        let kept = near.get(names.entry())?;
-        let session = self.reads.current()?;
-        if !session.tracked
-            || kept.conns != [session.conn_id]
-            || !kept.read_the_same(names.versions())
-        {
-            return None;
-        }
-        if let Err(e) = self.reads.order(&session, &[]).await {
-            return Some(Err(e));
-        }
-        near.serve(&kept).map(Ok)
+        near::hit::on_one(&self.reads, subject).await
     }
 
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
@@ -136,14 +127,8 @@ impl Single {
     /// With the near-cache, a lookup that found an entry is kept.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
-        let near = self.reads.near();
         let max = self.max_entry;
-        let mut asked = false;
-        loop {
-            // Registered before the lookup is sent: an invalidation of any
-            // of its names until it is kept means it is not kept.
-            let reading = near
-                .map(|near| near.reading(std::iter::once(names.entry()).chain(names.versions())));
+        let read = || async move {
             let (session, replies) = self
                 .reads
                 .run(move |session| async move {
@@ -156,40 +141,16 @@ impl Single {
                     Ok((session, replies))
                 })
                 .await?;
-            // The dispatcher checks that every version was answered.
-            let mut replies = replies.into_iter();
-            let entry = replies.next().unwrap_or(Value::Nil);
-            let versions: Vec<Value> = replies.collect();
-            if !asked {
-                let drifted = versions.iter().find_map(|v| match v {
-                    Value::BulkString(raw) => session.drifted(raw),
-                    _ => None,
-                });
-                if let Some(replid) = drifted.filter(|_| self.reads.may_check_drift()) {
-                    self.reads.recheck(&session, Some(replid)).await?;
-                    asked = true;
-                    continue;
-                }
-            }
-            let (entry, oversized) = decode_entry(entry, max).split();
-            let versions: Vec<_> = versions
+            Ok(replies
                 .into_iter()
-                .map(|v| decode_version(v, &session.run))
-                .collect();
-            if let (Some(reading), Some(blob), true) = (reading, &entry, session.tracked) {
-                reading.keep(vec![session.conn_id], blob, &versions);
-            }
-            return Ok(Lookup {
-                entry,
-                oversized,
-                versions,
-                decoded: None,
-            });
-        }
+                .map(|reply| (reply, session.clone(), self.reads.clone()))
+                .collect())
+        };
+        lookup::lookup(subject, self.reads.near().map(|n| &**n), max, read).await
     }
 
-    /// Creates or replaces versions (see `RedisBackend::ensure`), in one
-    /// pipeline, in this server's scope.
+    /// Creates or replaces versions (see `Backend::ensure`), in one
+    /// pipeline, in this server's origin.
     pub(crate) async fn ensure(
         &self,
         versions: &[Wanted<'_>],
@@ -197,30 +158,20 @@ impl Single {
         let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
         let ours = &ours;
         let how = self.scripting;
-        let (run, replies) = self
-            .reads
-            .run(|session| async move {
+        let send = || {
+            self.reads.run(|session| async move {
                 let mut pipe = redis::pipe();
                 for ((name, seen, ttl), token) in versions.iter().zip(ours) {
                     pipe.add_command(ensure_cmd(how, name, *seen, &session.run, token, *ttl));
                 }
                 pipe.ignore_errors();
-                let mut conn = session.conn.clone();
-                let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-                if how == bust::Scripting::Eval && replies.iter().any(bust::is_no_script) {
-                    bust::ADOPT.load().exec_async(&mut conn).await?;
-                    replies = pipe.query_async(&mut conn).await?;
-                }
+                let replies: Vec<Value> = pipe.query_async(&mut session.conn.clone()).await?;
                 ending(&replies)?;
-                Ok((session.run.clone(), replies))
+                Ok((replies, session.run.clone()))
             })
-            .await?;
-        bust::check(&replies, 0)?;
-        replies
-            .into_iter()
-            .zip(ours)
-            .map(|(reply, ours)| ensured(reply, &run, *ours))
-            .collect()
+        };
+        let (replies, run) = scripts::with_script(how, &ADOPT, send, |load| self.one(load)).await?;
+        ensured_all(replies, &run, ours)
     }
 
     pub(crate) async fn one(&self, cmd: redis::Cmd) -> Result<Value, Error> {
@@ -240,21 +191,21 @@ impl Single {
     ) -> Result<(), Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let (ack_timeout, how) = (self.ack_timeout, self.scripting);
-        let replies = self
-            .busts
-            .run(|session| async move {
-                let names: Vec<String> = bust.versions(ns).collect();
-                let pipe = bust::scripted(how, &names, &session.run, ttl, acks, ack_timeout);
-                let mut conn = session.conn.clone();
-                let mut replies: Vec<Value> = pipe.query_async(&mut conn).await?;
-                if how == bust::Scripting::Eval && bust::no_script(&replies) {
-                    bust::BUST.load().exec_async(&mut conn).await?;
-                    replies = pipe.query_async(&mut conn).await?;
-                }
+        let names: Vec<String> = bust.versions(ns).collect();
+        let names = &names;
+        let send = || {
+            self.busts.run(|session| async move {
+                let pipe = bust::scripted(how, names, &session.run, ttl, acks, ack_timeout);
+                let replies: Vec<Value> = pipe.query_async(&mut session.conn.clone()).await?;
                 ending(&replies)?;
                 Ok(replies)
             })
-            .await?;
+        };
+        let load = |load: redis::Cmd| {
+            self.busts
+                .run(|session| async move { load.query_async(&mut session.conn.clone()).await })
+        };
+        let replies = scripts::with_script(how, &BUST, send, load).await?;
         bust::check(&replies, acks)
     }
 

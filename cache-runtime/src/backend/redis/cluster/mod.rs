@@ -3,9 +3,9 @@
 //!
 //! cachette routes by itself rather than through a cluster client that
 //! reconnects and resends on its own, for two promises:
-//! - I10: a version is judged, and written, in the scope of the master
+//! - I10: a version is judged, and written, in the origin of the master
 //!   whose session carries the command; a restarted or promoted master is
-//!   a new session in a new scope, and nothing it brings back is trusted;
+//!   a new session in a new origin, and nothing it brings back is trusted;
 //! - busts and their `WAIT`: a master's share of a bust is one pipeline on
 //!   one connection, `WAIT` last, so the `WAIT` covers exactly those
 //!   writes. A redirection fails the bust (it is kept and retried, I9)
@@ -13,7 +13,7 @@
 //!
 //! Reads and single-name writes follow one redirection (`ASK` during a slot
 //! migration, with `ASKING` in the same pipeline; `MOVED` after one); the
-//! versions read are then judged in the scope of the node that answered.
+//! versions read are then judged in the origin of the node that answered.
 //! Any redirection or lost node makes the slot map be read again (`CLUSTER
 //! SLOTS`), in the background; a `MOVED` also ends the sessions to the node
 //! that sent it, which may have been demoted.
@@ -28,17 +28,16 @@ use redis::{AsyncConnectionConfig, Client, ConnectionAddr, Value};
 use super::bust;
 use super::connect::{self, Settings};
 use super::link::{Link, Session};
-use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, entry_range, lookup_replies, version_range,
-    Lookup, Wanted, EPOCH_TTL,
-};
+use super::scripts::{self, ensure_cmd, Scripting, ADOPT};
+use super::wire::{ensured, entry_range, lookup_replies, version_range};
+use crate::backend::stored::{Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
 
 mod busts;
-mod near;
 mod slots;
 
-use self::near::tracked_conns;
+use super::lookup;
+use super::near::{self, Near};
 
 pub(crate) use self::slots::epoch_of;
 pub(crate) use self::slots::key_slot;
@@ -64,7 +63,7 @@ pub(crate) struct Cluster {
     connect_timeout: Duration,
     /// Most bytes read of an entry.
     max_entry: usize,
-    scripting: bust::Scripting,
+    scripting: Scripting,
     acks: ReplicaAcks,
     ack_timeout: Duration,
     map: Mutex<Option<Arc<SlotMap>>>,
@@ -72,7 +71,7 @@ pub(crate) struct Cluster {
     /// One reading of the slot map at a time.
     refreshing: tokio::sync::Mutex<()>,
     /// What the masters' reads links keep in memory, if on.
-    near: Option<Arc<super::near::Near>>,
+    near: Option<Arc<Near>>,
     /// How long an ordering round trip may take.
     command_timeout: Duration,
 }
@@ -92,10 +91,26 @@ impl Cluster {
         format!("cluster {}/{user}", seeds.join(","))
     }
 
+    /// Reaches the cluster now: fails if no seed answers with a slot map.
     pub(crate) async fn connect(
         urls: &[String],
         settings: &Settings,
     ) -> Result<Arc<Cluster>, Error> {
+        let cluster = Cluster::lazy(urls, settings)?;
+        let target = connect::Target::new("the Redis Cluster", connect::speaks_tls(&cluster.seed));
+        match tokio::time::timeout(settings.connect_timeout * 2, cluster.refresh(None)).await {
+            Ok(Ok(_)) => Ok(cluster),
+            Ok(Err(e)) => Err(connect::connect_error(e, &target)),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("timed out connecting to {target}"),
+            )),
+        }
+    }
+
+    /// The cluster, first reached on first use (its slot map is read
+    /// then); only the URLs are checked now.
+    pub(crate) fn lazy(urls: &[String], settings: &Settings) -> Result<Arc<Cluster>, Error> {
         let Some(first) = urls.first() else {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -118,7 +133,7 @@ impl Cluster {
                 }
             }
         }
-        let cluster = Arc::new(Cluster {
+        Ok(Arc::new(Cluster {
             seed,
             seeds,
             config: settings.connection(),
@@ -132,18 +147,34 @@ impl Cluster {
             refreshing: tokio::sync::Mutex::new(()),
             near: settings
                 .near_cache
-                .map(|bytes| Arc::new(super::near::Near::new(bytes, settings.keep_decoded))),
+                .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded))),
             command_timeout: settings.command_timeout,
-        });
-        let target = "the Redis Cluster";
-        match tokio::time::timeout(settings.connect_timeout * 2, cluster.refresh(None)).await {
-            Ok(Ok(_)) => Ok(cluster),
-            Ok(Err(e)) => Err(connect::connect_error(e, target)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("timed out connecting to {target}"),
-            )),
-        }
+        }))
+    }
+
+    /// How the cluster's scripts are called.
+    pub(crate) fn scripting(&self) -> Scripting {
+        self.scripting
+    }
+
+    /// The near-cache, if it was configured.
+    pub(crate) fn near_cache(&self) -> Option<&Near> {
+        self.near.as_deref()
+    }
+
+    /// The lookup kept in the near-cache for `subject`, served after an
+    /// ordering round trip on each master that read one of its names
+    /// (`near::hit::on_masters`); `None`: read the masters.
+    pub(crate) async fn near_hit(&self, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
+        let near = self.near.as_ref()?;
+        let map = self.current()?;
+        let reads_of = |tag: &str| {
+            let slot = key_slot(tag);
+            let master = &map.master(slot).ok()?.master;
+            let node = crate::sync::lock(&self.nodes).get(master)?.clone();
+            Some((slot, node.reads.clone()))
+        };
+        near::hit::on_masters(near, subject, reads_of).await
     }
 
     fn node(&self, addr: &Addr) -> Result<Arc<Node>, Error> {
@@ -152,9 +183,12 @@ impl Cluster {
             return Ok(node.clone());
         }
         let client = connect::node_client(&self.seed, &addr.0, addr.1)?;
-        let target = format!("Redis Cluster node {}:{}", addr.0, addr.1);
+        let target = connect::Target::new(
+            format!("Redis Cluster node {}:{}", addr.0, addr.1),
+            connect::speaks_tls(&client),
+        );
         let tracking = match &self.near {
-            Some(near) => Some(super::link::tracking::Tracking::new(
+            Some(near) => Some(near::tracking::Tracking::new(
                 &client,
                 near.clone(),
                 self.command_timeout,
@@ -183,45 +217,14 @@ impl Cluster {
     /// another replication id makes that session ask again (see
     /// `Session::drifted`), and the lookup is made once more.
     pub(crate) async fn lookup(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        let max = self.max_entry;
-        let mut asked = false;
-        loop {
-            // Registered before the lookup is sent (see `near.rs`).
-            let reading = self.near.as_ref().map(|near| {
-                let names = subject.names();
-                near.reading(std::iter::once(names.entry()).chain(names.versions()))
-            });
+        let read = || async move {
             let seen = self.read_names(subject).await?;
-            if !asked {
-                let drifted = seen.iter().skip(1).find_map(|(v, session, node)| match v {
-                    Value::BulkString(raw) => session
-                        .drifted(raw)
-                        .filter(|_| node.reads.may_check_drift())
-                        .map(|r| (session, node, r)),
-                    _ => None,
-                });
-                if let Some((session, node, replid)) = drifted {
-                    node.reads.recheck(session, Some(replid)).await?;
-                    asked = true;
-                    continue;
-                }
-            }
-            let conns = tracked_conns(&seen);
-            let mut seen = seen.into_iter();
-            let (entry, oversized) = seen
-                .next()
-                .map_or((None, false), |(v, _, _)| decode_entry(v, max).split());
-            let versions: Vec<_> = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
-            if let (Some(reading), Some(blob), Some(conns)) = (reading, &entry, conns) {
-                reading.keep(conns, blob, &versions);
-            }
-            return Ok(Lookup {
-                entry,
-                oversized,
-                versions,
-                decoded: None,
-            });
-        }
+            Ok(seen
+                .into_iter()
+                .map(|(reply, session, node)| (reply, session, node.reads.clone()))
+                .collect())
+        };
+        lookup::lookup(subject, self.near.as_deref(), self.max_entry, read).await
     }
 
     /// The replies for the entry (first) and each version, with the session
@@ -273,7 +276,7 @@ impl Cluster {
                 Ok(replies) => (replies, session, node),
                 Err(e) => {
                     // Follow a redirection once: the versions are then
-                    // judged by the scope of the node that answers.
+                    // judged by the origin of the node that answers.
                     let (node, session, ask) = self.follow(&node, &session, e, &map).await?;
                     let again = group_pipe(members, &all, max, ask);
                     match node
@@ -340,8 +343,8 @@ impl Cluster {
         self.stale(map);
     }
 
-    /// Creates or replaces versions (see `RedisBackend::ensure`): one
-    /// command each (they live in different slots), built in the scope
+    /// Creates or replaces versions (see `Backend::ensure`): one
+    /// command each (they live in different slots), built in the origin
     /// of the master that holds it, all sent at once.
     pub(crate) async fn ensure(
         self: &Arc<Self>,
@@ -354,27 +357,18 @@ impl Cluster {
             async move {
                 let node = self.node(&map.master(key_slot_of_name(name))?.master)?;
                 let ours = Token::random();
-                let made = node
-                    .reads
-                    .run(|s| async move {
-                        let mut conn = s.conn.clone();
+                let send = || {
+                    node.reads.run(|s| async move {
                         let cmd = ensure_cmd(how, name, seen, &s.run, &ours, ttl);
-                        let reply = match cmd.query_async::<Value>(&mut conn).await {
-                            Err(e)
-                                if how == bust::Scripting::Eval
-                                    && e.kind()
-                                        == redis::ErrorKind::Server(
-                                            redis::ServerErrorKind::NoScript,
-                                        ) =>
-                            {
-                                bust::ADOPT.load().exec_async(&mut conn).await?;
-                                cmd.query_async::<Value>(&mut conn).await?
-                            }
-                            other => other?,
-                        };
+                        let reply = cmd.query_async::<Value>(&mut s.conn.clone()).await?;
                         Ok((reply, s.run.clone()))
                     })
-                    .await;
+                };
+                let load = |load: redis::Cmd| {
+                    node.reads
+                        .run(|s| async move { load.query_async(&mut s.conn.clone()).await })
+                };
+                let made = scripts::with_script(how, &ADOPT, send, load).await;
                 let made = made.and_then(|(reply, run)| ensured(reply, &run, ours));
                 if made.is_err() {
                     self.stale(map);

@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(key_slot_of_name("foo{}{bar}"), key_slot("foo{}{bar}"));
         assert_ne!(key_slot_of_name("foo{}{bar}"), key_slot("bar"));
         assert_eq!(key_slot_of_name("foo{{bar}}zap"), key_slot("{bar"));
-        // Every name of a key, in any scope, is in the slot of its hash tag.
+        // Every name of a key, in any origin, is in the slot of its hash tag.
         let ns = Namespace::new("ns").unwrap();
         let f = crate::names::Function::named("f", "f");
         for key in ["user:1", "a}b", "", "}x", &"k".repeat(300)] {

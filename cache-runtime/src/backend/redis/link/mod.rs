@@ -1,5 +1,5 @@
 //! A link to one Redis server: one multiplexed connection at a time, made
-//! again after it breaks, each one bound to the scope of the data it
+//! again after it breaks, each one bound to the origin of the data it
 //! reached (the server's run id and replication id).
 //!
 //! Why not a reconnecting connection that hides its reconnects: a server
@@ -8,15 +8,15 @@
 //! under, undoing invalidations that had returned `Ok` (I10). So does a
 //! master that was demoted, took an older copy from another server (a full
 //! resync) and was promoted back. Stored versions therefore carry the
-//! scope of the server that holds them. A command is built for one
+//! origin of the server that holds them. A command is built for one
 //! [`Session`] and sent on that session's connection only, which never
-//! reconnects: it cannot reach a restarted server with the scope of the
-//! old one. A new connection learns the scope (`INFO server`, `INFO
-//! replication`) before anything else is sent on it, and under a new scope
+//! reconnects: it cannot reach a restarted server with the origin of the
+//! old one. A new connection learns the origin (`INFO server`, `INFO
+//! replication`) before anything else is sent on it, and under a new origin
 //! every version is new, so everything from before is a miss.
 //!
 //! A server that stops taking writes (`READONLY`: it was made a replica)
-//! ends its session too, so that the next one learns the new scope.
+//! ends its session too, so that the next one learns the new origin.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -27,13 +27,14 @@ use redis::{AsyncConnectionConfig, Client};
 
 use crate::error::{Error, ErrorKind};
 
+mod attempt;
 mod session;
-pub(crate) use self::session::scope;
-pub(crate) mod tracking;
+pub(crate) use self::session::origin;
 
 use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY, TIMEOUTS_TO_END};
 pub(crate) use self::session::{ending, ends_session, gone, Session};
-use self::tracking::Tracking;
+use super::connect::Target;
+use super::near::tracking::Tracking;
 use super::near::Near;
 
 enum State {
@@ -56,7 +57,7 @@ pub(crate) struct Link {
     client: Client,
     config: AsyncConnectionConfig,
     /// Where the link goes, for errors and logs.
-    target: String,
+    target: Target,
     state: Mutex<State>,
     /// Bumped whenever `state` leaves `Connecting`.
     changes: tokio::sync::watch::Sender<u64>,
@@ -77,60 +78,6 @@ pub(crate) struct Link {
     drift_checked: Mutex<Option<Instant>>,
     /// The near-cache this link's connections feed, if any.
     tracking: Option<Tracking>,
-}
-
-/// One connection attempt, in its task.
-struct Attempt {
-    link: Arc<Link>,
-    attempt: u64,
-    over: bool,
-}
-
-impl Attempt {
-    /// Records how the attempt went, if it is still the current one.
-    fn end(&mut self, made: Result<Session, Error>) {
-        self.over = true;
-        let link = &self.link;
-        let mut state = link.state();
-        let backoff = match &*state {
-            State::Connecting {
-                backoff, attempt, ..
-            } if *attempt == self.attempt => *backoff,
-            // Superseded: another attempt took over.
-            _ => return,
-        };
-        *state = match made {
-            Ok(session) => State::Up(Arc::new(session)),
-            Err(e) => {
-                tracing::debug!(target = %link.target, error = %e, "cachette: connection attempt failed");
-                State::Down {
-                    retry_at: Instant::now() + backoff,
-                    backoff: (backoff * 2).min(MAX_BACKOFF),
-                    error: Some(e),
-                }
-            }
-        };
-        drop(state);
-        link.changes.send_modify(|n| *n += 1);
-    }
-}
-
-impl Drop for Attempt {
-    fn drop(&mut self) {
-        if !self.over {
-            self.end(Err(Error::new(
-                ErrorKind::Connection,
-                "the connection attempt could not run",
-            )));
-        }
-    }
-}
-
-/// Whether the server refused a command (rather than the connection
-/// failing): what a server without RESP3 or tracking, or an ACL without
-/// them, answers.
-fn refused(e: &redis::RedisError) -> bool {
-    !(gone(e) || e.is_io_error() || e.is_timeout() || e.is_connection_refusal())
 }
 
 /// How long a session may go without a reply before its timeouts end it:
@@ -168,7 +115,7 @@ impl Link {
         client: Client,
         config: AsyncConnectionConfig,
         (connect_timeout, command_timeout): (Duration, Duration),
-        target: String,
+        target: Target,
         tracking: Option<Tracking>,
     ) -> Arc<Link> {
         Arc::new(Link {
@@ -288,29 +235,29 @@ impl Link {
             self.broken(session);
             return Err(self.no_run_id());
         };
-        if learned.scope.as_bytes()[..8] != session.run.as_bytes()[..8] {
+        if learned.origin.as_bytes()[..8] != session.run.as_bytes()[..8] {
             // Cannot happen on one connection; never judge across processes.
             self.broken(session);
             return Err(self.unreachable());
         }
         let mut checked = session.checked.clone();
         if let Some(replid) = drifted {
-            if learned.scope.as_bytes()[8..16] != replid {
+            if learned.origin.as_bytes()[8..16] != replid {
                 if checked.len() == CHECKED {
                     checked.remove(0);
                 }
                 checked.push(replid);
             }
         }
-        if (learned.scope != *session.run || learned.replica != session.replica)
+        if (learned.origin != *session.run || learned.replica != session.replica)
             && session.server.load(Ordering::Acquire) == before_count
         {
             // The server changed since this session asked, and no other
             // session said so yet: every session with it asks again.
             session.changed();
         }
-        if learned.scope != *session.run {
-            // What the near-cache kept was judged in the old scope.
+        if learned.origin != *session.run {
+            // What the near-cache kept was judged in the old origin.
             if let Some(near) = self.near() {
                 near.flush();
             }
@@ -348,7 +295,7 @@ impl Link {
             conn,
             ended: learned.ended(&server),
             server,
-            run: learned.scope.into(),
+            run: learned.origin.into(),
             generation: self.next_generation.fetch_add(1, Ordering::Relaxed),
             checked: Vec::new(),
             replica: learned.replica,
@@ -402,135 +349,6 @@ impl Link {
             }
             None => Ok(()),
         }
-    }
-
-    /// Marks `attempt` as running and spawns it, on cachette's own runtime
-    /// (`crate::background`): the connection's driver runs where the
-    /// attempt ran, and a caller's runtime may be dropped, or never driven
-    /// again, while other runtimes use the connection.
-    fn start_attempt(
-        self: &Arc<Self>,
-        state: &mut State,
-        backoff: Duration,
-        attempt: u64,
-    ) -> Result<(), Error> {
-        let runtime = crate::background::handle()?;
-        *state = State::Connecting {
-            backoff,
-            attempt,
-            since: Instant::now(),
-        };
-        // Made before the task: if the task is dropped before it ends, the
-        // attempt is marked as over.
-        let guard = Attempt {
-            link: self.clone(),
-            attempt,
-            over: false,
-        };
-        use tracing::instrument::WithSubscriber as _;
-        runtime.spawn(
-            async move {
-                let mut guard = guard;
-                let made = guard.link.connect().await;
-                guard.end(made);
-            }
-            .with_current_subscriber(),
-        );
-        Ok(())
-    }
-
-    fn unreachable(&self) -> Error {
-        Error::new(
-            ErrorKind::Connection,
-            format!("{} is unreachable; reconnecting", self.target),
-        )
-    }
-
-    /// Connects and learns who answers; with tracking, in RESP3 with
-    /// `CLIENT TRACKING` on, unless the server refuses it.
-    async fn connect(&self) -> Result<Session, Error> {
-        if let Some(tracking) = self.tracking.as_ref().filter(|t| t.is_on()) {
-            match tracking.connect(&self.config).await {
-                Ok((mut conn, id)) => {
-                    let learned = self.learn(&mut conn).await?;
-                    let tracked = match Tracking::start(&mut conn).await {
-                        Ok(()) => true,
-                        Err(e) if refused(&e) => {
-                            tracking.off(&self.target, &e);
-                            false
-                        }
-                        Err(e) => {
-                            return Err(super::connect::connect_error(Error::from(e), &self.target))
-                        }
-                    };
-                    let mut session = self.session_of(conn, learned);
-                    session.conn_id = id;
-                    session.tracked = tracked;
-                    return Ok(session);
-                }
-                Err(e) if refused(&e) && Error::from(e.clone()).kind() != ErrorKind::Auth => {
-                    // No RESP3 here: connect as without the near-cache.
-                    tracking.off(&self.target, &e);
-                }
-                Err(e) => return Err(super::connect::connect_error(Error::from(e), &self.target)),
-            }
-        }
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
-            .map_err(|e| super::connect::connect_error(Error::from(e), &self.target))?;
-        let learned = self.learn(&mut conn).await?;
-        let mut session = self.session_of(conn, learned);
-        session.conn_id = tracking::next_conn();
-        Ok(session)
-    }
-
-    /// Asks a new connection who answers (see `session::learn`).
-    async fn learn(&self, conn: &mut MultiplexedConnection) -> Result<Learned, Error> {
-        let learned = learn(conn)
-            .await
-            .map_err(|e| self.info_error(e))?
-            .ok_or_else(|| self.no_run_id())?;
-        if learned.replica {
-            tracing::warn!(target = %self.target, "cachette: connected to a replica, which refuses fills and invalidations; point cachette at the master");
-        }
-        Ok(learned)
-    }
-
-    fn info_error(&self, e: redis::RedisError) -> Error {
-        let e = Error::from(e);
-        if e.kind() == ErrorKind::Auth {
-            Error::new(
-                ErrorKind::Auth,
-                format!(
-                    "{} refused `INFO`, which cachette needs to notice restarts and \
-                     failovers (grant `+info`)",
-                    self.target
-                ),
-            )
-            .with_source(e)
-        } else {
-            super::connect::connect_error(e, &self.target)
-        }
-    }
-
-    fn no_run_id(&self) -> Error {
-        Error::new(
-            ErrorKind::Backend,
-            format!("{} did not say its run id (`INFO server`)", self.target),
-        )
-    }
-
-    /// Connects now, for `connect`, which fails when the server cannot be
-    /// reached.
-    pub(crate) async fn connect_now(self: &Arc<Self>) -> Result<(), Error> {
-        // On cachette's runtime, for the same reason as `start_attempt`.
-        let link = self.clone();
-        let session = crate::background::run(async move { link.connect().await }).await??;
-        *self.state() = State::Up(Arc::new(session));
-        self.changes.send_modify(|n| *n += 1);
-        Ok(())
     }
 
     /// Reports that `session`'s connection failed: the next caller makes a

@@ -1,5 +1,5 @@
-//! A session: one connection and the scope of the server it reached, and
-//! how that scope is learned (`INFO`) and shared by every session of the
+//! A session: one connection and the origin of the server it reached, and
+//! how that origin is learned (`INFO`) and shared by every session of the
 //! process with one server process.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,15 +13,15 @@ pub(crate) struct Session {
     pub conn: MultiplexedConnection,
     /// Shared by every session of the process with this server process
     /// (keyed by its run id, however it was reached): bumped when one of
-    /// them learns that the server may hold other data than its scope
+    /// them learns that the server may hold other data than its origin
     /// names (see [`ends_session`]).
     pub(super) server: Arc<AtomicU64>,
-    /// `server` when this session's scope was learned: an older session
+    /// `server` when this session's origin was learned: an older session
     /// asks again before it is used.
     pub(super) ended: u64,
-    /// The scope of every version read or written on this connection:
+    /// The origin of every version read or written on this connection:
     /// 8 hex digits naming the server's run id, then 8 naming its
-    /// replication id (see [`scope`]).
+    /// replication id (see [`origin`]).
     pub run: Arc<str>,
     pub(super) generation: u64,
     /// Replication ids (as stored) that versions carried under this
@@ -111,7 +111,7 @@ impl Session {
 
     /// Whether `raw`, a stored version, was written by this server process
     /// under another replication id that was not checked yet: either this
-    /// session's scope is older than the server's (a replica attached, a
+    /// session's origin is older than the server's (a replica attached, a
     /// promotion), or the version came back with a copy of the data taken
     /// from elsewhere. Asking the server again tells which.
     pub(crate) fn drifted(&self, raw: &[u8]) -> Option<[u8; 8]> {
@@ -135,7 +135,7 @@ pub(crate) fn gone(e: &redis::RedisError) -> bool {
 }
 
 /// Whether an error ends the sessions of every link to the server that
-/// sent it: the server may no longer hold the data their scope names. One
+/// sent it: the server may no longer hold the data their origin names. One
 /// that refuses writes (`READONLY`) was made a replica, and one that sends
 /// a slot elsewhere (`MOVED`) gave it away or was demoted; the next
 /// sessions ask again who answers.
@@ -150,7 +150,7 @@ pub(crate) fn ends_session(e: &redis::RedisError) -> bool {
 /// What a server said of itself.
 pub(super) struct Learned {
     pub(super) run_id: String,
-    pub(super) scope: String,
+    pub(super) origin: String,
     pub(super) replica: bool,
     /// The count of changes of this server process the process had seen
     /// before asking (see [`Learned::ended`]).
@@ -188,7 +188,7 @@ pub(super) fn counter_of(run_id: &str) -> Arc<AtomicU64> {
 }
 
 /// Asks the server for its run id, its replication id and its role, in one
-/// round trip: the scope of the versions it holds, and whether it is a
+/// round trip: the origin of the versions it holds, and whether it is a
 /// replica. `None` when it does not say its run id.
 pub(super) async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResult<Option<Learned>> {
     // Two commands, not `INFO server replication`: servers before 7 take
@@ -208,10 +208,10 @@ pub(super) async fn learn(conn: &mut MultiplexedConnection) -> redis::RedisResul
     else {
         return Ok(None);
     };
-    Ok(scope(&server, &replication).map(|scope| Learned {
+    Ok(origin(&server, &replication).map(|origin| Learned {
         seen: None,
         run_id,
-        scope,
+        origin,
         replica,
     }))
 }
@@ -230,7 +230,7 @@ pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
     Ok(())
 }
 
-/// The scope of the versions on a server: 8 hex digits of a hash of its
+/// The origin of the versions on a server: 8 hex digits of a hash of its
 /// run id (`INFO server`), then 8 of a hash of its replication id (`INFO
 /// replication`).
 ///
@@ -243,9 +243,9 @@ pub(crate) fn ending(replies: &[redis::Value]) -> redis::RedisResult<()> {
 /// when a replica first attaches, and a new one after `repl-backlog-ttl`);
 /// a version of the same run id under another replication id makes a
 /// session ask again ([`Session::drifted`]), so sessions made before and
-/// after converge on the server's current scope. A server that does not
-/// report a replication id is scoped by its run id alone.
-pub(crate) fn scope(server: &str, replication: &str) -> Option<String> {
+/// after converge on the server's current origin. A server that does not
+/// report a replication id is with_origin by its run id alone.
+pub(crate) fn origin(server: &str, replication: &str) -> Option<String> {
     use sha2::Digest;
     let field = |info: &str, name: &str| {
         info.lines()
@@ -265,30 +265,30 @@ pub(crate) fn scope(server: &str, replication: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::scope;
+    use super::origin;
 
     const SERVER: &str = "# Server\r\nredis_version:7.0.15\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\ntcp_port:6379\r\n";
     const REPLICATION: &str = "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_replid:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nmaster_replid2:0000000000000000000000000000000000000000\r\n";
 
     #[test]
     fn the_scope_follows_the_run_id_and_the_replication_id() {
-        let s = scope(SERVER, REPLICATION).unwrap();
+        let s = origin(SERVER, REPLICATION).unwrap();
         assert_eq!(s.len(), 16);
         assert!(s.bytes().all(|b| b.is_ascii_hexdigit()));
         let restarted = SERVER.replace("run_id:0", "run_id:1");
-        let restarted = scope(&restarted, REPLICATION).unwrap();
+        let restarted = origin(&restarted, REPLICATION).unwrap();
         assert_ne!(restarted[..8], s[..8], "a restart changes the run's part");
         let resynced = REPLICATION.replace("master_replid:a", "master_replid:b");
-        let resynced = scope(SERVER, &resynced).unwrap();
+        let resynced = origin(SERVER, &resynced).unwrap();
         assert_eq!(resynced[..8], s[..8], "the same process");
         assert_ne!(resynced[8..], s[8..], "another copy of the data");
         // `master_replid2` is not `master_replid`.
         let second = REPLICATION.replace("replid2:0", "replid2:1");
-        assert_eq!(scope(SERVER, &second).unwrap(), s);
+        assert_eq!(origin(SERVER, &second).unwrap(), s);
         // Without a replication id, the run id alone.
-        assert!(scope(SERVER, "").is_some());
-        assert_ne!(scope(SERVER, "").unwrap(), s);
-        assert_eq!(scope("redis_version:7\r\n", REPLICATION), None);
-        assert_eq!(scope("run_id:xyz\r\n", REPLICATION), None);
+        assert!(origin(SERVER, "").is_some());
+        assert_ne!(origin(SERVER, "").unwrap(), s);
+        assert_eq!(origin("redis_version:7\r\n", REPLICATION), None);
+        assert_eq!(origin("run_id:xyz\r\n", REPLICATION), None);
     }
 }

@@ -1,5 +1,5 @@
 //! Redis over Upstash's REST API: the same commands, entries and versions
-//! as over TCP, carried by HTTPS requests (see `http.rs`).
+//! as over TCP, carried by HTTPS requests (see `batch.rs`).
 //!
 //! Costs, in requests:
 //! - a lookup is one request: `GETRANGE` of the entry and of each of its
@@ -11,35 +11,37 @@
 //! - a bust of any number of keys and tags is one request of `EVALSHA` of
 //!   `lua/bust.lua` (or `FCALL`, with server functions), followed by a
 //!   `WAIT` when replicas must hold it;
-//! - concurrent callers share requests (see `http.rs`).
+//! - concurrent callers share requests (see `batch.rs`).
 //!
-//! A request has no connection to be bound to, so the server's scope (I10)
+//! A request has no connection to be bound to, so the server's origin (I10)
 //! is asked in every lookup's request, after its reads: versions are judged
-//! under the scope of the server that answered that very request. A server
+//! under the origin of the server that answered that very request. A server
 //! restarted from older data answers with another run id, and everything
 //! it brought back is a miss. A server that does not report its run id is
 //! refused, as over TCP.
 
-pub(crate) mod http;
+mod batch;
+mod client;
+mod protocol;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::Value;
 
-use super::bust::{self, Lua};
+use super::bust;
 use super::connect::Settings;
-use super::{
-    decode_entry, decode_version, ensure_cmd, ensured, entry_range, version_range, Lookup, Wanted,
-};
-use crate::backend::EPOCH_TTL;
+use super::scripts::{self, ensure_cmd, Lua, Scripting, ADOPT, BUST};
+use super::wire::{decode_entry, decode_version, ensured_all, entry_range, version_range};
+use crate::backend::stored::EPOCH_TTL;
+use crate::backend::stored::{Lookup, Wanted};
 use crate::error::{Error, ErrorKind};
 use crate::names::{Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
 pub(crate) struct Rest {
-    http: Arc<http::Http>,
+    http: Arc<batch::Http>,
     identity: String,
     /// Most bytes of an entry, unarmored.
     max_entry: usize,
@@ -47,14 +49,14 @@ pub(crate) struct Rest {
     acks: u32,
     /// How scripts run: `EVALSHA`, or `FCALL` of the functions an
     /// administrator loaded.
-    scripting: bust::Scripting,
+    scripting: Scripting,
     ack_timeout: Duration,
-    /// The scope the server reported last: new versions are written under
+    /// The origin the server reported last: new versions are written under
     /// it. One that is out of date only makes them foreign (misses).
-    scope: Mutex<Arc<str>>,
+    origin: Mutex<Arc<str>>,
 }
 
-/// The scope versions are written under before the server reported one:
+/// The origin versions are written under before the server reported one:
 /// not hex, so never a server's (they are foreign, and only cost a miss).
 const UNKNOWN: &str = "????????????????";
 
@@ -69,10 +71,10 @@ impl Rest {
             // not answered there).
             ReplicaAcks::Auto | ReplicaAcks::Off => 0,
         };
-        let http = http::Http::new(
+        let http = batch::Http::new(
             url,
             token,
-            &http::Options {
+            &batch::Options {
                 connect_timeout: settings.connect_timeout,
                 request_timeout: settings.command_timeout + settings.ack_timeout,
                 #[cfg(feature = "tls")]
@@ -101,7 +103,7 @@ impl Rest {
             acks,
             scripting: settings.scripting,
             ack_timeout: settings.ack_timeout,
-            scope: Mutex::new(Arc::from(UNKNOWN)),
+            origin: Mutex::new(Arc::from(UNKNOWN)),
         })
     }
 
@@ -113,18 +115,18 @@ impl Rest {
     /// the token, or does not report its run id.
     pub(crate) async fn connect_now(&self) -> Result<(), Error> {
         let mut replies = self.http.run([], true).await?;
-        self.scope_of(replies.pop()).map(drop)
+        self.origin_of(replies.pop()).map(drop)
     }
 
-    /// The scope in an `INFO server replication` reply, remembered for the
+    /// The origin in an `INFO server replication` reply, remembered for the
     /// versions written next.
-    fn scope_of(&self, info: Option<Value>) -> Result<Arc<str>, Error> {
+    fn origin_of(&self, info: Option<Value>) -> Result<Arc<str>, Error> {
         let info = match info {
             Some(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
             Some(Value::ServerError(e)) => return Err(Error::from(redis::RedisError::from(e))),
             _ => String::new(),
         };
-        let Some(scope) = super::link::scope(&info, &info) else {
+        let Some(origin) = super::link::origin(&info, &info) else {
             return Err(Error::new(
                 ErrorKind::Backend,
                 format!(
@@ -134,22 +136,22 @@ impl Rest {
                 ),
             ));
         };
-        let mut last = crate::sync::lock(&self.scope);
-        if **last != *scope {
+        let mut last = crate::sync::lock(&self.origin);
+        if **last != *origin {
             if **last != *UNKNOWN {
                 // Restarted or replaced: its sync tokens start again.
                 self.http.forget_sync();
             }
-            *last = Arc::from(scope);
+            *last = Arc::from(origin);
         }
         Ok(last.clone())
     }
 
-    fn scope(&self) -> Arc<str> {
-        crate::sync::lock(&self.scope).clone()
+    fn origin(&self) -> Arc<str> {
+        crate::sync::lock(&self.origin).clone()
     }
 
-    /// The entry and its versions, in one request, judged under the scope
+    /// The entry and its versions, in one request, judged under the origin
     /// the same request reported after reading them.
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
         let names = subject.names();
@@ -157,7 +159,7 @@ impl Rest {
             .chain(names.versions().map(version_range))
             .collect();
         let mut replies = self.http.run(&commands, true).await?;
-        // The scoped request ends with the `INFO` it added.
+        // The request asked for the origin: it ends with the `INFO` it added.
         if replies.len() != commands.len() + 1 {
             return Err(Error::new(
                 ErrorKind::Backend,
@@ -168,7 +170,7 @@ impl Rest {
                 ),
             ));
         }
-        let scope = self.scope_of(replies.pop())?;
+        let origin = self.origin_of(replies.pop())?;
         let mut replies = replies.into_iter();
         let entry = replies.next().unwrap_or(Value::Nil);
         let (entry, oversized) = decode_entry(entry, self.max_entry).split();
@@ -176,10 +178,10 @@ impl Rest {
         for v in replies {
             // Another Redis type reads as foreign (see `lookup_replies`).
             match v {
-                Value::ServerError(e) if !super::is_wrong_type(&e) => {
+                Value::ServerError(e) if !super::wire::is_wrong_type(&e) => {
                     return Err(Error::from(redis::RedisError::from(e)))
                 }
-                v => versions.push(decode_version(v, &scope)),
+                v => versions.push(decode_version(v, &origin)),
             }
         }
         Ok(Lookup {
@@ -190,29 +192,29 @@ impl Rest {
         })
     }
 
-    /// Creates or replaces versions (see `RedisBackend::ensure`), in one
-    /// request, under the scope last reported.
+    /// Creates or replaces versions (see `Backend::ensure`), in one
+    /// request, under the origin last reported.
     pub(crate) async fn ensure(
         &self,
         versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
-        let scope = self.scope();
+        let origin = self.origin();
         let ours: Vec<Token> = versions.iter().map(|_| Token::random()).collect();
         let commands: Vec<redis::Cmd> = versions
             .iter()
             .zip(&ours)
             .map(|((name, seen, ttl), token)| {
-                ensure_cmd(self.scripting, name, *seen, &scope, token, *ttl)
+                ensure_cmd(self.scripting, name, *seen, &origin, token, *ttl)
             })
             .collect();
         let commands: Vec<&redis::Cmd> = commands.iter().collect();
-        let replies = self.scripted(&commands, &bust::ADOPT).await?;
-        bust::check(&replies, 0)?;
-        replies
-            .into_iter()
-            .zip(ours)
-            .map(|(reply, ours)| ensured(reply, &scope, ours))
-            .collect()
+        let replies = self.scripted(&commands, &ADOPT).await?;
+        ensured_all(replies, &origin, &ours)
+    }
+
+    /// How the server's scripts are called.
+    pub(crate) fn scripting(&self) -> Scripting {
+        self.scripting
     }
 
     /// One command; a refusal is an error.
@@ -222,16 +224,6 @@ impl Rest {
             Some(value) => Ok(value),
             None => Err(Error::new(ErrorKind::Backend, "no reply")),
         }
-    }
-
-    /// Stores an entry armored in base64 (see `armor`).
-    pub(crate) async fn store(&self, entry: &str, blob: &[u8], ttl: Duration) -> Result<(), Error> {
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(entry)
-            .arg(super::armor(blob))
-            .arg("PX")
-            .arg(super::millis(ttl));
-        self.one(cmd).await.map(drop)
     }
 
     /// The whole bust in one request: the script, then a `WAIT` when
@@ -246,13 +238,13 @@ impl Rest {
         let pipe = bust::scripted(
             self.scripting,
             &names,
-            &self.scope(),
+            &self.origin(),
             ttl,
             self.acks,
             self.ack_timeout,
         );
         let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
-        let replies = self.scripted(&commands, &bust::BUST).await?;
+        let replies = self.scripted(&commands, &BUST).await?;
         bust::check(&replies, self.acks)
     }
 
@@ -261,7 +253,7 @@ impl Rest {
         let name = super::single::epoch_version(ns);
         let pipe = bust::plain(
             &[name],
-            &self.scope(),
+            &self.origin(),
             EPOCH_TTL,
             self.acks,
             self.ack_timeout,
@@ -274,11 +266,7 @@ impl Rest {
     /// server did not know it (its script cache does not survive a
     /// restart). Running them again is safe: each writes what it wrote.
     async fn scripted(&self, commands: &[&redis::Cmd], script: &Lua) -> Result<Vec<Value>, Error> {
-        let replies = self.http.run(commands.iter().copied(), false).await?;
-        if self.scripting != bust::Scripting::Eval || !replies.iter().any(bust::is_no_script) {
-            return Ok(replies);
-        }
-        self.one(script.load()).await?;
-        self.http.run(commands.iter().copied(), false).await
+        let send = || self.http.run(commands.iter().copied(), false);
+        scripts::with_script(self.scripting, script, send, |load| self.one(load)).await
     }
 }

@@ -10,12 +10,12 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::sync::checked;
+use crate::shim::{self as checked, Weakening};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
-use super::super::near::Near;
+use super::Near;
 use crate::error::{Error, ErrorKind};
 
 pub(crate) struct Tracking {
@@ -114,8 +114,7 @@ impl Sending {
     /// Closes the batch and takes the names its round trip must read: no
     /// caller can join it, or add a name, after this.
     fn closed(&self) -> Vec<(u16, Box<str>)> {
-        #[cfg(feature = "__loom")]
-        if crate::loom::weakened(crate::loom::Weakening::ProbesTakenBeforeClose) {
+        if checked::weakened(Weakening::ProbesTakenBeforeClose) {
             let probes = std::mem::take(&mut *checked::lock(&self.batch.probes));
             self.close();
             return probes;
@@ -138,8 +137,7 @@ impl Sending {
 impl Drop for Sending {
     fn drop(&mut self) {
         self.close();
-        #[cfg(feature = "__loom")]
-        if crate::loom::weakened(crate::loom::Weakening::UnsentBatchUnanswered) {
+        if checked::weakened(Weakening::UnsentBatchUnanswered) {
             return;
         }
         if self.batch.answer.get().is_none() {
@@ -176,7 +174,7 @@ impl Tracking {
     }
 
     /// Turns the near-cache off for this link, saying why once.
-    pub(crate) fn off(&self, target: &str, why: &dyn std::fmt::Display) {
+    pub(crate) fn off(&self, target: &dyn std::fmt::Display, why: &dyn std::fmt::Display) {
         if self.on.swap(false, Ordering::AcqRel) {
             self.near.flush();
             tracing::warn!(target = %target, reason = %why, "cachette: the near-cache is off for this server (it needs RESP3, `CLIENT TRACKING` and `PING`, and `EXISTS` on a cluster); every call reads Redis");

@@ -1,17 +1,16 @@
-//! `#[invalidates(calls = [...])]`: each call, rewritten to the key
+//! `#[invalidates(calls = [...])]`: each call, rewritten to call the key
 //! companion that takes its arguments by name or in the callee's order.
 
-use proc_macro2::TokenStream;
-use quote::quote_spanned;
 use syn::spanned::Spanned;
 use syn::Expr;
 
-use crate::values::Errors;
+use crate::companions::{by_name, in_order, KEY_SUFFIX};
+use crate::ctxt::Ctxt;
 
-/// `key_of(...)` for an entry of `calls`: the call, with the function's
-/// name replaced by a key companion's (checked in `values.rs` to be a call
-/// or a method call). Spanned on the call, so that an unknown function, or
-/// wrong arguments, are reported there.
+/// An entry of `calls` (checked in `values.rs` to be a call or a method
+/// call), with the function's name replaced by a key companion's. The
+/// call keeps its spans, so that an unknown function, or wrong arguments,
+/// are reported there.
 ///
 /// A call of one positional argument goes to `f_key`. A call of several,
 /// all plain variables, goes to the companion named after them in that
@@ -21,7 +20,7 @@ use crate::values::Errors;
 /// argument (`price(tenant = t, sku = s)`) takes every argument by name
 /// (a plain variable standing for itself), in any order. So two arguments
 /// of one type are never swapped unseen.
-pub(crate) fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> {
+pub(crate) fn key_call(call: &Expr, errors: &mut Ctxt) -> Option<Expr> {
     let mut call = call.clone();
     let (ident, args) = match &mut call {
         Expr::Call(c) => match &mut *c.func {
@@ -37,14 +36,10 @@ pub(crate) fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> 
     let named_any = args.iter().any(|a| matches!(a, Expr::Assign(_)));
     if args.len() <= 1 && !named_any {
         *ident = syn::Ident::new(
-            &format!(
-                "{}{}",
-                syn::ext::IdentExt::unraw(&*ident),
-                crate::companions::KEY_SUFFIX
-            ),
+            &format!("{}{}", syn::ext::IdentExt::unraw(&*ident), KEY_SUFFIX),
             ident.span(),
         );
-        return Some(quote_spanned!(call.span()=> #call));
+        return Some(call);
     }
     let mut named: Vec<(String, Expr)> = Vec::new();
     let f = ident.to_string();
@@ -90,10 +85,10 @@ pub(crate) fn key_call(call: &Expr, errors: &mut Errors) -> Option<TokenStream> 
     }
     let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
     *ident = if named_any {
-        crate::companions::by_name(ident, &names)
+        by_name(ident, &names)
     } else {
-        crate::companions::in_order(ident, &names)
+        in_order(ident, &names)
     };
     *args = named.into_iter().map(|(_, v)| v).collect();
-    Some(quote_spanned!(call.span()=> #call))
+    Some(call)
 }

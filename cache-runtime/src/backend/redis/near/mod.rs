@@ -13,7 +13,8 @@
 //! that every invalidation made before the `PING` ran is applied: what is
 //! still here for it was, at that moment, exactly what a lookup would read.
 //! That `PING` is shared by every caller waiting when it is sent, and by
-//! none that arrives after (see `link/tracking.rs`).
+//! none that arrives after (see `tracking.rs`); a kept lookup is served
+//! in `hit.rs`.
 //!
 //! Redis sends the messages for a connection's own writes (a fill) right
 //! after the reply to that write instead of before it; they still come
@@ -25,18 +26,21 @@
 //! what a lookup read if any of its names was invalidated while it was in
 //! flight (checked under the same lock the messages take).
 
+pub(crate) mod hit;
+pub(crate) mod tracking;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::sync::checked;
+use crate::shim::{self as checked, Weakening};
 use std::time::{Duration, Instant};
 
-use super::super::{Blob, Lookup};
+use crate::backend::stored::{Blob, Lookup};
 use crate::version::Seen;
 
 /// One lookup kept in memory.
-pub(crate) struct Kept {
+pub(crate) struct KeptLookup {
     /// The entry's name.
     name: Arc<str>,
     /// The names it read: the entry, then each version, in the lookup's
@@ -55,7 +59,7 @@ pub(crate) struct Kept {
     flushes: u64,
 }
 
-impl Kept {
+impl KeptLookup {
     /// Whether a lookup of `versions` (beside this entry) would read what
     /// this one read: a call of the same key with other tags would not.
     pub(crate) fn read_the_same<'a>(&self, mut versions: impl Iterator<Item = &'a str>) -> bool {
@@ -101,7 +105,7 @@ struct Table {
     seq: u64,
     /// A name read by kept lookups: those lookups, by address (unique
     /// while a `Weak` holds it).
-    readers: HashMap<Box<str>, HashMap<usize, Weak<Kept>>>,
+    readers: HashMap<Box<str>, HashMap<usize, Weak<KeptLookup>>>,
     /// How many lookups `readers` holds in all, and how many it held after
     /// its last sweep (lookups the map evicted stay until a sweep).
     links: usize,
@@ -115,11 +119,11 @@ struct Table {
 }
 
 pub(crate) struct Near {
-    kept: moka::sync::Cache<Arc<str>, Arc<Kept>>,
+    kept: moka::sync::Cache<Arc<str>, Arc<KeptLookup>>,
     /// Lookups the map evicted or expired, to take out of the table (the
     /// map hands them over from wherever it runs its upkeep, where the
     /// table's lock may be held).
-    evicted: Arc<Mutex<Vec<Arc<Kept>>>>,
+    evicted: Arc<Mutex<Vec<Arc<KeptLookup>>>>,
     /// Bumped by every flush: what was kept before is gone.
     flushed: checked::AtomicU64,
     table: checked::Mutex<Table>,
@@ -127,7 +131,7 @@ pub(crate) struct Near {
 }
 
 /// A lookup in flight, registered before it is sent.
-pub(crate) struct Reading<'a> {
+pub(crate) struct InFlight<'a> {
     near: &'a Near,
     names: Vec<Box<str>>,
     since: u64,
@@ -142,11 +146,11 @@ impl Near {
     /// decoded values when values are kept decoded.
     pub(crate) fn new(bytes: u64, keep_decoded: bool) -> Near {
         struct Until;
-        impl moka::Expiry<Arc<str>, Arc<Kept>> for Until {
+        impl moka::Expiry<Arc<str>, Arc<KeptLookup>> for Until {
             fn expire_after_create(
                 &self,
                 _key: &Arc<str>,
-                kept: &Arc<Kept>,
+                kept: &Arc<KeptLookup>,
                 _now: Instant,
             ) -> Option<Duration> {
                 // The entry's own expiry (Redis drops it then, and says
@@ -156,13 +160,13 @@ impl Near {
                 )
             }
         }
-        let evicted: Arc<Mutex<Vec<Arc<Kept>>>> = Arc::default();
+        let evicted: Arc<Mutex<Vec<Arc<KeptLookup>>>> = Arc::default();
         let handed = evicted.clone();
         Near {
             evicted,
             kept: moka::sync::Cache::builder()
                 .max_capacity(bytes)
-                .weigher(move |_: &Arc<str>, kept: &Arc<Kept>| {
+                .weigher(move |_: &Arc<str>, kept: &Arc<KeptLookup>| {
                     // The entry, its decoded value, its versions, and its
                     // names (here and in the table of readers).
                     let names: usize = kept.names.iter().map(|n| 2 * n.len() + 64).sum();
@@ -198,21 +202,34 @@ impl Near {
         self.kept.entry_count()
     }
 
+    /// The counters, and the lookups held now.
+    pub(crate) fn stats(&self) -> crate::backend::stored::NearStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        crate::backend::stored::NearStats {
+            hits: c.hits.load(Relaxed),
+            orderings: c.orderings.load(Relaxed),
+            invalidations: c.invalidations.load(Relaxed),
+            flushes: c.flushes.load(Relaxed),
+            entries: self.len(),
+        }
+    }
+
     /// The kept lookup of the entry `name`, if any.
-    pub(crate) fn get(&self, name: &str) -> Option<Arc<Kept>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<KeptLookup>> {
         self.kept.get(name)
     }
 
     /// Whether `kept` is still kept (no message removed it meanwhile, no
     /// flush emptied the near-cache).
-    pub(crate) fn still(&self, kept: &Kept) -> bool {
+    pub(crate) fn still(&self, kept: &KeptLookup) -> bool {
         !kept.dropped.load(Ordering::Acquire)
             && kept.flushes == self.flushed.load(Ordering::Acquire)
     }
 
     /// The lookup `kept` stands for, once its ordering round trip is in,
     /// if it is still kept (counted as a hit); `None`: read Redis.
-    pub(crate) fn serve(&self, kept: &Kept) -> Option<Lookup> {
+    pub(crate) fn serve(&self, kept: &KeptLookup) -> Option<Lookup> {
         if !self.still(kept) {
             return None;
         }
@@ -222,7 +239,7 @@ impl Near {
 
     /// Drops `kept`: from the map, from the table, and for whoever holds
     /// it already.
-    fn drop_kept(&self, table: &mut Table, kept: &Arc<Kept>) {
+    fn drop_kept(&self, table: &mut Table, kept: &Arc<KeptLookup>) {
         kept.dropped.store(true, Ordering::Release);
         for name in kept.names.iter() {
             if let Some(readers) = table.readers.get_mut(name) {
@@ -247,13 +264,13 @@ impl Near {
     }
 
     /// Registers a lookup of `names` (the entry first) before it is sent.
-    pub(crate) fn reading<'a>(&'a self, names: impl Iterator<Item = &'a str>) -> Reading<'a> {
+    pub(crate) fn reading<'a>(&'a self, names: impl Iterator<Item = &'a str>) -> InFlight<'a> {
         let names: Vec<Box<str>> = names.map(Box::from).collect();
         let mut table = checked::lock(&self.table);
         for name in &names {
             table.reading.entry(name.clone()).or_insert((0, 0)).0 += 1;
         }
-        Reading {
+        InFlight {
             since: table.seq,
             near: self,
             names,
@@ -326,7 +343,7 @@ impl Near {
     }
 }
 
-impl Reading<'_> {
+impl InFlight<'_> {
     /// The message count when it was registered.
     #[cfg(all(test, feature = "__loom"))]
     pub(crate) fn since(&self) -> u64 {
@@ -340,10 +357,7 @@ impl Reading<'_> {
         self.done = true;
         let near = self.near;
         let mut table = checked::lock(&near.table);
-        #[cfg(feature = "__loom")]
-        let overlooked = crate::loom::weakened(crate::loom::Weakening::KeepOvertaken);
-        #[cfg(not(feature = "__loom"))]
-        let overlooked = false;
+        let overlooked = checked::weakened(Weakening::KeepOvertaken);
         let clean = overlooked
             || table.flushed_at <= self.since
                 && self
@@ -355,7 +369,7 @@ impl Reading<'_> {
             return;
         }
         let names = std::mem::take(&mut self.names).into_boxed_slice();
-        let kept = Arc::new(Kept {
+        let kept = Arc::new(KeptLookup {
             name: Arc::from(&*names[0]),
             names,
             conns,
@@ -404,7 +418,7 @@ impl Reading<'_> {
     }
 }
 
-impl Drop for Reading<'_> {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.done {
             let mut table = checked::lock(&self.near.table);

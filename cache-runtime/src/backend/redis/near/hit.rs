@@ -1,0 +1,117 @@
+//! Serving a kept lookup: from one connection on a single Redis, or, on a
+//! cluster, from each master's connection that read one of its names,
+//! after an ordering round trip on each (see the module above for why it
+//! holds). On a cluster each master's round trip also reads one name of
+//! every slot of the lookup it holds (its probes), so that a node that no
+//! longer serves one of those slots refuses it, where a `PING` would be
+//! answered.
+
+use std::sync::Arc;
+
+#[cfg(feature = "cluster")]
+use super::Near;
+use crate::backend::redis::link::Link;
+use crate::backend::redis::link::Session;
+use crate::backend::stored::Lookup;
+use crate::error::Error;
+use crate::names::Subject;
+
+/// One name for each slot of a lookup on one connection.
+#[cfg(feature = "cluster")]
+type Probes<'a> = Vec<(u16, &'a str)>;
+
+/// The lookup kept for `subject`, if one was read on the current
+/// connection of `reads` and is still kept after an ordering round trip;
+/// `None`: read Redis.
+pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
+    let near = reads.near()?;
+    let names = subject.names();
+    let kept = near.get(names.entry())?;
+    let session = reads.current()?;
+    if !session.tracked || kept.conns != [session.conn_id] || !kept.read_the_same(names.versions())
+    {
+        return None;
+    }
+    if let Err(e) = reads.order(&session, &[]).await {
+        return Some(Err(e));
+    }
+    near.serve(&kept).map(Ok)
+}
+
+/// The lookup kept for `subject` on a cluster, if every master holding
+/// one of its names (`reads_of` a name's hash tag: its slot, and the reads
+/// link of the slot's master as the slot map last read says) still has the connection it was read on,
+/// and it is still kept after an ordering round trip on each, all sent at
+/// once; `None`: read the masters.
+#[cfg(feature = "cluster")]
+pub(crate) async fn on_masters(
+    near: &Near,
+    subject: &Subject<'_>,
+    reads_of: impl Fn(&str) -> Option<(u16, Arc<Link>)>,
+) -> Option<Result<Lookup, Error>> {
+    let names = subject.names();
+    let kept = near.get(names.entry())?;
+    if !kept.read_the_same(names.versions()) {
+        return None;
+    }
+    // The entry and the epoch share the key's slot.
+    let mut links: Vec<(Arc<Link>, Probes)> = Vec::new();
+    for (name, version) in subject.version_names().zip(names.versions()) {
+        let (slot, link) = reads_of(name.hash_tag())?;
+        match links.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &link)) {
+            Some((_, probes)) => {
+                if !probes.iter().any(|(s, _)| *s == slot) {
+                    probes.push((slot, version));
+                }
+            }
+            None => {
+                // A node whose near-cache was turned off (its ACL refused
+                // the round trip) serves nothing from memory.
+                link.near()?;
+                links.push((link, vec![(slot, version)]));
+            }
+        }
+    }
+    let mut sessions = Vec::with_capacity(links.len());
+    for (link, _) in &links {
+        let session = link.current()?;
+        if !session.tracked || !kept.conns.contains(&session.conn_id) {
+            return None;
+        }
+        sessions.push(session);
+    }
+    if tracked_conns(sessions.iter().zip(links.iter().map(|(l, _)| &**l)))? != kept.conns {
+        return None;
+    }
+    let ordered = futures_util::future::try_join_all(
+        links
+            .iter()
+            .zip(&sessions)
+            .map(|((link, probes), session)| link.order(session, probes)),
+    )
+    .await;
+    if ordered.is_err() {
+        // A redirection, a node cut off, a timeout: the lookup finds out
+        // which, and follows it or reports it.
+        return None;
+    }
+    near.serve(&kept).map(Ok)
+}
+
+/// The connections a lookup's names were read on (each session with the
+/// link it came from), sorted, if every one of them is tracked (else it
+/// cannot be kept).
+pub(crate) fn tracked_conns<'a>(
+    read_on: impl Iterator<Item = (&'a Arc<Session>, &'a Link)>,
+) -> Option<Vec<u64>> {
+    let mut conns = Vec::new();
+    for (session, link) in read_on {
+        if !session.tracked || link.near().is_none() {
+            return None;
+        }
+        conns.push(session.conn_id);
+    }
+    conns.sort_unstable();
+    conns.dedup();
+    Some(conns)
+}
