@@ -387,6 +387,53 @@ async fn connect_cluster_errors_say_what_failed() {
     assert_eq!(err.kind(), cachette::ErrorKind::Config, "{err}");
 }
 
+#[cached(cache = cache, key = "lazy:<id>", ttl = 60, tags = ["org:<org>"], unkeyed = [runs])]
+async fn lazily(cache: &Cache, runs: &AtomicU64, id: u64, org: &str) -> u64 {
+    runs.fetch_add(1, SeqCst);
+    id
+}
+
+/// A cluster cache built without reaching the cluster: with no node up,
+/// calls read through and invalidations are kept; on a running cluster it
+/// reads the slot map on first use, caches, and is reached by another
+/// cache's busts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_cluster_cache_starts_without_the_cluster() {
+    let none: [&str; 0] = [];
+    assert!(Cache::connect_cluster_lazy(none).unwrap_err().is_config());
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let runs = AtomicU64::new(0);
+    let down = Cache::builder()
+        .connect_timeout(Duration::from_millis(200))
+        .command_timeout(Duration::from_millis(200))
+        .connect_cluster_lazy([format!("redis://127.0.0.1:{closed}")])
+        .unwrap();
+    assert_eq!(down.backend_name(), "redis-cluster");
+    assert_eq!(lazily(&down, &runs, 1, "acme").await, 1);
+    assert_eq!(lazily(&down, &runs, 1, "acme").await, 1);
+    assert_eq!(runs.load(SeqCst), 2, "read through");
+    assert!(down.invalidate_tags(["org:acme"]).await.is_err());
+    assert_eq!(down.stats().pending_invalidations, 1, "kept");
+
+    let cluster = RedisCluster::start();
+    let lazy = crate::support::builder()
+        .replica_ack_timeout(Duration::from_secs(2))
+        .connect_cluster_lazy(cluster.urls())
+        .unwrap();
+    let eager = cluster.cache().await;
+    let runs = AtomicU64::new(0);
+    lazily(&lazy, &runs, 2, "acme").await;
+    lazily(&lazy, &runs, 2, "acme").await;
+    assert_eq!((runs.load(SeqCst), lazy.stats().hits), (1, 1));
+    eager.invalidate_tags(["org:acme"]).await.unwrap();
+    lazily(&lazy, &runs, 2, "acme").await;
+    assert_eq!(runs.load(SeqCst), 2, "the other cache's bust reached it");
+}
+
 /// The documented command set (`guide::redis`) for an ACL user, plus `cluster|slots` and
 /// `asking` and `exists`, is enough on a cluster: hits, fills, busts with
 /// `WAIT`, locks, and the near-cache.

@@ -419,3 +419,102 @@ async fn ttls_longer_than_the_functions_are_kept_whole() {
         assert_eq!(cache.stats().errors, 0, "{backend}: no backend error");
     }
 }
+
+#[cached(key = "renamed:<id>", ttl = 60, cache = cache, unkeyed = [runs])]
+async fn renamed(cache: &Cache, runs: &AtomicU64, id: u64) -> u64 {
+    runs.fetch_add(1, SeqCst);
+    id
+}
+
+/// The settings renamed in CHANGELOG.md keep working under their old
+/// names, with the same effect; `Stats::pending_busts` and
+/// `pending_invalidations` hold the same number.
+#[tokio::test]
+#[allow(deprecated)]
+async fn renamed_settings_keep_their_old_names() {
+    let runs = AtomicU64::new(0);
+    for cache in [
+        Cache::builder()
+            .max_memory(1 << 20)
+            .max_pending_busts(3)
+            .memory(),
+        Cache::builder()
+            .max_memory_bytes(1 << 20)
+            .max_pending_invalidations(3)
+            .memory(),
+    ] {
+        renamed(&cache, &runs, 1).await;
+        renamed(&cache, &runs, 1).await;
+        let stats = cache.stats();
+        assert_eq!(stats.hits, 1);
+        assert_eq!(stats.pending_busts, stats.pending_invalidations);
+    }
+    // Kept invalidations, counted under both names, past the limit of 3.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cache = crate::support::impatient(Duration::from_millis(100))
+        .max_pending_busts(3)
+        .connect_lazy(&format!("redis://127.0.0.1:{closed}"))
+        .unwrap();
+    assert!(cache.invalidate_keys(["a", "b"]).await.is_err());
+    let stats = cache.stats();
+    assert_eq!(stats.pending_invalidations, 2, "{stats:?}");
+    assert_eq!(stats.pending_busts, 2);
+}
+
+/// `near_cache(false)` is the one way to turn the near-cache off; the old
+/// spelling, a budget of zero, still does, and says so once.
+#[tokio::test]
+async fn a_zero_near_cache_budget_turns_it_off_and_says_so() {
+    let server = crate::support::RedisServer::start();
+    let logs = Logs::capture();
+    let runs = AtomicU64::new(0);
+    for id in [20, 21] {
+        let cache = crate::support::builder()
+            .near_cache_bytes(0)
+            .connect(&server.url())
+            .await
+            .unwrap();
+        renamed(&cache, &runs, id).await;
+        renamed(&cache, &runs, id).await;
+        assert_eq!(cache.stats().hits, 1);
+        assert_eq!(cache.stats().near_hits, 0, "off");
+    }
+    let text = logs.text();
+    assert_eq!(
+        text.matches("near_cache(false)").count(),
+        1,
+        "warned once: {text}"
+    );
+    let quiet = Logs::capture();
+    let cache = crate::support::builder()
+        .near_cache(false)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    renamed(&cache, &runs, 3).await;
+    renamed(&cache, &runs, 3).await;
+    assert_eq!(cache.stats().near_hits, 0, "off");
+    assert!(!quiet.text().contains("near_cache"), "{}", quiet.text());
+}
+
+/// `Cache::connect_lazy` builds with default settings and no server: calls
+/// read through until Redis answers, then cache.
+#[tokio::test]
+async fn cache_connect_lazy_builds_without_redis() {
+    let runs = AtomicU64::new(0);
+    let cache = Cache::connect_lazy("redis://127.0.0.1:1").unwrap();
+    assert_eq!(cache.backend_name(), "redis");
+    assert_eq!(renamed(&cache, &runs, 4).await, 4);
+    assert_eq!(renamed(&cache, &runs, 4).await, 4);
+    assert_eq!(runs.load(SeqCst), 2, "read through");
+    let server = crate::support::RedisServer::start();
+    let cache = Cache::connect_lazy(&server.url()).unwrap();
+    renamed(&cache, &runs, 5).await;
+    renamed(&cache, &runs, 5).await;
+    assert_eq!(cache.stats().hits, 1);
+    assert!(Cache::connect_lazy("not a url").unwrap_err().is_config());
+}
