@@ -274,38 +274,32 @@ impl From<redis::RedisError> for Error {
 }
 
 /// What a Redis error says, for the message of the `Error` wrapping it:
-/// the server's code and words, with every quoted part (a key name, a
-/// user, a script's text) replaced by `'…'`, and at most 160 characters.
+/// the server's code and its own words, up to the first quote that opens
+/// a quoted part (a key name, a user, a command's arguments: what the
+/// server quotes comes from the caller), and at most 160 characters. An
+/// apostrophe between two letters (`don't`) is a word's, not a quote.
 /// Names stay out of messages (the source, kept whole, is for whoever
 /// asks for it).
 #[cfg(feature = "redis")]
 fn said_by_redis(e: &redis::RedisError) -> String {
     const MOST: usize = 160;
+    let said = e.to_string();
+    let chars: Vec<char> = said.chars().collect();
     let mut out = String::from("Redis: ");
-    let mut quote: Option<char> = None;
-    for c in e.to_string().chars() {
-        match quote {
-            Some(q) if c == q => {
-                out.push('…');
-                out.push(c);
-                quote = None;
-            }
-            Some(_) => {}
-            None => {
-                out.push(c);
-                if c == '\'' || c == '"' {
-                    quote = Some(c);
-                }
-            }
-        }
-        if out.chars().count() >= MOST {
-            quote = None;
+    for (i, &c) in chars.iter().enumerate() {
+        let in_a_word = c == '\''
+            && i > 0
+            && chars[i - 1].is_ascii_alphabetic()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_alphabetic());
+        if (c == '\'' || c == '"' || c == '`') && !in_a_word {
             out.push('…');
-            break;
+            return out;
         }
-    }
-    if quote.is_some() {
-        out.push('…');
+        if i >= MOST {
+            out.push('…');
+            return out;
+        }
+        out.push(c);
     }
     out
 }
@@ -326,6 +320,28 @@ mod tests {
         assert!(said.contains("NOPERM"), "{said}");
         assert!(said.contains("no permissions"), "{said}");
         assert!(!said.contains("user:42"), "{said}");
+        // A quote inside the key does not pair the quotes anew: nothing
+        // from the first quoted part on is said.
+        for key in ["pre' LEAKED-PART '-post", "x'y"] {
+            let refused = redis::RedisError::from((
+                redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
+                "ERR",
+                format!("unknown command '', with args beginning with: 'shop:k:{{{key}}}' '86400000' 'a7b6'"),
+            ));
+            let said = Error::from(refused).to_string();
+            assert!(
+                !said.contains("LEAKED") && !said.contains("y}") && !said.contains("8640"),
+                "{said}"
+            );
+            assert!(said.contains("unknown command"), "{said}");
+        }
+        let own_words = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot),
+            "CROSSSLOT",
+            "Keys in request don't hash to the same slot".to_string(),
+        ));
+        let said = Error::from(own_words).to_string();
+        assert!(said.contains("don't hash to the same slot"), "{said}");
         let long = redis::RedisError::from((
             redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
             "ERR",
