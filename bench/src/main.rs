@@ -13,8 +13,8 @@
 //! cd bench && cargo run --release -- junk N  # Redis memory after N misses (hostile.rs)
 //! cd bench && cargo run --release -- pending N LIMIT # N undelivered busts (hostile.rs)
 //! cd bench && cargo run --release -- concurrent N # 64 tasks of N hits: PINGs per hit
-//! cd bench && cargo run --release -- stale SECONDS # stale reads beside cache-aio (near.rs)
-//! cd bench && cargo run --release -- memory N   # memory with N keys kept (near.rs)
+//! cd bench && cargo run --release -- stale SECONDS # stale reads beside cache-aio (the near-cache)
+//! cd bench && cargo run --release -- memory N   # memory with N keys kept (the near-cache)
 //! ```
 
 mod alloc;

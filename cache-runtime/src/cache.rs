@@ -1,5 +1,5 @@
 //! The cache handle: what it holds, and its read-only accessors. Building
-//! one lives in `builder.rs`, reading in `read/`, invalidating in
+//! one lives in `builder/`, reading in `read/`, invalidating in
 //! `invalidate.rs`.
 
 use std::collections::{HashMap, HashSet};

@@ -13,7 +13,7 @@
 //! - cache processes, each with one connection whose server-to-client
 //!   stream is a FIFO queue (invalidation messages and replies, in the
 //!   order Redis wrote them, delivered with any delay), a near-cache
-//!   (`near.rs`), and readers;
+//!   (`backend/redis/near/`), and readers;
 //! - a writer that writes the database, then busts the key or the tag
 //!   (`invalidate.rs`: a new version token), and counts as complete once
 //!   the bust returned; with `transactions`, it writes inside a database
@@ -174,7 +174,7 @@ pub struct Process {
     /// The near-cache: the kept lookup of the key.
     pub near: Option<Lookup>,
     /// The ordering batch callers may still join (not sent yet), and the
-    /// next batch's number (`link/tracking.rs`).
+    /// next batch's number (`near/tracking.rs`).
     pub open: Option<u8>,
     pub next_batch: u8,
     /// A bust of this process that Redis did not take, kept for retry
