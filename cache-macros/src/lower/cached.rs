@@ -145,6 +145,18 @@ fn check_keyed(
             );
             continue;
         }
+        // Even when listed in `unkeyed`: that would not make it the cache.
+        if p.cache_like && !p.receiver && !cache_roots.contains(&n) {
+            errors.at(
+                p.span,
+                format!(
+                    "`{n}` is a cache, and `{name}` does not say which cache it uses: without \
+                     `cache = {n}` it would read and fill the process's default cache, not `{n}`, \
+                     while busts through `{n}` would miss it. Write `cache = {n}` in the attribute"
+                ),
+            );
+            continue;
+        }
         if p.receiver
             || opts.key.is_none()
             || used.contains(&n)

@@ -23,6 +23,23 @@ pub(crate) struct Param {
     pub opaque: bool,
     /// The `&mut self` receiver.
     pub receiver: bool,
+    /// Its type is spelled `Cache` (behind `&` or `Arc`): most likely the
+    /// cache the function should use, forgotten in `cache = ...`.
+    pub cache_like: bool,
+}
+
+/// Whether `ty` is spelled as a `Cache`, a `&Cache` or an `Arc<Cache>`.
+fn is_cache(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::Reference(r) => is_cache(&r.elem),
+        Type::Path(p) => p.path.segments.last().is_some_and(|last| {
+            last.ident == "Cache"
+                || (last.ident == "Arc"
+                    && matches!(&last.arguments, syn::PathArguments::AngleBracketed(a)
+                        if a.args.iter().any(|g| matches!(g, syn::GenericArgument::Type(t) if is_cache(t)))))
+        }),
+        _ => false,
+    }
 }
 
 /// `ty` without the parentheses and invisible groups around it (a type
@@ -100,6 +117,7 @@ pub(crate) fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
                         mut_ref: true,
                         opaque: false,
                         receiver: true,
+                        cache_like: false,
                     });
                 }
             }
@@ -121,6 +139,7 @@ pub(crate) fn parameters(func: &ItemFn) -> (Vec<String>, Vec<Param>) {
                     mut_ref,
                     opaque,
                     receiver: false,
+                    cache_like: is_cache(&pt.ty),
                 });
             }
         }
