@@ -101,13 +101,13 @@ impl fmt::Display for Error {
         // A Redis error's words are in the message already, redacted (see
         // `said_by_redis`); any other cause follows it.
         #[cfg(feature = "redis")]
-        if self.redis().is_some() {
-            return Ok(());
+        let said = self.redis().is_some();
+        #[cfg(not(feature = "redis"))]
+        let said = false;
+        match &self.source {
+            Some(source) if !said => write!(f, ": {source}"),
+            _ => Ok(()),
         }
-        if let Some(source) = &self.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
     }
 }
 

@@ -129,21 +129,12 @@ impl Backend {
         }
     }
 
-    /// The near-cache's counters.
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    /// The near-cache's counters: zero where there is none.
     pub(crate) fn near_stats(&self) -> NearStats {
-        let near = match &self.servers {
-            Servers::Memory(_) => return NearStats::default(),
-            #[cfg(feature = "redis")]
-            Servers::Single(s) => s.near_cache(),
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => c.near_cache(),
-            #[cfg(feature = "upstash")]
-            Servers::Rest(_) => None,
-        };
         #[cfg(feature = "redis")]
-        return near.map_or_else(NearStats::default, |near| near.stats());
-        #[allow(unreachable_code)]
+        if let Some(near) = self.near() {
+            return near.stats();
+        }
         NearStats::default()
     }
 
@@ -351,8 +342,8 @@ impl Backend {
 impl Backend {
     /// One command about the single name `name` (an entry, a version or a
     /// lock), to the server that holds it.
+    #[cfg_attr(not(feature = "cluster"), allow(unused_variables))]
     async fn one(&self, name: &str, cmd: ::redis::Cmd) -> Result<::redis::Value, Error> {
-        let _ = name;
         match &self.servers {
             Servers::Memory(_) => Err(Error::new(
                 crate::error::ErrorKind::Backend,
@@ -363,6 +354,18 @@ impl Backend {
             Servers::Cluster(c) => self.bounded(c.one(name, cmd)).await,
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => self.bounded(r.one(cmd)).await,
+        }
+    }
+
+    /// The near-cache, where the servers keep one.
+    fn near(&self) -> Option<&self::redis::near::Near> {
+        match &self.servers {
+            Servers::Single(s) => s.near_cache(),
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => c.near_cache(),
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => None,
+            Servers::Memory(_) => None,
         }
     }
 

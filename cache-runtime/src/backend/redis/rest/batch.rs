@@ -320,11 +320,9 @@ mod tests {
         assert!(waiting.is_empty());
     }
 
-    /// Every sending task has found nothing more to send when a caller
-    /// queues: all places are still taken, so the caller starts none. The
-    /// tasks then end: the caller's group must still be sent, not dropped.
-    #[test]
-    fn a_caller_queued_while_every_sender_ends_is_still_sent() {
+    /// A client (to a port nothing answers) whose every sending place is
+    /// taken, with the senders that hold them.
+    fn every_place_taken() -> (Arc<Http>, Vec<Sender>) {
         let options = Options {
             connect_timeout: Duration::from_secs(1),
             request_timeout: Duration::from_secs(1),
@@ -337,6 +335,15 @@ mod tests {
                 Sender(http.clone(), std::cell::Cell::new(true))
             })
             .collect();
+        (http, senders)
+    }
+
+    /// Every sending task has found nothing more to send when a caller
+    /// queues: all places are still taken, so the caller starts none. The
+    /// tasks then end: the caller's group must still be sent, not dropped.
+    #[test]
+    fn a_caller_queued_while_every_sender_ends_is_still_sent() {
+        let (http, senders) = every_place_taken();
         for sender in &senders {
             assert!(sender.next().is_empty());
         }
@@ -357,18 +364,7 @@ mod tests {
     /// no task to send its group.
     #[test]
     fn a_caller_left_by_panicking_senders_is_failed() {
-        let options = Options {
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            root_ca: None,
-        };
-        let http = Arc::new(Http::new("http://127.0.0.1:9", "token", &options).unwrap());
-        let senders: Vec<Sender> = (0..MAX_IN_FLIGHT)
-            .map(|_| {
-                crate::sync::lock(&http.queue).senders += 1;
-                Sender(http.clone(), std::cell::Cell::new(true))
-            })
-            .collect();
+        let (http, senders) = every_place_taken();
         let (group, mut rx) = group(10, 1);
         assert!(!http.enqueue(group), "every place is taken");
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
