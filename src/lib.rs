@@ -60,8 +60,8 @@
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
-    Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Random, ReplicaAcks, Stats, SystemClock,
-    TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
+    Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks, Stats,
+    SystemClock, SystemMonotonic, TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
 };
 
 #[cfg(feature = "redis")]

@@ -76,12 +76,19 @@ pub fn is_entry_of(name: &str, ns: &str, key: &str) -> bool {
     }
 }
 
-/// The kind of a name in namespace `ns` (`e`, `k`, `t`, `l`, `n`), if it
-/// is one of the names the library writes there.
+/// The name of namespace `ns`'s lease: a sorted set of the leases its
+/// processes read under (`CacheBuilder::near_cache_lease`), the largest
+/// of which every bust waits.
+pub fn lease_name(ns: &str) -> String {
+    crate::names::lease_name(&Namespace::unchecked(ns.to_string()))
+}
+
+/// The kind of a name in namespace `ns` (`e`, `k`, `t`, `l`, `n`, `a`),
+/// if it is one of the names the library writes there.
 pub fn kind_of(name: &str, ns: &str) -> Option<char> {
     let rest = name.strip_prefix(ns)?.strip_prefix(':')?;
     let mut chars = rest.chars();
-    let kind = chars.next().filter(|k| "ektln".contains(*k))?;
+    let kind = chars.next().filter(|k| "ektlna".contains(*k))?;
     let after = chars.as_str();
     let after = after.strip_prefix('#').unwrap_or(after);
     after.starts_with(':').then_some(kind)

@@ -136,6 +136,8 @@ impl Cache {
         stats.near_invalidations = near.invalidations;
         stats.near_flushes = near.flushes;
         stats.near_entries = near.entries;
+        stats.near_lease_hits = near.lease_hits;
+        stats.near_lease_refreshes = near.refreshes;
         stats
     }
 

@@ -66,7 +66,7 @@ pub use crate::error::{Error, ErrorKind};
 pub use crate::global::{forbid_default_cache, init};
 pub use crate::key::{escape, KeyBuilder, KeyName, TagName};
 pub use crate::names::MAX_NAME_LEN;
-pub use crate::policy::{Clock, FastRandom, Random, SystemClock};
+pub use crate::policy::{Clock, FastRandom, Monotonic, Random, SystemClock, SystemMonotonic};
 pub use crate::replicas::ReplicaAcks;
 pub use crate::signing::MIN_SIGNING_KEY_LEN;
 pub use crate::stats::Stats;

@@ -51,6 +51,8 @@ mod tests {
                     Weakening::EpochAfterUnlock => "the body ran twice",
                     Weakening::ProbesTakenBeforeClose => "its name is not read",
                     Weakening::UnsentBatchUnanswered => "a batch nobody sends",
+                    Weakening::TornConfirmation => "the old confirmation with the new lease",
+                    Weakening::RefreshCheckedThenSet => "two refreshes in flight",
                 };
                 assert!(
                     message.contains(expected),
@@ -152,7 +154,7 @@ mod tests {
             Seen::Current(Token::random()),
             Seen::Current(Token::random()),
         ];
-        let near = Arc::new(Near::new(1 << 20, true));
+        let near = Arc::new(Near::new(1 << 20, true, None));
         // Two lookups of the same names in flight (the table counts
         // them), kept in the other order.
         let reader = {
@@ -303,6 +305,42 @@ mod tests {
                 crate::backend::redis::near::tracking::a_caller_of_an_unsent_batch_is_answered
             ),
             "loom no longer catches the weakened batcher"
+        );
+    }
+
+    /// Lease reads: a hit reads a connection's confirmation whole, and
+    /// one refresh round trip is in flight per connection.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_a_confirmation_is_read_whole_and_refreshes_are_single_flight() {
+        use crate::backend::redis::near::lease;
+        assert!(
+            !fails(Weakening::None, lease::a_hit_reads_one_confirmation_whole),
+            "the confirmation failed under loom"
+        );
+        assert!(
+            !fails(Weakening::None, lease::one_refresh_is_in_flight),
+            "the refresh slot failed under loom"
+        );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn loom_catches_a_torn_confirmation_and_a_two_step_refresh_slot() {
+        use crate::backend::redis::near::lease;
+        assert!(
+            fails(
+                Weakening::TornConfirmation,
+                lease::a_hit_reads_one_confirmation_whole
+            ),
+            "loom no longer catches a confirmation in two words"
+        );
+        assert!(
+            fails(
+                Weakening::RefreshCheckedThenSet,
+                lease::one_refresh_is_in_flight
+            ),
+            "loom no longer catches a refresh slot taken in two steps"
         );
     }
 

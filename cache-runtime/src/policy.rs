@@ -187,6 +187,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// A monotonic clock, for what is measured in microseconds: how old the
+/// near-cache's last ordering round trip is, when it serves a hit under a
+/// lease ([`CacheBuilder::near_cache_lease`](crate::CacheBuilder::near_cache_lease)).
+/// The system's is the default; inject one with
+/// [`CacheBuilder::monotonic_clock`](crate::CacheBuilder::monotonic_clock)
+/// to move time by hand in tests. Busts wait on tokio's timer whatever
+/// this says.
+pub trait Monotonic: Send + Sync + 'static {
+    /// Now. Never earlier than a value it returned before.
+    fn now(&self) -> std::time::Instant;
+}
+
+/// The system's monotonic clock (`Instant::now`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemMonotonic;
+
+impl Monotonic for SystemMonotonic {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+}
+
 /// A uniform random number in `(0, 1]`, for early refresh. Inject one with
 /// [`CacheBuilder::random`](crate::CacheBuilder::random).
 pub trait Random: Send + Sync + 'static {

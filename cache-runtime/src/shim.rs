@@ -47,6 +47,11 @@ pub(crate) enum Weakening {
     /// A batch whose sending task was dropped unsent left unanswered (the
     /// task's runtime gone: I13).
     UnsentBatchUnanswered,
+    /// A connection's confirmation kept in two words (its instant and its
+    /// lease), read one at a time.
+    TornConfirmation,
+    /// The refresh slot checked, then taken, in two steps.
+    RefreshCheckedThenSet,
 }
 
 #[cfg(feature = "__loom")]

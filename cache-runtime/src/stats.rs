@@ -78,6 +78,11 @@ pub struct Stats {
     /// Lookups the near-cache holds now (approximate: its upkeep runs in
     /// the background).
     pub near_entries: u64,
+    /// Near-cache hits served under a lease, with no round trip (counted
+    /// in `near_hits` too; see `CacheBuilder::near_cache_lease`).
+    pub near_lease_hits: u64,
+    /// Refresh round trips sent for lease hits (also in `near_orderings`).
+    pub near_lease_refreshes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +134,8 @@ impl Counters {
             near_invalidations: 0,
             near_flushes: 0,
             near_entries: 0,
+            near_lease_hits: 0,
+            near_lease_refreshes: 0,
         }
     }
 }

@@ -297,6 +297,39 @@ fn check_node(
         (Some(m), Some(p)) => add("memory", Level::Ok, format!("maxmemory {m}, policy {p}"), ""),
     }
 
+    // The namespace's lease (`near_cache_lease`): what every bust waits.
+    let lease = cachette::admin::lease_name(ns);
+    let leases: redis::RedisResult<Vec<u64>> =
+        redis::cmd("ZRANGE").arg(&lease).arg(0).arg(-1).query(conn);
+    match leases {
+        Ok(leases) if leases.is_empty() => add(
+            "lease",
+            Level::Ok,
+            "none: near-cache hits keep their ordering round trip".into(),
+            "",
+        ),
+        Ok(leases) => {
+            let largest = leases.iter().max().copied().unwrap_or_default();
+            add(
+                "lease",
+                Level::Ok,
+                format!(
+                    "{} ms (the largest of {leases:?} µs): every bust of the namespace waits that long after Redis acknowledges it",
+                    largest as f64 / 1000.0
+                ),
+                "",
+            )
+        }
+        // Another node holds it (a cluster), or it cannot be read.
+        Err(e) if e.code() == Some("MOVED") => {}
+        Err(e) => add(
+            "lease",
+            Level::Warn,
+            format!("could not read {lease:?}: {}", e.code().unwrap_or("error")),
+            "lease reads need +zrange +zadd +pexpire (guide::redis, \"Lease reads\")",
+        ),
+    }
+
     // Persistence.
     let persistence = info(conn, "persistence").unwrap_or_default();
     let aof = field(&persistence, "aof_enabled") == Some("1");

@@ -14,6 +14,7 @@ mod faults;
 mod identity;
 mod invalidation;
 mod keys;
+mod leases;
 mod macros;
 mod mistakes;
 mod near;

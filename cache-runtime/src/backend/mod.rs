@@ -60,6 +60,10 @@ pub(crate) struct Backend {
     deadline: Duration,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     bust_deadline: Duration,
+    /// What every bust waits after its acknowledgement, for lease reads
+    /// (`redis/near/lease.rs`); none on the embedded backend.
+    #[cfg(feature = "redis")]
+    lease: Option<std::sync::Arc<self::redis::near::lease::Lease>>,
 }
 
 enum Servers {
@@ -81,6 +85,8 @@ impl Backend {
             servers: Servers::Memory(memory),
             deadline: Duration::MAX,
             bust_deadline: Duration::MAX,
+            #[cfg(feature = "redis")]
+            lease: None,
         }
     }
 
@@ -302,12 +308,24 @@ impl Backend {
                 Ok(())
             }
             #[cfg(feature = "redis")]
-            Servers::Single(s) => self.bounded_bust(s.bust_everything(ns)).await,
+            Servers::Single(s) => {
+                let leased = self.bounded_bust(s.bust_everything(ns)).await?;
+                self.leases_passed(leased).await;
+                Ok(())
+            }
             // Thousands of names, a chunk per pipeline: its own bounds.
             #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => entered(c.bust_everything(ns)).await,
+            Servers::Cluster(c) => {
+                entered(c.bust_everything(ns)).await?;
+                self.leases_passed_after_reading(ns).await;
+                Ok(())
+            }
             #[cfg(feature = "upstash")]
-            Servers::Rest(r) => self.bounded_bust(r.bust_everything(ns)).await,
+            Servers::Rest(r) => {
+                let leased = self.bounded_bust(r.bust_everything(ns)).await?;
+                self.leases_passed(leased).await;
+                Ok(())
+            }
         }
     }
 
@@ -327,12 +345,57 @@ impl Backend {
             #[cfg(feature = "redis")]
             _ if bust.is_empty() => Ok(()),
             #[cfg(feature = "redis")]
-            Servers::Single(s) => self.bounded_bust(s.bust(ns, bust, ttl)).await,
+            Servers::Single(s) => {
+                let leased = self.bounded_bust(s.bust(ns, bust, ttl)).await?;
+                self.leases_passed(leased).await;
+                Ok(())
+            }
             #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => self.bounded_bust(c.bust(ns, bust, ttl)).await,
+            Servers::Cluster(c) => {
+                self.bounded_bust(c.bust(ns, bust, ttl)).await?;
+                self.leases_passed_after_reading(ns).await;
+                Ok(())
+            }
             #[cfg(feature = "upstash")]
-            Servers::Rest(r) => self.bounded_bust(r.bust(ns, bust, ttl)).await,
+            Servers::Rest(r) => {
+                let leased = self.bounded_bust(r.bust(ns, bust, ttl)).await?;
+                self.leases_passed(leased).await;
+                Ok(())
+            }
         }
+    }
+}
+
+/// Lease reads: what a bust waits once Redis acknowledged it.
+#[cfg(feature = "redis")]
+impl Backend {
+    /// Waits, after a bust's acknowledgement, until no confirmation a
+    /// reader could still serve a hit under predates it: the larger of
+    /// this process's lease and the namespace's as the bust read it
+    /// (`leased`), padded (see `redis/near/lease.rs`).
+    async fn leases_passed(&self, leased: Option<Duration>) {
+        let Some(lease) = &self.lease else { return };
+        let wait = lease.writer_wait(leased);
+        if !wait.is_zero() {
+            entered(tokio::time::sleep(wait)).await;
+        }
+    }
+
+    /// The same for a bust on a cluster, whose writes span masters: the
+    /// namespace's lease is read once every write is acknowledged. If it
+    /// cannot be read, the bust waits the longest lease there is.
+    #[cfg(feature = "cluster")]
+    async fn leases_passed_after_reading(&self, ns: &Namespace) {
+        use self::redis::near::lease;
+        let name = crate::names::lease_name(ns);
+        let leased = match self.one(&name, lease::read_cmd(&name)).await {
+            Ok(reply) => lease::parse(&reply),
+            // Unanswered: it may be any lease.
+            Err(e) if e.is_connection() || e.is_timeout() => Some(lease::MAX_LEASE),
+            // Refused (an ACL without `zrange`, another type there).
+            Err(_) => None,
+        };
+        self.leases_passed(leased).await;
     }
 }
 

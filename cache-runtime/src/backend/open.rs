@@ -14,6 +14,7 @@ impl Backend {
             servers,
             deadline: settings.command_timeout,
             bust_deadline: settings.command_timeout * 2 + settings.ack_timeout,
+            lease: Some(settings.lease.clone()),
         }
     }
 

@@ -60,6 +60,10 @@ pub(crate) struct NearStats {
     pub invalidations: u64,
     /// Times the near-cache was emptied.
     pub flushes: u64,
+    /// Hits served under a lease (no round trip).
+    pub lease_hits: u64,
+    /// Refresh round trips started by lease hits.
+    pub refreshes: u64,
     /// Lookups held now.
     pub entries: u64,
 }

@@ -214,6 +214,11 @@ impl CacheBuilder {
                 (false, _) => None,
             },
             keep_decoded: self.keep_decoded,
+            lease: Arc::new(crate::backend::redis::near::lease::Lease::new(
+                self.near_cache_lease,
+                crate::names::lease_name(&Namespace::unchecked(self.namespace.clone())),
+                self.monotonic.clone(),
+            )),
             scripting: if self.server_functions {
                 crate::backend::redis::scripts::Scripting::Functions
             } else {

@@ -89,6 +89,9 @@ pub(crate) enum Kind {
     /// per slot (its text a hash tag of that slot, so it shares the slot of
     /// every key there).
     Epoch,
+    /// The namespace's lease (see `near/lease.rs`): one name, a sorted
+    /// set of the leases its processes read with.
+    Lease,
 }
 
 impl Kind {
@@ -99,6 +102,7 @@ impl Kind {
             Kind::KeyVersion => 'k',
             Kind::TagVersion => 't',
             Kind::Epoch => 'n',
+            Kind::Lease => 'a',
         }
     }
 }
@@ -230,6 +234,14 @@ impl<'a> Name<'a> {
     fn len_hint(&self) -> usize {
         self.text.len() + 8
     }
+}
+
+/// The name of the namespace's lease: a sorted set of the leases its
+/// processes serve near-cache hits under, the largest of which every bust
+/// waits (see `backend/redis/near/lease.rs`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn lease_name(ns: &Namespace) -> String {
+    Name::new("lease").version(ns, Kind::Lease)
 }
 
 /// The names cachette writes, for tests and tools that look at a backend:

@@ -32,8 +32,8 @@ pub(crate) fn scripted(
     names: &[String],
     run: &str,
     ttl: Duration,
-    acks: u32,
-    ack_timeout: Duration,
+    (acks, ack_timeout): (u32, Duration),
+    lease: Option<&str>,
 ) -> Pipeline {
     let mut pipe = redis::pipe();
     for chunk in names.chunks(CHUNK) {
@@ -45,7 +45,7 @@ pub(crate) fn scripted(
         }
         pipe.add_command(call);
     }
-    wait(&mut pipe, acks, ack_timeout);
+    end(&mut pipe, acks, ack_timeout, lease);
     pipe
 }
 
@@ -56,8 +56,8 @@ pub(crate) fn plain(
     names: &[String],
     run: &str,
     ttl: Duration,
-    acks: u32,
-    ack_timeout: Duration,
+    (acks, ack_timeout): (u32, Duration),
+    lease: Option<&str>,
 ) -> Pipeline {
     let mut pipe = redis::pipe();
     for name in names {
@@ -67,17 +67,29 @@ pub(crate) fn plain(
             .arg("PX")
             .arg(millis(ttl));
     }
-    wait(&mut pipe, acks, ack_timeout);
+    end(&mut pipe, acks, ack_timeout, lease);
     pipe
 }
 
-/// Ends a bust pipeline: the `WAIT`, if any; replies come back whole, a
-/// failed command as a `Value::ServerError` in its place.
-fn wait(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration) {
+/// Ends a bust pipeline: the read of the namespace's lease `lease`, after
+/// the writes (`near/lease.rs`), then the `WAIT`, if any; replies come back
+/// whole, a failed command as a `Value::ServerError` in its place.
+fn end(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration, lease: Option<&str>) {
+    if let Some(name) = lease {
+        pipe.add_command(crate::backend::redis::near::lease::read_cmd(name));
+    }
     if acks > 0 {
         pipe.cmd("WAIT").arg(acks).arg(millis(ack_timeout));
     }
     pipe.ignore_errors();
+}
+
+/// Takes the reply of the lease read out of a bust pipeline's replies
+/// (the last before the `WAIT`): the namespace's lease, or none (missing,
+/// refused, anything else).
+pub(crate) fn leased(replies: &mut Vec<Value>, acks: u32) -> Option<Duration> {
+    let at = replies.len().checked_sub(1 + usize::from(acks > 0))?;
+    crate::backend::redis::near::lease::parse(&replies.remove(at))
 }
 
 /// Checks the replies of a bust pipeline: every write done, and the

@@ -26,6 +26,8 @@ pub(crate) struct Settings {
     /// Whether values are kept decoded beside entries (counted in the
     /// near-cache's budget).
     pub keep_decoded: bool,
+    /// This process's lease, and what it knows of the namespace's.
+    pub lease: std::sync::Arc<super::near::lease::Lease>,
 }
 
 impl Settings {

@@ -16,7 +16,7 @@ use super::scripts::{self, ensure_cmd, Scripting, ADOPT, BUST};
 use super::wire::{ensured_all, lookup_replies, read_entry, read_versions};
 use crate::backend::stored::{Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Kind, Name, Namespace, Subject};
+use crate::names::{lease_name, Bust, Kind, Name, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
@@ -60,7 +60,13 @@ impl Single {
         let target = connect::target(&client);
         let near = settings
             .near_cache
-            .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded)));
+            .map(|bytes| {
+                Arc::new(Near::new(
+                    bytes,
+                    settings.keep_decoded,
+                    Some(settings.lease.clone()),
+                ))
+            });
         let tracking = match &near {
             Some(near) => Some(Tracking::new(
                 &client,
@@ -188,14 +194,22 @@ impl Single {
         ns: &Namespace,
         bust: &Bust,
         ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Duration>, Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let (ack_timeout, how) = (self.ack_timeout, self.scripting);
         let names: Vec<String> = bust.versions(ns).collect();
         let names = &names;
+        let lease = &lease_name(ns);
         let send = || {
             self.busts.run(|session| async move {
-                let pipe = bust::scripted(how, names, &session.run, ttl, acks, ack_timeout);
+                let pipe = bust::scripted(
+                    how,
+                    names,
+                    &session.run,
+                    ttl,
+                    (acks, ack_timeout),
+                    Some(lease),
+                );
                 let replies: Vec<Value> = pipe.query_async(&mut session.conn.clone()).await?;
                 ending(&replies)?;
                 Ok(replies)
@@ -205,26 +219,36 @@ impl Single {
             self.busts
                 .run(|session| async move { load.query_async(&mut session.conn.clone()).await })
         };
-        let replies = scripts::with_script(how, &BUST, send, load).await?;
-        bust::check(&replies, acks)
+        let mut replies = scripts::with_script(how, &BUST, send, load).await?;
+        let leased = bust::leased(&mut replies, acks);
+        bust::check(&replies, acks)?;
+        Ok(leased)
     }
 
     /// A new epoch for the namespace, with a `WAIT` like any bust.
-    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Option<Duration>, Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let ack_timeout = self.ack_timeout;
         let name = epoch_version(ns);
-        let replies = self
+        let lease = &lease_name(ns);
+        let mut replies = self
             .busts
             .run(|session| async move {
-                let replies = bust::plain(&[name], &session.run, EPOCH_TTL, acks, ack_timeout)
-                    .query_async::<Vec<Value>>(&mut session.conn.clone())
-                    .await?;
+                let pipe = bust::plain(
+                    &[name],
+                    &session.run,
+                    EPOCH_TTL,
+                    (acks, ack_timeout),
+                    Some(lease),
+                );
+                let replies = pipe.query_async::<Vec<Value>>(&mut session.conn.clone()).await?;
                 ending(&replies)?;
                 Ok(replies)
             })
             .await?;
-        bust::check(&replies, acks)
+        let leased = bust::leased(&mut replies, acks);
+        bust::check(&replies, acks)?;
+        Ok(leased)
     }
 
     /// Healthy replicas of the server, asked again when older than a

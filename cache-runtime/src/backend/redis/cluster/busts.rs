@@ -45,7 +45,7 @@ impl Cluster {
                         .iter()
                         .map(|(name, kind)| name.version(ns, *kind))
                         .collect();
-                    let replies = bust::plain(&names, &s.run, ttl, acks, ack_timeout)
+                    let replies = bust::plain(&names, &s.run, ttl, (acks, ack_timeout), None)
                         .query_async::<Vec<Value>>(&mut s.conn.clone())
                         .await?;
                     super::super::link::ending(&replies)?;
@@ -84,7 +84,7 @@ impl Cluster {
                 let replies = node
                     .busts
                     .run(|s| async move {
-                        let replies = bust::plain(chunk, &s.run, EPOCH_TTL, acks, ack_timeout)
+                        let replies = bust::plain(chunk, &s.run, EPOCH_TTL, (acks, ack_timeout), None)
                             .query_async::<Vec<Value>>(&mut s.conn.clone())
                             .await?;
                         super::super::link::ending(&replies)?;

@@ -147,7 +147,7 @@ impl Cluster {
             refreshing: tokio::sync::Mutex::new(()),
             near: settings
                 .near_cache
-                .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded))),
+                .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded, None))),
             command_timeout: settings.command_timeout,
         }))
     }

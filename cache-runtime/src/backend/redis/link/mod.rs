@@ -35,6 +35,7 @@ use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY, TIMEOUTS_
 pub(crate) use self::session::{ending, ends_session, gone, Session};
 use super::connect::Target;
 use super::near::tracking::Tracking;
+use super::near::lease::Confirmation;
 use super::near::Near;
 
 enum State {
@@ -303,6 +304,12 @@ impl Link {
             conn_id: 0,
             tracked: false,
             heard: session::Heard::new(),
+            confirmation: Arc::new(Confirmation::new(
+                self.tracking
+                    .as_ref()
+                    .and_then(|t| t.near.lease.as_ref())
+                    .map_or_else(Instant::now, |l| l.clock.now()),
+            )),
         }
     }
 
@@ -337,7 +344,9 @@ impl Link {
     ) -> Result<(), Error> {
         match &self.tracking {
             Some(tracking) => {
-                let ordered = tracking.order(&session.conn, session.conn_id, probes).await;
+                let ordered = tracking
+                    .order(&session.conn, session.conn_id, &session.confirmation, probes)
+                    .await;
                 match &ordered {
                     Ok(()) => session.heard.reply(),
                     // An ACL without the command it sends.
@@ -348,6 +357,14 @@ impl Link {
                 ordered
             }
             None => Ok(()),
+        }
+    }
+
+    /// Starts one refresh round trip on `session`'s connection for lease
+    /// reads, unless one is in flight; nobody waits for it.
+    pub(crate) fn refresh(&self, session: &Session) {
+        if let Some(tracking) = &self.tracking {
+            tracking.refresh(&session.conn, session.conn_id, &session.confirmation);
         }
     }
 

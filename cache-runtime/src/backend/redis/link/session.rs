@@ -42,6 +42,10 @@ pub(crate) struct Session {
     /// Replies and timeouts on the connection, to end a session that only
     /// times out.
     pub(super) heard: Heard,
+    /// The latest ordering round trip answered on this session's
+    /// connection, for lease reads (`near/lease.rs`): a new session starts
+    /// with none.
+    pub confirmation: Arc<crate::backend::redis::near::lease::Confirmation>,
 }
 
 /// How many timeouts in a row, with no reply for at least the link's

@@ -32,6 +32,21 @@ pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result
     {
         return None;
     }
+    if let Some(lease) = &near.lease {
+        // A lease read: served at once while the connection's latest
+        // confirmation is recent enough (`lease.rs`).
+        let cap = lease.now_us();
+        if let Some(left) = session.confirmation.left(lease.clock.now(), cap) {
+            if left.as_micros() * 2 < u128::from(cap) {
+                reads.refresh(&session);
+            }
+            let served = near.serve(&kept)?;
+            near.counters
+                .lease_hits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Some(Ok(served));
+        }
+    }
     if let Err(e) = reads.order(&session, &[]).await {
         return Some(Err(e));
     }

@@ -27,6 +27,7 @@
 //! flight (checked under the same lock the messages take).
 
 pub(crate) mod hit;
+pub(crate) mod lease;
 pub(crate) mod tracking;
 
 use std::collections::HashMap;
@@ -96,6 +97,10 @@ pub(crate) struct NearCounters {
     pub orderings: AtomicU64,
     pub invalidations: AtomicU64,
     pub flushes: AtomicU64,
+    /// Hits served under a lease, with no round trip.
+    pub lease_hits: AtomicU64,
+    /// Refresh round trips a lease hit started.
+    pub refreshes: AtomicU64,
 }
 
 /// Which names each kept lookup read, and the lookups in flight.
@@ -128,6 +133,8 @@ pub(crate) struct Near {
     flushed: checked::AtomicU64,
     table: checked::Mutex<Table>,
     pub counters: NearCounters,
+    /// The lease hits are served under, when the process reads with one.
+    pub lease: Option<Arc<lease::Lease>>,
 }
 
 /// A lookup in flight, registered before it is sent.
@@ -144,7 +151,7 @@ const MAX_AGE: Duration = Duration::from_secs(3600);
 impl Near {
     /// A near-cache of at most `bytes` bytes of entries, counting their
     /// decoded values when values are kept decoded.
-    pub(crate) fn new(bytes: u64, keep_decoded: bool) -> Near {
+    pub(crate) fn new(bytes: u64, keep_decoded: bool, lease: Option<Arc<lease::Lease>>) -> Near {
         struct Until;
         impl moka::Expiry<Arc<str>, Arc<KeptLookup>> for Until {
             fn expire_after_create(
@@ -194,6 +201,7 @@ impl Near {
             flushed: checked::AtomicU64::new(0),
             table: checked::Mutex::new(Table::default()),
             counters: NearCounters::default(),
+            lease: lease.filter(|l| l.reads()),
         }
     }
 
@@ -211,6 +219,8 @@ impl Near {
             orderings: c.orderings.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),
             flushes: c.flushes.load(Relaxed),
+            lease_hits: c.lease_hits.load(Relaxed),
+            refreshes: c.refreshes.load(Relaxed),
             entries: self.len(),
         }
     }
@@ -451,7 +461,7 @@ mod tests {
 
     #[test]
     fn a_lookup_is_kept_and_dropped_when_any_of_its_names_changes() {
-        let near = Near::new(1 << 20, true);
+        let near = Near::new(1 << 20, true, None);
         for changed in NAMES {
             near.reading(NAMES.into_iter())
                 .keep(vec![1], &entry(), &versions());
@@ -465,7 +475,7 @@ mod tests {
     /// read may have come before the change) keeps it from being kept.
     #[test]
     fn a_lookup_overtaken_by_an_invalidation_is_not_kept() {
-        let near = Near::new(1 << 20, true);
+        let near = Near::new(1 << 20, true, None);
         for changed in NAMES {
             let reading = near.reading(NAMES.into_iter());
             near.invalidate(Some(&[changed.as_bytes()]));
@@ -494,7 +504,7 @@ mod tests {
     /// lookup under every tag it read unless it is unlinked).
     #[test]
     fn the_table_of_readers_stays_within_what_is_kept() {
-        let near = Near::new(1 << 20, true);
+        let near = Near::new(1 << 20, true, None);
         let tags: Vec<String> = (0..200).map(|i| format!("ns:t:{{t{i}}}")).collect();
         let names = || {
             ["ns:e:f:{k}", "ns:k:{k}"]
@@ -526,7 +536,7 @@ mod tests {
     /// A kept lookup is served only to a lookup of the same names.
     #[test]
     fn a_kept_lookup_serves_only_a_lookup_of_the_same_names() {
-        let near = Near::new(1 << 20, true);
+        let near = Near::new(1 << 20, true, None);
         near.reading(NAMES.into_iter())
             .keep(vec![1], &entry(), &versions());
         let kept = near.get(NAMES[0]).unwrap();
@@ -539,7 +549,7 @@ mod tests {
     /// A lookup replaced by a newer one is dropped for whoever holds it.
     #[test]
     fn a_replaced_lookup_is_dropped() {
-        let near = Near::new(1 << 20, true);
+        let near = Near::new(1 << 20, true, None);
         near.reading(NAMES.into_iter())
             .keep(vec![1], &entry(), &versions());
         let old = near.get(NAMES[0]).unwrap();
@@ -556,7 +566,7 @@ mod tests {
     /// Lookups the byte budget evicts leave the table too.
     #[test]
     fn evicted_lookups_leave_the_table() {
-        let near = Near::new(64 << 10, true);
+        let near = Near::new(64 << 10, true, None);
         for i in 0..2000 {
             let names = [
                 format!("ns:e:f:{{k{i}}}"),

@@ -15,6 +15,7 @@ use crate::shim::{self as checked, Weakening};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, PushInfo, PushKind, Value};
 
+use super::lease::{self, Confirmation, Refreshing};
 use super::Near;
 use crate::error::{Error, ErrorKind};
 
@@ -55,6 +56,12 @@ struct Batch {
     /// Told once its opener has let the callers already running on its
     /// runtime join (a permit, so never missed).
     gathered: tokio::sync::Notify,
+    /// Where its answer is recorded for lease reads: its opener's
+    /// connection's confirmation.
+    confirmation: Arc<Confirmation>,
+    /// The refresh slot of its connection, when a lease hit opened it:
+    /// given back with the answer.
+    refresh: checked::Mutex<Option<Refreshing>>,
 }
 
 /// How long the sending task waits for the opener to let others join, if
@@ -73,12 +80,14 @@ impl Drop for Gathered<'_> {
 }
 
 impl Batch {
-    fn new() -> Batch {
+    fn new(confirmation: Arc<Confirmation>) -> Batch {
         Batch {
             answer: std::sync::OnceLock::new(),
             answered: tokio::sync::Notify::new(),
             probes: checked::Mutex::new(Vec::new()),
             gathered: tokio::sync::Notify::new(),
+            confirmation,
+            refresh: checked::Mutex::new(None),
         }
     }
 
@@ -87,6 +96,7 @@ impl Batch {
     fn answer(&self, answer: Option<Result<(), Error>>) {
         let _ = self.answer.set(answer);
         self.answered.notify_waiters();
+        drop(checked::lock(&self.refresh).take());
     }
 
     /// Waits for the answer.
@@ -235,9 +245,10 @@ impl Tracking {
         &self,
         conn: &MultiplexedConnection,
         id: u64,
+        confirmation: &Arc<Confirmation>,
         probes: &[(u16, &str)],
     ) -> Result<(), Error> {
-        let (batch, opened) = self.join_or_open(id, probes);
+        let (batch, opened) = self.join_or_open(id, confirmation, probes);
         if opened {
             self.send(conn.clone(), &batch);
             let _gathered = Gathered(&batch);
@@ -263,14 +274,46 @@ impl Tracking {
         }
     }
 
+    /// Starts one ordering round trip on connection `id` that nobody
+    /// waits for, to renew its confirmation (`near/lease.rs`), unless a
+    /// refresh is in flight there already. It joins a batch open on the
+    /// connection, if any.
+    pub(crate) fn refresh(
+        &self,
+        conn: &MultiplexedConnection,
+        id: u64,
+        confirmation: &Arc<Confirmation>,
+    ) {
+        let Some(slot) = confirmation.start_refresh() else {
+            return;
+        };
+        self.near.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        let (batch, opened) = self.join_or_open(id, confirmation, &[]);
+        *checked::lock(&batch.refresh) = Some(slot);
+        if batch.answer.get().is_some() {
+            // Answered meanwhile: the slot is free again.
+            drop(checked::lock(&batch.refresh).take());
+        }
+        if opened {
+            self.send(conn.clone(), &batch);
+            // Nobody else of this caller's runtime is let in.
+            batch.gathered.notify_one();
+        }
+    }
+
     /// Joins the batch open on connection `id`, or opens one (`true`),
     /// adding `probes` to the names its round trip reads.
-    fn join_or_open(&self, id: u64, probes: &[(u16, &str)]) -> (Arc<Batch>, bool) {
+    fn join_or_open(
+        &self,
+        id: u64,
+        confirmation: &Arc<Confirmation>,
+        probes: &[(u16, &str)],
+    ) -> (Arc<Batch>, bool) {
         let mut open = checked::lock(&self.open);
         let (batch, opened) = match &*open {
             Some((on, batch)) if *on == id => (batch.clone(), false),
             _ => {
-                let batch = Arc::new(Batch::new());
+                let batch = Arc::new(Batch::new(confirmation.clone()));
                 *open = Some((id, batch.clone()));
                 (batch, true)
             }
@@ -304,8 +347,33 @@ impl Tracking {
             // names to read are known.
             let probes = sending.closed();
             near.counters.orderings.fetch_add(1, Ordering::Relaxed);
+            // For lease reads: the instant before the round trip is
+            // queued, and the lease known then.
+            let leased = near.lease.as_ref().map(|l| (l.clone(), l.clock.now(), l.now_us()));
             let sent = async {
-                if probes.is_empty() {
+                if let (Some((lease, ..)), true) = (&leased, probes.is_empty()) {
+                    // The namespace's lease, read as the round trip.
+                    // Refused (an ACL without `zrange`, a value of another
+                    // type planted there) is still a reply behind the
+                    // messages: ordered, with no lease known.
+                    let read: Vec<Value> = redis::pipe()
+                        .add_command(lease::read_cmd(&lease.name))
+                        .ignore_errors()
+                        .query_async(&mut conn)
+                        .await?;
+                    let known = read.first().and_then(lease::parse);
+                    lease.learn(known);
+                    if known.is_none() {
+                        // Missing (evicted, flushed, never set): added
+                        // again, and learned from the next round trip.
+                        if let Err(e) = lease::assert_cmd(lease).query_async::<()>(&mut conn).await {
+                            crate::loud::warn_once("lease refused", "", || {
+                                format!("cachette: the server refused to record the near-cache's lease ({}); hits keep their round trip", Error::from(e))
+                            });
+                        }
+                    }
+                    Ok(())
+                } else if probes.is_empty() {
                     redis::cmd("PING").query_async::<()>(&mut conn).await
                 } else {
                     let mut pipe = redis::pipe();
@@ -316,7 +384,13 @@ impl Tracking {
                 }
             };
             let answer = match tokio::time::timeout(timeout, sent).await {
-                Ok(answer) => answer.map_err(Error::from),
+                Ok(Ok(())) => {
+                    if let Some((_, sent_at, lease_us)) = leased {
+                        sending.batch.confirmation.record(sent_at, lease_us);
+                    }
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(Error::from(e)),
                 Err(_) => Err(Error::new(
                     ErrorKind::Timeout,
                     "Redis did not answer the ordering round trip within the command timeout",
@@ -339,6 +413,11 @@ fn apply(near: &Near, info: PushInfo) {
                         _ => None,
                     })
                     .collect();
+                if let Some(lease) = &near.lease {
+                    if names.iter().any(|n| *n == lease.name.as_bytes()) {
+                        lease.forget();
+                    }
+                }
                 near.invalidate(Some(&names));
             }
             // `FLUSHALL`, `FLUSHDB`, or anything not understood.
@@ -354,14 +433,14 @@ fn apply(near: &Near, info: PushInfo) {
 #[cfg(all(test, feature = "__loom"))]
 pub(crate) fn a_joined_caller_has_its_names_read() {
     let client = Client::open("redis://127.0.0.1:1").unwrap();
-    let near = Arc::new(Near::new(1 << 20, true));
+    let near = Arc::new(Near::new(1 << 20, true, None));
     let tracking =
         Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
-    let (batch, opened) = tracking.join_or_open(7, &[(1, "a")]);
+    let (batch, opened) = tracking.join_or_open(7, &confirmation(), &[(1, "a")]);
     assert!(opened);
     let caller = {
         let tracking = tracking.clone();
-        loom::thread::spawn(move || tracking.join_or_open(7, &[(2, "b")]))
+        loom::thread::spawn(move || tracking.join_or_open(7, &confirmation(), &[(2, "b")]))
     };
     // The sending task.
     let sending = Sending {
@@ -386,14 +465,14 @@ pub(crate) fn a_joined_caller_has_its_names_read() {
 #[cfg(all(test, feature = "__loom"))]
 pub(crate) fn a_caller_of_an_unsent_batch_is_answered() {
     let client = Client::open("redis://127.0.0.1:1").unwrap();
-    let near = Arc::new(Near::new(1 << 20, true));
+    let near = Arc::new(Near::new(1 << 20, true, None));
     let tracking =
         Arc::new(Tracking::new(&client, near, std::time::Duration::from_secs(1)).unwrap());
-    let (batch, opened) = tracking.join_or_open(7, &[]);
+    let (batch, opened) = tracking.join_or_open(7, &confirmation(), &[]);
     assert!(opened);
     let caller = {
         let tracking = tracking.clone();
-        loom::thread::spawn(move || tracking.join_or_open(7, &[]))
+        loom::thread::spawn(move || tracking.join_or_open(7, &confirmation(), &[]))
     };
     // The sending task, dropped before its first poll.
     drop(Sending {
@@ -405,4 +484,9 @@ pub(crate) fn a_caller_of_an_unsent_batch_is_answered() {
         opened || joined.answer.get().is_some(),
         "a caller waits for a batch nobody sends"
     );
+}
+
+#[cfg(all(test, feature = "__loom"))]
+fn confirmation() -> Arc<Confirmation> {
+    Arc::new(Confirmation::new(std::time::Instant::now()))
 }

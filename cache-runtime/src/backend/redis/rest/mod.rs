@@ -36,7 +36,7 @@ use super::wire::{decode_entry, decode_version, ensured_all, entry_range, versio
 use crate::backend::stored::EPOCH_TTL;
 use crate::backend::stored::{Lookup, Wanted};
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Namespace, Subject};
+use crate::names::{lease_name, Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
@@ -233,33 +233,37 @@ impl Rest {
         ns: &Namespace,
         bust: &Bust,
         ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Duration>, Error> {
         let names: Vec<String> = bust.versions(ns).collect();
         let pipe = bust::scripted(
             self.scripting,
             &names,
             &self.origin(),
             ttl,
-            self.acks,
-            self.ack_timeout,
+            (self.acks, self.ack_timeout),
+            Some(&lease_name(ns)),
         );
         let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
-        let replies = self.scripted(&commands, &BUST).await?;
-        bust::check(&replies, self.acks)
+        let mut replies = self.scripted(&commands, &BUST).await?;
+        let leased = bust::leased(&mut replies, self.acks);
+        bust::check(&replies, self.acks)?;
+        Ok(leased)
     }
 
     /// A new epoch for the namespace, with a `WAIT` like any bust.
-    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Option<Duration>, Error> {
         let name = super::single::epoch_version(ns);
         let pipe = bust::plain(
             &[name],
             &self.origin(),
             EPOCH_TTL,
-            self.acks,
-            self.ack_timeout,
+            (self.acks, self.ack_timeout),
+            Some(&lease_name(ns)),
         );
-        let replies = self.http.run(pipe.cmd_iter(), false).await?;
-        bust::check(&replies, self.acks)
+        let mut replies = self.http.run(pipe.cmd_iter(), false).await?;
+        let leased = bust::leased(&mut replies, self.acks);
+        bust::check(&replies, self.acks)?;
+        Ok(leased)
     }
 
     /// Runs `commands`, loading `script` and running them again when the
