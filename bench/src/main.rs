@@ -299,8 +299,14 @@ async fn main() {
             .unwrap()
     };
     let raw = conn_for().await;
+    // `CACHETTE_BENCH_LEASE_MS=2`: the Redis cache reads under a lease.
+    let lease = std::env::var("CACHETTE_BENCH_LEASE_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
     let cache = Cache::builder()
         .command_timeout(Duration::from_secs(1))
+        .near_cache_lease(lease)
         .connect(&url)
         .await
         .unwrap();

@@ -96,7 +96,10 @@ async fn a_confirmation_older_than_the_lease_is_never_used() {
     read(&b, &db).await;
     let after = counts(&b.stats());
     assert_eq!(after.0, hits + 1, "{:?}", b.stats());
-    assert_eq!(after.1, leased, "a confirmation older than the lease was used");
+    assert_eq!(
+        after.1, leased,
+        "a confirmation older than the lease was used"
+    );
     assert_eq!(after.2, orderings + 1);
     // Its reply is a fresh confirmation, taken at the hand's time.
     read(&b, &db).await;
@@ -218,7 +221,11 @@ async fn a_bust_returns_no_sooner_than_its_wait_after_the_acknowledgement() {
     let db = Db::default();
     until_a_lease_hit(&reader, &db).await;
     let proxy = FaultProxy::start(server.port).await;
-    let writer = builder().near_cache(false).connect(&proxy.url()).await.unwrap();
+    let writer = builder()
+        .near_cache(false)
+        .connect(&proxy.url())
+        .await
+        .unwrap();
     proxy.set(Mode::DelayDown(Duration::from_millis(20)));
     let wait = lease + lease / 500 + Duration::from_micros(100);
     for _ in 0..3 {
@@ -244,8 +251,16 @@ where
 {
     let mut server = RedisServer::start();
     let proxy = FaultProxy::start(server.port).await;
-    let a = builder().near_cache(false).connect(&server.url()).await.unwrap();
-    let b = builder().near_cache_lease(lease).connect(&proxy.url()).await.unwrap();
+    let a = builder()
+        .near_cache(false)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let b = builder()
+        .near_cache_lease(lease)
+        .connect(&proxy.url())
+        .await
+        .unwrap();
     let db = Db::default();
     until_a_lease_hit(&b, &db).await;
     proxy.set(Mode::DelayDown(delay));
@@ -253,8 +268,13 @@ where
     let stale = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
-        let (b, db, complete, stale, stop) =
-            (b.clone(), db.clone(), complete.clone(), stale.clone(), stop.clone());
+        let (b, db, complete, stale, stop) = (
+            b.clone(),
+            db.clone(),
+            complete.clone(),
+            stale.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             while !stop.load(SeqCst) {
                 let before = complete.load(SeqCst);
@@ -292,12 +312,20 @@ where
 async fn a_read_after_another_process_s_bust_never_sees_the_old_value() {
     let lease = Duration::from_millis(5);
     for delay in [1, 5, 30] {
-        let stale = stale_reads(Duration::from_millis(delay), lease, 60, |a, server| async move {
-            a.invalidate_tags(["t"]).await.unwrap();
-            server
-        })
+        let stale = stale_reads(
+            Duration::from_millis(delay),
+            lease,
+            60,
+            |a, server| async move {
+                a.invalidate_tags(["t"]).await.unwrap();
+                server
+            },
+        )
         .await;
-        assert_eq!(stale, 0, "{stale} stale reads with replies delayed {delay} ms");
+        assert_eq!(
+            stale, 0,
+            "{stale} stale reads with replies delayed {delay} ms"
+        );
     }
 }
 
@@ -306,15 +334,20 @@ async fn a_read_after_another_process_s_bust_never_sees_the_old_value() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_catches_a_writer_that_does_not_wait() {
     let lease = Duration::from_millis(5);
-    let stale = stale_reads(Duration::from_millis(2), lease, 200, |_a, server| async move {
-        let name = tag_version_name(&server, "t");
-        redis::cmd("SET")
-            .arg(&name)
-            .arg(format!("raw-{:?}", Instant::now()))
-            .exec(&mut server.raw())
-            .unwrap();
-        server
-    })
+    let stale = stale_reads(
+        Duration::from_millis(2),
+        lease,
+        200,
+        |_a, server| async move {
+            let name = tag_version_name(&server, "t");
+            redis::cmd("SET")
+                .arg(&name)
+                .arg(format!("raw-{:?}", Instant::now()))
+                .exec(&mut server.raw())
+                .unwrap();
+            server
+        },
+    )
     .await;
     assert!(stale > 0, "a writer that does not wait went unnoticed");
 }

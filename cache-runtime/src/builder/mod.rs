@@ -336,8 +336,8 @@ impl CacheBuilder {
     ///
     /// What it assumes: clocks that run at the right rate to within
     /// 500 ppm (NTP slews the monotonic clock by at most that), and every
-    /// writer of the namespace on a version of cachette that waits (0.x
-    /// with `near_cache_lease`; see the guide's "Lease reads" for the
+    /// writer of the namespace on a version of cachette that waits, one
+    /// with `near_cache_lease` (see `guide::redis`, "Lease reads", for the
     /// upgrade rule). At most ~1.05 s; a longer lease is cut to that. On a
     /// Redis Cluster, and over REST, hits keep their round trip.
     #[cfg(feature = "redis")]

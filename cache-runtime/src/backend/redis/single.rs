@@ -58,15 +58,13 @@ impl Single {
     pub(crate) fn new(url: &str, settings: &Settings) -> Result<Single, Error> {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
-        let near = settings
-            .near_cache
-            .map(|bytes| {
-                Arc::new(Near::new(
-                    bytes,
-                    settings.keep_decoded,
-                    Some(settings.lease.clone()),
-                ))
-            });
+        let near = settings.near_cache.map(|bytes| {
+            Arc::new(Near::new(
+                bytes,
+                settings.keep_decoded,
+                Some(settings.lease.clone()),
+            ))
+        });
         let tracking = match &near {
             Some(near) => Some(Tracking::new(
                 &client,
@@ -241,7 +239,9 @@ impl Single {
                     (acks, ack_timeout),
                     Some(lease),
                 );
-                let replies = pipe.query_async::<Vec<Value>>(&mut session.conn.clone()).await?;
+                let replies = pipe
+                    .query_async::<Vec<Value>>(&mut session.conn.clone())
+                    .await?;
                 ending(&replies)?;
                 Ok(replies)
             })

@@ -84,9 +84,10 @@ impl Cluster {
                 let replies = node
                     .busts
                     .run(|s| async move {
-                        let replies = bust::plain(chunk, &s.run, EPOCH_TTL, (acks, ack_timeout), None)
-                            .query_async::<Vec<Value>>(&mut s.conn.clone())
-                            .await?;
+                        let replies =
+                            bust::plain(chunk, &s.run, EPOCH_TTL, (acks, ack_timeout), None)
+                                .query_async::<Vec<Value>>(&mut s.conn.clone())
+                                .await?;
                         super::super::link::ending(&replies)?;
                         Ok(replies)
                     })

@@ -34,8 +34,8 @@ pub(crate) use self::session::origin;
 use self::session::{counter_of, learn, Learned, CHECKED, CHECKS_EVERY, TIMEOUTS_TO_END};
 pub(crate) use self::session::{ending, ends_session, gone, Session};
 use super::connect::Target;
-use super::near::tracking::Tracking;
 use super::near::lease::Confirmation;
+use super::near::tracking::Tracking;
 use super::near::Near;
 
 enum State {
@@ -345,7 +345,12 @@ impl Link {
         match &self.tracking {
             Some(tracking) => {
                 let ordered = tracking
-                    .order(&session.conn, session.conn_id, &session.confirmation, probes)
+                    .order(
+                        &session.conn,
+                        session.conn_id,
+                        &session.confirmation,
+                        probes,
+                    )
                     .await;
                 match &ordered {
                     Ok(()) => session.heard.reply(),

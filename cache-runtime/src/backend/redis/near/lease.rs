@@ -132,7 +132,10 @@ impl Lease {
     /// namespace's lease as `namespace`.
     pub(crate) fn writer_wait(&self, namespace: Option<Duration>) -> Duration {
         let read = namespace.map_or(0, micros);
-        let largest = self.largest_seen.fetch_max(read, Ordering::AcqRel).max(read);
+        let largest = self
+            .largest_seen
+            .fetch_max(read, Ordering::AcqRel)
+            .max(read);
         wait(self.own.max(Duration::from_micros(largest)))
     }
 }
@@ -292,7 +295,10 @@ pub(crate) fn one_refresh_is_in_flight() {
     };
     let mine = c.start_refresh().map(std::mem::forget).is_some();
     let theirs = other.join().unwrap();
-    assert!(!(mine && theirs), "two refreshes in flight on one connection");
+    assert!(
+        !(mine && theirs),
+        "two refreshes in flight on one connection"
+    );
 }
 
 #[cfg(test)]
@@ -311,15 +317,27 @@ mod tests {
         assert_eq!(c.left(at(100), 2_000), Some(Duration::from_micros(2_000)));
         assert_eq!(c.left(at(2_100), 2_000), Some(Duration::ZERO));
         assert_eq!(c.left(at(2_101), 2_000), None, "older than the lease");
-        assert_eq!(c.left(at(1_100), 1_000), Some(Duration::ZERO), "a lower cap applies at once");
+        assert_eq!(
+            c.left(at(1_100), 1_000),
+            Some(Duration::ZERO),
+            "a lower cap applies at once"
+        );
         assert_eq!(c.left(at(1_101), 1_000), None);
-        assert_eq!(c.left(at(2_200), 5_000), None, "a higher cap does not raise it");
+        assert_eq!(
+            c.left(at(2_200), 5_000),
+            None,
+            "a higher cap does not raise it"
+        );
         // An older round trip's reply, arriving late, changes nothing.
         c.record(at(50), 9_000);
         assert_eq!(c.left(at(2_101), 9_000), None);
         c.record(at(3_000), 2_000);
         assert!(c.left(at(4_000), 2_000).is_some());
-        assert_eq!(c.left(at(10), 2_000), None, "a clock before the confirmation");
+        assert_eq!(
+            c.left(at(10), 2_000),
+            None,
+            "a clock before the confirmation"
+        );
     }
 
     #[test]

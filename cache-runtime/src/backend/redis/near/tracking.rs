@@ -349,7 +349,10 @@ impl Tracking {
             near.counters.orderings.fetch_add(1, Ordering::Relaxed);
             // For lease reads: the instant before the round trip is
             // queued, and the lease known then.
-            let leased = near.lease.as_ref().map(|l| (l.clone(), l.clock.now(), l.now_us()));
+            let leased = near
+                .lease
+                .as_ref()
+                .map(|l| (l.clone(), l.clock.now(), l.now_us()));
             let sent = async {
                 if let (Some((lease, ..)), true) = (&leased, probes.is_empty()) {
                     // The namespace's lease, read as the round trip.
@@ -366,7 +369,8 @@ impl Tracking {
                     if known.is_none() {
                         // Missing (evicted, flushed, never set): added
                         // again, and learned from the next round trip.
-                        if let Err(e) = lease::assert_cmd(lease).query_async::<()>(&mut conn).await {
+                        if let Err(e) = lease::assert_cmd(lease).query_async::<()>(&mut conn).await
+                        {
                             crate::loud::warn_once("lease refused", "", || {
                                 format!("cachette: the server refused to record the near-cache's lease ({}); hits keep their round trip", Error::from(e))
                             });
