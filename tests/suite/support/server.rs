@@ -72,10 +72,11 @@ impl RedisServer {
             if let Ok(client) = redis::Client::open(self.url()) {
                 if let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_millis(200))
                 {
-                    // Any reply will do, NOAUTH included: the server is up.
+                    // Any reply will do, NOAUTH included: the server is up;
+                    // but one still loading its data (AOF, RDB) is not.
                     match redis::cmd("PING").query::<String>(&mut conn) {
                         Ok(_) => return true,
-                        Err(e) if e.code().is_some() => return true,
+                        Err(e) if e.code().is_some_and(|c| c != "LOADING") => return true,
                         Err(_) => {}
                     }
                 }
