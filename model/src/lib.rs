@@ -34,6 +34,10 @@
 //!    key is under way follows it (`flight.rs`) and then reads the cache
 //!    again.
 //!
+//! With `Protocol::leases` (`lease.rs`), lease reads (`near/lease.rs`):
+//! time in ticks, a confirmation per connection, the namespace's lease in
+//! Redis, busts that wait it out, and reconnects.
+//!
 //! The weakened protocols (`Weakening`) are the mistakes the design
 //! avoids; the checks in `tests/` assert each one yields a counterexample.
 //! What is not modelled, and why, is in RELIABILITY.md ("The model").
@@ -41,6 +45,9 @@
 use std::collections::VecDeque;
 
 use stateright::{Model, Property};
+
+mod lease;
+pub use lease::{Leases, Reconnects};
 
 /// Which names a message or a lookup concerns.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -75,6 +82,9 @@ pub struct Redis {
     /// The key's stampede lock (`lock` strategy), and which reader holds
     /// it.
     pub lock: Option<(u8, u8)>,
+    /// With leases, the namespace's lease in ticks (`names::lease_name`: a
+    /// sorted set of the processes' leases, read as its largest).
+    pub ns: Option<u8>,
 }
 
 impl Redis {
@@ -118,6 +128,20 @@ pub enum Msg {
     /// The reply to the ordering round trip (`PING`) of batch `b`, which
     /// every reader that joined the batch waits for.
     Ordered(u8),
+    /// With leases, the reply to the ordering round trip of batch `batch`
+    /// (a `ZRANGE` of the namespace's lease, `near/tracking.rs`): the tick
+    /// it was sent at and the lease the process knew then (`Lease::now_us`,
+    /// taken before it was queued), and the namespace's lease Redis held
+    /// when it ran it.
+    Leased {
+        batch: u8,
+        sent: u8,
+        lease: u8,
+        ns: Option<u8>,
+    },
+    /// An invalidation message for the namespace's lease (`apply` in
+    /// `near/tracking.rs`: `Lease::forget`).
+    LeaseChanged,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -165,18 +189,44 @@ pub struct Reader {
     pub must_see: u8,
 }
 
+/// A connection (`link/session.rs`, a `Session`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, Default)]
+pub struct Conn {
+    /// Its server-to-client stream.
+    pub stream: VecDeque<Msg>,
+    /// Names Redis tracks for it.
+    pub tracked: Vec<Name>,
+    /// Redis tracks the namespace's lease for it (its round trips read it).
+    pub tracks_lease: bool,
+    /// The ordering batch callers may still join (not sent yet;
+    /// `near/tracking.rs`, `Tracking::join_or_open`).
+    pub open: Option<u8>,
+    /// With leases, its confirmation (`Session::confirmation`): the tick
+    /// taken before the latest ordering round trip whose reply arrived was
+    /// queued, and the lease the process knew then.
+    pub confirmed: Option<(u8, u8)>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Process {
-    /// The server-to-client stream of its connection.
-    pub stream: VecDeque<Msg>,
-    /// Names Redis tracks for its connection.
-    pub tracked: Vec<Name>,
+    /// Its current connection.
+    pub conn: Conn,
+    /// After a reconnect whose old connection lingers: the old one, still
+    /// delivering and tracked (a caller may still hold its session).
+    pub old: Option<Box<Conn>>,
     /// The near-cache: the kept lookup of the key.
     pub near: Option<Lookup>,
-    /// The ordering batch callers may still join (not sent yet), and the
-    /// next batch's number (`near/tracking.rs`).
-    pub open: Option<u8>,
+    /// The kept lookup was read on the old connection: no hit on the
+    /// current one serves it (`kept.conns != [session.conn_id]`).
+    pub near_old: bool,
+    /// The next ordering batch's number (`near/tracking.rs`).
     pub next_batch: u8,
+    /// With leases, the namespace's lease as the process last learned it
+    /// (`Lease::namespace`; 0: none known).
+    pub known: u8,
+    pub reconnects: u8,
+    /// The tick of its latest refresh (`Tracking::refresh`).
+    pub refreshed_at: Option<u8>,
     /// A bust of this process that Redis did not take, kept for retry
     /// (`pending/`): whether it is of the tag, and the write it is for.
     pub pending: Option<(bool, u8)>,
@@ -193,6 +243,9 @@ pub enum Writer {
     Open(u8),
     /// With `BustBeforeCommit`: busted, the transaction still open.
     BustedOpen(u8),
+    /// With leases: Redis acknowledged the bust of this value; the bust
+    /// returns at this tick (`Backend::leases_passed`).
+    Waiting(u8, u8),
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -221,6 +274,20 @@ pub struct State {
     /// A retried bust on its way to Redis, already cleared from the
     /// pending set (only with `ClearPendingBeforeBust`).
     pub retrying: Option<(bool, u8)>,
+    /// With leases: the time, in ticks.
+    pub now: u8,
+    /// The namespace's lease was raised (`RaiseLease`), or lost.
+    pub raised: bool,
+    pub lease_lost: bool,
+    /// The largest namespace lease a bust of the writer's process read
+    /// (`Lease::largest_seen`).
+    pub largest_seen: u8,
+    /// A read was served under a lease.
+    pub lease_served: bool,
+    /// A read that started after a write completed found a lookup kept
+    /// from its connection and a confirmation (the case lease reads must
+    /// get right; the check reaches it).
+    pub lease_tested: bool,
 }
 
 /// The protocol as built, or with one of the mistakes it avoids.
@@ -250,11 +317,41 @@ pub enum Weakening {
     /// A write inside a transaction busts before the commit (the bust is
     /// not deferred to the end of the transaction).
     BustBeforeCommit,
+    /// Leases: the bust returns at its acknowledgement.
+    WriterDoesNotWait,
+    /// Leases: the bust waits the lease `W` but not the margin (it returns
+    /// at `a + W`, where a confirmation taken in the acknowledgement's
+    /// tick still counts).
+    WriterWaitsLessThanTheLease,
+    /// Leases: the bust waits the writer's own lease, not the larger
+    /// namespace's.
+    WriterWaitsItsOwnLease,
+    /// Leases: a hit uses a confirmation up to twice its lease old.
+    StaleConfirmation,
+    /// Leases: a confirmation is the tick its reply arrived, not the tick
+    /// before its round trip was queued.
+    ConfirmationTakenAfterQueuing,
+    /// Leases: a hit uses the newest confirmation of any of its process's
+    /// connections (the old one's, after a reconnect).
+    OtherConnectionsConfirmation,
+    /// Leases: a new connection keeps the old one's confirmation, the same
+    /// one (an `Arc` handed on), which the old connection still renews.
+    ConfirmationKeptAcrossReconnect,
+    /// Leases: a new connection starts with a copy of the old one's
+    /// confirmation (harmless: see `tests/check.rs`).
+    ConfirmationCopiedAcrossReconnect,
+    /// Leases: a reader uses its own lease even when larger than the
+    /// namespace's (or when it knows none).
+    ReaderUsesItsOwnLargerLease,
+    /// Leases: a raised namespace lease applies at once, to confirmations
+    /// queued before it was learned too.
+    RaisedLeaseAdoptedAtOnce,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Action {
-    /// Reader `r` of process `p` starts: `near_hit`, else `lookup`.
+    /// Reader `r` of process `p` starts: `near_hit` (with leases, served at
+    /// once under a confirmation: `near/hit.rs`, `on_one`), else `lookup`.
     Start { p: u8, r: u8 },
     /// The next message of process `p`'s stream is applied or delivered.
     Deliver { p: u8 },
@@ -262,7 +359,9 @@ pub enum Action {
     ReadDb { p: u8, r: u8 },
     /// Its fill (with the weakening, its `ensure` first).
     Fill { p: u8, r: u8 },
-    /// Process `p` closes its open ordering batch and sends its `PING`.
+    /// Process `p` closes its open ordering batch and sends its `PING`
+    /// (with a lease, the `ZRANGE` of the namespace's lease, the tick and
+    /// the lease known taken first: `Tracking::send`).
     SendOrdering { p: u8 },
     /// The writer's bust fails (Redis unreachable) and is kept.
     BustFails { tag: bool },
@@ -292,6 +391,28 @@ pub enum Action {
     Save,
     /// Redis restarts from its snapshot: connections are lost.
     Restart,
+    /// Leases: one tick passes.
+    Tick,
+    /// Leases: the next message of process `p`'s old connection.
+    DeliverOld { p: u8 },
+    /// Leases: the batch left open on process `p`'s old connection is sent
+    /// on it (its sending task held the old session).
+    SendOrderingOld { p: u8 },
+    /// Leases: process `p` opens an ordering round trip nobody waits for,
+    /// to renew its confirmation (`Tracking::refresh`, which a lease hit
+    /// starts).
+    Refresh { p: u8 },
+    /// Leases: process `p` gets a new connection (`Link::broken`, then a
+    /// new `Session` with no confirmation).
+    Reconnect { p: u8 },
+    /// Leases: the writer's bust returns, its wait after the
+    /// acknowledgement over (`Backend::leases_passed`).
+    BustReturns,
+    /// Leases: a process with a larger lease adds it to the namespace's
+    /// (`lease::assert_cmd`, a `ZADD`).
+    RaiseLease,
+    /// Leases: Redis loses the namespace's lease (evicted, expired).
+    LoseLease,
 }
 
 /// The model: its bounds and the protocol it runs.
@@ -310,6 +431,11 @@ pub struct Protocol {
     /// The writer writes inside a database transaction, its busts held
     /// until the commit (`deferred.rs`).
     pub transactions: bool,
+    /// Lease reads, and their bounds (`lease.rs`).
+    pub leases: Option<Leases>,
+    /// Start with the entry filled (value 0, valid) and every process
+    /// connected afresh (tracking nothing), instead of an empty Redis.
+    pub warm: bool,
     pub weakening: Weakening,
 }
 
@@ -325,6 +451,8 @@ impl Protocol {
             max_failed_busts: 0,
             locks: false,
             transactions: false,
+            leases: None,
+            warm: false,
             weakening,
         }
     }
@@ -405,17 +533,20 @@ impl State {
     /// and stops tracking it (Redis's tracking table).
     fn touched(&mut self, name: Name) {
         for process in &mut self.processes {
-            if let Some(i) = process.tracked.iter().position(|n| *n == name) {
-                process.tracked.swap_remove(i);
-                process.stream.push_back(Msg::Push(name));
+            let old = process.old.as_deref_mut();
+            for conn in std::iter::once(&mut process.conn).chain(old) {
+                if let Some(i) = conn.tracked.iter().position(|n| *n == name) {
+                    conn.tracked.swap_remove(i);
+                    conn.stream.push_back(Msg::Push(name));
+                }
             }
         }
     }
 
     fn track(&mut self, p: usize) {
         for name in NAMES {
-            if !self.processes[p].tracked.contains(&name) {
-                self.processes[p].tracked.push(name);
+            if !self.processes[p].conn.tracked.contains(&name) {
+                self.processes[p].conn.tracked.push(name);
             }
         }
     }
@@ -428,6 +559,7 @@ impl State {
         };
         self.track(p);
         self.processes[p]
+            .conn
             .stream
             .push_back(Msg::Reply(r as u8, Reply::Lookup(lookup)));
         self.processes[p].readers[r].phase = Phase::LookingUp { overtaken: false };
@@ -455,6 +587,28 @@ impl State {
             versions[i] = token;
         }
         versions
+    }
+
+    /// The reply to ordering batch `batch` of process `p` arrived: each
+    /// reader in it is served its kept lookup if it is still kept.
+    fn ordered(&mut self, p: usize, batch: u8, weak: Weakening) {
+        for r in 0..self.processes[p].readers.len() {
+            let Phase::Ordering(kept, b) = self.processes[p].readers[r].phase else {
+                continue;
+            };
+            if b != batch {
+                continue;
+            }
+            // `Near::still`: the same lookup is kept.
+            let still = self.processes[p].near == Some(kept);
+            match kept.value(self.scope, weak).filter(|_| still) {
+                Some(v) => {
+                    self.near_served = true;
+                    self.finish(p, r, v);
+                }
+                None => self.lookup(p, r),
+            }
+        }
     }
 
     fn finish(&mut self, p: usize, r: usize, value: u8) {
@@ -509,6 +663,7 @@ impl State {
         } else {
             let versions = self.ensure();
             self.processes[p]
+                .conn
                 .stream
                 .push_back(Msg::Reply(r as u8, Reply::Captured(versions)));
             self.processes[p].readers[r].phase = Phase::Capturing;
@@ -521,23 +676,70 @@ impl Model for Protocol {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
+        let mut redis = Redis::default();
+        let mut next_token = 0;
+        if self.warm {
+            let key = Token { token: 1, scope: 0 };
+            let tag = Token { token: 2, scope: 0 };
+            redis.key = Some(key);
+            redis.tag = Some(tag);
+            redis.entry = Some(Entry {
+                value: 0,
+                versions: [key, tag],
+            });
+            next_token = 2;
+        }
+        redis.ns = self.leases.as_ref().and_then(|l| l.ns);
+        let known = match &self.leases {
+            Some(l) if l.known_at_start => l.ns.unwrap_or(0),
+            _ => 0,
+        };
+        let warm = Lookup {
+            entry: redis.entry,
+            versions: [redis.key, redis.tag],
+        };
+        let lingering = |p: usize| match &self.leases {
+            Some(l) => l.lingering_at_start && l.reconnects == Reconnects::Lingers(p as u8),
+            None => false,
+        };
+        let kept = |p: usize| match &self.leases {
+            Some(l) if l.kept_at_start && self.warm && l.own[p] > 0 && self.readers[p] > 0 => {
+                Some(warm)
+            }
+            _ => None,
+        };
         vec![State {
             db: 0,
             failed_busts: 0,
             complete: 0,
-            redis: Redis::default(),
+            redis,
             snapshot: None,
             scope: 0,
-            next_token: 0,
+            next_token,
             processes: self
                 .readers
                 .iter()
-                .map(|n| Process {
-                    stream: VecDeque::new(),
-                    tracked: Vec::new(),
-                    near: None,
-                    open: None,
-                    next_batch: 0,
+                .enumerate()
+                .map(|(p, n)| Process {
+                    conn: Conn {
+                        tracked: match kept(p) {
+                            Some(_) => NAMES.to_vec(),
+                            None => Vec::new(),
+                        },
+                        ..Conn::default()
+                    },
+                    old: lingering(p).then(|| {
+                        Box::new(Conn {
+                            open: Some(0),
+                            ..Conn::default()
+                        })
+                    }),
+                    near: kept(p),
+                    near_old: false,
+                    next_batch: lingering(p) as u8,
+                    known,
+                    reconnects: lingering(p) as u8,
+                    refreshed_at: None,
                     pending: None,
                     readers: (0..*n)
                         .map(|_| Reader {
@@ -555,17 +757,49 @@ impl Model for Protocol {
             near_served: false,
             returned: 0,
             retrying: None,
+            now: 0,
+            raised: false,
+            lease_lost: false,
+            largest_seen: 0,
+            lease_served: false,
+            lease_tested: false,
         }]
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
         for (p, process) in state.processes.iter().enumerate() {
             let p8 = p as u8;
-            if !process.stream.is_empty() {
+            if !process.conn.stream.is_empty() {
                 actions.push(Action::Deliver { p: p8 });
             }
-            if process.open.is_some() {
+            if process.conn.open.is_some() {
                 actions.push(Action::SendOrdering { p: p8 });
+            }
+            if let Some(old) = &process.old {
+                if !old.stream.is_empty() {
+                    actions.push(Action::DeliverOld { p: p8 });
+                }
+                if old.open.is_some() {
+                    actions.push(Action::SendOrderingOld { p: p8 });
+                }
+            }
+            if let Some(leases) = &self.leases {
+                if leases.refreshes
+                    && leases.own[p] > 0
+                    && process.near.is_some()
+                    && !process.near_old
+                    && process.conn.open.is_none()
+                    && process.refreshed_at != Some(state.now)
+                {
+                    actions.push(Action::Refresh { p: p8 });
+                }
+                let reconnects = match leases.reconnects {
+                    Reconnects::Drops(q) | Reconnects::Lingers(q) => q == p8,
+                    Reconnects::None => false,
+                };
+                if reconnects && process.reconnects == 0 {
+                    actions.push(Action::Reconnect { p: p8 });
+                }
             }
             for (r, reader) in process.readers.iter().enumerate() {
                 let r8 = r as u8;
@@ -603,9 +837,14 @@ impl Model for Protocol {
                 }
             }
             Writer::BustedOpen(_) => actions.push(Action::Commit),
+            Writer::Waiting(_, until) if state.now >= until => actions.push(Action::BustReturns),
             Writer::Wrote(_) => {
                 actions.push(Action::Bust { tag: false });
-                actions.push(Action::Bust { tag: true });
+                // With leases, key busts only: a tag bust takes the same
+                // steps.
+                if self.leases.is_none() {
+                    actions.push(Action::Bust { tag: true });
+                }
                 if state.failed_busts < self.max_failed_busts {
                     actions.push(Action::BustFails { tag: false });
                     actions.push(Action::BustFails { tag: true });
@@ -634,6 +873,17 @@ impl Model for Protocol {
                 actions.push(Action::Restart);
             }
         }
+        if let Some(leases) = &self.leases {
+            if state.now < leases.max_ticks {
+                actions.push(Action::Tick);
+            }
+            if leases.raise.is_some() && !state.raised {
+                actions.push(Action::RaiseLease);
+            }
+            if leases.lose && !state.lease_lost {
+                actions.push(Action::LoseLease);
+            }
+        }
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
@@ -653,7 +903,16 @@ impl Model for Protocol {
                     s.finish(p, r, db);
                     return Some(s);
                 }
-                match s.processes[p].near {
+                // A lookup kept from an old connection is not served by a
+                // hit on the current one.
+                let near = s.processes[p].near.filter(|_| !s.processes[p].near_old);
+                let process = &s.processes[p];
+                let confirmed = process.conn.confirmed.is_some()
+                    || process.old.as_ref().is_some_and(|o| o.confirmed.is_some());
+                if near.is_some() && confirmed && process.readers[r].must_see > 0 {
+                    s.lease_tested = true;
+                }
+                match near {
                     Some(kept) if weak == Weakening::NearWithoutOrdering => {
                         match kept.value(s.scope, weak) {
                             Some(v) => {
@@ -663,21 +922,30 @@ impl Model for Protocol {
                             None => s.lookup(p, r),
                         }
                     }
+                    Some(kept) if self.lease_hit(&s, p) => match kept.value(s.scope, weak) {
+                        // `near/hit.rs`: served under a lease, at once.
+                        Some(v) => {
+                            s.near_served = true;
+                            s.lease_served = true;
+                            s.finish(p, r, v);
+                        }
+                        None => s.lookup(p, r),
+                    },
                     Some(kept) => {
                         // `near_hit`: joins the open ordering batch, or
                         // opens one (`Tracking::order`).
                         let process = &mut s.processes[p];
-                        let sent = process.stream.iter().find_map(|m| match m {
-                            Msg::Ordered(b) => Some(*b),
+                        let sent = process.conn.stream.iter().find_map(|m| match m {
+                            Msg::Ordered(b) | Msg::Leased { batch: b, .. } => Some(*b),
                             _ => None,
                         });
-                        let batch = match (process.open, sent) {
+                        let batch = match (process.conn.open, sent) {
                             (Some(b), _) => b,
                             (None, Some(b)) if weak == Weakening::JoinSentOrdering => b,
                             _ => {
                                 let b = process.next_batch;
                                 process.next_batch += 1;
-                                process.open = Some(b);
+                                process.conn.open = Some(b);
                                 b
                             }
                         };
@@ -686,9 +954,16 @@ impl Model for Protocol {
                     None => s.lookup(p, r),
                 }
             }
-            Action::Deliver { p } => {
+            Action::Deliver { p } | Action::DeliverOld { p } => {
+                let old = matches!(action, Action::DeliverOld { .. });
                 let p = p as usize;
-                let msg = s.processes[p].stream.pop_front()?;
+                let process = &mut s.processes[p];
+                let conn = match process.old.as_deref_mut() {
+                    Some(o) if old => o,
+                    _ if old => return None,
+                    _ => &mut process.conn,
+                };
+                let msg = conn.stream.pop_front()?;
                 match msg {
                     Msg::Push(name) => {
                         // `near::apply`: what read the name is dropped, and
@@ -703,25 +978,18 @@ impl Model for Protocol {
                             }
                         }
                     }
-                    Msg::Ordered(batch) => {
-                        for r in 0..s.processes[p].readers.len() {
-                            let Phase::Ordering(kept, b) = s.processes[p].readers[r].phase else {
-                                continue;
-                            };
-                            if b != batch {
-                                continue;
-                            }
-                            // `Near::still`: the same lookup is kept.
-                            let still = s.processes[p].near == Some(kept);
-                            match kept.value(s.scope, weak).filter(|_| still) {
-                                Some(v) => {
-                                    s.near_served = true;
-                                    s.finish(p, r, v);
-                                }
-                                None => s.lookup(p, r),
-                            }
-                        }
+                    Msg::Ordered(batch) => s.ordered(p, batch, weak),
+                    Msg::Leased {
+                        batch,
+                        sent,
+                        lease,
+                        ns,
+                    } => {
+                        self.learned(&mut s, p, old, sent, lease, ns);
+                        s.ordered(p, batch, weak);
                     }
+                    // `Lease::forget`: none known until read again.
+                    Msg::LeaseChanged => s.processes[p].known = 0,
                     Msg::Reply(r, reply) => {
                         let r = r as usize;
                         let phase = s.processes[p].readers[r].phase;
@@ -765,6 +1033,7 @@ impl Model for Protocol {
                 s.redis.entry = Some(Entry { value, versions });
                 s.touched(Name::Entry);
                 s.processes[p]
+                    .conn
                     .stream
                     .push_back(Msg::Reply(r as u8, Reply::Filled));
                 s.processes[p].readers[r].phase = Phase::Filling(value);
@@ -806,8 +1075,13 @@ impl Model for Protocol {
             Action::Bust { tag } => match s.writer {
                 Writer::Wrote(value) => {
                     s.bust(tag, weak);
-                    s.complete = value;
-                    s.writer = Writer::Ready;
+                    match self.bust_returns_at(&mut s) {
+                        Some(at) => s.writer = Writer::Waiting(value, at),
+                        None => {
+                            s.complete = value;
+                            s.writer = Writer::Ready;
+                        }
+                    }
                 }
                 Writer::Open(value) => {
                     s.bust(tag, weak);
@@ -846,6 +1120,7 @@ impl Model for Protocol {
                 if lookup.entry.is_some() && (!overtaken || weak == Weakening::KeepOvertaken) {
                     // `Reading::keep`.
                     s.processes[p].near = Some(lookup);
+                    s.processes[p].near_old = false;
                 }
                 match lookup.value(s.scope, weak) {
                     Some(v) => s.finish(p, r, v),
@@ -867,10 +1142,57 @@ impl Model for Protocol {
                 s.capture(p, r, weak);
             }
             Action::LockExpires => s.redis.lock = None,
-            Action::SendOrdering { p } => {
+            Action::SendOrdering { p } | Action::SendOrderingOld { p } => {
+                let old = matches!(action, Action::SendOrderingOld { .. });
                 let p = p as usize;
-                let batch = s.processes[p].open.take()?;
-                s.processes[p].stream.push_back(Msg::Ordered(batch));
+                let batch = match s.processes[p].old.as_deref_mut() {
+                    Some(o) if old => o.open.take()?,
+                    _ if old => return None,
+                    _ => s.processes[p].conn.open.take()?,
+                };
+                let msg = self.ordering(&s, p, batch);
+                let process = &mut s.processes[p];
+                let conn = match process.old.as_deref_mut() {
+                    Some(o) if old => o,
+                    _ => &mut process.conn,
+                };
+                if let Msg::Leased { .. } = msg {
+                    conn.tracks_lease = true;
+                }
+                conn.stream.push_back(msg);
+            }
+            Action::Refresh { p } => {
+                let process = &mut s.processes[p as usize];
+                if process.conn.open.is_some() {
+                    return None;
+                }
+                process.conn.open = Some(process.next_batch);
+                process.next_batch += 1;
+                process.refreshed_at = Some(s.now);
+            }
+            Action::Reconnect { p } => {
+                let linger = matches!(self.leases.as_ref()?.reconnects, Reconnects::Lingers(_));
+                self.reconnect(&mut s, p as usize, linger);
+            }
+            Action::Tick => s.now += 1,
+            Action::BustReturns => {
+                let Writer::Waiting(value, at) = s.writer else {
+                    return None;
+                };
+                if s.now < at {
+                    return None;
+                }
+                s.complete = value;
+                s.writer = Writer::Ready;
+            }
+            Action::RaiseLease => {
+                s.raised = true;
+                s.add_lease(self.leases.as_ref()?.raise?);
+            }
+            Action::LoseLease => {
+                s.lease_lost = true;
+                s.redis.ns = None;
+                s.lease_touched();
             }
             Action::Lose(name) => {
                 s.losses += 1;
@@ -892,10 +1214,10 @@ impl Model for Protocol {
                 let db = s.db;
                 for p in 0..s.processes.len() {
                     let process = &mut s.processes[p];
-                    process.stream.clear();
-                    process.tracked.clear();
+                    process.conn = Conn::default();
+                    process.old = None;
                     process.near = None;
-                    process.open = None;
+                    process.near_old = false;
                     for r in 0..process.readers.len() {
                         // Its connection is gone: what it read is not kept.
                         if let Phase::Replied(_, overtaken) = &mut s.processes[p].readers[r].phase {
@@ -923,7 +1245,7 @@ impl Model for Protocol {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
+        let mut properties = vec![
             Property::always(
                 "no read returns a value older than a completed write",
                 |_, s: &State| !s.stale,
@@ -931,6 +1253,17 @@ impl Model for Protocol {
             Property::sometimes("a read is served from process memory", |_, s: &State| {
                 s.near_served
             }),
-        ]
+        ];
+        if self.leases.is_some() {
+            properties.push(Property::sometimes(
+                "a read is served under a lease",
+                |_, s: &State| s.lease_served,
+            ));
+            properties.push(Property::sometimes(
+                "a read that started after a write completed finds a kept lookup and a confirmation",
+                |_, s: &State| s.lease_tested,
+            ));
+        }
+        properties
     }
 }

@@ -1,0 +1,342 @@
+//! Lease reads for the near-cache (`backend/redis/near/lease.rs`): a kept
+//! lookup served at once, with no ordering round trip, while a recent one
+//! on its connection is known.
+//!
+//! The steps, named after the runtime's:
+//! - time: a global clock in ticks, advanced by `Tick` up to a bound;
+//!   clocks are exact here (the runtime pads the wait for two clocks off in
+//!   rate by up to 500 ppm each, `lease::wait`);
+//! - the namespace's lease (`names::lease_name`, a sorted set of the
+//!   processes' leases, read as its largest: `Redis::ns`), raised by a
+//!   process with a larger lease (`RaiseLease`: `lease::assert_cmd`, a
+//!   `ZADD`), added again by a process whose round trip found it missing,
+//!   and, as a fault, lost (`LoseLease`: evicted, expired);
+//! - an ordering round trip of a process with a lease (`Tracking::send`
+//!   in `near/tracking.rs`) reads the namespace's lease (`ZRANGE`), taking
+//!   the tick and the lease the process knows (`Lease::now_us`) before it
+//!   is queued; its reply (`Msg::Leased`) teaches the process the lease
+//!   (`Lease::learn`: lower applies at once, higher only to confirmations
+//!   queued from then on, which is what the lease recorded with each
+//!   confirmation does) and records the connection's confirmation
+//!   (`Confirmation::record`, on the connection's `Session`,
+//!   `link/session.rs`: only a newer one replaces it); reading the lease
+//!   makes Redis track it for the connection, so a change of it sends an
+//!   invalidation message (`Msg::LeaseChanged`: `Lease::forget`);
+//! - a refresh (`Refresh`: `Tracking::refresh`, which a lease hit starts
+//!   when half its lease is gone) is a round trip nobody waits for, taken
+//!   at any time a lookup is kept from the current connection (at most
+//!   once a tick);
+//! - a hit (`near/hit.rs`, `on_one`): a lookup kept from the current
+//!   connection is served at once if that connection's confirmation `(s,
+//!   q)` has `now - s <= min(q, own, known)` (`Confirmation::left` under
+//!   `Lease::now_us`); otherwise the ordering round trip as without leases;
+//! - the writer (`Backend::bust` and `Backend::leases_passed` in
+//!   `backend/mod.rs`): Redis applies the bust, queueing its invalidation
+//!   messages, and reads the namespace's lease after it in the same step
+//!   (the acknowledgement, at tick `a`); the bust returns (`BustReturns`)
+//!   at `a + W + 1`, `W` the larger of the writer's own lease and the
+//!   largest it read (`Lease::writer_wait`), the 1 standing for the fixed
+//!   margin;
+//! - a reconnect (`Reconnect`: `Link::broken`, then a session with a new
+//!   connection and a new, empty confirmation): either the old connection
+//!   is gone (its stream and what it kept dropped, its callers read
+//!   through), or it lingers (a caller still holds its session): its
+//!   stream is still delivered, Redis still tracks its names, and a batch
+//!   left open on it is still sent on it (`SendOrderingOld`); what it kept
+//!   is no longer served by a hit on the new connection.
+
+use super::*;
+
+/// The lease configuration and its bounds.
+#[derive(Clone, Debug)]
+pub struct Leases {
+    /// Each process's own lease, in ticks (0: no lease reads).
+    pub own: Vec<u8>,
+    /// The namespace's lease in Redis at the start.
+    pub ns: Option<u8>,
+    /// Every process knows the namespace's lease at the start (learned on
+    /// a connection it no longer has): fewer steps to a lease hit.
+    pub known_at_start: bool,
+    /// Every process with readers and a lease starts with the entry's
+    /// lookup kept from its connection (which tracks its names): a reader
+    /// did it before the check began.
+    pub kept_at_start: bool,
+    /// With `Reconnects::Lingers(p)`: process `p` starts after its
+    /// reconnect, its old connection lingering with a refresh batch still
+    /// open on it and tracking none of the key's names (they were
+    /// invalidated after it read them, and the entry filled again from
+    /// the new connection, before the check began: at least a write, a
+    /// refill and a reconnect, too deep to explore first). The other
+    /// connection's round trip then comes behind no message for the key.
+    pub lingering_at_start: bool,
+    /// One raise of the namespace's lease to this value.
+    pub raise: Option<u8>,
+    /// The namespace's lease may be lost once.
+    pub lose: bool,
+    /// A candidate fix for that loss, not the runtime's: a bust that reads
+    /// no namespace lease waits the longest lease of any process (as the
+    /// cluster's bust does when the read is unanswered).
+    pub missing_waits_longest: bool,
+    /// Refresh round trips.
+    pub refreshes: bool,
+    /// One reconnect, of one process.
+    pub reconnects: Reconnects,
+    pub max_ticks: u8,
+}
+
+/// Whether a process may reconnect, and what becomes of its old
+/// connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reconnects {
+    None,
+    /// Process `p` reconnects once; the old connection is gone.
+    Drops(u8),
+    /// Process `p` reconnects once; the old connection lingers.
+    Lingers(u8),
+}
+
+impl Leases {
+    /// Leases `own` (per process) under a namespace lease `ns` that every
+    /// process knows, refreshes on, `ticks` ticks, nothing else.
+    pub fn new(own: Vec<u8>, ns: Option<u8>, ticks: u8) -> Leases {
+        Leases {
+            own,
+            ns,
+            known_at_start: true,
+            kept_at_start: true,
+            lingering_at_start: false,
+            raise: None,
+            lose: false,
+            missing_waits_longest: false,
+            refreshes: true,
+            reconnects: Reconnects::None,
+            max_ticks: ticks,
+        }
+    }
+}
+
+impl Protocol {
+    /// Lease reads: processes with `readers` readers, one write, a warm
+    /// start (the entry filled, every process connected afresh).
+    pub fn with_leases(readers: Vec<u8>, leases: Leases, weakening: Weakening) -> Protocol {
+        Protocol {
+            readers,
+            leases: Some(leases),
+            warm: true,
+            ..Protocol::readers_and_writers(1, weakening)
+        }
+    }
+
+    /// Process `p`'s own lease (0 without leases).
+    pub(crate) fn own(&self, p: usize) -> u8 {
+        self.leases.as_ref().map_or(0, |l| l.own[p])
+    }
+
+    /// `near/hit.rs`: whether a hit of process `p` now is served under a
+    /// lease (`Confirmation::left` under `Lease::now_us`).
+    pub(crate) fn lease_hit(&self, s: &State, p: usize) -> bool {
+        let own = self.own(p);
+        if own == 0 {
+            return false;
+        }
+        let weak = self.weakening;
+        let process = &s.processes[p];
+        let cap = if weak == Weakening::ReaderUsesItsOwnLargerLease {
+            own
+        } else {
+            own.min(process.known)
+        };
+        if cap == 0 {
+            return false;
+        }
+        let mut confirmed = process.conn.confirmed;
+        if weak == Weakening::OtherConnectionsConfirmation {
+            if let Some(old) = &process.old {
+                confirmed = confirmed.max(old.confirmed);
+            }
+        }
+        let Some((at, lease)) = confirmed else {
+            return false;
+        };
+        let lease = if weak == Weakening::RaisedLeaseAdoptedAtOnce {
+            cap
+        } else {
+            lease.min(cap)
+        };
+        let limit = if weak == Weakening::StaleConfirmation {
+            2 * lease
+        } else {
+            lease
+        };
+        s.now - at <= limit
+    }
+
+    /// The reply to ordering batch `batch` of process `p`, as Redis runs it
+    /// now: with a lease, the namespace's lease read with it, and the tick
+    /// and the lease known taken before it was queued.
+    pub(crate) fn ordering(&self, s: &State, p: usize, batch: u8) -> Msg {
+        let own = self.own(p);
+        if own == 0 {
+            return Msg::Ordered(batch);
+        }
+        let lease = if self.weakening == Weakening::ReaderUsesItsOwnLargerLease {
+            own
+        } else {
+            own.min(s.processes[p].known)
+        };
+        Msg::Leased {
+            batch,
+            sent: s.now,
+            lease,
+            ns: s.redis.ns,
+        }
+    }
+
+    /// The reply of a leased round trip arrived on process `p`'s current
+    /// (or `old`) connection: `Lease::learn`, the lease added again if it
+    /// was missing, and `Confirmation::record`.
+    pub(crate) fn learned(
+        &self,
+        s: &mut State,
+        p: usize,
+        old: bool,
+        sent: u8,
+        lease: u8,
+        ns: Option<u8>,
+    ) {
+        let weak = self.weakening;
+        s.processes[p].known = ns.unwrap_or(0);
+        if ns.is_none() {
+            // Missing: added again (`lease::assert_cmd`, after the reply).
+            s.add_lease(self.own(p));
+        }
+        if lease == 0 {
+            return;
+        }
+        let at = if weak == Weakening::ConfirmationTakenAfterQueuing {
+            s.now
+        } else {
+            sent
+        };
+        let record = |c: &mut Option<(u8, u8)>| {
+            if c.is_none_or(|(t, _)| t < at) {
+                *c = Some((at, lease));
+            }
+        };
+        let process = &mut s.processes[p];
+        let shared = weak == Weakening::ConfirmationKeptAcrossReconnect;
+        match (old, process.old.as_deref_mut()) {
+            (true, Some(o)) => {
+                record(&mut o.confirmed);
+                if shared {
+                    record(&mut process.conn.confirmed);
+                }
+            }
+            (_, o) => {
+                record(&mut process.conn.confirmed);
+                if let (true, Some(o)) = (shared, o) {
+                    record(&mut o.confirmed);
+                }
+            }
+        }
+    }
+
+    /// `Backend::leases_passed`: the tick the bust acknowledged now returns
+    /// at, having read the namespace's lease after its writes; `None`: at
+    /// once.
+    pub(crate) fn bust_returns_at(&self, s: &mut State) -> Option<u8> {
+        let leases = self.leases.as_ref()?;
+        let weak = self.weakening;
+        let read = match s.redis.ns {
+            None if leases.missing_waits_longest => leases.own.iter().copied().max().unwrap_or(0),
+            ns => ns.unwrap_or(0),
+        };
+        s.largest_seen = s.largest_seen.max(read);
+        let own = leases.own[WRITER];
+        let lease = if weak == Weakening::WriterWaitsItsOwnLease {
+            own
+        } else {
+            own.max(s.largest_seen)
+        };
+        if lease == 0 || weak == Weakening::WriterDoesNotWait {
+            return None;
+        }
+        let wait = if weak == Weakening::WriterWaitsLessThanTheLease {
+            lease
+        } else {
+            lease + 1
+        };
+        Some(s.now + wait)
+    }
+
+    /// Process `p` gets a new connection.
+    pub(crate) fn reconnect(&self, s: &mut State, p: usize, linger: bool) {
+        let weak = self.weakening;
+        let db = s.db;
+        let process = &mut s.processes[p];
+        process.reconnects += 1;
+        let old = std::mem::take(&mut process.conn);
+        if matches!(
+            weak,
+            Weakening::ConfirmationKeptAcrossReconnect
+                | Weakening::ConfirmationCopiedAcrossReconnect
+        ) {
+            process.conn.confirmed = old.confirmed;
+        }
+        if linger {
+            // What was read on the old connection is not kept for the new
+            // one; what is kept stays, for callers of the old one only.
+            for reader in &mut process.readers {
+                if let Phase::LookingUp { overtaken } | Phase::Replied(_, overtaken) =
+                    &mut reader.phase
+                {
+                    *overtaken = true;
+                }
+            }
+            process.near_old = process.near.is_some();
+            process.old = Some(Box::new(old));
+            return;
+        }
+        // Gone: the near-cache is emptied (the disconnection notice), and
+        // a caller waiting on the connection reads through.
+        process.near = None;
+        process.near_old = false;
+        for r in 0..process.readers.len() {
+            if let Phase::Replied(_, overtaken) = &mut s.processes[p].readers[r].phase {
+                *overtaken = true;
+            }
+            match s.processes[p].readers[r].phase {
+                Phase::Filling(v) => s.finish(p, r, v),
+                Phase::Ordering(..) | Phase::LookingUp { .. } | Phase::Capturing => {
+                    s.finish(p, r, db)
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl State {
+    /// `ZADD` of a process's lease `own` to the namespace's.
+    pub(crate) fn add_lease(&mut self, own: u8) {
+        if own == 0 {
+            return;
+        }
+        self.redis.ns = Some(self.redis.ns.map_or(own, |n| n.max(own)));
+        self.lease_touched();
+    }
+
+    /// The namespace's lease changed: every connection that read it since
+    /// its last change gets an invalidation message.
+    pub(crate) fn lease_touched(&mut self) {
+        for process in &mut self.processes {
+            let old = process.old.as_deref_mut();
+            for conn in std::iter::once(&mut process.conn).chain(old) {
+                if conn.tracks_lease {
+                    conn.tracks_lease = false;
+                    conn.stream.push_back(Msg::LeaseChanged);
+                }
+            }
+        }
+    }
+}
