@@ -31,6 +31,18 @@ impl cachette::Monotonic for Hand {
     }
 }
 
+/// A cache at `url` reading under `lease`, on a clock moved by hand.
+async fn by_hand(url: &str, lease: Duration) -> (Cache, Hand) {
+    let hand = Hand::new();
+    let cache = builder()
+        .near_cache_lease(lease)
+        .monotonic_clock(hand.clone())
+        .connect(url)
+        .await
+        .unwrap();
+    (cache, hand)
+}
+
 #[derive(Clone, Default)]
 struct Db(Arc<AtomicU64>);
 
@@ -67,13 +79,7 @@ fn counts(s: &Stats) -> (u64, u64, u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_confirmation_older_than_the_lease_is_never_used() {
     let server = RedisServer::start();
-    let hand = Hand::new();
-    let b = builder()
-        .near_cache_lease(LEASE)
-        .monotonic_clock(hand.clone())
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let (b, hand) = by_hand(&server.url(), LEASE).await;
     let db = Db::default();
     until_a_lease_hit(&b, &db).await;
 
@@ -112,13 +118,7 @@ async fn a_confirmation_older_than_the_lease_is_never_used() {
 async fn the_refresh_round_trip_is_single_flight() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.port).await;
-    let hand = Hand::new();
-    let b = builder()
-        .near_cache_lease(LEASE)
-        .monotonic_clock(hand.clone())
-        .connect(&proxy.url())
-        .await
-        .unwrap();
+    let (b, hand) = by_hand(&proxy.url(), LEASE).await;
     let db = Db::default();
     until_a_lease_hit(&b, &db).await;
     let refreshes = b.stats().near_lease_refreshes;
@@ -150,13 +150,7 @@ async fn the_refresh_round_trip_is_single_flight() {
 async fn a_reconnect_drops_the_confirmation() {
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.port).await;
-    let hand = Hand::new();
-    let b = builder()
-        .near_cache_lease(LEASE)
-        .monotonic_clock(hand.clone())
-        .connect(&proxy.url())
-        .await
-        .unwrap();
+    let (b, _still) = by_hand(&proxy.url(), LEASE).await;
     let db = Db::default();
     until_a_lease_hit(&b, &db).await;
     let flushes = b.stats().near_flushes;
@@ -187,13 +181,7 @@ async fn a_reader_with_a_larger_lease_uses_the_namespace_s() {
         .arg(2_000)
         .exec(&mut server.raw())
         .unwrap();
-    let hand = Hand::new();
-    let b = builder()
-        .near_cache_lease(Duration::from_millis(50))
-        .monotonic_clock(hand.clone())
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let (b, hand) = by_hand(&server.url(), Duration::from_millis(50)).await;
     let db = Db::default();
     until_a_lease_hit(&b, &db).await;
     hand.advance(Duration::from_millis(3));
