@@ -38,7 +38,10 @@ pub fn run(url: &str, ns: &str, args: &Args) -> Result<Report, Failure> {
             .namespace(ns)
             .command_timeout(timeout)
             .connect_timeout(timeout)
-            .near_cache(false);
+            .near_cache(false)
+            // A one-off process never read the namespace's lease: should it
+            // be missing, it takes it for lost (`guide::redis`).
+            .assume_lease_readers();
         let cache = if cluster {
             builder.connect_cluster(&[url]).await
         } else {

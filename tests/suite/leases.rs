@@ -74,6 +74,29 @@ fn counts(s: &Stats) -> (u64, u64, u64) {
     (s.near_hits, s.near_lease_hits, s.near_orderings)
 }
 
+/// The namespace's lifetime for its lease, as cachette gives it (30 days).
+const LIFETIME_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// Makes the namespace's lease look created 10 s ago: busts stop taking it
+/// for young (recreated after a loss), which they do for 2.2 s.
+fn settle(server: &RedisServer) {
+    redis::cmd("PEXPIRE")
+        .arg(cachette::admin::lease_name("cachette"))
+        .arg(LIFETIME_MS - 10_000)
+        .exec(&mut server.raw())
+        .unwrap();
+}
+
+/// How long one bust of `tag` by `cache` takes.
+async fn bust_takes(cache: &Cache) -> Duration {
+    let started = Instant::now();
+    cache.invalidate_tags(["t"]).await.unwrap();
+    started.elapsed()
+}
+
+/// What a bust waits for the longest lease there is (about 1.05 s).
+const LONGEST_WAIT: Duration = Duration::from_millis(1_050);
+
 /// A hit is served under a lease with no round trip while its
 /// confirmation is at most the lease old, and never once it is older.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,6 +231,7 @@ async fn a_bust_returns_no_sooner_than_its_wait_after_the_acknowledgement() {
         .unwrap();
     let db = Db::default();
     until_a_lease_hit(&reader, &db).await;
+    settle(&server);
     let proxy = FaultProxy::start(server.port).await;
     let writer = builder()
         .near_cache(false)
@@ -237,19 +261,32 @@ where
     F: Fn(Cache, RedisServer) -> Fut,
     Fut: std::future::Future<Output = RedisServer>,
 {
+    stale_reads_by(builder().near_cache(false), delay, lease, rounds, bust).await
+}
+
+/// `stale_reads` with the writer process built by `writer`.
+async fn stale_reads_by<F, Fut>(
+    writer: cachette::CacheBuilder,
+    delay: Duration,
+    lease: Duration,
+    rounds: u64,
+    bust: F,
+) -> u64
+where
+    F: Fn(Cache, RedisServer) -> Fut,
+    Fut: std::future::Future<Output = RedisServer>,
+{
     let mut server = RedisServer::start();
     let proxy = FaultProxy::start(server.port).await;
-    let a = builder()
-        .near_cache(false)
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let a = writer.connect(&server.url()).await.unwrap();
     let b = builder()
         .near_cache_lease(lease)
         .connect(&proxy.url())
         .await
         .unwrap();
     let db = Db::default();
+    until_a_lease_hit(&b, &db).await;
+    settle(&server);
     until_a_lease_hit(&b, &db).await;
     proxy.set(Mode::DelayDown(delay));
     let complete = Arc::new(AtomicU64::new(0));
@@ -338,4 +375,179 @@ async fn the_checker_catches_a_writer_that_does_not_wait() {
     )
     .await;
     assert!(stale > 0, "a writer that does not wait went unnoticed");
+}
+
+/// The namespace's lease lost (deleted here; evicted, flushed or expired
+/// alike) while a reader still holds confirmations under it: a read that
+/// starts after a bust returned still never sees the old value. The
+/// reader's lease is 50 ms, its replies are delayed 20 ms, and the writer,
+/// with a lease of 2 ms of its own, never read the larger one: it must
+/// take the missing lease, and the one created again after it, for one
+/// that may be any lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_never_lets_a_read_after_a_bust_see_the_old_value() {
+    let lease = Duration::from_millis(50);
+    let writer = builder()
+        .near_cache(false)
+        .near_cache_lease(Duration::from_millis(2));
+    let stale = stale_reads_by(
+        writer,
+        Duration::from_millis(20),
+        lease,
+        6,
+        |a, server| async move {
+            redis::cmd("DEL")
+                .arg(cachette::admin::lease_name("cachette"))
+                .exec(&mut server.raw())
+                .unwrap();
+            a.invalidate_tags(["t"]).await.unwrap();
+            server
+        },
+    )
+    .await;
+    assert_eq!(stale, 0, "{stale} stale reads after the lease was lost");
+}
+
+/// What each writer waits once the namespace's lease is lost, or created
+/// again by a reader with a smaller lease, or replaced by another type.
+/// One that knows leases are in use (a lease of its own, one it has read,
+/// or `assume_lease_readers`) waits the longest lease; one that knows none
+/// waits nothing (the documented gap), except while the set is young.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_young_or_planted_lease_makes_a_bust_wait_the_longest() {
+    let server = RedisServer::start();
+    let name = cachette::admin::lease_name("cachette");
+    let (url, db) = (server.url(), Db::default());
+    let reader = builder()
+        .near_cache_lease(Duration::from_millis(50))
+        .connect(&url)
+        .await
+        .unwrap();
+    until_a_lease_hit(&reader, &db).await;
+    settle(&server);
+    let writer = |b: cachette::CacheBuilder| {
+        let url = url.clone();
+        async move { b.near_cache(false).connect(&url).await.unwrap() }
+    };
+    let own = writer(builder().near_cache_lease(Duration::from_millis(2))).await;
+    let seen = writer(builder()).await;
+    let assumed = writer(builder().assume_lease_readers()).await;
+    // Settled: each waits the largest it knows (50 ms), and `seen` learns it.
+    for (who, w) in [("own", &own), ("seen", &seen), ("assumed", &assumed)] {
+        let took = bust_takes(w).await;
+        assert!(
+            took >= Duration::from_millis(50) && took < LONGEST_WAIT,
+            "{who}: a settled 50 ms lease waited {took:?}"
+        );
+    }
+    let all = |label: &'static str| {
+        let (own, seen, assumed) = (own.clone(), seen.clone(), assumed.clone());
+        async move {
+            let (a, b, c) = tokio::join!(bust_takes(&own), bust_takes(&seen), bust_takes(&assumed));
+            for (who, took) in [("own", a), ("seen", b), ("assumed", c)] {
+                assert!(took >= LONGEST_WAIT, "{label}: {who} waited {took:?}");
+            }
+        }
+    };
+    // Lost.
+    let del = || {
+        redis::cmd("DEL")
+            .arg(&name)
+            .exec(&mut server.raw())
+            .unwrap()
+    };
+    del();
+    all("lost").await;
+    let unaware = writer(builder()).await;
+    let took = bust_takes(&unaware).await;
+    assert!(
+        took < LONGEST_WAIT,
+        "a process that knows no lease waited {took:?}"
+    );
+
+    // Created again by a reader with a 2 ms lease: young, so even the
+    // process that knows no lease waits the longest.
+    let small = builder()
+        .near_cache_lease(Duration::from_millis(2))
+        .connect(&url)
+        .await
+        .unwrap();
+    until_a_lease_hit(&small, &db).await;
+    let top: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&name)
+        .arg(0)
+        .arg(-1)
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(top, ["2000"], "created again with the smaller lease");
+    all("young").await;
+    let fresh = writer(builder()).await;
+    let took = bust_takes(&fresh).await;
+    assert!(took >= LONGEST_WAIT, "young, unaware: waited {took:?}");
+    // Settled again: what it holds, or what each has learned.
+    settle(&server);
+    let took = bust_takes(&own).await;
+    assert!(
+        took >= Duration::from_millis(2) && took < LONGEST_WAIT,
+        "settled 2 ms lease: {took:?}"
+    );
+
+    // Another type planted there: unreadable, so taken for lost.
+    del();
+    redis::cmd("SET")
+        .arg(&name)
+        .arg("planted")
+        .exec(&mut server.raw())
+        .unwrap();
+    all("planted").await;
+    let took = bust_takes(&writer(builder()).await).await;
+    assert!(took < LONGEST_WAIT, "planted, unaware: waited {took:?}");
+    // And readers serve nothing under it.
+    let leased = small.stats().near_lease_hits;
+    for _ in 0..20 {
+        read(&small, &db).await;
+    }
+    let after = small.stats().near_lease_hits;
+    assert!(
+        after <= leased + 1,
+        "{} lease hits under a planted lease",
+        after - leased
+    );
+}
+
+/// A lease given a lifetime cachette never gives it (none, by `PERSIST`,
+/// or a year) would keep every bust waiting the longest: a reader's round
+/// trip puts the lifetime back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_puts_the_lease_s_lifetime_back() {
+    let server = RedisServer::start();
+    let name = cachette::admin::lease_name("cachette");
+    let (reader, hand) = by_hand(&server.url(), LEASE).await;
+    let db = Db::default();
+    until_a_lease_hit(&reader, &db).await;
+    for (how, ms) in [
+        ("PERSIST", None),
+        ("PEXPIRE", Some(365 * 24 * 3600 * 1000u64)),
+    ] {
+        let mut cmd = redis::cmd(how);
+        cmd.arg(&name);
+        if let Some(ms) = ms {
+            cmd.arg(ms);
+        }
+        cmd.exec(&mut server.raw()).unwrap();
+        let pttl = || -> i64 {
+            redis::cmd("PTTL")
+                .arg(&name)
+                .query(&mut server.raw())
+                .unwrap()
+        };
+        // The next round trips read it and put the lifetime back.
+        let mut tries = 0;
+        while !(0..=LIFETIME_MS as i64).contains(&pttl()) {
+            hand.advance(LEASE * 2);
+            read(&reader, &db).await;
+            tries += 1;
+            assert!(tries < 50, "{how}: the lifetime stayed {}", pttl());
+        }
+    }
 }

@@ -310,7 +310,7 @@ impl Backend {
             #[cfg(feature = "redis")]
             Servers::Single(s) => {
                 let leased = self.bounded_bust(s.bust_everything(ns)).await?;
-                self.leases_passed(leased).await;
+                self.leases_passed(Some(leased)).await;
                 Ok(())
             }
             // Thousands of names, a chunk per pipeline: its own bounds.
@@ -322,8 +322,8 @@ impl Backend {
             }
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => {
-                let leased = self.bounded_bust(r.bust_everything(ns)).await?;
-                self.leases_passed(leased).await;
+                self.bounded_bust(r.bust_everything(ns)).await?;
+                self.leases_passed(None).await;
                 Ok(())
             }
         }
@@ -347,7 +347,7 @@ impl Backend {
             #[cfg(feature = "redis")]
             Servers::Single(s) => {
                 let leased = self.bounded_bust(s.bust(ns, bust, ttl)).await?;
-                self.leases_passed(leased).await;
+                self.leases_passed(Some(leased)).await;
                 Ok(())
             }
             #[cfg(feature = "cluster")]
@@ -358,8 +358,8 @@ impl Backend {
             }
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => {
-                let leased = self.bounded_bust(r.bust(ns, bust, ttl)).await?;
-                self.leases_passed(leased).await;
+                self.bounded_bust(r.bust(ns, bust, ttl)).await?;
+                self.leases_passed(None).await;
                 Ok(())
             }
         }
@@ -370,32 +370,55 @@ impl Backend {
 #[cfg(feature = "redis")]
 impl Backend {
     /// Waits, after a bust's acknowledgement, until no confirmation a
-    /// reader could still serve a hit under predates it: the larger of
-    /// this process's lease and the namespace's as the bust read it
-    /// (`leased`), padded (see `redis/near/lease.rs`).
-    async fn leases_passed(&self, leased: Option<Duration>) {
+    /// reader could still serve a hit under predates it, given what the
+    /// bust read of the namespace's lease (`Lease::writer_wait`, padded:
+    /// see `redis/near/lease.rs`). `None`: it could not read it (over
+    /// REST).
+    async fn leases_passed(&self, leased: Option<self::redis::near::lease::Read>) {
         let Some(lease) = &self.lease else { return };
-        let wait = lease.writer_wait(leased);
-        if !wait.is_zero() {
-            entered(tokio::time::sleep(wait)).await;
+        let wait = match leased {
+            Some(read) => lease.writer_wait(read),
+            None => lease.writer_wait_unread(),
+        };
+        if wait.is_zero() {
+            return;
+        }
+        // Measured on the system's clock as well as the runtime's timer,
+        // whose time may be paused or moved by hand (a test's): the wait
+        // is real time.
+        let until = std::time::Instant::now() + wait;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            entered(tokio::time::sleep(left)).await;
         }
     }
 
     /// The same for a bust on a cluster, whose writes span masters: the
-    /// namespace's lease is read once every write is acknowledged. If it
-    /// cannot be read, the bust waits the longest lease there is.
+    /// namespace's lease is read once every write is acknowledged (its
+    /// lifetime only when it is there). Unanswered, it may be any lease:
+    /// the bust waits the longest there is.
     #[cfg(feature = "cluster")]
     async fn leases_passed_after_reading(&self, ns: &Namespace) {
-        use self::redis::near::lease;
+        use self::redis::near::lease::{self, Read};
         let name = crate::names::lease_name(ns);
-        let leased = match self.one(&name, lease::read_cmd(&name)).await {
-            Ok(reply) => lease::parse(&reply),
-            // Unanswered: it may be any lease.
-            Err(e) if e.is_connection() || e.is_timeout() => Some(lease::MAX_LEASE),
-            // Refused (an ACL without `zrange`, another type there).
-            Err(_) => None,
+        let unanswered = |e: &Error| e.is_connection() || e.is_timeout();
+        let read = match self.one(&name, lease::top_cmd(&name)).await {
+            Ok(top) => match Read::of(&top, &::redis::Value::Int(0)) {
+                Read::Missing => Read::Missing,
+                Read::Unreadable => Read::Unreadable,
+                _ => match self.one(&name, lease::pttl_cmd(&name)).await {
+                    Ok(pttl) => Read::of(&top, &pttl),
+                    Err(e) if unanswered(&e) => Read::Young,
+                    Err(_) => Read::Unreadable,
+                },
+            },
+            Err(e) if unanswered(&e) => Read::Young,
+            Err(_) => Read::Unreadable,
         };
-        self.leases_passed(leased).await;
+        self.leases_passed(Some(read)).await;
     }
 }
 

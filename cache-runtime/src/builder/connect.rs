@@ -216,6 +216,7 @@ impl CacheBuilder {
             keep_decoded: self.keep_decoded,
             lease: Arc::new(crate::backend::redis::near::lease::Lease::new(
                 self.near_cache_lease,
+                self.assume_lease_readers,
                 crate::names::lease_name(&Namespace::unchecked(self.namespace.clone())),
                 self.monotonic.clone(),
             )),

@@ -50,6 +50,9 @@ pub struct CacheBuilder {
     /// The near-cache's lease (zero: none).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     near_cache_lease: Duration,
+    /// Busts take a missing namespace lease for a lost one.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    assume_lease_readers: bool,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     monotonic: Arc<dyn crate::policy::Monotonic>,
     #[cfg(feature = "tls")]
@@ -97,6 +100,7 @@ impl Default for CacheBuilder {
             replica_ack_timeout: Duration::from_millis(100),
             near_cache: (true, DEFAULT_NEAR_CACHE_BYTES),
             near_cache_lease: Duration::ZERO,
+            assume_lease_readers: false,
             monotonic: Arc::new(crate::policy::SystemMonotonic),
             #[cfg(feature = "tls")]
             root_ca: None,
@@ -336,13 +340,32 @@ impl CacheBuilder {
     ///
     /// What it assumes: clocks that run at the right rate to within
     /// 500 ppm (NTP slews the monotonic clock by at most that), and every
-    /// writer of the namespace on a version of cachette that waits, one
-    /// with `near_cache_lease` (see `guide::redis`, "Lease reads", for the
-    /// upgrade rule). At most ~1.05 s; a longer lease is cut to that. On a
+    /// writer of the namespace on a version of cachette that waits and
+    /// knows leases are in use: one with a lease of its own (this option,
+    /// with its near-cache off if it reads nothing) or
+    /// [`assume_lease_readers`](Self::assume_lease_readers). See
+    /// `guide::redis`, "Lease reads", for the upgrade rule. At most ~1.05 s; a longer lease is cut to that. On a
     /// Redis Cluster, and over REST, hits keep their round trip.
     #[cfg(feature = "redis")]
     pub fn near_cache_lease(mut self, lease: Duration) -> Self {
         self.near_cache_lease = lease;
+        self
+    }
+
+    /// This process busts a namespace whose readers may use
+    /// [`near_cache_lease`](Self::near_cache_lease), though it has no lease
+    /// of its own (a job, a writer-only service; `cachette bust` does
+    /// this). Its busts then take a namespace lease they find missing, or
+    /// cannot read, for one that was lost while readers still use it, and
+    /// wait the longest lease there is (about 1.05 s) rather than nothing.
+    /// A process with a lease of its own, or that has read the namespace's
+    /// once, does so already. Without it, a bust that finds the lease
+    /// missing waits nothing: right where no reader uses a lease, but a
+    /// read can be stale if the lease was just lost (`guide::redis`,
+    /// "Lease reads").
+    #[cfg(feature = "redis")]
+    pub fn assume_lease_readers(mut self) -> Self {
+        self.assume_lease_readers = true;
         self
     }
 

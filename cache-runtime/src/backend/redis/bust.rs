@@ -8,6 +8,7 @@ use redis::{Pipeline, Value};
 
 use super::scripts::{Scripting, BUST};
 use super::wire::{millis, refused};
+use crate::backend::redis::near::lease::Read;
 use crate::error::{Error, ErrorKind};
 use crate::pending::CHUNK;
 use crate::replicas::ReplicaAcks;
@@ -71,12 +72,12 @@ pub(crate) fn plain(
     pipe
 }
 
-/// Ends a bust pipeline: the read of the namespace's lease `lease`, after
+/// Ends a bust pipeline: the reads of the namespace's lease `lease`, after
 /// the writes (`near/lease.rs`), then the `WAIT`, if any; replies come back
 /// whole, a failed command as a `Value::ServerError` in its place.
 fn end(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration, lease: Option<&str>) {
     if let Some(name) = lease {
-        pipe.add_command(crate::backend::redis::near::lease::read_cmd(name));
+        crate::backend::redis::near::lease::read_cmds(pipe, name);
     }
     if acks > 0 {
         pipe.cmd("WAIT").arg(acks).arg(millis(ack_timeout));
@@ -84,12 +85,18 @@ fn end(pipe: &mut Pipeline, acks: u32, ack_timeout: Duration, lease: Option<&str
     pipe.ignore_errors();
 }
 
-/// Takes the reply of the lease read out of a bust pipeline's replies
-/// (the last before the `WAIT`): the namespace's lease, or none (missing,
-/// refused, anything else).
-pub(crate) fn leased(replies: &mut Vec<Value>, acks: u32) -> Option<Duration> {
-    let at = replies.len().checked_sub(1 + usize::from(acks > 0))?;
-    crate::backend::redis::near::lease::parse(&replies.remove(at))
+/// Takes the replies of the lease reads out of a bust pipeline's replies
+/// (the last two before the `WAIT`): what the bust learned of the
+/// namespace's lease.
+pub(crate) fn leased(replies: &mut Vec<Value>, acks: u32) -> Read {
+    let Some(at) = replies.len().checked_sub(2 + usize::from(acks > 0)) else {
+        return Read::Unreadable;
+    };
+    let mut read = replies.drain(at..at + 2);
+    match (read.next(), read.next()) {
+        (Some(top), Some(pttl)) => Read::of(&top, &pttl),
+        _ => Read::Unreadable,
+    }
 }
 
 /// Checks the replies of a bust pipeline: every write done, and the

@@ -14,6 +14,7 @@ use super::near::tracking::Tracking;
 use super::near::{self, Near};
 use super::scripts::{self, ensure_cmd, Scripting, ADOPT, BUST};
 use super::wire::{ensured_all, lookup_replies, read_entry, read_versions};
+use crate::backend::redis::near::lease::Read;
 use crate::backend::stored::{Lookup, Wanted, EPOCH_TTL};
 use crate::error::{Error, ErrorKind};
 use crate::names::{lease_name, Bust, Kind, Name, Namespace, Subject};
@@ -192,7 +193,7 @@ impl Single {
         ns: &Namespace,
         bust: &Bust,
         ttl: Duration,
-    ) -> Result<Option<Duration>, Error> {
+    ) -> Result<Read, Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let (ack_timeout, how) = (self.ack_timeout, self.scripting);
         let names: Vec<String> = bust.versions(ns).collect();
@@ -224,7 +225,7 @@ impl Single {
     }
 
     /// A new epoch for the namespace, with a `WAIT` like any bust.
-    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Option<Duration>, Error> {
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Read, Error> {
         let acks = bust::acks_for(self.acks, self.replicas().await?);
         let ack_timeout = self.ack_timeout;
         let name = epoch_version(ns);

@@ -61,26 +61,134 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A lease read back from Redis (`ZRANGE name -1 -1`): the member, in
-/// microseconds. Anything else is none.
+/// How long after the namespace's lease was (re)created a bust still waits
+/// the longest lease: readers may hold confirmations under a larger lease
+/// that was lost (evicted, flushed, expired) before it was created again.
+/// Past it, every such confirmation has run out, clocks off in rate
+/// included, with room to spare. Measured on the server's clock, by the
+/// set's remaining lifetime (`PTTL`): it is given `EPOCH_TTL` when it is
+/// created and never renewed.
+pub(crate) const YOUNG: Duration = Duration::from_millis(2_200);
+
+/// The largest lease a set's top member and score give, the smaller
+/// (`reader`) or the larger of the two: readers take the one, writers the
+/// other, so that a member and score set apart by hand never make a reader
+/// use more than a writer waits.
+fn top(reply: &redis::Value, reader: bool) -> Result<Option<Duration>, ()> {
+    let items = match reply {
+        redis::Value::Array(items) | redis::Value::Set(items) => items,
+        _ => return Err(()),
+    };
+    // RESP3 gives `[[member, score]]`, RESP2 `[member, score]`.
+    let pair: &[redis::Value] = match items.as_slice() {
+        [] => return Ok(None),
+        [redis::Value::Array(pair)] => pair,
+        pair => pair,
+    };
+    let us = |v: &redis::Value| -> Option<u64> {
+        let n = match v {
+            redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse::<f64>().ok()?,
+            redis::Value::SimpleString(s) => s.parse::<f64>().ok()?,
+            redis::Value::Double(d) => *d,
+            redis::Value::Int(i) => *i as f64,
+            _ => return None,
+        };
+        (n.is_finite() && n >= 1.0).then(|| (n as u64).min(micros(MAX_LEASE)))
+    };
+    let (member, score) = match pair {
+        [m, s] => (us(m), us(s)),
+        [m] => (us(m), None),
+        _ => return Err(()),
+    };
+    let us = if reader {
+        member.zip(score).map(|(m, s)| m.min(s))
+    } else {
+        member.max(score)
+    };
+    match us {
+        Some(us) => Ok(Some(Duration::from_micros(us))),
+        None => Err(()),
+    }
+}
+
+/// The lease a reader may use, from its round trip's read of the set
+/// (`read_cmds`'s first reply): none when missing, refused or not what
+/// cachette writes.
 pub(crate) fn parse(reply: &redis::Value) -> Option<Duration> {
-    let member = match reply {
-        redis::Value::Array(members) | redis::Value::Set(members) => members.first()?,
-        _ => return None,
-    };
-    let text = match member {
-        redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?,
-        redis::Value::SimpleString(s) => s.as_str(),
-        _ => return None,
-    };
-    let us: u64 = text.parse().ok()?;
-    (us > 0).then(|| Duration::from_micros(us).min(MAX_LEASE))
+    top(reply, true).ok().flatten()
+}
+
+/// What a bust learned of the namespace's lease (`read_cmds`, after its
+/// writes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// There, and created longer than `YOUNG` ago: its largest lease.
+    Settled(Duration),
+    /// Created lately, or with a lifetime cachette never gives it (none,
+    /// or longer than `EPOCH_TTL`): a lost, larger lease may still be in
+    /// use.
+    Young,
+    /// Not there: never set, or lost and not read again by a reader.
+    Missing,
+    /// Refused (an ACL, another type planted there), or not what cachette
+    /// writes.
+    Unreadable,
+}
+
+impl Read {
+    /// From the replies of `read_cmds`: the set's top and its `PTTL`.
+    pub(crate) fn of(top_reply: &redis::Value, pttl: &redis::Value) -> Read {
+        let top = match top(top_reply, false) {
+            Ok(Some(top)) => top,
+            Ok(None) => return Read::Missing,
+            Err(()) => return Read::Unreadable,
+        };
+        let lifetime = crate::policy::millis(crate::backend::stored::EPOCH_TTL);
+        match pttl {
+            redis::Value::Int(-2) => Read::Missing,
+            redis::Value::Int(left) if *left >= 0 => {
+                let age = i64::try_from(lifetime).unwrap_or(i64::MAX) - left;
+                if age < i64::try_from(YOUNG.as_millis()).unwrap_or(i64::MAX) {
+                    Read::Young
+                } else {
+                    Read::Settled(top)
+                }
+            }
+            redis::Value::Int(_) => Read::Young,
+            _ => Read::Unreadable,
+        }
+    }
+}
+
+/// The reads of the namespace's lease, appended to `pipe` (two replies):
+/// its largest member with its score (`top_cmd`), and its remaining
+/// lifetime (`pttl_cmd`).
+pub(crate) fn read_cmds(pipe: &mut redis::Pipeline, name: &str) {
+    pipe.add_command(top_cmd(name)).add_command(pttl_cmd(name));
+}
+
+/// Reads the largest member of the namespace's lease, with its score.
+pub(crate) fn top_cmd(name: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("ZRANGE");
+    cmd.arg(name).arg(-1).arg(-1).arg("WITHSCORES");
+    cmd
+}
+
+/// Reads the remaining lifetime of the namespace's lease.
+pub(crate) fn pttl_cmd(name: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("PTTL");
+    cmd.arg(name);
+    cmd
 }
 
 /// The process's leases: its own, and what it knows of the namespace's.
 pub(crate) struct Lease {
     /// This process's lease (zero: it serves no hit under a lease).
     own: Duration,
+    /// Its busts take a missing or unreadable namespace lease for a lost
+    /// one even with no lease of its own
+    /// (`CacheBuilder::assume_lease_readers`).
+    assume_readers: bool,
     /// The name of the namespace's lease in Redis.
     pub name: Box<str>,
     /// The namespace's lease as last learned, in microseconds (0: none
@@ -93,9 +201,15 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    pub(crate) fn new(own: Duration, name: String, clock: Arc<dyn Monotonic>) -> Lease {
+    pub(crate) fn new(
+        own: Duration,
+        assume_readers: bool,
+        name: String,
+        clock: Arc<dyn Monotonic>,
+    ) -> Lease {
         Lease {
             own: own.min(MAX_LEASE),
+            assume_readers,
             name: name.into(),
             namespace: AtomicU64::new(0),
             largest_seen: AtomicU64::new(0),
@@ -128,41 +242,71 @@ impl Lease {
         self.namespace.store(0, Ordering::Release);
     }
 
-    /// What a bust waits after its acknowledgement, having read the
-    /// namespace's lease as `namespace`.
-    pub(crate) fn writer_wait(&self, namespace: Option<Duration>) -> Duration {
-        let read = namespace.map_or(0, micros);
-        let largest = self
-            .largest_seen
-            .fetch_max(read, Ordering::AcqRel)
-            .max(read);
-        wait(self.own.max(Duration::from_micros(largest)))
+    /// Learns from a reader's round trip (the replies of `read_cmds`), and
+    /// says what to send after it, if anything: the set created again when
+    /// it is missing, or its lifetime put back when it has one cachette
+    /// never gives it (busts would take it for young for ever).
+    pub(crate) fn after_read(&self, replies: &[redis::Value]) -> Option<redis::Pipeline> {
+        let (top, pttl) = match replies {
+            [top, pttl, ..] => (top, pttl),
+            _ => return None,
+        };
+        self.learn(parse(top));
+        let lifetime = crate::policy::millis(crate::backend::stored::EPOCH_TTL);
+        let mut pipe = redis::pipe();
+        match (Read::of(top, pttl), pttl) {
+            (Read::Missing, _) => {
+                let us = micros(self.own);
+                pipe.cmd("ZADD").arg(&*self.name).arg(us).arg(us).ignore();
+            }
+            (Read::Young, redis::Value::Int(left))
+                if *left == -1 || u64::try_from(*left).is_ok_and(|l| l > lifetime) => {}
+            _ => return None,
+        }
+        pipe.cmd("PEXPIRE").arg(&*self.name).arg(lifetime).ignore();
+        Some(pipe)
     }
-}
 
-/// Adds this process's lease to the namespace's (`ZADD`: the set keeps
-/// every lease its readers use, so what a bust reads never shrinks while
-/// the name lives), with the epoch's lifetime.
-pub(crate) fn assert_cmd(lease: &Lease) -> redis::Pipeline {
-    let us = micros(lease.own);
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZADD")
-        .arg(&*lease.name)
-        .arg(us)
-        .arg(us)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(&*lease.name)
-        .arg(crate::policy::millis(crate::backend::stored::EPOCH_TTL))
-        .ignore();
-    pipe
-}
+    /// What a bust waits after its acknowledgement, having read the
+    /// namespace's lease as `read`.
+    ///
+    /// A process that knows leases are in use (one of its own, one it has
+    /// read, or `assume_readers`) takes a missing or unreadable lease for a
+    /// lost one: a reader may still hold a confirmation under it, so it
+    /// waits the longest lease there is. So does every bust while the set
+    /// is young (`YOUNG`): a reader with a smaller lease may have created
+    /// it again after a larger one was lost. Otherwise the larger of its
+    /// own lease, the namespace's and the largest it has read.
+    pub(crate) fn writer_wait(&self, read: Read) -> Duration {
+        let seen = self.largest_seen.load(Ordering::Acquire);
+        let aware = self.assume_readers || !self.own.is_zero() || seen > 0;
+        let lease = match read {
+            Read::Settled(lease) => {
+                let read = micros(lease);
+                let largest = self
+                    .largest_seen
+                    .fetch_max(read, Ordering::AcqRel)
+                    .max(read);
+                self.own.max(Duration::from_micros(largest))
+            }
+            Read::Young => MAX_LEASE,
+            Read::Missing | Read::Unreadable if aware => MAX_LEASE,
+            Read::Missing | Read::Unreadable => self.own,
+        };
+        wait(lease)
+    }
 
-/// Reads the namespace's lease, the largest of its set.
-pub(crate) fn read_cmd(name: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(name).arg(-1).arg(-1);
-    cmd
+    /// What a bust that cannot read the namespace's lease waits (over
+    /// REST, where no reply may hold the set): the longest lease with
+    /// `assume_readers`, else this process's own, which must then be at
+    /// least every reader's (`guide::redis`, "Lease reads").
+    pub(crate) fn writer_wait_unread(&self) -> Duration {
+        wait(if self.assume_readers {
+            MAX_LEASE
+        } else {
+            self.own
+        })
+    }
 }
 
 /// A tracked connection's latest confirmation: when (before it was queued)
@@ -340,24 +484,153 @@ mod tests {
         );
     }
 
+    fn lease(own: Duration, assume_readers: bool) -> Lease {
+        let clock: Arc<dyn Monotonic> = Arc::new(crate::policy::SystemMonotonic);
+        Lease::new(own, assume_readers, "n".into(), clock)
+    }
+
     #[test]
     fn busts_wait_the_larger_lease_padded_for_clock_rates() {
-        let clock: Arc<dyn Monotonic> = Arc::new(crate::policy::SystemMonotonic);
-        let lease = Lease::new(Duration::from_millis(2), "n".into(), clock);
         let two = Duration::from_millis(2);
-        assert!(lease.writer_wait(None) >= two + two / 500);
         let five = Duration::from_millis(5);
-        assert!(lease.writer_wait(Some(five)) >= five + five / 500);
-        // Once learned, a lost name still waits it.
-        assert!(lease.writer_wait(None) >= five);
+        let lease = lease(two, false);
+        let settled = |d| Read::Settled(d);
+        assert!(lease.writer_wait(settled(Duration::from_micros(1))) >= two + two / 500);
+        assert!(lease.writer_wait(settled(five)) >= five + five / 500);
+        // Once learned, a smaller one read later still waits it.
+        assert!(lease.writer_wait(settled(two)) >= five);
         assert_eq!(wait(Duration::ZERO), Duration::ZERO);
         assert!(wait(Duration::from_secs(3600)) < Duration::from_millis(1_100));
     }
 
     #[test]
+    fn a_lost_or_young_lease_makes_a_bust_wait_the_longest() {
+        let longest = wait(MAX_LEASE);
+        let two = Duration::from_millis(2);
+        // Young: whoever busts, a larger lease may have been lost.
+        assert_eq!(
+            lease(Duration::ZERO, false).writer_wait(Read::Young),
+            longest
+        );
+        // Missing or unreadable: the longest for a process that knows
+        // leases are in use (its own, assumed, or read once), else its own.
+        for read in [Read::Missing, Read::Unreadable] {
+            assert_eq!(lease(two, false).writer_wait(read), longest, "{read:?}");
+            assert_eq!(lease(Duration::ZERO, true).writer_wait(read), longest);
+            assert_eq!(
+                lease(Duration::ZERO, false).writer_wait(read),
+                Duration::ZERO
+            );
+            let seen = lease(Duration::ZERO, false);
+            seen.writer_wait(Read::Settled(two));
+            assert_eq!(
+                seen.writer_wait(read),
+                longest,
+                "{read:?} after reading one"
+            );
+        }
+        // Over REST, unread: its own, or the longest when assumed.
+        assert_eq!(lease(two, false).writer_wait_unread(), wait(two));
+        assert_eq!(lease(Duration::ZERO, true).writer_wait_unread(), longest);
+        assert_eq!(
+            lease(Duration::ZERO, false).writer_wait_unread(),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn what_a_bust_reads_of_the_lease() {
+        use redis::Value;
+        let life = i64::try_from(crate::policy::millis(crate::backend::stored::EPOCH_TTL)).unwrap();
+        let old = Value::Int(life - 10_000);
+        let top = |m: &str, s: f64| {
+            Value::Array(vec![Value::Array(vec![
+                Value::BulkString(m.as_bytes().to_vec()),
+                Value::Double(s),
+            ])])
+        };
+        let ms = Duration::from_millis;
+        assert_eq!(Read::of(&top("2000", 2000.0), &old), Read::Settled(ms(2)));
+        // RESP2's flat pair.
+        let flat = Value::Array(vec![
+            Value::BulkString(b"2000".to_vec()),
+            Value::BulkString(b"2000".to_vec()),
+        ]);
+        assert_eq!(Read::of(&flat, &old), Read::Settled(ms(2)));
+        // A member and score set apart by hand: the writer takes the larger.
+        assert_eq!(Read::of(&top("100", 5000.0), &old), Read::Settled(ms(5)));
+        assert_eq!(
+            Read::of(&top("9999999999", 1.0), &old),
+            Read::Settled(MAX_LEASE)
+        );
+        assert_eq!(
+            Read::of(&Value::Array(vec![]), &Value::Int(-2)),
+            Read::Missing
+        );
+        // Created 1 s ago, with no lifetime, or a longer one than cachette
+        // gives: young.
+        assert_eq!(
+            Read::of(&top("2000", 2000.0), &Value::Int(life - 1_000)),
+            Read::Young
+        );
+        assert_eq!(Read::of(&top("2000", 2000.0), &Value::Int(-1)), Read::Young);
+        assert_eq!(
+            Read::of(&top("2000", 2000.0), &Value::Int(life + 5)),
+            Read::Young
+        );
+        // Lost between the two reads.
+        assert_eq!(
+            Read::of(&top("2000", 2000.0), &Value::Int(-2)),
+            Read::Missing
+        );
+        // Refused, or not what cachette writes.
+        let refused = redis::parse_redis_value(b"-WRONGTYPE planted\r\n").unwrap();
+        assert!(matches!(refused, Value::ServerError(_)));
+        assert_eq!(Read::of(&refused, &old), Read::Unreadable);
+        assert_eq!(Read::of(&top("born", -5.0), &old), Read::Unreadable);
+        assert_eq!(Read::of(&Value::Nil, &old), Read::Unreadable);
+    }
+
+    #[test]
+    fn a_reader_creates_a_missing_lease_and_puts_a_lifetime_back() {
+        use redis::Value;
+        let life = i64::try_from(crate::policy::millis(crate::backend::stored::EPOCH_TTL)).unwrap();
+        let top = Value::Array(vec![Value::Array(vec![
+            Value::BulkString(b"2000".to_vec()),
+            Value::Double(2000.0),
+        ])]);
+        let l = lease(Duration::from_millis(5), false);
+        let commands = |p: Option<redis::Pipeline>| {
+            p.map(|p| {
+                p.cmd_iter()
+                    .map(|c| String::from_utf8_lossy(&c.get_packed_command()).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            commands(l.after_read(&[top.clone(), Value::Int(life - 10_000)])),
+            None
+        );
+        assert_eq!(l.now_us(), 2_000, "learned");
+        let missing = commands(l.after_read(&[Value::Array(vec![]), Value::Int(-2)])).unwrap();
+        assert_eq!(l.now_us(), 0, "none known");
+        assert!(
+            missing[0].contains("ZADD") && missing[0].contains("5000"),
+            "{missing:?}"
+        );
+        assert!(missing[1].contains("PEXPIRE"), "{missing:?}");
+        for pttl in [-1, life + 5] {
+            let fixed = commands(l.after_read(&[top.clone(), Value::Int(pttl)])).unwrap();
+            assert_eq!(fixed.len(), 1, "{fixed:?}");
+            assert!(fixed[0].contains("PEXPIRE"), "{fixed:?}");
+        }
+        // Young from its creation: left alone.
+        assert_eq!(commands(l.after_read(&[top, Value::Int(life - 5)])), None);
+    }
+
+    #[test]
     fn a_reader_uses_the_smaller_of_its_lease_and_the_namespace_s() {
-        let clock: Arc<dyn Monotonic> = Arc::new(crate::policy::SystemMonotonic);
-        let lease = Lease::new(Duration::from_millis(5), "n".into(), clock);
+        let lease = lease(Duration::from_millis(5), false);
         assert_eq!(lease.now_us(), 0, "no namespace lease known: none");
         lease.learn(Some(Duration::from_millis(2)));
         assert_eq!(lease.now_us(), 2_000);
@@ -370,12 +643,22 @@ mod tests {
     #[test]
     fn the_namespace_lease_parses_from_its_reply_or_is_none() {
         use redis::Value;
-        let member = |s: &str| Value::Array(vec![Value::BulkString(s.as_bytes().to_vec())]);
-        assert_eq!(parse(&member("2000")), Some(Duration::from_millis(2)));
-        assert_eq!(parse(&member("99999999999")), Some(MAX_LEASE));
-        assert_eq!(parse(&member("-5")), None);
-        assert_eq!(parse(&member("0")), None);
-        assert_eq!(parse(&member("two")), None);
+        let pair = |m: &str, s: &str| {
+            Value::Array(vec![
+                Value::BulkString(m.as_bytes().to_vec()),
+                Value::BulkString(s.as_bytes().to_vec()),
+            ])
+        };
+        assert_eq!(parse(&pair("2000", "2000")), Some(Duration::from_millis(2)));
+        assert_eq!(parse(&pair("99999999999", "99999999999")), Some(MAX_LEASE));
+        // A reader takes the smaller of a member and score set apart.
+        assert_eq!(
+            parse(&pair("5000", "100")),
+            Some(Duration::from_micros(100))
+        );
+        assert_eq!(parse(&pair("-5", "-5")), None);
+        assert_eq!(parse(&pair("0", "0")), None);
+        assert_eq!(parse(&pair("two", "2")), None);
         assert_eq!(parse(&Value::Array(vec![])), None);
         assert_eq!(parse(&Value::Nil), None);
     }

@@ -359,18 +359,14 @@ impl Tracking {
                     // Refused (an ACL without `zrange`, a value of another
                     // type planted there) is still a reply behind the
                     // messages: ordered, with no lease known.
-                    let read: Vec<Value> = redis::pipe()
-                        .add_command(lease::read_cmd(&lease.name))
-                        .ignore_errors()
-                        .query_async(&mut conn)
-                        .await?;
-                    let known = read.first().and_then(lease::parse);
-                    lease.learn(known);
-                    if known.is_none() {
-                        // Missing (evicted, flushed, never set): added
-                        // again, and learned from the next round trip.
-                        if let Err(e) = lease::assert_cmd(lease).query_async::<()>(&mut conn).await
-                        {
+                    let mut pipe = redis::pipe();
+                    lease::read_cmds(&mut pipe, &lease.name);
+                    let read: Vec<Value> = pipe.ignore_errors().query_async(&mut conn).await?;
+                    if let Some(then) = lease.after_read(&read) {
+                        // Missing (evicted, flushed, expired, never set):
+                        // created again, and learned from the next round
+                        // trip; or its lifetime put back.
+                        if let Err(e) = then.query_async::<()>(&mut conn).await {
                             crate::loud::warn_once("lease refused", "", || {
                                 format!("cachette: the server refused to record the near-cache's lease ({}); hits keep their round trip", Error::from(e))
                             });

@@ -233,7 +233,7 @@ impl Rest {
         ns: &Namespace,
         bust: &Bust,
         ttl: Duration,
-    ) -> Result<Option<Duration>, Error> {
+    ) -> Result<(), Error> {
         let names: Vec<String> = bust.versions(ns).collect();
         let pipe = bust::scripted(
             self.scripting,
@@ -246,13 +246,12 @@ impl Rest {
         let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
         let replies = self.scripted(&commands, &BUST).await?;
         bust::check(&replies, self.acks)?;
-        // Over REST the lease is not read: such a bust waits only this
-        // process's own lease (guide::redis, "Lease reads").
-        Ok(None)
+        // Over REST the lease is not read (`Lease::writer_wait_unread`).
+        Ok(())
     }
 
     /// A new epoch for the namespace, with a `WAIT` like any bust.
-    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Option<Duration>, Error> {
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
         let name = super::single::epoch_version(ns);
         let pipe = bust::plain(
             &[name],
@@ -263,7 +262,7 @@ impl Rest {
         );
         let replies = self.http.run(pipe.cmd_iter(), false).await?;
         bust::check(&replies, self.acks)?;
-        Ok(None)
+        Ok(())
     }
 
     /// Runs `commands`, loading `script` and running them again when the
