@@ -828,6 +828,18 @@ fn owner_seen_by(cluster: &RedisCluster, port: u16, slot: u16) -> Option<u16> {
 /// memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_handed_to_another_master_is_not_served_from_memory() {
+    slot_handed_to_another_master(None).await;
+}
+
+/// The same under a lease (1 s, about the longest): the last confirmation
+/// of the tag's slot on the old master is from before the handover, and
+/// the bust on the new master waits it out before it returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_handed_to_another_master_is_not_served_under_a_lease() {
+    slot_handed_to_another_master(Some(Duration::from_secs(1))).await;
+}
+
+async fn slot_handed_to_another_master(lease: Option<Duration>) {
     let cluster = RedisCluster::start();
     let masters = cluster.masters();
     let owner = |slot: u16| {
@@ -858,16 +870,28 @@ async fn a_slot_handed_to_another_master_is_not_served_from_memory() {
         .map(|m| m.0)
         .find(|p| *p != old)
         .unwrap();
-    let b = cluster.cache().await;
+    let b = match lease {
+        Some(lease) => {
+            cluster
+                .cache_with(crate::support::builder().near_cache_lease(lease))
+                .await
+        }
+        None => cluster.cache().await,
+    };
     let db = AtomicU64::new(1);
-    let before = b.stats().near_hits;
-    for _ in 0..20 {
+    let before = b.stats();
+    for _ in 0..50 {
         assert_eq!(read_counter(&b, &db, &key, &[&tag]).await, 1);
-        if b.stats().near_hits > before {
+        let now = b.stats();
+        if now.near_hits > before.near_hits
+            && (lease.is_none() || now.near_lease_hits > before.near_lease_hits)
+        {
             break;
         }
     }
-    assert!(b.stats().near_hits > before, "{:?}", b.stats());
+    let now = b.stats();
+    assert!(now.near_hits > before.near_hits, "{now:?}");
+    assert!(lease.is_none() || now.near_lease_hits > 0, "{now:?}");
     cluster.set_slot(new, slot, &["NODE", &cluster.node_id(new)]);
     let _: redis::Value = redis::cmd("CLUSTER")
         .arg("BUMPEPOCH")
@@ -888,4 +912,120 @@ async fn a_slot_handed_to_another_master_is_not_served_from_memory() {
         "served from memory after the tag's bust on its new master: {:?}",
         b.stats()
     );
+}
+
+/// Lease reads on a cluster: a hit is served at once only if every slot it
+/// read is confirmed within the lease on the connection it was kept from.
+/// A key whose slot no round trip has read yet, on a master whose
+/// connection confirmed other slots, waits for one; then it too is served
+/// at once, until the lease runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_hit_on_a_cluster_needs_every_slot_it_read_confirmed() {
+    let cluster = RedisCluster::start();
+    let hand = crate::leases::Hand::new();
+    let lease = Duration::from_millis(50);
+    let b = cluster
+        .cache_with(
+            crate::support::builder()
+                .near_cache_lease(lease)
+                .monotonic_clock(hand.clone()),
+        )
+        .await;
+    // Two keys of one master, in two slots.
+    let masters = cluster.masters();
+    let owner = |slot: u16| {
+        masters
+            .iter()
+            .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+            .unwrap()
+            .0
+    };
+    let slot = |k: &str| slot_of(&cluster, &name_pattern('e', k));
+    let first = "lk0".to_string();
+    let second = (1..200)
+        .map(|i| format!("lk{i}"))
+        .find(|k| slot(k) != slot(&first) && owner(slot(k)) == owner(slot(&first)))
+        .expect("two keys on one master");
+    let db = AtomicU64::new(1);
+    let until_leased = |key: String| {
+        let (b, db) = (b.clone(), &db);
+        async move {
+            let before = b.stats().near_lease_hits;
+            for _ in 0..50 {
+                read_counter(&b, db, &key, &[]).await;
+                if b.stats().near_lease_hits > before {
+                    return;
+                }
+            }
+            panic!("{key}: never served under a lease: {:?}", b.stats());
+        }
+    };
+    until_leased(first.clone()).await;
+    // The clock stands still: hits need no round trip.
+    let s = b.stats();
+    for _ in 0..10 {
+        assert_eq!(read_counter(&b, &db, &first, &[]).await, 1);
+    }
+    let t = b.stats();
+    assert_eq!(t.near_lease_hits, s.near_lease_hits + 10, "{t:?}");
+    assert_eq!(t.near_orderings, s.near_orderings, "{t:?}");
+    // The second key's slot: kept from the same connection, never
+    // confirmed. Its first hit waits for a round trip reading its slot.
+    let mut tries = 0;
+    loop {
+        let s = b.stats();
+        assert_eq!(read_counter(&b, &db, &second, &[]).await, 1);
+        let t = b.stats();
+        if t.near_hits > s.near_hits {
+            assert_eq!(
+                t.near_lease_hits, s.near_lease_hits,
+                "served under a lease with its slot never confirmed: {t:?}"
+            );
+            break;
+        }
+        tries += 1;
+        assert!(tries < 50, "never kept: {t:?}");
+    }
+    until_leased(second.clone()).await;
+    // Past the lease: a round trip again.
+    hand.advance(lease + Duration::from_millis(1));
+    let s = b.stats();
+    read_counter(&b, &db, &first, &[]).await;
+    let t = b.stats();
+    assert_eq!(t.near_lease_hits, s.near_lease_hits, "{t:?}");
+    assert!(t.near_orderings > s.near_orderings, "{t:?}");
+}
+
+/// Lease reads on a cluster across processes: a bust from another process
+/// (a tag on another master than the entry) returns only once the lease
+/// has passed, and a read that starts after it sees the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_bust_on_a_cluster_under_a_lease_sees_it() {
+    let cluster = RedisCluster::start();
+    let lease = Duration::from_millis(20);
+    let b = cluster
+        .cache_with(crate::support::builder().near_cache_lease(lease))
+        .await;
+    let a = cluster.cache().await;
+    let (key, tag) = ("near:1", "org:near");
+    let db = AtomicU64::new(1);
+    for round in 0..5u64 {
+        let before = b.stats().near_lease_hits;
+        for _ in 0..200 {
+            assert_eq!(read_counter(&b, &db, key, &[tag]).await, round + 1);
+            if b.stats().near_lease_hits > before {
+                break;
+            }
+        }
+        assert!(b.stats().near_lease_hits > before, "{:?}", b.stats());
+        db.store(round + 2, SeqCst);
+        let started = Instant::now();
+        a.invalidate_tags([tag]).await.unwrap();
+        assert!(
+            started.elapsed() >= lease,
+            "returned after {:?}",
+            started.elapsed()
+        );
+        assert_eq!(read_counter(&b, &db, key, &[tag]).await, round + 2);
+    }
 }

@@ -14,13 +14,13 @@ use crate::support::{builder, eventually, tag_version_name, RedisServer};
 
 /// A monotonic clock the test moves by hand.
 #[derive(Clone)]
-struct Hand(Arc<Mutex<Instant>>);
+pub(crate) struct Hand(Arc<Mutex<Instant>>);
 
 impl Hand {
-    fn new() -> Hand {
+    pub(crate) fn new() -> Hand {
         Hand(Arc::new(Mutex::new(Instant::now())))
     }
-    fn advance(&self, by: Duration) {
+    pub(crate) fn advance(&self, by: Duration) {
         *self.0.lock().unwrap() += by;
     }
 }

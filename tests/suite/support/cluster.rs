@@ -62,7 +62,12 @@ impl RedisCluster {
     /// A cache on the cluster, with timeouts generous enough for a loaded
     /// test machine.
     pub async fn cache(&self) -> Cache {
-        super::builder()
+        self.cache_with(super::builder()).await
+    }
+
+    /// The same, from `builder`.
+    pub async fn cache_with(&self, builder: cachette::CacheBuilder) -> Cache {
+        builder
             .replica_ack_timeout(Duration::from_secs(2))
             .connect_cluster(self.urls())
             .await

@@ -145,9 +145,13 @@ impl Cluster {
             map: Mutex::new(None),
             nodes: Mutex::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
-            near: settings
-                .near_cache
-                .map(|bytes| Arc::new(Near::new(bytes, settings.keep_decoded, None))),
+            near: settings.near_cache.map(|bytes| {
+                Arc::new(Near::new(
+                    bytes,
+                    settings.keep_decoded,
+                    Some(settings.lease.clone()),
+                ))
+            }),
             command_timeout: settings.command_timeout,
         }))
     }
@@ -174,7 +178,13 @@ impl Cluster {
             let node = crate::sync::lock(&self.nodes).get(master)?.clone();
             Some((slot, node.reads.clone()))
         };
-        near::hit::on_masters(near, subject, reads_of).await
+        // The reads link of the master holding the namespace's lease,
+        // made if this process never spoke to it.
+        let lease_holder = || {
+            let master = &map.master(key_slot(near::hit::LEASE_TAG)).ok()?.master;
+            Some(self.node(master).ok()?.reads.clone())
+        };
+        near::hit::on_masters(near, subject, reads_of, lease_holder).await
     }
 
     fn node(&self, addr: &Addr) -> Result<Arc<Node>, Error> {

@@ -336,11 +336,13 @@ impl Link {
 
     /// Waits for an ordering round trip on `session`'s connection sent
     /// after this call began (see `tracking.rs`; `probes`: names, one per
-    /// slot, it must still serve).
+    /// slot, it must still serve; `read_lease`: it reads the namespace's
+    /// lease too, on a cluster).
     pub(crate) async fn order(
         &self,
         session: &Session,
         probes: &[(u16, &str)],
+        read_lease: bool,
     ) -> Result<(), Error> {
         match &self.tracking {
             Some(tracking) => {
@@ -350,6 +352,7 @@ impl Link {
                         session.conn_id,
                         &session.confirmation,
                         probes,
+                        read_lease,
                     )
                     .await;
                 match &ordered {
@@ -366,10 +369,16 @@ impl Link {
     }
 
     /// Starts one refresh round trip on `session`'s connection for lease
-    /// reads, unless one is in flight; nobody waits for it.
-    pub(crate) fn refresh(&self, session: &Session) {
+    /// reads, unless one is in flight; nobody waits for it (`probes`: on
+    /// a cluster, the slots it confirms).
+    pub(crate) fn refresh(&self, session: &Session, probes: &[(u16, &str)]) {
         if let Some(tracking) = &self.tracking {
-            tracking.refresh(&session.conn, session.conn_id, &session.confirmation);
+            tracking.refresh(
+                &session.conn,
+                session.conn_id,
+                &session.confirmation,
+                probes,
+            );
         }
     }
 

@@ -7,6 +7,8 @@
 //! answered.
 
 use std::sync::Arc;
+#[cfg(feature = "cluster")]
+use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 use super::Near;
@@ -38,7 +40,7 @@ pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result
         let cap = lease.now_us();
         if let Some(left) = session.confirmation.left(lease.clock.now(), cap) {
             if left.as_micros() * 2 < u128::from(cap) {
-                reads.refresh(&session);
+                reads.refresh(&session, &[]);
             }
             let served = near.serve(&kept)?;
             near.counters
@@ -47,7 +49,7 @@ pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result
             return Some(Ok(served));
         }
     }
-    if let Err(e) = reads.order(&session, &[]).await {
+    if let Err(e) = reads.order(&session, &[], false).await {
         return Some(Err(e));
     }
     near.serve(&kept).map(Ok)
@@ -63,6 +65,7 @@ pub(crate) async fn on_masters(
     near: &Near,
     subject: &Subject<'_>,
     reads_of: impl Fn(&str) -> Option<(u16, Arc<Link>)>,
+    lease_holder: impl FnOnce() -> Option<Arc<Link>>,
 ) -> Option<Result<Lookup, Error>> {
     let names = subject.names();
     let kept = near.get(names.entry())?;
@@ -98,13 +101,63 @@ pub(crate) async fn on_masters(
     if tracked_conns(sessions.iter().zip(links.iter().map(|(l, _)| &**l)))? != kept.conns {
         return None;
     }
-    let ordered = futures_util::future::try_join_all(
-        links
-            .iter()
-            .zip(&sessions)
-            .map(|((link, probes), session)| link.order(session, probes)),
-    )
-    .await;
+    let mut lease_read = None;
+    if let Some(lease) = &near.lease {
+        // A lease read: served at once while every slot the lookup read is
+        // confirmed recently enough on the connection it was read on.
+        let cap = lease.now_us();
+        if cap > 0 {
+            let now = lease.clock.now();
+            let left: Option<Vec<Duration>> = links
+                .iter()
+                .zip(&sessions)
+                .map(|((_, probes), session)| {
+                    let slots = probes.iter().map(|(slot, _)| *slot);
+                    session.confirmation.left_slots(now, cap, slots)
+                })
+                .collect();
+            if let Some(left) = left {
+                for (((link, probes), session), left) in links.iter().zip(&sessions).zip(left) {
+                    if left.as_micros() * 2 < u128::from(cap) {
+                        link.refresh(session, probes);
+                    }
+                }
+                let served = near.serve(&kept)?;
+                near.counters
+                    .lease_hits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Some(Ok(served));
+            }
+        } else {
+            // None known: the round trip on the master that holds the
+            // namespace's lease reads it (joining this lookup's, or one
+            // of its own).
+            lease_read = lease_holder();
+        }
+    }
+    let mut orders: Vec<_> = links
+        .iter()
+        .zip(&sessions)
+        .map(|((link, probes), session)| {
+            let reads = lease_read.as_ref().is_some_and(|l| Arc::ptr_eq(l, link));
+            link.order(session, probes, reads)
+        })
+        .collect();
+    if let Some(link) = lease_read.filter(|l| !links.iter().any(|(k, _)| Arc::ptr_eq(k, l))) {
+        // Another master, maybe never connected yet: its round trip is
+        // started, one at a time, and not waited for.
+        if let Some(learning) = near.lease.as_ref().and_then(|l| l.start_learning()) {
+            let _ = crate::background::spawn(async move {
+                if let Ok(session) = link.session().await {
+                    if session.tracked {
+                        let _ = link.order(&session, &[], true).await;
+                    }
+                }
+                drop(learning);
+            });
+        }
+    }
+    let ordered = futures_util::future::try_join_all(orders.drain(..)).await;
     if ordered.is_err() {
         // A redirection, a node cut off, a timeout: the lookup finds out
         // which, and follows it or reports it.
@@ -112,6 +165,10 @@ pub(crate) async fn on_masters(
     }
     near.serve(&kept).map(Ok)
 }
+
+/// The hash tag of the namespace's lease (`names::lease_name`).
+#[cfg(feature = "cluster")]
+pub(crate) const LEASE_TAG: &str = "lease";
 
 /// The connections a lookup's names were read on (each session with the
 /// link it came from), sorted, if every one of them is tracked (else it

@@ -197,7 +197,20 @@ pub(crate) struct Lease {
     /// The largest namespace lease a bust of this process learned: its
     /// busts keep waiting that long, should the name be lost.
     largest_seen: AtomicU64,
+    /// On a cluster, a round trip to the master holding the namespace's
+    /// lease is in flight to learn it.
+    learning: Arc<AtomicBool>,
     pub clock: Arc<dyn Monotonic>,
+}
+
+/// A round trip to learn the namespace's lease in flight; the next may
+/// start once it is dropped.
+pub(crate) struct Learning(Arc<AtomicBool>);
+
+impl Drop for Learning {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Lease {
@@ -213,8 +226,15 @@ impl Lease {
             name: name.into(),
             namespace: AtomicU64::new(0),
             largest_seen: AtomicU64::new(0),
+            learning: Arc::new(AtomicBool::new(false)),
             clock,
         }
+    }
+
+    /// Takes the one slot for a round trip that learns the namespace's
+    /// lease (on a cluster): `None` while one is in flight.
+    pub(crate) fn start_learning(&self) -> Option<Learning> {
+        (!self.learning.swap(true, Ordering::AcqRel)).then(|| Learning(self.learning.clone()))
     }
 
     /// Whether hits may be served under a lease.
@@ -324,7 +344,13 @@ pub(crate) struct Confirmation {
     torn_lease: AtomicU64,
     /// A refresh round trip is in flight.
     refreshing: AtomicBool,
+    /// On a cluster, one packed confirmation per slot, of the latest
+    /// round trip whose probes read that slot (made at the first).
+    slots: std::sync::OnceLock<Box<[AtomicU64]>>,
 }
+
+/// Slots of a Redis Cluster.
+const SLOTS: usize = 16_384;
 
 impl Confirmation {
     pub(crate) fn new(base: Instant) -> Confirmation {
@@ -333,25 +359,32 @@ impl Confirmation {
             packed: AtomicU64::new(0),
             torn_lease: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
+            slots: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `sent` and `lease_us` in one word, if they fit (and there is a
+    /// lease).
+    fn pack(&self, sent: Instant, lease_us: u64) -> Option<u64> {
+        let since = micros(sent.checked_duration_since(self.base)?);
+        if since >= 1 << (64 - LEASE_BITS) || lease_us == 0 {
+            return None;
+        }
+        Some((since << LEASE_BITS) | lease_us.min((1 << LEASE_BITS) - 1))
     }
 
     /// Records a round trip queued at `sent`, with `lease_us` known then,
     /// whose reply has arrived; an older one than the one recorded is
     /// ignored.
     pub(crate) fn record(&self, sent: Instant, lease_us: u64) {
-        let Some(since) = sent.checked_duration_since(self.base) else {
+        let Some(packed) = self.pack(sent, lease_us) else {
             return;
         };
-        let since = micros(since);
-        if since >= 1 << (64 - LEASE_BITS) || lease_us == 0 {
-            return;
-        }
-        let lease_us = lease_us.min((1 << LEASE_BITS) - 1);
+        let since = packed >> LEASE_BITS;
         if checked::weakened(Weakening::TornConfirmation) {
-            self.torn_lease.store(lease_us, Ordering::Release);
+            self.torn_lease
+                .store(packed & ((1 << LEASE_BITS) - 1), Ordering::Release);
         }
-        let packed = (since << LEASE_BITS) | lease_us;
         let mut current = self.packed.load(Ordering::Acquire);
         while current == 0 || current >> LEASE_BITS < since {
             match self.packed.compare_exchange_weak(
@@ -366,20 +399,66 @@ impl Confirmation {
         }
     }
 
+    /// The same on a cluster, for each slot the round trip's probes read
+    /// (the node served each of them then): a hit is served under a lease
+    /// only if every slot it read is confirmed.
+    pub(crate) fn record_slots(&self, sent: Instant, lease_us: u64, slots: &[u16]) {
+        let Some(packed) = self.pack(sent, lease_us) else {
+            return;
+        };
+        let all = self
+            .slots
+            .get_or_init(|| (0..SLOTS).map(|_| AtomicU64::new(0)).collect());
+        for &slot in slots {
+            // Packed instants order as the instants do: the newer stays.
+            all[usize::from(slot) % SLOTS].fetch_max(packed, Ordering::AcqRel);
+        }
+    }
+
     /// How much of the lease is left at `now` under `cap_us` (the lease a
     /// hit may use now), if the confirmation still covers a hit.
     pub(crate) fn left(&self, now: Instant, cap_us: u64) -> Option<Duration> {
         let packed = self.packed.load(Ordering::Acquire);
+        let lease = if checked::weakened(Weakening::TornConfirmation) {
+            Some(self.torn_lease.load(Ordering::Acquire))
+        } else {
+            None
+        };
+        self.left_of(packed, lease, now, cap_us)
+    }
+
+    /// The same on a cluster for a hit that read `slots`: the least left
+    /// of any of them, if every one is covered.
+    pub(crate) fn left_slots(
+        &self,
+        now: Instant,
+        cap_us: u64,
+        slots: impl Iterator<Item = u16>,
+    ) -> Option<Duration> {
+        let all = self.slots.get()?;
+        let mut least: Option<Duration> = None;
+        for slot in slots {
+            let packed = all[usize::from(slot) % SLOTS].load(Ordering::Acquire);
+            let left = self.left_of(packed, None, now, cap_us)?;
+            least = Some(least.map_or(left, |l| l.min(left)));
+        }
+        least
+    }
+
+    /// What is left at `now` of the confirmation `packed` (its lease
+    /// replaced by `torn`, under that weakening), under `cap_us`.
+    fn left_of(
+        &self,
+        packed: u64,
+        torn: Option<u64>,
+        now: Instant,
+        cap_us: u64,
+    ) -> Option<Duration> {
         if packed == 0 || cap_us == 0 {
             return None;
         }
         let sent = packed >> LEASE_BITS;
-        let lease = if checked::weakened(Weakening::TornConfirmation) {
-            self.torn_lease.load(Ordering::Acquire)
-        } else {
-            packed & ((1 << LEASE_BITS) - 1)
-        };
-        let lease = lease.min(cap_us);
+        let lease = torn.unwrap_or(packed & ((1 << LEASE_BITS) - 1)).min(cap_us);
         let now = micros(now.checked_duration_since(self.base)?);
         let age = now.checked_sub(sent)?;
         (age <= lease).then(|| Duration::from_micros(lease - age))

@@ -62,6 +62,9 @@ struct Batch {
     /// The refresh slot of its connection, when a lease hit opened it:
     /// given back with the answer.
     refresh: checked::Mutex<Option<Refreshing>>,
+    /// On a cluster, its round trip also reads the namespace's lease (its
+    /// connection is to the master that holds it, and a caller knew none).
+    reads_lease: AtomicBool,
 }
 
 /// How long the sending task waits for the opener to let others join, if
@@ -88,6 +91,7 @@ impl Batch {
             gathered: tokio::sync::Notify::new(),
             confirmation,
             refresh: checked::Mutex::new(None),
+            reads_lease: AtomicBool::new(false),
         }
     }
 
@@ -241,14 +245,21 @@ impl Tracking {
     /// nobody. No caller waits more than twice the command timeout, and a
     /// round trip that was never sent is an error, never a retry: nothing
     /// here goes round without waiting.
+    ///
+    /// With `read_lease` (on a cluster, on the master that holds the
+    /// namespace's lease), the round trip reads the lease too.
     pub(crate) async fn order(
         &self,
         conn: &MultiplexedConnection,
         id: u64,
         confirmation: &Arc<Confirmation>,
         probes: &[(u16, &str)],
+        read_lease: bool,
     ) -> Result<(), Error> {
         let (batch, opened) = self.join_or_open(id, confirmation, probes);
+        if read_lease {
+            batch.reads_lease.store(true, Ordering::Release);
+        }
         if opened {
             self.send(conn.clone(), &batch);
             let _gathered = Gathered(&batch);
@@ -283,12 +294,13 @@ impl Tracking {
         conn: &MultiplexedConnection,
         id: u64,
         confirmation: &Arc<Confirmation>,
+        probes: &[(u16, &str)],
     ) {
         let Some(slot) = confirmation.start_refresh() else {
             return;
         };
         self.near.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-        let (batch, opened) = self.join_or_open(id, confirmation, &[]);
+        let (batch, opened) = self.join_or_open(id, confirmation, probes);
         *checked::lock(&batch.refresh) = Some(slot);
         if batch.answer.get().is_some() {
             // Answered meanwhile: the slot is free again.
@@ -376,17 +388,51 @@ impl Tracking {
                 } else if probes.is_empty() {
                     redis::cmd("PING").query_async::<()>(&mut conn).await
                 } else {
+                    // Read after the batch closed: no caller sets it later.
+                    let lease = leased
+                        .as_ref()
+                        .map(|(l, ..)| l)
+                        .filter(|_| sending.batch.reads_lease.load(Ordering::Acquire));
                     let mut pipe = redis::pipe();
                     for (_, name) in &probes {
-                        pipe.cmd("EXISTS").arg(&**name).ignore();
+                        pipe.cmd("EXISTS").arg(&**name);
                     }
-                    pipe.query_async::<()>(&mut conn).await
+                    if let Some(lease) = lease {
+                        lease::read_cmds(&mut pipe, &lease.name);
+                    }
+                    let replies: Vec<Value> = pipe.ignore_errors().query_async(&mut conn).await?;
+                    // A probe refused (a redirection, a node that no
+                    // longer serves its slot) fails the round trip; the
+                    // lease's read only teaches what it can.
+                    if let Some(Value::ServerError(e)) = replies
+                        .iter()
+                        .take(probes.len())
+                        .find(|r| matches!(r, Value::ServerError(_)))
+                    {
+                        return Err(redis::RedisError::from(e.clone()));
+                    }
+                    if let Some(then) = lease.and_then(|l| l.after_read(&replies[probes.len()..])) {
+                        if let Err(e) = then.query_async::<()>(&mut conn).await {
+                            crate::loud::warn_once("lease refused", "", || {
+                                format!("cachette: the server refused to record the near-cache's lease ({}); hits keep their round trip", Error::from(e))
+                            });
+                        }
+                    }
+                    Ok(())
                 }
             };
             let answer = match tokio::time::timeout(timeout, sent).await {
                 Ok(Ok(())) => {
                     if let Some((_, sent_at, lease_us)) = leased {
-                        sending.batch.confirmation.record(sent_at, lease_us);
+                        if probes.is_empty() {
+                            sending.batch.confirmation.record(sent_at, lease_us);
+                        } else {
+                            let slots: Vec<u16> = probes.iter().map(|(slot, _)| *slot).collect();
+                            sending
+                                .batch
+                                .confirmation
+                                .record_slots(sent_at, lease_us, &slots);
+                        }
                     }
                     Ok(())
                 }
