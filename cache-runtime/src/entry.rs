@@ -98,9 +98,9 @@ pub(crate) fn peek(blob: &[u8]) -> Option<Meta> {
 }
 
 /// What the decoded value of `blob` is counted at in a memory budget
-/// where values are kept decoded beside their entries (see `keep.rs`):
-/// its encoded length once decompressed, which a decoded value takes
-/// about as much as. Bytes that are not an entry count nothing: they are
+/// where values are kept decoded beside their entries (see `keep.rs`, which
+/// counts twice it and a slack): its encoded length once decompressed.
+/// Bytes that are not an entry count nothing: they are
 /// never decoded, so nothing is kept beside them.
 pub(crate) fn decoded_len(blob: &[u8]) -> usize {
     let Some(meta) = peek(blob) else {

@@ -17,11 +17,15 @@ use crate::mode::Stores;
 pub(crate) type Decoded = OnceLock<Kept>;
 
 /// What a memory budget counts for the decoded value of an entry whose
-/// value is `encoded` bytes long (decompressed): that, and a fixed slack. A
-/// decoded value is kept only when its estimated size (`held.rs`) fits.
+/// value is `encoded` bytes long (decompressed): twice that, and a fixed
+/// slack. A decoded value is kept only when its estimated size
+/// (`held.rs`) fits. Twice, because a struct of short strings takes about
+/// twice its JSON in memory (each `String` is a 24-byte header and a heap
+/// block of at least 16 bytes): with the bytes alone as the allowance, a
+/// typical record was declined and decoded at every hit.
 pub(crate) fn allowance(encoded: usize) -> usize {
     const SLACK: usize = 256;
-    encoded.saturating_add(SLACK)
+    encoded.saturating_mul(2).saturating_add(SLACK)
 }
 
 /// A slot for a new stored entry.
@@ -172,5 +176,53 @@ mod tests {
         let kept = slot();
         keeper.store(&kept, &short, 600_000);
         assert_eq!(keeper.take(&kept), Some(short));
+    }
+
+    /// A record of short strings, as services cache them, is kept: its
+    /// estimate fits the allowance of its JSON.
+    #[test]
+    fn a_record_of_short_strings_fits_its_allowance() {
+        struct User {
+            id: u64,
+            name: String,
+            email: String,
+            org: String,
+            roles: Vec<String>,
+            created_at: String,
+            active: bool,
+            score: f64,
+        }
+        // What `#[derive(Serialize)]` writes.
+        impl serde::Serialize for User {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeStruct;
+                let mut st = s.serialize_struct("User", 8)?;
+                st.serialize_field("id", &self.id)?;
+                st.serialize_field("name", &self.name)?;
+                st.serialize_field("email", &self.email)?;
+                st.serialize_field("org", &self.org)?;
+                st.serialize_field("roles", &self.roles)?;
+                st.serialize_field("created_at", &self.created_at)?;
+                st.serialize_field("active", &self.active)?;
+                st.serialize_field("score", &self.score)?;
+                st.end()
+            }
+        }
+        let user = User {
+            id: 1,
+            name: "Ada Lovelace".into(),
+            email: "ada.lovelace@example.com".into(),
+            org: "analytical-engines".into(),
+            roles: vec!["admin".into(), "editor".into(), "billing".into()],
+            created_at: "2026-11-27T12:00:00Z".into(),
+            active: true,
+            score: 98.25,
+        };
+        let encoded = serde_json::to_vec(&user).unwrap().len();
+        assert!(
+            crate::held::within(&user, allowance(encoded)).is_some(),
+            "{encoded} bytes of JSON, estimated at {:?}",
+            crate::held::within(&user, usize::MAX)
+        );
     }
 }
