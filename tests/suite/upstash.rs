@@ -498,6 +498,50 @@ async fn a_typescript_app_busts_what_cachette_caches() {
         );
     }
     assert_eq!(src.runs(), 5, "each busted entry ran once, then was shared");
+
+    // Under a lease it waits: the namespace's (300 ms) once settled, the
+    // longest while it is young; with none, nothing unless told to assume
+    // lease readers.
+    let lease = cachette::admin::lease_name("shop");
+    let month: u64 = 30 * 24 * 3600 * 1000;
+    let mut raw = backing.redis.raw();
+    let timed = |args: &[&str]| {
+        let started = std::time::Instant::now();
+        node(rest, args);
+        started.elapsed()
+    };
+    let bust = ["run.mjs", "shop", "--tag", "group:g"];
+    let assumed = ["run.mjs", "shop", "--tag", "group:g", "--assume", "1"];
+    let none = timed(&bust);
+    let longest = Duration::from_millis(1_050);
+    assert!(timed(&assumed) >= longest, "missing, assumed");
+    redis::cmd("ZADD")
+        .arg(&lease)
+        .arg(300_000)
+        .arg(300_000)
+        .exec(&mut raw)
+        .unwrap();
+    redis::cmd("PEXPIRE")
+        .arg(&lease)
+        .arg(month - 10_000)
+        .exec(&mut raw)
+        .unwrap();
+    let settled = timed(&bust);
+    assert!(
+        settled >= Duration::from_millis(300),
+        "settled: {settled:?}"
+    );
+    assert!(
+        settled < longest + none,
+        "settled: {settled:?}, with none {none:?}"
+    );
+    redis::cmd("PEXPIRE")
+        .arg(&lease)
+        .arg(month)
+        .exec(&mut raw)
+        .unwrap();
+    let young = timed(&bust);
+    assert!(young >= longest, "young: {young:?}");
 }
 
 #[cached(cache = cache, key = "other:<id>", ttl = 60, unkeyed = [src])]

@@ -15,18 +15,33 @@ import { Redis } from "@upstash/redis";
 export async function bustCachette(
   redis: Redis,
   namespace: string,
-  { keys = [], tags = [] }: { keys?: string[]; tags?: string[] },
+  {
+    keys = [],
+    tags = [],
+    assumeLeaseReaders = false,
+  }: { keys?: string[]; tags?: string[]; assumeLeaseReaders?: boolean },
 ): Promise<void> {
   const month = 30 * 24 * 3600 * 1000;
   const p = redis.pipeline();
   for (const key of keys) p.set(`${namespace}:k:{${key}}`, crypto.randomUUID(), { px: month });
   for (const tag of tags) p.set(`${namespace}:t:{${tag}}`, crypto.randomUUID(), { px: month });
   // Services that serve hits under a lease (`near_cache_lease`) need every
-  // bust to wait it out once Redis has it: the namespace's, in µs.
-  p.zrange(`${namespace}:a:{lease}`, -1, -1);
+  // bust to wait it out once Redis has it: the namespace's lease (µs), or
+  // the longest while it is young (made again after a loss, when a larger
+  // one may still be in use). Where readers use a lease, pass
+  // `assumeLeaseReaders`: a missing lease is then taken for a lost one.
+  const lease = `${namespace}:a:{lease}`;
+  p.zrange(lease, -1, -1, { withScores: true });
+  p.pttl(lease);
   const replies = await p.exec();
-  const [largest] = replies[replies.length - 1] as unknown[];
-  const micros = Math.min(Number(largest ?? 0) || 0, 1_048_575);
+  const [top, ttl] = replies.slice(-2) as [unknown[], number];
+  const longest = 1_048_575;
+  let micros = assumeLeaseReaders ? longest : 0;
+  if (Array.isArray(top) && top.length > 0) {
+    const young = ttl < 0 || ttl > month || month - ttl < 2_200;
+    const largest = Math.max(Number(top[0]) || 0, Number(top[1]) || 0);
+    micros = young ? longest : Math.min(largest, longest);
+  }
   if (micros > 0) {
     await new Promise((done) => setTimeout(done, Math.ceil((micros * 1.002) / 1000) + 1));
   }
