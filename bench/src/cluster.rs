@@ -50,6 +50,7 @@ async fn builder() -> cachette::CacheBuilder {
     Cache::builder()
         .command_timeout(Duration::from_secs(1))
         .replica_ack_timeout(Duration::from_secs(1))
+        .near_cache_lease(crate::lease_from_env())
 }
 
 /// p50 and p99 of `n` calls of `bust`, each on fresh names.

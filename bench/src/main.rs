@@ -21,6 +21,7 @@ mod alloc;
 mod cluster;
 mod codecs;
 mod hostile;
+mod leases;
 mod near;
 mod server;
 mod upstash;
@@ -250,6 +251,14 @@ fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// `CACHETTE_BENCH_LEASE_MS=2`: the Redis caches read under a lease.
+fn lease_from_env() -> Duration {
+    std::env::var("CACHETTE_BENCH_LEASE_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<f64>().ok())
+        .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -285,6 +294,10 @@ async fn main() {
         cluster::run(quick).await;
         return;
     }
+    if args.first().map(String::as_str) == Some("leases") {
+        leases::run().await;
+        return;
+    }
     if args.first().map(String::as_str) == Some("busts") {
         MEMORY.set(Cache::memory()).unwrap();
         busts(quick).await;
@@ -299,11 +312,7 @@ async fn main() {
             .unwrap()
     };
     let raw = conn_for().await;
-    // `CACHETTE_BENCH_LEASE_MS=2`: the Redis cache reads under a lease.
-    let lease = std::env::var("CACHETTE_BENCH_LEASE_MS")
-        .ok()
-        .and_then(|ms| ms.parse::<f64>().ok())
-        .map_or(Duration::ZERO, |ms| Duration::from_secs_f64(ms / 1000.0));
+    let lease = lease_from_env();
     let cache = Cache::builder()
         .command_timeout(Duration::from_secs(1))
         .near_cache_lease(lease)

@@ -133,9 +133,11 @@ pub async fn stale(seconds: u64) {
     let window = Duration::from_secs(seconds);
 
     // cachette.
+    // With `CACHETTE_BENCH_LEASE_MS`, both processes read under a lease.
     let connect = || {
         Cache::builder()
             .command_timeout(Duration::from_secs(1))
+            .near_cache_lease(crate::lease_from_env())
             .connect(&url)
     };
     let (a, b) = (connect().await.unwrap(), connect().await.unwrap());
