@@ -574,3 +574,52 @@ async fn doctor_judges_the_documented_acl_on_the_namespace() {
         run.stdout
     );
 }
+
+/// `doctor` shows the namespace's lease, and says when busts wait the
+/// longest lease because it was just made again (or has a lifetime
+/// cachette never gives it); `bust` assumes lease readers, so it waits
+/// the longest lease when the lease is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_shows_the_lease_and_bust_assumes_lease_readers() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let started = std::time::Instant::now();
+    let bust = cachette(&url, &["bust", "--tag", "org:1"]);
+    assert_eq!(bust.code, 0, "{}", bust.stdout);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(1_050),
+        "a bust with the lease missing waited {:?}",
+        started.elapsed()
+    );
+    let lease = cachette::admin::lease_name("cachette");
+    let mut raw = server.raw();
+    let month: u64 = 30 * 24 * 3600 * 1000;
+    let _: () = redis::cmd("ZADD")
+        .arg(&lease)
+        .arg(2000)
+        .arg(2000)
+        .query(&mut raw)
+        .unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&lease)
+        .arg(month)
+        .query(&mut raw)
+        .unwrap();
+    let young = cachette(&url, &["doctor"]);
+    assert!(
+        young.stdout.contains("[warn] lease: 2 ms") && young.stdout.contains("made again"),
+        "{}",
+        young.stdout
+    );
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&lease)
+        .arg(month - 60_000)
+        .query(&mut raw)
+        .unwrap();
+    let settled = cachette(&url, &["doctor"]);
+    assert!(
+        settled.stdout.contains("[ok  ] lease: 2 ms"),
+        "{}",
+        settled.stdout
+    );
+}
