@@ -156,6 +156,9 @@ impl Backend {
             // that share it.
             #[cfg(feature = "redis")]
             Servers::Single(s) => {
+                if let Some(hit) = s.leased_hit(subject) {
+                    return shaped(subject, Ok(hit));
+                }
                 let read = entered(async {
                     match s.near_hit(subject).await {
                         Some(hit) => hit,

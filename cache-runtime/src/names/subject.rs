@@ -1,7 +1,12 @@
 //! What one call or one bust names: the entry, the versions it is checked
 //! against and the epoch, each built once.
 
+use smallvec::SmallVec;
+
 use super::{Function, Kind, Name, Namespace};
+
+/// Tags a call names without allocating for them (most name a few).
+const INLINE_TAGS: usize = 4;
 
 /// Which name holds the namespace's epoch for a key, as the backend
 /// keeps it (none on the embedded backend).
@@ -15,7 +20,7 @@ pub(crate) struct Subject<'a> {
     ns: &'a Namespace,
     function: Function,
     key: Name<'a>,
-    tags: Vec<Name<'a>>,
+    tags: SmallVec<[Name<'a>; INLINE_TAGS]>,
     names: Names,
 }
 
@@ -28,7 +33,8 @@ impl<'a> Subject<'a> {
         epoch: Option<EpochOf>,
     ) -> Subject<'a> {
         let key = Name::new(key);
-        let tags: Vec<Name<'a>> = tags.iter().map(|t| Name::new(t.as_ref())).collect();
+        let tags: SmallVec<[Name<'a>; INLINE_TAGS]> =
+            tags.iter().map(|t| Name::new(t.as_ref())).collect();
         let epoch = epoch.map(|of| of(&key));
         let names = Names::build(ns, &function, &key, &tags, epoch.as_ref());
         Subject {
@@ -82,7 +88,7 @@ impl<'a> Subject<'a> {
 pub(crate) struct Names {
     buf: String,
     /// End of each name in `buf`: the entry's, then each version's.
-    ends: Vec<usize>,
+    ends: SmallVec<[usize; INLINE_TAGS + 3]>,
     /// The last version is the namespace's epoch.
     epoch: bool,
 }
@@ -101,7 +107,7 @@ impl Names {
             + epoch.map_or(0, |e| e.len_hint() + per_name);
         let mut names = Names {
             buf: String::with_capacity(len),
-            ends: Vec::with_capacity(3 + tags.len()),
+            ends: SmallVec::with_capacity(3 + tags.len()),
             epoch: false,
         };
         key.write(&mut names.buf, ns, Kind::Entry, Some(function));

@@ -191,7 +191,7 @@ impl Cache {
                 if now >= until {
                     return None;
                 }
-                Counters::bump(&inner.counters.hits);
+                inner.counters.hits.bump();
                 if xfetch_due(
                     now,
                     until,
@@ -207,7 +207,7 @@ impl Cache {
             // (`stale_if_error`).
             _ if until != 0 && now >= until => return None,
             _ => {
-                Counters::bump(&inner.counters.hits);
+                inner.counters.hits.bump();
                 telemetry::end(call.label(), key, Outcome::Hit, call.started);
             }
         }

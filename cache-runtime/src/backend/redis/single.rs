@@ -124,6 +124,12 @@ impl Single {
         near::hit::on_one(&self.reads, subject).await
     }
 
+    /// The lookup kept in the near-cache for `subject`, served at once
+    /// under a lease (`near::hit::leased`).
+    pub(crate) fn leased_hit(&self, subject: &Subject<'_>) -> Option<Lookup> {
+        near::hit::leased(&self.reads, subject)
+    }
+
     /// The entry (at most `max_entry` bytes of it) and its versions, in one
     /// pipeline: a `GETRANGE` of each. A version of this server process under another
     /// replication id makes the session ask the server again (see

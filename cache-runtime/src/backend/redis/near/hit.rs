@@ -22,9 +22,36 @@ use crate::names::Subject;
 #[cfg(feature = "cluster")]
 type Probes<'a> = Vec<(u16, &'a str)>;
 
+/// The lookup kept for `subject`, served at once under a lease: read on
+/// the current connection of `reads`, whose latest confirmation is recent
+/// enough (`lease.rs`). Nothing to wait for, so nothing to enter: a hit
+/// served here costs no poll of the runtime's context. `None`: see
+/// `on_one`.
+pub(crate) fn leased(reads: &Link, subject: &Subject<'_>) -> Option<Lookup> {
+    let near = reads.near()?;
+    let lease = near.lease.as_ref()?;
+    let names = subject.names();
+    let kept = near.get(names.entry())?;
+    let session = reads.current()?;
+    if !session.tracked || kept.conns != [session.conn_id] || !kept.read_the_same(names.versions())
+    {
+        return None;
+    }
+    let cap = lease.now_us();
+    let left = session.confirmation.left(lease.clock.now(), cap)?;
+    if left.as_micros() * 2 < u128::from(cap) {
+        // Less than half the lease left: one refresh, in the background.
+        reads.refresh(&session, &[]);
+    }
+    let served = near.serve(&kept)?;
+    near.counters.lease_hits.bump();
+    Some(served)
+}
+
 /// The lookup kept for `subject`, if one was read on the current
 /// connection of `reads` and is still kept after an ordering round trip;
-/// `None`: read Redis.
+/// `None`: read Redis. (A hit under a lease is served by `leased`, tried
+/// first.)
 pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
     let near = reads.near()?;
     let names = subject.names();
@@ -33,21 +60,6 @@ pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result
     if !session.tracked || kept.conns != [session.conn_id] || !kept.read_the_same(names.versions())
     {
         return None;
-    }
-    if let Some(lease) = &near.lease {
-        // A lease read: served at once while the connection's latest
-        // confirmation is recent enough (`lease.rs`).
-        let cap = lease.now_us();
-        if let Some(left) = session.confirmation.left(lease.clock.now(), cap) {
-            if left.as_micros() * 2 < u128::from(cap) {
-                reads.refresh(&session, &[]);
-            }
-            let served = near.serve(&kept)?;
-            near.counters
-                .lease_hits
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Some(Ok(served));
-        }
     }
     if let Err(e) = reads.order(&session, &[], false).await {
         return Some(Err(e));
@@ -123,9 +135,7 @@ pub(crate) async fn on_masters(
                     }
                 }
                 let served = near.serve(&kept)?;
-                near.counters
-                    .lease_hits
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                near.counters.lease_hits.bump();
                 return Some(Ok(served));
             }
         } else {

@@ -93,12 +93,12 @@ impl KeptLookup {
 /// Counters, for `Cache::stats`.
 #[derive(Default)]
 pub(crate) struct NearCounters {
-    pub hits: AtomicU64,
+    pub hits: crate::stats::Striped,
     pub orderings: AtomicU64,
     pub invalidations: AtomicU64,
     pub flushes: AtomicU64,
     /// Hits served under a lease, with no round trip.
-    pub lease_hits: AtomicU64,
+    pub lease_hits: crate::stats::Striped,
     /// Refresh round trips a lease hit started.
     pub refreshes: AtomicU64,
 }
@@ -215,11 +215,11 @@ impl Near {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.counters;
         crate::backend::stored::NearStats {
-            hits: c.hits.load(Relaxed),
+            hits: c.hits.load(),
             orderings: c.orderings.load(Relaxed),
             invalidations: c.invalidations.load(Relaxed),
             flushes: c.flushes.load(Relaxed),
-            lease_hits: c.lease_hits.load(Relaxed),
+            lease_hits: c.lease_hits.load(),
             refreshes: c.refreshes.load(Relaxed),
             entries: self.len(),
         }
@@ -243,7 +243,7 @@ impl Near {
         if !self.still(kept) {
             return None;
         }
-        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        self.counters.hits.bump();
         Some(kept.lookup())
     }
 
