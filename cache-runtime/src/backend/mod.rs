@@ -313,7 +313,7 @@ impl Backend {
             #[cfg(feature = "redis")]
             Servers::Single(s) => {
                 let leased = self.bounded_bust(s.bust_everything(ns)).await?;
-                self.leases_passed(Some(leased)).await;
+                self.leases_passed(leased).await;
                 Ok(())
             }
             // Thousands of names, a chunk per pipeline: its own bounds.
@@ -325,8 +325,8 @@ impl Backend {
             }
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => {
-                self.bounded_bust(r.bust_everything(ns)).await?;
-                self.leases_passed(None).await;
+                let leased = self.bounded_bust(r.bust_everything(ns)).await?;
+                self.leases_passed(leased).await;
                 Ok(())
             }
         }
@@ -350,7 +350,7 @@ impl Backend {
             #[cfg(feature = "redis")]
             Servers::Single(s) => {
                 let leased = self.bounded_bust(s.bust(ns, bust, ttl)).await?;
-                self.leases_passed(Some(leased)).await;
+                self.leases_passed(leased).await;
                 Ok(())
             }
             #[cfg(feature = "cluster")]
@@ -361,8 +361,8 @@ impl Backend {
             }
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => {
-                self.bounded_bust(r.bust(ns, bust, ttl)).await?;
-                self.leases_passed(None).await;
+                let leased = self.bounded_bust(r.bust(ns, bust, ttl)).await?;
+                self.leases_passed(leased).await;
                 Ok(())
             }
         }
@@ -375,14 +375,10 @@ impl Backend {
     /// Waits, after a bust's acknowledgement, until no confirmation a
     /// reader could still serve a hit under predates it, given what the
     /// bust read of the namespace's lease (`Lease::writer_wait`, padded:
-    /// see `redis/near/lease.rs`). `None`: it could not read it (over
-    /// REST).
-    async fn leases_passed(&self, leased: Option<self::redis::near::lease::Read>) {
+    /// see `redis/near/lease.rs`).
+    async fn leases_passed(&self, leased: self::redis::near::lease::Read) {
         let Some(lease) = &self.lease else { return };
-        let wait = match leased {
-            Some(read) => lease.writer_wait(read),
-            None => lease.writer_wait_unread(),
-        };
+        let wait = lease.writer_wait(leased);
         if wait.is_zero() {
             return;
         }
@@ -400,28 +396,24 @@ impl Backend {
     }
 
     /// The same for a bust on a cluster, whose writes span masters: the
-    /// namespace's lease is read once every write is acknowledged (its
-    /// lifetime only when it is there). Unanswered, it may be any lease:
-    /// the bust waits the longest there is.
+    /// namespace's lease is read once every write is acknowledged, its
+    /// value then its lifetime (that order: see `Read::of`). Unanswered,
+    /// it may be any lease: the bust waits the longest there is.
     #[cfg(feature = "cluster")]
     async fn leases_passed_after_reading(&self, ns: &Namespace) {
         use self::redis::near::lease::{self, Read};
         let name = crate::names::lease_name(ns);
         let unanswered = |e: &Error| e.is_connection() || e.is_timeout();
-        let read = match self.one(&name, lease::top_cmd(&name)).await {
-            Ok(top) => match Read::of(&top, &::redis::Value::Int(0)) {
-                Read::Missing => Read::Missing,
-                Read::Unreadable => Read::Unreadable,
-                _ => match self.one(&name, lease::pttl_cmd(&name)).await {
-                    Ok(pttl) => Read::of(&top, &pttl),
-                    Err(e) if unanswered(&e) => Read::Young,
-                    Err(_) => Read::Unreadable,
-                },
+        let read = match self.one(&name, lease::value_cmd(&name)).await {
+            Ok(value) => match self.one(&name, lease::pttl_cmd(&name)).await {
+                Ok(pttl) => Read::of(&value, &pttl),
+                Err(e) if unanswered(&e) => Read::Young,
+                Err(_) => Read::Unreadable,
             },
             Err(e) if unanswered(&e) => Read::Young,
             Err(_) => Read::Unreadable,
         };
-        self.leases_passed(Some(read)).await;
+        self.leases_passed(read).await;
     }
 }
 

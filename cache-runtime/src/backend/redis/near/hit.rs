@@ -37,8 +37,9 @@ pub(crate) fn leased(reads: &Link, subject: &Subject<'_>) -> Option<Lookup> {
     {
         return None;
     }
-    let cap = lease.now_us();
-    let left = session.confirmation.left(lease.clock.now(), cap)?;
+    let now = lease.clock.now();
+    let cap = lease.now_us(now);
+    let left = session.confirmation.left(now, cap)?;
     if left.as_micros() * 2 < u128::from(cap) {
         // Less than half the lease left: one refresh, in the background.
         reads.refresh(&session, &[]);
@@ -117,9 +118,9 @@ pub(crate) async fn on_masters(
     if let Some(lease) = &near.lease {
         // A lease read: served at once while every slot the lookup read is
         // confirmed recently enough on the connection it was read on.
-        let cap = lease.now_us();
+        let now = lease.clock.now();
+        let cap = lease.now_us(now);
         if cap > 0 {
-            let now = lease.clock.now();
             let left: Option<Vec<Duration>> = links
                 .iter()
                 .zip(&sessions)

@@ -19,10 +19,12 @@
 //! `CLOCK_MONOTONIC` by at most 500 ppm) and a FIFO connection; and every
 //! writer of the namespace on a version of cachette that waits.
 //!
-//! The namespace's lease. A process with a lease adds it to a sorted set
-//! under `names::lease_name` (`ZADD`: it only ever grows) and every
-//! ordering round trip of a single server reads the largest one back
-//! (`ZRANGE name -1 -1`). Every bust reads it after its writes. A reader
+//! The namespace's lease. A process with a lease whose round trip finds
+//! none sets its own under `names::lease_name` (`SET NX`, with a lifetime
+//! that is never renewed, so that `PTTL` says how old it is: `YOUNG`), and
+//! every ordering round trip of a single server reads it back, at most 32
+//! bytes of it (`GETRANGE`, then `PTTL`). Every bust reads it after its
+//! writes (`Read`, `Lease::writer_wait`: lost or young, the longest). A reader
 //! uses the smaller of its own lease and what it knows of the namespace's:
 //! none while it knows none (the name missing, evicted, flushed, changed
 //! and not read again: lost bookkeeping costs round trips). A value learned
@@ -66,63 +68,47 @@ fn micros(d: Duration) -> u64 {
 /// that was lost (evicted, flushed, expired) before it was created again.
 /// Past it, every such confirmation has run out, clocks off in rate
 /// included, with room to spare. Measured on the server's clock, by the
-/// set's remaining lifetime (`PTTL`): it is given `EPOCH_TTL` when it is
+/// name's remaining lifetime (`PTTL`): it is given `EPOCH_TTL` when it is
 /// created and never renewed.
 pub(crate) const YOUNG: Duration = Duration::from_millis(2_200);
 
-/// The largest lease a set's top member and score give, the smaller
-/// (`reader`) or the larger of the two: readers take the one, writers the
-/// other, so that a member and score set apart by hand never make a reader
-/// use more than a writer waits.
-fn top(reply: &redis::Value, reader: bool) -> Result<Option<Duration>, ()> {
-    let items = match reply {
-        redis::Value::Array(items) | redis::Value::Set(items) => items,
-        _ => return Err(()),
-    };
-    // RESP3 gives `[[member, score]]`, RESP2 `[member, score]`.
-    let pair: &[redis::Value] = match items.as_slice() {
-        [] => return Ok(None),
-        [redis::Value::Array(pair)] => pair,
-        pair => pair,
-    };
-    let us = |v: &redis::Value| -> Option<u64> {
-        let n = match v {
-            redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse::<f64>().ok()?,
-            redis::Value::SimpleString(s) => s.parse::<f64>().ok()?,
-            redis::Value::Double(d) => *d,
-            redis::Value::Int(i) => *i as f64,
-            _ => return None,
-        };
-        (n.is_finite() && n >= 1.0).then(|| (n as u64).min(micros(MAX_LEASE)))
-    };
-    let (member, score) = match pair {
-        [m, s] => (us(m), us(s)),
-        [m] => (us(m), None),
-        _ => return Err(()),
-    };
-    let us = if reader {
-        member.zip(score).map(|(m, s)| m.min(s))
-    } else {
-        member.max(score)
-    };
-    match us {
-        Some(us) => Ok(Some(Duration::from_micros(us))),
-        None => Err(()),
-    }
-}
+/// How long what a reader learned of the namespace's lease may be used,
+/// from the instant before the round trip that read it was queued. A
+/// confirmation is used at most a lease past that, so at most
+/// `FRESH + MAX_LEASE` (padded for clock rates, under `YOUNG`) after the
+/// read: if the name was lost after it and made again with a smaller
+/// lease, the busts that trust the smaller one (once it is no longer
+/// young) come after every such use. On a single server every round trip
+/// reads the lease again; on a cluster, where round trips to other masters
+/// do not, the reader reads it again at least this often.
+pub(crate) const FRESH: Duration = Duration::from_millis(1_000);
 
-/// The lease a reader may use, from its round trip's read of the set
-/// (`read_cmds`'s first reply): none when missing, refused or not what
-/// cachette writes.
+/// The bytes of the namespace's lease a read takes (`GETRANGE 0 31`): a
+/// lease is at most 7 digits, so a longer value (planted, or from another
+/// program) is unreadable, and never read whole.
+const READ_BYTES: usize = 32;
+
+/// A lease read back from Redis (`GETRANGE name 0 31`): decimal
+/// microseconds, 1 to 7 digits; anything else (another type, a longer or
+/// empty value) is none.
 pub(crate) fn parse(reply: &redis::Value) -> Option<Duration> {
-    top(reply, true).ok().flatten()
+    let text: &[u8] = match reply {
+        redis::Value::BulkString(b) => b,
+        redis::Value::SimpleString(s) => s.as_bytes(),
+        _ => return None,
+    };
+    if text.is_empty() || text.len() > 7 || !text.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let us: u64 = std::str::from_utf8(text).ok()?.parse().ok()?;
+    (us > 0).then(|| Duration::from_micros(us).min(MAX_LEASE))
 }
 
 /// What a bust learned of the namespace's lease (`read_cmds`, after its
 /// writes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Read {
-    /// There, and created longer than `YOUNG` ago: its largest lease.
+    /// There, and created longer than `YOUNG` ago: its value.
     Settled(Duration),
     /// Created lately, or with a lifetime cachette never gives it (none,
     /// or longer than `EPOCH_TTL`): a lost, larger lease may still be in
@@ -136,41 +122,36 @@ pub(crate) enum Read {
 }
 
 impl Read {
-    /// From the replies of `read_cmds`: the set's top and its `PTTL`.
-    pub(crate) fn of(top_reply: &redis::Value, pttl: &redis::Value) -> Read {
-        let top = match top(top_reply, false) {
-            Ok(Some(top)) => top,
-            Ok(None) => return Read::Missing,
-            Err(()) => return Read::Unreadable,
-        };
-        let lifetime = crate::policy::millis(crate::backend::stored::EPOCH_TTL);
+    /// From the replies of `read_cmds`, in their order: the value, then
+    /// the remaining lifetime. Read in that order, a value of an older
+    /// name comes with the lifetime of a newer one only if the newer was
+    /// made after the value was read: young.
+    pub(crate) fn of(value: &redis::Value, pttl: &redis::Value) -> Read {
+        let lifetime = i64::try_from(crate::policy::millis(crate::backend::stored::EPOCH_TTL))
+            .unwrap_or(i64::MAX);
+        let young = i64::try_from(YOUNG.as_millis()).unwrap_or(i64::MAX);
         match pttl {
             redis::Value::Int(-2) => Read::Missing,
-            redis::Value::Int(left) if *left >= 0 => {
-                let age = i64::try_from(lifetime).unwrap_or(i64::MAX) - left;
-                if age < i64::try_from(YOUNG.as_millis()).unwrap_or(i64::MAX) {
-                    Read::Young
-                } else {
-                    Read::Settled(top)
-                }
+            redis::Value::Int(left) if *left < 0 || *left > lifetime || lifetime - left < young => {
+                Read::Young
             }
-            redis::Value::Int(_) => Read::Young,
+            redis::Value::Int(_) => parse(value).map_or(Read::Unreadable, Read::Settled),
             _ => Read::Unreadable,
         }
     }
 }
 
-/// The reads of the namespace's lease, appended to `pipe` (two replies):
-/// its largest member with its score (`top_cmd`), and its remaining
-/// lifetime (`pttl_cmd`).
+/// The reads of the namespace's lease, appended to `pipe` (two replies, in
+/// this order): its value (`value_cmd`), and its remaining lifetime
+/// (`pttl_cmd`).
 pub(crate) fn read_cmds(pipe: &mut redis::Pipeline, name: &str) {
-    pipe.add_command(top_cmd(name)).add_command(pttl_cmd(name));
+    pipe.add_command(value_cmd(name)).add_command(pttl_cmd(name));
 }
 
-/// Reads the largest member of the namespace's lease, with its score.
-pub(crate) fn top_cmd(name: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd("ZRANGE");
-    cmd.arg(name).arg(-1).arg(-1).arg("WITHSCORES");
+/// Reads the namespace's lease, at most `READ_BYTES` of it.
+pub(crate) fn value_cmd(name: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("GETRANGE");
+    cmd.arg(name).arg(0).arg(READ_BYTES - 1);
     cmd
 }
 
@@ -194,17 +175,23 @@ pub(crate) struct Lease {
     /// The namespace's lease as last learned, in microseconds (0: none
     /// known).
     namespace: AtomicU64,
+    /// When it was learned: microseconds since `base` of the instant
+    /// before the round trip that read it was queued (`FRESH`).
+    learned_at: AtomicU64,
+    base: Instant,
     /// The largest namespace lease a bust of this process learned: its
     /// busts keep waiting that long, should the name be lost.
     largest_seen: AtomicU64,
     /// On a cluster, a round trip to the master holding the namespace's
     /// lease is in flight to learn it.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     learning: Arc<AtomicBool>,
     pub clock: Arc<dyn Monotonic>,
 }
 
 /// A round trip to learn the namespace's lease in flight; the next may
 /// start once it is dropped.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) struct Learning(Arc<AtomicBool>);
 
 impl Drop for Learning {
@@ -225,6 +212,8 @@ impl Lease {
             assume_readers,
             name: name.into(),
             namespace: AtomicU64::new(0),
+            learned_at: AtomicU64::new(0),
+            base: clock.now(),
             largest_seen: AtomicU64::new(0),
             learning: Arc::new(AtomicBool::new(false)),
             clock,
@@ -233,6 +222,7 @@ impl Lease {
 
     /// Takes the one slot for a round trip that learns the namespace's
     /// lease (on a cluster): `None` while one is in flight.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn start_learning(&self) -> Option<Learning> {
         (!self.learning.swap(true, Ordering::AcqRel)).then(|| Learning(self.learning.clone()))
     }
@@ -242,48 +232,79 @@ impl Lease {
         !self.own.is_zero()
     }
 
-    /// The lease a hit may use now, in microseconds: the smaller of this
-    /// process's and the namespace's as known (0: none).
-    pub(crate) fn now_us(&self) -> u64 {
-        micros(self.own).min(self.namespace.load(Ordering::Acquire))
+    /// The lease a hit may use at `now`, in microseconds: the smaller of
+    /// this process's and the namespace's as known, if learned at most
+    /// `FRESH` ago (0: none).
+    pub(crate) fn now_us(&self, now: Instant) -> u64 {
+        let known = self.namespace.load(Ordering::Acquire);
+        if known == 0 {
+            return 0;
+        }
+        let at = self.learned_at.load(Ordering::Acquire);
+        let age = now
+            .checked_duration_since(self.base)
+            .map_or(u64::MAX, |d| micros(d).saturating_sub(at));
+        if age > micros(FRESH) {
+            return 0;
+        }
+        micros(self.own).min(known)
     }
 
-    /// Learns the namespace's lease from a reply that has arrived: lower
-    /// applies at once, higher to confirmations queued from now on (they
-    /// take `now_us` when queued).
-    pub(crate) fn learn(&self, namespace: Option<Duration>) {
+    /// Learns the namespace's lease from a reply that has arrived, read by
+    /// a round trip queued at `queued`: lower applies at once, higher to
+    /// confirmations queued from now on (they take `now_us` when queued).
+    pub(crate) fn learn(&self, namespace: Option<Duration>, queued: Instant) {
         let us = namespace.map_or(0, micros);
+        let at = queued
+            .checked_duration_since(self.base)
+            .map_or(0, micros);
+        // The instant first: a hit that sees the new value sees it fresh.
+        self.learned_at.store(at, Ordering::Release);
         self.namespace.store(us, Ordering::Release);
     }
 
-    /// The namespace's lease changed in Redis (its invalidation message):
-    /// none is known until it is read again.
+    /// The namespace's lease changed in Redis (its invalidation message),
+    /// or may have without one (a flush, a lost connection): none is known
+    /// until it is read again.
     pub(crate) fn forget(&self) {
         self.namespace.store(0, Ordering::Release);
     }
 
-    /// Learns from a reader's round trip (the replies of `read_cmds`), and
-    /// says what to send after it, if anything: the set created again when
-    /// it is missing, or its lifetime put back when it has one cachette
+    /// Learns from a reader's round trip queued at `queued` (the replies
+    /// of `read_cmds`), and says what to send after it, if anything: the
+    /// name created again when it is missing (`SET NX` with its lifetime,
+    /// in one step), or its lifetime put back when it has one cachette
     /// never gives it (busts would take it for young for ever).
-    pub(crate) fn after_read(&self, replies: &[redis::Value]) -> Option<redis::Pipeline> {
-        let (top, pttl) = match replies {
-            [top, pttl, ..] => (top, pttl),
+    pub(crate) fn after_read(
+        &self,
+        replies: &[redis::Value],
+        queued: Instant,
+    ) -> Option<redis::Pipeline> {
+        let (value, pttl) = match replies {
+            [value, pttl, ..] => (value, pttl),
             _ => return None,
         };
-        self.learn(parse(top));
+        let present = matches!(pttl, redis::Value::Int(left) if *left != -2);
+        self.learn(parse(value).filter(|_| present), queued);
         let lifetime = crate::policy::millis(crate::backend::stored::EPOCH_TTL);
         let mut pipe = redis::pipe();
-        match (Read::of(top, pttl), pttl) {
+        match (Read::of(value, pttl), pttl) {
             (Read::Missing, _) => {
-                let us = micros(self.own);
-                pipe.cmd("ZADD").arg(&*self.name).arg(us).arg(us).ignore();
+                pipe.cmd("SET")
+                    .arg(&*self.name)
+                    .arg(micros(self.own))
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(lifetime)
+                    .ignore();
             }
             (Read::Young, redis::Value::Int(left))
-                if *left == -1 || u64::try_from(*left).is_ok_and(|l| l > lifetime) => {}
+                if *left == -1 || u64::try_from(*left).is_ok_and(|l| l > lifetime) =>
+            {
+                pipe.cmd("PEXPIRE").arg(&*self.name).arg(lifetime).ignore();
+            }
             _ => return None,
         }
-        pipe.cmd("PEXPIRE").arg(&*self.name).arg(lifetime).ignore();
         Some(pipe)
     }
 
@@ -314,18 +335,6 @@ impl Lease {
             Read::Missing | Read::Unreadable => self.own,
         };
         wait(lease)
-    }
-
-    /// What a bust that cannot read the namespace's lease waits (over
-    /// REST, where no reply may hold the set): the longest lease with
-    /// `assume_readers`, else this process's own, which must then be at
-    /// least every reader's (`guide::redis`, "Lease reads").
-    pub(crate) fn writer_wait_unread(&self) -> Duration {
-        wait(if self.assume_readers {
-            MAX_LEASE
-        } else {
-            self.own
-        })
     }
 }
 
@@ -429,6 +438,7 @@ impl Confirmation {
 
     /// The same on a cluster for a hit that read `slots`: the least left
     /// of any of them, if every one is covered.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn left_slots(
         &self,
         now: Instant,
@@ -587,34 +597,17 @@ mod tests {
         let longest = wait(MAX_LEASE);
         let two = Duration::from_millis(2);
         // Young: whoever busts, a larger lease may have been lost.
-        assert_eq!(
-            lease(Duration::ZERO, false).writer_wait(Read::Young),
-            longest
-        );
+        assert_eq!(lease(Duration::ZERO, false).writer_wait(Read::Young), longest);
         // Missing or unreadable: the longest for a process that knows
         // leases are in use (its own, assumed, or read once), else its own.
         for read in [Read::Missing, Read::Unreadable] {
             assert_eq!(lease(two, false).writer_wait(read), longest, "{read:?}");
             assert_eq!(lease(Duration::ZERO, true).writer_wait(read), longest);
-            assert_eq!(
-                lease(Duration::ZERO, false).writer_wait(read),
-                Duration::ZERO
-            );
+            assert_eq!(lease(Duration::ZERO, false).writer_wait(read), Duration::ZERO);
             let seen = lease(Duration::ZERO, false);
             seen.writer_wait(Read::Settled(two));
-            assert_eq!(
-                seen.writer_wait(read),
-                longest,
-                "{read:?} after reading one"
-            );
+            assert_eq!(seen.writer_wait(read), longest, "{read:?} after reading one");
         }
-        // Over REST, unread: its own, or the longest when assumed.
-        assert_eq!(lease(two, false).writer_wait_unread(), wait(two));
-        assert_eq!(lease(Duration::ZERO, true).writer_wait_unread(), longest);
-        assert_eq!(
-            lease(Duration::ZERO, false).writer_wait_unread(),
-            Duration::ZERO
-        );
     }
 
     #[test]
@@ -622,51 +615,28 @@ mod tests {
         use redis::Value;
         let life = i64::try_from(crate::policy::millis(crate::backend::stored::EPOCH_TTL)).unwrap();
         let old = Value::Int(life - 10_000);
-        let top = |m: &str, s: f64| {
-            Value::Array(vec![Value::Array(vec![
-                Value::BulkString(m.as_bytes().to_vec()),
-                Value::Double(s),
-            ])])
-        };
+        let value = |v: &str| Value::BulkString(v.as_bytes().to_vec());
         let ms = Duration::from_millis;
-        assert_eq!(Read::of(&top("2000", 2000.0), &old), Read::Settled(ms(2)));
-        // RESP2's flat pair.
-        let flat = Value::Array(vec![
-            Value::BulkString(b"2000".to_vec()),
-            Value::BulkString(b"2000".to_vec()),
-        ]);
-        assert_eq!(Read::of(&flat, &old), Read::Settled(ms(2)));
-        // A member and score set apart by hand: the writer takes the larger.
-        assert_eq!(Read::of(&top("100", 5000.0), &old), Read::Settled(ms(5)));
-        assert_eq!(
-            Read::of(&top("9999999999", 1.0), &old),
-            Read::Settled(MAX_LEASE)
-        );
-        assert_eq!(
-            Read::of(&Value::Array(vec![]), &Value::Int(-2)),
-            Read::Missing
-        );
+        assert_eq!(Read::of(&value("2000"), &old), Read::Settled(ms(2)));
+        assert_eq!(Read::of(&value("9999999"), &old), Read::Settled(MAX_LEASE));
+        assert_eq!(Read::of(&value(""), &Value::Int(-2)), Read::Missing);
         // Created 1 s ago, with no lifetime, or a longer one than cachette
-        // gives: young.
-        assert_eq!(
-            Read::of(&top("2000", 2000.0), &Value::Int(life - 1_000)),
-            Read::Young
-        );
-        assert_eq!(Read::of(&top("2000", 2000.0), &Value::Int(-1)), Read::Young);
-        assert_eq!(
-            Read::of(&top("2000", 2000.0), &Value::Int(life + 5)),
-            Read::Young
-        );
+        // gives: young, whatever it holds.
+        assert_eq!(Read::of(&value("2000"), &Value::Int(life - 1_000)), Read::Young);
+        assert_eq!(Read::of(&value("2000"), &Value::Int(-1)), Read::Young);
+        assert_eq!(Read::of(&value("2000"), &Value::Int(life + 5)), Read::Young);
+        assert_eq!(Read::of(&value(""), &Value::Int(life - 5)), Read::Young);
         // Lost between the two reads.
-        assert_eq!(
-            Read::of(&top("2000", 2000.0), &Value::Int(-2)),
-            Read::Missing
-        );
-        // Refused, or not what cachette writes.
+        assert_eq!(Read::of(&value("2000"), &Value::Int(-2)), Read::Missing);
+        // Refused, or not what cachette writes (a value of 32 bytes is
+        // what a longer one reads as).
         let refused = redis::parse_redis_value(b"-WRONGTYPE planted\r\n").unwrap();
         assert!(matches!(refused, Value::ServerError(_)));
         assert_eq!(Read::of(&refused, &old), Read::Unreadable);
-        assert_eq!(Read::of(&top("born", -5.0), &old), Read::Unreadable);
+        assert_eq!(Read::of(&value("2000"), &refused), Read::Unreadable);
+        for planted in ["", "born", "-5", "0", "2e3", "00000000000000000000000000005000"] {
+            assert_eq!(Read::of(&value(planted), &old), Read::Unreadable, "{planted:?}");
+        }
         assert_eq!(Read::of(&Value::Nil, &old), Read::Unreadable);
     }
 
@@ -674,11 +644,9 @@ mod tests {
     fn a_reader_creates_a_missing_lease_and_puts_a_lifetime_back() {
         use redis::Value;
         let life = i64::try_from(crate::policy::millis(crate::backend::stored::EPOCH_TTL)).unwrap();
-        let top = Value::Array(vec![Value::Array(vec![
-            Value::BulkString(b"2000".to_vec()),
-            Value::Double(2000.0),
-        ])]);
+        let value = Value::BulkString(b"2000".to_vec());
         let l = lease(Duration::from_millis(5), false);
+        let now = l.clock.now();
         let commands = |p: Option<redis::Pipeline>| {
             p.map(|p| {
                 p.cmd_iter()
@@ -686,60 +654,62 @@ mod tests {
                     .collect::<Vec<_>>()
             })
         };
-        assert_eq!(
-            commands(l.after_read(&[top.clone(), Value::Int(life - 10_000)])),
-            None
-        );
-        assert_eq!(l.now_us(), 2_000, "learned");
-        let missing = commands(l.after_read(&[Value::Array(vec![]), Value::Int(-2)])).unwrap();
-        assert_eq!(l.now_us(), 0, "none known");
-        assert!(
-            missing[0].contains("ZADD") && missing[0].contains("5000"),
-            "{missing:?}"
-        );
-        assert!(missing[1].contains("PEXPIRE"), "{missing:?}");
+        assert_eq!(commands(l.after_read(&[value.clone(), Value::Int(life - 10_000)], now)), None);
+        assert_eq!(l.now_us(now), 2_000, "learned");
+        let missing = commands(l.after_read(&[Value::BulkString(vec![]), Value::Int(-2)], now)).unwrap();
+        assert_eq!(l.now_us(now), 0, "none known");
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        for part in ["SET", "5000", "NX", "PX"] {
+            assert!(missing[0].contains(part), "{missing:?}");
+        }
         for pttl in [-1, life + 5] {
-            let fixed = commands(l.after_read(&[top.clone(), Value::Int(pttl)])).unwrap();
+            let fixed = commands(l.after_read(&[value.clone(), Value::Int(pttl)], now)).unwrap();
             assert_eq!(fixed.len(), 1, "{fixed:?}");
             assert!(fixed[0].contains("PEXPIRE"), "{fixed:?}");
         }
         // Young from its creation: left alone.
-        assert_eq!(commands(l.after_read(&[top, Value::Int(life - 5)])), None);
+        assert_eq!(commands(l.after_read(&[value, Value::Int(life - 5)], now)), None);
     }
 
     #[test]
-    fn a_reader_uses_the_smaller_of_its_lease_and_the_namespace_s() {
+    fn a_reader_uses_the_smaller_of_its_lease_and_the_namespace_s_while_fresh() {
         let lease = lease(Duration::from_millis(5), false);
-        assert_eq!(lease.now_us(), 0, "no namespace lease known: none");
-        lease.learn(Some(Duration::from_millis(2)));
-        assert_eq!(lease.now_us(), 2_000);
-        lease.learn(Some(Duration::from_millis(9)));
-        assert_eq!(lease.now_us(), 5_000);
+        let now = lease.clock.now();
+        assert_eq!(lease.now_us(now), 0, "no namespace lease known: none");
+        lease.learn(Some(Duration::from_millis(2)), now);
+        assert_eq!(lease.now_us(now), 2_000);
+        lease.learn(Some(Duration::from_millis(9)), now);
+        assert_eq!(lease.now_us(now), 5_000);
+        assert_eq!(lease.now_us(now + FRESH), 5_000, "fresh for `FRESH`");
+        assert_eq!(
+            lease.now_us(now + FRESH + Duration::from_micros(1)),
+            0,
+            "then read again"
+        );
         lease.forget();
-        assert_eq!(lease.now_us(), 0);
+        assert_eq!(lease.now_us(now), 0);
     }
 
     #[test]
     fn the_namespace_lease_parses_from_its_reply_or_is_none() {
         use redis::Value;
-        let pair = |m: &str, s: &str| {
-            Value::Array(vec![
-                Value::BulkString(m.as_bytes().to_vec()),
-                Value::BulkString(s.as_bytes().to_vec()),
-            ])
-        };
-        assert_eq!(parse(&pair("2000", "2000")), Some(Duration::from_millis(2)));
-        assert_eq!(parse(&pair("99999999999", "99999999999")), Some(MAX_LEASE));
-        // A reader takes the smaller of a member and score set apart.
-        assert_eq!(
-            parse(&pair("5000", "100")),
-            Some(Duration::from_micros(100))
-        );
-        assert_eq!(parse(&pair("-5", "-5")), None);
-        assert_eq!(parse(&pair("0", "0")), None);
-        assert_eq!(parse(&pair("two", "2")), None);
+        let value = |v: &str| Value::BulkString(v.as_bytes().to_vec());
+        assert_eq!(parse(&value("2000")), Some(Duration::from_millis(2)));
+        assert_eq!(parse(&value("9999999")), Some(MAX_LEASE));
+        for planted in ["", "-5", "0", "two", " 2000", "2000 ", "12345678", "2.5"] {
+            assert_eq!(parse(&value(planted)), None, "{planted:?}");
+        }
         assert_eq!(parse(&Value::Array(vec![])), None);
         assert_eq!(parse(&Value::Nil), None);
+    }
+
+    /// Within `FRESH` plus the longest lease of a read of the namespace's
+    /// lease, no bust trusts a name made again after a loss: `YOUNG` covers
+    /// both, padded for two clocks 500 ppm off.
+    #[test]
+    fn what_a_reader_knows_runs_out_before_a_new_name_settles() {
+        let used_until = FRESH + wait(MAX_LEASE);
+        assert!(used_until + used_until / 500 < YOUNG, "{used_until:?} against {YOUNG:?}");
     }
 
     #[test]

@@ -364,17 +364,20 @@ impl Tracking {
             let leased = near
                 .lease
                 .as_ref()
-                .map(|l| (l.clone(), l.clock.now(), l.now_us()));
+                .map(|l| {
+                    let now = l.clock.now();
+                    (l.clone(), now, l.now_us(now))
+                });
             let sent = async {
-                if let (Some((lease, ..)), true) = (&leased, probes.is_empty()) {
+                if let (Some((lease, queued, _)), true) = (&leased, probes.is_empty()) {
                     // The namespace's lease, read as the round trip.
-                    // Refused (an ACL without `zrange`, a value of another
+                    // Refused (an ACL without `getrange`, a value of another
                     // type planted there) is still a reply behind the
                     // messages: ordered, with no lease known.
                     let mut pipe = redis::pipe();
                     lease::read_cmds(&mut pipe, &lease.name);
                     let read: Vec<Value> = pipe.ignore_errors().query_async(&mut conn).await?;
-                    if let Some(then) = lease.after_read(&read) {
+                    if let Some(then) = lease.after_read(&read, *queued) {
                         // Missing (evicted, flushed, expired, never set):
                         // created again, and learned from the next round
                         // trip; or its lifetime put back.
@@ -391,13 +394,13 @@ impl Tracking {
                     // Read after the batch closed: no caller sets it later.
                     let lease = leased
                         .as_ref()
-                        .map(|(l, ..)| l)
+                        .map(|(l, queued, _)| (l, *queued))
                         .filter(|_| sending.batch.reads_lease.load(Ordering::Acquire));
                     let mut pipe = redis::pipe();
                     for (_, name) in &probes {
                         pipe.cmd("EXISTS").arg(&**name);
                     }
-                    if let Some(lease) = lease {
+                    if let Some((lease, _)) = lease {
                         lease::read_cmds(&mut pipe, &lease.name);
                     }
                     let replies: Vec<Value> = pipe.ignore_errors().query_async(&mut conn).await?;
@@ -411,7 +414,9 @@ impl Tracking {
                     {
                         return Err(redis::RedisError::from(e.clone()));
                     }
-                    if let Some(then) = lease.and_then(|l| l.after_read(&replies[probes.len()..])) {
+                    if let Some(then) =
+                        lease.and_then(|(l, queued)| l.after_read(&replies[probes.len()..], queued))
+                    {
                         if let Err(e) = then.query_async::<()>(&mut conn).await {
                             crate::loud::warn_once("lease refused", "", || {
                                 format!("cachette: the server refused to record the near-cache's lease ({}); hits keep their round trip", Error::from(e))
@@ -447,6 +452,14 @@ impl Tracking {
     }
 }
 
+/// Drops what the process knew of the namespace's lease: it is read again
+/// before a hit is served under one.
+fn forget_lease(near: &Near) {
+    if let Some(lease) = &near.lease {
+        lease.forget();
+    }
+}
+
 /// Applies one message of a tracked connection.
 fn apply(near: &Near, info: PushInfo) {
     match info.kind {
@@ -466,10 +479,17 @@ fn apply(near: &Near, info: PushInfo) {
                 }
                 near.invalidate(Some(&names));
             }
-            // `FLUSHALL`, `FLUSHDB`, or anything not understood.
-            _ => near.flush(),
+            // `FLUSHALL`, `FLUSHDB`, or anything not understood: the
+            // namespace's lease may be gone too, with no message of its own.
+            _ => {
+                forget_lease(near);
+                near.flush()
+            }
         },
-        PushKind::Disconnection => near.flush(),
+        PushKind::Disconnection => {
+            forget_lease(near);
+            near.flush()
+        }
         _ => {}
     }
 }

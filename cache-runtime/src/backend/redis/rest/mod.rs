@@ -36,7 +36,8 @@ use super::wire::{decode_entry, decode_version, ensured_all, entry_range, versio
 use crate::backend::stored::EPOCH_TTL;
 use crate::backend::stored::{Lookup, Wanted};
 use crate::error::{Error, ErrorKind};
-use crate::names::{Bust, Namespace, Subject};
+use super::near::lease::Read;
+use crate::names::{lease_name, Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
 
@@ -233,36 +234,39 @@ impl Rest {
         ns: &Namespace,
         bust: &Bust,
         ttl: Duration,
-    ) -> Result<(), Error> {
+    ) -> Result<Read, Error> {
         let names: Vec<String> = bust.versions(ns).collect();
+        let lease = lease_name(ns);
         let pipe = bust::scripted(
             self.scripting,
             &names,
             &self.origin(),
             ttl,
             (self.acks, self.ack_timeout),
-            None,
+            Some(&lease),
         );
         let commands: Vec<&redis::Cmd> = pipe.cmd_iter().collect();
-        let replies = self.scripted(&commands, &BUST).await?;
+        let mut replies = self.scripted(&commands, &BUST).await?;
+        let leased = bust::leased(&mut replies, self.acks);
         bust::check(&replies, self.acks)?;
-        // Over REST the lease is not read (`Lease::writer_wait_unread`).
-        Ok(())
+        Ok(leased)
     }
 
     /// A new epoch for the namespace, with a `WAIT` like any bust.
-    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
+    pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<Read, Error> {
         let name = super::single::epoch_version(ns);
+        let lease = lease_name(ns);
         let pipe = bust::plain(
             &[name],
             &self.origin(),
             EPOCH_TTL,
             (self.acks, self.ack_timeout),
-            None,
+            Some(&lease),
         );
-        let replies = self.http.run(pipe.cmd_iter(), false).await?;
+        let mut replies = self.http.run(pipe.cmd_iter(), false).await?;
+        let leased = bust::leased(&mut replies, self.acks);
         bust::check(&replies, self.acks)?;
-        Ok(())
+        Ok(leased)
     }
 
     /// Runs `commands`, loading `script` and running them again when the
