@@ -198,9 +198,8 @@ async fn a_reconnect_drops_the_confirmation() {
 async fn a_reader_with_a_larger_lease_uses_the_namespace_s() {
     let server = RedisServer::start();
     let name = cachette::admin::lease_name("cachette");
-    redis::cmd("ZADD")
+    redis::cmd("SET")
         .arg(&name)
-        .arg(2_000)
         .arg(2_000)
         .exec(&mut server.raw())
         .unwrap();
@@ -473,13 +472,11 @@ async fn a_lost_young_or_planted_lease_makes_a_bust_wait_the_longest() {
         .await
         .unwrap();
     until_a_lease_hit(&small, &db).await;
-    let top: Vec<String> = redis::cmd("ZRANGE")
+    let top: String = redis::cmd("GET")
         .arg(&name)
-        .arg(0)
-        .arg(-1)
         .query(&mut server.raw())
         .unwrap();
-    assert_eq!(top, ["2000"], "created again with the smaller lease");
+    assert_eq!(top, "2000", "created again with the smaller lease");
     all("young").await;
     let fresh = writer(builder()).await;
     let took = bust_takes(&fresh).await;
@@ -494,11 +491,15 @@ async fn a_lost_young_or_planted_lease_makes_a_bust_wait_the_longest() {
 
     // Another type planted there: unreadable, so taken for lost.
     del();
-    redis::cmd("SET")
+    redis::cmd("HSET")
         .arg(&name)
         .arg("planted")
+        .arg(1)
         .exec(&mut server.raw())
         .unwrap();
+    // With no lifetime it would be young for ever (for a moment, until a
+    // reader's round trip gives it one); given one, merely unreadable.
+    settle(&server);
     all("planted").await;
     let took = bust_takes(&writer(builder()).await).await;
     assert!(took < LONGEST_WAIT, "planted, unaware: waited {took:?}");
@@ -550,4 +551,74 @@ async fn a_reader_puts_the_lease_s_lifetime_back() {
             assert!(tries < 50, "{how}: the lifetime stayed {}", pttl());
         }
     }
+}
+
+fn net_out(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut server.raw())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// I14: the namespace's lease is read 32 bytes at a time, whatever was
+/// planted there. A value of 32 MiB that would parse as 5 ms (leading
+/// zeros) is unreadable: readers serve nothing under it, and neither their
+/// round trips nor the busts read it whole. Found by a review's probe: 32
+/// MiB sent per round trip when the lease was a sorted set read whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_lease_of_any_size_is_read_32_bytes_at_a_time() {
+    let server = RedisServer::start();
+    let name = cachette::admin::lease_name("cachette");
+    let mut planted = "0".repeat(32 << 20);
+    planted.push_str("5000");
+    redis::cmd("SET")
+        .arg(&name)
+        .arg(&planted)
+        .arg("PX")
+        .arg(LIFETIME_MS - 10_000)
+        .exec(&mut server.raw())
+        .unwrap();
+    drop(planted);
+    let reader = builder()
+        .near_cache_lease(Duration::from_millis(5))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let writer = builder()
+        .near_cache(false)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let db = Db::default();
+    for _ in 0..5 {
+        read(&reader, &db).await;
+    }
+    let (before, leased) = (net_out(&server), reader.stats().near_lease_hits);
+    for _ in 0..20 {
+        read(&reader, &db).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for _ in 0..5 {
+        let took = bust_takes(&writer).await;
+        assert!(
+            took < LONGEST_WAIT,
+            "a writer that knows no lease waited {took:?}"
+        );
+    }
+    let sent = net_out(&server) - before;
+    assert!(
+        sent < 256 << 10,
+        "{sent} bytes sent for 20 reads and 5 busts"
+    );
+    assert_eq!(
+        reader.stats().near_lease_hits,
+        leased,
+        "hits under a planted lease"
+    );
 }

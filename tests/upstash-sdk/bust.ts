@@ -31,17 +31,15 @@ export async function bustCachette(
   // one may still be in use). Where readers use a lease, pass
   // `assumeLeaseReaders`: a missing lease is then taken for a lost one.
   const lease = `${namespace}:a:{lease}`;
-  p.zrange(lease, -1, -1, { withScores: true });
+  p.getrange(lease, 0, 31);
   p.pttl(lease);
   const replies = await p.exec();
-  const [top, ttl] = replies.slice(-2) as [unknown[], number];
+  const [value, ttl] = replies.slice(-2) as [unknown, number];
   const longest = 1_048_575;
+  const us = /^[0-9]{1,7}$/.test(String(value)) ? Number(value) : 0;
   let micros = assumeLeaseReaders ? longest : 0;
-  if (Array.isArray(top) && top.length > 0) {
-    const young = ttl < 0 || ttl > month || month - ttl < 2_200;
-    const largest = Math.max(Number(top[0]) || 0, Number(top[1]) || 0);
-    micros = young ? longest : Math.min(largest, longest);
-  }
+  if (ttl === -1 || ttl > month || (ttl >= 0 && month - ttl < 2_200)) micros = longest;
+  else if (ttl >= 0 && us > 0) micros = Math.min(us, longest);
   if (micros > 0) {
     await new Promise((done) => setTimeout(done, Math.ceil((micros * 1.002) / 1000) + 1));
   }

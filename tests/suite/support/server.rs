@@ -208,6 +208,8 @@ impl RedisServer {
                 "+wait",
                 "+ping",
                 "+client|tracking",
+                "+pttl",
+                "+pexpire",
             ])
             .arg(extra)
             .exec(&mut self.raw())

@@ -145,7 +145,8 @@ impl Read {
 /// this order): its value (`value_cmd`), and its remaining lifetime
 /// (`pttl_cmd`).
 pub(crate) fn read_cmds(pipe: &mut redis::Pipeline, name: &str) {
-    pipe.add_command(value_cmd(name)).add_command(pttl_cmd(name));
+    pipe.add_command(value_cmd(name))
+        .add_command(pttl_cmd(name));
 }
 
 /// Reads the namespace's lease, at most `READ_BYTES` of it.
@@ -255,9 +256,7 @@ impl Lease {
     /// confirmations queued from now on (they take `now_us` when queued).
     pub(crate) fn learn(&self, namespace: Option<Duration>, queued: Instant) {
         let us = namespace.map_or(0, micros);
-        let at = queued
-            .checked_duration_since(self.base)
-            .map_or(0, micros);
+        let at = queued.checked_duration_since(self.base).map_or(0, micros);
         // The instant first: a hit that sees the new value sees it fresh.
         self.learned_at.store(at, Ordering::Release);
         self.namespace.store(us, Ordering::Release);
@@ -597,16 +596,26 @@ mod tests {
         let longest = wait(MAX_LEASE);
         let two = Duration::from_millis(2);
         // Young: whoever busts, a larger lease may have been lost.
-        assert_eq!(lease(Duration::ZERO, false).writer_wait(Read::Young), longest);
+        assert_eq!(
+            lease(Duration::ZERO, false).writer_wait(Read::Young),
+            longest
+        );
         // Missing or unreadable: the longest for a process that knows
         // leases are in use (its own, assumed, or read once), else its own.
         for read in [Read::Missing, Read::Unreadable] {
             assert_eq!(lease(two, false).writer_wait(read), longest, "{read:?}");
             assert_eq!(lease(Duration::ZERO, true).writer_wait(read), longest);
-            assert_eq!(lease(Duration::ZERO, false).writer_wait(read), Duration::ZERO);
+            assert_eq!(
+                lease(Duration::ZERO, false).writer_wait(read),
+                Duration::ZERO
+            );
             let seen = lease(Duration::ZERO, false);
             seen.writer_wait(Read::Settled(two));
-            assert_eq!(seen.writer_wait(read), longest, "{read:?} after reading one");
+            assert_eq!(
+                seen.writer_wait(read),
+                longest,
+                "{read:?} after reading one"
+            );
         }
     }
 
@@ -622,7 +631,10 @@ mod tests {
         assert_eq!(Read::of(&value(""), &Value::Int(-2)), Read::Missing);
         // Created 1 s ago, with no lifetime, or a longer one than cachette
         // gives: young, whatever it holds.
-        assert_eq!(Read::of(&value("2000"), &Value::Int(life - 1_000)), Read::Young);
+        assert_eq!(
+            Read::of(&value("2000"), &Value::Int(life - 1_000)),
+            Read::Young
+        );
         assert_eq!(Read::of(&value("2000"), &Value::Int(-1)), Read::Young);
         assert_eq!(Read::of(&value("2000"), &Value::Int(life + 5)), Read::Young);
         assert_eq!(Read::of(&value(""), &Value::Int(life - 5)), Read::Young);
@@ -634,8 +646,19 @@ mod tests {
         assert!(matches!(refused, Value::ServerError(_)));
         assert_eq!(Read::of(&refused, &old), Read::Unreadable);
         assert_eq!(Read::of(&value("2000"), &refused), Read::Unreadable);
-        for planted in ["", "born", "-5", "0", "2e3", "00000000000000000000000000005000"] {
-            assert_eq!(Read::of(&value(planted), &old), Read::Unreadable, "{planted:?}");
+        for planted in [
+            "",
+            "born",
+            "-5",
+            "0",
+            "2e3",
+            "00000000000000000000000000005000",
+        ] {
+            assert_eq!(
+                Read::of(&value(planted), &old),
+                Read::Unreadable,
+                "{planted:?}"
+            );
         }
         assert_eq!(Read::of(&Value::Nil, &old), Read::Unreadable);
     }
@@ -654,9 +677,13 @@ mod tests {
                     .collect::<Vec<_>>()
             })
         };
-        assert_eq!(commands(l.after_read(&[value.clone(), Value::Int(life - 10_000)], now)), None);
+        assert_eq!(
+            commands(l.after_read(&[value.clone(), Value::Int(life - 10_000)], now)),
+            None
+        );
         assert_eq!(l.now_us(now), 2_000, "learned");
-        let missing = commands(l.after_read(&[Value::BulkString(vec![]), Value::Int(-2)], now)).unwrap();
+        let missing =
+            commands(l.after_read(&[Value::BulkString(vec![]), Value::Int(-2)], now)).unwrap();
         assert_eq!(l.now_us(now), 0, "none known");
         assert_eq!(missing.len(), 1, "{missing:?}");
         for part in ["SET", "5000", "NX", "PX"] {
@@ -668,7 +695,10 @@ mod tests {
             assert!(fixed[0].contains("PEXPIRE"), "{fixed:?}");
         }
         // Young from its creation: left alone.
-        assert_eq!(commands(l.after_read(&[value, Value::Int(life - 5)], now)), None);
+        assert_eq!(
+            commands(l.after_read(&[value, Value::Int(life - 5)], now)),
+            None
+        );
     }
 
     #[test]
@@ -709,7 +739,10 @@ mod tests {
     #[test]
     fn what_a_reader_knows_runs_out_before_a_new_name_settles() {
         let used_until = FRESH + wait(MAX_LEASE);
-        assert!(used_until + used_until / 500 < YOUNG, "{used_until:?} against {YOUNG:?}");
+        assert!(
+            used_until + used_until / 500 < YOUNG,
+            "{used_until:?} against {YOUNG:?}"
+        );
     }
 
     #[test]

@@ -361,13 +361,10 @@ impl Tracking {
             near.counters.orderings.fetch_add(1, Ordering::Relaxed);
             // For lease reads: the instant before the round trip is
             // queued, and the lease known then.
-            let leased = near
-                .lease
-                .as_ref()
-                .map(|l| {
-                    let now = l.clock.now();
-                    (l.clone(), now, l.now_us(now))
-                });
+            let leased = near.lease.as_ref().map(|l| {
+                let now = l.clock.now();
+                (l.clone(), now, l.now_us(now))
+            });
             let sent = async {
                 if let (Some((lease, queued, _)), true) = (&leased, probes.is_empty()) {
                     // The namespace's lease, read as the round trip.

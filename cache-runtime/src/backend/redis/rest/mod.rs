@@ -31,12 +31,12 @@ use redis::Value;
 
 use super::bust;
 use super::connect::Settings;
+use super::near::lease::Read;
 use super::scripts::{self, ensure_cmd, Lua, Scripting, ADOPT, BUST};
 use super::wire::{decode_entry, decode_version, ensured_all, entry_range, version_range};
 use crate::backend::stored::EPOCH_TTL;
 use crate::backend::stored::{Lookup, Wanted};
 use crate::error::{Error, ErrorKind};
-use super::near::lease::Read;
 use crate::names::{lease_name, Bust, Namespace, Subject};
 use crate::replicas::ReplicaAcks;
 use crate::version::Token;
