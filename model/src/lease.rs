@@ -6,18 +6,26 @@
 //! - time: a global clock in ticks, advanced by `Tick` up to a bound;
 //!   clocks are exact here (the runtime pads the wait for two clocks off in
 //!   rate by up to 500 ppm each, `lease::wait`);
-//! - the namespace's lease (`names::lease_name`, a sorted set of the
-//!   processes' leases, read as its largest: `Redis::ns`), raised by a
-//!   process with a larger lease (`RaiseLease`: `lease::assert_cmd`, a
-//!   `ZADD`), added again by a process whose round trip found it missing,
-//!   and, as a fault, lost (`LoseLease`: evicted, expired);
+//! - the namespace's lease (`names::lease_name`, a string of the
+//!   microseconds of the process that made it: `Redis::ns`) and its birth
+//!   (`Redis::born`: the tick it was created at, on the server's clock;
+//!   the runtime takes it from the name's remaining lifetime, given
+//!   `EPOCH_TTL` at creation and never renewed: `Read::of`), raised by a
+//!   process with a larger lease (`RaiseLease`: a `SET … KEEPTTL`, which
+//!   leaves its birth as it was), created again by a process whose round
+//!   trip found it missing (`Lease::after_read`, after the reply: `SET NX
+//!   PX`, atomically, only if
+//!   it is still missing, with that process's own lease, which may be
+//!   smaller than the lost one, and a birth of now; a process of the
+//!   check, or one outside it, `RecreateLease`), and, as a fault, lost
+//!   (`LoseLease`: evicted, flushed, expired; its birth with it);
 //! - an ordering round trip of a process with a lease (`Tracking::send`
-//!   in `near/tracking.rs`) reads the namespace's lease (`ZRANGE`), taking
-//!   the tick and the lease the process knows (`Lease::now_us`) before it
-//!   is queued; its reply (`Msg::Leased`) teaches the process the lease
-//!   (`Lease::learn`: lower applies at once, higher only to confirmations
-//!   queued from then on, which is what the lease recorded with each
-//!   confirmation does) and records the connection's confirmation
+//!   in `near/tracking.rs`) reads the namespace's lease (`read_cmds`),
+//!   taking the tick and the lease the process knows (`Lease::now_us`)
+//!   before it is queued; its reply (`Msg::Leased`) teaches the process
+//!   the lease (`Lease::learn`: lower applies at once, higher only to
+//!   confirmations queued from then on, which is what the lease recorded
+//!   with each confirmation does) and records the connection's confirmation
 //!   (`Confirmation::record`, on the connection's `Session`,
 //!   `link/session.rs`: only a newer one replaces it); reading the lease
 //!   makes Redis track it for the connection, so a change of it sends an
@@ -32,11 +40,24 @@
 //!   `Lease::now_us`); otherwise the ordering round trip as without leases;
 //! - the writer (`Backend::bust` and `Backend::leases_passed` in
 //!   `backend/mod.rs`): Redis applies the bust, queueing its invalidation
-//!   messages, and reads the namespace's lease after it in the same step
-//!   (the acknowledgement, at tick `a`); the bust returns (`BustReturns`)
-//!   at `a + W + 1`, `W` the larger of the writer's own lease and the
-//!   largest it read (`Lease::writer_wait`), the 1 standing for the fixed
-//!   margin;
+//!   messages, and reads the namespace's lease and its age after it in the
+//!   same step (the acknowledgement, at tick `a`: `bust::leased`,
+//!   `Read::of`); the bust returns (`BustReturns`) at `a + W + 1`, the 1
+//!   standing for the fixed margin, `W` by what it read
+//!   (`Lease::writer_wait`):
+//!   - missing (`Read::Missing`): the longest lease there is (`MAX_LEASE`;
+//!     here the largest any process or the namespace has) if the writer's
+//!     process knows leases are in use (a lease of its own, one it read
+//!     before: `largest_seen > 0`, or `assume_readers`: `Leases::aware`),
+//!     else its own lease (none: it returns at once);
+//!   - young (`Read::Young`: created less than `YOUNG` ago, here the
+//!     longest lease + 1 ticks, the writer's full wait): the longest lease,
+//!     whatever the writer knows, since a process with a smaller lease may
+//!     have created it again after a larger one was lost, under which a
+//!     reader may still hold a confirmation;
+//!   - settled (`Read::Settled`): the largest of the writer's own lease,
+//!     the lease read and the largest it read before (`largest_seen`,
+//!     which only a settled read feeds);
 //! - a reconnect (`Reconnect`: `Link::broken`, then a session with a new
 //!   connection and a new, empty confirmation): either the old connection
 //!   is gone (its stream and what it kept dropped, its callers read
@@ -73,10 +94,18 @@ pub struct Leases {
     pub raise: Option<u8>,
     /// The namespace's lease may be lost once.
     pub lose: bool,
-    /// A candidate fix for that loss, not the runtime's: a bust that reads
-    /// no namespace lease waits the longest lease of any process (as the
-    /// cluster's bust does when the read is unanswered).
-    pub missing_waits_longest: bool,
+    /// Once lost, it may be created again, once, by a process outside the
+    /// check with this lease, smaller than the lost one or not
+    /// (`RecreateLease`: its round trip found it missing).
+    pub recreate: Option<u8>,
+    /// The writer's process takes a missing namespace lease for a lost one
+    /// even with no lease of its own and none read
+    /// (`CacheBuilder::assume_lease_readers`: `Lease::assume_readers`).
+    pub aware: bool,
+    /// The largest namespace lease a bust of the writer's process read
+    /// before the check began (`Lease::largest_seen`): above 0, the writer
+    /// knows leases are in use.
+    pub seen_at_start: u8,
     /// Refresh round trips.
     pub refreshes: bool,
     /// One reconnect, of one process.
@@ -107,11 +136,34 @@ impl Leases {
             lingering_at_start: false,
             raise: None,
             lose: false,
-            missing_waits_longest: false,
+            recreate: None,
+            aware: false,
+            seen_at_start: 0,
             refreshes: true,
             reconnects: Reconnects::None,
             max_ticks: ticks,
         }
+    }
+
+    /// The longest lease there is (`MAX_LEASE`): the largest any process
+    /// or the namespace has, raised or not.
+    pub fn longest(&self) -> u8 {
+        let own = self.own.iter().copied().max().unwrap_or(0);
+        let others = [self.ns, self.raise, self.recreate];
+        others.into_iter().flatten().fold(own, u8::max)
+    }
+
+    /// `YOUNG`, in ticks: the longest lease and the writer's margin. Past
+    /// it, every confirmation taken under a lease lost before the set was
+    /// created again has run out.
+    pub fn young(&self) -> u8 {
+        self.longest() + 1
+    }
+
+    /// The writer's process knows leases are in use (`Lease::writer_wait`'s
+    /// `aware`): a lease of its own, one it has read, or `assume_readers`.
+    fn knows_leases(&self, largest_seen: u8) -> bool {
+        self.aware || self.own[WRITER] > 0 || largest_seen > 0
     }
 }
 
@@ -193,8 +245,8 @@ impl Protocol {
     }
 
     /// The reply of a leased round trip arrived on process `p`'s current
-    /// (or `old`) connection: `Lease::learn`, the lease added again if it
-    /// was missing, and `Confirmation::record`.
+    /// (or `old`) connection: `Lease::learn`, the lease created again if it
+    /// was missing (`Lease::after_read`), and `Confirmation::record`.
     pub(crate) fn learned(
         &self,
         s: &mut State,
@@ -207,8 +259,9 @@ impl Protocol {
         let weak = self.weakening;
         s.processes[p].known = ns.unwrap_or(0);
         if ns.is_none() {
-            // Missing: added again (`lease::assert_cmd`, after the reply).
-            s.add_lease(self.own(p));
+            // Missing: created again (`Lease::after_read`, after the
+            // reply), only if it still is.
+            s.create_lease(self.own(p));
         }
         if lease == 0 {
             return;
@@ -242,21 +295,35 @@ impl Protocol {
     }
 
     /// `Backend::leases_passed`: the tick the bust acknowledged now returns
-    /// at, having read the namespace's lease after its writes; `None`: at
-    /// once.
+    /// at, having read the namespace's lease and its age after its writes
+    /// (`Read::of`, `Lease::writer_wait`); `None`: at once.
     pub(crate) fn bust_returns_at(&self, s: &mut State) -> Option<u8> {
         let leases = self.leases.as_ref()?;
         let weak = self.weakening;
-        let read = match s.redis.ns {
-            None if leases.missing_waits_longest => leases.own.iter().copied().max().unwrap_or(0),
-            ns => ns.unwrap_or(0),
-        };
-        s.largest_seen = s.largest_seen.max(read);
         let own = leases.own[WRITER];
-        let lease = if weak == Weakening::WriterWaitsItsOwnLease {
-            own
-        } else {
-            own.max(s.largest_seen)
+        let young = s.redis.born.is_some_and(|b| s.now - b < leases.young())
+            && weak != Weakening::YoungLeaseTrusted;
+        let lease = match s.redis.ns {
+            // `Read::Missing`: lost while a reader may still use it, if the
+            // writer knows leases are in use.
+            None if leases.knows_leases(s.largest_seen)
+                && weak != Weakening::MissingLeaseWaitsNothing =>
+            {
+                leases.longest()
+            }
+            None => own.max(s.largest_seen),
+            // `Read::Young`: created again, perhaps smaller than the lost
+            // one; `largest_seen` is not fed.
+            Some(_) if young => leases.longest(),
+            // `Read::Settled`.
+            Some(read) => {
+                s.largest_seen = s.largest_seen.max(read);
+                if weak == Weakening::WriterWaitsItsOwnLease {
+                    own
+                } else {
+                    own.max(s.largest_seen)
+                }
+            }
         };
         if lease == 0 || weak == Weakening::WriterDoesNotWait {
             return None;
@@ -317,12 +384,30 @@ impl Protocol {
 }
 
 impl State {
-    /// `ZADD` of a process's lease `own` to the namespace's.
+    /// A raise of the namespace's lease to a process's `own` (a `SET …
+    /// KEEPTTL`): its birth stays; a missing one is created, born now (the
+    /// runtime's has no lifetime then, and reads as young until
+    /// `Lease::after_read` gives it one: born later still).
     pub(crate) fn add_lease(&mut self, own: u8) {
         if own == 0 {
             return;
         }
+        if self.redis.ns.is_none() {
+            self.redis.born = Some(self.now);
+        }
         self.redis.ns = Some(self.redis.ns.map_or(own, |n| n.max(own)));
+        self.lease_touched();
+    }
+
+    /// `Lease::after_read` on a missing lease: the set created again with
+    /// the process's lease `own` and a birth of now, atomically and only if
+    /// it is still missing (another process may have created it since).
+    pub(crate) fn create_lease(&mut self, own: u8) {
+        if own == 0 || self.redis.ns.is_some() {
+            return;
+        }
+        self.redis.ns = Some(own);
+        self.redis.born = Some(self.now);
         self.lease_touched();
     }
 

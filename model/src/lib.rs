@@ -83,8 +83,13 @@ pub struct Redis {
     /// it.
     pub lock: Option<(u8, u8)>,
     /// With leases, the namespace's lease in ticks (`names::lease_name`: a
-    /// sorted set of the processes' leases, read as its largest).
+    /// string, read 32 bytes at a time).
     pub ns: Option<u8>,
+    /// With leases, the tick the namespace's lease was created at (its
+    /// birth, on the server's clock: `Read::of` takes it from the set's
+    /// remaining lifetime); `None` while it is missing, and for the set
+    /// there at the start, created long before (settled).
+    pub born: Option<u8>,
 }
 
 impl Redis {
@@ -129,7 +134,7 @@ pub enum Msg {
     /// every reader that joined the batch waits for.
     Ordered(u8),
     /// With leases, the reply to the ordering round trip of batch `batch`
-    /// (a `ZRANGE` of the namespace's lease, `near/tracking.rs`): the tick
+    /// (a `GETRANGE` of the namespace's lease, `near/tracking.rs`): the tick
     /// it was sent at and the lease the process knew then (`Lease::now_us`,
     /// taken before it was queued), and the namespace's lease Redis held
     /// when it ran it.
@@ -279,8 +284,12 @@ pub struct State {
     /// The namespace's lease was raised (`RaiseLease`), or lost.
     pub raised: bool,
     pub lease_lost: bool,
+    /// The namespace's lease was created again by a process outside the
+    /// check (`RecreateLease`).
+    pub recreated: bool,
     /// The largest namespace lease a bust of the writer's process read
-    /// (`Lease::largest_seen`).
+    /// settled (`Lease::largest_seen`; from before the check began with
+    /// `Leases::seen_at_start`).
     pub largest_seen: u8,
     /// A read was served under a lease.
     pub lease_served: bool,
@@ -346,6 +355,14 @@ pub enum Weakening {
     /// Leases: a raised namespace lease applies at once, to confirmations
     /// queued before it was learned too.
     RaisedLeaseAdoptedAtOnce,
+    /// Leases: a bust of a process that knows leases are in use takes a
+    /// missing namespace lease for none, and waits only its own and the
+    /// largest it has read (the runtime before `Read::Missing` waited
+    /// `MAX_LEASE`).
+    MissingLeaseWaitsNothing,
+    /// Leases: a bust that reads a young namespace lease (created again
+    /// within `YOUNG`) trusts it, and waits only what it read.
+    YoungLeaseTrusted,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -360,7 +377,7 @@ pub enum Action {
     /// Its fill (with the weakening, its `ensure` first).
     Fill { p: u8, r: u8 },
     /// Process `p` closes its open ordering batch and sends its `PING`
-    /// (with a lease, the `ZRANGE` of the namespace's lease, the tick and
+    /// (with a lease, the `GETRANGE` of the namespace's lease, the tick and
     /// the lease known taken first: `Tracking::send`).
     SendOrdering { p: u8 },
     /// The writer's bust fails (Redis unreachable) and is kept.
@@ -408,11 +425,16 @@ pub enum Action {
     /// Leases: the writer's bust returns, its wait after the
     /// acknowledgement over (`Backend::leases_passed`).
     BustReturns,
-    /// Leases: a process with a larger lease adds it to the namespace's
-    /// (`lease::assert_cmd`, a `ZADD`).
+    /// Leases: the namespace's lease raised to a process's larger one (a
+    /// `SET … KEEPTTL`; its birth stays).
     RaiseLease,
-    /// Leases: Redis loses the namespace's lease (evicted, expired).
+    /// Leases: Redis loses the namespace's lease (evicted, flushed,
+    /// expired), its birth with it.
     LoseLease,
+    /// Leases: a process outside the check whose round trip found the
+    /// namespace's lease missing creates it again with its own lease
+    /// (`Lease::after_read`).
+    RecreateLease,
 }
 
 /// The model: its bounds and the protocol it runs.
@@ -760,7 +782,8 @@ impl Model for Protocol {
             now: 0,
             raised: false,
             lease_lost: false,
-            largest_seen: 0,
+            recreated: false,
+            largest_seen: self.leases.as_ref().map_or(0, |l| l.seen_at_start),
             lease_served: false,
             lease_tested: false,
         }]
@@ -882,6 +905,9 @@ impl Model for Protocol {
             }
             if leases.lose && !state.lease_lost {
                 actions.push(Action::LoseLease);
+            }
+            if leases.recreate.is_some() && !state.recreated && state.redis.ns.is_none() {
+                actions.push(Action::RecreateLease);
             }
         }
     }
@@ -1192,7 +1218,12 @@ impl Model for Protocol {
             Action::LoseLease => {
                 s.lease_lost = true;
                 s.redis.ns = None;
+                s.redis.born = None;
                 s.lease_touched();
+            }
+            Action::RecreateLease => {
+                s.recreated = true;
+                s.create_lease(self.leases.as_ref()?.recreate?);
             }
             Action::Lose(name) => {
                 s.losses += 1;
