@@ -456,13 +456,14 @@ async fn a_lost_young_or_planted_lease_makes_a_bust_wait_the_longest() {
             .unwrap()
     };
     del();
-    all("lost").await;
+    // First, before a bust with a lease of its own makes it again.
     let unaware = writer(builder()).await;
     let took = bust_takes(&unaware).await;
     assert!(
         took < LONGEST_WAIT,
         "a process that knows no lease waited {took:?}"
     );
+    all("lost").await;
 
     // Created again by a reader with a 2 ms lease: young, so even the
     // process that knows no lease waits the longest.
@@ -620,5 +621,33 @@ async fn a_planted_lease_of_any_size_is_read_32_bytes_at_a_time() {
         reader.stats().near_lease_hits,
         leased,
         "hits under a planted lease"
+    );
+}
+
+/// A writer deployed with the lease before any reader (the upgrade rule's
+/// order) makes the namespace's lease when its bust finds it missing: it
+/// waits the longest lease only while the lease is young, then its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_with_a_lease_makes_the_namespace_s_when_it_is_missing() {
+    let server = RedisServer::start();
+    let writer = builder()
+        .near_cache(false)
+        .near_cache_lease(Duration::from_millis(2))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let took = bust_takes(&writer).await;
+    assert!(took >= LONGEST_WAIT, "missing: waited {took:?}");
+    let name = cachette::admin::lease_name("cachette");
+    let made: Option<String> = redis::cmd("GET")
+        .arg(&name)
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(made.as_deref(), Some("2000"));
+    settle(&server);
+    let took = bust_takes(&writer).await;
+    assert!(
+        took >= Duration::from_millis(2) && took < LONGEST_WAIT,
+        "settled: waited {took:?}"
     );
 }

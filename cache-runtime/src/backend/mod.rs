@@ -378,6 +378,12 @@ impl Backend {
     /// see `redis/near/lease.rs`).
     async fn leases_passed(&self, leased: self::redis::near::lease::Read) {
         let Some(lease) = &self.lease else { return };
+        if leased == self::redis::near::lease::Read::Missing {
+            if let Some(create) = lease.create_cmd() {
+                // Refused or unanswered: the next bust or reader tries again.
+                let _ = self.one(&lease.name, create).await;
+            }
+        }
         let wait = lease.writer_wait(leased);
         if wait.is_zero() {
             return;

@@ -18,6 +18,12 @@ use crate::stats::Counters;
 impl CacheBuilder {
     /// Builds a cache on the embedded backend.
     pub fn memory(self) -> Cache {
+        #[cfg(feature = "redis")]
+        if !self.near_cache_lease.is_zero() {
+            crate::loud::warn_once("lease on memory", "", || {
+                "cachette: near_cache_lease has no effect on the embedded backend (a hit is served from memory already, and busts reach it at once)".into()
+            });
+        }
         let backend = Backend::memory(MemoryBackend::new(self.max_memory, self.keep_decoded));
         // Nothing else shares an embedded backend: its pending busts are
         // its own.

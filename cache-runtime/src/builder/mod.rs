@@ -329,23 +329,31 @@ impl CacheBuilder {
     /// hit with less than half of it left sends one refresh in the
     /// background (at most one per connection in flight: about 2/Δ
     /// round trips a second on a busy connection, none on an idle one).
+    /// On a Redis Cluster, every slot a hit read must be confirmed so on
+    /// the connection it was read on.
     ///
     /// What it costs: **every invalidation of the namespace, from every
     /// process, then returns only Δ·1.002 + 0.1 ms after Redis
     /// acknowledged it**, so that no read which starts after it returned
-    /// can be served from an older confirmation. The process adds its
-    /// lease to the namespace's in Redis, every bust reads it back and
-    /// waits for it, and a reader uses the smaller of its own and the
-    /// namespace's.
+    /// can be served from an older confirmation; and **about 1.05 s** (the
+    /// longest lease) for 2.2 s after the namespace's lease is made, on
+    /// the first deploy or after it was lost from Redis. The first process
+    /// with a lease that finds the namespace's missing (a reader's round
+    /// trip, or a bust) makes it its own; a process with a larger lease
+    /// serves hits under the namespace's, and says so once in the log.
+    /// Every bust reads it back and waits for it.
     ///
     /// What it assumes: clocks that run at the right rate to within
-    /// 500 ppm (NTP slews the monotonic clock by at most that), and every
-    /// writer of the namespace on a version of cachette that waits and
-    /// knows leases are in use: one with a lease of its own (this option,
-    /// with its near-cache off if it reads nothing) or
+    /// 500 ppm (NTP slews the monotonic clock by at most that), a machine
+    /// that does not suspend, and every writer of the namespace on a
+    /// version of cachette that waits and knows leases are in use: one
+    /// with a lease of its own (this option, with its near-cache off if it
+    /// reads nothing) or
     /// [`assume_lease_readers`](Self::assume_lease_readers). See
-    /// `guide::redis`, "Lease reads", for the upgrade rule. At most ~1.05 s; a longer lease is cut to that. On a
-    /// Redis Cluster, and over REST, hits keep their round trip.
+    /// `guide::redis`, "Lease reads", for the upgrade rule. At most
+    /// ~1.05 s; a longer lease is cut to that (with a warning). No effect
+    /// on the embedded backend, nor on a REST connection's reads (it has
+    /// no near-cache); its busts wait like any other.
     #[cfg(feature = "redis")]
     pub fn near_cache_lease(mut self, lease: Duration) -> Self {
         self.near_cache_lease = lease;

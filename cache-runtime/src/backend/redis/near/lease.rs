@@ -208,6 +208,11 @@ impl Lease {
         name: String,
         clock: Arc<dyn Monotonic>,
     ) -> Lease {
+        if own > MAX_LEASE {
+            crate::loud::warn_once("lease cut", "", || {
+                format!("cachette: near_cache_lease({own:?}) is longer than the longest lease ({MAX_LEASE:?}): cut to that")
+            });
+        }
         Lease {
             own: own.min(MAX_LEASE),
             assume_readers,
@@ -256,6 +261,17 @@ impl Lease {
     /// confirmations queued from now on (they take `now_us` when queued).
     pub(crate) fn learn(&self, namespace: Option<Duration>, queued: Instant) {
         let us = namespace.map_or(0, micros);
+        if us > 0 && us < micros(self.own) {
+            crate::loud::warn_once("lease above the namespace's", "", || {
+                format!(
+                    "cachette: this process's near_cache_lease ({:?}) is larger than the namespace's ({:?}, set by the first process that read with one): hits are served under the smaller; raise the namespace's with `SET {} {} KEEPTTL` (guide::redis, \"Lease reads\")",
+                    self.own,
+                    Duration::from_micros(us),
+                    self.name,
+                    micros(self.own)
+                )
+            });
+        }
         let at = queued.checked_duration_since(self.base).map_or(0, micros);
         // The instant first: a hit that sees the new value sees it fresh.
         self.learned_at.store(at, Ordering::Release);
@@ -289,13 +305,7 @@ impl Lease {
         let mut pipe = redis::pipe();
         match (Read::of(value, pttl), pttl) {
             (Read::Missing, _) => {
-                pipe.cmd("SET")
-                    .arg(&*self.name)
-                    .arg(micros(self.own))
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(lifetime)
-                    .ignore();
+                pipe.add_command(self.create_cmd()?).ignore();
             }
             (Read::Young, redis::Value::Int(left))
                 if *left == -1 || u64::try_from(*left).is_ok_and(|l| l > lifetime) =>
@@ -305,6 +315,24 @@ impl Lease {
             _ => return None,
         }
         Some(pipe)
+    }
+
+    /// Makes the namespace's lease this process's own, if it is missing
+    /// (`SET NX`, with its lifetime, in one step); `None` without a lease
+    /// of its own. A reader's round trip that finds it missing sends it,
+    /// and so does a bust: a writer deployed with the lease before any
+    /// reader then waits the longest lease only while the name is young.
+    pub(crate) fn create_cmd(&self) -> Option<redis::Cmd> {
+        if self.own.is_zero() {
+            return None;
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&*self.name)
+            .arg(micros(self.own))
+            .arg("NX")
+            .arg("PX")
+            .arg(crate::policy::millis(crate::backend::stored::EPOCH_TTL));
+        Some(cmd)
     }
 
     /// What a bust waits after its acknowledgement, having read the
