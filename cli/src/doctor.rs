@@ -300,13 +300,30 @@ fn check_node(
     // The namespace's lease (`near_cache_lease`): what every bust waits.
     let lease = cachette::admin::lease_name(ns);
     // At most 32 bytes of it (a lease is at most 7 digits).
-    let leases: redis::RedisResult<Vec<u64>> = redis::cmd("GETRANGE")
+    let read: redis::RedisResult<String> = redis::cmd("GETRANGE")
         .arg(&lease)
         .arg(0)
         .arg(31)
-        .query::<String>(conn)
-        .map(|v| v.parse::<u64>().ok().into_iter().collect());
+        .query(conn);
+    // What the library takes for a lease: 1 to 7 digits, not zero.
+    let parsed = |v: &str| {
+        let digits = (1..=7).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit());
+        v.parse::<u64>().ok().filter(|us| digits && *us > 0)
+    };
+    let leases: redis::RedisResult<Vec<u64>> = read.map(|v| parsed(&v).into_iter().collect());
+    let planted = matches!(&leases, Ok(l) if l.is_empty())
+        && redis::cmd("EXISTS")
+            .arg(&lease)
+            .query::<i64>(conn)
+            .unwrap_or(0)
+            == 1;
     match leases {
+        Ok(_) if planted => add(
+            "lease",
+            Level::Warn,
+            format!("{lease:?} holds no lease cachette writes (1 to 7 digits of microseconds): readers serve nothing under it, and busts of processes that know leases are in use wait the longest lease (about 1.05 s)"),
+            "delete it, or set the lease (guide::redis, \"Lease reads\")",
+        ),
         Ok(leases) if leases.is_empty() => add(
             "lease",
             Level::Ok,

@@ -622,3 +622,26 @@ async fn doctor_shows_the_lease_and_bust_assumes_lease_readers() {
         settled.stdout
     );
 }
+
+/// `doctor` says when the lease holds something the library does not take
+/// for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_warns_of_a_lease_it_cannot_read() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let lease = cachette::admin::lease_name("cachette");
+    let mut raw = server.raw();
+    for planted in ["12345678", "0", "five"] {
+        let _: () = redis::cmd("SET")
+            .arg(&lease)
+            .arg(planted)
+            .query(&mut raw)
+            .unwrap();
+        let run = cachette(&url, &["doctor"]);
+        assert!(
+            run.stdout.contains("[warn] lease") && run.stdout.contains("holds no lease"),
+            "{planted}: {}",
+            run.stdout
+        );
+    }
+}

@@ -260,12 +260,21 @@ where
     F: Fn(Cache, RedisServer) -> Fut,
     Fut: std::future::Future<Output = RedisServer>,
 {
-    stale_reads_by(builder().near_cache(false), delay, lease, rounds, bust).await
+    stale_reads_by(
+        builder().near_cache(false),
+        RedisServer::url,
+        delay,
+        lease,
+        rounds,
+        bust,
+    )
+    .await
 }
 
 /// `stale_reads` with the writer process built by `writer`.
 async fn stale_reads_by<F, Fut>(
     writer: cachette::CacheBuilder,
+    writer_url: fn(&RedisServer) -> String,
     delay: Duration,
     lease: Duration,
     rounds: u64,
@@ -277,7 +286,7 @@ where
 {
     let mut server = RedisServer::start();
     let proxy = FaultProxy::start(server.port).await;
-    let a = writer.connect(&server.url()).await.unwrap();
+    let a = writer.connect(&writer_url(&server)).await.unwrap();
     let b = builder()
         .near_cache_lease(lease)
         .connect(&proxy.url())
@@ -391,6 +400,7 @@ async fn a_lost_lease_never_lets_a_read_after_a_bust_see_the_old_value() {
         .near_cache_lease(Duration::from_millis(2));
     let stale = stale_reads_by(
         writer,
+        RedisServer::url,
         Duration::from_millis(20),
         lease,
         6,
@@ -650,4 +660,30 @@ async fn a_writer_with_a_lease_makes_the_namespace_s_when_it_is_missing() {
         took >= Duration::from_millis(2) && took < LONGEST_WAIT,
         "settled: waited {took:?}"
     );
+}
+
+/// A writer that knows no lease, on an ACL without `PTTL` (one from before
+/// lease reads): it reads the lease but not its age, and takes a lease
+/// there for young, so it waits the longest lease rather than nothing.
+/// Found by a review's probe: 2,203 stale reads before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_may_not_read_the_lease_s_age_waits_the_longest() {
+    fn without_pttl(server: &RedisServer) -> String {
+        server.add_documented_acl_user(&["-pttl"]);
+        format!("redis://app:s3cret@127.0.0.1:{}", server.port)
+    }
+    let stale = stale_reads_by(
+        builder().near_cache(false),
+        without_pttl,
+        Duration::from_millis(20),
+        Duration::from_millis(50),
+        3,
+        |a, server| async move {
+            let took = bust_takes(&a).await;
+            assert!(took >= LONGEST_WAIT, "waited {took:?}");
+            server
+        },
+    )
+    .await;
+    assert_eq!(stale, 0, "{stale} stale reads");
 }

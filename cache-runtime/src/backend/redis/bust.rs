@@ -94,7 +94,14 @@ pub(crate) fn leased(replies: &mut Vec<Value>, acks: u32) -> Read {
     };
     let mut read = replies.drain(at..at + 2);
     match (read.next(), read.next()) {
-        (Some(top), Some(pttl)) => Read::of(&top, &pttl),
+        (Some(value), Some(pttl)) => {
+            if matches!(pttl, Value::ServerError(_)) {
+                crate::loud::warn_once("lease pttl refused", "", || {
+                    "cachette: the server refused PTTL on the namespace's lease: every bust then takes a lease there for young and waits the longest lease; grant +pttl (guide::redis, \"Permissions (ACL)\")".into()
+                });
+            }
+            Read::of(&value, &pttl)
+        }
         _ => Read::Unreadable,
     }
 }

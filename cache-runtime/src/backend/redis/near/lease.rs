@@ -63,6 +63,11 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// Whole milliseconds in `d`, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// How long after the namespace's lease was (re)created a bust still waits
 /// the longest lease: readers may hold confirmations under a larger lease
 /// that was lost (evicted, flushed, expired) before it was created again.
@@ -136,6 +141,11 @@ impl Read {
                 Read::Young
             }
             redis::Value::Int(_) => parse(value).map_or(Read::Unreadable, Read::Settled),
+            // The age cannot be read (an ACL without `PTTL`): a lease there
+            // may be in use and may be young, whoever busts.
+            _ if parse(value).is_some() => Read::Young,
+            // Nothing there either (or nothing `GETRANGE` shows).
+            _ if matches!(value, redis::Value::BulkString(b) if b.is_empty()) => Read::Missing,
             _ => Read::Unreadable,
         }
     }
@@ -173,12 +183,12 @@ pub(crate) struct Lease {
     assume_readers: bool,
     /// The name of the namespace's lease in Redis.
     pub name: Box<str>,
-    /// The namespace's lease as last learned, in microseconds (0: none
+    /// The namespace's lease as last learned, in microseconds, and when:
+    /// milliseconds since `base` of the instant before the round trip that
+    /// read it was queued (`FRESH`), shifted left by `LEASE_BITS`. One word,
+    /// so that the value and its instant are always read together (0: none
     /// known).
-    namespace: AtomicU64,
-    /// When it was learned: microseconds since `base` of the instant
-    /// before the round trip that read it was queued (`FRESH`).
-    learned_at: AtomicU64,
+    known: AtomicU64,
     base: Instant,
     /// The largest namespace lease a bust of this process learned: its
     /// busts keep waiting that long, should the name be lost.
@@ -217,8 +227,7 @@ impl Lease {
             own: own.min(MAX_LEASE),
             assume_readers,
             name: name.into(),
-            namespace: AtomicU64::new(0),
-            learned_at: AtomicU64::new(0),
+            known: AtomicU64::new(0),
             base: clock.now(),
             largest_seen: AtomicU64::new(0),
             learning: Arc::new(AtomicBool::new(false)),
@@ -242,15 +251,18 @@ impl Lease {
     /// this process's and the namespace's as known, if learned at most
     /// `FRESH` ago (0: none).
     pub(crate) fn now_us(&self, now: Instant) -> u64 {
-        let known = self.namespace.load(Ordering::Acquire);
+        let packed = self.known.load(Ordering::Acquire);
+        let known = packed & ((1 << LEASE_BITS) - 1);
         if known == 0 {
             return 0;
         }
-        let at = self.learned_at.load(Ordering::Acquire);
+        // Learned at a whole millisecond at or before the instant: its age
+        // is never taken for less than it is.
+        let at = packed >> LEASE_BITS;
         let age = now
             .checked_duration_since(self.base)
-            .map_or(u64::MAX, |d| micros(d).saturating_sub(at));
-        if age > micros(FRESH) {
+            .map_or(u64::MAX, |d| millis(d).saturating_sub(at));
+        if age > millis(FRESH) {
             return 0;
         }
         micros(self.own).min(known)
@@ -272,17 +284,20 @@ impl Lease {
                 )
             });
         }
-        let at = queued.checked_duration_since(self.base).map_or(0, micros);
-        // The instant first: a hit that sees the new value sees it fresh.
-        self.learned_at.store(at, Ordering::Release);
-        self.namespace.store(us, Ordering::Release);
+        let at = queued.checked_duration_since(self.base).map_or(0, millis);
+        let packed = if us == 0 || at >= 1 << (64 - LEASE_BITS) {
+            0
+        } else {
+            (at << LEASE_BITS) | us.min((1 << LEASE_BITS) - 1)
+        };
+        self.known.store(packed, Ordering::Release);
     }
 
     /// The namespace's lease changed in Redis (its invalidation message),
     /// or may have without one (a flush, a lost connection): none is known
     /// until it is read again.
     pub(crate) fn forget(&self) {
-        self.namespace.store(0, Ordering::Release);
+        self.known.store(0, Ordering::Release);
     }
 
     /// Learns from a reader's round trip queued at `queued` (the replies
@@ -673,7 +688,11 @@ mod tests {
         let refused = redis::parse_redis_value(b"-WRONGTYPE planted\r\n").unwrap();
         assert!(matches!(refused, Value::ServerError(_)));
         assert_eq!(Read::of(&refused, &old), Read::Unreadable);
-        assert_eq!(Read::of(&value("2000"), &refused), Read::Unreadable);
+        // The age refused (an ACL without `PTTL`): a lease there is taken
+        // for young, whoever busts; nothing there, for missing.
+        assert_eq!(Read::of(&value("2000"), &refused), Read::Young);
+        assert_eq!(Read::of(&value(""), &refused), Read::Missing);
+        assert_eq!(Read::of(&refused, &refused), Read::Unreadable);
         for planted in [
             "",
             "born",
@@ -739,8 +758,9 @@ mod tests {
         lease.learn(Some(Duration::from_millis(9)), now);
         assert_eq!(lease.now_us(now), 5_000);
         assert_eq!(lease.now_us(now + FRESH), 5_000, "fresh for `FRESH`");
+        // Its instant is taken at the millisecond: a millisecond past.
         assert_eq!(
-            lease.now_us(now + FRESH + Duration::from_micros(1)),
+            lease.now_us(now + FRESH + Duration::from_millis(1)),
             0,
             "then read again"
         );
