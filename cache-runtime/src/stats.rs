@@ -147,8 +147,11 @@ const STRIPES: usize = 8;
 /// A counter that every hit bumps, from every core: one cache line per
 /// stripe, each thread bumping its own, so that cores hitting at once do
 /// not take one line from each other at every hit. Read by summing.
+///
+/// The stripes are on the heap: a struct holding counters stays small on
+/// the stack (loom's threads have little of it).
 #[derive(Default)]
-pub(crate) struct Striped([Line; STRIPES]);
+pub(crate) struct Striped(Box<[Line; STRIPES]>);
 
 /// One stripe, alone on its cache line (two, for the adjacent-line
 /// prefetcher).
