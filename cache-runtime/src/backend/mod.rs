@@ -390,14 +390,29 @@ impl Backend {
         }
         // Measured on the system's clock as well as the runtime's timer,
         // whose time may be paused or moved by hand (a test's): the wait
-        // is real time.
+        // is real time. The timer rounds a sleep up to its next
+        // millisecond, so the last one is slept on a blocking thread,
+        // which wakes within tens of microseconds.
         let until = std::time::Instant::now() + wait;
+        const TICK: Duration = Duration::from_millis(1);
         loop {
             let left = until.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return;
             }
-            entered(tokio::time::sleep(left)).await;
+            if left > TICK {
+                entered(tokio::time::sleep(left - TICK)).await;
+                continue;
+            }
+            match crate::background::handle() {
+                // Cancelled, the thread still sleeps out its millisecond.
+                Ok(runtime) => {
+                    let _ = runtime
+                        .spawn_blocking(move || std::thread::sleep(left))
+                        .await;
+                }
+                Err(_) => entered(tokio::time::sleep(left)).await,
+            }
         }
     }
 
