@@ -687,3 +687,67 @@ async fn a_writer_that_may_not_read_the_lease_s_age_waits_the_longest() {
     .await;
     assert_eq!(stale, 0, "{stale} stale reads");
 }
+
+/// Polls `f` on this thread with no runtime at all (as a non-tokio
+/// executor would).
+fn park_on<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// A bust's lease wait is on cachette's timer, whoever polls it: from no
+/// runtime at all, and from a runtime without timers, it waits the lease
+/// and returns. Found by a review's probe: both panicked ("there is no
+/// reactor running", "timers are disabled"), the wait's sleep being made
+/// on the caller's timer.
+#[test]
+fn a_bust_waits_its_lease_from_any_executor() {
+    let setup = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start();
+    let (reader, writer) = setup.block_on(async {
+        let reader = builder()
+            .near_cache_lease(Duration::from_millis(2))
+            .connect(&server.url())
+            .await
+            .unwrap();
+        until_a_lease_hit(&reader, &Db::default()).await;
+        settle(&server);
+        let writer = builder()
+            .near_cache(false)
+            .connect(&server.url())
+            .await
+            .unwrap();
+        (reader, writer)
+    });
+    let wait = Duration::from_micros(2_104);
+    let timed = |took: Duration, how: &str| {
+        assert!(took >= wait && took < LONGEST_WAIT, "{how}: {took:?}");
+    };
+    let started = Instant::now();
+    park_on(writer.invalidate_tags(["t"])).unwrap();
+    timed(started.elapsed(), "no runtime");
+    let no_timers = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    no_timers.block_on(writer.invalidate_tags(["t"])).unwrap();
+    timed(started.elapsed(), "a runtime without timers");
+    drop(reader);
+}

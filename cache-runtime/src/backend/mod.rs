@@ -388,11 +388,12 @@ impl Backend {
         if wait.is_zero() {
             return;
         }
-        // Measured on the system's clock as well as the runtime's timer,
-        // whose time may be paused or moved by hand (a test's): the wait
-        // is real time. The timer rounds a sleep up to its next
-        // millisecond, so the last one is slept on a blocking thread,
-        // which wakes within tens of microseconds.
+        // Measured on the system's clock as well as on cachette's timer (a
+        // sleep made inside its context: never the caller's, which may be
+        // paused, moved by hand, shutting down, not driven, or missing): the
+        // wait is real time. The timer rounds a sleep up to its next
+        // millisecond, so a millisecond less is asked for while more than
+        // one is left.
         let until = std::time::Instant::now() + wait;
         const TICK: Duration = Duration::from_millis(1);
         loop {
@@ -400,19 +401,8 @@ impl Backend {
             if left.is_zero() {
                 return;
             }
-            if left > TICK {
-                entered(tokio::time::sleep(left - TICK)).await;
-                continue;
-            }
-            match crate::background::handle() {
-                // Cancelled, the thread still sleeps out its millisecond.
-                Ok(runtime) => {
-                    let _ = runtime
-                        .spawn_blocking(move || std::thread::sleep(left))
-                        .await;
-                }
-                Err(_) => entered(tokio::time::sleep(left)).await,
-            }
+            let nap = if left > TICK { left - TICK } else { left };
+            crate::background::sleep(nap).await;
         }
     }
 
