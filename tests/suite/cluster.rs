@@ -299,6 +299,16 @@ async fn slots_migrate_mid_run_without_stale_reads() {
     every_key_has_a_ttl(&cluster);
 }
 
+/// The master, of `masters` (as `RedisCluster::masters` lists them), that
+/// serves `slot`.
+fn owner_in(masters: &[(u16, Vec<(u16, u16)>)], slot: u16) -> u16 {
+    masters
+        .iter()
+        .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
+        .unwrap()
+        .0
+}
+
 fn slot_of(cluster: &RedisCluster, key: &str) -> u16 {
     redis::cmd("CLUSTER")
         .arg("KEYSLOT")
@@ -845,13 +855,7 @@ async fn a_slot_handed_to_another_master_is_not_served_under_a_lease() {
 async fn slot_handed_to_another_master(lease: Option<Duration>) {
     let cluster = RedisCluster::start();
     let masters = cluster.masters();
-    let owner = |slot: u16| {
-        masters
-            .iter()
-            .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-            .unwrap()
-            .0
-    };
+    let owner = |slot: u16| owner_in(&masters, slot);
     let keys: Vec<(String, u16)> = (0..50)
         .map(|i| format!("hk{i}"))
         .map(|k| (k.clone(), slot_of(&cluster, &name_pattern('k', &k))))
@@ -936,13 +940,7 @@ async fn a_lease_hit_on_a_cluster_needs_every_slot_it_read_confirmed() {
         .await;
     // Two keys of one master, in two slots.
     let masters = cluster.masters();
-    let owner = |slot: u16| {
-        masters
-            .iter()
-            .find(|(_, ranges)| ranges.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-            .unwrap()
-            .0
-    };
+    let owner = |slot: u16| owner_in(&masters, slot);
     let slot = |k: &str| slot_of(&cluster, &name_pattern('e', k));
     let first = "lk0".to_string();
     let second = (1..200)
@@ -1048,13 +1046,7 @@ async fn a_lost_lease_on_a_cluster_is_not_kept_by_a_reader() {
     let masters = cluster.masters();
     let lease_name = cachette::admin::lease_name("cachette");
     let lease_master = cluster.master_of(&lease_name);
-    let owner = |slot: u16| {
-        masters
-            .iter()
-            .find(|(_, r)| r.iter().any(|(a, b)| (*a..=*b).contains(&slot)))
-            .unwrap()
-            .0
-    };
+    let owner = |slot: u16| owner_in(&masters, slot);
     let key = (0..500)
         .map(|i| format!("pk{i}"))
         .find(|k| owner(slot_of(&cluster, &name_pattern('e', k))) != lease_master)

@@ -688,26 +688,6 @@ async fn a_writer_that_may_not_read_the_lease_s_age_waits_the_longest() {
     assert_eq!(stale, 0, "{stale} stale reads");
 }
 
-/// Polls `f` on this thread with no runtime at all (as a non-tokio
-/// executor would).
-fn park_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl std::task::Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
 /// A bust's lease wait is on cachette's timer, whoever polls it: from no
 /// runtime at all, and from a runtime without timers, it waits the lease
 /// and returns. Found by a review's probe: both panicked ("there is no
@@ -741,7 +721,7 @@ fn a_bust_waits_its_lease_from_any_executor() {
         assert!(took >= wait && took < LONGEST_WAIT, "{how}: {took:?}");
     };
     let started = Instant::now();
-    park_on(writer.invalidate_tags(["t"])).unwrap();
+    crate::runtime_faults::park_on(writer.invalidate_tags(["t"])).unwrap();
     timed(started.elapsed(), "no runtime");
     let no_timers = tokio::runtime::Builder::new_current_thread()
         .build()

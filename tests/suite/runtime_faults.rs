@@ -34,7 +34,7 @@ fn bounded<T: Send + 'static>(
 }
 
 /// A minimal executor that parks the thread (what `futures::executor::block_on` does).
-fn park_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn park_on<F: std::future::Future>(f: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl std::task::Wake for Unpark {
         fn wake(self: Arc<Self>) {

@@ -10,7 +10,6 @@ use std::sync::Arc;
 #[cfg(feature = "cluster")]
 use std::time::Duration;
 
-#[cfg(feature = "cluster")]
 use super::Near;
 use crate::backend::redis::link::Link;
 use crate::backend::redis::link::Session;
@@ -30,13 +29,7 @@ type Probes<'a> = Vec<(u16, &'a str)>;
 pub(crate) fn leased(reads: &Link, subject: &Subject<'_>) -> Option<Lookup> {
     let near = reads.near()?;
     let lease = near.lease.as_ref()?;
-    let names = subject.names();
-    let kept = near.get(names.entry())?;
-    let session = reads.current()?;
-    if !session.tracked || kept.conns != [session.conn_id] || !kept.read_the_same(names.versions())
-    {
-        return None;
-    }
+    let (kept, session) = kept_on_current(reads, near, subject)?;
     let now = lease.clock.now();
     let cap = lease.now_us(now);
     let left = session.confirmation.left(now, cap)?;
@@ -55,6 +48,21 @@ pub(crate) fn leased(reads: &Link, subject: &Subject<'_>) -> Option<Lookup> {
 /// first.)
 pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result<Lookup, Error>> {
     let near = reads.near()?;
+    let (kept, session) = kept_on_current(reads, near, subject)?;
+    if let Err(e) = reads.order(&session, &[], false).await {
+        return Some(Err(e));
+    }
+    near.serve(&kept).map(Ok)
+}
+
+/// The lookup kept for `subject`, with the current session of `reads`, if
+/// it was read on that session's connection, which is tracked, and still
+/// names the versions the subject does.
+fn kept_on_current(
+    reads: &Link,
+    near: &Near,
+    subject: &Subject<'_>,
+) -> Option<(Arc<super::KeptLookup>, Arc<Session>)> {
     let names = subject.names();
     let kept = near.get(names.entry())?;
     let session = reads.current()?;
@@ -62,10 +70,7 @@ pub(crate) async fn on_one(reads: &Link, subject: &Subject<'_>) -> Option<Result
     {
         return None;
     }
-    if let Err(e) = reads.order(&session, &[], false).await {
-        return Some(Err(e));
-    }
-    near.serve(&kept).map(Ok)
+    Some((kept, session))
 }
 
 /// The lookup kept for `subject` on a cluster, if every master holding
