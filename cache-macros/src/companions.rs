@@ -78,7 +78,21 @@ fn listed(f: &syn::Ident, how: &str, names: &[&str]) -> syn::Ident {
     syn::Ident::new(&name, Span::call_site().located_at(f.span()))
 }
 
-pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStream) -> TokenStream {
+pub(crate) fn companions(
+    func: &ItemFn,
+    callee: &Callee<'_>,
+    private: &TokenStream,
+    batch: bool,
+) -> TokenStream {
+    // A batch function's key companion names one entry per element.
+    let (key_ty, key_of) = if batch {
+        (
+            quote!(::std::vec::Vec<#private::EntryKey>),
+            quote!(#private::keys_of),
+        )
+    } else {
+        (quote!(#private::EntryKey), quote!(#private::key_of))
+    };
     let sig = &func.sig;
     let ident = &sig.ident;
     let vis = &func.vis;
@@ -153,13 +167,13 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
         quote! {
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-            #vis fn #by #generics (#(#sorted_params),*) -> #private::EntryKey #where_clause {
-                #private::key_of(#call)
+            #vis fn #by #generics (#(#sorted_params),*) -> #key_ty #where_clause {
+                #key_of(#call)
             }
             #[doc(hidden)]
             #[allow(clippy::all, clippy::pedantic, unused_mut, non_snake_case)]
-            #vis fn #inn #generics (#(#declared_params),*) -> #private::EntryKey #where_clause {
-                #private::key_of(#call)
+            #vis fn #inn #generics (#(#declared_params),*) -> #key_ty #where_clause {
+                #key_of(#call)
             }
         }
     });
@@ -188,8 +202,8 @@ pub(crate) fn companions(func: &ItemFn, callee: &Callee<'_>, private: &TokenStre
         }
         #[doc = #doc_key]
         #[allow(clippy::all, clippy::pedantic, unused_mut)]
-        #vis fn #key #generics (#(#params),*) -> #private::EntryKey #where_clause {
-            #private::key_of(#call)
+        #vis fn #key #generics (#(#params),*) -> #key_ty #where_clause {
+            #key_of(#call)
         }
         #by_name
     }

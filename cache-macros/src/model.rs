@@ -38,6 +38,8 @@ pub(crate) struct Cached<'a> {
     pub ret: &'a Type,
     /// `swr` and `early`: how the background refresh carries each argument.
     pub refresh: Option<Vec<Carried<'a>>>,
+    /// A batch function (`batch = "id in ids"`).
+    pub batch: Option<crate::batch::Batch>,
 }
 
 /// An `#[invalidates]` function.

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 pub use crate::cache::Cache;
 pub use crate::codec::Codec;
-pub use crate::companion::{companion, key_of, Companion, EntryKey};
+pub use crate::batch::{load_one, BatchCollection, BatchElement, BatchReturn};
+pub use crate::companion::{companion, key_of, keys_of, Companion, EntryKey, EntryKeys};
+pub use crate::read::BatchItem;
 pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::{
     render, ADeclaredNameIsNotAPlaceholderValue, Hole, HoleKey, HoleTag, HoleValue,
@@ -207,7 +209,83 @@ where
     }
 }
 
-/// The derived tags remembered for the key (`tags_from`).
+/// The entries named by `#[invalidates(calls = [...])]`, each call's
+/// (one, or one per element of a batch call), in order.
+pub fn entry_keys(to: &mut Vec<EntryKey>, keys: impl EntryKeys) {
+    keys.add_to(to);
+}
+
+/// A batch function's element, checked to be one (a compile error names
+/// what it lacks).
+pub fn batch_element<K: BatchElement>(element: K) -> K {
+    element
+}
+
+/// `#[cached(batch = "id in ids")]`: every element's entry read at once,
+/// the body run once for the elements that missed (in the caller's order,
+/// each once), each element it returned stored under its own key and
+/// versions. An empty `items` returns an empty collection: nothing is
+/// read, and the body does not run.
+#[allow(clippy::too_many_arguments)]
+pub async fn cached_batch<M, R, B, Fut>(
+    site: Site<'_>,
+    _mode: M,
+    keep: Keeper<M::Value>,
+    items: Vec<BatchItem<R::Key>>,
+    hooks: Hooks<'_, M::Value>,
+    body: B,
+) -> R
+where
+    R: BatchReturn,
+    R::Key: BatchElement,
+    M: Mode<Option<R::Value>>,
+    B: FnOnce(Vec<R::Key>) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let companion = crate::companion::take();
+    // Each element once, in the caller's order.
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let items: Vec<BatchItem<R::Key>> = items
+        .into_iter()
+        .filter(|item| seen.insert(item.element.clone()))
+        .collect();
+    match companion {
+        Some(Companion::Uncached) => {
+            return body(items.into_iter().map(|i| i.element).collect()).await;
+        }
+        Some(Companion::Key) => {
+            crate::companion::probed_many(site.cache, items.iter().map(|i| i.key.as_str()));
+            return std::future::pending().await;
+        }
+        Some(Companion::Refresh) | None => {}
+    }
+    if items.is_empty() {
+        return R::from_result(Ok(Vec::new()));
+    }
+    if let Some(arg) = site.through_mut {
+        through_mut(site.function.label, arg);
+    }
+    let run = move |missing: Vec<R::Key>| {
+        let fut = body(missing);
+        async move { fut.await.into_result() }
+    };
+    let (out, _requests) = site
+        .cache
+        .fetch_batch::<M, R::Key, R::Value, R::Error, _, _>(
+            site.policy,
+            site.function,
+            &items,
+            keep,
+            &hooks,
+            companion == Some(Companion::Refresh),
+            site.through_mut.is_some(),
+            run,
+        )
+        .await;
+    R::from_result(out)
+}
+
+/// The derived tags remembered for the key (`tags_from`)./// The derived tags remembered for the key (`tags_from`).
 fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
     site.cache
         .inner

@@ -83,6 +83,10 @@ pub(crate) struct Inner {
     pub(crate) warned_round_trip: WarnOnce,
     /// Functions warned about a zero TTL.
     pub(crate) warned_zero_ttl: WarnOnce,
+    /// Batch functions whose body returned elements it was not given.
+    pub(crate) warned_unasked: WarnOnce,
+    /// The gatherings of linked single-key misses (`batch.rs`).
+    pub(crate) loaders: crate::batch::Loaders,
     /// `stale_if_error` values served, logged at most once a period.
     pub(crate) warned_stale_on_error: crate::telemetry::Every,
     pub(crate) signer: Option<Signer>,

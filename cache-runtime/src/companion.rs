@@ -21,14 +21,22 @@ pub enum Companion {
 }
 
 std::thread_local! {
-    /// What the call probed by [`key_of`] named.
-    static PROBED: std::cell::RefCell<Option<EntryKey>> = const { std::cell::RefCell::new(None) };
+    /// What the call probed by [`key_of`] or [`keys_of`] named.
+    static PROBED: std::cell::RefCell<Option<Vec<EntryKey>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The entry a call of a cached function reads: the call is polled once,
 /// on this thread, and its wrapper names its cache and key (rendered by
 /// the very code that renders them for a read) and stops before the body.
 pub fn key_of<F: Future>(call: F) -> EntryKey {
+    keys_of(call)
+        .pop()
+        .expect("a #[cached] wrapper names its entry on its first poll")
+}
+
+/// The entries a call of a cached batch function reads, one per element,
+/// probed as [`key_of`] probes one.
+pub fn keys_of<F: Future>(call: F) -> Vec<EntryKey> {
     let mut call = std::pin::pin!(call);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     PROBED.with(|p| p.borrow_mut().take());
@@ -43,7 +51,35 @@ pub fn key_of<F: Future>(call: F) -> EntryKey {
 /// Called by the wrapper asked for its key: records it; the wrapper then
 /// never completes, and the probe drops it.
 pub(crate) fn probed(cache: &Cache, key: &str) {
-    PROBED.with(|p| *p.borrow_mut() = Some(EntryKey::new(cache.clone(), key.to_string())));
+    probed_many(cache, [key]);
+}
+
+/// Called by a batch wrapper asked for its keys, one per element.
+pub(crate) fn probed_many<'k>(cache: &Cache, keys: impl IntoIterator<Item = &'k str>) {
+    let keys = keys
+        .into_iter()
+        .map(|key| EntryKey::new(cache.clone(), key.to_string()))
+        .collect();
+    PROBED.with(|p| *p.borrow_mut() = Some(keys));
+}
+
+/// What an entry of `#[invalidates(calls = [...])]` names: the entry of a
+/// single-key call, or one per element of a batch call.
+pub trait EntryKeys {
+    /// Adds the entries to `to`.
+    fn add_to(self, to: &mut Vec<EntryKey>);
+}
+
+impl EntryKeys for EntryKey {
+    fn add_to(self, to: &mut Vec<EntryKey>) {
+        to.push(self);
+    }
+}
+
+impl EntryKeys for Vec<EntryKey> {
+    fn add_to(self, to: &mut Vec<EntryKey>) {
+        to.extend(self);
+    }
 }
 
 tokio::task_local! {

@@ -169,6 +169,16 @@ impl Flights {
         self.shared.bucket(key).load(Acquire)
     }
 
+    /// Follows the running flight for `key`, if there is one; starts none.
+    pub(crate) fn running(&self, key: &str) -> Option<Follower> {
+        let map = checked::lock(&self.shared.map);
+        let (_, rx, started) = map.get(key)?;
+        rx.has_changed().is_ok().then(|| Follower {
+            end: rx.clone(),
+            early: !started,
+        })
+    }
+
     /// Joins the running flight for `key`, or starts one.
     pub(crate) fn join(&self, key: &str) -> Role {
         let mut map = checked::lock(&self.shared.map);

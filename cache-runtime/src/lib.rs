@@ -17,6 +17,7 @@
 
 mod backend;
 mod background;
+mod batch;
 mod breaker;
 mod builder;
 mod cache;

@@ -83,6 +83,10 @@ pub struct Stats {
     pub near_lease_hits: u64,
     /// Refresh round trips sent for lease hits (also in `near_orderings`).
     pub near_lease_refreshes: u64,
+    /// Requests a batch read sent to look up its elements: one per chunk
+    /// of at most 256 elements (one per master per chunk on a cluster);
+    /// none for elements served by the near-cache or the embedded backend.
+    pub batch_lookups: u64,
 }
 
 #[derive(Debug, Default)]
@@ -102,11 +106,16 @@ pub(crate) struct Counters {
     pub breaker_opens: AtomicU64,
     pub too_large: AtomicU64,
     pub signature_failures: AtomicU64,
+    pub batch_lookups: AtomicU64,
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
     }
 
     // The deprecated field is still filled in.
@@ -137,6 +146,7 @@ impl Counters {
             near_entries: 0,
             near_lease_hits: 0,
             near_lease_refreshes: 0,
+            batch_lookups: self.batch_lookups.load(Relaxed),
         }
     }
 }

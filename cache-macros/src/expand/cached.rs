@@ -32,7 +32,11 @@ use syn::spanned::Spanned;
 use syn::{Expr, FnArg, Ident};
 
 use super::refresh::{refresh, Refresh};
-use super::shared::{cache_binding, name_expr, preamble, private, through_mut, wrapper, Expanded};
+use super::shared::{
+    cache_binding, entries_fn, name_expr, preamble_of, private, through_mut, wrapper, Expanded,
+};
+use crate::batch::Batch;
+use crate::model::Rendered;
 use crate::companions::companions;
 use crate::model::{Cached, Key};
 use crate::options::cached::{CachedOptions, Strategy};
@@ -40,6 +44,9 @@ use crate::spans::respan;
 use crate::values::Name;
 
 pub(crate) fn generate(m: &Cached<'_>) -> Expanded {
+    if let Some(batch) = &m.batch {
+        return generate_batch(m, batch);
+    }
     let (function, opts) = (&m.function, &m.opts);
     let func = function.func;
     let private = private(opts.common.krate.as_ref());
@@ -47,7 +54,7 @@ pub(crate) fn generate(m: &Cached<'_>) -> Expanded {
     let ret_ty = quote!(#ret);
     let block = &func.block;
     let tag_exprs = m.tags.iter().map(|t| name_expr(t, &private, false));
-    let preamble = preamble(function, &private);
+    let preamble = preamble_of(function, &private, opts.entries_of.as_ref());
     let cache = cache_binding(opts.common.cache.as_ref(), &private);
     let through_mut = through_mut(&function.opaque, &private);
     let refresh = m
@@ -165,11 +172,137 @@ pub(crate) fn generate(m: &Cached<'_>) -> Expanded {
         #call_expr
     };
     let sibling = refresh.map(|r| r.sibling);
-    let companions = companions(func, &function.callee, &private);
+    let companions = companions(func, &function.callee, &private, false);
     let marker = marker(m);
     Expanded {
         item: wrapper(func, body),
         siblings: quote!(#marker #sibling #companions),
+    }
+}
+
+/// A batch function's wrapper: each element's key and tags rendered, the
+/// body given the elements that missed; beside it, the hidden function
+/// that names its entries, its companions, and its linked single-key
+/// function (`one`).
+fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
+    let (function, opts) = (&m.function, &m.opts);
+    let func = function.func;
+    let private = private(opts.common.krate.as_ref());
+    let ret = m.ret;
+    let ret_ty = quote!(#ret);
+    let block = &func.block;
+    let preamble = preamble_of(function, &private, Some(&func.sig.ident));
+    let cache = cache_binding(opts.common.cache.as_ref(), &private);
+    let through_mut = through_mut(&function.opaque, &private);
+    let key = match &m.key {
+        Key::Written(t) => name_expr(t, &private, true),
+        Key::Default(_) => unreachable!("a batch function's key is checked to be written"),
+    };
+    let tag_exprs = m.tags.iter().map(|t| name_expr(t, &private, false));
+    let at = Span::call_site().located_at(ret.span());
+    let item_ty = respan(
+        quote!(::core::option::Option<<#ret_ty as #private::BatchReturn>::Value>),
+        at,
+    );
+    // "Not found" is stored as `None` with `none_ttl` or `cache_none`.
+    let mode = if opts.none_ttl.is_some() || opts.cache_none.is_some() {
+        quote!(#private::ValueMode)
+    } else {
+        quote!(#private::OptionMode)
+    };
+    let probe = respan(quote!(#private::keep_probe::<_,), at);
+    let keeper = quote!((&&#probe #item_ty>(&__cachette_mode)).__cachette_keeper());
+    let (hooks, hooks_arg) = hooks(opts, item_ty.clone(), &private);
+    let policy = policy(opts, &private);
+    let (policy_local, policy_ref) = match &opts.ttl_expr {
+        Some(ttl) => {
+            let at = Span::call_site().located_at(ttl.span());
+            let with_ttl = respan(quote!(__CACHETTE_POLICY.with_ttl), at);
+            (
+                quote_spanned!(at=> let __cachette_policy: #private::Policy = #with_ttl(#ttl);),
+                quote!(__cachette_policy),
+            )
+        }
+        None => (quote!(), quote!(__CACHETTE_POLICY)),
+    };
+    let (element, element_ty, collection) = (&b.element, &b.element_ty, &b.collection);
+    let elements = crate::batch::elements(b);
+    let given = crate::batch::given(b.form);
+    let check = respan(quote!(#private::batch_element), element_ty.span());
+    let callee = respan(quote!(#private::cached_batch::<_, #ret_ty, _, _>), at);
+    let body = quote! {
+        const __CACHETTE_POLICY: #private::Policy = #policy;
+        #preamble
+        #cache
+        let __cachette_mode = #mode;
+        let __cachette_keep = #keeper;
+        let __cachette_items: ::std::vec::Vec<#private::BatchItem<#element_ty>> =
+            ::core::iter::Iterator::collect(::core::iter::Iterator::map(#elements, |#element: #element_ty| {
+                let #element = #check(#element);
+                #private::BatchItem {
+                    key: #key,
+                    tags: ::std::vec![#(#tag_exprs),*],
+                    element: #element,
+                }
+            }));
+        #policy_local
+        #hooks
+        #callee(
+            #private::Site {
+                cache: __cachette_cache,
+                policy: &#policy_ref,
+                function: __cachette_fn,
+                through_mut: #through_mut,
+            },
+            __cachette_mode,
+            __cachette_keep,
+            __cachette_items,
+            #hooks_arg,
+            move |__cachette_missing: ::std::vec::Vec<#element_ty>| async move {
+                #[allow(unused_variables)]
+                let #collection = #given;
+                let __cachette_ret: #ret_ty = #block;
+                __cachette_ret
+            },
+        )
+        .await
+    };
+    // The calls of one gathering share every argument the entries are
+    // named after, but the element.
+    let holes: Vec<TokenStream> = m
+        .tags
+        .iter()
+        .chain(match &m.key {
+            Key::Written(t) => Some(t),
+            Key::Default(_) => None,
+        })
+        .filter_map(|r| match r {
+            Rendered::Template(t) => Some(t),
+            Rendered::Named(_) => None,
+        })
+        .flat_map(|t| t.holes.iter().zip(&t.roots))
+        .filter(|(_, root)| **root != element.to_string())
+        .map(|(hole, _)| hole.clone())
+        .collect();
+    let mut pieces = vec![String::new()];
+    pieces.extend(holes.iter().skip(1).map(|_| "\u{1f}".to_string()));
+    if !holes.is_empty() {
+        pieces.push(String::new());
+    }
+    let rendered = holes.iter().map(|h| {
+        quote!((&&#private::Hole(#h)).__cachette_hole() as &dyn ::core::fmt::Display)
+    });
+    let group = quote!({
+        #[allow(unused_imports)]
+        use #private::{HoleKey as _, HoleTag as _, HoleValue as _};
+        #private::render(&[#(#pieces),*], &[#(#rendered),*])
+    });
+    let linked = crate::batch::linked(func, b, group, &private);
+    let named = entries_fn(function, &private);
+    let companions = companions(func, &function.callee, &private, true);
+    Expanded {
+        item: wrapper(func, body),
+        siblings: quote!(#named #companions #linked),
     }
 }
 

@@ -64,7 +64,12 @@ pub(crate) fn generate(m: &Invalidates<'_>) -> Expanded {
         #cache
         let __cachette_keys = [#(#key_exprs),*];
         let __cachette_tags = [#(#tag_exprs),*];
-        let __cachette_calls: [#private::EntryKey; #n_calls] = [#(#calls),*];
+        let __cachette_calls: ::std::vec::Vec<#private::EntryKey> = {
+            #[allow(unused_mut)]
+            let mut __cachette_calls = ::std::vec::Vec::with_capacity(#n_calls);
+            #(#private::entry_keys(&mut __cachette_calls, #calls);)*
+            __cachette_calls
+        };
         #[allow(unused_mut)]
         let mut __cachette_bust = #private::invalidation(
             #own,

@@ -43,14 +43,53 @@ pub(crate) fn private(krate: Option<&syn::Path>) -> TokenStream {
 /// and the hash of its code (attribute included) tells apart functions
 /// that share a path.
 pub(crate) fn preamble(function: &Function<'_>, private: &TokenStream) -> TokenStream {
+    preamble_of(function, private, None)
+}
+
+/// [`preamble`], with `__cachette_fn` from `entries_of`'s hidden function
+/// when given (a batch function and its linked single-key function).
+pub(crate) fn preamble_of(
+    function: &Function<'_>,
+    private: &TokenStream,
+    entries_of: Option<&Ident>,
+) -> TokenStream {
     let code = code_hash(function.attr_text, function.func);
+    let named = match entries_of {
+        Some(batch) => {
+            let f = crate::batch::entries_fn(batch);
+            quote!(#f())
+        }
+        None => quote!(#private::function(&|| (), #code)),
+    };
     quote! {
         #[allow(unused_imports)]
         use #private::{
             BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _, SelectPlain as _,
             SelectResult as _, SelectResultOption as _,
         };
-        let __cachette_fn = #private::function(&|| (), #code);
+        let __cachette_fn = #named;
+    }
+}
+
+/// The hidden function naming a batch function's entries, for it and its
+/// linked single-key function: its path and a hash of its code.
+pub(crate) fn entries_fn(function: &Function<'_>, private: &TokenStream) -> TokenStream {
+    let func = function.func;
+    let ident = syn::ext::IdentExt::unraw(&func.sig.ident).to_string();
+    let code = code_hash(function.attr_text, func);
+    let f = crate::batch::entries_fn(&func.sig.ident);
+    let vis = &func.vis;
+    let label = format!("::{ident}");
+    let identity = format!("::{ident}#{code}");
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_snake_case, dead_code)]
+        #vis fn #f() -> #private::Function {
+            #private::function_named(
+                ::core::concat!(::core::module_path!(), #label),
+                ::core::concat!(::core::module_path!(), #identity),
+            )
+        }
     }
 }
 

@@ -25,11 +25,12 @@ pub(crate) fn from_ast<'a>(
     attr_text: &'a str,
     context: &Context<'a>,
 ) -> Option<Cached<'a>> {
+    let written = args.clone();
     let mut opts = CachedOptions::parse(args, context.site(func), errors)?;
     let Lowered {
         function,
         names,
-        typed,
+        mut typed,
     } = function(
         errors,
         "#[cached]",
@@ -38,6 +39,11 @@ pub(crate) fn from_ast<'a>(
         &mut opts.common,
         context,
     );
+    // A batch function's templates name its element, not the collection.
+    let names = crate::batch::names(&names, &opts);
+    if let Some((_, collection, _)) = &opts.batch {
+        typed.retain(|p| p.ident.as_ref() != Some(collection));
+    }
     let key = opts.key.as_ref().map(|k| render(errors, k, &names));
     let tags = render_all(errors, &opts.common.tags, &names);
     let used: Vec<String> = key.iter().flatten().chain(&tags).flat_map(roots).collect();
@@ -58,7 +64,8 @@ pub(crate) fn from_ast<'a>(
         ReturnType::Type(_, ty) => Some(&**ty),
     };
     check_return_type(ret, func, errors);
-    if let Some(ty) = ret {
+    let batch = crate::batch::lower(errors, func, &opts, &written, ret);
+    if let (Some(ty), None) = (ret, &opts.batch) {
         check_shape(ty, &opts, errors);
     }
     let refresh = if opts.strategy.refreshes() && errors.is_empty() {
@@ -80,6 +87,7 @@ pub(crate) fn from_ast<'a>(
         tags,
         ret: ret?,
         refresh,
+        batch,
     })
 }
 

@@ -91,6 +91,15 @@ pub(crate) struct CachedOptions {
     pub strategy_span: Option<Span>,
     /// Where `cache_none = true` was written.
     pub cache_none: Option<Span>,
+    /// A batch function (`batch = "id in ids"`): the element's name, the
+    /// collection parameter, and where it was written.
+    pub batch: Option<(Ident, Ident, Span)>,
+    /// The single-key function generated beside a batch function, sharing
+    /// its entries (`one = get_user`).
+    pub one: Option<Ident>,
+    /// The function whose entries this one reads (set on the linked
+    /// single-key function a batch function generates).
+    pub entries_of: Option<Ident>,
 }
 
 impl CachedOptions {
@@ -120,6 +129,9 @@ struct WrittenCached {
     beta: Once<f64>,
     strategy: Once<Strategy>,
     cache_none: Once<bool>,
+    batch: Once<(Ident, Ident)>,
+    one: Once<Ident>,
+    entries_of: Once<Ident>,
     /// `ttl` was written, even if its value was refused.
     ttl_given: bool,
     /// `strategy` was written, even if its value was refused.
@@ -148,7 +160,10 @@ impl Written for WrittenCached {
         "tags_from",
         "unkeyed",
         "not_a_transaction",
+        "batch",
+        "one",
         "crate",
+        "__entries_of",
     ];
     type Checked = CachedOptions;
 
@@ -260,6 +275,37 @@ impl Written for WrittenCached {
                     self.cache_none.set(errors, name, v);
                 }
             }
+            "batch" => {
+                if let Some(v) = values::string(errors, name, &value) {
+                    match parse_batch(&v.value(), v.span()) {
+                        Some(pair) => self.batch.set(errors, name, pair),
+                        None => errors.at(
+                            v.span(),
+                            format!(
+                                "`batch` names the element and the collection parameter it comes \
+                                 from, as in `batch = \"id in ids\"`, not {:?}",
+                                v.value()
+                            ),
+                        ),
+                    }
+                }
+            }
+            "one" | "__entries_of" => match &value {
+                Value::Expr(Expr::Path(p)) if p.qself.is_none() && p.path.get_ident().is_some() => {
+                    let ident = p.path.get_ident().expect("checked").clone();
+                    let slot = if name == "one" {
+                        &mut self.one
+                    } else {
+                        &mut self.entries_of
+                    };
+                    slot.set(errors, name, ident);
+                }
+                _ => errors.at(
+                    name.span(),
+                    "`one` names the single-key function to generate beside this batch \
+                     function, as in `one = get_user`",
+                ),
+            },
             _ => self.common.one(name, value, errors),
         }
     }
@@ -291,6 +337,35 @@ impl Written for WrittenCached {
             (Some(true), span) => span,
             _ => None,
         };
+        if let (Some(span), None) = (self.one.span(), self.batch.get()) {
+            errors.at(
+                span,
+                "`one` generates the single-key function of a batch function: it needs \
+                 `batch = \"id in ids\"`",
+            );
+        }
+        if let Some(span) = self.batch.span() {
+            if matches!(strategy, Strategy::Swr | Strategy::Early) {
+                errors.at(
+                    self.strategy.span().unwrap_or(span),
+                    format!(
+                        "a batch function takes strategy = \"aside\" or \"lock\", not \"{}\": \
+                         serving stale elements and refreshing them in the background is not \
+                         supported for batches",
+                        strategy.as_str()
+                    ),
+                );
+            }
+            if let Some(at) = self.stale_if_error.span() {
+                errors.at(at, "`stale_if_error` is not supported on a batch function");
+            }
+        }
+        let batch = self
+            .batch
+            .get()
+            .cloned()
+            .zip(self.batch.span())
+            .map(|((e, c), s)| (e, c, s));
         CachedOptions {
             common: self.common.check(),
             key: self.key.into_inner(),
@@ -314,7 +389,20 @@ impl Written for WrittenCached {
             strategy,
             strategy_span: self.strategy.span(),
             cache_none,
+            batch,
+            one: self.one.into_inner(),
+            entries_of: self.entries_of.into_inner(),
         }
+    }
+}
+
+/// `"id in ids"`: the element's name and the collection parameter's.
+fn parse_batch(text: &str, span: Span) -> Option<(Ident, Ident)> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let ident = |w: &str| syn::parse_str::<Ident>(w).ok().map(|i| Ident::new(&i.to_string(), span));
+    match words.as_slice() {
+        [element, "in", collection] => Some((ident(element)?, ident(collection)?)),
+        _ => None,
     }
 }
 

@@ -46,6 +46,11 @@ fn misshapen(what: &str, asked: usize, got: usize) -> Error {
     )
 }
 
+/// The most entries a batch read looks up in one request (per master on a
+/// cluster): a larger batch is read in chunks of this many, one after the
+/// other, so that no request or reply grows without bound.
+pub(crate) const BATCH_CHUNK: usize = 256;
+
 /// Where entries and versions live.
 ///
 /// The Redis variants' operations are polled inside cachette's runtime
@@ -179,6 +184,94 @@ impl Backend {
             }
             #[cfg(feature = "upstash")]
             Servers::Rest(r) => shaped(subject, self.bounded(r.lookup(subject)).await),
+        }
+    }
+
+    /// The lookups of a batch read, in the order of `subjects`, and the
+    /// number of requests sent for them: near-cache hits are served from
+    /// memory (after one ordering round trip shared by all of them, or at
+    /// once under a lease); the others are read in chunks of at most
+    /// [`BATCH_CHUNK`] entries, one request per chunk (per master on a
+    /// cluster), each within the command timeout. Each lookup is refused
+    /// as [`lookup`](Self::lookup) refuses one.
+    pub(crate) async fn lookup_many(
+        &self,
+        subjects: &[&Subject<'_>],
+    ) -> Result<(Vec<Lookup>, usize), Error> {
+        let mut found: Vec<Option<Lookup>> = Vec::with_capacity(subjects.len());
+        match &self.servers {
+            Servers::Memory(m) => {
+                let lookups = subjects.iter().map(|s| m.lookup(s)).collect();
+                return Ok((lookups, 0));
+            }
+            #[cfg(feature = "redis")]
+            Servers::Single(s) => {
+                found.extend(subjects.iter().map(|subject| s.leased_hit(subject)));
+                if s.near_cache().is_some() {
+                    let near = subjects.iter().zip(&found).map(|(subject, leased)| async move {
+                        match leased {
+                            Some(_) => None,
+                            None => s.near_hit(subject).await,
+                        }
+                    });
+                    let near = entered(futures_util::future::join_all(near)).await;
+                    for (slot, hit) in found.iter_mut().zip(near) {
+                        if let Some(Ok(hit)) = hit {
+                            *slot = Some(hit);
+                        }
+                    }
+                }
+            }
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(c) => {
+                found.resize_with(subjects.len(), || None);
+                if c.near_cache().is_some() {
+                    let near = subjects.iter().map(|subject| c.near_hit(subject));
+                    let near = entered(futures_util::future::join_all(near)).await;
+                    for (slot, hit) in found.iter_mut().zip(near) {
+                        if let Some(Ok(hit)) = hit {
+                            *slot = Some(hit);
+                        }
+                    }
+                }
+            }
+            #[cfg(feature = "upstash")]
+            Servers::Rest(_) => found.resize_with(subjects.len(), || None),
+        }
+        #[cfg(feature = "redis")]
+        {
+            let missing: Vec<usize> = (0..subjects.len()).filter(|&i| found[i].is_none()).collect();
+            let mut requests = 0;
+            for chunk in missing.chunks(BATCH_CHUNK) {
+                let asked: Vec<&Subject<'_>> = chunk.iter().map(|&i| subjects[i]).collect();
+                let (lookups, sent) = match &self.servers {
+                    Servers::Memory(_) => unreachable!("answered above"),
+                    Servers::Single(s) => {
+                        let read = within(self.deadline, s.lookup_many(&asked));
+                        (entered(read).await?, 1)
+                    }
+                    #[cfg(feature = "cluster")]
+                    Servers::Cluster(c) => entered(within(self.deadline, c.lookup_many(&asked))).await?,
+                    #[cfg(feature = "upstash")]
+                    Servers::Rest(r) => (self.bounded(r.lookup_many(&asked)).await?, 1),
+                };
+                requests += sent;
+                if lookups.len() != chunk.len() {
+                    return Err(misshapen("batch lookup", chunk.len(), lookups.len()));
+                }
+                for (&i, lookup) in chunk.iter().zip(lookups) {
+                    found[i] = Some(lookup);
+                }
+            }
+            let lookups = subjects
+                .iter()
+                .zip(found)
+                .map(|(subject, lookup)| match lookup {
+                    Some(lookup) => shaped(subject, Ok(lookup)),
+                    None => Err(Error::new(crate::error::ErrorKind::Backend, "an entry was left unread")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((lookups, requests))
         }
     }
 

@@ -36,7 +36,7 @@ pub(crate) const EPOCH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// What one lookup read: the stored entry, if any, and each version as
 /// seen, in the order of the subject's `names().versions()`.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Lookup {
     pub entry: Option<Blob>,
     /// The entry stored was larger than any cachette writes (planted), and

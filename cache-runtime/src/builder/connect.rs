@@ -258,6 +258,8 @@ impl CacheBuilder {
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
                 warned_zero_ttl: WarnOnce::default(),
+                warned_unasked: WarnOnce::default(),
+                loaders: Default::default(),
                 warned_stale_on_error: Default::default(),
                 warned_round_trip: WarnOnce::default(),
                 compress_above: self.compress_above,

@@ -129,7 +129,7 @@ impl Cache {
     /// Stores `value`, computed by a body that started at `body_started`,
     /// for `ttl`, valid under `tokens`: its header, and versions lengthened
     /// to live as long as the entry.
-    async fn store<T: serde::Serialize + serde::de::DeserializeOwned>(
+    pub(super) async fn store<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         call: &Call<'_>,
         tokens: &[Token],

@@ -9,12 +9,14 @@
 //! entry is valid is decided in `valid.rs`; background refreshes are in
 //! `refresh.rs`.
 
+mod batch;
 mod fill;
 mod lock;
 mod lookup;
 mod refresh;
 mod valid;
 
+pub use self::batch::BatchItem;
 use self::lock::{LockGuard, Locked};
 use self::lookup::Looked;
 

@@ -12,7 +12,7 @@ use redis::Value;
 
 use super::link::{Link, Session};
 use super::near::hit::tracked_conns;
-use super::near::Near;
+use super::near::{InFlight, Near};
 use super::wire::{decode_entry, decode_version};
 use crate::backend::stored::Lookup;
 use crate::error::Error;
@@ -35,45 +35,105 @@ where
     R: FnMut() -> F,
     F: Future<Output = Result<Vec<Answer>, Error>>,
 {
-    let names = subject.names();
     let mut asked = false;
     loop {
         // Registered before the lookup is sent: an invalidation of any of
         // its names until it is kept means it is not kept.
-        let reading =
-            near.map(|near| near.reading(std::iter::once(names.entry()).chain(names.versions())));
+        let reading = near.map(|near| near.reading(all_names(subject)));
         let seen = read().await?;
-        if !asked {
-            // A version of the server's own process under another
-            // replication id (see `Session::drifted`): that session asks
-            // again, and the lookup is made once more.
-            let drifted = seen.iter().skip(1).find_map(|(v, session, link)| match v {
-                Value::BulkString(raw) => session
-                    .drifted(raw)
-                    .filter(|_| link.may_check_drift())
-                    .map(|r| (session, link, r)),
-                _ => None,
-            });
-            if let Some((session, link, replid)) = drifted {
-                link.recheck(session, Some(replid)).await?;
-                asked = true;
+        if !std::mem::replace(&mut asked, true) && recheck_drifted(&seen).await? {
+            continue;
+        }
+        return Ok(decoded(reading, seen, max));
+    }
+}
+
+/// The lookups of `subjects` (a batch read), every name read at once:
+/// `read` gives, for each subject, the entry's reply then each version's.
+/// As [`lookup`], a version under another replication id makes its
+/// session ask again, and the whole read is made once more.
+pub(crate) async fn lookup_many<R, F>(
+    subjects: &[&Subject<'_>],
+    near: Option<&Near>,
+    max: usize,
+    mut read: R,
+) -> Result<Vec<Lookup>, Error>
+where
+    R: FnMut() -> F,
+    F: Future<Output = Result<Vec<Vec<Answer>>, Error>>,
+{
+    let mut asked = false;
+    loop {
+        let readings: Vec<_> = subjects
+            .iter()
+            .map(|s| near.map(|near| near.reading(all_names(s))))
+            .collect();
+        let seen = read().await?;
+        if seen.len() != subjects.len() {
+            return Err(Error::new(
+                crate::error::ErrorKind::Backend,
+                "a batch lookup was answered for another number of entries; refused",
+            ));
+        }
+        if !std::mem::replace(&mut asked, true) {
+            let mut again = false;
+            for one in &seen {
+                again |= recheck_drifted(one).await?;
+            }
+            if again {
                 continue;
             }
         }
-        let conns = tracked_conns(seen.iter().map(|(_, s, link)| (s, &**link)));
-        let mut seen = seen.into_iter();
-        let (entry, oversized) = seen
-            .next()
-            .map_or((None, false), |(v, _, _)| decode_entry(v, max).split());
-        let versions: Vec<_> = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
-        if let (Some(reading), Some(blob), Some(conns)) = (reading, &entry, conns) {
-            reading.keep(conns, blob, &versions);
+        return Ok(readings
+            .into_iter()
+            .zip(seen)
+            .map(|(reading, seen)| decoded(reading, seen, max))
+            .collect());
+    }
+}
+
+/// The entry's name, then each version's.
+fn all_names<'s>(subject: &'s Subject<'_>) -> impl Iterator<Item = &'s str> {
+    let names = subject.names();
+    std::iter::once(names.entry()).chain(names.versions())
+}
+
+/// A version of the server's own process under another replication id
+/// (see `Session::drifted`): that session asks again, and `true` says the
+/// lookup is to be made once more.
+async fn recheck_drifted(seen: &[Answer]) -> Result<bool, Error> {
+    let drifted = seen.iter().skip(1).find_map(|(v, session, link)| match v {
+        Value::BulkString(raw) => session
+            .drifted(raw)
+            .filter(|_| link.may_check_drift())
+            .map(|r| (session, link, r)),
+        _ => None,
+    });
+    match drifted {
+        Some((session, link, replid)) => {
+            link.recheck(session, Some(replid)).await?;
+            Ok(true)
         }
-        return Ok(Lookup {
-            entry,
-            oversized,
-            versions,
-            decoded: None,
-        });
+        None => Ok(false),
+    }
+}
+
+/// What one lookup read, decoded, and kept in the near-cache when every
+/// name was read on a tracked connection.
+fn decoded(reading: Option<InFlight<'_>>, seen: Vec<Answer>, max: usize) -> Lookup {
+    let conns = tracked_conns(seen.iter().map(|(_, s, link)| (s, &**link)));
+    let mut seen = seen.into_iter();
+    let (entry, oversized) = seen
+        .next()
+        .map_or((None, false), |(v, _, _)| decode_entry(v, max).split());
+    let versions: Vec<_> = seen.map(|(v, s, _)| decode_version(v, &s.run)).collect();
+    if let (Some(reading), Some(blob), Some(conns)) = (reading, &entry, conns) {
+        reading.keep(conns, blob, &versions);
+    }
+    Lookup {
+        entry,
+        oversized,
+        versions,
+        decoded: None,
     }
 }

@@ -160,6 +160,43 @@ impl Single {
         lookup::lookup(subject, self.reads.near().map(|n| &**n), max, read).await
     }
 
+    /// The lookups of `subjects` (a batch read), in one pipeline: as
+    /// [`lookup`](Self::lookup) for each.
+    pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
+        let max = self.max_entry;
+        let read = || async move {
+            let (session, replies) = self
+                .reads
+                .run(move |session| async move {
+                    let count = subjects.iter().map(|s| 1 + s.names().versions().len());
+                    let mut pipe = redis::Pipeline::with_capacity(count.sum());
+                    for subject in subjects {
+                        let names = subject.names();
+                        read_entry(&mut pipe, names.entry(), max);
+                        read_versions(&mut pipe, names.versions());
+                    }
+                    pipe.ignore_errors();
+                    let replies = pipe.query_async(&mut session.conn.clone()).await?;
+                    let replies = lookup_replies(replies)?;
+                    Ok((session, replies))
+                })
+                .await?;
+            let mut replies = replies.into_iter();
+            Ok(subjects
+                .iter()
+                .map(|subject| {
+                    let n = 1 + subject.names().versions().len();
+                    replies
+                        .by_ref()
+                        .take(n)
+                        .map(|reply| (reply, session.clone(), self.reads.clone()))
+                        .collect()
+                })
+                .collect())
+        };
+        lookup::lookup_many(subjects, self.reads.near().map(|n| &**n), max, read).await
+    }
+
     /// Creates or replaces versions (see `Backend::ensure`), in one
     /// pipeline, in this server's origin.
     pub(crate) async fn ensure(

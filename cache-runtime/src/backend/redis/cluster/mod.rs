@@ -237,6 +237,133 @@ impl Cluster {
         lookup::lookup(subject, self.near.as_deref(), self.max_entry, read).await
     }
 
+    /// The lookups of `subjects` (a batch read): every name of every
+    /// subject read at once, in one pipeline per master, and the number of
+    /// pipelines. A redirection or a failure on any master makes the slot
+    /// map be read again, and each subject be looked up on its own (which
+    /// follows redirections), as [`lookup`](Self::lookup) does.
+    pub(crate) async fn lookup_many(
+        self: &Arc<Self>,
+        subjects: &[&Subject<'_>],
+    ) -> Result<(Vec<Lookup>, usize), Error> {
+        let map = self.map().await?;
+        let max = self.max_entry;
+        // Every name, as (subject, name index): 0 the entry, j a version.
+        let mut groups: Vec<(Addr, Vec<(usize, usize)>)> = Vec::new();
+        for (s, subject) in subjects.iter().enumerate() {
+            let names = subject.names();
+            let epoch = names.versions().len();
+            for (i, name) in subject.version_names().enumerate() {
+                let master = &map.master(key_slot(name.hash_tag()))?.master;
+                let group = match groups.iter().position(|g| g.0 == *master) {
+                    Some(g) => g,
+                    None => {
+                        groups.push((master.clone(), Vec::new()));
+                        groups.len() - 1
+                    }
+                };
+                let members = &mut groups[group].1;
+                if i == 0 {
+                    // The entry and the epoch share the key's slot.
+                    members.extend([(s, 0), (s, 1)]);
+                    if names.is_epoch(epoch - 1) {
+                        members.push((s, epoch));
+                    }
+                } else {
+                    members.push((s, i + 1));
+                }
+            }
+        }
+        let all: Vec<Vec<&str>> = subjects
+            .iter()
+            .map(|s| {
+                let names = s.names();
+                std::iter::once(names.entry()).chain(names.versions()).collect()
+            })
+            .collect();
+        let pipelines = groups.len();
+        let read = || {
+            let (groups, all, map) = (&groups, &all, &map);
+            async move {
+                let sends = groups.iter().map(|(master, members)| async move {
+                    let node = self.node(master)?;
+                    let session = node.reads.session().await?;
+                    let mut pipe = redis::Pipeline::with_capacity(members.len());
+                    for &(s, j) in members {
+                        pipe.add_command(if j == 0 {
+                            entry_range(all[s][0], max)
+                        } else {
+                            version_range(all[s][j])
+                        });
+                    }
+                    pipe.ignore_errors();
+                    let reply = node
+                        .reads
+                        .watched(
+                            &session,
+                            pipe.query_async::<Vec<Value>>(&mut session.conn.clone())
+                                .map(|r| r.and_then(lookup_replies)),
+                        )
+                        .await;
+                    match reply {
+                        Ok(replies) if replies.len() == members.len() => {
+                            Ok::<_, Error>(Some((node, session, replies)))
+                        }
+                        Ok(_) => Ok(None),
+                        Err(e) => {
+                            if redirection(&e).is_none() {
+                                node.reads.failed(&session, &e);
+                            }
+                            Ok(None)
+                        }
+                    }
+                });
+                let replies = futures_util::future::try_join_all(sends).await?;
+                let mut seen: Vec<Vec<Option<lookup::Answer>>> =
+                    all.iter().map(|names| vec![None; names.len()]).collect();
+                for ((_, members), reply) in groups.iter().zip(replies) {
+                    // Any share refused: each subject goes on its own.
+                    let Some((node, session, replies)) = reply else {
+                        self.stale(map);
+                        return Ok(None);
+                    };
+                    for (&(s, j), v) in members.iter().zip(replies) {
+                        seen[s][j] = Some((v, session.clone(), node.reads.clone()));
+                    }
+                }
+                Ok::<_, Error>(
+                    seen.into_iter()
+                        .map(|names| names.into_iter().collect::<Option<Vec<_>>>())
+                        .collect::<Option<Vec<_>>>(),
+                )
+            }
+        };
+        // Read once as a whole; else each subject on its own.
+        let whole = {
+            let mut once = Some(read);
+            let read_whole = || {
+                let read = once.take();
+                async move {
+                    match read {
+                        Some(read) => read().await?.ok_or_else(|| {
+                            Error::new(ErrorKind::Backend, "redirected: read each on its own")
+                        }),
+                        None => Err(Error::new(ErrorKind::Backend, "read once")),
+                    }
+                }
+            };
+            lookup::lookup_many(subjects, self.near.as_deref(), max, read_whole).await
+        };
+        match whole {
+            Ok(lookups) => Ok((lookups, pipelines)),
+            Err(_) => {
+                let each = subjects.iter().map(|subject| self.lookup(subject));
+                let lookups = futures_util::future::try_join_all(each).await?;
+                Ok((lookups, pipelines + subjects.len()))
+            }
+        }
+    }
+
     /// The replies for the entry (first) and each version, with the session
     /// and node that answered each.
     async fn read_names(self: &Arc<Self>, subject: &Subject<'_>) -> Result<Vec<Answer>, Error> {

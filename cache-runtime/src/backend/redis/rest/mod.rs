@@ -193,6 +193,51 @@ impl Rest {
         })
     }
 
+    /// The lookups of `subjects` (a batch read), in one request: as
+    /// [`lookup`](Self::lookup) for each.
+    pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
+        let mut commands: Vec<redis::Cmd> = Vec::new();
+        for subject in subjects {
+            let names = subject.names();
+            commands.push(entry_range(names.entry(), self.max_entry));
+            commands.extend(names.versions().map(version_range));
+        }
+        let mut replies = self.http.run(&commands, true).await?;
+        if replies.len() != commands.len() + 1 {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                format!(
+                    "a lookup's reply has {} values for {} commands; refused",
+                    replies.len(),
+                    commands.len() + 1
+                ),
+            ));
+        }
+        let origin = self.origin_of(replies.pop())?;
+        let mut replies = replies.into_iter();
+        let mut lookups = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let entry = replies.next().unwrap_or(Value::Nil);
+            let (entry, oversized) = decode_entry(entry, self.max_entry).split();
+            let mut versions = Vec::with_capacity(subject.names().versions().len());
+            for v in replies.by_ref().take(subject.names().versions().len()) {
+                match v {
+                    Value::ServerError(e) if !super::wire::is_wrong_type(&e) => {
+                        return Err(Error::from(redis::RedisError::from(e)))
+                    }
+                    v => versions.push(decode_version(v, &origin)),
+                }
+            }
+            lookups.push(Lookup {
+                entry,
+                oversized,
+                versions,
+                decoded: None,
+            });
+        }
+        Ok(lookups)
+    }
+
     /// Creates or replaces versions (see `Backend::ensure`), in one
     /// request, under the origin last reported.
     pub(crate) async fn ensure(

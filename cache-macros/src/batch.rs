@@ -1,0 +1,431 @@
+//! `#[cached(batch = "id in ids", ...)]`: a batch function, lowered and
+//! generated.
+//!
+//! Input:
+//! ```text
+//! #[cached(batch = "id in ids", key = "user:<id>", ttl = 300, tags = ["org:<org>"], one = get_user)]
+//! async fn get_users(org: &str, ids: &[u64]) -> Result<HashMap<u64, User>, DbError> { BODY }
+//! ```
+//! Output (paths shortened; `P` is `::cachette::__private`):
+//! ```text
+//! async fn get_users(org: &str, ids: &[u64]) -> Result<HashMap<u64, User>, DbError> {
+//!     let __cachette_fn = __cachette_entries_of_get_users();
+//!     let __cachette_items = ids.iter().cloned().map(|id| P::BatchItem {
+//!         key: P::render(&["user:", ""], &[&id]), tags: vec![...], element: id,
+//!     }).collect();
+//!     P::cached_batch::<_, R, _, _>(site, P::OptionMode, keep, __cachette_items, hooks,
+//!         move |__cachette_missing: Vec<u64>| async move {
+//!             let ids = &__cachette_missing[..];
+//!             let __cachette_ret: R = BODY; __cachette_ret
+//!         }).await
+//! }
+//! // The companions: `get_users_uncached`, `get_users_refresh`, and
+//! // `get_users_key` (one `EntryKey` per element), and with `one`:
+//! #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], __entries_of = get_users)]
+//! async fn get_user(org: &str, id: u64) -> Result<Option<User>, DbError> {
+//!     P::load_one::<R, _, _, _>(__cachette_cache, &__cachette_fn, GROUP, id,
+//!         move |m| async move { get_users_uncached(org, &m[..]).await }).await
+//! }
+//! ```
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, ToTokens};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Type};
+
+use crate::ctxt::Ctxt;
+use crate::options::cached::CachedOptions;
+
+/// How the collection parameter is declared, and so how the body is
+/// given the elements that missed (always gathered in a `Vec`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `&[K]`: `&missing[..]`.
+    Slice,
+    /// `&Vec<K>`: `&missing`.
+    VecRef,
+    /// `Vec<K>`: `missing`.
+    Vec,
+    /// `impl IntoIterator<Item = K>`: `missing`.
+    Iter,
+}
+
+/// What the lowering checked of a batch function.
+pub(crate) struct Batch {
+    pub element: Ident,
+    pub collection: Ident,
+    pub form: Form,
+    /// The element's type, as the collection's declaration spells it.
+    pub element_ty: Type,
+    /// With `one = f`: its name and return type (the batch function's, the
+    /// collection of pairs replaced by `Option<V>`).
+    pub one: Option<(Ident, Type)>,
+    /// The attribute's arguments without `batch` and `one`: the linked
+    /// function's.
+    pub link_args: TokenStream,
+}
+
+/// The parameter names templates of a batch function may use: every
+/// parameter but the collection, and the element.
+pub(crate) fn names(names: &[String], opts: &CachedOptions) -> Vec<String> {
+    match &opts.batch {
+        Some((element, collection, _)) => names
+            .iter()
+            .filter(|n| **n != collection.to_string())
+            .cloned()
+            .chain(std::iter::once(element.to_string()))
+            .collect(),
+        None => names.to_vec(),
+    }
+}
+
+/// Checks a batch function's declaration: a free, non-generic `async fn`
+/// whose collection parameter is a slice, a `Vec` or an iterable, whose
+/// key is a template naming the element (and not the collection).
+pub(crate) fn lower(
+    errors: &mut Ctxt,
+    func: &ItemFn,
+    opts: &CachedOptions,
+    args: &TokenStream,
+    ret: Option<&Type>,
+) -> Option<Batch> {
+    let (element, collection, span) = opts.batch.clone()?;
+    let name = func.sig.ident.to_string();
+    if let Some(FnArg::Receiver(r)) = func.sig.inputs.first() {
+        errors.at(
+            r.self_token.span,
+            "a batch function is a free `async fn` (not a method): call it from the method",
+        );
+    }
+    if !func.sig.generics.params.is_empty() {
+        errors.at(
+            func.sig.generics.span(),
+            "a batch function cannot be generic: its elements' entries are named after one function",
+        );
+    }
+    if collection == element {
+        errors.at(span, "the element and the collection need two names: `batch = \"id in ids\"`");
+    }
+    let mut found = None;
+    for input in &func.sig.inputs {
+        if let FnArg::Typed(pt) = input {
+            match &*pt.pat {
+                Pat::Ident(pi) if pi.ident == collection => found = Some(&*pt.ty),
+                Pat::Ident(pi) if pi.ident == element => errors.at(
+                    pi.ident.span(),
+                    format!(
+                        "`{element}` names the element of `{collection}` in `batch`: give this \
+                         parameter another name"
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+    let Some(ty) = found else {
+        errors.at(
+            span,
+            format!("`{collection}` is not a parameter of `{name}`: `batch = \"{element} in <a parameter>\"`"),
+        );
+        return None;
+    };
+    let Some((form, element_ty)) = classify(ty) else {
+        errors.at(
+            ty.span(),
+            format!(
+                "the collection `{collection}` must be a slice (`&[u64]`), a `Vec<u64>`, a \
+                 `&Vec<u64>` or an `impl IntoIterator<Item = u64>`, so that the body can be given \
+                 the elements that missed"
+            ),
+        );
+        return None;
+    };
+    match &opts.key {
+        Some(crate::values::Name::Template(t)) => {
+            let text = t.value();
+            if text.contains(&format!("<{collection}>")) || text.contains(&format!("<{collection}.")) {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "the key of a batch function names one element, `<{element}>`, not the \
+                         collection `<{collection}>`"
+                    ),
+                );
+            } else if !text.contains(&format!("<{element}>"))
+                && !text.contains(&format!("<{element}."))
+            {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "the key of a batch function names its element, so that every element has \
+                         an entry of its own: `key = \"{}:<{element}>\"`",
+                        if text.is_empty() { "item" } else { text.as_str() }
+                    ),
+                );
+            }
+        }
+        Some(crate::values::Name::Named(s)) => errors.at(
+            s.span(),
+            "the key of a batch function is a template naming its element, such as \
+             `key = \"user:<id>\"`",
+        ),
+        None => errors.at(
+            span,
+            format!("a batch function needs a `key` naming its element, such as `key = \"{name}:<{element}>\"`"),
+        ),
+    }
+    for tag in &opts.common.tags {
+        if let crate::values::Name::Named(s) = tag {
+            errors.at(
+                s.span(),
+                "the tags of a batch function are templates, such as `tags = [\"org:<org>\"]`",
+            );
+        }
+    }
+    let one = match (&opts.one, ret) {
+        (Some(one), Some(ret)) => match one_return(ret) {
+            Some(ty) => Some((one.clone(), ty)),
+            None => {
+                errors.at(
+                    ret.span(),
+                    "a batch function with `one` spells out its return type: `HashMap<K, V>`, \
+                     `BTreeMap<K, V>` or `Vec<(K, V)>`, or a `Result` of one (the single-key \
+                     function returns `Option<V>` or a `Result` of it)",
+                );
+                None
+            }
+        },
+        _ => None,
+    };
+    Some(Batch {
+        element,
+        collection,
+        form,
+        element_ty,
+        one,
+        link_args: without(args, &["batch", "one"]),
+    })
+}
+
+/// The form of a collection parameter and its element's type.
+fn classify(ty: &Type) -> Option<(Form, Type)> {
+    match peel(ty) {
+        Type::Reference(r) if r.mutability.is_none() => match peel(&r.elem) {
+            Type::Slice(s) => Some((Form::Slice, (*s.elem).clone())),
+            inner => vec_of(inner).map(|k| (Form::VecRef, k)),
+        },
+        Type::ImplTrait(t) => t.bounds.iter().find_map(|b| match b {
+            syn::TypeParamBound::Trait(tb) => {
+                let last = tb.path.segments.last()?;
+                if last.ident != "IntoIterator" {
+                    return None;
+                }
+                let PathArguments::AngleBracketed(a) = &last.arguments else {
+                    return None;
+                };
+                a.args.iter().find_map(|g| match g {
+                    GenericArgument::AssocType(at) if at.ident == "Item" => {
+                        Some((Form::Iter, at.ty.clone()))
+                    }
+                    _ => None,
+                })
+            }
+            _ => None,
+        }),
+        other => vec_of(other).map(|k| (Form::Vec, k)),
+    }
+}
+
+/// `K` of `Vec<K>`.
+fn vec_of(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = peel(ty) else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Vec" {
+        return None;
+    }
+    first_type(&last.arguments)
+}
+
+fn first_type(args: &PathArguments) -> Option<Type> {
+    let PathArguments::AngleBracketed(a) = args else {
+        return None;
+    };
+    a.args.iter().find_map(|g| match g {
+        GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
+}
+
+fn peel(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(t) => peel(&t.elem),
+        Type::Group(t) => peel(&t.elem),
+        other => other,
+    }
+}
+
+/// The linked function's return type: `ret` with its collection of
+/// pairs replaced by `Option<V>`.
+fn one_return(ret: &Type) -> Option<Type> {
+    if let Some(value) = pairs_value(ret) {
+        return Some(syn::parse_quote!(::core::option::Option<#value>));
+    }
+    let Type::Path(p) = peel(ret) else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let mut out = p.clone();
+    let last = out.path.segments.last_mut()?;
+    let PathArguments::AngleBracketed(a) = &mut last.arguments else {
+        return None;
+    };
+    let first = a.args.iter_mut().find_map(|g| match g {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })?;
+    let value = pairs_value(first)?;
+    *first = syn::parse_quote!(::core::option::Option<#value>);
+    Some(Type::Path(out))
+}
+
+/// `V` of `HashMap<K, V>`, `BTreeMap<K, V>` or `Vec<(K, V)>`.
+fn pairs_value(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = peel(ty) else { return None };
+    let last = p.path.segments.last()?;
+    let PathArguments::AngleBracketed(a) = &last.arguments else {
+        return None;
+    };
+    let types: Vec<&Type> = a
+        .args
+        .iter()
+        .filter_map(|g| match g {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    match last.ident.to_string().as_str() {
+        "HashMap" | "BTreeMap" => types.get(1).map(|t| (*t).clone()),
+        "Vec" => match peel(types.first()?) {
+            Type::Tuple(t) if t.elems.len() == 2 => t.elems.iter().nth(1).cloned(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `args` without the options named in `drop` (split at top-level commas).
+fn without(args: &TokenStream, drop: &[&str]) -> TokenStream {
+    let mut out = TokenStream::new();
+    let mut chunk: Vec<TokenTree> = Vec::new();
+    let flush = |chunk: &mut Vec<TokenTree>, out: &mut TokenStream| {
+        let dropped = matches!(chunk.first(), Some(TokenTree::Ident(i)) if drop.iter().any(|d| i == d));
+        if !chunk.is_empty() && !dropped {
+            if !out.is_empty() {
+                out.extend(quote!(,));
+            }
+            out.extend(chunk.drain(..));
+        }
+        chunk.clear();
+    };
+    for tree in args.clone() {
+        match &tree {
+            TokenTree::Punct(p) if p.as_char() == ',' => flush(&mut chunk, &mut out),
+            _ => chunk.push(tree),
+        }
+    }
+    flush(&mut chunk, &mut out);
+    out
+}
+
+/// The name of the hidden function that names a batch function's
+/// entries, shared with its linked single-key function.
+pub(crate) fn entries_fn(batch: &Ident) -> Ident {
+    format_ident!(
+        "__cachette_entries_of_{}",
+        syn::ext::IdentExt::unraw(batch),
+        span = Span::call_site()
+    )
+}
+
+/// How the body is given the elements that missed, as `collection`.
+pub(crate) fn given(form: Form) -> TokenStream {
+    match form {
+        Form::Slice => quote!(&__cachette_missing[..]),
+        Form::VecRef => quote!(&__cachette_missing),
+        Form::Vec | Form::Iter => quote!(__cachette_missing),
+    }
+}
+
+/// The elements of the collection, owned, as an iterator.
+pub(crate) fn elements(b: &Batch) -> TokenStream {
+    let c = &b.collection;
+    match b.form {
+        Form::Iter => quote!(::core::iter::IntoIterator::into_iter(#c)),
+        _ => quote!(::core::iter::Iterator::cloned(#c.iter())),
+    }
+}
+
+/// The linked single-key function: the batch function's parameters with
+/// the collection replaced by one element, its body a gathered call of
+/// the batch body, under the batch function's attribute (its entries).
+pub(crate) fn linked(func: &ItemFn, b: &Batch, group: TokenStream, private: &TokenStream) -> Option<TokenStream> {
+    let (one, ret) = b.one.as_ref()?;
+    let batch_ident = &func.sig.ident;
+    let uncached = format_ident!("{}_uncached", batch_ident);
+    let entries_of = batch_ident;
+    let element = &b.element;
+    let element_ty = &b.element_ty;
+    let mut params = Vec::new();
+    let mut args = Vec::new();
+    for input in &func.sig.inputs {
+        let FnArg::Typed(pt) = input else { continue };
+        match &*pt.pat {
+            Pat::Ident(pi) if pi.ident == b.collection => {
+                params.push(quote!(#element: #element_ty));
+                args.push(given(b.form));
+            }
+            Pat::Ident(pi) => {
+                let (ident, ty) = (&pi.ident, &pt.ty);
+                params.push(quote!(#ident: #ty));
+                args.push(quote!(#ident));
+            }
+            _ => return None,
+        }
+    }
+    let vis = &func.vis;
+    let batch_ret = match &func.sig.output {
+        syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
+        syn::ReturnType::Default => return None,
+    };
+    let link_args = &b.link_args;
+    let krate = private_root(private);
+    let doc = format!(
+        " One element of `{batch_ident}`: reads and fills the entries `{batch_ident}` does. \
+         Concurrent misses are gathered into one call of `{batch_ident}`'s body."
+    );
+    Some(quote! {
+        #[doc = #doc]
+        #[#krate::cached(#link_args, __entries_of = #entries_of)]
+        #vis async fn #one(#(#params),*) -> #ret {
+            #private::load_one::<#batch_ret, _, _, _>(
+                __cachette_cache,
+                &__cachette_fn,
+                #group,
+                #element,
+                move |__cachette_missing: ::std::vec::Vec<#element_ty>| async move {
+                    #uncached(#(#args),*).await
+                },
+            )
+            .await
+        }
+    })
+}
+
+/// `::cachette` of `::cachette::__private`.
+fn private_root(private: &TokenStream) -> TokenStream {
+    let trees: Vec<TokenTree> = private.clone().into_iter().collect();
+    // Drop the trailing `:: __private`.
+    let keep = trees.len().saturating_sub(3);
+    trees.into_iter().take(keep).collect()
+}

@@ -1,0 +1,652 @@
+//! Batch reads: one call for many elements, each with an entry of its own.
+//!
+//! [`Cache::fetch_batch`] reads every element's entry and versions at once
+//! (`Backend::lookup_many`: near-cache hits from memory, the rest in
+//! bounded chunks, one request each), serves the valid ones, and runs the
+//! body once for the others, in the caller's order, without duplicates.
+//! Each element it returns is stored under the versions captured for that
+//! element before the body ran (I1 per element): a bust of one element
+//! while the body runs leaves only that element unstored.
+//!
+//! Elements coalesce one by one with every other read of the process (I8
+//! per element): an element whose flight is running elsewhere (another
+//! batch, or a single-key call of the same entries) is followed, then read
+//! again. A batch never holds a flight of its own while it waits for
+//! another's, so two overlapping batches cannot wait on each other: it
+//! waits first, then leads what is still missing; if another flight of an
+//! element started meanwhile, it ends the flights it just began and waits
+//! again, a bounded number of rounds, after which it reads the rest alone.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use super::lock::Locked;
+use super::{Call, NoRefresh, LEADING};
+use crate::backend::Lookup;
+use crate::cache::Cache;
+use crate::deferred::Reading;
+use crate::flight::{Ended, FlightGuard, Role};
+use crate::hooks::Hooks;
+use crate::keep::Keeper;
+use crate::mode::Mode;
+use crate::names::Function;
+use crate::policy::{Policy, Strategy};
+use crate::stats::Counters;
+use crate::telemetry::{self, Outcome};
+
+/// Rounds of following other flights before the rest is read alone.
+const ROUNDS: usize = 3;
+
+/// One element of a batch call: its element, key and tags, as rendered.
+pub struct BatchItem<K> {
+    /// The element, as the body is given it and returns it.
+    pub element: K,
+    /// The element's key.
+    pub key: String,
+    /// The element's tags (the call's, and any that name the element).
+    pub tags: Vec<String>,
+}
+
+/// Where an element stands.
+enum State<V> {
+    /// To look up (or look up again, after following a flight).
+    Unread,
+    /// Served from the cache: `None` is a stored "not found".
+    Served(Option<V>),
+    /// A followed flight handed "not found" under versions read again.
+    Absent,
+    /// Following another caller's flight.
+    Following(crate::flight::Follower),
+    /// To fetch: the lookup read before the body (its versions are
+    /// captured), and whether to store what the body returns.
+    Fetch { lookup: Lookup, store: bool },
+}
+
+/// What the body is given, and what is stored after it.
+struct Fetching {
+    index: usize,
+    lookup: Lookup,
+    store: bool,
+}
+
+impl Cache {
+    /// Reads `items` (unique elements, in the caller's order) under
+    /// `policy`, runs `body` once for the elements that missed, and stores
+    /// each element it returned; returns every element found, hits and
+    /// fetched, in the order of `items`.
+    ///
+    /// # Cancel safety
+    /// Dropping the future ends the flights it leads (followers take
+    /// over) and releases its locks.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn fetch_batch<M, K, V, E, B, Fut>(
+        &self,
+        policy: &Policy,
+        function: Function,
+        items: &[BatchItem<K>],
+        keep: Keeper<M::Value>,
+        hooks: &Hooks<'_, M::Value>,
+        forced: bool,
+        stores_nothing: bool,
+        body: B,
+    ) -> (Result<Vec<(K, V)>, E>, usize)
+    where
+        M: Mode<Option<V>>,
+        K: Hash + Eq + Clone,
+        B: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let inner = &*self.inner;
+        let keep = if inner.keep_decoded {
+            keep
+        } else {
+            Keeper::none()
+        };
+        // The derived tags each element's entry was last filled with
+        // (`tags_from`): read, so that a value deriving other ones is not
+        // stored under them (`derived.rs`).
+        let hinted: Vec<Option<Arc<[String]>>> = items
+            .iter()
+            .map(|item| {
+                hooks.tags_from.map(|_| {
+                    inner
+                        .derived
+                        .hinted(&function, &item.key)
+                        .unwrap_or_else(|| Arc::from(Vec::new()))
+                })
+            })
+            .collect();
+        let tags: Vec<std::borrow::Cow<'_, [String]>> = items
+            .iter()
+            .zip(&hinted)
+            .map(|(item, hinted)| match hinted {
+                Some(h) if !h.is_empty() => std::borrow::Cow::Owned([&item.tags[..], h].concat()),
+                _ => std::borrow::Cow::Borrowed(&item.tags[..]),
+            })
+            .collect();
+        let calls: Vec<Call<'_>> = items
+            .iter()
+            .zip(&tags)
+            .zip(&hinted)
+            .map(|((item, tags), hinted)| {
+                let mut call = Call::new(self, policy, function, &item.key, tags);
+                call.forced = forced;
+                call.derived = hinted.clone();
+                call.stores_nothing = stores_nothing;
+                call
+            })
+            .collect();
+        let mut requests = 0;
+        let everything = || {
+            (0..items.len())
+                .map(|index| Fetching {
+                    index,
+                    lookup: Lookup::default(),
+                    store: false,
+                })
+                .collect::<Vec<_>>()
+        };
+
+        // The gates, per element (an undelivered or held bust names it) and
+        // for the whole call (a zero TTL, the breaker).
+        if policy.ttl.is_zero() {
+            if let Some(call) = calls.first() {
+                self.zero_ttl(call);
+            }
+            return (
+                self.run_batch::<M, K, V, E, B, Fut>(&calls, items, everything(), Vec::new(), body, hooks)
+                    .await,
+                requests,
+            );
+        }
+        if inner.pending.any() {
+            self.ensure_retrying();
+        }
+        let mut reading = Vec::with_capacity(calls.len());
+        let mut states: Vec<State<V>> = Vec::with_capacity(calls.len());
+        for call in &calls {
+            let mut deferring = crate::deferred::reading(self, &call.subject);
+            if call.stores_nothing && deferring == Reading::Outside {
+                deferring = Reading::Inside;
+            }
+            let blocked = deferring == Reading::Busted
+                || (inner.pending.any() && inner.pending.blocks(&call.subject));
+            states.push(if blocked {
+                State::Fetch {
+                    lookup: Lookup::default(),
+                    store: false,
+                }
+            } else {
+                State::Unread
+            });
+            reading.push(deferring);
+        }
+        let Some(permit) = inner.breaker.allow() else {
+            return (
+                self.run_batch::<M, K, V, E, B, Fut>(&calls, items, everything(), Vec::new(), body, hooks)
+                    .await,
+                requests,
+            );
+        };
+        let mut permit = Some(permit);
+
+        let mut guards: Vec<Option<FlightGuard>> = (0..calls.len()).map(|_| None).collect();
+        for round in 0..=ROUNDS {
+            // Look up every element not yet served (again after a flight).
+            let unread: Vec<usize> = (0..calls.len())
+                .filter(|&i| matches!(states[i], State::Unread))
+                .collect();
+            if !unread.is_empty() {
+                let subjects: Vec<_> = unread.iter().map(|&i| &calls[i].subject).collect();
+                let looked = inner.backend.lookup_many(&subjects).await;
+                drop(permit.take());
+                let lookups = match looked {
+                    Ok((lookups, sent)) => {
+                        self.backend_ok();
+                        requests += sent;
+                        Counters::add(&inner.counters.batch_lookups, sent as u64);
+                        lookups
+                    }
+                    Err(e) => {
+                        self.backend_error("lookup", &calls[unread[0]].key, &e);
+                        // Fails open: the body runs for every element left,
+                        // and nothing is stored.
+                        let leave = |s: &mut State<V>| {
+                            if !matches!(s, State::Served(_) | State::Absent) {
+                                *s = State::Fetch {
+                                    lookup: Lookup::default(),
+                                    store: false,
+                                };
+                            }
+                        };
+                        states.iter_mut().for_each(leave);
+                        break;
+                    }
+                };
+                for (&i, lookup) in unread.iter().zip(lookups) {
+                    let call = &calls[i];
+                    if !forced {
+                        let mut none: Option<NoRefresh> = None;
+                        if let Some(out) =
+                            self.serve::<M, Option<V>, _, _>(call, keep, &lookup, &mut none)
+                        {
+                            states[i] = State::Served(out);
+                            continue;
+                        }
+                    }
+                    // Nested in its own flight, inside a scope, forced, or
+                    // past the rounds: fetch, without coalescing.
+                    let alone = forced
+                        || round == ROUNDS
+                        || reading[i] == Reading::Inside
+                        || super::leads(call.subject.entry());
+                    if alone {
+                        states[i] = State::Fetch {
+                            lookup,
+                            store: true,
+                        };
+                        continue;
+                    }
+                    // Another caller's flight is running: follow it (holding
+                    // no flight of this call's meanwhile).
+                    states[i] = match inner.flights.running(call.subject.entry()) {
+                        Some(follower) => State::Following(follower),
+                        None => State::Fetch {
+                            lookup,
+                            store: true,
+                        },
+                    };
+                }
+            }
+            // Lead every element to fetch that no flight was running for;
+            // if one started since, end the flights just begun and follow.
+            if !states.iter().any(|s| matches!(s, State::Following(_))) {
+                let mut raced = false;
+                for (i, state) in states.iter_mut().enumerate() {
+                    let State::Fetch { store: true, .. } = state else {
+                        continue;
+                    };
+                    let call = &calls[i];
+                    if forced || reading[i] == Reading::Inside || super::leads(call.subject.entry())
+                    {
+                        continue;
+                    }
+                    if round == ROUNDS {
+                        continue;
+                    }
+                    match inner.flights.join(call.subject.entry()) {
+                        Role::Leader(guard) => guards[i] = Some(guard),
+                        Role::Follower(follower) => {
+                            *state = State::Following(follower);
+                            raced = true;
+                        }
+                    }
+                }
+                if !raced {
+                    break;
+                }
+                // Never wait for another flight while leading one.
+                guards.iter_mut().for_each(|g| *g = None);
+                for state in &mut states {
+                    if let State::Fetch { store: true, .. } = state {
+                        *state = State::Unread;
+                    }
+                }
+            }
+            // Follow, all at once, then read those elements again.
+            let waits: Vec<_> = states
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, s)| match std::mem::replace(s, State::Unread) {
+                    State::Following(f) => Some((i, f)),
+                    other => {
+                        *s = other;
+                        None
+                    }
+                })
+                .collect();
+            let ended = futures_util::future::join_all(
+                waits
+                    .into_iter()
+                    .map(|(i, f)| {
+                        let call = &calls[i];
+                        async move { (i, self.follow(call, f).await) }
+                    }),
+            )
+            .await;
+            let mut handed: HashMap<usize, Arc<[crate::version::Token]>> = HashMap::new();
+            for (i, ended) in ended {
+                if let Some(Ended::Absent(Some(tokens))) = ended {
+                    handed.insert(i, tokens);
+                }
+            }
+            if !handed.is_empty() {
+                // "Not found", handed under the versions read before the
+                // leader's body: returned if they still hold.
+                let subjects: Vec<_> = handed.keys().map(|&i| &calls[i].subject).collect();
+                let order: Vec<usize> = handed.keys().copied().collect();
+                if let Ok((lookups, sent)) = inner.backend.lookup_many(&subjects).await {
+                    requests += sent;
+                    Counters::add(&inner.counters.batch_lookups, sent as u64);
+                    for (i, lookup) in order.into_iter().zip(lookups) {
+                        if super::valid::same_versions(&lookup.versions, &handed[&i]) {
+                            states[i] = State::Absent;
+                        }
+                    }
+                }
+            }
+        }
+        drop(permit);
+
+        // The fleet-wide locks of the elements this call leads.
+        let mut locks = Vec::new();
+        if policy.strategy == Strategy::Lock && !forced {
+            let leading: Vec<usize> = (0..calls.len()).filter(|&i| guards[i].is_some()).collect();
+            let locked = futures_util::future::join_all(
+                leading
+                    .iter()
+                    .map(|&i| self.lock_or_wait::<M, Option<V>>(&calls[i], keep)),
+            )
+            .await;
+            for (i, locked) in leading.into_iter().zip(locked) {
+                match locked {
+                    Ok(Locked::Served(out)) => states[i] = State::Served(out),
+                    Ok(Locked::Held(guard, fresh)) => {
+                        locks.push(guard);
+                        states[i] = State::Fetch {
+                            lookup: fresh,
+                            store: true,
+                        };
+                    }
+                    Ok(Locked::TimedOut(fresh)) => {
+                        states[i] = State::Fetch {
+                            lookup: fresh,
+                            store: true,
+                        }
+                    }
+                    Err(e) => {
+                        self.backend_error("lock", &calls[i].key, &e);
+                        states[i] = State::Fetch {
+                            lookup: Lookup::default(),
+                            store: false,
+                        };
+                    }
+                }
+            }
+        }
+
+        let mut fetching = Vec::new();
+        let mut served = Vec::new();
+        for (index, state) in states.into_iter().enumerate() {
+            match state {
+                State::Served(out) => served.push((index, out)),
+                State::Absent => {
+                    telemetry::end(
+                        calls[index].label(),
+                        calls[index].key,
+                        Outcome::Coalesced,
+                        calls[index].started,
+                    );
+                }
+                State::Fetch { lookup, store } => fetching.push(Fetching {
+                    index,
+                    lookup,
+                    store: store && reading[index] == Reading::Outside,
+                }),
+                State::Unread | State::Following(_) => fetching.push(Fetching {
+                    index,
+                    lookup: Lookup::default(),
+                    store: false,
+                }),
+            }
+        }
+        let out = self
+            .run_batch_with::<M, K, V, E, B, Fut>(&calls, items, fetching, served, body, hooks, guards, locks)
+            .await;
+        (out, requests)
+    }
+
+    /// The body and the fill, without flights or locks.
+    async fn run_batch<M, K, V, E, B, Fut>(
+        &self,
+        calls: &[Call<'_>],
+        items: &[BatchItem<K>],
+        fetching: Vec<Fetching>,
+        served: Vec<(usize, Option<V>)>,
+        body: B,
+        hooks: &Hooks<'_, M::Value>,
+    ) -> Result<Vec<(K, V)>, E>
+    where
+        M: Mode<Option<V>>,
+        K: Hash + Eq + Clone,
+        B: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let guards = (0..calls.len()).map(|_| None).collect();
+        self.run_batch_with::<M, K, V, E, B, Fut>(
+            calls,
+            items,
+            fetching,
+            served,
+            body,
+            hooks,
+            guards,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// Captures the versions of each element to store, runs the body once
+    /// for the elements in `fetching`, stores each one it returned, and
+    /// merges them with `served`, in the order of `items`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_batch_with<M, K, V, E, B, Fut>(
+        &self,
+        calls: &[Call<'_>],
+        items: &[BatchItem<K>],
+        mut fetching: Vec<Fetching>,
+        served: Vec<(usize, Option<V>)>,
+        body: B,
+        hooks: &Hooks<'_, M::Value>,
+        guards: Vec<Option<FlightGuard>>,
+        locks: Vec<super::lock::LockGuard>,
+    ) -> Result<Vec<(K, V)>, E>
+    where
+        M: Mode<Option<V>>,
+        K: Hash + Eq + Clone,
+        B: FnOnce(Vec<K>) -> Fut,
+        Fut: Future<Output = Result<Vec<(K, V)>, E>>,
+    {
+        let inner = &*self.inner;
+        let mut results: Vec<Option<Option<V>>> = (0..items.len()).map(|_| None).collect();
+        for (index, out) in served {
+            results[index] = Some(out);
+        }
+        if fetching.is_empty() {
+            return Ok(merge(items, results));
+        }
+        // The versions, captured before the body reads its source: a bust
+        // of an element after this point changes one of its versions, and
+        // its entry written below can then never validate.
+        let captured = futures_util::future::join_all(fetching.iter().map(|f| async {
+            if !f.store {
+                return None;
+            }
+            let call = &calls[f.index];
+            match self
+                .capture(&call.subject, &f.lookup, call.policy.storage_ttl())
+                .await
+            {
+                Ok(captured) => Some(captured),
+                Err(e) => {
+                    self.backend_error("version", &call.key, &e);
+                    None
+                }
+            }
+        }))
+        .await;
+        for (f, captured) in fetching.iter_mut().zip(&captured) {
+            f.store &= captured.is_some();
+            if !calls[f.index].forced {
+                Counters::bump(&inner.counters.misses);
+            }
+        }
+        let asked: Vec<K> = fetching
+            .iter()
+            .map(|f| items[f.index].element.clone())
+            .collect();
+        let body_started = inner.clock.now_millis();
+        // Callers that join the flights from now on come too late to be
+        // handed a "not found".
+        for guard in guards.iter().flatten() {
+            guard.start();
+        }
+        let entries: Vec<String> = fetching
+            .iter()
+            .filter(|f| guards[f.index].is_some())
+            .map(|f| calls[f.index].subject.entry().to_string())
+            .collect();
+        let out = as_leaders(entries, body(asked)).await;
+        let pairs = match out {
+            Ok(pairs) => pairs,
+            Err(e) => {
+                // Nothing is stored: drop the versions made for it.
+                let created: Vec<&str> = captured
+                    .iter()
+                    .flatten()
+                    .flat_map(|(_, created)| created.iter().copied())
+                    .collect();
+                if !created.is_empty() {
+                    if let Err(e) = inner.backend.forget(&created).await {
+                        tracing::debug!(error = %e, "cachette: could not drop unused versions");
+                    }
+                }
+                for lock in locks {
+                    lock.release().await;
+                }
+                return Err(e);
+            }
+        };
+        // What the body returned, by element: the first of each, and only
+        // the elements it was given.
+        let mut returned: HashMap<K, V> = HashMap::with_capacity(pairs.len());
+        let wanted: std::collections::HashSet<&K> =
+            fetching.iter().map(|f| &items[f.index].element).collect();
+        let mut unasked = 0usize;
+        for (k, v) in pairs {
+            if wanted.contains(&k) {
+                returned.entry(k).or_insert(v);
+            } else {
+                unasked += 1;
+            }
+        }
+        if unasked > 0 {
+            if let Some(call) = calls.first() {
+                self.unasked(call, unasked);
+            }
+        }
+        let fills = fetching.iter().zip(captured).map(|(f, captured)| {
+            let call = &calls[f.index];
+            let out: Option<V> = returned.remove(&items[f.index].element);
+            let guard = guards[f.index].as_ref();
+            async move {
+                if let (true, Some((tokens, created))) = (f.store, captured) {
+                    self.fill_one::<M, V>(call, &tokens, &created, &out, hooks, guard, body_started)
+                        .await;
+                }
+                if !call.forced {
+                    telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
+                }
+                (f.index, out)
+            }
+        });
+        let filled = futures_util::future::join_all(fills).await;
+        for lock in locks {
+            lock.release().await;
+        }
+        drop(guards);
+        for (index, out) in filled {
+            results[index] = Some(out);
+        }
+        Ok(merge(items, results))
+    }
+
+    /// Stores one element's value (`None`: the body did not return it)
+    /// under the versions captured for it, as a single-key fill does; or
+    /// hands "not found" to the flight's followers.
+    #[allow(clippy::too_many_arguments)]
+    async fn fill_one<M, V>(
+        &self,
+        call: &Call<'_>,
+        tokens: &[crate::version::Token],
+        created: &[&str],
+        out: &Option<V>,
+        hooks: &Hooks<'_, M::Value>,
+        guard: Option<&FlightGuard>,
+        body_started: u64,
+    ) where
+        M: Mode<Option<V>>,
+    {
+        let inner = &*self.inner;
+        let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
+            (Some(derive), Some(read)) => {
+                let derived = crate::derived::normalize(derive(value));
+                let same = *derived == **read;
+                if !same {
+                    inner
+                        .derived
+                        .hint(&call.subject.function(), call.text, derived);
+                }
+                same
+            }
+            _ => true,
+        };
+        let stored = M::cacheable(out)
+            .filter(|v| !hooks.rejects(v))
+            .filter(|v| derives_what_was_read(v));
+        if let Some(value) = stored {
+            let ttl = hooks.ttl(value, call.policy.ttl);
+            self.store(call, tokens, value, ttl, body_started).await;
+        } else if let Some(guard) = guard.filter(|g| g.followed() && M::is_absent(out)) {
+            guard.absent(tokens.to_vec().into());
+        } else if !created.is_empty() {
+            if let Err(e) = inner.backend.forget(created).await {
+                tracing::debug!(error = %e, "cachette: could not drop unused versions");
+            }
+        }
+    }
+
+    /// A batch body returned elements it was not given: they are neither
+    /// stored nor returned (warned once per function).
+    fn unasked(&self, call: &Call<'_>, count: usize) {
+        if self.inner.warned_unasked.first_time(call.label()) {
+            crate::loud::warn(&format!(
+                "cachette: the batch function `{}` returned {count} element(s) it was not given \
+                 (it is given only the elements that missed): they are neither stored nor \
+                 returned (warned once per function)",
+                call.label()
+            ));
+        }
+    }
+}
+
+/// Every element found, in the order of `items`.
+fn merge<K: Clone, V>(items: &[BatchItem<K>], results: Vec<Option<Option<V>>>) -> Vec<(K, V)> {
+    items
+        .iter()
+        .zip(results)
+        .filter_map(|(item, out)| Some((item.element.clone(), out.flatten()?)))
+        .collect()
+}
+
+/// Runs `body` as the leader of every flight in `entries`.
+async fn as_leaders<F: Future>(entries: Vec<String>, body: F) -> F::Output {
+    if entries.is_empty() {
+        return body.await;
+    }
+    let mut leading = LEADING.try_with(Clone::clone).unwrap_or_default();
+    leading.extend(entries);
+    LEADING.scope(leading, body).await
+}
