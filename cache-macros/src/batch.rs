@@ -21,14 +21,16 @@
 //! }
 //! // The companions: `get_users_uncached`, `get_users_refresh`, and
 //! // `get_users_key` (one `EntryKey` per element), and with `one`:
-//! #[cached(key = "user:<id>", ttl = 300, tags = ["org:<org>"], __entries_of = get_users)]
 //! async fn get_user(org: &str, id: u64) -> Result<Option<User>, DbError> {
-//!     P::load_one::<R, _, _, _>(__cachette_cache, &__cachette_fn, GROUP, id,
-//!         move |m| async move { get_users_uncached(org, &m[..]).await }).await
+//!     let __cachette_fn = __cachette_entries_of_get_users();
+//!     P::load_one::<R, _, _, _>(cache, &__cachette_fn, GROUP, id,
+//!         move |m| async move { get_users(org, &m[..]).await }).await
 //! }
+//! // and its companions, each a call of `get_user` under the companion,
+//! // which calls `get_users` at once for its element.
 //! ```
 
-use proc_macro2::{Span, TokenStream, TokenTree};
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Type};
@@ -60,9 +62,6 @@ pub(crate) struct Batch {
     /// With `one = f`: its name and return type (the batch function's, the
     /// collection of pairs replaced by `Option<V>`).
     pub one: Option<(Ident, Type)>,
-    /// The attribute's arguments without `batch` and `one`: the linked
-    /// function's.
-    pub link_args: TokenStream,
 }
 
 /// The parameter names templates of a batch function may use: every
@@ -86,7 +85,6 @@ pub(crate) fn lower(
     errors: &mut Ctxt,
     func: &ItemFn,
     opts: &CachedOptions,
-    args: &TokenStream,
     ret: Option<&Type>,
 ) -> Option<Batch> {
     let (element, collection, span) = opts.batch.clone()?;
@@ -203,7 +201,6 @@ pub(crate) fn lower(
         form,
         element_ty,
         one,
-        link_args: without(args, &["batch", "one"]),
     })
 }
 
@@ -314,30 +311,6 @@ fn pairs_value(ty: &Type) -> Option<Type> {
     }
 }
 
-/// `args` without the options named in `drop` (split at top-level commas).
-fn without(args: &TokenStream, drop: &[&str]) -> TokenStream {
-    let mut out = TokenStream::new();
-    let mut chunk: Vec<TokenTree> = Vec::new();
-    let flush = |chunk: &mut Vec<TokenTree>, out: &mut TokenStream| {
-        let dropped = matches!(chunk.first(), Some(TokenTree::Ident(i)) if drop.iter().any(|d| i == d));
-        if !chunk.is_empty() && !dropped {
-            if !out.is_empty() {
-                out.extend(quote!(,));
-            }
-            out.extend(chunk.drain(..));
-        }
-        chunk.clear();
-    };
-    for tree in args.clone() {
-        match &tree {
-            TokenTree::Punct(p) if p.as_char() == ',' => flush(&mut chunk, &mut out),
-            _ => chunk.push(tree),
-        }
-    }
-    flush(&mut chunk, &mut out);
-    out
-}
-
 /// The name of the hidden function that names a batch function's
 /// entries, shared with its linked single-key function.
 pub(crate) fn entries_fn(batch: &Ident) -> Ident {
@@ -367,65 +340,82 @@ pub(crate) fn elements(b: &Batch) -> TokenStream {
 }
 
 /// The linked single-key function: the batch function's parameters with
-/// the collection replaced by one element, its body a gathered call of
-/// the batch body, under the batch function's attribute (its entries).
-pub(crate) fn linked(func: &ItemFn, b: &Batch, group: TokenStream, private: &TokenStream) -> Option<TokenStream> {
+/// the collection replaced by one element; its calls are gathered into
+/// calls of the batch function (which reads and fills the entries), and
+/// each takes its element's value. Its companions call the batch
+/// function's with that one element.
+pub(crate) fn linked(
+    func: &ItemFn,
+    b: &Batch,
+    group: TokenStream,
+    preamble: TokenStream,
+    cache: TokenStream,
+    private: &TokenStream,
+) -> Option<TokenStream> {
     let (one, ret) = b.one.as_ref()?;
     let batch_ident = &func.sig.ident;
-    let uncached = format_ident!("{}_uncached", batch_ident);
-    let entries_of = batch_ident;
     let element = &b.element;
     let element_ty = &b.element_ty;
-    let mut params = Vec::new();
+    let mut inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> = Default::default();
     let mut args = Vec::new();
     for input in &func.sig.inputs {
-        let FnArg::Typed(pt) = input else { continue };
+        let FnArg::Typed(pt) = input else { return None };
         match &*pt.pat {
             Pat::Ident(pi) if pi.ident == b.collection => {
-                params.push(quote!(#element: #element_ty));
+                inputs.push(syn::parse_quote!(#element: #element_ty));
                 args.push(given(b.form));
             }
             Pat::Ident(pi) => {
-                let (ident, ty) = (&pi.ident, &pt.ty);
-                params.push(quote!(#ident: #ty));
+                let mut pt = pt.clone();
+                pt.attrs.clear();
+                let ident = &pi.ident;
+                inputs.push(FnArg::Typed(pt));
                 args.push(quote!(#ident));
             }
             _ => return None,
         }
     }
-    let vis = &func.vis;
     let batch_ret = match &func.sig.output {
         syn::ReturnType::Type(_, ty) => ty.to_token_stream(),
         syn::ReturnType::Default => return None,
     };
-    let link_args = &b.link_args;
-    let krate = private_root(private);
+    let mut sig = func.sig.clone();
+    sig.ident = one.clone();
+    sig.inputs = inputs;
+    sig.output = syn::parse_quote!(-> #ret);
     let doc = format!(
-        " One element of `{batch_ident}`: reads and fills the entries `{batch_ident}` does. \
-         Concurrent misses are gathered into one call of `{batch_ident}`'s body."
+        " One element of `{batch_ident}`, whose entries it reads and fills: the calls made \
+         within one scheduling tick of each other (with the same other arguments) are \
+         gathered into one call of `{batch_ident}`. `None`: not found."
+    );
+    // The companions call this function, which then calls the batch
+    // function at once, for its one element, under the companion.
+    let vis = &func.vis;
+    let synthesized: ItemFn = syn::parse_quote!(#vis #sig {});
+    let companions = crate::companions::companions(
+        &synthesized,
+        &crate::companions::Callee::Free,
+        private,
+        false,
     );
     Some(quote! {
         #[doc = #doc]
-        #[#krate::cached(#link_args, __entries_of = #entries_of)]
-        #vis async fn #one(#(#params),*) -> #ret {
+        #vis #sig {
+            #preamble
+            #cache
+            // Rendered before the await: what renders it is not `Send`.
+            let __cachette_group: ::std::string::String = #group;
             #private::load_one::<#batch_ret, _, _, _>(
                 __cachette_cache,
                 &__cachette_fn,
-                #group,
+                __cachette_group,
                 #element,
                 move |__cachette_missing: ::std::vec::Vec<#element_ty>| async move {
-                    #uncached(#(#args),*).await
+                    #batch_ident(#(#args),*).await
                 },
             )
             .await
         }
+        #companions
     })
-}
-
-/// `::cachette` of `::cachette::__private`.
-fn private_root(private: &TokenStream) -> TokenStream {
-    let trees: Vec<TokenTree> = private.clone().into_iter().collect();
-    // Drop the trailing `:: __private`.
-    let keep = trees.len().saturating_sub(3);
-    trees.into_iter().take(keep).collect()
 }

@@ -184,15 +184,15 @@ pub(crate) struct Loaders {
     open: Mutex<HashMap<(String, String), Arc<dyn Any + Send + Sync>>>,
 }
 
-/// The body of a linked single-key function: gathers `element` with the
-/// elements of the other calls of the same batch function and arguments
-/// (`group`) that miss within one scheduling tick of each other, and runs
-/// `run` once for all of them (the batch body, without the cache). A call
-/// whose gathering failed or was dropped (the `Err` is its leader's) runs
-/// `run` for its own element alone.
+/// A linked single-key function: gathers `element` with the elements of
+/// the other calls of the same batch function and arguments (`group`)
+/// made within one scheduling tick of each other, and runs `run` (the
+/// cached batch call) once for all of them; each call takes its element's
+/// value. A call whose gathering failed or was dropped (the `Err` is its
+/// leader's) runs `run` for its own element alone.
 ///
-/// The value is stored by the single-key function's own fill, under the
-/// versions it captured before this body ran.
+/// Every call joins before the batch call reads anything, so each read
+/// begins after its caller's call did (I1).
 pub async fn load_one<R, K, F, Fut>(
     cache: &crate::cache::Cache,
     function: &crate::names::Function,
@@ -207,6 +207,12 @@ where
     F: FnOnce(Vec<K>) -> Fut,
     Fut: Future<Output = R>,
 {
+    // A companion (`_key`, `_uncached`, `_refresh`) asks the batch call
+    // itself: made at once, in this task, for this one element.
+    if crate::companion::pending() {
+        let out = Box::pin(run(vec![element.clone()])).await.into_result();
+        return R::one(out.map(|pairs| pick(pairs, &element)));
+    }
     let loaders = &cache.inner.loaders;
     let slot = (function.id().to_string(), group);
     // Join an open gathering of the same function and arguments.
@@ -241,7 +247,7 @@ where
             return R::one(Ok(value));
         }
         // Failed, or its leader was dropped: alone.
-        let alone = run(vec![element.clone()]).await.into_result();
+        let alone = Box::pin(run(vec![element.clone()])).await.into_result();
         return R::one(alone.map(|pairs| pick(pairs, &element)));
     }
     // Lead a gathering: open it, let the calls woken with this one join,
@@ -281,7 +287,9 @@ where
         }
     }
     let elements = close.close();
-    let out = run(elements).await.into_result();
+    // On the heap: the batch body's future is large, and this one is
+    // the body of another cached call.
+    let out = Box::pin(run(elements)).await.into_result();
     match out {
         Ok(pairs) => {
             let mut values: HashMap<K, R::Value> = HashMap::with_capacity(pairs.len());

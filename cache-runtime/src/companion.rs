@@ -93,6 +93,12 @@ pub async fn companion<F: Future>(which: Companion, call: F) -> F::Output {
     NEXT.scope(Cell::new(Some(which)), call).await
 }
 
+/// Whether a companion asks something of the next cached call (left for
+/// it to take).
+pub(crate) fn pending() -> bool {
+    NEXT.try_with(|c| c.get().is_some()).unwrap_or(false)
+}
+
 /// What the running companion asked of this call, taken: calls nested in
 /// its body are ordinary calls.
 pub(crate) fn take() -> Option<Companion> {

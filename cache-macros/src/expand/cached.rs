@@ -54,7 +54,7 @@ pub(crate) fn generate(m: &Cached<'_>) -> Expanded {
     let ret_ty = quote!(#ret);
     let block = &func.block;
     let tag_exprs = m.tags.iter().map(|t| name_expr(t, &private, false));
-    let preamble = preamble_of(function, &private, opts.entries_of.as_ref());
+    let preamble = preamble_of(function, &private, None);
     let cache = cache_binding(opts.common.cache.as_ref(), &private);
     let through_mut = through_mut(&function.opaque, &private);
     let refresh = m
@@ -236,6 +236,8 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
         #cache
         let __cachette_mode = #mode;
         let __cachette_keep = #keeper;
+        // Before the collection is read (an iterable is consumed).
+        let __cachette_through_mut: ::core::option::Option<&'static str> = #through_mut;
         let __cachette_items: ::std::vec::Vec<#private::BatchItem<#element_ty>> =
             ::core::iter::Iterator::collect(::core::iter::Iterator::map(#elements, |#element: #element_ty| {
                 let #element = #check(#element);
@@ -252,7 +254,7 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
                 cache: __cachette_cache,
                 policy: &#policy_ref,
                 function: __cachette_fn,
-                through_mut: #through_mut,
+                through_mut: __cachette_through_mut,
             },
             __cachette_mode,
             __cachette_keep,
@@ -297,7 +299,9 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
         use #private::{HoleKey as _, HoleTag as _, HoleValue as _};
         #private::render(&[#(#pieces),*], &[#(#rendered),*])
     });
-    let linked = crate::batch::linked(func, b, group, &private);
+    let linked_cache = cache_binding(opts.common.cache.as_ref(), &private);
+    let linked_preamble = preamble_of(function, &private, Some(&func.sig.ident));
+    let linked = crate::batch::linked(func, b, group, linked_preamble, linked_cache, &private);
     let named = entries_fn(function, &private);
     let companions = companions(func, &function.callee, &private, true);
     Expanded {

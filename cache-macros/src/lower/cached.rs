@@ -25,7 +25,6 @@ pub(crate) fn from_ast<'a>(
     attr_text: &'a str,
     context: &Context<'a>,
 ) -> Option<Cached<'a>> {
-    let written = args.clone();
     let mut opts = CachedOptions::parse(args, context.site(func), errors)?;
     let Lowered {
         function,
@@ -64,7 +63,7 @@ pub(crate) fn from_ast<'a>(
         ReturnType::Type(_, ty) => Some(&**ty),
     };
     check_return_type(ret, func, errors);
-    let batch = crate::batch::lower(errors, func, &opts, &written, ret);
+    let batch = crate::batch::lower(errors, func, &opts, ret);
     if let (Some(ty), None) = (ret, &opts.batch) {
         check_shape(ty, &opts, errors);
     }

@@ -97,9 +97,6 @@ pub(crate) struct CachedOptions {
     /// The single-key function generated beside a batch function, sharing
     /// its entries (`one = get_user`).
     pub one: Option<Ident>,
-    /// The function whose entries this one reads (set on the linked
-    /// single-key function a batch function generates).
-    pub entries_of: Option<Ident>,
 }
 
 impl CachedOptions {
@@ -131,7 +128,6 @@ struct WrittenCached {
     cache_none: Once<bool>,
     batch: Once<(Ident, Ident)>,
     one: Once<Ident>,
-    entries_of: Once<Ident>,
     /// `ttl` was written, even if its value was refused.
     ttl_given: bool,
     /// `strategy` was written, even if its value was refused.
@@ -163,7 +159,6 @@ impl Written for WrittenCached {
         "batch",
         "one",
         "crate",
-        "__entries_of",
     ];
     type Checked = CachedOptions;
 
@@ -290,15 +285,10 @@ impl Written for WrittenCached {
                     }
                 }
             }
-            "one" | "__entries_of" => match &value {
+            "one" => match &value {
                 Value::Expr(Expr::Path(p)) if p.qself.is_none() && p.path.get_ident().is_some() => {
                     let ident = p.path.get_ident().expect("checked").clone();
-                    let slot = if name == "one" {
-                        &mut self.one
-                    } else {
-                        &mut self.entries_of
-                    };
-                    slot.set(errors, name, ident);
+                    self.one.set(errors, name, ident);
                 }
                 _ => errors.at(
                     name.span(),
@@ -391,7 +381,6 @@ impl Written for WrittenCached {
             cache_none,
             batch,
             one: self.one.into_inner(),
-            entries_of: self.entries_of.into_inner(),
         }
     }
 }

@@ -55,7 +55,6 @@ fn read<W: Written>(args: Vec<values::Arg>, errors: &mut Ctxt) -> W {
         if !W::OPTIONS.contains(&n.as_str()) {
             let expected = W::OPTIONS
                 .iter()
-                .filter(|o| !o.starts_with("__"))
                 .map(|o| format!("`{o}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
