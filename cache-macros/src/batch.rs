@@ -138,45 +138,24 @@ pub(crate) fn lower(
         );
         return None;
     };
-    match &opts.key {
-        Some(crate::values::Name::Template(t)) => {
-            let text = t.value();
-            if text.contains(&format!("<{collection}>")) || text.contains(&format!("<{collection}.")) {
-                errors.at(
-                    t.span(),
-                    format!(
-                        "the key of a batch function names one element, `<{element}>`, not the \
-                         collection `<{collection}>`"
-                    ),
-                );
-            } else if !text.contains(&format!("<{element}>"))
-                && !text.contains(&format!("<{element}."))
-            {
-                errors.at(
-                    t.span(),
-                    format!(
-                        "the key of a batch function names its element, so that every element has \
-                         an entry of its own: `key = \"{}:<{element}>\"`",
-                        if text.is_empty() { "item" } else { text.as_str() }
-                    ),
-                );
-            }
-        }
-        Some(crate::values::Name::Named(s)) => errors.at(
-            s.span(),
-            "the key of a batch function is a template naming its element, such as \
-             `key = \"user:<id>\"`",
-        ),
-        None => errors.at(
-            span,
-            format!("a batch function needs a `key` naming its element, such as `key = \"{name}:<{element}>\"`"),
-        ),
-    }
     for tag in &opts.common.tags {
         if let crate::values::Name::Named(s) = tag {
             errors.at(
                 s.span(),
                 "the tags of a batch function are templates, such as `tags = [\"org:<org>\"]`",
+            );
+        }
+    }
+    if let Some(ret) = ret {
+        if not_pairs(ret) {
+            errors.at(
+                ret.span(),
+                format!(
+                    "a batch function returns `(element, value)` pairs: `HashMap<{k}, V>`, \
+                     `BTreeMap<{k}, V>` or `Vec<({k}, V)>`, or a `Result` of one: every element \
+                     it returns is stored under its own key",
+                    k = element_ty.to_token_stream()
+                ),
             );
         }
     }
@@ -202,6 +181,56 @@ pub(crate) fn lower(
         element_ty,
         one,
     })
+}
+
+/// Checks a batch function's key: a template that names the element,
+/// not the collection. `true` when it was refused (then it is not
+/// parsed against the parameters, whose errors would say less).
+pub(crate) fn key_refused(errors: &mut Ctxt, func: &ItemFn, opts: &CachedOptions) -> bool {
+    let Some((element, collection, span)) = &opts.batch else {
+        return false;
+    };
+    let name = func.sig.ident.to_string();
+    let before = errors.count();
+    match &opts.key {
+        Some(crate::values::Name::Template(t)) => {
+            let text = t.value();
+            if text.contains(&format!("<{collection}>")) || text.contains(&format!("<{collection}.")) {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "the key of a batch function names one element, `<{element}>`, not the \
+                         collection `<{collection}>`"
+                    ),
+                );
+            } else if !text.contains(&format!("<{element}>"))
+                && !text.contains(&format!("<{element}."))
+            {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "the key of a batch function names its element, so that every element has \
+                         an entry of its own: `key = \"{}<{element}>\"`",
+                        match text.find('<') {
+                            Some(at) => text[..at].to_string(),
+                            None if text.is_empty() => "item:".to_string(),
+                            None => format!("{text}:"),
+                        }
+                    ),
+                );
+            }
+        }
+        Some(crate::values::Name::Named(s)) => errors.at(
+            s.span(),
+            "the key of a batch function is a template naming its element, such as \
+             `key = \"user:<id>\"`",
+        ),
+        None => errors.at(
+            *span,
+            format!("a batch function needs a `key` naming its element, such as `key = \"{name}:<{element}>\"`"),
+        ),
+    }
+    errors.count() > before
 }
 
 /// The form of a collection parameter and its element's type.
@@ -284,6 +313,30 @@ fn one_return(ret: &Type) -> Option<Type> {
     let value = pairs_value(first)?;
     *first = syn::parse_quote!(::core::option::Option<#value>);
     Some(Type::Path(out))
+}
+
+/// Whether `ty` is spelled as a type that is surely not a collection of
+/// pairs, nor a `Result` of one (an alias or a struct is left to the
+/// runtime's trait).
+fn not_pairs(ty: &Type) -> bool {
+    match peel(ty) {
+        Type::Tuple(_) | Type::Array(_) | Type::Slice(_) | Type::Reference(_) => true,
+        Type::Path(p) => {
+            let Some(last) = p.path.segments.last() else {
+                return false;
+            };
+            match last.ident.to_string().as_str() {
+                "Result" => first_type(&last.arguments).is_some_and(|t| not_pairs(&t)),
+                "Vec" => pairs_value(ty).is_none(),
+                "HashMap" | "BTreeMap" => false,
+                "Option" | "String" | "str" | "bool" | "char" | "HashSet" | "BTreeSet"
+                | "VecDeque" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16"
+                | "i32" | "i64" | "i128" | "isize" | "f32" | "f64" => true,
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 /// `V` of `HashMap<K, V>`, `BTreeMap<K, V>` or `Vec<(K, V)>`.

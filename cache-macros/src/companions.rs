@@ -185,10 +185,18 @@ pub(crate) fn companions(
          read before the body, so an invalidation made meanwhile is never overwritten); \
          returns the result."
     );
-    let doc_key = format!(
-        " The entry a call of `{name}` with these arguments reads: its cache and its key, \
-         rendered exactly as `{name}` renders it. The body does not run."
-    );
+    let doc_key = if batch {
+        format!(
+            " The entries a call of `{name}` with these arguments reads, one per element (each \
+             once, in order): their cache and keys, rendered exactly as `{name}` renders them. \
+             The body does not run."
+        )
+    } else {
+        format!(
+            " The entry a call of `{name}` with these arguments reads: its cache and its key, \
+             rendered exactly as `{name}` renders it. The body does not run."
+        )
+    };
     quote! {
         #[doc = #doc_uncached]
         #[allow(clippy::all, clippy::pedantic, unused_mut)]

@@ -20,6 +20,11 @@ impl Ctxt {
         self.push(syn::Error::new(span, msg));
     }
 
+    /// How many errors were recorded.
+    pub(crate) fn count(&self) -> usize {
+        self.0.as_ref().map_or(0, |e| e.clone().into_iter().count())
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }

@@ -48,6 +48,27 @@ fn cached_with_key_and_tags() {
 }
 
 #[test]
+fn cached_batch_with_a_linked_function() {
+    check(
+        "cached_batch_get_users",
+        Kind::Cached,
+        quote!(
+            batch = "id in ids",
+            key = "user:<id>",
+            ttl = 300,
+            tags = ["org:<org>"],
+            one = get_user
+        ),
+        quote! {
+            async fn get_users(org: &str, ids: &[u64]) -> Result<HashMap<u64, User>, DbError> {
+                db::load_users(org, ids).await
+            }
+        },
+        false,
+    );
+}
+
+#[test]
 fn invalidates_keys_and_tags() {
     check(
         "invalidates_update_user",

@@ -43,7 +43,11 @@ pub(crate) fn from_ast<'a>(
     if let Some((_, collection, _)) = &opts.batch {
         typed.retain(|p| p.ident.as_ref() != Some(collection));
     }
-    let key = opts.key.as_ref().map(|k| render(errors, k, &names));
+    let key = if crate::batch::key_refused(errors, func, &opts) {
+        Some(None)
+    } else {
+        opts.key.as_ref().map(|k| render(errors, k, &names))
+    };
     let tags = render_all(errors, &opts.common.tags, &names);
     let used: Vec<String> = key.iter().flatten().chain(&tags).flat_map(roots).collect();
     // A template refused above says nothing of the parameters it uses.

@@ -34,7 +34,11 @@ async fn update_user(id: u64, org: &str, patch: Patch) -> Result<User, DbError> 
             )
         },
     ];
-    let __cachette_calls: [::cachette::__private::EntryKey; 0usize] = [];
+    let __cachette_calls: ::std::vec::Vec<::cachette::__private::EntryKey> = {
+        #[allow(unused_mut)]
+        let mut __cachette_calls = ::std::vec::Vec::with_capacity(0usize);
+        __cachette_calls
+    };
     #[allow(unused_mut)]
     let mut __cachette_bust = ::cachette::__private::invalidation(
         ::core::option::Option::Some(__cachette_cache),
