@@ -15,9 +15,11 @@
 //! cd bench && cargo run --release -- concurrent N # 64 tasks of N hits: PINGs per hit
 //! cd bench && cargo run --release -- stale SECONDS # stale reads beside cache-aio (the near-cache)
 //! cd bench && cargo run --release -- memory N   # memory with N keys kept (the near-cache)
+//! cd bench && cargo run --release -- batches [near] # batch reads (CACHETTE_BENCH_LEASE_MS for a lease)
 //! ```
 
 mod alloc;
+mod batches;
 mod cluster;
 mod codecs;
 mod hostile;
@@ -292,6 +294,10 @@ async fn main() {
     }
     if args.first().map(String::as_str) == Some("cluster") {
         cluster::run(quick).await;
+        return;
+    }
+    if args.first().map(String::as_str) == Some("batches") {
+        batches::run(quick, lease_from_env(), args.iter().any(|a| a == "near")).await;
         return;
     }
     if args.first().map(String::as_str) == Some("leases") {

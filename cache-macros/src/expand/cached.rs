@@ -198,7 +198,32 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
         Key::Written(t) => name_expr(t, &private, true),
         Key::Default(_) => unreachable!("a batch function's key is checked to be written"),
     };
-    let tag_exprs = m.tags.iter().map(|t| name_expr(t, &private, false));
+    // Tags that do not name the element are rendered once per call.
+    let names_element = |r: &Rendered| match r {
+        Rendered::Template(t) => t.roots.iter().any(|root| *root == b.element.to_string()),
+        Rendered::Named(_) => true,
+    };
+    let fixed: Vec<TokenStream> = m
+        .tags
+        .iter()
+        .filter(|t| !names_element(t))
+        .map(|t| name_expr(t, &private, false))
+        .collect();
+    let mut nth_fixed = 0usize;
+    let tag_exprs: Vec<TokenStream> = m
+        .tags
+        .iter()
+        .map(|t| {
+            if names_element(t) {
+                name_expr(t, &private, false)
+            } else {
+                let i = syn::Index::from(nth_fixed);
+                nth_fixed += 1;
+                quote!(::core::clone::Clone::clone(&__cachette_fixed_tags[#i]))
+            }
+        })
+        .collect();
+    let n_fixed = fixed.len();
     let at = Span::call_site().located_at(ret.span());
     let item_ty = respan(
         quote!(::core::option::Option<<#ret_ty as #private::BatchReturn>::Value>),
@@ -238,6 +263,7 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
         let __cachette_keep = #keeper;
         // Before the collection is read (an iterable is consumed).
         let __cachette_through_mut: ::core::option::Option<&'static str> = #through_mut;
+        let __cachette_fixed_tags: [::std::string::String; #n_fixed] = [#(#fixed),*];
         let __cachette_items: ::std::vec::Vec<#private::BatchItem<#element_ty>> =
             ::core::iter::Iterator::collect(::core::iter::Iterator::map(#elements, |#element: #element_ty| {
                 let #element = #check(#element);

@@ -25,6 +25,19 @@ async fn get_users(org: &str, ids: &[u64]) -> Result<HashMap<u64, User>, DbError
     >(&__cachette_mode))
         .__cachette_keeper();
     let __cachette_through_mut: ::core::option::Option<&'static str> = ::core::option::Option::None;
+    let __cachette_fixed_tags: [::std::string::String; 1usize] = [
+        {
+            #[allow(unused_imports)]
+            use ::cachette::__private::{HoleKey as _, HoleTag as _, HoleValue as _};
+            ::cachette::__private::render(
+                &["org:", ""],
+                &[
+                    (&&::cachette::__private::Hole(&org)).__cachette_hole()
+                        as &dyn ::core::fmt::Display,
+                ],
+            )
+        },
+    ];
     let __cachette_items: ::std::vec::Vec<::cachette::__private::BatchItem<u64>> = ::core::iter::Iterator::collect(
         ::core::iter::Iterator::map(
             ::core::iter::Iterator::cloned(ids.iter()),
@@ -45,11 +58,7 @@ async fn get_users(org: &str, ids: &[u64]) -> Result<HashMap<u64, User>, DbError
                         )
                     },
                     tags: ::std::vec![
-                        { #[allow(unused_imports)] use ::cachette::__private:: { HoleKey
-                        as _, HoleTag as _, HoleValue as _ };
-                        ::cachette::__private::render(& ["org:", ""], & [(&&
-                        ::cachette::__private::Hole(& org)).__cachette_hole() as & dyn
-                        ::core::fmt::Display]) }
+                        ::core::clone::Clone::clone(& __cachette_fixed_tags[0])
                     ],
                     element: id,
                 }

@@ -92,6 +92,53 @@ where
     }
 }
 
+/// The names a batch read asks for, each once (a version many subjects
+/// share is read once), and where each subject's names are among them.
+pub(crate) struct Shared<'s> {
+    /// Each name, and whether it is an entry (read as one) or a version.
+    pub names: Vec<(&'s str, bool)>,
+    /// For each subject, the position of its entry, then of each version.
+    positions: Vec<Vec<usize>>,
+}
+
+impl<'s> Shared<'s> {
+    pub(crate) fn of(subjects: &'s [&'s Subject<'_>]) -> Shared<'s> {
+        let mut names: Vec<(&'s str, bool)> = Vec::new();
+        let mut at: std::collections::HashMap<&'s str, usize> = std::collections::HashMap::new();
+        let positions = subjects
+            .iter()
+            .map(|subject| {
+                let all = subject.names();
+                std::iter::once((all.entry(), true))
+                    .chain(all.versions().map(|v| (v, false)))
+                    .map(|(name, entry)| {
+                        *at.entry(name).or_insert_with(|| {
+                            names.push((name, entry));
+                            names.len() - 1
+                        })
+                    })
+                    .collect()
+            })
+            .collect();
+        Shared { names, positions }
+    }
+
+    /// Each subject's answers, from the replies to `names` (a reply short
+    /// of them leaves the subjects it does not cover short, which the
+    /// caller refuses).
+    pub(crate) fn answers<A>(&self, replies: Vec<Value>, mut with: impl FnMut(Value) -> A) -> Vec<Vec<A>> {
+        self.positions
+            .iter()
+            .map(|positions| {
+                positions
+                    .iter()
+                    .filter_map(|&p| replies.get(p).cloned().map(&mut with))
+                    .collect()
+            })
+            .collect()
+    }
+}
+
 /// The entry's name, then each version's.
 fn all_names<'s>(subject: &'s Subject<'_>) -> impl Iterator<Item = &'s str> {
     let names = subject.names();

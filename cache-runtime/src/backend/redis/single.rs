@@ -161,19 +161,23 @@ impl Single {
     }
 
     /// The lookups of `subjects` (a batch read), in one pipeline: as
-    /// [`lookup`](Self::lookup) for each.
+    /// [`lookup`](Self::lookup) for each. A version many of them share (a
+    /// tag's, the epoch) is read once.
     pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
         let max = self.max_entry;
+        let shared = super::lookup::Shared::of(subjects);
+        let shared = &shared;
         let read = || async move {
             let (session, replies) = self
                 .reads
                 .run(move |session| async move {
-                    let count = subjects.iter().map(|s| 1 + s.names().versions().len());
-                    let mut pipe = redis::Pipeline::with_capacity(count.sum());
-                    for subject in subjects {
-                        let names = subject.names();
-                        read_entry(&mut pipe, names.entry(), max);
-                        read_versions(&mut pipe, names.versions());
+                    let mut pipe = redis::Pipeline::with_capacity(shared.names.len());
+                    for (name, entry) in &shared.names {
+                        if *entry {
+                            read_entry(&mut pipe, name, max);
+                        } else {
+                            read_versions(&mut pipe, std::iter::once(*name));
+                        }
                     }
                     pipe.ignore_errors();
                     let replies = pipe.query_async(&mut session.conn.clone()).await?;
@@ -181,18 +185,9 @@ impl Single {
                     Ok((session, replies))
                 })
                 .await?;
-            let mut replies = replies.into_iter();
-            Ok(subjects
-                .iter()
-                .map(|subject| {
-                    let n = 1 + subject.names().versions().len();
-                    replies
-                        .by_ref()
-                        .take(n)
-                        .map(|reply| (reply, session.clone(), self.reads.clone()))
-                        .collect()
-                })
-                .collect())
+            Ok(shared.answers(replies, |reply| {
+                (reply, session.clone(), self.reads.clone())
+            }))
         };
         lookup::lookup_many(subjects, self.reads.near().map(|n| &**n), max, read).await
     }

@@ -196,12 +196,19 @@ impl Rest {
     /// The lookups of `subjects` (a batch read), in one request: as
     /// [`lookup`](Self::lookup) for each.
     pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
-        let mut commands: Vec<redis::Cmd> = Vec::new();
-        for subject in subjects {
-            let names = subject.names();
-            commands.push(entry_range(names.entry(), self.max_entry));
-            commands.extend(names.versions().map(version_range));
-        }
+        // A version many subjects share (a tag's, the epoch) is read once.
+        let shared = super::lookup::Shared::of(subjects);
+        let commands: Vec<redis::Cmd> = shared
+            .names
+            .iter()
+            .map(|(name, entry)| {
+                if *entry {
+                    entry_range(name, self.max_entry)
+                } else {
+                    version_range(name)
+                }
+            })
+            .collect();
         let mut replies = self.http.run(&commands, true).await?;
         if replies.len() != commands.len() + 1 {
             return Err(Error::new(
@@ -214,9 +221,9 @@ impl Rest {
             ));
         }
         let origin = self.origin_of(replies.pop())?;
-        let mut replies = replies.into_iter();
         let mut lookups = Vec::with_capacity(subjects.len());
-        for subject in subjects {
+        for (subject, replies) in subjects.iter().zip(shared.answers(replies, |v| v)) {
+            let mut replies = replies.into_iter();
             let entry = replies.next().unwrap_or(Value::Nil);
             let (entry, oversized) = decode_entry(entry, self.max_entry).split();
             let mut versions = Vec::with_capacity(subject.names().versions().len());
