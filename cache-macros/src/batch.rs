@@ -70,7 +70,7 @@ pub(crate) fn names(names: &[String], opts: &CachedOptions) -> Vec<String> {
     match &opts.batch {
         Some((element, collection, _)) => names
             .iter()
-            .filter(|n| **n != collection.to_string())
+            .filter(|n| collection != n.as_str())
             .cloned()
             .chain(std::iter::once(element.to_string()))
             .collect(),
@@ -102,7 +102,10 @@ pub(crate) fn lower(
         );
     }
     if collection == element {
-        errors.at(span, "the element and the collection need two names: `batch = \"id in ids\"`");
+        errors.at(
+            span,
+            "the element and the collection need two names: `batch = \"id in ids\"`",
+        );
     }
     let mut found = None;
     for input in &func.sig.inputs {
@@ -296,7 +299,9 @@ fn one_return(ret: &Type) -> Option<Type> {
     if let Some(value) = pairs_value(ret) {
         return Some(syn::parse_quote!(::core::option::Option<#value>));
     }
-    let Type::Path(p) = peel(ret) else { return None };
+    let Type::Path(p) = peel(ret) else {
+        return None;
+    };
     let last = p.path.segments.last()?;
     if last.ident != "Result" {
         return None;

@@ -7,11 +7,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::batch::{load_one, BatchCollection, BatchElement, BatchReturn};
 pub use crate::cache::Cache;
 pub use crate::codec::Codec;
-pub use crate::batch::{load_one, BatchCollection, BatchElement, BatchReturn};
 pub use crate::companion::{companion, key_of, keys_of, Companion, EntryKey, EntryKeys};
-pub use crate::read::BatchItem;
 pub use crate::keep::{keep_probe, KeepClone, KeepDecoding, KeepProbe, Keeper};
 pub use crate::key::{
     render, ADeclaredNameIsNotAPlaceholderValue, Hole, HoleKey, HoleTag, HoleValue,
@@ -26,6 +25,7 @@ pub use crate::mode::{
 pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
+pub use crate::read::BatchItem;
 
 use crate::deferred::{send_each, PerCache};
 pub use crate::hooks::Hooks;

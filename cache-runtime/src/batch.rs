@@ -67,6 +67,10 @@ impl<K, V> BatchCollection for Vec<(K, V)> {
     }
 }
 
+/// A batch body's pairs, or its error.
+pub type Pairs<R> =
+    Result<Vec<(<R as BatchReturn>::Key, <R as BatchReturn>::Value)>, <R as BatchReturn>::Error>;
+
 /// What a batch function returns: a [`BatchCollection`], or a `Result` of
 /// one (only `Ok` pairs are stored).
 #[diagnostic::on_unimplemented(
@@ -84,9 +88,9 @@ pub trait BatchReturn: Sized {
     /// `Result<Option<V>, E>`.
     type One;
     /// The pairs, or the error.
-    fn into_result(self) -> Result<Vec<(Self::Key, Self::Value)>, Self::Error>;
+    fn into_result(self) -> Pairs<Self>;
     /// Back from pairs, or an error.
-    fn from_result(result: Result<Vec<(Self::Key, Self::Value)>, Self::Error>) -> Self;
+    fn from_result(result: Pairs<Self>) -> Self;
     /// One element's answer, as the linked single-key function returns it.
     fn one(result: Result<Option<Self::Value>, Self::Error>) -> Self::One;
 }
@@ -114,10 +118,10 @@ macro_rules! plain_collection {
             type Value = <$ty as BatchCollection>::Value;
             type Error = std::convert::Infallible;
             type One = Option<Self::Value>;
-            fn into_result(self) -> Result<Vec<(Self::Key, Self::Value)>, Self::Error> {
+            fn into_result(self) -> Pairs<Self> {
                 Ok(self.into_pairs())
             }
-            fn from_result(result: Result<Vec<(Self::Key, Self::Value)>, Self::Error>) -> Self {
+            fn from_result(result: Pairs<Self>) -> Self {
                 match result {
                     Ok(pairs) => <$ty as BatchCollection>::from_pairs(pairs),
                     Err(never) => match never {},
@@ -354,5 +358,8 @@ impl<K, V> Drop for Close<'_, K, V> {
 
 /// The value of `element` among `pairs`.
 fn pick<K: Eq, V>(pairs: Vec<(K, V)>, element: &K) -> Option<V> {
-    pairs.into_iter().find(|(k, _)| k == element).map(|(_, v)| v)
+    pairs
+        .into_iter()
+        .find(|(k, _)| k == element)
+        .map(|(_, v)| v)
 }

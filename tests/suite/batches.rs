@@ -151,7 +151,12 @@ async fn ninety_of_a_hundred_cached_cost_one_lookup_and_one_body_call() {
         assert_eq!(after.hits - before.hits, 90);
         assert_eq!(after.misses - before.misses, 10);
         let lookups = after.batch_lookups - before.batch_lookups;
-        assert_eq!(lookups, u64::from(backing.is_some()), "{}", cache.backend_name());
+        assert_eq!(
+            lookups,
+            u64::from(backing.is_some()),
+            "{}",
+            cache.backend_name()
+        );
     }
 }
 
@@ -171,7 +176,9 @@ async fn an_element_busted_while_the_body_runs_is_not_stored() {
         release.notify_one();
         let got = read.await.unwrap().unwrap();
         assert_eq!(got[&3].name, "user 3", "the read began before the rename");
-        let got = get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5]).await.unwrap();
+        let got = get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5])
+            .await
+            .unwrap();
         assert_eq!(got[&3].name, "renamed", "{}", cache.backend_name());
         assert_eq!(db.asked(), vec![vec![1, 2, 3, 4, 5], vec![3]]);
     }
@@ -193,15 +200,31 @@ async fn busts_reach_what_a_batch_filled_and_the_linked_function_shares_it() {
         assert_eq!(got.len(), 4);
         assert_eq!(db.asked().len(), 2, "{}", cache.backend_name());
         // A tag bust reaches every element.
-        rename_org(&cache, &db, "acme", "all renamed").await.unwrap();
+        rename_org(&cache, &db, "acme", "all renamed")
+            .await
+            .unwrap();
         let got = get_users(&cache, &db, "acme", &[1, 2, 3, 4]).await.unwrap();
         assert!(got.values().all(|u| u.name == "all renamed"), "{got:?}");
         assert_eq!(db.asked()[2], vec![1, 2, 3, 4]);
         // A key bust reaches the element through the single-key function.
         rename(&cache, &db, 1, "one").await.unwrap();
-        assert_eq!(get_user(&cache, &db, "acme", 1).await.unwrap().unwrap().name, "one");
+        assert_eq!(
+            get_user(&cache, &db, "acme", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "one"
+        );
         // Another org is another entry, and another gathering.
-        assert_eq!(get_user(&cache, &db, "other", 1).await.unwrap().unwrap().name, "one");
+        assert_eq!(
+            get_user(&cache, &db, "other", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "one"
+        );
         assert_eq!(db.asked().len(), 5);
     }
 }
@@ -229,10 +252,17 @@ async fn overlapping_batches_run_each_elements_body_once() {
         })
         .await;
         release.notify_one();
-        let (a, b) = (first.await.unwrap().unwrap(), second.await.unwrap().unwrap());
+        let (a, b) = (
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        );
         assert_eq!((a.len(), b.len()), (10, 11));
         let runs = db.runs();
-        assert!(runs.values().all(|n| *n == 1), "{runs:?} on {}", cache.backend_name());
+        assert!(
+            runs.values().all(|n| *n == 1),
+            "{runs:?} on {}",
+            cache.backend_name()
+        );
         assert_eq!(runs.len(), 15);
     }
 }
@@ -259,7 +289,9 @@ async fn concurrent_misses_of_the_linked_function_are_gathered() {
         assert_eq!(db.runs().len(), 64);
         // Each stored its own element: all hits now.
         let before = cache.stats();
-        get_users(&cache, &db, "acme", &(1..=64).collect::<Vec<_>>()).await.unwrap();
+        get_users(&cache, &db, "acme", &(1..=64).collect::<Vec<_>>())
+            .await
+            .unwrap();
         assert_eq!(cache.stats().hits - before.hits, 64);
     }
 }
@@ -269,7 +301,9 @@ async fn duplicates_empty_inputs_unasked_elements_and_errors() {
     for (cache, backing) in each_backend().await {
         let db = Db::with(1..=5);
         // Duplicates: each element once, in the order first given.
-        let got = get_users(&cache, &db, "acme", &[3, 1, 3, 2, 1]).await.unwrap();
+        let got = get_users(&cache, &db, "acme", &[3, 1, 3, 2, 1])
+            .await
+            .unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!(db.asked(), vec![vec![3, 1, 2]]);
         // Empty: no request, no body.
@@ -335,7 +369,13 @@ async fn rename_one(cache: &Cache, db: &Db, org: &str, id: u64, name: &str) -> R
 }
 
 #[invalidates(calls = [get_users(cache, db, org, ids)])]
-async fn rename_many(cache: &Cache, db: &Db, org: &str, ids: &[u64], name: &str) -> Result<(), String> {
+async fn rename_many(
+    cache: &Cache,
+    db: &Db,
+    org: &str,
+    ids: &[u64],
+    name: &str,
+) -> Result<(), String> {
     for id in ids {
         db.set(*id, name);
     }
@@ -346,13 +386,19 @@ async fn rename_many(cache: &Cache, db: &Db, org: &str, ids: &[u64], name: &str)
 async fn calls_and_companions_of_a_batch_function() {
     for (cache, _backing) in each_backend().await {
         let db = Db::with(1..=6);
-        get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5, 6]).await.unwrap();
+        get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5, 6])
+            .await
+            .unwrap();
         // `calls` naming the linked single-key function reaches the batch's
         // entry of that element.
         rename_one(&cache, &db, "acme", 2, "two").await.unwrap();
         // `calls` naming the batch function busts each element's key.
-        rename_many(&cache, &db, "acme", &[4, 5], "four or five").await.unwrap();
-        let got = get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5, 6]).await.unwrap();
+        rename_many(&cache, &db, "acme", &[4, 5], "four or five")
+            .await
+            .unwrap();
+        let got = get_users(&cache, &db, "acme", &[1, 2, 3, 4, 5, 6])
+            .await
+            .unwrap();
         assert_eq!(got[&2].name, "two");
         assert_eq!(got[&5].name, "four or five");
         assert_eq!(db.asked().last().unwrap(), &vec![2, 4, 5]);
@@ -363,17 +409,20 @@ async fn calls_and_companions_of_a_batch_function() {
         // `_uncached` reads and stores nothing; `_refresh` fills every
         // element given, hit or not.
         let calls = db.asked().len();
-        get_users_uncached(&cache, &db, "acme", &[1, 2]).await.unwrap();
+        get_users_uncached(&cache, &db, "acme", &[1, 2])
+            .await
+            .unwrap();
         assert_eq!(db.asked().len(), calls + 1);
         db.set(1, "warmed");
-        get_users_refresh(&cache, &db, "acme", &[1, 2, 3]).await.unwrap();
+        get_users_refresh(&cache, &db, "acme", &[1, 2, 3])
+            .await
+            .unwrap();
         assert_eq!(db.asked().last().unwrap(), &vec![1, 2, 3]);
         let got = get_users(&cache, &db, "acme", &[1, 2, 3]).await.unwrap();
         assert_eq!(got[&1].name, "warmed");
         assert_eq!(db.asked().len(), calls + 2, "{}", cache.backend_name());
     }
 }
-
 
 #[cfg(feature = "cluster")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,9 +431,15 @@ async fn on_a_cluster_one_pipeline_per_master() {
     let cache = cluster.cache().await;
     let db = Db::with(1..=100);
     let ids: Vec<u64> = (1..=100).collect();
-    let masters: std::collections::BTreeSet<u16> =
-        ids.iter().map(|id| cluster.master_of(&format!("user:{id}"))).collect();
-    assert_eq!(masters.len(), 3, "the elements spread over the three masters");
+    let masters: std::collections::BTreeSet<u16> = ids
+        .iter()
+        .map(|id| cluster.master_of(&format!("user:{id}")))
+        .collect();
+    assert_eq!(
+        masters.len(),
+        3,
+        "the elements spread over the three masters"
+    );
     get_users(&cache, &db, "acme", &ids).await.unwrap();
     let before = cache.stats();
     let got = get_users(&cache, &db, "acme", &ids).await.unwrap();
@@ -454,7 +509,10 @@ async fn prices(
 
 #[cached(batch = "n in ns", key = "square:<n>", ttl = 300, cache = cache)]
 async fn squares(cache: &Cache, ns: Vec<u32>) -> Result<BTreeMap<u32, u64>, std::io::Error> {
-    Ok(ns.into_iter().map(|n| (n, u64::from(n) * u64::from(n))).collect())
+    Ok(ns
+        .into_iter()
+        .map(|n| (n, u64::from(n) * u64::from(n)))
+        .collect())
 }
 
 #[tokio::test]
@@ -469,7 +527,10 @@ async fn other_collections_none_ttl_and_the_lock_strategy() {
         assert_eq!(got.len(), 2);
         assert_eq!(runs.lock().unwrap().len(), 1, "{}", cache.backend_name());
         let got = squares(&cache, vec![3, 1, 2]).await.unwrap();
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![(1, 1), (2, 4), (3, 9)]);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![(1, 1), (2, 4), (3, 9)]
+        );
         let before = cache.stats().hits;
         squares(&cache, vec![2, 3]).await.unwrap();
         assert_eq!(cache.stats().hits - before, 2);

@@ -36,8 +36,8 @@ use super::shared::{
     cache_binding, entries_fn, name_expr, preamble_of, private, through_mut, wrapper, Expanded,
 };
 use crate::batch::Batch;
-use crate::model::Rendered;
 use crate::companions::companions;
+use crate::model::Rendered;
 use crate::model::{Cached, Key};
 use crate::options::cached::{CachedOptions, Strategy};
 use crate::spans::respan;
@@ -200,7 +200,7 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
     };
     // Tags that do not name the element are rendered once per call.
     let names_element = |r: &Rendered| match r {
-        Rendered::Template(t) => t.roots.iter().any(|root| *root == b.element.to_string()),
+        Rendered::Template(t) => t.roots.iter().any(|root| b.element == root.as_str()),
         Rendered::Named(_) => true,
     };
     let fixed: Vec<TokenStream> = m
@@ -309,7 +309,7 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
             Rendered::Named(_) => None,
         })
         .flat_map(|t| t.holes.iter().zip(&t.roots))
-        .filter(|(_, root)| **root != element.to_string())
+        .filter(|(_, root)| *element != root.as_str())
         .map(|(hole, _)| hole.clone())
         .collect();
     let mut pieces = vec![String::new()];
@@ -317,9 +317,9 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
     if !holes.is_empty() {
         pieces.push(String::new());
     }
-    let rendered = holes.iter().map(|h| {
-        quote!((&&#private::Hole(#h)).__cachette_hole() as &dyn ::core::fmt::Display)
-    });
+    let rendered = holes
+        .iter()
+        .map(|h| quote!((&&#private::Hole(#h)).__cachette_hole() as &dyn ::core::fmt::Display));
     let group = quote!({
         #[allow(unused_imports)]
         use #private::{HoleKey as _, HoleTag as _, HoleValue as _};

@@ -388,7 +388,11 @@ impl Written for WrittenCached {
 /// `"id in ids"`: the element's name and the collection parameter's.
 fn parse_batch(text: &str, span: Span) -> Option<(Ident, Ident)> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    let ident = |w: &str| syn::parse_str::<Ident>(w).ok().map(|i| Ident::new(&i.to_string(), span));
+    let ident = |w: &str| {
+        syn::parse_str::<Ident>(w)
+            .ok()
+            .map(|i| Ident::new(&i.to_string(), span))
+    };
     match words.as_slice() {
         [element, "in", collection] => Some((ident(element)?, ident(collection)?)),
         _ => None,

@@ -49,6 +49,7 @@ fn misshapen(what: &str, asked: usize, got: usize) -> Error {
 /// The most entries a batch read looks up in one request (per master on a
 /// cluster): a larger batch is read in chunks of this many, one after the
 /// other, so that no request or reply grows without bound.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) const BATCH_CHUNK: usize = 256;
 
 /// Where entries and versions live.
@@ -198,22 +199,34 @@ impl Backend {
         &self,
         subjects: &[&Subject<'_>],
     ) -> Result<(Vec<Lookup>, usize), Error> {
+        match &self.servers {
+            Servers::Memory(m) => Ok((subjects.iter().map(|s| m.lookup(s)).collect(), 0)),
+            #[cfg(feature = "redis")]
+            _ => self.lookup_many_remote(subjects).await,
+        }
+    }
+
+    /// [`lookup_many`](Self::lookup_many) on Redis.
+    #[cfg(feature = "redis")]
+    async fn lookup_many_remote(
+        &self,
+        subjects: &[&Subject<'_>],
+    ) -> Result<(Vec<Lookup>, usize), Error> {
         let mut found: Vec<Option<Lookup>> = Vec::with_capacity(subjects.len());
         match &self.servers {
-            Servers::Memory(m) => {
-                let lookups = subjects.iter().map(|s| m.lookup(s)).collect();
-                return Ok((lookups, 0));
-            }
-            #[cfg(feature = "redis")]
+            Servers::Memory(_) => unreachable!("read by `lookup_many`"),
             Servers::Single(s) => {
                 found.extend(subjects.iter().map(|subject| s.leased_hit(subject)));
                 if s.near_cache().is_some() {
-                    let near = subjects.iter().zip(&found).map(|(subject, leased)| async move {
-                        match leased {
-                            Some(_) => None,
-                            None => s.near_hit(subject).await,
-                        }
-                    });
+                    let near = subjects
+                        .iter()
+                        .zip(&found)
+                        .map(|(subject, leased)| async move {
+                            match leased {
+                                Some(_) => None,
+                                None => s.near_hit(subject).await,
+                            }
+                        });
                     let near = entered(futures_util::future::join_all(near)).await;
                     for (slot, hit) in found.iter_mut().zip(near) {
                         if let Some(Ok(hit)) = hit {
@@ -238,9 +251,10 @@ impl Backend {
             #[cfg(feature = "upstash")]
             Servers::Rest(_) => found.resize_with(subjects.len(), || None),
         }
-        #[cfg(feature = "redis")]
         {
-            let missing: Vec<usize> = (0..subjects.len()).filter(|&i| found[i].is_none()).collect();
+            let missing: Vec<usize> = (0..subjects.len())
+                .filter(|&i| found[i].is_none())
+                .collect();
             let mut requests = 0;
             for chunk in missing.chunks(BATCH_CHUNK) {
                 let asked: Vec<&Subject<'_>> = chunk.iter().map(|&i| subjects[i]).collect();
@@ -251,7 +265,9 @@ impl Backend {
                         (entered(read).await?, 1)
                     }
                     #[cfg(feature = "cluster")]
-                    Servers::Cluster(c) => entered(within(self.deadline, c.lookup_many(&asked))).await?,
+                    Servers::Cluster(c) => {
+                        entered(within(self.deadline, c.lookup_many(&asked))).await?
+                    }
                     #[cfg(feature = "upstash")]
                     Servers::Rest(r) => (self.bounded(r.lookup_many(&asked)).await?, 1),
                 };
@@ -268,7 +284,10 @@ impl Backend {
                 .zip(found)
                 .map(|(subject, lookup)| match lookup {
                     Some(lookup) => shaped(subject, Ok(lookup)),
-                    None => Err(Error::new(crate::error::ErrorKind::Backend, "an entry was left unread")),
+                    None => Err(Error::new(
+                        crate::error::ErrorKind::Backend,
+                        "an entry was left unread",
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((lookups, requests))

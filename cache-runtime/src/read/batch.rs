@@ -156,8 +156,15 @@ impl Cache {
                 self.zero_ttl(call);
             }
             return (
-                self.run_batch::<M, K, V, E, B, Fut>(&calls, items, everything(), Vec::new(), body, hooks)
-                    .await,
+                self.run_batch::<M, K, V, E, B, Fut>(
+                    &calls,
+                    items,
+                    everything(),
+                    Vec::new(),
+                    body,
+                    hooks,
+                )
+                .await,
                 requests,
             );
         }
@@ -185,8 +192,15 @@ impl Cache {
         }
         let Some(permit) = inner.breaker.allow() else {
             return (
-                self.run_batch::<M, K, V, E, B, Fut>(&calls, items, everything(), Vec::new(), body, hooks)
-                    .await,
+                self.run_batch::<M, K, V, E, B, Fut>(
+                    &calls,
+                    items,
+                    everything(),
+                    Vec::new(),
+                    body,
+                    hooks,
+                )
+                .await,
                 requests,
             );
         };
@@ -307,14 +321,10 @@ impl Cache {
                     }
                 })
                 .collect();
-            let ended = futures_util::future::join_all(
-                waits
-                    .into_iter()
-                    .map(|(i, f)| {
-                        let call = &calls[i];
-                        async move { (i, self.follow(call, f).await) }
-                    }),
-            )
+            let ended = futures_util::future::join_all(waits.into_iter().map(|(i, f)| {
+                let call = &calls[i];
+                async move { (i, self.follow(call, f).await) }
+            }))
             .await;
             let mut handed: HashMap<usize, Arc<[crate::version::Token]>> = HashMap::new();
             for (i, ended) in ended {
@@ -403,7 +413,9 @@ impl Cache {
             }
         }
         let out = self
-            .run_batch_with::<M, K, V, E, B, Fut>(&calls, items, fetching, served, body, hooks, guards, locks)
+            .run_batch_with::<M, K, V, E, B, Fut>(
+                &calls, items, fetching, served, body, hooks, guards, locks,
+            )
             .await;
         (out, requests)
     }
@@ -553,8 +565,16 @@ impl Cache {
             let guard = guards[f.index].as_ref();
             async move {
                 if let (true, Some((tokens, created))) = (f.store, captured) {
-                    self.fill_one::<M, V>(call, &tokens, &created, &out, hooks, guard, body_started)
-                        .await;
+                    self.fill_one::<M, V>(
+                        call,
+                        &tokens,
+                        &created,
+                        &out,
+                        hooks,
+                        guard,
+                        body_started,
+                    )
+                    .await;
                 }
                 if !call.forced {
                     telemetry::end(call.label(), call.key, Outcome::Miss, call.started);

@@ -147,7 +147,11 @@ impl Cache {
     /// Follows another caller's flight: `None` when it did not end within
     /// `lock_wait` (a leader that waits, through a task it spawned, for this
     /// very call cannot hold its followers forever).
-    pub(super) async fn follow(&self, call: &Call<'_>, follower: crate::flight::Follower) -> Option<Ended> {
+    pub(super) async fn follow(
+        &self,
+        call: &Call<'_>,
+        follower: crate::flight::Follower,
+    ) -> Option<Ended> {
         Counters::bump(&self.inner.counters.coalesced);
         telemetry::step(call.label(), call.key, Outcome::Coalesced);
         // On cachette's timer: the caller's runtime may have none.

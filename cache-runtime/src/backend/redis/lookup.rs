@@ -126,7 +126,11 @@ impl<'s> Shared<'s> {
     /// Each subject's answers, from the replies to `names` (a reply short
     /// of them leaves the subjects it does not cover short, which the
     /// caller refuses).
-    pub(crate) fn answers<A>(&self, replies: Vec<Value>, mut with: impl FnMut(Value) -> A) -> Vec<Vec<A>> {
+    pub(crate) fn answers<A>(
+        &self,
+        replies: Vec<Value>,
+        mut with: impl FnMut(Value) -> A,
+    ) -> Vec<Vec<A>> {
         self.positions
             .iter()
             .map(|positions| {

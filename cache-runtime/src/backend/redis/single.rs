@@ -163,7 +163,10 @@ impl Single {
     /// The lookups of `subjects` (a batch read), in one pipeline: as
     /// [`lookup`](Self::lookup) for each. A version many of them share (a
     /// tag's, the epoch) is read once.
-    pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
+    pub(crate) async fn lookup_many(
+        &self,
+        subjects: &[&Subject<'_>],
+    ) -> Result<Vec<Lookup>, Error> {
         let max = self.max_entry;
         let shared = super::lookup::Shared::of(subjects);
         let shared = &shared;

@@ -278,7 +278,9 @@ impl Cluster {
             .iter()
             .map(|s| {
                 let names = s.names();
-                std::iter::once(names.entry()).chain(names.versions()).collect()
+                std::iter::once(names.entry())
+                    .chain(names.versions())
+                    .collect()
             })
             .collect();
         let pipelines = groups.len();

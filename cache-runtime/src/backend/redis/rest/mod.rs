@@ -195,7 +195,10 @@ impl Rest {
 
     /// The lookups of `subjects` (a batch read), in one request: as
     /// [`lookup`](Self::lookup) for each.
-    pub(crate) async fn lookup_many(&self, subjects: &[&Subject<'_>]) -> Result<Vec<Lookup>, Error> {
+    pub(crate) async fn lookup_many(
+        &self,
+        subjects: &[&Subject<'_>],
+    ) -> Result<Vec<Lookup>, Error> {
         // A version many subjects share (a tag's, the epoch) is read once.
         let shared = super::lookup::Shared::of(subjects);
         let commands: Vec<redis::Cmd> = shared
