@@ -143,10 +143,19 @@ pub(crate) fn lower(
     };
     for tag in &opts.common.tags {
         if let crate::values::Name::Named(s) = tag {
-            errors.at(
-                s.span(),
-                "the tags of a batch function are templates, such as `tags = [\"org:<org>\"]`",
-            );
+            let mut used = Vec::new();
+            for field in &s.fields {
+                crate::lower::params::free_vars(&field.expr, &mut used);
+            }
+            if used.iter().any(|u| element == u.as_str()) {
+                errors.at(
+                    s.span(),
+                    format!(
+                        "a tag of a batch function that names the element is a template, such as \
+                         `tags = [\"user:<{element}>\"]` (a declared tag is rendered once per call)"
+                    ),
+                );
+            }
         }
     }
     if let Some(ret) = ret {

@@ -250,6 +250,8 @@ where
         .filter(|item| seen.insert(item.element.clone()))
         .collect();
     match companion {
+        // As a cached call: an empty input does not run the body.
+        Some(Companion::Uncached) if items.is_empty() => return R::from_result(Ok(Vec::new())),
         Some(Companion::Uncached) => {
             return body(items.into_iter().map(|i| i.element).collect()).await;
         }

@@ -211,9 +211,12 @@ where
     F: FnOnce(Vec<K>) -> Fut,
     Fut: Future<Output = R>,
 {
-    // A companion (`_key`, `_uncached`, `_refresh`) asks the batch call
-    // itself: made at once, in this task, for this one element.
-    if crate::companion::pending() {
+    // Made at once, in this task, for this one element: what a companion
+    // (`_key`, `_uncached`, `_refresh`) asks of the batch call; a call in a
+    // deferred scope, which must read as its scope says (a gathering's
+    // batch call reads in its leader's task); a call inside a cached body,
+    // whose flight the gathering's batch call could wait for.
+    if crate::companion::pending() || crate::deferred::in_scope() || crate::read::in_a_body() {
         let out = Box::pin(run(vec![element.clone()])).await.into_result();
         return R::one(out.map(|pairs| pick(pairs, &element)));
     }
@@ -226,12 +229,16 @@ where
             .and_then(|g| g.clone().downcast::<Gathering<K, R::Value>>().ok())
             .and_then(|g| {
                 let mut state = crate::sync::lock(&g.state);
-                if state.closed || state.elements.len() >= MAX_GATHERED {
+                // Each element's value goes to one caller: a call of an
+                // element already gathered makes a batch call of its own,
+                // which follows that element's flight, then reads it.
+                if state.closed
+                    || state.elements.len() >= MAX_GATHERED
+                    || state.elements.contains(&element)
+                {
                     return None;
                 }
-                if !state.elements.contains(&element) {
-                    state.elements.push(element.clone());
-                }
+                state.elements.push(element.clone());
                 drop(state);
                 Some(g)
             })

@@ -351,9 +351,15 @@ async fn ten_thousand_elements_are_read_in_chunks() {
         let ids: Vec<u64> = (1..=10_000).collect();
         get_users(&cache, &db, "acme", &ids).await.unwrap();
         let before = cache.stats();
+        assert_eq!(before.errors, 0, "{}", cache.backend_name());
         let got = get_users(&cache, &db, "acme", &ids).await.unwrap();
         assert_eq!(got.len(), 10_000);
-        assert_eq!(cache.stats().hits - before.hits, 10_000);
+        assert_eq!(
+            cache.stats().hits - before.hits,
+            10_000,
+            "{}",
+            cache.backend_name()
+        );
         let chunks = cache.stats().batch_lookups - before.batch_lookups;
         // 256 elements a request.
         let expected = if backing.is_some() { 40 } else { 0 };
@@ -534,5 +540,105 @@ async fn other_collections_none_ttl_and_the_lock_strategy() {
         let before = cache.stats().hits;
         squares(&cache, vec![2, 3]).await.unwrap();
         assert_eq!(cache.stats().hits - before, 2);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_linked_calls_of_one_element_all_get_its_value() {
+    for (cache, _backing) in each_backend().await {
+        let db = Db::with(1..=3);
+        for _ in 0..2 {
+            // Cold, then warm.
+            let (a, b, c) = tokio::join!(
+                get_user(&cache, &db, "acme", 1),
+                get_user(&cache, &db, "acme", 1),
+                get_user(&cache, &db, "acme", 1),
+            );
+            for got in [a, b, c] {
+                assert_eq!(
+                    got.unwrap().unwrap().name,
+                    "user 1",
+                    "{}",
+                    cache.backend_name()
+                );
+            }
+        }
+        assert_eq!(db.runs()[&1], 1, "{:?}", db.asked());
+    }
+}
+
+#[tokio::test]
+async fn a_linked_call_in_a_deferred_scope_reads_as_its_scope_says() {
+    for (cache, _backing) in each_backend().await {
+        let db = Db::with(1..=3);
+        get_users(&cache, &db, "acme", &[1, 2]).await.unwrap();
+        let (outside, inside) = tokio::join!(
+            get_user(&cache, &db, "acme", 2),
+            cachette::deferred(async {
+                // Held by the scope: the entry it names is not served inside.
+                rename(&cache, &db, 1, "newest").await.unwrap();
+                get_user(&cache, &db, "acme", 1).await
+            })
+        );
+        assert_eq!(outside.unwrap().unwrap().name, "user 2");
+        assert_eq!(
+            inside.unwrap().unwrap().name,
+            "newest",
+            "{}",
+            cache.backend_name()
+        );
+        // Delivered when the scope ended.
+        assert_eq!(
+            get_user(&cache, &db, "acme", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .name,
+            "newest"
+        );
+    }
+}
+
+cachette::names! {
+    /// Every member of one team.
+    tag TeamTag = "team:<team>";
+}
+
+#[cached(batch = "id in ids", key = "member:<id>", ttl = 300, tags = [TeamTag { team }], cache = cache, unkeyed = [db], one = member)]
+async fn members(
+    cache: &Cache,
+    db: &Db,
+    team: &str,
+    ids: &[u64],
+) -> Result<HashMap<u64, User>, String> {
+    db.select(ids).await
+}
+
+#[invalidates(tags = [TeamTag { team }], cache = cache)]
+async fn rename_team(cache: &Cache, db: &Db, team: &str, name: &str) -> Result<(), String> {
+    for row in db.rows.lock().unwrap().values_mut() {
+        *row = name.to_string();
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_declared_tag_reaches_every_element() {
+    for (cache, _backing) in each_backend().await {
+        let db = Db::with(1..=3);
+        members(&cache, &db, "red", &[1, 2, 3]).await.unwrap();
+        assert_eq!(
+            member(&cache, &db, "red", 2).await.unwrap().unwrap().name,
+            "user 2"
+        );
+        rename_team(&cache, &db, "red", "renamed").await.unwrap();
+        let got = members(&cache, &db, "red", &[1, 2, 3]).await.unwrap();
+        assert!(got.values().all(|u| u.name == "renamed"), "{got:?}");
+        // Another team: another gathering, another entry set.
+        assert_eq!(
+            member(&cache, &db, "blue", 2).await.unwrap().unwrap().name,
+            "renamed"
+        );
+        assert_eq!(db.asked().len(), 3, "{}", cache.backend_name());
     }
 }

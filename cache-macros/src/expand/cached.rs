@@ -199,9 +199,10 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
         Key::Default(_) => unreachable!("a batch function's key is checked to be written"),
     };
     // Tags that do not name the element are rendered once per call.
-    let names_element = |r: &Rendered| match r {
-        Rendered::Template(t) => t.roots.iter().any(|root| b.element == root.as_str()),
-        Rendered::Named(_) => true,
+    let names_element = |r: &Rendered| {
+        crate::lower::params::roots(r)
+            .iter()
+            .any(|root| b.element == root.as_str())
     };
     let fixed: Vec<TokenStream> = m
         .tags
@@ -297,21 +298,26 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
     };
     // The calls of one gathering share every argument the entries are
     // named after, but the element.
-    let holes: Vec<TokenStream> = m
-        .tags
-        .iter()
-        .chain(match &m.key {
-            Key::Written(t) => Some(t),
-            Key::Default(_) => None,
-        })
-        .filter_map(|r| match r {
-            Rendered::Template(t) => Some(t),
-            Rendered::Named(_) => None,
-        })
-        .flat_map(|t| t.holes.iter().zip(&t.roots))
-        .filter(|(_, root)| *element != root.as_str())
-        .map(|(hole, _)| hole.clone())
-        .collect();
+    let mut holes: Vec<TokenStream> = Vec::new();
+    for rendered in m.tags.iter().chain(match &m.key {
+        Key::Written(t) => Some(t),
+        Key::Default(_) => None,
+    }) {
+        match rendered {
+            Rendered::Template(t) => holes.extend(
+                t.holes
+                    .iter()
+                    .zip(&t.roots)
+                    .filter(|(_, root)| *element != root.as_str())
+                    .map(|(hole, _)| hole.clone()),
+            ),
+            // A declared tag (checked not to name the element), whole.
+            named @ Rendered::Named(_) => {
+                let tag = name_expr(named, &private, false);
+                holes.push(quote!(&#tag));
+            }
+        }
+    }
     let mut pieces = vec![String::new()];
     pieces.extend(holes.iter().skip(1).map(|_| "\u{1f}".to_string()));
     if !holes.is_empty() {

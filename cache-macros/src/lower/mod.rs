@@ -9,7 +9,7 @@
 pub(crate) mod cached;
 mod calls;
 pub(crate) mod invalidates;
-mod params;
+pub(crate) mod params;
 mod returns;
 
 use proc_macro2::Span;

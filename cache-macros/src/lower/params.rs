@@ -165,7 +165,7 @@ pub(crate) fn roots(rendered: &Rendered) -> Vec<String> {
 /// The variables `expr` reads (`filter` of `filter.page`, `id` of
 /// `id.to_string()`), into `out`. A macro's tokens are not read: what
 /// they use does not count, so a parameter read only there is reported.
-fn free_vars(expr: &Expr, out: &mut Vec<String>) {
+pub(crate) fn free_vars(expr: &Expr, out: &mut Vec<String>) {
     match expr {
         Expr::Path(p) if p.qself.is_none() => {
             if let Some(i) = p.path.get_ident() {

@@ -207,6 +207,7 @@ impl Cache {
         let mut permit = Some(permit);
 
         let mut guards: Vec<Option<FlightGuard>> = (0..calls.len()).map(|_| None).collect();
+        let mut epochs: Vec<u64> = vec![0; calls.len()];
         for round in 0..=ROUNDS {
             // Look up every element not yet served (again after a flight).
             let unread: Vec<usize> = (0..calls.len())
@@ -214,6 +215,11 @@ impl Cache {
                 .collect();
             if !unread.is_empty() {
                 let subjects: Vec<_> = unread.iter().map(|&i| &calls[i].subject).collect();
+                // A flight of an element that ends after this read may have
+                // filled it: read again rather than lead (see below).
+                for &i in &unread {
+                    epochs[i] = inner.flights.epoch(calls[i].subject.entry());
+                }
                 let looked = inner.backend.lookup_many(&subjects).await;
                 drop(permit.take());
                 let lookups = match looked {
@@ -291,7 +297,15 @@ impl Cache {
                         continue;
                     }
                     match inner.flights.join(call.subject.entry()) {
-                        Role::Leader(guard) => guards[i] = Some(guard),
+                        Role::Leader(guard) => {
+                            if inner.flights.epoch(call.subject.entry()) == epochs[i] {
+                                guards[i] = Some(guard);
+                            } else {
+                                // A flight ended since the read: its value
+                                // may be there.
+                                raced = true;
+                            }
+                        }
                         Role::Follower(follower) => {
                             *state = State::Following(follower);
                             raced = true;
@@ -354,10 +368,11 @@ impl Cache {
         let mut locks = Vec::new();
         if policy.strategy == Strategy::Lock && !forced {
             let leading: Vec<usize> = (0..calls.len()).filter(|&i| guards[i].is_some()).collect();
-            let locked = futures_util::future::join_all(
+            let locked = bounded(
                 leading
                     .iter()
-                    .map(|&i| self.lock_or_wait::<M, Option<V>>(&calls[i], keep)),
+                    .map(|&i| self.lock_or_wait::<M, Option<V>>(&calls[i], keep))
+                    .collect(),
             )
             .await;
             for (i, locked) in leading.into_iter().zip(locked) {
@@ -482,22 +497,27 @@ impl Cache {
         // The versions, captured before the body reads its source: a bust
         // of an element after this point changes one of its versions, and
         // its entry written below can then never validate.
-        let captured = futures_util::future::join_all(fetching.iter().map(|f| async {
-            if !f.store {
-                return None;
-            }
-            let call = &calls[f.index];
-            match self
-                .capture(&call.subject, &f.lookup, call.policy.storage_ttl())
-                .await
-            {
-                Ok(captured) => Some(captured),
-                Err(e) => {
-                    self.backend_error("version", &call.key, &e);
-                    None
-                }
-            }
-        }))
+        let captured = bounded(
+            fetching
+                .iter()
+                .map(|f| async {
+                    if !f.store {
+                        return None;
+                    }
+                    let call = &calls[f.index];
+                    match self
+                        .capture(&call.subject, &f.lookup, call.policy.storage_ttl())
+                        .await
+                    {
+                        Ok(captured) => Some(captured),
+                        Err(e) => {
+                            self.backend_error("version", &call.key, &e);
+                            None
+                        }
+                    }
+                })
+                .collect(),
+        )
         .await;
         for (f, captured) in fetching.iter_mut().zip(&captured) {
             f.store &= captured.is_some();
@@ -582,7 +602,7 @@ impl Cache {
                 (f.index, out)
             }
         });
-        let filled = futures_util::future::join_all(fills).await;
+        let filled = bounded(fills.collect()).await;
         for lock in locks {
             lock.release().await;
         }
@@ -659,6 +679,24 @@ fn merge<K: Clone, V>(items: &[BatchItem<K>], results: Vec<Option<Option<V>>>) -
         .zip(results)
         .filter_map(|(item, out)| Some((item.element.clone(), out.flatten()?)))
         .collect()
+}
+
+/// At most this many of a batch's per-element requests (locks, version
+/// writes, fills) are in flight at once.
+const IN_FLIGHT: usize = 64;
+
+/// Runs `futures` [`IN_FLIGHT`] at a time (each group once the one
+/// before it ended); their outputs in order.
+async fn bounded<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures = futures.into_iter();
+    let mut out = Vec::new();
+    loop {
+        let some: Vec<F> = futures.by_ref().take(IN_FLIGHT).collect();
+        if some.is_empty() {
+            return out;
+        }
+        out.extend(futures_util::future::join_all(some).await);
+    }
 }
 
 /// Runs `body` as the leader of every flight in `entries`.

@@ -116,6 +116,12 @@ impl<'a> Call<'a> {
     }
 }
 
+/// Whether the running code is the body of a cached call (it leads a
+/// flight, or refreshes an entry).
+pub(crate) fn in_a_body() -> bool {
+    LEADING.try_with(|l| !l.is_empty()).unwrap_or(false) || REFRESHING.try_with(|_| ()).is_ok()
+}
+
 /// Whether the running code leads the flight of `entry`.
 fn leads(entry: &str) -> bool {
     LEADING
