@@ -71,6 +71,8 @@ pub use cache_runtime::SERVER_FUNCTIONS;
 pub mod guide {
     #[doc = include_str!("../docs/attributes.md")]
     pub mod attributes {}
+    #[doc = include_str!("../docs/batches.md")]
+    pub mod batches {}
     #[doc = include_str!("../docs/invalidation.md")]
     pub mod invalidation {}
     #[doc = include_str!("../docs/redis.md")]

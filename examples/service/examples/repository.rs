@@ -65,6 +65,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         repo.projects("acme").await?,
         queries()
     );
+
+    // Several projects by id: the body is given the ids that missed, in one
+    // query (`WHERE id IN (?, ?, ?)`); each id has an entry of its own. 3 is
+    // globex's: not in the result, and not stored.
+    let found = repo.projects_by_ids("acme", &[1, 2, 3]).await?;
+    println!(
+        "{} of ids 1, 2, 3 in acme (queries: {})",
+        found.len(),
+        queries()
+    );
+    // The batch's single-key function is served from those entries.
+    println!(
+        "{:?} (queries: {}, from the batch's entry)",
+        repo.project_by_id("acme", 2).await?,
+        queries()
+    );
     println!("stats: {:?}", repo.cache().stats());
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! cachette in a service: a repository over SQLite (sqlx, a file in WAL
 //! mode) whose reads are `#[cached]` and whose writes run in transactions,
 //! bust through `#[invalidates]` and are sent once the transaction has
-//! committed (`cachette::deferred`). Its examples run it from the command line
-//! (`repository`) and behind an HTTP API (`axum_service`).
+//! committed (`cachette::deferred`). Several projects are read by id in one
+//! query (`projects_by_ids`, a batch read). Its examples run it from the
+//! command line (`repository`) and behind an HTTP API (`axum_service`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cachette::{cached, cached_impl, invalidates, Cache};
@@ -12,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow,
 };
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Project {
@@ -61,6 +63,58 @@ fn project(row: SqliteRow) -> Project {
 cachette::names! {
     /// Every entry of one organisation: its projects and its listing.
     pub tag OrgTag = "org:<org>";
+}
+
+/// Projects of `org` by id, in one query for the ids that missed. Each id
+/// has an entry of its own, under the key `Repo::project` reads
+/// (`project:<org>:<id>`), which `Repo::rename_in` busts, and tagged with
+/// `OrgTag`'s template (written out: a batch function takes templates
+/// only), which `Repo::delete_in` busts. An id with no row in `org` is
+/// left out of the result, and not stored.
+///
+/// `project_by_id` is its single-key function: it reads the same entries,
+/// and the calls made together (with the same `org`) are one call of this
+/// function, one query.
+#[cached(
+    batch = "id in ids",
+    key = "project:<org>:<id>",
+    ttl = "5m",
+    tags = ["org:<org>"],
+    cache = cache,
+    unkeyed = [pool, queries],
+    one = project_by_id
+)]
+pub async fn projects_by_ids(
+    cache: &Cache,
+    pool: &SqlitePool,
+    queries: &AtomicU64,
+    org: &str,
+    ids: &[i64],
+) -> Result<HashMap<i64, Project>, DbError> {
+    // Never empty on a cached call; `projects_by_ids_uncached(.., &[])`
+    // runs the body as it is.
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    queries.fetch_add(1, Ordering::Relaxed);
+    // `... AND id IN (?, ?, ?)`: one placeholder per id, each bound. The
+    // body is given every id that missed, however many: SQLite takes up to
+    // 32,766 parameters a query.
+    let mut sql = QueryBuilder::<Sqlite>::new("SELECT id, org, name FROM projects WHERE org = ");
+    sql.push_bind(org).push(" AND id IN (");
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    sql.push(")");
+    let rows = sql.build().fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let project = project(row);
+            (project.id, project)
+        })
+        .collect())
 }
 
 /// The reads are cached and the writes bust, all in `self.cache`. Writes
@@ -126,6 +180,24 @@ impl Repo {
         Ok(row.map(project))
     }
 
+    /// Several projects of `org` by id: the cached ones from the cache, the
+    /// others in one query (see [`projects_by_ids`]).
+    pub async fn projects_by_ids(
+        &self,
+        org: &str,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, Project>, DbError> {
+        projects_by_ids(&self.cache, &self.pool, &self.queries, org, ids).await
+    }
+
+    /// One project, read from the entries of `projects_by_ids`: the calls
+    /// made together are gathered into one query. `project` reads the same
+    /// row with a query of its own, into entries of its own under the same
+    /// key.
+    pub async fn project_by_id(&self, org: &str, id: i64) -> Result<Option<Project>, DbError> {
+        project_by_id(&self.cache, &self.pool, &self.queries, org, id).await
+    }
+
     #[cached(key = "projects:<org>", ttl = "1m", tags = [OrgTag { org }])]
     pub async fn projects(&self, org: &str) -> Result<Vec<Project>, DbError> {
         self.queries.fetch_add(1, Ordering::Relaxed);
@@ -137,10 +209,17 @@ impl Repo {
     }
 
     /// Renames a project inside `tx`. The entries that name it are the
-    /// ones the two reads above would read, their arguments given by name:
-    /// a renamed parameter, two swapped arguments or a changed key template
-    /// is a compile error here, or follows, never a silent miss.
-    #[invalidates(calls = [self.project(org = org, id = id), self.projects(org)])]
+    /// ones the reads above would read, their arguments given by name: a
+    /// renamed parameter, two swapped arguments or a changed key template
+    /// is a compile error here, or follows, never a silent miss. The call
+    /// of `project_by_id` names the entry of `id` that `projects_by_ids`
+    /// reads: the same key as `project`'s today, and still the right one
+    /// if either template changes.
+    #[invalidates(calls = [
+        self.project(org = org, id = id),
+        self.projects(org),
+        project_by_id(cache = &self.cache, pool = &self.pool, queries = &self.queries, org = org, id = id),
+    ])]
     pub async fn rename_in(
         &self,
         tx: &mut SqliteConnection,
