@@ -339,7 +339,6 @@ impl Protocol {
     /// Process `p` gets a new connection.
     pub(crate) fn reconnect(&self, s: &mut State, p: usize, linger: bool) {
         let weak = self.weakening;
-        let db = s.db;
         let process = &mut s.processes[p];
         process.reconnects += 1;
         let old = std::mem::take(&mut process.conn);
@@ -374,8 +373,9 @@ impl Protocol {
             }
             match s.processes[p].readers[r].phase {
                 Phase::Filling(v) => s.finish(p, r, v),
+                Phase::BatchFilling => s.finish_batch(p, r),
                 Phase::Ordering(..) | Phase::LookingUp { .. } | Phase::Capturing => {
-                    s.finish(p, r, db)
+                    s.read_through(p, r)
                 }
                 _ => {}
             }

@@ -4,7 +4,8 @@
 //! bust returned never returns an older value.
 //!
 //! Actors, each step named after the code that takes it:
-//! - the database: one register, written by the writer;
+//! - the database: one register (with batches, a row per element),
+//!   written by the writer;
 //! - Redis (`backend/redis/`): the entry (a value and the versions its fill
 //!   recorded), the key's version and the tag's version, each a random
 //!   token scoped by the server process that wrote it; any name can be
@@ -34,6 +35,26 @@
 //!    key is under way follows it (`flight.rs`) and then reads the cache
 //!    again.
 //!
+//! With `Protocol::with_batches`, batch reads (`read/batch.rs`,
+//! `Cache::fetch_batch`): two elements, each with its own entry, key
+//! version and row, both carrying the tag; the writer writes either row,
+//! then busts that element's key or the tag. A batch reader:
+//! 1. `lookup_many`: reads the entry and versions of every element it has
+//!    not read yet, in one step; a valid entry is a hit (a `Slot`);
+//! 2. an element that missed while another reader of the process has a
+//!    fill of it under way is followed (per element); while it follows
+//!    any, the batch leads none, and once every flight it follows ended it
+//!    looks those elements up again (a single-key reader that misses while
+//!    the batch leads its element follows the batch the same way);
+//! 3. otherwise it leads every element that missed: `capture` of each
+//!    one's versions (one step), then the body once (one step reading
+//!    every such element's row), then `fill_one` of each under the
+//!    versions captured for that element (one step), whose reply ends its
+//!    flights.
+//!
+//! The near-cache keeps and serves element 0's single-key lookups only; a
+//! batch reads its elements from Redis here.
+//!
 //! With `Protocol::leases` (`lease.rs`), lease reads (`near/lease.rs`):
 //! time in ticks, a confirmation per connection, the namespace's lease in
 //! Redis, busts that wait it out, and reconnects.
@@ -49,15 +70,23 @@ use stateright::{Model, Property};
 mod lease;
 pub use lease::{Leases, Reconnects};
 
-/// Which names a message or a lookup concerns.
+/// Which names a message or a lookup concerns: element `e`'s entry and
+/// key version (element 0 unless batches are modelled), and the tag every
+/// element carries.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Name {
-    Entry,
-    Key,
+    Entry(u8),
+    Key(u8),
     Tag,
 }
 
-const NAMES: [Name; 3] = [Name::Entry, Name::Key, Name::Tag];
+/// The most elements (two with batches, one otherwise).
+pub const ELEMENTS: usize = 2;
+
+/// Element `e`'s names: what a lookup of it reads.
+fn names(e: usize) -> [Name; 3] {
+    [Name::Entry(e as u8), Name::Key(e as u8), Name::Tag]
+}
 
 /// A version: a token, and the server process that wrote it.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -76,8 +105,10 @@ pub struct Entry {
 /// What Redis holds.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, Default)]
 pub struct Redis {
-    pub entry: Option<Entry>,
-    pub key: Option<Token>,
+    /// Each element's entry and key version (element 1's only with
+    /// batches).
+    pub entries: [Option<Entry>; ELEMENTS],
+    pub keys: [Option<Token>; ELEMENTS],
     pub tag: Option<Token>,
     /// The key's stampede lock (`lock` strategy), and which reader holds
     /// it.
@@ -95,9 +126,17 @@ pub struct Redis {
 impl Redis {
     fn version(&self, name: Name) -> Option<Token> {
         match name {
-            Name::Key => self.key,
+            Name::Key(e) => self.keys[e as usize],
             Name::Tag => self.tag,
-            Name::Entry => None,
+            Name::Entry(_) => None,
+        }
+    }
+
+    /// Element `e`'s entry and versions, as a lookup reads them.
+    fn lookup(&self, e: usize) -> Lookup {
+        Lookup {
+            entry: self.entries[e],
+            versions: [self.keys[e], self.tag],
         }
     }
 }
@@ -155,6 +194,12 @@ pub enum Reply {
     /// `ensure`: the versions, created where missing.
     Captured([Token; 2]),
     Filled,
+    /// A batch's lookup (`Backend::lookup_many`, one pipeline): each
+    /// element's entry and versions, read together.
+    Lookups([Lookup; ELEMENTS]),
+    /// A batch's captures (`capture` of each element to fetch, sent
+    /// together): each such element's versions, created where missing.
+    CapturedEach([Option<[Token; 2]>; ELEMENTS]),
 }
 
 /// Where a reader is.
@@ -185,13 +230,75 @@ pub enum Phase {
     /// Another reader holds the key's lock (`lock` strategy).
     WaitingForLock,
     Done(u8),
+    /// A batch's lookup replied; the caller checks each element it asked
+    /// for (`fetch_batch`) in a later step.
+    BatchReplied([Lookup; ELEMENTS]),
+    /// A batch follows other readers' flights of its `Following`
+    /// elements, leading none of its own meanwhile.
+    BatchFollowing,
+    /// A batch's body runs, with the versions captured for each element
+    /// to fetch (none yet, with `BatchCapturesAfterBody`).
+    BatchBody([Option<[Token; 2]>; ELEMENTS]),
+    /// The body read the database (its values are in the slots); the
+    /// fills are next.
+    BatchRead([Option<[Token; 2]>; ELEMENTS]),
+    /// The fills were sent; their reply ends the call (and its flights).
+    BatchFilling,
+    /// The batch returned what its slots hold.
+    BatchDone,
+}
+
+/// What a reader reads: one element (`Cache::fetch`), or, a batch, both
+/// (`Cache::fetch_batch`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Reads {
+    One(u8),
+    Batch,
+}
+
+/// Where one element of a batch stands (`read/batch.rs`, its `State`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Slot {
+    /// To look up (again, after following a flight).
+    Unread,
+    /// Served from the cache.
+    Served(u8),
+    /// Following reader `r`'s flight of the element.
+    Following(u8),
+    /// To fetch: the batch leads its flight once it leads at all.
+    Miss,
+    /// Fetched: the body read this value.
+    Fetched(u8),
+}
+
+impl Slot {
+    fn value(self) -> Option<u8> {
+        match self {
+            Slot::Served(v) | Slot::Fetched(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct Reader {
+    pub reads: Reads,
     pub phase: Phase,
-    /// The newest value whose write had completed when the read started.
-    pub must_see: u8,
+    /// Per element, the newest value whose write had completed when the
+    /// read started.
+    pub must_see: [u8; ELEMENTS],
+    /// A batch's elements (unused by a single-key reader).
+    pub slots: [Slot; ELEMENTS],
+}
+
+impl Reader {
+    /// The element a single-key reader reads.
+    fn element(&self) -> usize {
+        match self.reads {
+            Reads::One(e) => e as usize,
+            Reads::Batch => 0,
+        }
+    }
 }
 
 /// A connection (`link/session.rs`, a `Session`).
@@ -255,10 +362,13 @@ pub enum Writer {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub struct State {
-    pub db: u8,
+    /// Each element's row (element 1's only with batches).
+    pub db: [u8; ELEMENTS],
+    /// The element whose row the writer's current write is of.
+    pub row: u8,
     pub failed_busts: u8,
-    /// The newest value whose write (and bust) returned.
-    pub complete: u8,
+    /// Per element, the newest value whose write (and bust) returned.
+    pub complete: [u8; ELEMENTS],
     pub redis: Redis,
     pub snapshot: Option<Redis>,
     pub scope: u8,
@@ -297,6 +407,12 @@ pub struct State {
     /// from its connection and a confirmation (the case lease reads must
     /// get right; the check reaches it).
     pub lease_tested: bool,
+    /// With batches: a batch was served an element from the cache.
+    pub batch_hit: bool,
+    /// With batches: a batch followed a single-key reader's flight.
+    pub batch_followed: bool,
+    /// With batches: a single-key reader followed a batch's flight.
+    pub batch_led: bool,
 }
 
 /// The protocol as built, or with one of the mistakes it avoids.
@@ -363,18 +479,38 @@ pub enum Weakening {
     /// Leases: a bust that reads a young namespace lease (created again
     /// within `YOUNG`) trusts it, and waits only what it read.
     YoungLeaseTrusted,
+    /// Batches: the versions are captured after the body ran (the
+    /// stale-set race, for every element at once).
+    BatchCapturesAfterBody,
+    /// Batches: only what the elements share is captured before the body
+    /// (the tag's version, once for the call); each element's entry is
+    /// stored under it and under its key's version as it stands at the
+    /// store (not per element).
+    BatchStoresUnderTheTagsVersions,
+    /// Batches: every element is stored under the versions captured for
+    /// the first element fetched (its key's and the tag's). Harmless to
+    /// I1: the other elements' entries record a key version that is not
+    /// theirs, so they never validate (see `tests/check.rs`).
+    BatchStoresUnderOneElementsVersions,
+    /// Batches: a single-key reader that followed a batch's flight of its
+    /// element takes the value the batch's body read for it instead of
+    /// reading again.
+    FollowerTakesBatchsValue,
 }
 
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Action {
     /// Reader `r` of process `p` starts: `near_hit` (with leases, served at
-    /// once under a confirmation: `near/hit.rs`, `on_one`), else `lookup`.
+    /// once under a confirmation: `near/hit.rs`, `on_one`), else `lookup`
+    /// (a batch: `lookup_many`).
     Start { p: u8, r: u8 },
     /// The next message of process `p`'s stream is applied or delivered.
     Deliver { p: u8 },
-    /// The body of reader `r` of process `p` reads the database.
+    /// The body of reader `r` of process `p` reads the database (a
+    /// batch's: every element it fetches, in one step).
     ReadDb { p: u8, r: u8 },
-    /// Its fill (with the weakening, its `ensure` first).
+    /// Its fill (with the weakening, its `ensure` first); a batch's: every
+    /// element it fetched, each under its own captured versions.
     Fill { p: u8, r: u8 },
     /// Process `p` closes its open ordering batch and sends its `PING`
     /// (with a lease, the `GETRANGE` of the namespace's lease, the tick and
@@ -394,10 +530,14 @@ pub enum Action {
     LockWaitEnds { p: u8, r: u8 },
     /// The lock's TTL ends (its holder may still be filling).
     LockExpires,
-    /// A follower reads again once its leader's flight ended.
+    /// A follower reads again once its leader's flight ended (a batch:
+    /// once every flight it follows ended, it looks those elements up
+    /// again).
     FollowerWakes { p: u8, r: u8 },
     /// The writer writes the database.
     Write,
+    /// With batches: the writer writes element `e`'s row.
+    WriteRow { e: u8 },
     /// The writer's bust of the key (or the tag) runs and returns.
     Bust { tag: bool },
     /// The writer's transaction commits.
@@ -458,6 +598,10 @@ pub struct Protocol {
     /// Start with the entry filled (value 0, valid) and every process
     /// connected afresh (tracking nothing), instead of an empty Redis.
     pub warm: bool,
+    /// With batches: two elements, and what each reader of each process
+    /// reads (which then gives the readers per process); `None`: one
+    /// element, which every reader reads.
+    pub batches: Option<Vec<Vec<Reads>>>,
     pub weakening: Weakening,
 }
 
@@ -475,7 +619,32 @@ impl Protocol {
             transactions: false,
             leases: None,
             warm: false,
+            batches: None,
             weakening,
+        }
+    }
+
+    /// Batch reads (`read/batch.rs`): two elements, each with its own
+    /// key version, both carrying the tag. Process 0 runs a batch of both
+    /// and a single-key reader of element 0 (whose flights coalesce with
+    /// the batch's, either way); the writer's process runs a batch of
+    /// both. One write, of either element's row, then a bust of its key or
+    /// of the tag.
+    pub fn with_batches(weakening: Weakening) -> Protocol {
+        let batches = vec![vec![Reads::Batch, Reads::One(0)], vec![Reads::Batch]];
+        Protocol {
+            readers: batches.iter().map(|r| r.len() as u8).collect(),
+            batches: Some(batches),
+            ..Protocol::readers_and_writers(1, weakening)
+        }
+    }
+
+    /// The elements modelled.
+    fn elements(&self) -> usize {
+        if self.batches.is_some() {
+            ELEMENTS
+        } else {
+            1
         }
     }
 
@@ -530,16 +699,18 @@ const WRITER: usize = 1;
 impl State {
     /// `invalidate`: a new version of the key or the tag (or, weakened,
     /// the entry deleted).
+    /// Of the key of the element the writer wrote (`row`).
     fn bust(&mut self, tag: bool, weak: Weakening) {
+        let e = self.row as usize;
         if weak == Weakening::BustDeletes {
-            self.redis.entry = None;
-            self.touched(Name::Entry);
+            self.redis.entries[e] = None;
+            self.touched(Name::Entry(e as u8));
         } else if tag {
             self.redis.tag = Some(self.token());
             self.touched(Name::Tag);
         } else {
-            self.redis.key = Some(self.token());
-            self.touched(Name::Key);
+            self.redis.keys[e] = Some(self.token());
+            self.touched(Name::Key(e as u8));
         }
     }
 
@@ -565,41 +736,55 @@ impl State {
         }
     }
 
-    fn track(&mut self, p: usize) {
-        for name in NAMES {
+    /// Redis tracks element `e`'s names for process `p`'s connection.
+    fn track(&mut self, p: usize, e: usize) {
+        for name in names(e) {
             if !self.processes[p].conn.tracked.contains(&name) {
                 self.processes[p].conn.tracked.push(name);
             }
         }
     }
 
-    /// `lookup`, run by Redis for reader `r` of process `p`.
+    /// `lookup`, run by Redis for reader `r` of process `p` (a batch:
+    /// `lookup_many`, of the elements it has not read yet).
     fn lookup(&mut self, p: usize, r: usize) {
-        let lookup = Lookup {
-            entry: self.redis.entry,
-            versions: [self.redis.key, self.redis.tag],
+        let reader = &self.processes[p].readers[r];
+        let reply = match reader.reads {
+            Reads::One(e) => {
+                self.track(p, e as usize);
+                Reply::Lookup(self.redis.lookup(e as usize))
+            }
+            Reads::Batch => {
+                let slots = reader.slots;
+                for (e, slot) in slots.iter().enumerate() {
+                    if *slot == Slot::Unread {
+                        self.track(p, e);
+                    }
+                }
+                Reply::Lookups(std::array::from_fn(|e| self.redis.lookup(e)))
+            }
         };
-        self.track(p);
         self.processes[p]
             .conn
             .stream
-            .push_back(Msg::Reply(r as u8, Reply::Lookup(lookup)));
+            .push_back(Msg::Reply(r as u8, reply));
         self.processes[p].readers[r].phase = Phase::LookingUp { overtaken: false };
     }
 
-    /// `ensure`, run by Redis: versions created where missing (or written
-    /// by another server process, which a restart leaves behind).
-    fn ensure(&mut self) -> [Token; 2] {
+    /// `ensure` of element `e`, run by Redis: versions created where
+    /// missing (or written by another server process, which a restart
+    /// leaves behind).
+    fn ensure(&mut self, e: usize) -> [Token; 2] {
         let scope = self.scope;
         let mut versions = [Token { token: 0, scope: 0 }; 2];
-        for (i, name) in [Name::Key, Name::Tag].into_iter().enumerate() {
+        for (i, name) in [Name::Key(e as u8), Name::Tag].into_iter().enumerate() {
             let current = self.redis.version(name).filter(|t| t.scope == scope);
             let token = match current {
                 Some(t) => t,
                 None => {
                     let t = self.token();
                     match name {
-                        Name::Key => self.redis.key = Some(t),
+                        Name::Key(_) => self.redis.keys[e] = Some(t),
                         _ => self.redis.tag = Some(t),
                     }
                     self.touched(name);
@@ -635,33 +820,85 @@ impl State {
 
     fn finish(&mut self, p: usize, r: usize, value: u8) {
         let reader = &mut self.processes[p].readers[r];
-        if value < reader.must_see {
+        if value < reader.must_see[reader.element()] {
             self.stale = true;
         }
         reader.phase = Phase::Done(value);
     }
 
-    /// Whether another reader of process `p` has a fill of the key under
-    /// way (its flight).
-    fn leader(&self, p: usize, r: usize) -> Option<usize> {
-        self.processes[p]
-            .readers
-            .iter()
-            .enumerate()
-            .position(|(i, x)| {
-                i != r
+    /// A batch returns what its slots hold (each checked against what its
+    /// element must see).
+    fn finish_batch(&mut self, p: usize, r: usize) {
+        let reader = &mut self.processes[p].readers[r];
+        for (e, slot) in reader.slots.iter().enumerate() {
+            if slot.value().is_some_and(|v| v < reader.must_see[e]) {
+                self.stale = true;
+            }
+        }
+        reader.phase = Phase::BatchDone;
+    }
+
+    /// The reader reads through, the cache unused: the database's values.
+    fn read_through(&mut self, p: usize, r: usize) {
+        match self.processes[p].readers[r].reads {
+            Reads::One(e) => {
+                let value = self.db[e as usize];
+                self.finish(p, r, value);
+            }
+            Reads::Batch => {
+                let db = self.db;
+                for (e, slot) in self.processes[p].readers[r].slots.iter_mut().enumerate() {
+                    if !matches!(slot, Slot::Served(_)) {
+                        *slot = Slot::Fetched(db[e]);
+                    }
+                }
+                self.finish_batch(p, r);
+            }
+        }
+    }
+
+    /// Whether reader `i` of process `p` has a fill of element `e` under
+    /// way (its flight): a single-key reader from its capture to its
+    /// fill's reply, a batch from the moment it leads (its capture) to its
+    /// fills' reply, for the elements it fetches.
+    fn flies(&self, p: usize, i: usize, e: usize) -> bool {
+        let x = &self.processes[p].readers[i];
+        match x.reads {
+            Reads::One(f) => {
+                f as usize == e
                     && matches!(
                         x.phase,
                         Phase::Capturing | Phase::Body(_) | Phase::Read(..) | Phase::Filling(_)
                     )
-            })
+            }
+            Reads::Batch => {
+                matches!(x.slots[e], Slot::Miss | Slot::Fetched(_))
+                    && matches!(
+                        x.phase,
+                        Phase::Capturing
+                            | Phase::BatchBody(_)
+                            | Phase::BatchRead(_)
+                            | Phase::BatchFilling
+                    )
+            }
+        }
+    }
+
+    /// Whether another reader of process `p` has a fill of element `e`
+    /// under way (its flight).
+    fn leader(&self, p: usize, r: usize, e: usize) -> Option<usize> {
+        (0..self.processes[p].readers.len()).find(|&i| i != r && self.flies(p, i, e))
     }
 
     /// A miss: following a flight of the process already under way, or
     /// `ensure` (run by Redis when it is sent) and then the body; with the
     /// weakening, the body first.
     fn miss(&mut self, p: usize, r: usize, weak: Weakening, locks: bool) {
-        if let Some(leader) = self.leader(p, r) {
+        let e = self.processes[p].readers[r].element();
+        if let Some(leader) = self.leader(p, r, e) {
+            if self.processes[p].readers[leader].reads == Reads::Batch {
+                self.batch_led = true;
+            }
             self.processes[p].readers[r].phase = Phase::Following(leader as u8);
         } else if locks {
             // `lock_or_wait`: `SET NX` of the key's lock, or wait.
@@ -683,13 +920,113 @@ impl State {
         if weak == Weakening::CaptureAfterRead {
             self.processes[p].readers[r].phase = Phase::Body(None);
         } else {
-            let versions = self.ensure();
+            let e = self.processes[p].readers[r].element();
+            let versions = self.ensure(e);
             self.processes[p]
                 .conn
                 .stream
                 .push_back(Msg::Reply(r as u8, Reply::Captured(versions)));
             self.processes[p].readers[r].phase = Phase::Capturing;
         }
+    }
+
+    /// `fetch_batch`, after a lookup: each element it read is served if
+    /// valid, followed if another reader's flight of it is under way, else
+    /// to fetch; then it follows, if it follows any (leading none
+    /// meanwhile), else leads every element to fetch: captures their
+    /// versions, then runs its body; or returns, all served.
+    fn batch_checks(&mut self, p: usize, r: usize, lookups: [Lookup; ELEMENTS], weak: Weakening) {
+        for (e, lookup) in lookups.iter().enumerate() {
+            if self.processes[p].readers[r].slots[e] != Slot::Unread {
+                continue;
+            }
+            let slot = match lookup.value(self.scope, weak) {
+                Some(v) => {
+                    self.batch_hit = true;
+                    Slot::Served(v)
+                }
+                None => match self.leader(p, r, e) {
+                    Some(leader) => {
+                        self.batch_followed = true;
+                        Slot::Following(leader as u8)
+                    }
+                    None => Slot::Miss,
+                },
+            };
+            self.processes[p].readers[r].slots[e] = slot;
+        }
+        self.batch_next(p, r, weak);
+    }
+
+    /// A batch whose elements are each served, followed or to fetch.
+    fn batch_next(&mut self, p: usize, r: usize, weak: Weakening) {
+        let slots = self.processes[p].readers[r].slots;
+        if slots.iter().any(|s| matches!(s, Slot::Following(_))) {
+            self.processes[p].readers[r].phase = Phase::BatchFollowing;
+        } else if slots.contains(&Slot::Miss) {
+            self.batch_captures(p, r, weak);
+        } else {
+            self.finish_batch(p, r);
+        }
+    }
+
+    /// A batch's captures, run by Redis when they are sent: the versions
+    /// of each element it fetches (with the weakening, none: the body
+    /// first).
+    fn batch_captures(&mut self, p: usize, r: usize, weak: Weakening) {
+        if weak == Weakening::BatchCapturesAfterBody {
+            self.processes[p].readers[r].phase = Phase::BatchBody([None; ELEMENTS]);
+            return;
+        }
+        let slots = self.processes[p].readers[r].slots;
+        let mut captured = [None; ELEMENTS];
+        for (e, slot) in slots.iter().enumerate() {
+            if *slot == Slot::Miss {
+                captured[e] = Some(self.ensure(e));
+            }
+        }
+        self.processes[p]
+            .conn
+            .stream
+            .push_back(Msg::Reply(r as u8, Reply::CapturedEach(captured)));
+        self.processes[p].readers[r].phase = Phase::Capturing;
+    }
+
+    /// A batch's fills (`fill_one` of each element it fetched): each value
+    /// stored under the versions captured for its element, or as the
+    /// weakening has it.
+    fn batch_fills(
+        &mut self,
+        p: usize,
+        r: usize,
+        captured: [Option<[Token; 2]>; ELEMENTS],
+        weak: Weakening,
+    ) {
+        let first = captured.iter().flatten().next().copied();
+        let slots = self.processes[p].readers[r].slots;
+        for (e, slot) in slots.iter().enumerate() {
+            let Slot::Fetched(value) = *slot else {
+                continue;
+            };
+            let versions = match (captured[e], weak) {
+                // Captured now, after the body.
+                (None, _) => self.ensure(e),
+                (Some([_, tag]), Weakening::BatchStoresUnderTheTagsVersions) => {
+                    [self.ensure(e)[0], tag]
+                }
+                (Some(versions), Weakening::BatchStoresUnderOneElementsVersions) => {
+                    first.unwrap_or(versions)
+                }
+                (Some(versions), _) => versions,
+            };
+            self.redis.entries[e] = Some(Entry { value, versions });
+            self.touched(Name::Entry(e as u8));
+        }
+        self.processes[p]
+            .conn
+            .stream
+            .push_back(Msg::Reply(r as u8, Reply::Filled));
+        self.processes[p].readers[r].phase = Phase::BatchFilling;
     }
 }
 
@@ -703,9 +1040,9 @@ impl Model for Protocol {
         if self.warm {
             let key = Token { token: 1, scope: 0 };
             let tag = Token { token: 2, scope: 0 };
-            redis.key = Some(key);
+            redis.keys[0] = Some(key);
             redis.tag = Some(tag);
-            redis.entry = Some(Entry {
+            redis.entries[0] = Some(Entry {
                 value: 0,
                 versions: [key, tag],
             });
@@ -716,10 +1053,7 @@ impl Model for Protocol {
             Some(l) if l.known_at_start => l.ns.unwrap_or(0),
             _ => 0,
         };
-        let warm = Lookup {
-            entry: redis.entry,
-            versions: [redis.key, redis.tag],
-        };
+        let warm = redis.lookup(0);
         let lingering = |p: usize| match &self.leases {
             Some(l) => l.lingering_at_start && l.reconnects == Reconnects::Lingers(p as u8),
             None => false,
@@ -730,10 +1064,15 @@ impl Model for Protocol {
             }
             _ => None,
         };
+        let reads = |p: usize, r: usize| match &self.batches {
+            Some(batches) => batches[p][r],
+            None => Reads::One(0),
+        };
         vec![State {
-            db: 0,
+            db: [0; ELEMENTS],
+            row: 0,
             failed_busts: 0,
-            complete: 0,
+            complete: [0; ELEMENTS],
             redis,
             snapshot: None,
             scope: 0,
@@ -745,7 +1084,7 @@ impl Model for Protocol {
                 .map(|(p, n)| Process {
                     conn: Conn {
                         tracked: match kept(p) {
-                            Some(_) => NAMES.to_vec(),
+                            Some(_) => names(0).to_vec(),
                             None => Vec::new(),
                         },
                         ..Conn::default()
@@ -763,10 +1102,12 @@ impl Model for Protocol {
                     reconnects: lingering(p) as u8,
                     refreshed_at: None,
                     pending: None,
-                    readers: (0..*n)
-                        .map(|_| Reader {
+                    readers: (0..*n as usize)
+                        .map(|r| Reader {
+                            reads: reads(p, r),
                             phase: Phase::Ready,
-                            must_see: 0,
+                            must_see: [0; ELEMENTS],
+                            slots: [Slot::Unread; ELEMENTS],
                         })
                         .collect(),
                 })
@@ -786,6 +1127,9 @@ impl Model for Protocol {
             largest_seen: self.leases.as_ref().map_or(0, |l| l.seen_at_start),
             lease_served: false,
             lease_tested: false,
+            batch_hit: false,
+            batch_followed: false,
+            batch_led: false,
         }]
     }
 
@@ -828,21 +1172,33 @@ impl Model for Protocol {
                 let r8 = r as u8;
                 match reader.phase {
                     Phase::Ready => actions.push(Action::Start { p: p8, r: r8 }),
-                    Phase::Body(_) => actions.push(Action::ReadDb { p: p8, r: r8 }),
-                    Phase::Read(..) => actions.push(Action::Fill { p: p8, r: r8 }),
-                    Phase::Replied(..) => actions.push(Action::Keep { p: p8, r: r8 }),
+                    Phase::Body(_) | Phase::BatchBody(_) => {
+                        actions.push(Action::ReadDb { p: p8, r: r8 })
+                    }
+                    Phase::Read(..) | Phase::BatchRead(_) => {
+                        actions.push(Action::Fill { p: p8, r: r8 })
+                    }
+                    Phase::Replied(..) | Phase::BatchReplied(_) => {
+                        actions.push(Action::Keep { p: p8, r: r8 })
+                    }
                     Phase::WaitingForLock => {
                         if state.redis.lock.is_none() {
                             actions.push(Action::LockFreed { p: p8, r: r8 });
                         }
                         actions.push(Action::LockWaitEnds { p: p8, r: r8 });
                     }
-                    Phase::Following(leader) => {
-                        let done = !matches!(
-                            process.readers[leader as usize].phase,
-                            Phase::Capturing | Phase::Body(_) | Phase::Read(..) | Phase::Filling(_)
-                        );
-                        if done {
+                    Phase::Following(leader)
+                        if !state.flies(p, leader as usize, reader.element()) =>
+                    {
+                        actions.push(Action::FollowerWakes { p: p8, r: r8 });
+                    }
+                    Phase::BatchFollowing => {
+                        // `join_all` of its follows: once every flight ended.
+                        let ended = reader.slots.iter().enumerate().all(|(e, slot)| match slot {
+                            Slot::Following(leader) => !state.flies(p, *leader as usize, e),
+                            _ => true,
+                        });
+                        if ended {
                             actions.push(Action::FollowerWakes { p: p8, r: r8 });
                         }
                     }
@@ -851,6 +1207,11 @@ impl Model for Protocol {
             }
         }
         match state.writer {
+            Writer::Ready if state.writes < self.max_writes && self.batches.is_some() => {
+                for e in 0..self.elements() {
+                    actions.push(Action::WriteRow { e: e as u8 });
+                }
+            }
             Writer::Ready if state.writes < self.max_writes => actions.push(Action::Write),
             Writer::Open(_) => {
                 actions.push(Action::Commit);
@@ -885,8 +1246,13 @@ impl Model for Protocol {
             actions.push(Action::LockExpires);
         }
         if state.losses < self.max_losses {
-            for name in NAMES {
-                actions.push(Action::Lose(name));
+            for e in 0..self.elements() {
+                for name in names(e) {
+                    // The tag once.
+                    if e == 0 || name != Name::Tag {
+                        actions.push(Action::Lose(name));
+                    }
+                }
             }
         }
         if state.restarts < self.max_restarts {
@@ -921,21 +1287,28 @@ impl Model for Protocol {
                 // What the caller must see: every completed write, and in
                 // the writer's process the write of a bust it keeps.
                 let pending = s.processes[p].pending.map_or(0, |(_, v)| v);
+                // (Kept busts are modelled with one element.)
                 let returned = if p == WRITER { s.returned } else { 0 };
-                s.processes[p].readers[r].must_see = s.complete.max(returned);
+                let mut must_see = s.complete;
+                must_see[0] = must_see[0].max(returned);
+                s.processes[p].readers[r].must_see = must_see;
                 if pending > 0 && weak != Weakening::ServeWhilePending {
                     // `pending.blocks`: read through.
-                    let db = s.db;
-                    s.finish(p, r, db);
+                    s.read_through(p, r);
                     return Some(s);
                 }
                 // A lookup kept from an old connection is not served by a
-                // hit on the current one.
-                let near = s.processes[p].near.filter(|_| !s.processes[p].near_old);
+                // hit on the current one. The near-cache keeps element 0's
+                // lookup, for its single-key readers (a batch's elements
+                // are read from Redis here).
+                let near = s.processes[p]
+                    .near
+                    .filter(|_| !s.processes[p].near_old)
+                    .filter(|_| s.processes[p].readers[r].reads == Reads::One(0));
                 let process = &s.processes[p];
                 let confirmed = process.conn.confirmed.is_some()
                     || process.old.as_ref().is_some_and(|o| o.confirmed.is_some());
-                if near.is_some() && confirmed && process.readers[r].must_see > 0 {
+                if near.is_some() && confirmed && process.readers[r].must_see[0] > 0 {
                     s.lease_tested = true;
                 }
                 match near {
@@ -993,10 +1366,18 @@ impl Model for Protocol {
                 match msg {
                     Msg::Push(name) => {
                         // `near::apply`: what read the name is dropped, and
-                        // lookups in flight are not kept.
-                        let _ = name;
-                        s.processes[p].near = None;
+                        // lookups in flight of it are not kept (a batch's
+                        // are not kept here anyway).
+                        if names(0).contains(&name) {
+                            s.processes[p].near = None;
+                        }
                         for reader in &mut s.processes[p].readers {
+                            let Reads::One(e) = reader.reads else {
+                                continue;
+                            };
+                            if !names(e as usize).contains(&name) {
+                                continue;
+                            }
                             if let Phase::LookingUp { overtaken } | Phase::Replied(_, overtaken) =
                                 &mut reader.phase
                             {
@@ -1023,9 +1404,16 @@ impl Model for Protocol {
                             (Phase::LookingUp { overtaken }, Reply::Lookup(lookup)) => {
                                 s.processes[p].readers[r].phase = Phase::Replied(lookup, overtaken);
                             }
+                            (Phase::LookingUp { .. }, Reply::Lookups(lookups)) => {
+                                s.processes[p].readers[r].phase = Phase::BatchReplied(lookups);
+                            }
                             (Phase::Capturing, Reply::Captured(versions)) => {
                                 s.processes[p].readers[r].phase = Phase::Body(Some(versions));
                             }
+                            (Phase::Capturing, Reply::CapturedEach(captured)) => {
+                                s.processes[p].readers[r].phase = Phase::BatchBody(captured);
+                            }
+                            (Phase::BatchFilling, Reply::Filled) => s.finish_batch(p, r),
                             (Phase::Filling(v), Reply::Filled) => {
                                 // The lock is released by its holder only.
                                 if s.redis.lock == Some((p as u8, r as u8)) {
@@ -1040,24 +1428,42 @@ impl Model for Protocol {
             }
             Action::ReadDb { p, r } => {
                 let (p, r) = (p as usize, r as usize);
-                let Phase::Body(captured) = s.processes[p].readers[r].phase else {
-                    return None;
-                };
-                s.processes[p].readers[r].phase = Phase::Read(s.db, captured);
+                let reader = &mut s.processes[p].readers[r];
+                match reader.phase {
+                    Phase::Body(captured) => {
+                        reader.phase = Phase::Read(s.db[reader.element()], captured);
+                    }
+                    // The body, once, for every element to fetch.
+                    Phase::BatchBody(captured) => {
+                        for (e, slot) in reader.slots.iter_mut().enumerate() {
+                            if *slot == Slot::Miss {
+                                *slot = Slot::Fetched(s.db[e]);
+                            }
+                        }
+                        reader.phase = Phase::BatchRead(captured);
+                    }
+                    _ => return None,
+                }
             }
             Action::Fill { p, r } => {
                 let (p, r) = (p as usize, r as usize);
-                let Phase::Read(value, captured) = s.processes[p].readers[r].phase else {
-                    return None;
+                let (value, captured) = match s.processes[p].readers[r].phase {
+                    Phase::Read(value, captured) => (value, captured),
+                    Phase::BatchRead(captured) => {
+                        s.batch_fills(p, r, captured, weak);
+                        return Some(s);
+                    }
+                    _ => return None,
                 };
+                let e = s.processes[p].readers[r].element();
                 let versions = match captured {
                     Some(v) => v,
                     // The weakening captures now, after the read.
-                    None => s.ensure(),
+                    None => s.ensure(e),
                 };
                 // `fill`: the value under the versions captured.
-                s.redis.entry = Some(Entry { value, versions });
-                s.touched(Name::Entry);
+                s.redis.entries[e] = Some(Entry { value, versions });
+                s.touched(Name::Entry(e as u8));
                 s.processes[p]
                     .conn
                     .stream
@@ -1066,34 +1472,66 @@ impl Model for Protocol {
             }
             Action::FollowerWakes { p, r } => {
                 let (p, r) = (p as usize, r as usize);
-                let Phase::Following(leader) = s.processes[p].readers[r].phase else {
-                    return None;
-                };
-                match s.processes[p].readers[leader as usize].phase {
-                    Phase::Done(v) if weak == Weakening::FollowerTakesLeadersValue => {
-                        s.finish(p, r, v)
+                let takes = weak == Weakening::FollowerTakesLeadersValue;
+                match s.processes[p].readers[r].phase {
+                    Phase::Following(leader) => {
+                        let e = s.processes[p].readers[r].element();
+                        let leader = &s.processes[p].readers[leader as usize];
+                        match leader.phase {
+                            Phase::Done(v) if takes => s.finish(p, r, v),
+                            Phase::BatchDone if weak == Weakening::FollowerTakesBatchsValue => {
+                                match leader.slots[e].value() {
+                                    Some(v) => s.finish(p, r, v),
+                                    None => s.lookup(p, r),
+                                }
+                            }
+                            _ => s.lookup(p, r),
+                        }
                     }
-                    _ => s.lookup(p, r),
+                    // A batch reads again every element it followed.
+                    Phase::BatchFollowing => {
+                        let reader = &s.processes[p].readers[r];
+                        let mut slots = reader.slots;
+                        for slot in &mut slots {
+                            if let Slot::Following(leader) = *slot {
+                                *slot = match s.processes[p].readers[leader as usize].phase {
+                                    Phase::Done(v) if takes => Slot::Served(v),
+                                    _ => Slot::Unread,
+                                };
+                            }
+                        }
+                        s.processes[p].readers[r].slots = slots;
+                        if slots.contains(&Slot::Unread) {
+                            s.lookup(p, r);
+                        } else {
+                            s.batch_next(p, r, weak);
+                        }
+                    }
+                    _ => return None,
                 }
             }
-            Action::Write if self.transactions => {
+            Action::Write | Action::WriteRow { .. } => {
+                if let Action::WriteRow { e } = action {
+                    s.row = e;
+                }
+                let row = s.row as usize;
                 s.writes += 1;
-                s.writer = Writer::Open(s.db + 1);
-            }
-            Action::Write => {
-                s.db += 1;
-                s.writes += 1;
-                s.writer = Writer::Wrote(s.db);
+                if self.transactions {
+                    s.writer = Writer::Open(s.db[row] + 1);
+                } else {
+                    s.db[row] += 1;
+                    s.writer = Writer::Wrote(s.db[row]);
+                }
             }
             Action::Commit => match s.writer {
                 // `deferred`: the held bust is sent once the commit is done.
                 Writer::Open(value) => {
-                    s.db = value;
+                    s.db[s.row as usize] = value;
                     s.writer = Writer::Wrote(value);
                 }
                 Writer::BustedOpen(value) => {
-                    s.db = value;
-                    s.complete = value;
+                    s.db[s.row as usize] = value;
+                    s.complete[s.row as usize] = value;
                     s.writer = Writer::Ready;
                 }
                 _ => return None,
@@ -1104,7 +1542,7 @@ impl Model for Protocol {
                     match self.bust_returns_at(&mut s) {
                         Some(at) => s.writer = Writer::Waiting(value, at),
                         None => {
-                            s.complete = value;
+                            s.complete[s.row as usize] = value;
                             s.writer = Writer::Ready;
                         }
                     }
@@ -1131,19 +1569,28 @@ impl Model for Protocol {
                     return Some(s);
                 }
                 s.bust(tag, weak);
-                s.complete = s.complete.max(value);
+                s.complete[0] = s.complete[0].max(value);
             }
             Action::RetryLands => {
                 let (tag, value) = s.retrying.take()?;
                 s.bust(tag, weak);
-                s.complete = s.complete.max(value);
+                s.complete[0] = s.complete[0].max(value);
             }
             Action::Keep { p, r } => {
                 let (p, r) = (p as usize, r as usize);
-                let Phase::Replied(lookup, overtaken) = s.processes[p].readers[r].phase else {
-                    return None;
+                let (lookup, overtaken) = match s.processes[p].readers[r].phase {
+                    Phase::Replied(lookup, overtaken) => (lookup, overtaken),
+                    Phase::BatchReplied(lookups) => {
+                        s.batch_checks(p, r, lookups, weak);
+                        return Some(s);
+                    }
+                    _ => return None,
                 };
-                if lookup.entry.is_some() && (!overtaken || weak == Weakening::KeepOvertaken) {
+                let element0 = s.processes[p].readers[r].reads == Reads::One(0);
+                if lookup.entry.is_some()
+                    && element0
+                    && (!overtaken || weak == Weakening::KeepOvertaken)
+                {
                     // `Reading::keep`.
                     s.processes[p].near = Some(lookup);
                     s.processes[p].near_old = false;
@@ -1208,7 +1655,7 @@ impl Model for Protocol {
                 if s.now < at {
                     return None;
                 }
-                s.complete = value;
+                s.complete[s.row as usize] = value;
                 s.writer = Writer::Ready;
             }
             Action::RaiseLease => {
@@ -1228,8 +1675,8 @@ impl Model for Protocol {
             Action::Lose(name) => {
                 s.losses += 1;
                 match name {
-                    Name::Entry => s.redis.entry = None,
-                    Name::Key => s.redis.key = None,
+                    Name::Entry(e) => s.redis.entries[e as usize] = None,
+                    Name::Key(e) => s.redis.keys[e as usize] = None,
                     Name::Tag => s.redis.tag = None,
                 }
                 s.touched(name);
@@ -1242,7 +1689,6 @@ impl Model for Protocol {
                 // Every connection is lost: its stream with it, the
                 // near-cache is emptied (the disconnection notice), and a
                 // caller waiting on it reads through (runs its body).
-                let db = s.db;
                 for p in 0..s.processes.len() {
                     let process = &mut s.processes[p];
                     process.conn = Conn::default();
@@ -1254,19 +1700,14 @@ impl Model for Protocol {
                         if let Phase::Replied(_, overtaken) = &mut s.processes[p].readers[r].phase {
                             *overtaken = true;
                         }
-                        let waiting = matches!(
-                            s.processes[p].readers[r].phase,
-                            Phase::Ordering(..)
-                                | Phase::LookingUp { .. }
-                                | Phase::Capturing
-                                | Phase::Filling(_)
-                        );
-                        if waiting {
-                            let value = match s.processes[p].readers[r].phase {
-                                Phase::Filling(v) => v,
-                                _ => db,
-                            };
-                            s.finish(p, r, value);
+                        match s.processes[p].readers[r].phase {
+                            Phase::Filling(v) => s.finish(p, r, v),
+                            // A batch's slots hold what its body read.
+                            Phase::BatchFilling => s.finish_batch(p, r),
+                            Phase::Ordering(..) | Phase::LookingUp { .. } | Phase::Capturing => {
+                                s.read_through(p, r)
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -1276,15 +1717,30 @@ impl Model for Protocol {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        let mut properties = vec![
-            Property::always(
-                "no read returns a value older than a completed write",
-                |_, s: &State| !s.stale,
-            ),
-            Property::sometimes("a read is served from process memory", |_, s: &State| {
-                s.near_served
-            }),
-        ];
+        let mut properties = vec![Property::always(
+            "no read returns a value older than a completed write",
+            |_, s: &State| !s.stale,
+        )];
+        if self.batches.is_none() {
+            properties.push(Property::sometimes(
+                "a read is served from process memory",
+                |_, s: &State| s.near_served,
+            ));
+        } else {
+            // The batch checks reach what they are about.
+            properties.push(Property::sometimes(
+                "a batch is served an element from the cache",
+                |_, s: &State| s.batch_hit,
+            ));
+            properties.push(Property::sometimes(
+                "a batch follows a single-key reader's flight",
+                |_, s: &State| s.batch_followed,
+            ));
+            properties.push(Property::sometimes(
+                "a single-key reader follows a batch's flight",
+                |_, s: &State| s.batch_led,
+            ));
+        }
         if self.leases.is_some() {
             properties.push(Property::sometimes(
                 "a read is served under a lease",
