@@ -417,6 +417,7 @@ pub(crate) fn linked(
     group: TokenStream,
     preamble: TokenStream,
     cache: TokenStream,
+    policy: TokenStream,
     private: &TokenStream,
 ) -> Option<TokenStream> {
     let (one, ret) = b.one.as_ref()?;
@@ -425,6 +426,7 @@ pub(crate) fn linked(
     let element_ty = &b.element_ty;
     let mut inputs: syn::punctuated::Punctuated<FnArg, syn::Token![,]> = Default::default();
     let mut args = Vec::new();
+    let mut gather = true;
     for input in &func.sig.inputs {
         let FnArg::Typed(pt) = input else { return None };
         match &*pt.pat {
@@ -433,6 +435,14 @@ pub(crate) fn linked(
                 args.push(given(b.form));
             }
             Pat::Ident(pi) => {
+                // A `&mut` (a connection, perhaps a transaction) or an
+                // `impl Trait` that may be one: not gathered, since a
+                // gathered call reads through its first caller's.
+                if matches!(&*pt.ty, Type::Reference(r) if r.mutability.is_some())
+                    || matches!(&*pt.ty, Type::ImplTrait(_))
+                {
+                    gather = false;
+                }
                 let mut pt = pt.clone();
                 pt.attrs.clear();
                 let ident = &pi.ident;
@@ -468,6 +478,7 @@ pub(crate) fn linked(
     Some(quote! {
         #[doc = #doc]
         #vis #sig {
+            const __CACHETTE_POLICY: #private::Policy = #policy;
             #preamble
             #cache
             // Rendered before the await: what renders it is not `Send`.
@@ -477,6 +488,8 @@ pub(crate) fn linked(
                 &__cachette_fn,
                 __cachette_group,
                 #element,
+                &__CACHETTE_POLICY,
+                #gather,
                 move |__cachette_missing: ::std::vec::Vec<#element_ty>| async move {
                     #batch_ident(#(#args),*).await
                 },

@@ -202,6 +202,8 @@ pub async fn load_one<R, K, F, Fut>(
     function: &crate::names::Function,
     group: String,
     element: K,
+    policy: &crate::policy::Policy,
+    gather: bool,
     run: F,
 ) -> R::One
 where
@@ -216,7 +218,13 @@ where
     // deferred scope, which must read as its scope says (a gathering's
     // batch call reads in its leader's task); a call inside a cached body,
     // whose flight the gathering's batch call could wait for.
-    if crate::companion::pending() || crate::deferred::in_scope() || crate::read::in_a_body() {
+    // And a call given a `&mut` (a connection, perhaps a transaction: the
+    // gathered call would read through its leader's), `gather` false.
+    if !gather
+        || crate::companion::pending()
+        || crate::deferred::in_scope()
+        || crate::read::in_a_body()
+    {
         let out = Box::pin(run(vec![element.clone()])).await.into_result();
         return R::one(out.map(|pairs| pick(pairs, &element)));
     }
@@ -245,12 +253,34 @@ where
     };
     if let Some(gathering) = joined {
         let mut done = gathering.done.clone();
-        let outcome = loop {
-            if let Some(outcome) = *done.borrow_and_update() {
-                break Some(outcome);
+        let told = async {
+            loop {
+                if let Some(outcome) = *done.borrow_and_update() {
+                    break Some(outcome);
+                }
+                if done.changed().await.is_err() {
+                    break *done.borrow();
+                }
             }
-            if done.changed().await.is_err() {
-                break *done.borrow();
+        };
+        // Bounded, on cachette's timer: a leader that is not polled (held
+        // in a `select!`, or a set of futures not driven) cannot hold its
+        // joiners. Past `lock_wait`, the gathering is closed to new calls,
+        // and this one goes alone.
+        let outcome = match crate::background::timeout(policy.lock_wait, told).await {
+            Some(outcome) => outcome,
+            None => {
+                let mut state = crate::sync::lock(&gathering.state);
+                state.closed = true;
+                drop(state);
+                let mut open = crate::sync::lock(&loaders.open);
+                let ours = open
+                    .get(&slot)
+                    .is_some_and(|g| std::ptr::addr_eq(Arc::as_ptr(g), Arc::as_ptr(&gathering)));
+                if ours {
+                    open.remove(&slot);
+                }
+                None
             }
         };
         if outcome == Some(true) {

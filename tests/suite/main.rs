@@ -4,6 +4,7 @@ mod scenarios;
 mod support;
 
 mod backends;
+mod batch_races;
 mod batches;
 #[cfg(feature = "cluster")]
 mod cluster;

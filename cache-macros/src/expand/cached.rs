@@ -333,7 +333,15 @@ fn generate_batch(m: &Cached<'_>, b: &Batch) -> Expanded {
     });
     let linked_cache = cache_binding(opts.common.cache.as_ref(), &private);
     let linked_preamble = preamble_of(function, &private, Some(&func.sig.ident));
-    let linked = crate::batch::linked(func, b, group, linked_preamble, linked_cache, &private);
+    let linked = crate::batch::linked(
+        func,
+        b,
+        group,
+        linked_preamble,
+        linked_cache,
+        policy.clone(),
+        &private,
+    );
     let named = entries_fn(function, &private);
     let companions = companions(func, &function.callee, &private, true);
     Expanded {

@@ -22,7 +22,6 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use super::lock::Locked;
 use super::{Call, NoRefresh, LEADING};
 use crate::backend::Lookup;
 use crate::cache::Cache;
@@ -208,6 +207,8 @@ impl Cache {
 
         let mut guards: Vec<Option<FlightGuard>> = (0..calls.len()).map(|_| None).collect();
         let mut epochs: Vec<u64> = vec![0; calls.len()];
+        // Elements whose followed flight did not end within `lock_wait`.
+        let mut tired: Vec<bool> = vec![false; calls.len()];
         for round in 0..=ROUNDS {
             // Look up every element not yet served (again after a flight).
             let unread: Vec<usize> = (0..calls.len())
@@ -260,6 +261,7 @@ impl Cache {
                     // past the rounds: fetch, without coalescing.
                     let alone = forced
                         || round == ROUNDS
+                        || tired[i]
                         || reading[i] == Reading::Inside
                         || super::leads(call.subject.entry());
                     if alone {
@@ -293,7 +295,7 @@ impl Cache {
                     {
                         continue;
                     }
-                    if round == ROUNDS {
+                    if round == ROUNDS || tired[i] {
                         continue;
                     }
                     match inner.flights.join(call.subject.entry()) {
@@ -342,8 +344,14 @@ impl Cache {
             .await;
             let mut handed: HashMap<usize, Arc<[crate::version::Token]>> = HashMap::new();
             for (i, ended) in ended {
-                if let Some(Ended::Absent(Some(tokens))) = ended {
-                    handed.insert(i, tokens);
+                match ended {
+                    Some(Ended::Absent(Some(tokens))) => {
+                        handed.insert(i, tokens);
+                    }
+                    // Waited `lock_wait` for a flight that did not end: go
+                    // alone, as a single-key follower does.
+                    None => tired[i] = true,
+                    Some(_) => {}
                 }
             }
             if !handed.is_empty() {
@@ -367,39 +375,9 @@ impl Cache {
         // The fleet-wide locks of the elements this call leads.
         let mut locks = Vec::new();
         if policy.strategy == Strategy::Lock && !forced {
-            let leading: Vec<usize> = (0..calls.len()).filter(|&i| guards[i].is_some()).collect();
-            let locked = bounded(
-                leading
-                    .iter()
-                    .map(|&i| self.lock_or_wait::<M, Option<V>>(&calls[i], keep))
-                    .collect(),
-            )
-            .await;
-            for (i, locked) in leading.into_iter().zip(locked) {
-                match locked {
-                    Ok(Locked::Served(out)) => states[i] = State::Served(out),
-                    Ok(Locked::Held(guard, fresh)) => {
-                        locks.push(guard);
-                        states[i] = State::Fetch {
-                            lookup: fresh,
-                            store: true,
-                        };
-                    }
-                    Ok(Locked::TimedOut(fresh)) => {
-                        states[i] = State::Fetch {
-                            lookup: fresh,
-                            store: true,
-                        }
-                    }
-                    Err(e) => {
-                        self.backend_error("lock", &calls[i].key, &e);
-                        states[i] = State::Fetch {
-                            lookup: Lookup::default(),
-                            store: false,
-                        };
-                    }
-                }
-            }
+            locks = self
+                .lock_batch::<M, V>(&calls, &mut states, &guards, keep)
+                .await;
         }
 
         let mut fetching = Vec::new();
@@ -433,6 +411,146 @@ impl Cache {
             )
             .await;
         (out, requests)
+    }
+
+    /// Takes the fleet-wide lock of each element this call leads, trying
+    /// each once: a batch never waits for a lock while it holds one (two
+    /// batches of two processes would each hold some and wait for the
+    /// others'). Each element locked is read again (its last holder may
+    /// have just filled it). The elements whose locks other callers hold
+    /// are fetched without them if this call holds any lock; if it holds
+    /// none, it waits for their values (up to `lock_wait`, reading them
+    /// again with backoff), then fetches the rest without their locks.
+    async fn lock_batch<M, V>(
+        &self,
+        calls: &[Call<'_>],
+        states: &mut [State<V>],
+        guards: &[Option<FlightGuard>],
+        keep: Keeper<M::Value>,
+    ) -> Vec<super::lock::LockGuard>
+    where
+        M: Mode<Option<V>>,
+    {
+        use super::lock::LockGuard;
+        let inner = &*self.inner;
+        let leading: Vec<usize> = (0..calls.len()).filter(|&i| guards[i].is_some()).collect();
+        let tried = bounded(
+            leading
+                .iter()
+                .map(|&i| {
+                    let call = &calls[i];
+                    LockGuard::take(
+                        self,
+                        call.subject.lock(),
+                        || call.key.to_string(),
+                        call.policy.lock_ttl,
+                    )
+                })
+                .collect(),
+        )
+        .await;
+        let (mut taken, mut contested) = (Vec::new(), Vec::new());
+        for (i, tried) in leading.into_iter().zip(tried) {
+            match tried {
+                Ok(Some(guard)) => taken.push((i, guard)),
+                Ok(None) => contested.push(i),
+                Err(e) => {
+                    self.backend_error("lock", &calls[i].key, &e);
+                    states[i] = State::Fetch {
+                        lookup: Lookup::default(),
+                        store: false,
+                    };
+                }
+            }
+        }
+        let mut locks = Vec::new();
+        let mut released = Vec::new();
+        if !taken.is_empty() {
+            let subjects: Vec<_> = taken.iter().map(|(i, _)| &calls[*i].subject).collect();
+            match inner.backend.lookup_many(&subjects).await {
+                Ok((lookups, sent)) => {
+                    Counters::add(&inner.counters.batch_lookups, sent as u64);
+                    for ((i, guard), lookup) in taken.into_iter().zip(lookups) {
+                        let mut none: Option<NoRefresh> = None;
+                        match self.serve::<M, Option<V>, _, _>(&calls[i], keep, &lookup, &mut none)
+                        {
+                            Some(out) => {
+                                states[i] = State::Served(out);
+                                released.push(guard);
+                            }
+                            None => {
+                                states[i] = State::Fetch {
+                                    lookup,
+                                    store: true,
+                                };
+                                locks.push(guard);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.backend_error("lookup", &calls[taken[0].0].key, &e);
+                    for (i, guard) in taken {
+                        states[i] = State::Fetch {
+                            lookup: Lookup::default(),
+                            store: false,
+                        };
+                        released.push(guard);
+                    }
+                }
+            }
+        }
+        for guard in released {
+            guard.release().await;
+        }
+        if contested.is_empty() || !locks.is_empty() {
+            // Holding locks: the contested elements are fetched without
+            // theirs, under the versions read before.
+            return locks;
+        }
+        // Holding none: wait for the holders' values.
+        for &i in &contested {
+            Counters::bump(&inner.counters.lock_waits);
+            telemetry::step(calls[i].label(), calls[i].key, Outcome::LockWait);
+        }
+        let deadline = tokio::time::Instant::now() + calls[contested[0]].policy.lock_wait;
+        let mut delay = std::time::Duration::from_millis(2);
+        while !contested.is_empty() {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                for &i in &contested {
+                    Counters::bump(&inner.counters.lock_timeouts);
+                    telemetry::step(calls[i].label(), calls[i].key, Outcome::LockTimeout);
+                }
+                break;
+            }
+            crate::background::sleep(delay.min(deadline - now)).await;
+            delay = (delay * 2).min(std::time::Duration::from_millis(50));
+            let subjects: Vec<_> = contested.iter().map(|&i| &calls[i].subject).collect();
+            let Ok((lookups, sent)) = inner.backend.lookup_many(&subjects).await else {
+                break;
+            };
+            Counters::add(&inner.counters.batch_lookups, sent as u64);
+            let mut left = Vec::new();
+            for (i, lookup) in contested.into_iter().zip(lookups) {
+                let mut none: Option<NoRefresh> = None;
+                match self.serve::<M, Option<V>, _, _>(&calls[i], keep, &lookup, &mut none) {
+                    Some(out) => states[i] = State::Served(out),
+                    None => {
+                        // Read after the holder's lock was seen: these
+                        // versions, read before the body, are the ones
+                        // to capture.
+                        states[i] = State::Fetch {
+                            lookup,
+                            store: true,
+                        };
+                        left.push(i);
+                    }
+                }
+            }
+            contested = left;
+        }
+        locks
     }
 
     /// The body and the fill, without flights or locks.
