@@ -223,10 +223,10 @@ pub(crate) fn key_refused(errors: &mut Ctxt, func: &ItemFn, opts: &CachedOptions
                     format!(
                         "the key of a batch function names its element, so that every element has \
                          an entry of its own: `key = \"{}<{element}>\"`",
-                        match text.find('<') {
-                            Some(at) => text[..at].to_string(),
-                            None if text.is_empty() => "item:".to_string(),
-                            None => format!("{text}:"),
+                        if text.is_empty() {
+                            "item:".to_string()
+                        } else {
+                            format!("{text}:")
                         }
                     ),
                 );

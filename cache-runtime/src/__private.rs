@@ -249,6 +249,13 @@ where
         .into_iter()
         .filter(|item| seen.insert(item.element.clone()))
         .collect();
+    // Two elements that differ but render one key would share an entry,
+    // and be served each other's value: a key that leaves out what tells
+    // them apart (`<r.id>` of an element whose tenant differs).
+    let mut keys = std::collections::HashSet::with_capacity(items.len());
+    if let Some(item) = items.iter().find(|item| !keys.insert(item.key.as_str())) {
+        shared_key(site.function.label, &item.key);
+    }
     match companion {
         // As a cached call: an empty input does not run the body.
         Some(Companion::Uncached) if items.is_empty() => return R::from_result(Ok(Vec::new())),
@@ -458,6 +465,20 @@ impl Invalidation<'_> {
             outside_scope(function, tx);
         }
     }
+}
+
+/// Two elements of one batch call rendered one key.
+#[cold]
+fn shared_key(function: &'static str, key: &str) {
+    let key = key.to_string();
+    crate::loud::warn_once("batch elements share a key", function, || {
+        format!(
+            "cachette: two different elements of one call of the batch function `{function}` \
+             rendered the same key ({key:?}): they share one entry, and one is served the \
+             other's value. Name in the key everything that tells elements apart (every field \
+             that changes the value, or the whole element) (warned once per function)"
+        )
+    });
 }
 
 /// A `#[cached]` function was given a `&mut` through a generic parameter:

@@ -642,3 +642,37 @@ async fn a_declared_tag_reaches_every_element() {
         assert_eq!(db.asked().len(), 3, "{}", cache.backend_name());
     }
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProductRef {
+    tenant: String,
+    id: u64,
+}
+
+impl std::fmt::Display for ProductRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.id)
+    }
+}
+
+/// The key leaves out the tenant: elements of two tenants share entries.
+#[cached(batch = "r in refs", key = "product:<r.id>", ttl = 300, cache = cache)]
+async fn products_by_ref(cache: &Cache, refs: &[ProductRef]) -> HashMap<ProductRef, String> {
+    refs.iter()
+        .map(|r| (r.clone(), format!("{}'s {}", r.tenant, r.id)))
+        .collect()
+}
+
+#[tokio::test]
+async fn elements_that_render_one_key_are_warned_of() {
+    let cache = Cache::memory();
+    let r = |tenant: &str, id| ProductRef {
+        tenant: tenant.into(),
+        id,
+    };
+    let logs = crate::support::logs::Logs::capture();
+    products_by_ref(&cache, &[r("initech", 2), r("umbrella", 2)]).await;
+    let text = logs.text();
+    assert!(text.contains("rendered the same key"), "{text}");
+    assert!(text.contains("product:2"), "{text}");
+}
