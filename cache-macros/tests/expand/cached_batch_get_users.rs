@@ -154,6 +154,11 @@ fn get_users_key_in_3org_3ids(
 }
 /// One element of `get_users`, whose entries it reads and fills: the calls made within one scheduling tick of each other (with the same other arguments) are gathered into one call of `get_users`. `None`: not found.
 async fn get_user(org: &str, id: u64) -> Result<::core::option::Option<User>, DbError> {
+    const __CACHETTE_POLICY: ::cachette::__private::Policy = ::cachette::__private::Policy::new(
+            ::cachette::__private::Strategy::Aside,
+            ::cachette::__private::ms(300000u64),
+        )
+        .template("user:<id>");
     #[allow(unused_imports)]
     use ::cachette::__private::{
         BustWhen as _, KeepClone as _, KeepDecoding as _, SelectOption as _,
@@ -184,6 +189,8 @@ async fn get_user(org: &str, id: u64) -> Result<::core::option::Option<User>, Db
             &__cachette_fn,
             __cachette_group,
             id,
+            &__CACHETTE_POLICY,
+            true,
             move |__cachette_missing: ::std::vec::Vec<u64>| async move {
                 get_users(org, &__cachette_missing[..]).await
             },
