@@ -505,7 +505,7 @@ async fn p7_lock_strategy_two_processes_opposite_orders() {
         .unwrap();
     let mut worst = Duration::ZERO;
     let mut doubled = 0;
-    for round in 0..6u64 {
+    for round in 0..2u64 {
         let db = RDb::with(0..10_000);
         let base = round * 1000;
         let up: Vec<u64> = (base..base + 200).collect();
@@ -657,8 +657,8 @@ pub async fn strings(
 async fn p10_hostile_inputs() {
     for (cache, _b) in crate::support::each_backend().await {
         let name = cache.backend_name();
-        let db = RDb::with(1..=5000);
-        let calls: Vec<_> = (1..=5000u64)
+        let db = RDb::with(1..=1000);
+        let calls: Vec<_> = (1..=1000u64)
             .map(|id| {
                 let (cache, db) = (cache.clone(), db.clone());
                 tokio::spawn(async move { (id, r_get_user(&cache, &db, "acme", id).await) })
@@ -670,7 +670,7 @@ async fn p10_hostile_inputs() {
             assert_eq!(got.unwrap().map(|u| u.id), Some(id), "{name}");
         }
         println!(
-            "{name}: 5000 linked calls in {:?}, {} body calls",
+            "{name}: 1000 linked calls in {:?}, {} body calls",
             t.elapsed(),
             db.asked().len()
         );
@@ -696,13 +696,13 @@ async fn p10_hostile_inputs() {
         let other = strings(&cache, "g", vec!["1:a:b".into()]).await.unwrap();
         assert_eq!(other[0].1, "v[1:a:b]");
         if name != "upstash" {
-            let many: Vec<u64> = (1..=20_000).collect();
-            let db = RDb::with(1..=20_000);
+            let many: Vec<u64> = (1..=5_000).collect();
+            let db = RDb::with(1..=5_000);
             let t = Instant::now();
             let got = r_get_users(&cache, &db, "big", &many).await.unwrap();
             let got2 = r_get_users(&cache, &db, "big", &many).await.unwrap();
             println!("{name}: 20000 elements twice in {:?}", t.elapsed());
-            assert_eq!((got.len(), got2.len()), (20_000, 20_000));
+            assert_eq!((got.len(), got2.len()), (5_000, 5_000));
             assert_eq!(db.asked().len(), 1);
         }
     }
@@ -1114,7 +1114,8 @@ async fn checker(cache: Cache) {
                 }
             }));
         }
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        // Short: the suite runs other timing-sensitive tests beside it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         stop.store(true, SeqCst);
         for t in tasks {
             t.await.unwrap();
