@@ -695,16 +695,14 @@ async fn p10_hostile_inputs() {
         // And under a group that renders like another with separators.
         let other = strings(&cache, "g", vec!["1:a:b".into()]).await.unwrap();
         assert_eq!(other[0].1, "v[1:a:b]");
-        if name != "upstash" {
-            let many: Vec<u64> = (1..=5_000).collect();
-            let db = RDb::with(1..=5_000);
-            let t = Instant::now();
-            let got = r_get_users(&cache, &db, "big", &many).await.unwrap();
-            let got2 = r_get_users(&cache, &db, "big", &many).await.unwrap();
-            println!("{name}: 20000 elements twice in {:?}", t.elapsed());
-            assert_eq!((got.len(), got2.len()), (5_000, 5_000));
-            assert_eq!(db.asked().len(), 1);
-        }
+        let many: Vec<u64> = (1..=5_000).collect();
+        let db = RDb::with(1..=5_000);
+        let t = Instant::now();
+        let got = r_get_users(&cache, &db, "big", &many).await.unwrap();
+        let got2 = r_get_users(&cache, &db, "big", &many).await.unwrap();
+        println!("{name}: 5000 elements twice in {:?}", t.elapsed());
+        assert_eq!((got.len(), got2.len()), (5_000, 5_000));
+        assert_eq!(db.asked().len(), 1);
     }
 }
 

@@ -150,22 +150,11 @@ impl Cache {
 
         // The gates, per element (an undelivered or held bust names it) and
         // for the whole call (a zero TTL, the breaker).
-        if policy.ttl.is_zero() {
+        let zero_ttl = policy.ttl.is_zero();
+        if zero_ttl {
             if let Some(call) = calls.first() {
                 self.zero_ttl(call);
             }
-            return (
-                self.run_batch::<M, K, V, E, B, Fut>(
-                    &calls,
-                    items,
-                    everything(),
-                    Vec::new(),
-                    body,
-                    hooks,
-                )
-                .await,
-                requests,
-            );
         }
         if inner.pending.any() {
             self.ensure_retrying();
@@ -189,7 +178,14 @@ impl Cache {
             });
             reading.push(deferring);
         }
-        let Some(permit) = inner.breaker.allow() else {
+        // Around the cache: the body is given every element, and nothing
+        // is stored.
+        let permit = if zero_ttl {
+            None
+        } else {
+            inner.breaker.allow()
+        };
+        let Some(permit) = permit else {
             return (
                 self.run_batch::<M, K, V, E, B, Fut>(
                     &calls,
@@ -748,22 +744,9 @@ impl Cache {
         M: Mode<Option<V>>,
     {
         let inner = &*self.inner;
-        let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
-            (Some(derive), Some(read)) => {
-                let derived = crate::derived::normalize(derive(value));
-                let same = *derived == **read;
-                if !same {
-                    inner
-                        .derived
-                        .hint(&call.subject.function(), call.text, derived);
-                }
-                same
-            }
-            _ => true,
-        };
         let stored = M::cacheable(out)
             .filter(|v| !hooks.rejects(v))
-            .filter(|v| derives_what_was_read(v));
+            .filter(|v| self.derives_what_was_read(call, hooks, v));
         if let Some(value) = stored {
             let ttl = hooks.ttl(value, call.policy.ttl);
             self.store(call, tokens, value, ttl, body_started).await;

@@ -79,24 +79,9 @@ impl Cache {
         } else {
             None
         };
-        // With `tags_from`, only a value that derives the tags whose
-        // versions were read before the body may be stored (`derived.rs`).
-        let derives_what_was_read = |value: &M::Value| match (hooks.tags_from, &call.derived) {
-            (Some(derive), Some(read)) => {
-                let derived = crate::derived::normalize(derive(value));
-                let same = *derived == **read;
-                if !same {
-                    inner
-                        .derived
-                        .hint(&call.subject.function(), call.text, derived);
-                }
-                same
-            }
-            _ => true,
-        };
         let stored = M::cacheable(&out)
             .filter(|v| !hooks.rejects(v))
-            .filter(|v| derives_what_was_read(v));
+            .filter(|v| self.derives_what_was_read(call, hooks, v));
         if let Some(value) = stored {
             let ttl = hooks.ttl(value, call.policy.ttl);
             self.store(call, &tokens, value, ttl, body_started).await;
@@ -124,6 +109,31 @@ impl Cache {
             telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
         }
         out
+    }
+
+    /// With `tags_from`, whether `value` derives the tags whose versions
+    /// were read before the body (only such a value may be stored,
+    /// `derived.rs`); if not, what it derives is remembered for the next
+    /// read of its key.
+    pub(super) fn derives_what_was_read<V>(
+        &self,
+        call: &Call<'_>,
+        hooks: &Hooks<'_, V>,
+        value: &V,
+    ) -> bool {
+        match (hooks.tags_from, &call.derived) {
+            (Some(derive), Some(read)) => {
+                let derived = crate::derived::normalize(derive(value));
+                let same = *derived == **read;
+                if !same {
+                    self.inner
+                        .derived
+                        .hint(&call.subject.function(), call.text, derived);
+                }
+                same
+            }
+            _ => true,
+        }
     }
 
     /// Stores `value`, computed by a body that started at `body_started`,
