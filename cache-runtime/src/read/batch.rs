@@ -33,7 +33,7 @@ use crate::mode::Mode;
 use crate::names::Function;
 use crate::policy::{Policy, Strategy};
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome};
+use crate::telemetry::Outcome;
 
 /// Rounds of following other flights before the rest is read alone.
 const ROUNDS: usize = 3;
@@ -382,12 +382,7 @@ impl Cache {
             match state {
                 State::Served(out) => served.push((index, out)),
                 State::Absent => {
-                    telemetry::end(
-                        calls[index].label(),
-                        calls[index].key,
-                        Outcome::Coalesced,
-                        calls[index].started,
-                    );
+                    self.ended(&calls[index], Outcome::Coalesced);
                 }
                 State::Fetch { lookup, store } => fetching.push(Fetching {
                     index,
@@ -507,7 +502,7 @@ impl Cache {
         // Holding none: wait for the holders' values.
         for &i in &contested {
             Counters::bump(&inner.counters.lock_waits);
-            telemetry::step(calls[i].label(), calls[i].key, Outcome::LockWait);
+            self.stepped(&calls[i], Outcome::LockWait);
         }
         let deadline = tokio::time::Instant::now() + calls[contested[0]].policy.lock_wait;
         let mut delay = std::time::Duration::from_millis(2);
@@ -516,7 +511,7 @@ impl Cache {
             if now >= deadline {
                 for &i in &contested {
                     Counters::bump(&inner.counters.lock_timeouts);
-                    telemetry::step(calls[i].label(), calls[i].key, Outcome::LockTimeout);
+                    self.stepped(&calls[i], Outcome::LockTimeout);
                 }
                 break;
             }
@@ -711,7 +706,7 @@ impl Cache {
                     .await;
                 }
                 if !call.forced {
-                    telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
+                    self.ended(call, Outcome::Miss);
                 }
                 (f.index, out)
             }

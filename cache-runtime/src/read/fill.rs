@@ -18,7 +18,7 @@ use crate::mode::Mode;
 use crate::names::Subject;
 use crate::policy::Strategy;
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome, Shown};
+use crate::telemetry::{Outcome, Shown};
 use crate::version::{Seen, Token};
 
 impl Cache {
@@ -106,7 +106,7 @@ impl Cache {
             return recovered;
         }
         if !call.forced {
-            telemetry::end(call.label(), call.key, Outcome::Miss, call.started);
+            self.ended(call, Outcome::Miss);
         }
         out
     }

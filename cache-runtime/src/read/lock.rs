@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::keep::Keeper;
 use crate::mode::Mode;
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome};
+use crate::telemetry::Outcome;
 use crate::version::Token;
 
 /// How a lock-strategy leader got on.
@@ -117,12 +117,12 @@ impl Cache {
             if !waited {
                 waited = true;
                 Counters::bump(&inner.counters.lock_waits);
-                telemetry::step(call.label(), call.key, Outcome::LockWait);
+                self.stepped(call, Outcome::LockWait);
             }
             let now = Instant::now();
             if now >= deadline {
                 Counters::bump(&inner.counters.lock_timeouts);
-                telemetry::step(call.label(), call.key, Outcome::LockTimeout);
+                self.stepped(call, Outcome::LockTimeout);
                 return Ok(Locked::TimedOut(inner.backend.lookup(&call.subject).await?));
             }
             crate::background::sleep(delay.min(deadline - now)).await;

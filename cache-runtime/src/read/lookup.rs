@@ -14,7 +14,7 @@ use crate::keep::Keeper;
 use crate::mode::Mode;
 use crate::policy::{xfetch_due, Strategy};
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome};
+use crate::telemetry::Outcome;
 
 /// What [`Cache::look_up`] ended with.
 pub(super) enum Looked<R> {
@@ -101,7 +101,7 @@ impl Cache {
             if let Some(tokens) = handed.take() {
                 if super::valid::same_versions(&lookup.versions, &tokens) {
                     if let Some(out) = M::absent() {
-                        telemetry::end(call.label(), call.key, Outcome::Coalesced, call.started);
+                        self.ended(call, Outcome::Coalesced);
                         return Looked::Served(out);
                     }
                 }
@@ -153,7 +153,7 @@ impl Cache {
         follower: crate::flight::Follower,
     ) -> Option<Ended> {
         Counters::bump(&self.inner.counters.coalesced);
-        telemetry::step(call.label(), call.key, Outcome::Coalesced);
+        self.stepped(call, Outcome::Coalesced);
         // On cachette's timer: the caller's runtime may have none.
         crate::background::timeout(call.policy.lock_wait, follower.wait()).await
     }
@@ -188,7 +188,7 @@ impl Cache {
                     return None;
                 }
                 Counters::bump(&inner.counters.stale_hits);
-                telemetry::end(call.label(), key, Outcome::Stale, call.started);
+                self.ended(call, Outcome::Stale);
                 self.spawn_refresh(call, refresh.take());
             }
             Strategy::Early if until != 0 => {
@@ -205,14 +205,14 @@ impl Cache {
                 ) {
                     self.spawn_refresh(call, refresh.take());
                 }
-                telemetry::end(call.label(), key, Outcome::Hit, call.started);
+                self.ended(call, Outcome::Hit);
             }
             // Past its TTL, kept only to be returned if the body fails
             // (`stale_if_error`).
             _ if until != 0 && now >= until => return None,
             _ => {
                 inner.counters.hits.bump();
-                telemetry::end(call.label(), key, Outcome::Hit, call.started);
+                self.ended(call, Outcome::Hit);
             }
         }
         Some(M::from_cached(value))

@@ -261,10 +261,21 @@ impl Cache {
         Some((deferring, permit))
     }
 
+    /// Reports how `call` ended: the one place every outcome of a call
+    /// passes through (logs, metrics).
+    pub(crate) fn ended(&self, call: &Call<'_>, outcome: Outcome) {
+        telemetry::end(call.label(), call.key, outcome, call.started);
+    }
+
+    /// Reports a step of `call` (waiting for another caller, a lock).
+    pub(crate) fn stepped(&self, call: &Call<'_>, outcome: Outcome) {
+        telemetry::step(call.label(), call.key, outcome);
+    }
+
     /// Runs the body without the cache.
     async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = body.await;
-        telemetry::end(call.label(), call.key, Outcome::Bypass, call.started);
+        self.ended(call, Outcome::Bypass);
         out
     }
 }

@@ -12,7 +12,7 @@ use crate::keep::Keeper;
 use crate::mode::Mode;
 use crate::policy::Strategy;
 use crate::stats::Counters;
-use crate::telemetry::{self, Outcome};
+use crate::telemetry::Outcome;
 use crate::version::{Seen, Token};
 
 impl Cache {
@@ -150,7 +150,7 @@ impl Cache {
                 "cachette: the body failed; returned the value kept past its TTL (stale_if_error; counted in stats().stale_on_error, logged at most every 10 s)"
             );
         }
-        telemetry::end(call.label(), call.key, Outcome::StaleOnError, call.started);
+        self.ended(call, Outcome::StaleOnError);
         Some(M::from_cached(value))
     }
 }
