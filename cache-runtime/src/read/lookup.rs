@@ -173,7 +173,7 @@ impl Cache {
         RF: Future<Output = ()> + Send + 'static,
     {
         let inner = &*self.inner;
-        let (policy, key) = (call.policy, call.key);
+        let policy = call.policy;
         let (value, meta) = self.valid_value::<M, R>(call, keep, lookup)?;
         let until = meta.fresh_until_ms;
         let now = if until == 0 {
