@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
+pub use cache_runtime::scope;
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
     Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks, Stats,

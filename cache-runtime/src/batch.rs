@@ -215,14 +215,16 @@ where
 {
     // Made at once, in this task, for this one element: what a companion
     // (`_key`, `_uncached`, `_refresh`) asks of the batch call; a call in a
-    // deferred scope, which must read as its scope says (a gathering's
-    // batch call reads in its leader's task); a call inside a cached body,
+    // deferred scope or a request-wide one (`scope`), which must read as
+    // its scope says (a gathering's batch call reads in its leader's
+    // task); a call inside a cached body,
     // whose flight the gathering's batch call could wait for.
     // And a call given a `&mut` (a connection, perhaps a transaction: the
     // gathered call would read through its leader's), `gather` false.
     if !gather
         || crate::companion::pending()
         || crate::deferred::in_scope()
+        || crate::scope::current().is_some()
         || crate::read::in_a_body()
     {
         let out = Box::pin(run(vec![element.clone()])).await.into_result();

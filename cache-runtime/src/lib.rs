@@ -43,6 +43,7 @@ mod pending;
 mod policy;
 mod read;
 mod replicas;
+pub mod scope;
 mod shim;
 mod signing;
 mod stats;

@@ -87,6 +87,18 @@ pub struct Stats {
     /// of at most 256 elements (one per master per chunk on a cluster);
     /// none for elements served by the near-cache or the embedded backend.
     pub batch_lookups: u64,
+    /// Calls in a [`scope::bypass`](crate::scope::bypass) that ran their
+    /// body around the cache.
+    pub scope_bypasses: u64,
+    /// Calls in a [`scope::refresh`](crate::scope::refresh) that ran their
+    /// body and stored its value whatever the cache held.
+    pub scope_refreshes: u64,
+    /// Calls past their `soft_timeout` that returned the value kept past
+    /// its TTL while the body went on in the background.
+    pub soft_timeouts: u64,
+    /// Calls that reached their `hard_timeout` and returned the timeout
+    /// error.
+    pub hard_timeouts: u64,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +119,10 @@ pub(crate) struct Counters {
     pub too_large: AtomicU64,
     pub signature_failures: AtomicU64,
     pub batch_lookups: AtomicU64,
+    pub scope_bypasses: AtomicU64,
+    pub scope_refreshes: AtomicU64,
+    pub soft_timeouts: AtomicU64,
+    pub hard_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -147,6 +163,10 @@ impl Counters {
             near_lease_hits: 0,
             near_lease_refreshes: 0,
             batch_lookups: self.batch_lookups.load(Relaxed),
+            scope_bypasses: self.scope_bypasses.load(Relaxed),
+            scope_refreshes: self.scope_refreshes.load(Relaxed),
+            soft_timeouts: self.soft_timeouts.load(Relaxed),
+            hard_timeouts: self.hard_timeouts.load(Relaxed),
         }
     }
 }

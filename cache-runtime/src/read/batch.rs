@@ -103,6 +103,23 @@ impl Cache {
         } else {
             Keeper::none()
         };
+        // A request-wide scope: around the cache, or a refresh of every
+        // element.
+        let scope = crate::scope::current();
+        let around = matches!(
+            scope,
+            Some(crate::scope::Scope::Bypass | crate::scope::Scope::Off)
+        );
+        match scope {
+            Some(crate::scope::Scope::Bypass) => {
+                Counters::add(&inner.counters.scope_bypasses, items.len() as u64)
+            }
+            Some(crate::scope::Scope::Refresh) => {
+                Counters::add(&inner.counters.scope_refreshes, items.len() as u64)
+            }
+            _ => {}
+        }
+        let forced = forced || scope == Some(crate::scope::Scope::Refresh);
         // The derived tags each element's entry was last filled with
         // (`tags_from`): read, so that a value deriving other ones is not
         // stored under them (`derived.rs`).
@@ -180,7 +197,7 @@ impl Cache {
         }
         // Around the cache: the body is given every element, and nothing
         // is stored.
-        let permit = if zero_ttl {
+        let permit = if zero_ttl || around {
             None
         } else {
             inner.breaker.allow()

@@ -180,7 +180,12 @@ impl Cache {
         } else {
             Keeper::none()
         };
+        let refreshing = crate::scope::current() == Some(crate::scope::Scope::Refresh);
+        if refreshing {
+            Counters::bump(&inner.counters.scope_refreshes);
+        }
         call.forced = call.forced
+            || refreshing
             || REFRESHING
                 .try_with(|refreshing| refreshing == call.subject.entry())
                 .unwrap_or(false);
@@ -236,6 +241,14 @@ impl Cache {
     /// with a deferred scope, and the breaker's permit.
     fn gates(&self, call: &Call<'_>) -> Option<(Reading, Permit<'_>)> {
         let inner = &*self.inner;
+        match crate::scope::current() {
+            Some(crate::scope::Scope::Bypass) => {
+                Counters::bump(&inner.counters.scope_bypasses);
+                return None;
+            }
+            Some(crate::scope::Scope::Off) => return None,
+            _ => {}
+        }
         if inner.pending.any() {
             self.ensure_retrying();
             if inner.pending.blocks(&call.subject) {
@@ -275,7 +288,9 @@ impl Cache {
     /// Runs the body without the cache.
     async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = body.await;
-        self.ended(call, Outcome::Bypass);
+        if crate::scope::current() != Some(crate::scope::Scope::Off) {
+            self.ended(call, Outcome::Bypass);
+        }
         out
     }
 }
