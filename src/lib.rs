@@ -60,9 +60,9 @@
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
 pub use cache_runtime::scope;
 pub use cache_runtime::{
-    deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
-    Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks, Stats,
-    SystemClock, SystemMonotonic, TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
+    deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Elapsed,
+    EntryKey, Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks,
+    Stats, SystemClock, SystemMonotonic, TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
 };
 
 #[cfg(feature = "redis")]

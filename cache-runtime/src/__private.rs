@@ -26,6 +26,7 @@ pub use crate::names::name_pattern;
 pub use crate::names::Function;
 pub use crate::policy::{Policy, Strategy};
 pub use crate::read::BatchItem;
+pub use crate::timeout::{hard_timeout, TimesOut};
 
 use crate::deferred::{send_each, PerCache};
 pub use crate::hooks::Hooks;
@@ -64,7 +65,7 @@ pub fn refresh_clone<T: RefreshClone>(this: &T) -> T {
 
 /// What `swr` and `early` clone: `self`, for a refresh in the background.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not `Clone`, and `swr` and `early` clone `self` to refresh in the background",
+    message = "`{Self}` is not `Clone`, and `swr`, `early` and `soft_timeout` clone `self` to run the body in the background",
     label = "cloned for the background refresh",
     note = "add `#[derive(Clone)]` to `{Self}` (its pool and cache are cheap handles to clone), \
             keep what is costly to copy behind an `Arc`, or take `self: Arc<Self>`"

@@ -49,6 +49,7 @@ mod signing;
 mod stats;
 mod sync;
 mod telemetry;
+mod timeout;
 mod version;
 
 #[doc(hidden)]
@@ -72,3 +73,4 @@ pub use crate::policy::{Clock, FastRandom, Monotonic, Random, SystemClock, Syste
 pub use crate::replicas::ReplicaAcks;
 pub use crate::signing::MIN_SIGNING_KEY_LEN;
 pub use crate::stats::Stats;
+pub use crate::timeout::Elapsed;

@@ -46,6 +46,13 @@ pub struct Policy {
     pub codec: Option<crate::codec::Codec>,
     /// The function's `version`, recorded in every entry's fingerprint.
     pub version: u32,
+    /// How long a call waits for the body before returning the value kept
+    /// past its TTL (`stale_if_error`), the body going on in the
+    /// background; zero: it waits.
+    pub soft_timeout: Duration,
+    /// How long a call waits at most, after which it returns the timeout
+    /// error; zero: no bound.
+    pub hard_timeout: Duration,
 }
 
 impl Policy {
@@ -67,6 +74,8 @@ impl Policy {
             stale_if_error: Duration::ZERO,
             codec: None,
             version: 0,
+            soft_timeout: Duration::ZERO,
+            hard_timeout: Duration::ZERO,
         }
     }
 
@@ -116,6 +125,18 @@ impl Policy {
     /// Sets the bound on waiting.
     pub const fn lock_wait(mut self, lock_wait: Duration) -> Self {
         self.lock_wait = lock_wait;
+        self
+    }
+
+    /// Sets the soft timeout (`soft_timeout`).
+    pub const fn soft_timeout(mut self, timeout: Duration) -> Self {
+        self.soft_timeout = timeout;
+        self
+    }
+
+    /// Sets the hard timeout (`hard_timeout`).
+    pub const fn hard_timeout(mut self, timeout: Duration) -> Self {
+        self.hard_timeout = timeout;
         self
     }
 

@@ -27,6 +27,11 @@ pub(crate) enum Outcome {
     /// The body failed; a value past its TTL was returned
     /// (`stale_if_error`).
     StaleOnError,
+    /// The body outran `soft_timeout`; a value past its TTL, still valid,
+    /// was returned while the body goes on in the background.
+    StaleOnTimeout,
+    /// The call reached `hard_timeout` and returned the timeout error.
+    TimedOut,
 }
 
 impl Outcome {
@@ -41,6 +46,8 @@ impl Outcome {
             Outcome::LockTimeout => "lock_timeout",
             Outcome::Refresh => "refresh",
             Outcome::StaleOnError => "stale_on_error",
+            Outcome::StaleOnTimeout => "stale_on_timeout",
+            Outcome::TimedOut => "timed_out",
         }
     }
 }
@@ -182,4 +189,14 @@ pub(crate) fn end(
     }
     #[cfg(not(feature = "metrics"))]
     let _ = started;
+}
+
+/// Reports a call that reached its `hard_timeout` (it has no outcome of
+/// its own: it was dropped mid-way).
+pub(crate) fn timed_out(function: &'static str) {
+    let outcome = Outcome::TimedOut.as_str();
+    tracing::debug!(function, outcome, "cachette");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("cachette_calls_total", "function" => function, "outcome" => outcome)
+        .increment(1);
 }

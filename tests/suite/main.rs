@@ -30,6 +30,7 @@ mod runtimes;
 mod security;
 mod strategies;
 mod tags;
+mod timeouts;
 mod tls;
 #[cfg(feature = "upstash")]
 mod upstash;

@@ -156,6 +156,20 @@ pub(crate) fn generate(m: &Cached<'_>) -> Expanded {
     );
     args.set_span(at);
     let call_expr = quote!(#callee #args);
+    // With `hard_timeout`: the call within it, its error made from
+    // `Elapsed` (checked where the option was written).
+    let call_expr = match opts.hard_timeout {
+        Some((_, span)) => {
+            let within = respan(
+                quote!(#private::hard_timeout::<#ret_ty>),
+                Span::call_site().located_at(span),
+            );
+            quote! {
+                #within(__cachette_cache, &#policy_ref, __cachette_fn, #call_expr)
+            }
+        }
+        None => call_expr,
+    };
     let call_expr = quote_spanned!(at=> #call_expr.await);
     let body = quote! {
         const __CACHETTE_POLICY: #private::Policy = #policy;
@@ -477,6 +491,12 @@ fn policy(opts: &CachedOptions, private: &TokenStream) -> TokenStream {
     }
     if let Some((ms, _)) = opts.stale_if_error {
         policy = quote!(#policy.stale_if_error(#private::ms(#ms)));
+    }
+    if let Some((ms, _)) = opts.soft_timeout {
+        policy = quote!(#policy.soft_timeout(#private::ms(#ms)));
+    }
+    if let Some((ms, _)) = opts.hard_timeout {
+        policy = quote!(#policy.hard_timeout(#private::ms(#ms)));
     }
     if let Some(beta) = opts.beta {
         let beta = proc_macro2::Literal::f64_suffixed(beta);

@@ -71,7 +71,9 @@ pub(crate) fn from_ast<'a>(
     if let (Some(ty), None) = (ret, &opts.batch) {
         check_shape(ty, &opts, errors);
     }
-    let refresh = if opts.strategy.refreshes() && errors.is_empty() {
+    // `soft_timeout` runs the body in the background, as a refresh does.
+    let refresh = if (opts.strategy.refreshes() || opts.soft_timeout.is_some()) && errors.is_empty()
+    {
         carried(func, errors)
     } else {
         None
@@ -138,8 +140,8 @@ fn check_keyed(
             continue;
         };
         let n = ident.to_string();
-        // `swr` and `early` refuse `&mut` for a reason of their own.
-        if p.mut_ref && opts.strategy.refreshes() {
+        // `swr`, `early` and `soft_timeout` refuse `&mut` for a reason of their own.
+        if p.mut_ref && (opts.strategy.refreshes() || opts.soft_timeout.is_some()) {
             continue;
         }
         if p.mut_ref && !listed(not_a_transaction, &n) {
@@ -204,7 +206,7 @@ fn carried<'a>(func: &'a ItemFn, errors: &mut Ctxt) -> Option<Vec<Carried<'a>>> 
                 syn::ReceiverKind::Reference(_, _, Some(_)) => {
                     errors.at(
                         r.self_token.span,
-                        "swr and early refresh in the background and cannot borrow `&mut self`",
+                        "swr, early and soft_timeout run the body in the background and cannot borrow `&mut self`",
                     );
                     return None;
                 }
@@ -216,7 +218,7 @@ fn carried<'a>(func: &'a ItemFn, errors: &mut Ctxt) -> Option<Vec<Carried<'a>>> 
                 let Pat::Ident(pi) = &*pt.pat else {
                     errors.at(
                         pt.pat.span(),
-                        "swr and early need plain parameter names, to call the function again when refreshing",
+                        "swr, early and soft_timeout need plain parameter names, to call the function again in the background",
                     );
                     return None;
                 };
@@ -224,7 +226,7 @@ fn carried<'a>(func: &'a ItemFn, errors: &mut Ctxt) -> Option<Vec<Carried<'a>>> 
                     Type::Reference(r) if r.mutability.is_some() => {
                         errors.at(
                             r.and_token.span,
-                            "swr and early refresh in the background and cannot take `&mut` parameters",
+                            "swr, early and soft_timeout run the body in the background and cannot take `&mut` parameters",
                         );
                         return None;
                     }

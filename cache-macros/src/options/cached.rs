@@ -82,6 +82,12 @@ pub(crate) struct CachedOptions {
     /// How long past its TTL an entry is kept for a failing body, in
     /// milliseconds, and where it was written.
     pub stale_if_error: Option<(u64, Span)>,
+    /// How long a call waits for the body before returning the kept value
+    /// (milliseconds), and where it was written.
+    pub soft_timeout: Option<(u64, Span)>,
+    /// How long a call waits at most (milliseconds), and where it was
+    /// written.
+    pub hard_timeout: Option<(u64, Span)>,
     pub stale_ttl: Option<u64>,
     pub lock_ttl: Option<u64>,
     pub lock_wait: Option<u64>,
@@ -118,6 +124,8 @@ struct WrittenCached {
     unless: Once<Expr>,
     none_ttl: Once<u64>,
     stale_if_error: Once<u64>,
+    soft_timeout: Once<u64>,
+    hard_timeout: Once<u64>,
     codec: Once<Ident>,
     version: Once<u32>,
     stale_ttl: Once<u64>,
@@ -149,6 +157,8 @@ impl Written for WrittenCached {
         "cache_none",
         "none_ttl",
         "stale_if_error",
+        "soft_timeout",
+        "hard_timeout",
         "codec",
         "version",
         "ttl_fn",
@@ -222,13 +232,16 @@ impl Written for WrittenCached {
                     "`version` must be a whole number such as `version = 2`: bump it when the stored type changes in a way its name does not show",
                 ),
             },
-            "stale_ttl" | "lock_ttl" | "lock_wait" | "none_ttl" | "stale_if_error" => {
+            "stale_ttl" | "lock_ttl" | "lock_wait" | "none_ttl" | "stale_if_error"
+            | "soft_timeout" | "hard_timeout" => {
                 if let Some(v) = values::duration_ms(errors, name, &value, false) {
                     let slot = match name.to_string().as_str() {
                         "stale_ttl" => &mut self.stale_ttl,
                         "lock_ttl" => &mut self.lock_ttl,
                         "lock_wait" => &mut self.lock_wait,
                         "none_ttl" => &mut self.none_ttl,
+                        "soft_timeout" => &mut self.soft_timeout,
+                        "hard_timeout" => &mut self.hard_timeout,
                         _ => &mut self.stale_if_error,
                     };
                     slot.set(errors, name, v);
@@ -349,7 +362,16 @@ impl Written for WrittenCached {
             if let Some(at) = self.stale_if_error.span() {
                 errors.at(at, "`stale_if_error` is not supported on a batch function");
             }
+            for (name, at) in [
+                ("soft_timeout", self.soft_timeout.span()),
+                ("hard_timeout", self.hard_timeout.span()),
+            ] {
+                if let Some(at) = at {
+                    errors.at(at, format!("`{name}` is not supported on a batch function"));
+                }
+            }
         }
+        self.check_timeouts(errors);
         let batch = self
             .batch
             .get()
@@ -368,6 +390,16 @@ impl Written for WrittenCached {
                 .get()
                 .copied()
                 .zip(self.stale_if_error.span()),
+            soft_timeout: self
+                .soft_timeout
+                .get()
+                .copied()
+                .zip(self.soft_timeout.span()),
+            hard_timeout: self
+                .hard_timeout
+                .get()
+                .copied()
+                .zip(self.hard_timeout.span()),
             ttl: self.ttl.into_inner(),
             ttl_expr: self.ttl_expr.into_inner(),
             ttl_fn: self.ttl_fn.into_inner(),
@@ -400,6 +432,30 @@ fn parse_batch(text: &str, span: Span) -> Option<(Ident, Ident)> {
 }
 
 impl WrittenCached {
+    /// Refuses timeouts that could never act as written.
+    fn check_timeouts(&self, errors: &mut Ctxt) {
+        // Zero was refused as a duration already.
+        let (soft, hard) = (self.soft_timeout.get(), self.hard_timeout.get());
+        if let (Some(at), None) = (self.soft_timeout.span(), self.stale_if_error.get()) {
+            errors.at(
+                at,
+                "`soft_timeout` returns the value kept past its TTL while the body goes on in \
+                 the background, and only `stale_if_error` keeps one: add \
+                 `stale_if_error = \"...\"` (how long past the TTL a value may still be \
+                 returned)",
+            );
+        }
+        if let (Some(&soft), Some(&hard), Some(at)) = (soft, hard, self.soft_timeout.span()) {
+            if soft >= hard {
+                errors.at(
+                    at,
+                    "`soft_timeout` must be shorter than `hard_timeout`: past the hard timeout \
+                     the call has already returned its error",
+                );
+            }
+        }
+    }
+
     /// Refuses the options that tune a strategy other than `strategy`.
     fn check_tuning(&self, strategy: Strategy, errors: &mut Ctxt) {
         let rules: [(&str, Option<Span>, &[Strategy]); 4] = [

@@ -25,4 +25,10 @@ async fn generic<T: Default>(ids: &[u64]) -> HashMap<u64, String> {
     ids.iter().map(|id| (*id, id.to_string())).collect()
 }
 
+// No timeouts on a batch function.
+#[cached(batch = "id in ids", key = "user:<id>", ttl = 60, soft_timeout = "1s", hard_timeout = "2s")]
+async fn timed(ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter().map(|id| (*id, id.to_string())).collect()
+}
+
 fn main() {}

@@ -14,6 +14,7 @@ mod fill;
 mod lock;
 mod lookup;
 mod refresh;
+mod soft;
 mod valid;
 
 pub use self::batch::BatchItem;
@@ -215,6 +216,18 @@ impl Cache {
                 Counters::bump(&inner.counters.misses);
             }
             return Fetched::Done(self.bypass(&call, body).await);
+        }
+
+        // With `soft_timeout` and a value kept past its TTL: the body runs
+        // in the background, and the kept value is returned if it outruns
+        // the soft timeout.
+        if !call.policy.soft_timeout.is_zero() && !call.forced && !miss.nested {
+            if let Some(out) = self
+                .soft::<M, R, Mk, RF>(&call, keep, &miss.lookup, &mut refresh)
+                .await
+            {
+                return Fetched::Done(out);
+            }
         }
 
         // Nested in its own flight, the call would wait for its own lock.

@@ -43,17 +43,20 @@ impl Cache {
     /// - None starts inside `deferred`: the scope's calls store nothing,
     ///   and a refresh would store outside it. The next hit outside a
     ///   scope refreshes.
-    pub(super) fn spawn_refresh<Mk, RF>(&self, call: &Call<'_>, make: Option<Mk>)
+    ///
+    /// Whether a refresh of the entry runs now in this process (this one,
+    /// or one started before).
+    pub(super) fn spawn_refresh<Mk, RF>(&self, call: &Call<'_>, make: Option<Mk>) -> bool
     where
         Mk: FnOnce() -> RF,
         RF: Future<Output = ()> + Send + 'static,
     {
-        let Some(make) = make else { return };
+        let Some(make) = make else { return false };
         if crate::deferred::in_scope() {
-            return;
+            return false;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
+            return false;
         };
         let entry = call.subject.entry().to_string();
         let id = NEXT_REFRESH.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -62,7 +65,7 @@ impl Cache {
             let bound = call.policy.lock_ttl.as_millis() as u64;
             let mut set = crate::sync::lock(&self.inner.refreshing);
             if set.get(&entry).is_some_and(|(_, until)| now < *until) {
-                return;
+                return true;
             }
             set.insert(entry.clone(), (id, now.saturating_add(bound)));
         }
@@ -91,5 +94,6 @@ impl Cache {
             lock.release().await;
             drop(done);
         });
+        true
     }
 }

@@ -118,28 +118,7 @@ impl Cache {
         M: Mode<R>,
     {
         let inner = &*self.inner;
-        // A bust this process could not deliver names it: not served (I9).
-        if inner.pending.blocks(&call.subject) {
-            return None;
-        }
-        let lookup = inner.backend.lookup(&call.subject).await.ok()?;
-        if inner.pending.blocks(&call.subject) {
-            return None;
-        }
-        let (value, meta) = self.valid_value::<M, R>(call, keep, &lookup)?;
-        let until = meta.fresh_until_ms;
-        if until == 0 {
-            return None; // filled without a window
-        }
-        let policy = call.policy;
-        let mut window = policy.stale_if_error;
-        if policy.strategy == Strategy::Swr {
-            window = window.saturating_add(policy.stale_ttl);
-        }
-        let end = until.saturating_add(crate::policy::millis(window));
-        if inner.clock.now_millis() >= end {
-            return None;
-        }
+        let value = self.kept_now::<M, R>(call, keep).await?;
         Counters::bump(&inner.counters.stale_on_error);
         // At most one line per period: a failing database fails every call.
         if let Some(held) = inner.warned_stale_on_error.now() {
@@ -152,6 +131,58 @@ impl Cache {
         }
         self.ended(call, Outcome::StaleOnError);
         Some(M::from_cached(value))
+    }
+
+    /// The entry as it is now, read again, if it is still valid by
+    /// versions and kept within its window past the TTL: what
+    /// `stale_if_error` and `soft_timeout` may return. Read again, never
+    /// taken from an earlier read: a bust since then must be seen.
+    pub(super) async fn kept_now<M, R>(
+        &self,
+        call: &Call<'_>,
+        keep: Keeper<M::Value>,
+    ) -> Option<M::Value>
+    where
+        M: Mode<R>,
+    {
+        let inner = &*self.inner;
+        // A bust this process could not deliver names it: not served (I9).
+        if inner.pending.blocks(&call.subject) {
+            return None;
+        }
+        let lookup = inner.backend.lookup(&call.subject).await.ok()?;
+        if inner.pending.blocks(&call.subject) {
+            return None;
+        }
+        self.kept_in::<M, R>(call, keep, &lookup)
+    }
+
+    /// The value of `lookup`'s entry if it is valid by versions, past its
+    /// TTL, and within the window it is kept for past it.
+    pub(super) fn kept_in<M, R>(
+        &self,
+        call: &Call<'_>,
+        keep: Keeper<M::Value>,
+        lookup: &Lookup,
+    ) -> Option<M::Value>
+    where
+        M: Mode<R>,
+    {
+        let (value, meta) = self.valid_value::<M, R>(call, keep, lookup)?;
+        let until = meta.fresh_until_ms;
+        if until == 0 {
+            return None; // filled without a window
+        }
+        let policy = call.policy;
+        let mut window = policy.stale_if_error;
+        if policy.strategy == Strategy::Swr {
+            window = window.saturating_add(policy.stale_ttl);
+        }
+        let end = until.saturating_add(crate::policy::millis(window));
+        if self.inner.clock.now_millis() >= end {
+            return None;
+        }
+        Some(value)
     }
 }
 

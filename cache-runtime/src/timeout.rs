@@ -1,0 +1,110 @@
+//! `hard_timeout`: the longest a call of a cached function waits, after
+//! which it returns [`Elapsed`] as its error.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::names::Function;
+use crate::policy::Policy;
+use crate::stats::Counters;
+
+/// The error a call gets when it reaches its function's `hard_timeout`:
+/// it stopped waiting for the cache and the body, and the body it was
+/// running was dropped (a body running in the background for
+/// `soft_timeout` goes on, within its own hard timeout).
+///
+/// A function with `hard_timeout` returns `Result<T, E>` where
+/// `E: From<Elapsed>`:
+///
+/// ```
+/// use cachette::{cached, Cache, Elapsed};
+///
+/// #[derive(Debug)]
+/// enum DbError { Timeout(Elapsed), Query(String) }
+///
+/// impl From<Elapsed> for DbError {
+///     fn from(e: Elapsed) -> Self { DbError::Timeout(e) }
+/// }
+///
+/// #[cached(key = "report:<id>", ttl = 60, hard_timeout = "20ms", cache = cache)]
+/// async fn report(cache: &Cache, id: u64) -> Result<String, DbError> {
+///     tokio::time::sleep(std::time::Duration::from_secs(5)).await; // a slow query
+///     Ok(format!("report {id}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = Cache::memory();
+/// assert!(matches!(report(&cache, 1).await, Err(DbError::Timeout(_))));
+/// assert_eq!(cache.stats().hard_timeouts, 1);
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed {
+    function: &'static str,
+    timeout: Duration,
+}
+
+impl Elapsed {
+    /// The function whose call timed out (its path, as logs show it).
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    /// The function's `hard_timeout`.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+impl std::fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` did not answer within its hard_timeout of {:?}",
+            self.function, self.timeout
+        )
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// What a function with `hard_timeout` returns: a `Result` whose error
+/// can be made from [`Elapsed`].
+#[diagnostic::on_unimplemented(
+    message = "`hard_timeout` needs a function returning `Result<T, E>` with `E: From<cachette::Elapsed>`; `{Self}` is not one",
+    label = "returned as `Err(Elapsed.into())` when the call times out",
+    note = "implement `From<cachette::Elapsed>` for the error type; an `Option` or a plain value has no way to say that the call timed out"
+)]
+pub trait TimesOut {
+    /// The value returned when the call timed out.
+    fn elapsed(elapsed: Elapsed) -> Self;
+}
+
+impl<T, E: From<Elapsed>> TimesOut for Result<T, E> {
+    fn elapsed(elapsed: Elapsed) -> Self {
+        Err(elapsed.into())
+    }
+}
+
+/// Runs `call`, a cached call of `function`, within `policy`'s hard
+/// timeout, on cachette's own timer; past it, `R`'s timeout error.
+pub async fn hard_timeout<R: TimesOut>(
+    cache: &Cache,
+    policy: &Policy,
+    function: Function,
+    call: impl Future<Output = R>,
+) -> R {
+    let timeout = policy.hard_timeout;
+    match crate::background::timeout(timeout, call).await {
+        Some(out) => out,
+        None => {
+            Counters::bump(&cache.inner.counters.hard_timeouts);
+            crate::telemetry::timed_out(function.label);
+            R::elapsed(Elapsed {
+                function: function.label,
+                timeout,
+            })
+        }
+    }
+}
