@@ -58,12 +58,13 @@
 #![deny(missing_docs)]
 
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
-pub use cache_runtime::scope;
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Elapsed,
-    EntryKey, Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks,
-    Stats, SystemClock, SystemMonotonic, TagName, MAX_NAME_LEN, MIN_SIGNING_KEY_LEN,
+    EntryKey, Error, ErrorKind, Event, EventKind, FastRandom, KeyBuilder, KeyName, Monotonic,
+    Random, ReplicaAcks, Stats, SystemClock, SystemMonotonic, TagName, MAX_NAME_LEN,
+    MIN_SIGNING_KEY_LEN,
 };
+pub use cache_runtime::{scope, testing};
 
 #[cfg(feature = "redis")]
 pub use cache_runtime::SERVER_FUNCTIONS;

@@ -92,6 +92,10 @@ pub(crate) struct Inner {
     pub(crate) signer: Option<Signer>,
     /// Logs show keys and tags in full (else template and hash).
     pub(crate) log_full_names: bool,
+    /// The listener of `CacheBuilder::on_event`.
+    pub(crate) events: crate::events::Listener,
+    /// `CacheBuilder::disabled`: every call goes around the cache.
+    pub(crate) disabled: bool,
     /// Values of `Clone` types are kept decoded (see `keep.rs`).
     pub(crate) keep_decoded: bool,
     /// The tags each key's value derived last (`tags_from`).

@@ -10,6 +10,7 @@
 
 use crate::cache::Cache;
 use crate::error::Error;
+use crate::events::{Event, EventKind};
 use crate::names::Bust;
 
 use crate::deferred::Share;
@@ -95,6 +96,9 @@ impl Cache {
                 #[cfg(feature = "metrics")]
                 metrics::counter!("cachette_invalidations_total", "function" => function)
                     .increment(n);
+                inner
+                    .events
+                    .emit(|| Event::new(EventKind::Bust, function).names(n as usize));
                 Ok(())
             }
             Err(e) => {
@@ -109,6 +113,13 @@ impl Cache {
                 metrics::counter!("cachette_errors_total", "function" => function, "op" => "invalidate")
                     .increment(1);
                 self.keep_undelivered(&bust);
+                let names = n as usize;
+                inner
+                    .events
+                    .emit(|| Event::new(EventKind::BustFailed, function).names(names));
+                inner
+                    .events
+                    .emit(|| Event::new(EventKind::BustKept, function).names(names));
                 Err(e)
             }
         }
@@ -142,15 +153,22 @@ impl Cache {
 impl Courier for Cache {
     async fn deliver(&self, work: &Work) -> Result<(), Error> {
         let inner = &*self.inner;
-        match work {
-            Work::Names(bust) => {
+        let (sent, names) = match work {
+            Work::Names(bust) => (
                 inner
                     .backend
                     .bust(&inner.namespace, bust, inner.version_ttl)
-                    .await
-            }
-            Work::Everything => inner.backend.bust_everything(&inner.namespace).await,
-        }
+                    .await,
+                bust.len(),
+            ),
+            Work::Everything => (inner.backend.bust_everything(&inner.namespace).await, 0),
+        };
+        let kind = match sent {
+            Ok(()) => EventKind::BustDelivered,
+            Err(_) => EventKind::BustFailed,
+        };
+        inner.events.emit(|| Event::new(kind, "").names(names));
+        sent
     }
 }
 

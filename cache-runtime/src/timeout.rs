@@ -101,6 +101,10 @@ pub async fn hard_timeout<R: TimesOut>(
         None => {
             Counters::bump(&cache.inner.counters.hard_timeouts);
             crate::telemetry::timed_out(function.label);
+            cache.inner.events.emit(|| {
+                crate::events::Event::new(crate::events::EventKind::TimedOut, function.label)
+                    .template(policy.template)
+            });
             R::elapsed(Elapsed {
                 function: function.label,
                 timeout,

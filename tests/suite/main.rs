@@ -12,6 +12,7 @@ mod codecs;
 #[allow(async_fn_in_trait)]
 mod companions;
 mod deferred;
+mod events;
 mod faults;
 mod identity;
 mod invalidation;
@@ -27,6 +28,7 @@ mod replicas;
 mod restarts;
 mod runtime_faults;
 mod runtimes;
+mod scopes;
 mod security;
 mod strategies;
 mod tags;

@@ -226,6 +226,7 @@ impl CacheBuilder {
                 crate::names::lease_name(&Namespace::unchecked(self.namespace.clone())),
                 self.monotonic.clone(),
             )),
+            events: self.events.clone(),
             scripting: if self.server_functions {
                 crate::backend::redis::scripts::Scripting::Functions
             } else {
@@ -257,6 +258,8 @@ impl CacheBuilder {
                 signer: self.signer,
                 log_full_names: self.log_full_names,
                 keep_decoded: self.keep_decoded,
+                events: self.events,
+                disabled: self.disabled,
                 warned_zero_ttl: WarnOnce::default(),
                 warned_unasked: WarnOnce::default(),
                 loaders: Default::default(),

@@ -40,6 +40,10 @@ pub struct CacheBuilder {
     signer: Option<Signer>,
     log_full_names: bool,
     keep_decoded: bool,
+    /// The listener of `on_event`.
+    events: crate::events::Listener,
+    /// `disabled`: every call runs its body.
+    disabled: bool,
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     server_functions: bool,
     replica_acks: ReplicaAcks,
@@ -95,6 +99,8 @@ impl Default for CacheBuilder {
             signer: None,
             log_full_names: false,
             keep_decoded: true,
+            events: crate::events::Listener::default(),
+            disabled: false,
             server_functions: false,
             replica_acks: ReplicaAcks::Auto,
             replica_ack_timeout: Duration::from_millis(100),
@@ -264,6 +270,51 @@ impl CacheBuilder {
     /// there is one, so it cannot be reversed by guessing values.
     pub fn log_full_names(mut self, full: bool) -> Self {
         self.log_full_names = full;
+        self
+    }
+
+    /// Calls `listener` with every [`Event`](crate::Event): hits, misses,
+    /// stale values served, fills, busts (sent, failed, kept for retry,
+    /// delivered), the breaker opening and closing, and the near-cache
+    /// emptied. For counting, tests ([`testing::Recorder`](crate::testing::Recorder))
+    /// and alerts.
+    ///
+    /// The listener runs on the task that raised the event, right after
+    /// the step it reports, holding none of the cache's locks: its cost is
+    /// added to the call's, so keep it short (bump a counter, send on a
+    /// channel with `try_send`), and never block or wait in it. A listener
+    /// that panics is caught (warned about once); the call goes on. With
+    /// none, an event costs one branch.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use cachette::{Cache, EventKind};
+    ///
+    /// let fills = Arc::new(AtomicU64::new(0));
+    /// let counted = fills.clone();
+    /// let cache = Cache::builder()
+    ///     .on_event(move |event| {
+    ///         if event.kind == EventKind::Fill {
+    ///             counted.fetch_add(1, Ordering::Relaxed);
+    ///         }
+    ///     })
+    ///     .memory();
+    /// ```
+    pub fn on_event(
+        mut self,
+        listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.events = crate::events::Listener::new(Box::new(listener));
+        self
+    }
+
+    /// A cache that caches nothing: every call runs its body, nothing is
+    /// read or stored, and invalidations go to its own empty memory. For
+    /// tests of code that takes a cache, and for turning caching off by
+    /// configuration. Events are still raised (misses are `Bypass`).
+    pub fn disabled(mut self) -> Self {
+        self.disabled = true;
         self
     }
 

@@ -106,10 +106,11 @@ impl Cache {
         // A request-wide scope: around the cache, or a refresh of every
         // element.
         let scope = crate::scope::current();
-        let around = matches!(
-            scope,
-            Some(crate::scope::Scope::Bypass | crate::scope::Scope::Off)
-        );
+        let around = inner.disabled
+            || matches!(
+                scope,
+                Some(crate::scope::Scope::Bypass | crate::scope::Scope::Off)
+            );
         match scope {
             Some(crate::scope::Scope::Bypass) => {
                 Counters::add(&inner.counters.scope_bypasses, items.len() as u64)

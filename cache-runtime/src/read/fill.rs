@@ -310,8 +310,12 @@ impl Cache {
             self.too_large(call, blob.len());
             return;
         }
-        if let Err(e) = inner.backend.store(call.subject.entry(), blob, ttl).await {
-            self.backend_error("fill", &key, &e);
+        match inner.backend.store(call.subject.entry(), blob, ttl).await {
+            Ok(()) => inner.events.emit(|| {
+                crate::events::Event::new(crate::events::EventKind::Fill, call.label())
+                    .template(call.policy.template)
+            }),
+            Err(e) => self.backend_error("fill", &key, &e),
         }
     }
 
@@ -347,12 +351,18 @@ impl Cache {
         if self.inner.breaker.failure() == Tripped::Opened {
             Counters::bump(&self.inner.counters.breaker_opens);
             tracing::warn!("cachette: circuit breaker opened; calls read through without Redis");
+            self.inner
+                .events
+                .emit(|| crate::events::Event::new(crate::events::EventKind::BreakerOpened, ""));
         }
     }
 
     pub(super) fn backend_ok(&self) {
         if self.inner.breaker.success() {
             tracing::info!("cachette: circuit breaker closed; the backend answers again");
+            self.inner
+                .events
+                .emit(|| crate::events::Event::new(crate::events::EventKind::BreakerClosed, ""));
         }
     }
 

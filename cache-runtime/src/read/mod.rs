@@ -254,6 +254,9 @@ impl Cache {
     /// with a deferred scope, and the breaker's permit.
     fn gates(&self, call: &Call<'_>) -> Option<(Reading, Permit<'_>)> {
         let inner = &*self.inner;
+        if inner.disabled {
+            return None;
+        }
         match crate::scope::current() {
             Some(crate::scope::Scope::Bypass) => {
                 Counters::bump(&inner.counters.scope_bypasses);
@@ -291,6 +294,22 @@ impl Cache {
     /// passes through (logs, metrics).
     pub(crate) fn ended(&self, call: &Call<'_>, outcome: Outcome) {
         telemetry::end(call.label(), call.key, outcome, call.started);
+        use crate::events::{Event, EventKind};
+        let kind = match outcome {
+            Outcome::Hit => EventKind::Hit,
+            Outcome::Miss => EventKind::Miss,
+            Outcome::Stale | Outcome::StaleOnError | Outcome::StaleOnTimeout => {
+                EventKind::StaleServed
+            }
+            Outcome::Bypass => EventKind::Bypass,
+            Outcome::Coalesced => EventKind::Coalesced,
+            Outcome::TimedOut => EventKind::TimedOut,
+            // Steps, not ends.
+            Outcome::LockWait | Outcome::LockTimeout | Outcome::Refresh => return,
+        };
+        self.inner
+            .events
+            .emit(|| Event::new(kind, call.label()).template(call.policy.template));
     }
 
     /// Reports a step of `call` (waiting for another caller, a lock).

@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     pub keep_decoded: bool,
     /// This process's lease, and what it knows of the namespace's.
     pub lease: std::sync::Arc<super::near::lease::Lease>,
+    /// The cache's event listener (the near-cache's flushes).
+    pub events: crate::events::Listener,
 }
 
 impl Settings {

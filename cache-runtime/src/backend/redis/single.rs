@@ -60,11 +60,10 @@ impl Single {
         let client = connect::client(url, settings)?;
         let target = connect::target(&client);
         let near = settings.near_cache.map(|bytes| {
-            Arc::new(Near::new(
-                bytes,
-                settings.keep_decoded,
-                Some(settings.lease.clone()),
-            ))
+            Arc::new(
+                Near::new(bytes, settings.keep_decoded, Some(settings.lease.clone()))
+                    .with_events(settings.events.clone()),
+            )
         });
         let tracking = match &near {
             Some(near) => Some(Tracking::new(

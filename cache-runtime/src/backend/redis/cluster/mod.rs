@@ -146,11 +146,10 @@ impl Cluster {
             nodes: Mutex::new(HashMap::new()),
             refreshing: tokio::sync::Mutex::new(()),
             near: settings.near_cache.map(|bytes| {
-                Arc::new(Near::new(
-                    bytes,
-                    settings.keep_decoded,
-                    Some(settings.lease.clone()),
-                ))
+                Arc::new(
+                    Near::new(bytes, settings.keep_decoded, Some(settings.lease.clone()))
+                        .with_events(settings.events.clone()),
+                )
             }),
             command_timeout: settings.command_timeout,
         }))

@@ -135,6 +135,8 @@ pub(crate) struct Near {
     pub counters: NearCounters,
     /// The lease hits are served under, when the process reads with one.
     pub lease: Option<Arc<lease::Lease>>,
+    /// Told of flushes.
+    events: crate::events::Listener,
 }
 
 /// A lookup in flight, registered before it is sent.
@@ -202,7 +204,13 @@ impl Near {
             table: checked::Mutex::new(Table::default()),
             counters: NearCounters::default(),
             lease: lease.filter(|l| l.reads()),
+            events: crate::events::Listener::default(),
         }
+    }
+
+    /// The near-cache, telling `events` of its flushes.
+    pub(crate) fn with_events(self, events: crate::events::Listener) -> Near {
+        Near { events, ..self }
     }
 
     /// How many lookups it holds.
@@ -303,6 +311,9 @@ impl Near {
             self.flushed.fetch_add(1, Ordering::AcqRel);
             self.kept.invalidate_all();
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            drop(table);
+            self.events
+                .emit(|| crate::events::Event::new(crate::events::EventKind::NearFlushed, ""));
             return;
         };
         for raw in names {

@@ -1,0 +1,158 @@
+//! Request-wide scopes (`scope::bypass`, `scope::refresh`, `scope::off`)
+//! and `CacheBuilder::disabled`, on every backend, for single-key and
+//! batch functions.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::SeqCst;
+
+use cachette::{cached, invalidates, scope, Cache};
+
+use crate::support::source::Source;
+
+#[cached(key = "sc:<id>", ttl = 60, cache = cache, unkeyed = [source])]
+async fn sc_read(cache: &Cache, source: &Source, id: u64) -> u64 {
+    let _ = id;
+    source.read().await
+}
+
+#[cached(batch = "id in ids", key = "sc_many:<id>", ttl = 60, cache = cache, unkeyed = [source])]
+async fn sc_many(cache: &Cache, source: &Source, ids: &[u64]) -> HashMap<u64, u64> {
+    let version = source.read().await;
+    ids.iter().map(|id| (*id, version)).collect()
+}
+
+#[invalidates(keys = ["sc:<id>"], cache = cache)]
+async fn sc_write(cache: &Cache, id: u64) {}
+
+/// Bypass: the body runs and nothing is stored; refresh: the body runs
+/// and its value is stored; counted in stats.
+#[tokio::test]
+async fn bypass_reads_around_the_cache_and_refresh_stores_anew() {
+    for (cache, _backing) in crate::support::each_backend().await {
+        let what = cache.backend_name();
+        let source = Source::default();
+        source.version.store(1, SeqCst);
+        assert_eq!(sc_read(&cache, &source, 1).await, 1);
+        source.version.store(2, SeqCst);
+
+        let before = cache.stats();
+        assert_eq!(
+            scope::bypass(sc_read(&cache, &source, 1)).await,
+            2,
+            "{what}"
+        );
+        assert_eq!(source.runs(), 2, "{what}: the body ran");
+        assert_eq!(
+            sc_read(&cache, &source, 1).await,
+            1,
+            "{what}: nothing stored"
+        );
+        let after = cache.stats();
+        assert_eq!(after.scope_bypasses - before.scope_bypasses, 1, "{what}");
+        assert_eq!(after.hits - before.hits, 1, "{what}: only the call outside");
+
+        assert_eq!(
+            scope::refresh(sc_read(&cache, &source, 1)).await,
+            2,
+            "{what}"
+        );
+        assert_eq!(source.runs(), 3, "{what}");
+        let hits = cache.stats().hits;
+        assert_eq!(sc_read(&cache, &source, 1).await, 2, "{what}: stored");
+        assert_eq!(cache.stats().hits, hits + 1, "{what}");
+        assert_eq!(cache.stats().scope_refreshes - before.scope_refreshes, 1);
+
+        // Batches: every element around the cache, or refreshed.
+        source.version.store(3, SeqCst);
+        assert_eq!(sc_many(&cache, &source, &[1, 2]).await[&2], 3);
+        source.version.store(4, SeqCst);
+        let runs = source.runs();
+        let got = scope::bypass(sc_many(&cache, &source, &[1, 2])).await;
+        assert_eq!(
+            (got[&1], got[&2], source.runs()),
+            (4, 4, runs + 1),
+            "{what}"
+        );
+        assert_eq!(sc_many(&cache, &source, &[1, 2]).await[&1], 3, "{what}");
+        let got = scope::refresh(sc_many(&cache, &source, &[1, 2])).await;
+        assert_eq!((got[&1], got[&2]), (4, 4), "{what}");
+        let runs = source.runs();
+        assert_eq!(sc_many(&cache, &source, &[1, 2]).await[&2], 4, "{what}");
+        assert_eq!(source.runs(), runs, "{what}: the refresh stored both");
+    }
+}
+
+/// Off: as if there were no cache (nothing read, stored or counted), but
+/// an invalidation made inside still goes: the write changed data others
+/// have cached.
+#[tokio::test]
+async fn off_caches_nothing_and_still_busts() {
+    for (cache, _backing) in crate::support::each_backend().await {
+        let what = cache.backend_name();
+        let source = Source::default();
+        source.version.store(1, SeqCst);
+        assert_eq!(sc_read(&cache, &source, 7).await, 1);
+        source.version.store(2, SeqCst);
+        let before = cache.stats();
+        let got = scope::off(async {
+            let read = sc_read(&cache, &source, 7).await;
+            sc_write(&cache, 7).await;
+            read
+        })
+        .await;
+        assert_eq!(got, 2, "{what}: the body ran");
+        let after = cache.stats();
+        assert_eq!(
+            (after.hits, after.misses, after.scope_bypasses),
+            (before.hits, before.misses, before.scope_bypasses),
+            "{what}: nothing read or counted"
+        );
+        assert_eq!(after.invalidations - before.invalidations, 1, "{what}");
+        assert_eq!(
+            sc_read(&cache, &source, 7).await,
+            2,
+            "{what}: the bust went"
+        );
+    }
+}
+
+/// The innermost scope decides; a scope does not reach a spawned task.
+#[tokio::test]
+async fn the_innermost_scope_decides() {
+    let cache = Cache::memory();
+    let source = Source::default();
+    source.version.store(1, SeqCst);
+    sc_read(&cache, &source, 1).await;
+    source.version.store(2, SeqCst);
+    let got = scope::bypass(async {
+        assert_eq!(scope::current(), Some(scope::Scope::Bypass));
+        let inner = scope::refresh(sc_read(&cache, &source, 1)).await;
+        let spawned = tokio::spawn({
+            let (cache, source) = (cache.clone(), source.clone());
+            async move { (scope::current(), sc_read(&cache, &source, 1).await) }
+        })
+        .await
+        .unwrap();
+        (inner, spawned)
+    })
+    .await;
+    assert_eq!(
+        got,
+        (2, (None, 2)),
+        "refreshed inside; the task read the refresh's value"
+    );
+    assert_eq!(scope::current(), None);
+}
+
+/// A disabled cache runs every body and stores nothing.
+#[tokio::test]
+async fn a_disabled_cache_runs_every_body() {
+    let cache = Cache::builder().disabled().memory();
+    let source = Source::default();
+    for version in 1..=3 {
+        source.version.store(version, SeqCst);
+        assert_eq!(sc_read(&cache, &source, 1).await, version);
+        assert_eq!(sc_many(&cache, &source, &[1]).await[&1], version);
+    }
+    assert_eq!((source.runs(), cache.stats().hits), (6, 0));
+}
