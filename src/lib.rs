@@ -85,6 +85,8 @@ pub mod guide {
     pub mod operations {}
     #[doc = include_str!("../docs/upstash.md")]
     pub mod upstash {}
+    #[doc = include_str!("../docs/testing.md")]
+    pub mod testing {}
 }
 
 /// The README's examples, compiled as doc tests.
