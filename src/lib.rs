@@ -59,6 +59,8 @@
 
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
 pub use cache_runtime::scope;
+#[cfg(feature = "tower")]
+pub use cache_runtime::tower;
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, EntryKey,
     Error, ErrorKind, FastRandom, KeyBuilder, KeyName, Monotonic, Random, ReplicaAcks, Stats,

@@ -49,6 +49,8 @@ mod signing;
 mod stats;
 mod sync;
 mod telemetry;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod version;
 
 #[doc(hidden)]
