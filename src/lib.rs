@@ -58,6 +58,8 @@
 #![deny(missing_docs)]
 
 pub use cache_macros::{cached, cached_impl, invalidates, names, tag};
+#[cfg(feature = "tower")]
+pub use cache_runtime::tower;
 pub use cache_runtime::{
     deferred, escape, forbid_default_cache, init, Cache, CacheBuilder, Clock, Codec, Elapsed,
     EntryKey, Error, ErrorKind, Event, EventKind, FastRandom, KeyBuilder, KeyName, Monotonic,

@@ -52,6 +52,8 @@ mod sync;
 mod telemetry;
 pub mod testing;
 mod timeout;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod version;
 
 #[doc(hidden)]

@@ -39,6 +39,15 @@ pub async fn within<F: Future>(scope: Scope, future: F) -> F::Output {
     SCOPE.scope(scope, future).await
 }
 
+/// [`within`] as a nameable future, for a service's `Future` type.
+#[cfg(feature = "tower")]
+pub(crate) fn scoped<F: Future>(
+    scope: Scope,
+    future: F,
+) -> tokio::task::futures::TaskLocalFuture<Scope, F> {
+    SCOPE.scope(scope, future)
+}
+
 /// Runs `future` with every cached call in it reading around the cache:
 /// its body runs and nothing is stored. Invalidations still go.
 ///

@@ -1,19 +1,25 @@
 //! An HTTP service over the repository example: cached GET endpoints and
-//! invalidating PUT and DELETE endpoints.
+//! invalidating PUT and DELETE endpoints. Operators holding the token in
+//! `CACHE_ADMIN_TOKEN` may send `Cache-Control: no-cache` (recompute and
+//! store) or `no-store` (read around the cache) with `x-cache-admin:
+//! <token>`; everyone else's `Cache-Control` is ignored
+//! (`cachette::tower::ScopeLayer`).
 //!
 //! ```text
-//! cargo run -p cachette-examples --example axum_service   # listens on 127.0.0.1:3000 (PORT to change)
+//! CACHE_ADMIN_TOKEN=s3cret cargo run -p cachette-examples --example axum_service   # listens on 127.0.0.1:3000 (PORT to change)
 //! curl 127.0.0.1:3000/orgs/acme/projects/1
 //! curl -X PUT -H 'content-type: application/json' -d '{"name":"Artemis"}' 127.0.0.1:3000/orgs/acme/projects/1
+//! curl -H 'x-cache-admin: s3cret' -H 'cache-control: no-cache' 127.0.0.1:3000/orgs/acme/projects/1
 //! ```
 #![allow(dead_code)] // also compiled as a module of its integration test
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use cachette::tower::ScopeLayer;
 use serde::Deserialize;
 
 pub use cachette_examples::{cache_from_env, DbError, Project, Repo};
@@ -65,8 +71,20 @@ async fn delete(
     }
 }
 
-/// The service's routes.
-pub fn app(repo: Arc<Repo>) -> Router {
+/// The header that carries the operators' token.
+pub const ADMIN_HEADER: &str = "x-cache-admin";
+
+/// The service's routes. A request carrying `admin_token` in
+/// [`ADMIN_HEADER`] may ask with `Cache-Control` for its cached calls to be
+/// refreshed (`no-cache`) or to bypass the cache (`no-store`); without a
+/// token nobody may.
+pub fn app(repo: Arc<Repo>, admin_token: Option<String>) -> Router {
+    let scopes = ScopeLayer::new(move |req: &Request| {
+        match (&admin_token, req.headers().get(ADMIN_HEADER)) {
+            (Some(token), Some(sent)) => same_secret(token.as_bytes(), sent.as_bytes()),
+            _ => false,
+        }
+    });
     Router::new()
         .route("/orgs/{org}/projects", get(list))
         .route(
@@ -74,14 +92,24 @@ pub fn app(repo: Arc<Repo>) -> Router {
             get(show).put(rename).delete(delete),
         )
         .with_state(repo)
+        .layer(scopes)
+}
+
+/// Compares a secret in a time that depends on its length only, so that
+/// the time of a refusal does not tell how much of a guess was right.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let repo = Arc::new(Repo::open(cache_from_env().await?).await?);
+    let admin_token = std::env::var("CACHE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(repo)).await?;
+    axum::serve(listener, app(repo, admin_token)).await?;
     Ok(())
 }

@@ -23,7 +23,8 @@ async fn drive(cache: Cache) {
     let repo = Arc::new(service::Repo::open(cache.clone()).await.unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(axum::serve(listener, service::app(repo.clone())).into_future());
+    let server =
+        tokio::spawn(axum::serve(listener, service::app(repo.clone(), None)).into_future());
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();
     let get_json = |path: &str| {
