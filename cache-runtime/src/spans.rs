@@ -47,6 +47,12 @@ tokio::task_local! {
     static BACKEND_US: Option<Arc<AtomicU64>>;
 }
 
+/// A count as an integer attribute: OpenTelemetry's are signed (an
+/// unsigned field would be exported as text).
+fn int<N: TryInto<i64>>(n: N) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
+}
+
 /// `cache.strategy`.
 fn strategy(strategy: Strategy) -> &'static str {
     match strategy {
@@ -72,7 +78,7 @@ fn describe(span: &Span, cache: &Cache, key: Option<&str>) {
     if let Some((host, port)) = inner.backend.address() {
         span.record("server.address", host);
         if let Some(port) = port {
-            span.record("server.port", port);
+            span.record("server.port", i64::from(port));
         }
     }
 }
@@ -109,7 +115,7 @@ pub(crate) fn get_many(cache: &Cache, policy: &Policy, function: &'static str, n
         code.function = function,
         cache.strategy = strategy(policy.strategy),
         cache.key.template = policy.template,
-        cache.items = n,
+        cache.items = int(n),
         cache.misses = Empty,
         cache.outcome = Empty,
         cache.hit = Empty,
@@ -136,7 +142,7 @@ pub(crate) async fn call<F: Future>(span: &Span, fut: F) -> F::Output {
     let out = BACKEND_US
         .scope(Some(total.clone()), fut.instrument(span.clone()))
         .await;
-    span.record("cache.backend_us", total.load(Relaxed));
+    span.record("cache.backend_us", int(total.load(Relaxed)));
     out
 }
 
@@ -162,7 +168,7 @@ pub(crate) fn ended_many(span: &Span, misses: usize) {
     if span.is_disabled() {
         return;
     }
-    span.record("cache.misses", misses);
+    span.record("cache.misses", int(misses));
     span.record("cache.outcome", if misses == 0 { "hit" } else { "miss" });
     span.record("cache.hit", misses == 0);
 }
@@ -185,7 +191,7 @@ pub(crate) async fn body<F: Future>(fut: F) -> F::Output {
 
 /// Runs a batch body, given `n` elements, in its span.
 pub(crate) async fn batch_body<F: Future>(n: usize, fut: F) -> F::Output {
-    let span = tracing::debug_span!("cache.body", cache.items = n);
+    let span = tracing::debug_span!("cache.body", cache.items = int(n));
     if span.is_disabled() {
         return fut.await;
     }
@@ -231,7 +237,7 @@ pub(crate) fn invalidate(cache: &Cache, function: &'static str, names: usize) ->
     tracing::debug_span!(
         "cache.invalidate",
         code.function = function,
-        cache.names = names,
+        cache.names = int(names),
         cache.outcome = Empty,
         db.system = system(cache),
         error.type = Empty,

@@ -28,6 +28,7 @@ mod restarts;
 mod runtime_faults;
 mod runtimes;
 mod security;
+mod spans;
 mod strategies;
 mod tags;
 mod tls;
