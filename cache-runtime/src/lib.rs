@@ -47,7 +47,6 @@ mod replicas;
 pub mod scope;
 mod shim;
 mod signing;
-mod spans;
 mod stats;
 mod sync;
 mod telemetry;

@@ -30,7 +30,6 @@ mod runtime_faults;
 mod runtimes;
 mod scopes;
 mod security;
-mod spans;
 mod strategies;
 mod tags;
 mod timeouts;

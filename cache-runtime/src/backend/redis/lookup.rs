@@ -186,6 +186,5 @@ fn decoded(reading: Option<InFlight<'_>>, seen: Vec<Answer>, max: usize) -> Look
         oversized,
         versions,
         decoded: None,
-        near: false,
     }
 }

@@ -86,7 +86,6 @@ impl KeptLookup {
             oversized: false,
             versions: self.versions.clone(),
             decoded: Some(self.decoded.clone()),
-            near: true,
         }
     }
 }

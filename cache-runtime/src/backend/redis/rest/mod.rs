@@ -190,7 +190,6 @@ impl Rest {
             oversized,
             versions,
             decoded: None,
-            near: false,
         })
     }
 
@@ -244,7 +243,6 @@ impl Rest {
                 oversized,
                 versions,
                 decoded: None,
-                near: false,
             });
         }
         Ok(lookups)
