@@ -156,3 +156,32 @@ async fn a_disabled_cache_runs_every_body() {
     }
     assert_eq!((source.runs(), cache.stats().hits), (6, 0));
 }
+
+/// A batch call in a scope or on a disabled cache is reported as its
+/// single-key calls would be: nothing in `off`, a bypass per element in
+/// `bypass` and on a disabled cache, never a miss (found by the red team).
+#[tokio::test]
+async fn a_batch_in_a_scope_is_reported_as_the_scope_says() {
+    use cachette::testing::Recorder;
+    use cachette::EventKind;
+    let recorder = Recorder::new();
+    let cache = recorder.memory_cache();
+    let source = Source::default();
+    scope::off(sc_many(&cache, &source, &[1, 2])).await;
+    assert_eq!(recorder.events(), [], "off");
+    scope::bypass(sc_many(&cache, &source, &[1, 2])).await;
+    let counts = |r: &Recorder| {
+        (
+            r.count(EventKind::Miss, "sc_many"),
+            r.count(EventKind::Bypass, "sc_many"),
+        )
+    };
+    assert_eq!(counts(&recorder), (0, 2), "bypass: (misses, bypasses)");
+    let disabled = Recorder::new();
+    let cache = Cache::builder()
+        .on_event(disabled.listener())
+        .disabled()
+        .memory();
+    sc_many(&cache, &source, &[1, 2]).await;
+    assert_eq!(counts(&disabled), (0, 2), "disabled: (misses, bypasses)");
+}

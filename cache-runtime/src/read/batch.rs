@@ -724,7 +724,15 @@ impl Cache {
                     .await;
                 }
                 if !call.forced {
-                    self.ended(call, Outcome::Miss);
+                    // Around the cache by a scope or a disabled cache:
+                    // reported as a single-key call would be.
+                    match (self.inner.disabled, crate::scope::current()) {
+                        (_, Some(crate::scope::Scope::Off)) => {}
+                        (true, _) | (_, Some(crate::scope::Scope::Bypass)) => {
+                            self.ended(call, Outcome::Bypass)
+                        }
+                        _ => self.ended(call, Outcome::Miss),
+                    }
                 }
                 (f.index, out)
             }
