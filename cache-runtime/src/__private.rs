@@ -186,28 +186,37 @@ where
     if let Some(arg) = site.through_mut {
         through_mut(site.function.label, arg);
     }
-    let (mut body, mut refresh) = (body, refresh);
-    let mut rehints = 0;
-    loop {
-        let hinted = hooks.tags_from.map(|_| hinted(&site, key));
-        let tags = with_hinted(tags, hinted.as_deref());
-        let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
-        call.forced = companion == Some(Companion::Refresh);
-        call.derived = hinted;
-        call.rehint = rehints < REHINTS;
-        call.stores_nothing = site.through_mut.is_some();
-        match site
-            .cache
-            .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks)
-            .await
-        {
-            Fetched::Done(out) => return out,
-            Fetched::Rehint(unpolled, unused) => {
-                (body, refresh) = (unpolled, unused);
-                rehints += 1;
+    let span = crate::spans::get(site.cache, site.policy, site.function.label, key);
+    let out = crate::spans::call(&span, async {
+        let (mut body, mut refresh) = (body, refresh);
+        let mut rehints = 0;
+        loop {
+            let hinted = hooks.tags_from.map(|_| hinted(&site, key));
+            let tags = with_hinted(tags, hinted.as_deref());
+            let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
+            call.forced = companion == Some(Companion::Refresh);
+            call.derived = hinted;
+            call.rehint = rehints < REHINTS;
+            call.stores_nothing = site.through_mut.is_some();
+            call.span = span.clone();
+            match site
+                .cache
+                .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks)
+                .await
+            {
+                Fetched::Done(out) => return out,
+                Fetched::Rehint(unpolled, unused) => {
+                    (body, refresh) = (unpolled, unused);
+                    rehints += 1;
+                }
             }
         }
+    })
+    .await;
+    if M::failed(&out) {
+        crate::spans::failed(&span);
     }
+    out
 }
 
 /// The entries named by `#[invalidates(calls = [...])]`, each call's
@@ -275,11 +284,15 @@ where
     if let Some(arg) = site.through_mut {
         through_mut(site.function.label, arg);
     }
-    let run = move |missing: Vec<R::Key>| {
+    let span = crate::spans::get_many(site.cache, site.policy, site.function.label, items.len());
+    let misses = std::sync::atomic::AtomicUsize::new(0);
+    let run = |missing: Vec<R::Key>| {
+        misses.store(missing.len(), std::sync::atomic::Ordering::Relaxed);
+        let n = missing.len();
         let fut = body(missing);
-        async move { fut.await.into_result() }
+        async move { crate::spans::batch_body(n, fut).await.into_result() }
     };
-    let (out, _requests) = site
+    let fetched = site
         .cache
         .fetch_batch::<M, R::Key, R::Value, R::Error, _, _>(
             site.policy,
@@ -290,8 +303,12 @@ where
             companion == Some(Companion::Refresh),
             site.through_mut.is_some(),
             run,
-        )
-        .await;
+        );
+    let (out, _requests) = crate::spans::call(&span, fetched).await;
+    crate::spans::ended_many(&span, misses.into_inner());
+    if out.is_err() {
+        crate::spans::failed(&span);
+    }
     R::from_result(out)
 }
 

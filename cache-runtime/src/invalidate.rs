@@ -70,8 +70,23 @@ impl Cache {
     /// Dropping the future before it finished keeps the bust as
     /// undelivered.
     pub(crate) async fn send(&self, function: &'static str, bust: Bust) -> Result<(), Error> {
+        let span = crate::spans::invalidate(self, function, bust.len());
+        crate::spans::within(&span, self.send_in(&span, function, bust)).await
+    }
+
+    /// [`send`](Self::send), in its span.
+    async fn send_in(
+        &self,
+        span: &tracing::Span,
+        function: &'static str,
+        bust: Bust,
+    ) -> Result<(), Error> {
         self.ensure_retrying();
-        if bust.is_empty() || crate::deferred::hold(self, function, &bust) {
+        if bust.is_empty() {
+            return Ok(());
+        }
+        if crate::deferred::hold(self, function, &bust) {
+            span.record("cache.outcome", "held");
             return Ok(());
         }
         let armed = Armed::new(self, function, bust);
@@ -88,6 +103,7 @@ impl Cache {
                 // Sent after the failures recorded before it: it covers
                 // those of the same names.
                 inner.pending.covered(&bust, generation);
+                span.record("cache.outcome", "invalidated");
                 inner
                     .counters
                     .invalidations
@@ -103,6 +119,9 @@ impl Cache {
             }
             Err(e) => {
                 Counters::bump(&inner.counters.errors);
+                span.record("cache.outcome", "failed");
+                span.record("error.type", "backend");
+                span.record("otel.status_code", "ERROR");
                 tracing::error!(
                     function,
                     names = ?self.names_for_logs(&bust),

@@ -47,6 +47,7 @@ mod replicas;
 pub mod scope;
 mod shim;
 mod signing;
+mod spans;
 mod stats;
 mod sync;
 mod telemetry;

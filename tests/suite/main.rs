@@ -30,6 +30,7 @@ mod runtime_faults;
 mod runtimes;
 mod scopes;
 mod security;
+mod spans;
 mod strategies;
 mod tags;
 mod timeouts;

@@ -119,6 +119,7 @@ impl MemoryBackend {
             decoded: entry.as_ref().map(|i| i.value.1.clone()),
             entry: entry.map(|i| Blob::Shared(i.value.0)),
             oversized: false,
+            near: false,
             versions: names
                 .versions()
                 .map(|k| match self.versions.get(k) {

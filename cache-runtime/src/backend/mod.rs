@@ -109,6 +109,41 @@ impl Backend {
         }
     }
 
+    /// `db.system` for spans: `"memory"` for the embedded backend, else
+    /// `"redis"` (a cluster and Upstash's REST API included).
+    pub(crate) fn system(&self) -> &'static str {
+        match &self.servers {
+            Servers::Memory(_) => "memory",
+            #[cfg(feature = "redis")]
+            _ => "redis",
+        }
+    }
+
+    /// The host and port of the one server this backend reaches, for
+    /// spans (`server.address`, `server.port`): never a user or a
+    /// password. `None` for the embedded backend and for a cluster (many
+    /// servers).
+    pub(crate) fn address(&self) -> Option<(&str, Option<u16>)> {
+        let addr: &str = match &self.servers {
+            Servers::Memory(_) => None?,
+            // `host:port/db/user`, or a socket's path for the address.
+            #[cfg(feature = "redis")]
+            Servers::Single(s) => s.identity().rsplitn(3, '/').nth(2)?,
+            #[cfg(feature = "cluster")]
+            Servers::Cluster(_) => None?,
+            // `upstash:host:port/path`.
+            #[cfg(feature = "upstash")]
+            Servers::Rest(r) => {
+                let rest = r.identity().strip_prefix("upstash:")?;
+                rest.split_once('/').map_or(rest, |(addr, _)| addr)
+            }
+        };
+        Some(match addr.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.parse().ok()),
+            _ => (addr, None),
+        })
+    }
+
     /// The server (or cluster), database and user this backend reaches,
     /// however the URLs spelled them: caches of one process with the same
     /// identity and namespace share their undelivered busts. `None` for
@@ -155,37 +190,40 @@ impl Backend {
     /// reply that does not read one version per name asked is refused
     /// (a backend error, which fails open).
     pub(crate) async fn lookup(&self, subject: &Subject<'_>) -> Result<Lookup, Error> {
-        match &self.servers {
-            Servers::Memory(m) => Ok(m.lookup(subject)),
-            // A hit of the near-cache needs no timer of its own: its
-            // ordering round trip is bounded once for all the callers
-            // that share it.
-            #[cfg(feature = "redis")]
-            Servers::Single(s) => {
-                if let Some(hit) = s.leased_hit(subject) {
-                    return shaped(subject, Ok(hit));
+        crate::spans::backend(self.system(), "lookup", async {
+            match &self.servers {
+                Servers::Memory(m) => Ok(m.lookup(subject)),
+                // A hit of the near-cache needs no timer of its own: its
+                // ordering round trip is bounded once for all the callers
+                // that share it.
+                #[cfg(feature = "redis")]
+                Servers::Single(s) => {
+                    if let Some(hit) = s.leased_hit(subject) {
+                        return shaped(subject, Ok(Lookup { near: true, ..hit }));
+                    }
+                    let read = entered(async {
+                        match s.near_hit(subject).await {
+                            Some(hit) => hit.map(|hit| Lookup { near: true, ..hit }),
+                            None => within(self.deadline, s.lookup(subject)).await,
+                        }
+                    });
+                    shaped(subject, read.await)
                 }
-                let read = entered(async {
-                    match s.near_hit(subject).await {
-                        Some(hit) => hit,
-                        None => within(self.deadline, s.lookup(subject)).await,
-                    }
-                });
-                shaped(subject, read.await)
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => {
+                    let read = entered(async {
+                        match c.near_hit(subject).await {
+                            Some(hit) => hit.map(|hit| Lookup { near: true, ..hit }),
+                            None => within(self.deadline, c.lookup(subject)).await,
+                        }
+                    });
+                    shaped(subject, read.await)
+                }
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => shaped(subject, self.bounded(r.lookup(subject)).await),
             }
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => {
-                let read = entered(async {
-                    match c.near_hit(subject).await {
-                        Some(hit) => hit,
-                        None => within(self.deadline, c.lookup(subject)).await,
-                    }
-                });
-                shaped(subject, read.await)
-            }
-            #[cfg(feature = "upstash")]
-            Servers::Rest(r) => shaped(subject, self.bounded(r.lookup(subject)).await),
-        }
+        })
+        .await
     }
 
     /// The lookups of a batch read, in the order of `subjects`, and the
@@ -199,11 +237,14 @@ impl Backend {
         &self,
         subjects: &[&Subject<'_>],
     ) -> Result<(Vec<Lookup>, usize), Error> {
-        match &self.servers {
-            Servers::Memory(m) => Ok((subjects.iter().map(|s| m.lookup(s)).collect(), 0)),
-            #[cfg(feature = "redis")]
-            _ => self.lookup_many_remote(subjects).await,
-        }
+        crate::spans::backend(self.system(), "lookup_many", async {
+            match &self.servers {
+                Servers::Memory(m) => Ok((subjects.iter().map(|s| m.lookup(s)).collect(), 0)),
+                #[cfg(feature = "redis")]
+                _ => self.lookup_many_remote(subjects).await,
+            }
+        })
+        .await
     }
 
     /// [`lookup_many`](Self::lookup_many) on Redis.
@@ -303,36 +344,42 @@ impl Backend {
         &self,
         versions: &[Wanted<'_>],
     ) -> Result<Vec<(Token, bool)>, Error> {
-        let tokens = match &self.servers {
-            Servers::Memory(m) => m.ensure(versions),
+        crate::spans::backend(self.system(), "ensure", async {
+            let tokens = match &self.servers {
+                Servers::Memory(m) => m.ensure(versions),
+                #[cfg(feature = "redis")]
+                Servers::Single(s) => self.bounded(s.ensure(versions)).await?,
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => self.bounded(c.ensure(versions)).await?,
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => self.bounded(r.ensure(versions)).await?,
+            };
             #[cfg(feature = "redis")]
-            Servers::Single(s) => self.bounded(s.ensure(versions)).await?,
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => self.bounded(c.ensure(versions)).await?,
-            #[cfg(feature = "upstash")]
-            Servers::Rest(r) => self.bounded(r.ensure(versions)).await?,
-        };
-        #[cfg(feature = "redis")]
-        if tokens.len() != versions.len() {
-            return Err(misshapen("version write", versions.len(), tokens.len()));
-        }
-        Ok(tokens)
+            if tokens.len() != versions.len() {
+                return Err(misshapen("version write", versions.len(), tokens.len()));
+            }
+            Ok(tokens)
+        })
+        .await
     }
 
     /// Drops versions this process created for a fill that did not happen
     /// (the result was not cacheable): a miss on an id that does not exist
     /// leaves nothing behind. Losing a version only causes misses (I2).
     pub(crate) async fn forget(&self, names: &[&str]) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => m.forget(names),
-            #[cfg(feature = "redis")]
-            _ => {
-                for name in names {
-                    self.one(name, wire::del(name)).await?;
+        crate::spans::backend(self.system(), "forget", async {
+            match &self.servers {
+                Servers::Memory(m) => m.forget(names),
+                #[cfg(feature = "redis")]
+                _ => {
+                    for name in names {
+                        self.one(name, wire::del(name)).await?;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Makes these versions, if they still hold these tokens (in memory; in
@@ -344,16 +391,19 @@ impl Backend {
         versions: &[(&str, Token)],
         ttl: Duration,
     ) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => m.extend(versions, ttl),
-            #[cfg(feature = "redis")]
-            _ => {
-                for (name, _) in versions {
-                    self.one(name, wire::expire_at_least(name, ttl)).await?;
+        crate::spans::backend(self.system(), "extend", async {
+            match &self.servers {
+                Servers::Memory(m) => m.extend(versions, ttl),
+                #[cfg(feature = "redis")]
+                _ => {
+                    for (name, _) in versions {
+                        self.one(name, wire::expire_at_least(name, ttl)).await?;
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Stores an entry for `ttl`.
@@ -363,20 +413,23 @@ impl Backend {
         blob: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => m.store(entry, blob, ttl),
-            // Requests carry text: the entry goes in base64 (`wire::armor`).
-            #[cfg(feature = "upstash")]
-            Servers::Rest(r) => {
-                let armored = wire::set(entry, wire::armor(&blob).as_bytes(), ttl);
-                self.bounded(r.one(armored)).await?;
+        crate::spans::backend(self.system(), "store", async {
+            match &self.servers {
+                Servers::Memory(m) => m.store(entry, blob, ttl),
+                // Requests carry text: the entry goes in base64 (`wire::armor`).
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => {
+                    let armored = wire::set(entry, wire::armor(&blob).as_bytes(), ttl);
+                    self.bounded(r.one(armored)).await?;
+                }
+                #[cfg(feature = "redis")]
+                _ => {
+                    self.one(entry, wire::set(entry, &blob, ttl)).await?;
+                }
             }
-            #[cfg(feature = "redis")]
-            _ => {
-                self.one(entry, wire::set(entry, &blob, ttl)).await?;
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Takes the lock `key` with `token` unless someone holds it.
@@ -386,30 +439,36 @@ impl Backend {
         token: Token,
         ttl: Duration,
     ) -> Result<bool, Error> {
-        match &self.servers {
-            Servers::Memory(m) => Ok(m.try_lock(key, token, ttl)),
-            #[cfg(feature = "redis")]
-            _ => Ok(wire::locked(
-                &self.one(key, wire::lock(key, token, ttl)).await?,
-            )),
-        }
+        crate::spans::backend(self.system(), "lock", async {
+            match &self.servers {
+                Servers::Memory(m) => Ok(m.try_lock(key, token, ttl)),
+                #[cfg(feature = "redis")]
+                _ => Ok(wire::locked(
+                    &self.one(key, wire::lock(key, token, ttl)).await?,
+                )),
+            }
+        })
+        .await
     }
 
     /// Releases the lock `key` if it is still held with `token`, with the
     /// unlock script (loaded first if the server does not know it).
     pub(crate) async fn unlock(&self, key: &str, token: Token) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => m.unlock(key, token),
-            #[cfg(feature = "redis")]
-            _ => {
-                use self::redis::scripts::{self, UNLOCK};
-                let how = self.scripting();
-                let release = scripts::unlock(how, key, token);
-                let send = || self.one(key, release.clone());
-                scripts::with_script(how, &UNLOCK, send, |load| self.one(key, load)).await?;
+        crate::spans::backend(self.system(), "unlock", async {
+            match &self.servers {
+                Servers::Memory(m) => m.unlock(key, token),
+                #[cfg(feature = "redis")]
+                _ => {
+                    use self::redis::scripts::{self, UNLOCK};
+                    let how = self.scripting();
+                    let release = scripts::unlock(how, key, token);
+                    let send = || self.one(key, release.clone());
+                    scripts::with_script(how, &UNLOCK, send, |load| self.one(key, load)).await?;
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     /// Replaces the namespace's epoch (every one, on a cluster): every
@@ -417,31 +476,34 @@ impl Backend {
     /// number.
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub(crate) async fn bust_everything(&self, ns: &Namespace) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => {
-                m.bust_everything();
-                Ok(())
+        crate::spans::backend(self.system(), "bust_everything", async {
+            match &self.servers {
+                Servers::Memory(m) => {
+                    m.bust_everything();
+                    Ok(())
+                }
+                #[cfg(feature = "redis")]
+                Servers::Single(s) => {
+                    let leased = self.bounded_bust(s.bust_everything(ns)).await?;
+                    self.leases_passed(leased).await;
+                    Ok(())
+                }
+                // Thousands of names, a chunk per pipeline: its own bounds.
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => {
+                    entered(c.bust_everything(ns)).await?;
+                    self.leases_passed_after_reading(ns).await;
+                    Ok(())
+                }
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => {
+                    let leased = self.bounded_bust(r.bust_everything(ns)).await?;
+                    self.leases_passed(leased).await;
+                    Ok(())
+                }
             }
-            #[cfg(feature = "redis")]
-            Servers::Single(s) => {
-                let leased = self.bounded_bust(s.bust_everything(ns)).await?;
-                self.leases_passed(leased).await;
-                Ok(())
-            }
-            // Thousands of names, a chunk per pipeline: its own bounds.
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => {
-                entered(c.bust_everything(ns)).await?;
-                self.leases_passed_after_reading(ns).await;
-                Ok(())
-            }
-            #[cfg(feature = "upstash")]
-            Servers::Rest(r) => {
-                let leased = self.bounded_bust(r.bust_everything(ns)).await?;
-                self.leases_passed(leased).await;
-                Ok(())
-            }
-        }
+        })
+        .await
     }
 
     /// Replaces the version of every key and tag in `bust`, in one round
@@ -452,32 +514,35 @@ impl Backend {
         bust: &Bust,
         ttl: Duration,
     ) -> Result<(), Error> {
-        match &self.servers {
-            Servers::Memory(m) => {
-                m.bust(ns, bust, ttl);
-                Ok(())
+        crate::spans::backend(self.system(), "bust", async {
+            match &self.servers {
+                Servers::Memory(m) => {
+                    m.bust(ns, bust, ttl);
+                    Ok(())
+                }
+                #[cfg(feature = "redis")]
+                _ if bust.is_empty() => Ok(()),
+                #[cfg(feature = "redis")]
+                Servers::Single(s) => {
+                    let leased = self.bounded_bust(s.bust(ns, bust, ttl)).await?;
+                    self.leases_passed(leased).await;
+                    Ok(())
+                }
+                #[cfg(feature = "cluster")]
+                Servers::Cluster(c) => {
+                    self.bounded_bust(c.bust(ns, bust, ttl)).await?;
+                    self.leases_passed_after_reading(ns).await;
+                    Ok(())
+                }
+                #[cfg(feature = "upstash")]
+                Servers::Rest(r) => {
+                    let leased = self.bounded_bust(r.bust(ns, bust, ttl)).await?;
+                    self.leases_passed(leased).await;
+                    Ok(())
+                }
             }
-            #[cfg(feature = "redis")]
-            _ if bust.is_empty() => Ok(()),
-            #[cfg(feature = "redis")]
-            Servers::Single(s) => {
-                let leased = self.bounded_bust(s.bust(ns, bust, ttl)).await?;
-                self.leases_passed(leased).await;
-                Ok(())
-            }
-            #[cfg(feature = "cluster")]
-            Servers::Cluster(c) => {
-                self.bounded_bust(c.bust(ns, bust, ttl)).await?;
-                self.leases_passed_after_reading(ns).await;
-                Ok(())
-            }
-            #[cfg(feature = "upstash")]
-            Servers::Rest(r) => {
-                let leased = self.bounded_bust(r.bust(ns, bust, ttl)).await?;
-                self.leases_passed(leased).await;
-                Ok(())
-            }
-        }
+        })
+        .await
     }
 }
 

@@ -46,6 +46,9 @@ pub(crate) struct Lookup {
     /// Where the entry's decoded value is kept, when the entry is kept in
     /// memory (see `keep.rs`).
     pub decoded: Option<std::sync::Arc<crate::keep::Decoded>>,
+    /// Served by the near-cache (under a lease, or after an ordering round
+    /// trip), not read from Redis: for spans (`near_hit`).
+    pub near: bool,
 }
 
 /// The near-cache's counters, for `Cache::stats`: zero where there is no

@@ -68,9 +68,9 @@ impl Cache {
         let body_started = inner.clock.now_millis();
         let out = if let Some(guard) = &flight {
             guard.start();
-            as_leader(call.subject.entry(), body).await
+            as_leader(call.subject.entry(), crate::spans::body(body)).await
         } else {
-            body.await
+            crate::spans::body(body).await
         };
         // The body failed: with `stale_if_error`, the value kept past its
         // TTL, if it is still valid (nothing is stored either way).
@@ -107,6 +107,8 @@ impl Cache {
         }
         if !call.forced {
             self.ended(call, Outcome::Miss);
+        } else {
+            crate::spans::ended(&call.span, Outcome::Refresh, false);
         }
         out
     }

@@ -205,14 +205,14 @@ impl Cache {
                 ) {
                     self.spawn_refresh(call, refresh.take());
                 }
-                self.ended(call, Outcome::Hit);
+                self.ended_near(call, Outcome::Hit, lookup.near);
             }
             // Past its TTL, kept only to be returned if the body fails
             // (`stale_if_error`).
             _ if until != 0 && now >= until => return None,
             _ => {
                 inner.counters.hits.bump();
-                self.ended(call, Outcome::Hit);
+                self.ended_near(call, Outcome::Hit, lookup.near);
             }
         }
         Some(M::from_cached(value))

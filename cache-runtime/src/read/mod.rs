@@ -83,6 +83,9 @@ pub(crate) struct Call<'a> {
     /// Serve a valid entry, but store nothing, as inside a deferred scope
     /// (a generic argument was a `&mut`, perhaps a transaction).
     pub stores_nothing: bool,
+    /// The call's span (`spans.rs`), where its outcome is recorded; none
+    /// for the elements of a batch, whose span is the batch's.
+    pub span: tracing::Span,
 }
 
 impl<'a> Call<'a> {
@@ -109,6 +112,7 @@ impl<'a> Call<'a> {
             text: key,
             derived: None,
             stores_nothing: false,
+            span: tracing::Span::none(),
         }
     }
 
@@ -293,6 +297,13 @@ impl Cache {
     /// Reports how `call` ended: the one place every outcome of a call
     /// passes through (logs, metrics).
     pub(crate) fn ended(&self, call: &Call<'_>, outcome: Outcome) {
+        self.ended_near(call, outcome, false);
+    }
+
+    /// [`ended`](Self::ended), for a hit the near-cache may have served:
+    /// its span says `near_hit`.
+    pub(crate) fn ended_near(&self, call: &Call<'_>, outcome: Outcome, near: bool) {
+        crate::spans::ended(&call.span, outcome, near);
         telemetry::end(call.label(), call.key, outcome, call.started);
         use crate::events::{Event, EventKind};
         let kind = match outcome {
@@ -319,7 +330,7 @@ impl Cache {
 
     /// Runs the body without the cache.
     async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
-        let out = body.await;
+        let out = crate::spans::body(body).await;
         if crate::scope::current() != Some(crate::scope::Scope::Off) {
             self.ended(call, Outcome::Bypass);
         }
@@ -361,13 +372,24 @@ impl Cache {
             "Cache::get_or_fetch",
             &["Cache::get_or_fetch<", std::any::type_name::<T>(), ">"].concat(),
         );
-        let call = Call::new(self, &policy, function, key, tags);
+        let mut call = Call::new(self, &policy, function, key, tags);
+        let span = crate::spans::get(self, &policy, function.label, key);
+        call.span = span.clone();
         let hooks = Hooks::none();
-        match self
-            .fetch::<ResultNoneMode, _, _, NoRefresh, _>(call, Keeper::none(), fetch, None, &hooks)
-            .await
-        {
-            Fetched::Done(out) => out,
+        let fetched = self.fetch::<ResultNoneMode, _, _, NoRefresh, _>(
+            call,
+            Keeper::none(),
+            fetch,
+            None,
+            &hooks,
+        );
+        match crate::spans::call(&span, fetched).await {
+            Fetched::Done(out) => {
+                if out.is_err() {
+                    crate::spans::failed(&span);
+                }
+                out
+            }
             Fetched::Rehint(..) => unreachable!("only with tags_from"),
         }
     }

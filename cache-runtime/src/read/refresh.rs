@@ -78,7 +78,9 @@ impl Cache {
         let lock_key = call.subject.lock();
         let lock_ttl = call.policy.lock_ttl;
         let (function, key) = (call.label(), call.key.to_string());
-        handle.spawn(async move {
+        // Its own root: the caller's trace may have ended long before.
+        let span = crate::spans::refresh(&call.span, call.policy, function);
+        let refresh = async move {
             let cache = done.cache.clone();
             let lock = match LockGuard::take(&cache, lock_key, || key.clone(), lock_ttl).await {
                 Ok(Some(lock)) => lock,
@@ -93,7 +95,8 @@ impl Cache {
             REFRESHING.scope(entry, refresh).await;
             lock.release().await;
             drop(done);
-        });
+        };
+        handle.spawn(async move { crate::spans::within(&span, refresh).await });
         true
     }
 }

@@ -186,5 +186,6 @@ fn decoded(reading: Option<InFlight<'_>>, seen: Vec<Answer>, max: usize) -> Look
         oversized,
         versions,
         decoded: None,
+        near: false,
     }
 }

@@ -86,6 +86,7 @@ impl KeptLookup {
             oversized: false,
             versions: self.versions.clone(),
             decoded: Some(self.decoded.clone()),
+            near: true,
         }
     }
 }

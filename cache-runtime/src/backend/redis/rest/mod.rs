@@ -190,6 +190,7 @@ impl Rest {
             oversized,
             versions,
             decoded: None,
+            near: false,
         })
     }
 
@@ -243,6 +244,7 @@ impl Rest {
                 oversized,
                 versions,
                 decoded: None,
+                near: false,
             });
         }
         Ok(lookups)
