@@ -186,37 +186,37 @@ where
     if let Some(arg) = site.through_mut {
         through_mut(site.function.label, arg);
     }
+    // The span wraps each fetch, not this loop: a wrapper around the loop
+    // would hold a second copy of `body` and `refresh` (`spans.rs`).
     let span = crate::spans::get(site.cache, site.policy, site.function.label, key);
-    let out = crate::spans::call(&span, async {
-        let (mut body, mut refresh) = (body, refresh);
-        let mut rehints = 0;
-        loop {
-            let hinted = hooks.tags_from.map(|_| hinted(&site, key));
-            let tags = with_hinted(tags, hinted.as_deref());
-            let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
-            call.forced = companion == Some(Companion::Refresh);
-            call.derived = hinted;
-            call.rehint = rehints < REHINTS;
-            call.stores_nothing = site.through_mut.is_some();
-            call.span = span.clone();
-            match site
-                .cache
-                .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks)
-                .await
-            {
-                Fetched::Done(out) => return out,
-                Fetched::Rehint(unpolled, unused) => {
-                    (body, refresh) = (unpolled, unused);
-                    rehints += 1;
+    let total = crate::spans::total(&span);
+    let (mut body, mut refresh) = (body, refresh);
+    let mut rehints = 0;
+    loop {
+        let hinted = hooks.tags_from.map(|_| hinted(&site, key));
+        let tags = with_hinted(tags, hinted.as_deref());
+        let mut call = Call::new(site.cache, site.policy, site.function, key, &tags);
+        call.forced = companion == Some(Companion::Refresh);
+        call.derived = hinted;
+        call.rehint = rehints < REHINTS;
+        call.stores_nothing = site.through_mut.is_some();
+        call.span = span.clone();
+        let fetched = site
+            .cache
+            .fetch::<M, R, Fut, Mk, RF>(call, keep, body, refresh, &hooks);
+        match crate::spans::call(&span, &total, fetched).await {
+            Fetched::Done(out) => {
+                if M::failed(&out) {
+                    crate::spans::failed(&span);
                 }
+                return out;
+            }
+            Fetched::Rehint(unpolled, unused) => {
+                (body, refresh) = (unpolled, unused);
+                rehints += 1;
             }
         }
-    })
-    .await;
-    if M::failed(&out) {
-        crate::spans::failed(&span);
     }
-    out
 }
 
 /// The entries named by `#[invalidates(calls = [...])]`, each call's
@@ -304,7 +304,7 @@ where
             site.through_mut.is_some(),
             run,
         );
-    let (out, _requests) = crate::spans::call(&span, fetched).await;
+    let (out, _requests) = crate::spans::call(&span, &crate::spans::total(&span), fetched).await;
     crate::spans::ended_many(&span, misses.into_inner());
     if out.is_err() {
         crate::spans::failed(&span);
@@ -312,7 +312,7 @@ where
     R::from_result(out)
 }
 
-/// The derived tags remembered for the key (`tags_from`)./// The derived tags remembered for the key (`tags_from`).
+/// The derived tags remembered for the key (`tags_from`).
 fn hinted(site: &Site<'_>, key: &str) -> Arc<[String]> {
     site.cache
         .inner

@@ -9,9 +9,15 @@
 //!   (`cache_runtime=debug`) turns both on.
 //! - **Nothing when nobody listens.** A disabled `span!` is a load of the
 //!   global max level (and of its callsite's interest): no allocation, no
-//!   field is evaluated. Every helper here checks `is_disabled` first and
-//!   then awaits the future as it is: no `Instrument` wrapper, no task-local
-//!   scope, no `Instant::now`.
+//!   field is evaluated. A disabled span's [`InSpan`] polls its future and
+//!   nothing else: no task-local scope, no `Instant::now`.
+//! - **No copy of the future.** Every wrapper here is [`InSpan`], a future
+//!   that holds the one it runs in place. An `async fn` taking a future
+//!   and awaiting it (or `.instrument` of it) keeps both the argument and
+//!   the awaited copy in its state: with a wrapper at every layer, a
+//!   cached call's future tripled, and cached calls nested in bodies
+//!   overflowed a test thread's stack in debug builds
+//!   (`tests/suite/spans.rs`, `a_cached_call_future_is_not_copied_by_its_spans`).
 //! - **No names, no values.** A span records the key *template*, never the
 //!   rendered key (an email, a name), except as `cache.key` under
 //!   `CacheBuilder::log_full_names(true)`; busts record how many names they
@@ -34,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use crate::cache::Cache;
 use crate::error::Error;
@@ -132,18 +138,25 @@ pub(crate) fn get_many(cache: &Cache, policy: &Policy, function: &'static str, n
     span
 }
 
-/// Runs a call's future in its span, summing its backend time into
-/// `cache.backend_us`; as it is when the span is disabled.
-pub(crate) async fn call<F: Future>(span: &Span, fut: F) -> F::Output {
-    if span.is_disabled() {
-        return fut.await;
-    }
-    let total = Arc::new(AtomicU64::new(0));
-    let out = BACKEND_US
-        .scope(Some(total.clone()), fut.instrument(span.clone()))
-        .await;
-    span.record("cache.backend_us", int(total.load(Relaxed)));
-    out
+/// The backend time of a call whose span is enabled, shared by the steps
+/// of the call (a rehinted call fetches more than once); `None` when it
+/// is disabled.
+pub(crate) fn total(span: &Span) -> Option<Arc<AtomicU64>> {
+    (!span.is_disabled()).then(|| Arc::new(AtomicU64::new(0)))
+}
+
+/// Runs a step of a call in its span, adding its backend round trips to
+/// `total` and recording it as `cache.backend_us`.
+pub(crate) fn call<F: Future>(
+    span: &Span,
+    total: &Option<Arc<AtomicU64>>,
+    fut: F,
+) -> InSpan<F, impl FnMut(&F::Output, &Span)> {
+    let sums = match total {
+        Some(total) => Sums::Own(total.clone()),
+        None => Sums::Keep,
+    };
+    InSpan::new(fut, span.clone(), sums, false, |_: &F::Output, _: &Span| {})
 }
 
 /// Records how a call ended on its span: `cache.outcome`, and
@@ -181,30 +194,24 @@ pub(crate) fn failed(span: &Span) {
 
 /// Runs a body in its span, `cache.body`, a child of the call's (its
 /// backend round trips are not the call's).
-pub(crate) async fn body<F: Future>(fut: F) -> F::Output {
+pub(crate) fn body<F: Future>(fut: F) -> InSpan<F, impl FnMut(&F::Output, &Span)> {
     let span = tracing::debug_span!("cache.body");
-    if span.is_disabled() {
-        return fut.await;
-    }
-    BACKEND_US.scope(None, fut.instrument(span)).await
+    InSpan::new(fut, span, Sums::Hide, false, |_: &F::Output, _: &Span| {})
 }
 
 /// Runs a batch body, given `n` elements, in its span.
-pub(crate) async fn batch_body<F: Future>(n: usize, fut: F) -> F::Output {
+pub(crate) fn batch_body<F: Future>(n: usize, fut: F) -> InSpan<F, impl FnMut(&F::Output, &Span)> {
     let span = tracing::debug_span!("cache.body", cache.items = int(n));
-    if span.is_disabled() {
-        return fut.await;
-    }
-    BACKEND_US.scope(None, fut.instrument(span)).await
+    InSpan::new(fut, span, Sums::Hide, false, |_: &F::Output, _: &Span| {})
 }
 
 /// Runs one backend operation in its span, `cache.backend`, with
 /// `db.operation.name = op`, adding its time to the call's.
-pub(crate) async fn backend<T>(
+pub(crate) fn backend<T, F: Future<Output = Result<T, Error>>>(
     system: &'static str,
     op: &'static str,
-    fut: impl Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
+    fut: F,
+) -> InSpan<F, impl FnMut(&F::Output, &Span)> {
     let span = tracing::debug_span!(
         "cache.backend",
         db.system = system,
@@ -212,22 +219,18 @@ pub(crate) async fn backend<T>(
         error.type = Empty,
         otel.status_code = Empty,
     );
-    if span.is_disabled() {
-        return fut.await;
-    }
-    let started = std::time::Instant::now();
-    let out = fut.instrument(span.clone()).await;
-    let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let _ = BACKEND_US.try_with(|total| {
-        if let Some(total) = total {
-            total.fetch_add(us, Relaxed);
-        }
-    });
-    if out.is_err() {
-        span.record("error.type", "backend");
-        span.record("otel.status_code", "ERROR");
-    }
-    out
+    InSpan::new(
+        fut,
+        span,
+        Sums::Keep,
+        true,
+        |out: &Result<T, Error>, span: &Span| {
+            if out.is_err() {
+                span.record("error.type", "backend");
+                span.record("otel.status_code", "ERROR");
+            }
+        },
+    )
 }
 
 /// The span of a bust: `cache.invalidate`, with how many keys and tags it
@@ -245,12 +248,15 @@ pub(crate) fn invalidate(cache: &Cache, function: &'static str, names: usize) ->
     )
 }
 
-/// Runs a future in `span`; as it is when the span is disabled.
-pub(crate) async fn within<F: Future>(span: &Span, fut: F) -> F::Output {
-    if span.is_disabled() {
-        return fut.await;
-    }
-    fut.instrument(span.clone()).await
+/// Runs a future in `span`.
+pub(crate) fn within<F: Future>(span: &Span, fut: F) -> InSpan<F, impl FnMut(&F::Output, &Span)> {
+    InSpan::new(
+        fut,
+        span.clone(),
+        Sums::Keep,
+        false,
+        |_: &F::Output, _: &Span| {},
+    )
 }
 
 /// The root span of a background refresh (`swr`, `early`), which follows
@@ -265,4 +271,90 @@ pub(crate) fn refresh(caller: &Span, policy: &Policy, function: &'static str) ->
     );
     span.follows_from(caller);
     span
+}
+
+/// What an [`InSpan`] does with the backend time of the calls it polls.
+enum Sums {
+    /// Nothing: its round trips count for whichever call polls it.
+    Keep,
+    /// Its round trips are the call's (`cache.backend_us`).
+    Own(Arc<AtomicU64>),
+    /// Its round trips are nobody's: a body's.
+    Hide,
+}
+
+pin_project_lite::pin_project! {
+    /// A future run in a span, held in place (never copied), and polled
+    /// as it is when the span is disabled. When enabled, each poll enters
+    /// the span and, by [`Sums`], sets the backend total the future's
+    /// round trips add to; `timed` adds the time from the first poll to
+    /// the last to the total of the call polling it. `done` sees the
+    /// output before it is returned.
+    pub(crate) struct InSpan<F, D> {
+        #[pin]
+        inner: F,
+        span: Span,
+        sums: Sums,
+        timed: bool,
+        started: Option<std::time::Instant>,
+        done: D,
+    }
+}
+
+impl<F: Future, D: FnMut(&F::Output, &Span)> InSpan<F, D> {
+    fn new(inner: F, span: Span, sums: Sums, timed: bool, done: D) -> Self {
+        InSpan {
+            inner,
+            span,
+            sums,
+            timed,
+            started: None,
+            done,
+        }
+    }
+}
+
+impl<F: Future, D: FnMut(&F::Output, &Span)> Future for InSpan<F, D> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        use std::task::Poll;
+        let this = self.project();
+        if this.span.is_disabled() {
+            return this.inner.poll(cx);
+        }
+        if *this.timed && this.started.is_none() {
+            *this.started = Some(std::time::Instant::now());
+        }
+        let polled = {
+            let _entered = this.span.enter();
+            match this.sums {
+                Sums::Keep => this.inner.poll(cx),
+                Sums::Own(total) => {
+                    BACKEND_US.sync_scope(Some(total.clone()), || this.inner.poll(cx))
+                }
+                Sums::Hide => BACKEND_US.sync_scope(None, || this.inner.poll(cx)),
+            }
+        };
+        let Poll::Ready(out) = polled else {
+            return Poll::Pending;
+        };
+        if let Some(started) = *this.started {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let _ = BACKEND_US.try_with(|total| {
+                if let Some(total) = total {
+                    total.fetch_add(us, Relaxed);
+                }
+            });
+        }
+        if let Sums::Own(total) = this.sums {
+            this.span
+                .record("cache.backend_us", int(total.load(Relaxed)));
+        }
+        (this.done)(&out, this.span);
+        Poll::Ready(out)
+    }
 }

@@ -383,7 +383,7 @@ impl Cache {
             None,
             &hooks,
         );
-        match crate::spans::call(&span, fetched).await {
+        match crate::spans::call(&span, &crate::spans::total(&span), fetched).await {
             Fetched::Done(out) => {
                 if out.is_err() {
                     crate::spans::failed(&span);
