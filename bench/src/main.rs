@@ -12,6 +12,7 @@
 //! cd bench && cargo run --release -- cluster # Redis Cluster beside a single Redis
 //! cd bench && cargo run --release -- junk N  # Redis memory after N misses (hostile.rs)
 //! cd bench && cargo run --release -- pending N LIMIT # N undelivered busts (hostile.rs)
+//! cd bench && cargo run --release -- spans quick     # a hit, with and without a subscriber
 //! cd bench && cargo run --release -- concurrent N # 64 tasks of N hits: PINGs per hit
 //! cd bench && cargo run --release -- stale SECONDS # stale reads beside cache-aio (the near-cache)
 //! cd bench && cargo run --release -- memory N   # memory with N keys kept (the near-cache)
@@ -302,6 +303,11 @@ async fn main() {
     }
     if args.first().map(String::as_str) == Some("leases") {
         leases::run().await;
+        return;
+    }
+    if args.first().map(String::as_str) == Some("spans") {
+        MEMORY.set(Cache::memory()).unwrap();
+        spans(quick).await;
         return;
     }
     if args.first().map(String::as_str) == Some("busts") {
@@ -625,6 +631,114 @@ async fn busts(quick: bool) {
     let base = variants[0].summary();
     println!("## Busts\n");
     println!("| variant | p50 (c=1) | p50 / plain | ops/s (c=64) | ops/s / plain | allocations per bust |");
+    println!("|---|---|---|---|---|---|");
+    for v in &variants {
+        let s = v.summary();
+        println!(
+            "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
+            v.name,
+            micros(s.p50),
+            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            s.ops_per_sec,
+            s.ops_per_sec / base.ops_per_sec,
+            s.allocs_per_call
+        );
+    }
+}
+
+/// A layer that records every span's fields as text, as a span exporter
+/// would (and drops them at close): what a listening subscriber costs.
+struct Recording;
+
+impl<S> tracing_subscriber::Layer<S> for Recording
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        SPANS_RECORDED.fetch_add(1, Ordering::Relaxed);
+        let mut fields = Fields(String::new());
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if let Some(span) = ctx.span(id) {
+            if let Some(fields) = span.extensions_mut().get_mut::<Fields>() {
+                values.record(fields);
+            }
+        }
+    }
+}
+
+struct Fields(String);
+
+/// Spans the recording layer saw: printed, to show they were made.
+static SPANS_RECORDED: AtomicU64 = AtomicU64::new(0);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{}={value:?} ", field.name());
+    }
+}
+
+/// An in-memory hit of a `#[cached]` function with nobody listening, and
+/// the same hit under a subscriber that records its spans (set as the
+/// default of each call's future): alternating rounds.
+async fn spans(quick: bool) {
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), Recording),
+    );
+    // The subscriber is made a default once before any span's callsite
+    // registers: a callsite registered while no default was ever set is
+    // asked of the global dispatcher only (none), and stays off.
+    tracing::dispatcher::with_default(&dispatch, || drop(tracing::debug_span!("warm")));
+    {
+        use tracing::instrument::WithSubscriber;
+        embedded_user(1, "org").with_subscriber(dispatch.clone()).await.unwrap();
+        let before = SPANS_RECORDED.load(Ordering::Relaxed);
+        embedded_user(1, "org").with_subscriber(dispatch.clone()).await.unwrap();
+        let hit = SPANS_RECORDED.load(Ordering::Relaxed) - before;
+        assert!(hit >= 2, "a hit made {hit} spans");
+        println!("spans per hit: {hit}");
+    }
+    let mut variants = vec![
+        Variant::new(
+            "memory hit, no subscriber",
+            op(|| async {
+                embedded_user(1, "org").await.unwrap();
+            }),
+        ),
+        Variant::new(
+            "memory hit, spans recorded",
+            op(move || {
+                let dispatch = dispatch.clone();
+                async move {
+                    use tracing::instrument::WithSubscriber;
+                    embedded_user(1, "org")
+                        .with_subscriber(dispatch)
+                        .await
+                        .unwrap();
+                }
+            }),
+        ),
+    ];
+    measure(&mut variants, quick, Some(1_000)).await;
+    let base = variants[0].summary();
+    println!("## Spans\n");
+    println!("| variant | p50 (c=1) | p50 / none | ops/s (c=64) | ops/s / none | allocations per hit |");
     println!("|---|---|---|---|---|---|");
     for v in &variants {
         let s = v.summary();
