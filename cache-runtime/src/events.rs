@@ -23,6 +23,11 @@ pub enum EventKind {
     StaleServed,
     /// A body's value was stored.
     Fill,
+    /// A call ran its body over whatever was cached, to replace it: in a
+    /// [`scope::refresh`](crate::scope::refresh), through a `_refresh`
+    /// companion, or for the tower layer's `no-cache` (raised as the call
+    /// ends, after its `Fill` if the value was stored).
+    Refreshed,
     /// A call ran its body around the cache (the backend failed or its
     /// breaker is open, an undelivered bust names the entry, or a
     /// [`scope::bypass`](crate::scope::bypass)).
@@ -89,36 +94,47 @@ impl<'a> Event<'a> {
 /// A listener of events.
 pub(crate) type OnEvent = dyn Fn(&Event<'_>) + Send + Sync;
 
-/// The listener of a cache, if it has one.
+/// The listeners of a cache, if it has any.
 #[derive(Clone, Default)]
 pub(crate) struct Listener(Option<Arc<Listening>>);
 
 struct Listening {
-    on_event: Box<OnEvent>,
-    /// A panic of the listener was warned about.
+    /// Every listener, in the order they were added.
+    on_event: Vec<Arc<OnEvent>>,
+    /// A panic of a listener was warned about.
     warned: AtomicBool,
 }
 
 impl Listener {
-    pub(crate) fn new(on_event: Box<OnEvent>) -> Listener {
+    /// These listeners and `on_event` after them.
+    pub(crate) fn and(&self, on_event: Arc<OnEvent>) -> Listener {
+        let mut all = self
+            .0
+            .as_ref()
+            .map_or_else(Vec::new, |l| l.on_event.clone());
+        all.push(on_event);
         Listener(Some(Arc::new(Listening {
-            on_event,
+            on_event: all,
             warned: AtomicBool::new(false),
         })))
     }
 
-    /// Tells the listener, if there is one, of the event `make` makes
-    /// (made only then).
+    /// Tells every listener, if there is one, of the event `make` makes
+    /// (made only then). A listener that panics is caught; the ones after
+    /// it are still told.
     pub(crate) fn emit<'a>(&self, make: impl FnOnce() -> Event<'a>) {
         let Some(listening) = &self.0 else { return };
         let event = make();
-        if catch_unwind(AssertUnwindSafe(|| (listening.on_event)(&event))).is_err()
-            && !listening.warned.swap(true, Ordering::Relaxed)
-        {
-            tracing::warn!(
-                kind = ?event.kind,
-                "cachette: the on_event listener panicked; the call went on (warned once per cache)"
-            );
+        for on_event in &listening.on_event {
+            if catch_unwind(AssertUnwindSafe(|| on_event(&event))).is_err()
+                && !listening.warned.swap(true, Ordering::Relaxed)
+            {
+                crate::loud::warn(&format!(
+                    "cachette: an on_event listener panicked on a {:?} event; the call went on \
+                     (warned once per cache)",
+                    event.kind
+                ));
+            }
         }
     }
 }

@@ -51,7 +51,10 @@ pub struct Recorded {
 /// record.
 ///
 /// A function is named as written (`"get_user"`) or by any tail of its
-/// path (`"repo::get_user"`, `"UserRepo::get_user"`).
+/// path (`"repo::get_user"`, `"UserRepo::get_user"`). A linked function
+/// (`one = get_user` on a batch function `get_users`) has no events of
+/// its own: each of its calls is an element of a batch call, counted
+/// under the batch function (`"get_users"`).
 #[derive(Clone, Default, Debug)]
 pub struct Recorder {
     events: Arc<Mutex<Vec<Recorded>>>,
@@ -87,6 +90,20 @@ impl Recorder {
         crate::sync::lock(&self.events).clone()
     }
 
+    /// The functions recorded, each once, in the order first seen. A
+    /// count asked of a name that matches none of them is 0: this says
+    /// which names there are (a linked `one = ...` function, for one, has
+    /// none of its own: its calls are counted under its batch function).
+    pub fn functions(&self) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for event in crate::sync::lock(&self.events).iter() {
+            if !event.function.is_empty() && !seen.contains(&event.function) {
+                seen.push(event.function.clone());
+            }
+        }
+        seen
+    }
+
     /// Forgets what was recorded.
     pub fn clear(&self) {
         crate::sync::lock(&self.events).clear();
@@ -105,9 +122,27 @@ impl Recorder {
         self.count(EventKind::Hit, function)
     }
 
-    /// Calls of `function` that ran its body.
+    /// Calls of `function` that ran its body: misses, and the calls that
+    /// ran it around the cache ([`bypasses`](Self::bypasses)) or to
+    /// replace what it held ([`refreshes`](Self::refreshes)). A call that
+    /// waited for another's body is neither a hit nor a miss
+    /// ([`EventKind::Coalesced`]).
     pub fn misses(&self, function: &str) -> u64 {
-        self.count(EventKind::Miss, function)
+        self.count(EventKind::Miss, function) + self.bypasses(function) + self.refreshes(function)
+    }
+
+    /// Calls of `function` that ran its body around the cache (a
+    /// [`scope::bypass`](crate::scope::bypass), a disabled cache, the
+    /// backend failing).
+    pub fn bypasses(&self, function: &str) -> u64 {
+        self.count(EventKind::Bypass, function)
+    }
+
+    /// Calls of `function` that ran its body to replace what the cache
+    /// held (a [`scope::refresh`](crate::scope::refresh), a `_refresh`
+    /// companion).
+    pub fn refreshes(&self, function: &str) -> u64 {
+        self.count(EventKind::Refreshed, function)
     }
 
     /// Calls of `function` served a value past its TTL.

@@ -96,7 +96,12 @@ pub async fn hard_timeout<R: TimesOut>(
     call: impl Future<Output = R>,
 ) -> R {
     let timeout = policy.hard_timeout;
-    match crate::background::timeout(timeout, call).await {
+    let watched = Unyielding {
+        call,
+        function: function.label,
+        timeout,
+    };
+    match crate::background::timeout(timeout, watched).await {
         Some(out) => out,
         None => {
             Counters::bump(&cache.inner.counters.hard_timeouts);
@@ -110,5 +115,48 @@ pub async fn hard_timeout<R: TimesOut>(
                 timeout,
             })
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A call with a hard timeout, warning (once per function) when one
+    /// poll of it alone took the whole timeout: its body blocked the
+    /// thread, and no timer can stop that. The timeout is seen only once
+    /// the call yields: the call then returns its value if it was done,
+    /// or the timeout error if it was still storing it (so a blocking
+    /// body's value may never be stored), which is why it must be heard.
+    struct Unyielding<F> {
+        #[pin]
+        call: F,
+        function: &'static str,
+        timeout: Duration,
+    }
+}
+
+impl<F: Future> Future for Unyielding<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        let started = std::time::Instant::now();
+        let polled = this.call.poll(cx);
+        let took = started.elapsed();
+        if took >= *this.timeout {
+            let (function, timeout) = (*this.function, *this.timeout);
+            crate::loud::warn_once("hard_timeout blocked", function, || {
+                format!(
+                    "cachette: a call of `{function}` ran {took:?} without yielding, past its \
+                     hard_timeout of {timeout:?}: a body that blocks its thread \
+                     (std::thread::sleep, blocking I/O, a long computation) cannot be \
+                     interrupted, and the call may return its value late or the timeout \
+                     error with its value never stored; run such work in \
+                     tokio::task::spawn_blocking (warned once per function)"
+                )
+            });
+        }
+        polled
     }
 }

@@ -238,3 +238,118 @@ async fn a_panicking_listener_does_not_break_the_call() {
     assert!(heard.load(SeqCst) >= 5, "the listener was called");
     assert_eq!(cache.stats().hits, 1);
 }
+
+/// Every listener added with `on_event` is told, in order (a second one
+/// used to replace the first: alerts went dead when a test's recorder
+/// was added).
+#[tokio::test]
+async fn every_listener_is_told() {
+    let fills = Arc::new(AtomicU64::new(0));
+    let counted = fills.clone();
+    let recorder = Recorder::new();
+    let cache = Cache::builder()
+        .on_event(move |event| {
+            if event.kind == EventKind::Fill {
+                counted.fetch_add(1, SeqCst);
+            }
+        })
+        .on_event(recorder.listener())
+        .memory();
+    ev_read(&cache, &Source::default(), 1).await;
+    assert_eq!((fills.load(SeqCst), recorder.fills("ev_read")), (1, 1));
+}
+
+#[cached(key = "ev_row:<id>", ttl = 60, cache = cache, unkeyed = [source])]
+async fn ev_row(cache: &Cache, source: &Source, id: u64) -> Option<u64> {
+    let _ = id;
+    Some(source.read().await)
+}
+
+/// `Recorder::misses` counts every call that ran its body: a refresh (a
+/// scope's or a companion's, raised as `Refreshed`) and a bypass (a
+/// scope's, a disabled cache's) as well as a miss. (Before, it counted
+/// only `Miss`: 0 for calls whose bodies ran.)
+#[tokio::test]
+async fn every_call_that_ran_its_body_is_a_miss_of_the_recorder() {
+    let recorder = Recorder::new();
+    let cache = recorder.memory_cache();
+    let source = Source::default();
+    ev_row(&cache, &source, 1).await;
+    cachette::scope::refresh(ev_row(&cache, &source, 1)).await;
+    ev_row_refresh(&cache, &source, 1).await;
+    cachette::scope::bypass(ev_row(&cache, &source, 1)).await;
+    ev_row(&cache, &source, 1).await;
+    assert_eq!(source.runs(), 4);
+    assert_eq!(
+        (
+            recorder.misses("ev_row"),
+            recorder.refreshes("ev_row"),
+            recorder.bypasses("ev_row"),
+            recorder.hits("ev_row"),
+        ),
+        (4, 2, 1, 1)
+    );
+
+    let recorder = Recorder::new();
+    let disabled = Cache::builder()
+        .disabled()
+        .on_event(recorder.listener())
+        .memory();
+    for _ in 0..3 {
+        ev_row(&disabled, &source, 1).await;
+    }
+    assert_eq!(recorder.misses("ev_row"), 3, "a disabled cache");
+    assert_eq!(recorder.functions().len(), 1);
+    assert!(recorder.functions()[0].ends_with("events::ev_row"));
+}
+
+#[cached(key = "ev_blocking:<id>", ttl = 60, hard_timeout = "20ms", cache = cache)]
+async fn ev_blocking(cache: &Cache, id: u64) -> Result<u64, Timeout> {
+    std::thread::sleep(Duration::from_millis(60));
+    Ok(id)
+}
+
+/// A body that blocks its thread past the hard timeout cannot be
+/// interrupted: it is warned about, naming the function (it used to be
+/// silent, returning `Ok` late on one backend and the error on another).
+#[tokio::test]
+async fn a_body_blocking_past_its_hard_timeout_is_warned_about() {
+    let logs = crate::support::logs::Logs::capture();
+    let cache = Cache::memory();
+    let _ = ev_blocking(&cache, 1).await;
+    let text = logs.text();
+    assert!(
+        text.contains("ev_blocking") && text.contains("without yielding"),
+        "{text}"
+    );
+}
+
+/// A panicking listener is warned about on stderr when no subscriber
+/// listens, as the other first-use warnings are (it was only sent through
+/// `tracing`: a service without a subscriber heard nothing). Run in a
+/// child process: stderr is the process's.
+#[test]
+fn a_panicking_listener_is_heard_without_a_subscriber() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "events::panicking_listener_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("on_event listener panicked"), "{stderr}");
+}
+
+#[tokio::test]
+#[ignore = "run by a_panicking_listener_is_heard_without_a_subscriber in a child process"]
+async fn panicking_listener_child() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let cache = Cache::builder()
+        .on_event(|_| panic!("a listener with a bug"))
+        .memory();
+    ev_read(&cache, &Source::default(), 1).await;
+}

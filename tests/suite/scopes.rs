@@ -185,3 +185,121 @@ async fn a_batch_in_a_scope_is_reported_as_the_scope_says() {
     sc_many(&cache, &source, &[1, 2]).await;
     assert_eq!(counts(&disabled), (0, 2), "disabled: (misses, bypasses)");
 }
+
+/// Rows a test deletes behind the cache's back (as an admin's tool, or a
+/// write that forgot its bust, would).
+#[derive(Default)]
+struct Rows(std::sync::Mutex<HashMap<u64, String>>);
+
+impl Rows {
+    fn with(id: u64, row: &str) -> Rows {
+        let rows = Rows::default();
+        rows.0.lock().unwrap().insert(id, row.to_string());
+        rows
+    }
+
+    fn get(&self, id: u64) -> Option<String> {
+        self.0.lock().unwrap().get(&id).cloned()
+    }
+
+    fn set(&self, id: u64, row: &str) {
+        self.0.lock().unwrap().insert(id, row.to_string());
+    }
+
+    fn delete(&self, id: u64) {
+        self.0.lock().unwrap().remove(&id);
+    }
+}
+
+#[cached(key = "sc_row:<id>", ttl = 60, cache = cache, unkeyed = [rows])]
+async fn sc_row(cache: &Cache, rows: &Rows, id: u64) -> Option<String> {
+    rows.get(id)
+}
+
+#[cached(batch = "id in ids", key = "sc_rows:<id>", ttl = 60, cache = cache, unkeyed = [rows])]
+async fn sc_rows(cache: &Cache, rows: &Rows, ids: &[u64]) -> HashMap<u64, String> {
+    ids.iter()
+        .filter_map(|id| Some((*id, rows.get(*id)?)))
+        .collect()
+}
+
+/// A refresh whose body finds the row gone (a `None` that is not cached)
+/// replaces the entry with nothing: the calls after it do not see the
+/// deleted row. Through `scope::refresh`, the `_refresh` companion, and
+/// for a batch's elements; on every backend. (Before: the refresh
+/// returned `None` and left the old entry, served to everyone after.)
+#[tokio::test]
+async fn a_refresh_that_finds_nothing_leaves_nothing_cached() {
+    for (cache, _backing) in crate::support::each_backend().await {
+        let what = cache.backend_name();
+        let rows = Rows::with(1, "alpha");
+        assert_eq!(sc_row(&cache, &rows, 1).await.as_deref(), Some("alpha"));
+        rows.delete(1);
+        assert_eq!(scope::refresh(sc_row(&cache, &rows, 1)).await, None);
+        assert_eq!(
+            sc_row(&cache, &rows, 1).await,
+            None,
+            "{what}: after a scope's refresh"
+        );
+
+        rows.set(1, "beta");
+        assert_eq!(sc_row(&cache, &rows, 1).await.as_deref(), Some("beta"));
+        rows.delete(1);
+        assert_eq!(sc_row_refresh(&cache, &rows, 1).await, None);
+        assert_eq!(
+            sc_row(&cache, &rows, 1).await,
+            None,
+            "{what}: after `_refresh`"
+        );
+
+        let rows = Rows::with(2, "gamma");
+        assert_eq!(sc_rows(&cache, &rows, &[2]).await.len(), 1);
+        rows.delete(2);
+        assert!(scope::refresh(sc_rows(&cache, &rows, &[2]))
+            .await
+            .is_empty());
+        assert!(
+            sc_rows(&cache, &rows, &[2]).await.is_empty(),
+            "{what}: after a batch's refresh"
+        );
+    }
+}
+
+fn sc_author(value: &String) -> [String; 1] {
+    [cachette::tag!("author:<a>", a = value)]
+}
+
+#[cached(key = "sc_book:<id>", ttl = 60, cache = cache, unkeyed = [rows], tags_from = sc_author)]
+async fn sc_book(cache: &Cache, rows: &Rows, id: u64) -> Option<String> {
+    rows.get(id)
+}
+
+/// A refresh in a process that has not learned a `tags_from` function's
+/// tags for the key (just started) cannot store its value (it did not
+/// read those tags' versions): it replaces the entry with nothing, and
+/// the next call, in any process, reads the new row. (Before: the entry
+/// written by the other process stayed, and both served the old row.)
+#[tokio::test]
+async fn a_refresh_that_cannot_store_its_value_leaves_nothing_cached() {
+    let server = crate::support::RedisServer::start();
+    let old = server.cache().await;
+    let rows = Rows::with(1, "Le Guin");
+    assert_eq!(sc_book(&old, &rows, 1).await.as_deref(), Some("Le Guin")); // learns
+    assert_eq!(sc_book(&old, &rows, 1).await.as_deref(), Some("Le Guin")); // stores
+    rows.set(1, "Butler");
+    let new = server.cache().await;
+    assert_eq!(
+        scope::refresh(sc_book(&new, &rows, 1)).await.as_deref(),
+        Some("Butler")
+    );
+    assert_eq!(
+        sc_book(&old, &rows, 1).await.as_deref(),
+        Some("Butler"),
+        "the old process"
+    );
+    assert_eq!(
+        sc_book(&new, &rows, 1).await.as_deref(),
+        Some("Butler"),
+        "the new process"
+    );
+}

@@ -286,6 +286,10 @@ impl CacheBuilder {
     /// that panics is caught (warned about once); the call goes on. With
     /// none, an event costs one branch.
     ///
+    /// Each call adds a listener: every one is told, in the order they
+    /// were added (a metrics listener and a test's
+    /// [`Recorder`](crate::testing::Recorder) both hear every event).
+    ///
     /// ```
     /// use std::sync::atomic::{AtomicU64, Ordering};
     /// use std::sync::Arc;
@@ -305,12 +309,13 @@ impl CacheBuilder {
         mut self,
         listener: impl Fn(&crate::Event<'_>) + Send + Sync + 'static,
     ) -> Self {
-        self.events = crate::events::Listener::new(Box::new(listener));
+        self.events = self.events.and(Arc::new(listener));
         self
     }
 
     /// A cache that caches nothing: every call runs its body, nothing is
-    /// read or stored, and invalidations go to its own empty memory. For
+    /// read or stored; invalidations are still sent to its backend (on
+    /// Redis, they bust the other processes' entries). For
     /// tests of code that takes a cache, and for turning caching off by
     /// configuration. Events are still raised (misses are `Bypass`).
     pub fn disabled(mut self) -> Self {

@@ -711,17 +711,14 @@ impl Cache {
             let out: Option<V> = returned.remove(&items[f.index].element);
             let guard = guards[f.index].as_ref();
             async move {
+                let mut replaced = false;
                 if let (true, Some((tokens, created))) = (f.store, captured) {
-                    self.fill_one::<M, V>(
-                        call,
-                        &tokens,
-                        &created,
-                        &out,
-                        hooks,
-                        guard,
-                        body_started,
-                    )
-                    .await;
+                    replaced = self
+                        .fill_one::<M, V>(call, &tokens, &created, &out, hooks, guard, body_started)
+                        .await;
+                }
+                if call.forced && !replaced {
+                    self.replaced_by_nothing(call).await;
                 }
                 if !call.forced {
                     // Around the cache by a scope or a disabled cache:
@@ -733,6 +730,8 @@ impl Cache {
                         }
                         _ => self.ended(call, Outcome::Miss),
                     }
+                } else {
+                    self.ended(call, Outcome::Refresh);
                 }
                 (f.index, out)
             }
@@ -750,7 +749,7 @@ impl Cache {
 
     /// Stores one element's value (`None`: the body did not return it)
     /// under the versions captured for it, as a single-key fill does; or
-    /// hands "not found" to the flight's followers.
+    /// hands "not found" to the flight's followers. Whether it was stored.
     #[allow(clippy::too_many_arguments)]
     async fn fill_one<M, V>(
         &self,
@@ -761,7 +760,8 @@ impl Cache {
         hooks: &Hooks<'_, M::Value>,
         guard: Option<&FlightGuard>,
         body_started: u64,
-    ) where
+    ) -> bool
+    where
         M: Mode<Option<V>>,
     {
         let inner = &*self.inner;
@@ -771,6 +771,7 @@ impl Cache {
         if let Some(value) = stored {
             let ttl = hooks.ttl(value, call.policy.ttl);
             self.store(call, tokens, value, ttl, body_started).await;
+            return true;
         } else if let Some(guard) = guard.filter(|g| g.followed() && M::is_absent(out)) {
             guard.absent(tokens.to_vec().into());
         } else if !created.is_empty() {
@@ -778,6 +779,7 @@ impl Cache {
                 tracing::debug!(error = %e, "cachette: could not drop unused versions");
             }
         }
+        false
     }
 
     /// A batch body returned elements it was not given: they are neither

@@ -82,6 +82,7 @@ impl Cache {
         let stored = M::cacheable(&out)
             .filter(|v| !hooks.rejects(v))
             .filter(|v| self.derives_what_was_read(call, hooks, v));
+        let replaced = stored.is_some();
         if let Some(value) = stored {
             let ttl = hooks.ttl(value, call.policy.ttl);
             self.store(call, &tokens, value, ttl, body_started).await;
@@ -102,15 +103,32 @@ impl Cache {
         if let Some(lock) = lock {
             lock.release().await;
         }
+        if call.forced && !replaced && !M::failed(&out) {
+            self.replaced_by_nothing(call).await;
+        }
         if let Some(recovered) = recovered {
             return recovered;
         }
         if !call.forced {
             self.ended(call, Outcome::Miss);
+        } else if !call.background {
+            self.ended(call, Outcome::Refresh);
         } else {
             crate::spans::ended(&call.span, Outcome::Refresh, false);
         }
         out
+    }
+
+    /// A refresh (a scope's, a companion's, a background one) whose body
+    /// returned a value that is not stored: a `None` not cached, a value
+    /// `cache_if` refuses, tags it derives that were not read. The entry it
+    /// was to replace must not be served on (the row was deleted), so its
+    /// key is invalidated, as the write that changed the source would
+    /// have. A failed body (`Err`) leaves the entry: it says nothing of the
+    /// source. A bust that fails is kept and retried (I9).
+    pub(super) async fn replaced_by_nothing(&self, call: &Call<'_>) {
+        let bust = crate::names::Bust::of([call.text], std::iter::empty::<&str>());
+        let _ = self.send(call.label(), bust).await;
     }
 
     /// With `tags_from`, whether `value` derives the tags whose versions

@@ -86,6 +86,10 @@ pub(crate) struct Call<'a> {
     /// The call's span (`spans.rs`), where its outcome is recorded; none
     /// for the elements of a batch, whose span is the batch's.
     pub span: tracing::Span,
+    /// The call is a background refresh (`swr`, `early`, `soft_timeout`)
+    /// re-running the function for its own entry: forced, and not a call
+    /// anyone made (it raises no event of its own).
+    pub background: bool,
 }
 
 impl<'a> Call<'a> {
@@ -113,6 +117,7 @@ impl<'a> Call<'a> {
             derived: None,
             stores_nothing: false,
             span: tracing::Span::none(),
+            background: false,
         }
     }
 
@@ -189,11 +194,10 @@ impl Cache {
         if refreshing {
             Counters::bump(&inner.counters.scope_refreshes);
         }
-        call.forced = call.forced
-            || refreshing
-            || REFRESHING
-                .try_with(|refreshing| refreshing == call.subject.entry())
-                .unwrap_or(false);
+        call.background = REFRESHING
+            .try_with(|refreshing| refreshing == call.subject.entry())
+            .unwrap_or(false);
+        call.forced = call.forced || refreshing || call.background;
         // The permit is held until the lookup answered: a probe dropped
         // earlier is given back, so the breaker cannot stay half-open for
         // good.
@@ -315,8 +319,9 @@ impl Cache {
             Outcome::Bypass => EventKind::Bypass,
             Outcome::Coalesced => EventKind::Coalesced,
             Outcome::TimedOut => EventKind::TimedOut,
+            Outcome::Refresh => EventKind::Refreshed,
             // Steps, not ends.
-            Outcome::LockWait | Outcome::LockTimeout | Outcome::Refresh => return,
+            Outcome::LockWait | Outcome::LockTimeout => return,
         };
         self.inner
             .events
