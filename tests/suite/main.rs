@@ -22,6 +22,7 @@ mod macros;
 mod mistakes;
 mod near;
 mod options;
+mod pending_reads;
 mod redis_costs;
 mod reliability;
 mod replicas;

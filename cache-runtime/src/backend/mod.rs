@@ -126,9 +126,10 @@ impl Backend {
     pub(crate) fn address(&self) -> Option<(&str, Option<u16>)> {
         let addr: &str = match &self.servers {
             Servers::Memory(_) => None?,
-            // `host:port/db/user`, or a socket's path for the address.
+            // Not cut out of the identity (`host:port/db/user`): a user
+            // name may hold slashes.
             #[cfg(feature = "redis")]
-            Servers::Single(s) => s.identity().rsplitn(3, '/').nth(2)?,
+            Servers::Single(s) => s.address(),
             #[cfg(feature = "cluster")]
             Servers::Cluster(_) => None?,
             // `upstash:host:port/path`.

@@ -22,6 +22,9 @@ pub(super) enum Locked<R> {
     Held(LockGuard, Lookup),
     /// The wait bound passed: compute without the lock.
     TimedOut(Lookup),
+    /// A bust that names the entry failed while waiting, and is kept
+    /// (I9): read around the cache.
+    Blocked,
 }
 
 /// A held stampede lock. Released explicitly; if dropped unreleased
@@ -107,6 +110,10 @@ impl Cache {
                 // Read again: the previous holder may have filled just now.
                 // These versions are read before the body runs.
                 let lookup = inner.backend.lookup(&call.subject).await?;
+                if inner.pending.blocks(&call.subject) {
+                    guard.release().await;
+                    return Ok(Locked::Blocked);
+                }
                 if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, keep, &lookup, &mut None)
                 {
                     guard.release().await;
@@ -128,6 +135,9 @@ impl Cache {
             crate::background::sleep(delay.min(deadline - now)).await;
             delay = (delay * 2).min(Duration::from_millis(50));
             let lookup = inner.backend.lookup(&call.subject).await?;
+            if inner.pending.blocks(&call.subject) {
+                return Ok(Locked::Blocked);
+            }
             if let Some(out) = self.serve::<M, R, NoRefresh, _>(call, keep, &lookup, &mut None) {
                 return Ok(Locked::Served(out));
             }

@@ -93,6 +93,13 @@ impl Cache {
             if forced {
                 break lookup;
             }
+            // A bust that names the entry failed while this call followed
+            // a flight: neither the flight's value nor its "not found" may
+            // be served, and the call reads around the cache as `gates`
+            // would have sent it (I9).
+            if inner.pending.blocks(&call.subject) {
+                return Looked::Bypass(flight);
+            }
             if let Some(out) = self.serve::<M, R, _, _>(call, keep, &lookup, refresh) {
                 return Looked::Served(out);
             }
@@ -174,6 +181,12 @@ impl Cache {
     {
         let inner = &*self.inner;
         let policy = call.policy;
+        // An undelivered bust that names the entry (I9), made after this
+        // call's gates were passed (it followed a flight, waited for a
+        // lock or a refresh): what it names is not served.
+        if inner.pending.blocks(&call.subject) {
+            return None;
+        }
         let (value, meta) = self.valid_value::<M, R>(call, keep, lookup)?;
         let until = meta.fresh_until_ms;
         let now = if until == 0 {

@@ -247,6 +247,7 @@ impl Cache {
                     miss.lookup = fresh;
                 }
                 Ok(Locked::TimedOut(fresh)) => miss.lookup = fresh,
+                Ok(Locked::Blocked) => return Fetched::Done(self.bypass(&call, body).await),
                 Err(e) => {
                     self.backend_error("lock", &call.key, &e);
                     return Fetched::Done(self.bypass(&call, body).await);

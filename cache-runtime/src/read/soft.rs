@@ -63,6 +63,9 @@ impl Cache {
             // The background run ended in time: its value, if it stored
             // one.
             let lookup = inner.backend.lookup(&call.subject).await.ok()?;
+            // A bust that names the entry failed during the wait: the
+            // refresh's value may be older than it (I9). `serve` and
+            // `kept_now` refuse to serve; the call runs its own body.
             let mut none = None::<fn() -> std::future::Ready<()>>;
             if let Some(out) = self.serve::<M, R, _, _>(call, keep, &lookup, &mut none) {
                 return Some(out);

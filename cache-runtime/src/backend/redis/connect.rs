@@ -100,20 +100,25 @@ pub(crate) fn node_client(seed: &Client, host: &str, port: u16) -> Result<Client
         .map_err(|e| Error::new(ErrorKind::Config, "invalid cluster node address").with_source(e))
 }
 
-/// Which server and database `client` reaches, whatever the spelling of
-/// its URL: the address, the database and the user.
-pub(crate) fn identity(client: &Client) -> String {
-    let info = client.get_connection_info();
-    let addr = match info.addr() {
+/// Which server `client` reaches: `host:port` (the host in lower case),
+/// or a socket's path. Never a user or a password.
+pub(crate) fn address(client: &Client) -> String {
+    match client.get_connection_info().addr() {
         ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
             format!("{}:{port}", host.to_ascii_lowercase())
         }
         ConnectionAddr::Unix(path) => path.display().to_string(),
         _ => String::new(),
-    };
-    let redis = info.redis_settings();
+    }
+}
+
+/// Which server and database `client` reaches, whatever the spelling of
+/// its URL: the address, the database and the user.
+pub(crate) fn identity(client: &Client) -> String {
+    let redis = client.get_connection_info().redis_settings();
     format!(
-        "{addr}/{}/{}",
+        "{}/{}/{}",
+        address(client),
         redis.db(),
         redis.username().unwrap_or("default")
     )

@@ -27,6 +27,8 @@ pub(crate) struct Single {
     scripting: Scripting,
     /// The server, database and user, however the URL spelled them.
     identity: String,
+    /// The server alone (`connect::address`): what spans name.
+    address: String,
     reads: Arc<Link>,
     busts: Arc<Link>,
     /// What the reads link keeps in process memory, if on.
@@ -86,6 +88,7 @@ impl Single {
             max_entry: settings.max_entry_bytes,
             scripting: settings.scripting,
             identity: connect::identity(&client),
+            address: connect::address(&client),
             reads: link(tracking),
             busts: link(None),
             near,
@@ -98,6 +101,11 @@ impl Single {
 
     pub(crate) fn identity(&self) -> &str {
         &self.identity
+    }
+
+    /// `host:port`, or a socket's path: never a user.
+    pub(crate) fn address(&self) -> &str {
+        &self.address
     }
 
     /// The near-cache, if it was configured.
