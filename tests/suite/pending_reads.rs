@@ -156,3 +156,78 @@ async fn a_soft_timeout_does_not_serve_its_refresh_past_a_kept_bust() {
         assert_eq!(call.await.unwrap(), Ok(2), "delivered: {deliver}");
     }
 }
+
+/// Rows behind a gate, for batch bodies.
+#[derive(Default)]
+struct GatedRows {
+    rows: std::sync::Mutex<std::collections::HashMap<u64, u64>>,
+    gate: crate::support::source::Gate,
+}
+
+#[cached(batch = "id in ids", key = "pr_batch:<id>", ttl = 60, strategy = "lock", lock_ttl = "30s", lock_wait = "4s", cache = cache, unkeyed = [rows])]
+async fn pr_batch(
+    cache: &Cache,
+    rows: &GatedRows,
+    ids: &[u64],
+) -> std::collections::HashMap<u64, u64> {
+    let out: std::collections::HashMap<u64, u64> = {
+        let rows = rows.rows.lock().unwrap();
+        ids.iter()
+            .filter_map(|id| Some((*id, *rows.get(id)?)))
+            .collect()
+    };
+    rows.gate.pass().await;
+    out
+}
+
+/// A batch element following an in-process flight whose leader found
+/// nothing: the leader (waiting out another process's lock, so its flight
+/// has not started) is joined by a follower; it reads "not found", the
+/// row is written and its bust fails; the leader hands its "not found".
+/// (The follower used to return it: the versions had not changed.) The
+/// follower joins 2 s after the leader began waiting, so that its own
+/// wait for the flight outlasts the leader's for the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_follower_does_not_take_a_not_found_past_a_kept_bust() {
+    for deliver in [true, false] {
+        let server = RedisServer::start();
+        let clock = ManualClock::default();
+        let (cache, other) = (
+            app_cache(&server, &clock).await,
+            app_cache(&server, &clock).await,
+        );
+        let rows = std::sync::Arc::new(GatedRows::default());
+        let (reached_other, release_other) = rows.gate.hold_next(false);
+        let holder = tokio::spawn({
+            let (cache, rows) = (other.clone(), rows.clone());
+            async move { pr_batch(&cache, &rows, &[1]).await }
+        });
+        reached_other.notified().await; // another process holds the lock
+        let (reached, release) = rows.gate.hold_next(false);
+        let leader = tokio::spawn({
+            let (cache, rows) = (cache.clone(), rows.clone());
+            async move { pr_batch(&cache, &rows, &[1]).await }
+        });
+        eventually("the leader to wait for the lock", || {
+            cache.stats().lock_waits > 0
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let follower = tokio::spawn({
+            let (cache, rows) = (cache.clone(), rows.clone());
+            async move { pr_batch(&cache, &rows, &[1]).await }
+        });
+        eventually("the follower to follow", || cache.stats().coalesced > 0).await;
+        reached.notified().await; // the leader read "not found"
+        rows.rows.lock().unwrap().insert(1, 2);
+        allow_busts(&server, deliver);
+        let bust = cache.invalidate_keys(["pr_batch:1"]).await;
+        assert_eq!(bust.is_ok(), deliver, "{bust:?}");
+        release.notify_one();
+        leader.await.unwrap();
+        let followed = follower.await.unwrap();
+        release_other.notify_one();
+        holder.await.unwrap();
+        assert_eq!(followed.get(&1), Some(&2), "delivered: {deliver}");
+    }
+}

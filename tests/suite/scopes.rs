@@ -303,3 +303,65 @@ async fn a_refresh_that_cannot_store_its_value_leaves_nothing_cached() {
         "the new process"
     );
 }
+
+/// A refresh sent around the cache by a deferred scope replaces nothing:
+/// it invalidates its key (held until the scope ends), single-key as
+/// batch. (The single-key one used to leave the deleted row cached.)
+#[tokio::test]
+async fn a_refresh_in_a_deferred_scope_leaves_nothing_cached() {
+    for (cache, _backing) in crate::support::each_backend().await {
+        let what = cache.backend_name();
+        let rows = Rows::with(1, "alpha");
+        assert_eq!(sc_row(&cache, &rows, 1).await.as_deref(), Some("alpha"));
+        rows.delete(1);
+        let got = cachette::deferred(scope::refresh(sc_row(&cache, &rows, 1))).await;
+        assert_eq!(got, None);
+        assert_eq!(sc_row(&cache, &rows, 1).await, None, "{what}: single-key");
+
+        let rows = Rows::with(2, "beta");
+        assert_eq!(sc_rows(&cache, &rows, &[2]).await.len(), 1);
+        rows.delete(2);
+        let got = cachette::deferred(scope::refresh(sc_rows(&cache, &rows, &[2]))).await;
+        assert!(got.is_empty());
+        assert!(
+            sc_rows(&cache, &rows, &[2]).await.is_empty(),
+            "{what}: batch"
+        );
+    }
+}
+
+/// A `_refresh` in `scope::off` or `scope::bypass` leaves the cache alone
+/// and is reported as the scope says, single-key and batch alike: nothing
+/// in `off`, a bypass in `bypass`, and no bust. (A batch's used to raise
+/// `Bust` and `Refreshed` and bust the entry it did not replace.)
+#[tokio::test]
+async fn a_refresh_in_off_or_bypass_leaves_the_cache_alone() {
+    use cachette::EventKind;
+    let recorder = cachette::testing::Recorder::new();
+    let builder = crate::support::builder().on_event(recorder.listener());
+    for (cache, _backing) in crate::support::each_backend_from(builder).await {
+        let what = cache.backend_name();
+        let rows = Rows::with(1, "alpha");
+        sc_row(&cache, &rows, 1).await;
+        sc_rows(&cache, &rows, &[1]).await;
+        let kinds = |recorder: &cachette::testing::Recorder| -> Vec<EventKind> {
+            let kinds = recorder.events().iter().map(|e| e.kind).collect();
+            recorder.clear();
+            kinds
+        };
+        recorder.clear();
+        scope::off(sc_row_refresh(&cache, &rows, 1)).await;
+        scope::off(sc_rows_refresh(&cache, &rows, &[1])).await;
+        assert_eq!(kinds(&recorder), [], "{what}: off");
+        scope::bypass(sc_row_refresh(&cache, &rows, 1)).await;
+        scope::bypass(sc_rows_refresh(&cache, &rows, &[1])).await;
+        assert_eq!(kinds(&recorder), [EventKind::Bypass; 2], "{what}: bypass");
+        sc_row(&cache, &rows, 1).await;
+        sc_rows(&cache, &rows, &[1]).await;
+        assert_eq!(
+            kinds(&recorder),
+            [EventKind::Hit; 2],
+            "{what}: still cached"
+        );
+    }
+}

@@ -377,7 +377,11 @@ impl Cache {
                     requests += sent;
                     Counters::add(&inner.counters.batch_lookups, sent as u64);
                     for (i, lookup) in order.into_iter().zip(lookups) {
-                        if super::valid::same_versions(&lookup.versions, &handed[&i]) {
+                        // Not past a bust that names the element and failed
+                        // while it followed (I9): it is fetched instead.
+                        if super::valid::same_versions(&lookup.versions, &handed[&i])
+                            && !inner.pending.blocks(&calls[i].subject)
+                        {
                             states[i] = State::Absent;
                         }
                     }
@@ -717,21 +721,26 @@ impl Cache {
                         .fill_one::<M, V>(call, &tokens, &created, &out, hooks, guard, body_started)
                         .await;
                 }
-                if call.forced && !replaced {
+                // Around the cache by a scope or a disabled cache: reported
+                // as a single-key call would be, and the cache left alone.
+                let around = match (self.inner.disabled, crate::scope::current()) {
+                    (_, Some(crate::scope::Scope::Off)) => Some(None),
+                    (true, _) | (_, Some(crate::scope::Scope::Bypass)) => {
+                        Some(Some(Outcome::Bypass))
+                    }
+                    _ => None,
+                };
+                if call.forced && !replaced && around.is_none() {
                     self.replaced_by_nothing(call).await;
                 }
-                if !call.forced {
-                    // Around the cache by a scope or a disabled cache:
-                    // reported as a single-key call would be.
-                    match (self.inner.disabled, crate::scope::current()) {
-                        (_, Some(crate::scope::Scope::Off)) => {}
-                        (true, _) | (_, Some(crate::scope::Scope::Bypass)) => {
-                            self.ended(call, Outcome::Bypass)
+                match around {
+                    Some(reported) => {
+                        if let Some(outcome) = reported {
+                            self.ended(call, outcome);
                         }
-                        _ => self.ended(call, Outcome::Miss),
                     }
-                } else {
-                    self.ended(call, Outcome::Refresh);
+                    None if call.forced => self.ended(call, Outcome::Refresh),
+                    None => self.ended(call, Outcome::Miss),
                 }
                 (f.index, out)
             }

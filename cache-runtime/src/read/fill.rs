@@ -62,7 +62,7 @@ impl Cache {
             Ok(captured) => captured,
             Err(e) => {
                 self.backend_error("version", &call.key, &e);
-                return self.bypass(call, body).await;
+                return self.bypass::<M, R>(call, body).await;
             }
         };
         let body_started = inner.clock.now_millis();

@@ -202,7 +202,7 @@ impl Cache {
         // earlier is given back, so the breaker cannot stay half-open for
         // good.
         let Some((deferring, permit)) = self.gates(&call) else {
-            return Fetched::Done(self.bypass(&call, body).await);
+            return Fetched::Done(self.bypass::<M, R>(&call, body).await);
         };
         let mut refresh = refresh;
         let looked = self
@@ -215,7 +215,7 @@ impl Cache {
             Looked::Bypass(flight) => {
                 // A flight this call leads ends once the body has run.
                 let _flight = flight;
-                return Fetched::Done(self.bypass(&call, body).await);
+                return Fetched::Done(self.bypass::<M, R>(&call, body).await);
             }
         };
         drop(permit);
@@ -223,7 +223,7 @@ impl Cache {
             if !call.forced {
                 Counters::bump(&inner.counters.misses);
             }
-            return Fetched::Done(self.bypass(&call, body).await);
+            return Fetched::Done(self.bypass::<M, R>(&call, body).await);
         }
 
         // With `soft_timeout` and a value kept past its TTL: the body runs
@@ -247,10 +247,12 @@ impl Cache {
                     miss.lookup = fresh;
                 }
                 Ok(Locked::TimedOut(fresh)) => miss.lookup = fresh,
-                Ok(Locked::Blocked) => return Fetched::Done(self.bypass(&call, body).await),
+                Ok(Locked::Blocked) => {
+                    return Fetched::Done(self.bypass::<M, R>(&call, body).await)
+                }
                 Err(e) => {
                     self.backend_error("lock", &call.key, &e);
-                    return Fetched::Done(self.bypass(&call, body).await);
+                    return Fetched::Done(self.bypass::<M, R>(&call, body).await);
                 }
             }
         }
@@ -335,10 +337,26 @@ impl Cache {
     }
 
     /// Runs the body without the cache.
-    async fn bypass<R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
+    ///
+    /// A refresh sent around the cache (a deferred scope, the breaker, an
+    /// undelivered bust, a failed version read) replaces nothing, so it
+    /// invalidates its key as one that stores nothing does
+    /// ([`replaced_by_nothing`](Self::replaced_by_nothing)); unless it was
+    /// sent around by `scope::bypass`, `scope::off` or a disabled cache,
+    /// which ask that the cache be left alone, or its body failed.
+    async fn bypass<M: Mode<R>, R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = crate::spans::body(body).await;
-        if crate::scope::current() != Some(crate::scope::Scope::Off) {
+        let scope = crate::scope::current();
+        if scope != Some(crate::scope::Scope::Off) {
             self.ended(call, Outcome::Bypass);
+        }
+        let left_alone = self.inner.disabled
+            || matches!(
+                scope,
+                Some(crate::scope::Scope::Off | crate::scope::Scope::Bypass)
+            );
+        if call.forced && !left_alone && !M::failed(&out) {
+            self.replaced_by_nothing(call).await;
         }
         out
     }
