@@ -129,7 +129,8 @@ pub async fn run(quick: bool, lease: Duration, near: bool) {
         }
         singles.push(t.elapsed() / (per_round / 5).max(1));
     }
-    let (batch, singles, mget, mget_decode) = (p50(batch), p50(singles), p50(mget), p50(mget_decode));
+    let (batch, singles, mget, mget_decode) =
+        (p50(batch), p50(singles), p50(mget), p50(mget_decode));
     let rate = |d: Duration| 1.0 / d.as_secs_f64();
     let mode = match (near, lease.is_zero()) {
         (_, false) => format!("near-cache, {} ms lease", lease.as_secs_f64() * 1000.0),

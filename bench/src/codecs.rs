@@ -10,7 +10,7 @@ use cachette::{Cache, CacheBuilder, Codec};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::{measure, micros, on_cache, op, user, user_hit, DbError, User, Variant};
+use super::{measure, on_cache, op, ratios_table, user, user_hit, DbError, User, Variant};
 
 /// About 20 KB of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -161,22 +161,12 @@ pub async fn run(quick: bool, url: &str, raw: &ConnectionManager) {
         }
     }
     measure(&mut variants, quick, Some(200)).await;
-    let base = variants[0].summary();
-    println!("## Hits per codec (decoded on every hit; Redis read on every hit)\n");
-    println!("| variant | p50 (c=1) | p50 / raw 200 B | ops/s (c=64) | ops/s / raw 200 B | allocations per hit |");
-    println!("|---|---|---|---|---|---|");
-    for v in &variants {
-        let s = v.summary();
-        println!(
-            "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
-            v.name,
-            micros(s.p50),
-            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
-            s.ops_per_sec,
-            s.ops_per_sec / base.ops_per_sec,
-            s.allocs_per_call
-        );
-    }
+    ratios_table(
+        "Hits per codec (decoded on every hit; Redis read on every hit)",
+        "raw 200 B",
+        "hit",
+        &variants,
+    );
     println!("\n## Bytes stored per entry in Redis (`STRLEN`: header, versions, value)\n");
     println!("| setup | 200 B payload | 20 KB payload |");
     println!("|---|---|---|");

@@ -250,6 +250,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Prints `variants` as a Markdown table under `## title`: p50 at c=1 and
+/// throughput at c=64, each also as a ratio against the first variant
+/// (`base`, as the headers call it), and allocations per `op`.
+fn ratios_table(title: &str, base: &str, op: &str, variants: &[Variant]) {
+    let first = variants[0].summary();
+    println!("## {title}\n");
+    println!(
+        "| variant | p50 (c=1) | p50 / {base} | ops/s (c=64) | ops/s / {base} | allocations per {op} |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for v in variants {
+        let s = v.summary();
+        println!(
+            "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
+            v.name,
+            micros(s.p50),
+            s.p50.as_secs_f64() / first.p50.as_secs_f64(),
+            s.ops_per_sec,
+            s.ops_per_sec / first.ops_per_sec,
+            s.allocs_per_call
+        );
+    }
+}
+
 fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
@@ -628,22 +652,7 @@ async fn busts(quick: bool) {
         ),
     ];
     measure(&mut variants, quick, Some(1_000)).await;
-    let base = variants[0].summary();
-    println!("## Busts\n");
-    println!("| variant | p50 (c=1) | p50 / plain | ops/s (c=64) | ops/s / plain | allocations per bust |");
-    println!("|---|---|---|---|---|---|");
-    for v in &variants {
-        let s = v.summary();
-        println!(
-            "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
-            v.name,
-            micros(s.p50),
-            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
-            s.ops_per_sec,
-            s.ops_per_sec / base.ops_per_sec,
-            s.allocs_per_call
-        );
-    }
+    ratios_table("Busts", "plain", "bust", &variants);
 }
 
 /// A layer that records every span's fields as text, as a span exporter
@@ -698,18 +707,25 @@ impl tracing::field::Visit for Fields {
 /// the same hit under a subscriber that records its spans (set as the
 /// default of each call's future): alternating rounds.
 async fn spans(quick: bool) {
-    let dispatch = tracing::Dispatch::new(
-        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), Recording),
-    );
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        Recording,
+    ));
     // The subscriber is made a default once before any span's callsite
     // registers: a callsite registered while no default was ever set is
     // asked of the global dispatcher only (none), and stays off.
     tracing::dispatcher::with_default(&dispatch, || drop(tracing::debug_span!("warm")));
     {
         use tracing::instrument::WithSubscriber;
-        embedded_user(1, "org").with_subscriber(dispatch.clone()).await.unwrap();
+        embedded_user(1, "org")
+            .with_subscriber(dispatch.clone())
+            .await
+            .unwrap();
         let before = SPANS_RECORDED.load(Ordering::Relaxed);
-        embedded_user(1, "org").with_subscriber(dispatch.clone()).await.unwrap();
+        embedded_user(1, "org")
+            .with_subscriber(dispatch.clone())
+            .await
+            .unwrap();
         let hit = SPANS_RECORDED.load(Ordering::Relaxed) - before;
         assert!(hit >= 2, "a hit made {hit} spans");
         println!("spans per hit: {hit}");
@@ -736,22 +752,7 @@ async fn spans(quick: bool) {
         ),
     ];
     measure(&mut variants, quick, Some(1_000)).await;
-    let base = variants[0].summary();
-    println!("## Spans\n");
-    println!("| variant | p50 (c=1) | p50 / none | ops/s (c=64) | ops/s / none | allocations per hit |");
-    println!("|---|---|---|---|---|---|");
-    for v in &variants {
-        let s = v.summary();
-        println!(
-            "| {} | {} | {:.2}x | {:.0} | {:.2}x | {:.1} |",
-            v.name,
-            micros(s.p50),
-            s.p50.as_secs_f64() / base.p50.as_secs_f64(),
-            s.ops_per_sec,
-            s.ops_per_sec / base.ops_per_sec,
-            s.allocs_per_call
-        );
-    }
+    ratios_table("Spans", "none", "hit", &variants);
 }
 
 /// What a variant measured.

@@ -15,17 +15,7 @@ use cachette::{cached, Cache};
 use crate::support::source::Source;
 use crate::support::{eventually, ManualClock, RedisServer};
 
-/// Lets the test's user run busts, or not.
-fn allow_busts(server: &RedisServer, allowed: bool) {
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("app")
-        .arg(if allowed { "+evalsha" } else { "-evalsha" })
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
-/// A cache of the user `app`, whose busts `allow_busts` can refuse.
+/// A cache of the user `app`, whose busts `RedisServer::allow_busts` can refuse.
 async fn app_cache(server: &RedisServer, clock: &ManualClock) -> Cache {
     server.add_documented_acl_user(&[]);
     crate::support::builder()
@@ -45,7 +35,7 @@ async fn write_and_bust(
     deliver: bool,
 ) {
     source.version.store(2, SeqCst);
-    allow_busts(server, deliver);
+    server.allow_busts(deliver);
     let bust = cache.invalidate_keys([key]).await;
     assert_eq!(bust.is_ok(), deliver, "{bust:?}");
     assert_eq!(cache.stats().pending_invalidations > 0, !deliver);
@@ -220,7 +210,7 @@ async fn a_batch_follower_does_not_take_a_not_found_past_a_kept_bust() {
         eventually("the follower to follow", || cache.stats().coalesced > 0).await;
         reached.notified().await; // the leader read "not found"
         rows.rows.lock().unwrap().insert(1, 2);
-        allow_busts(&server, deliver);
+        server.allow_busts(deliver);
         let bust = cache.invalidate_keys(["pr_batch:1"]).await;
         assert_eq!(bust.is_ok(), deliver, "{bust:?}");
         release.notify_one();

@@ -278,17 +278,6 @@ async fn a_cancelled_breaker_probe_does_not_keep_the_breaker_open() {
     }
 }
 
-/// Sets the ACL user `app` of `server` to the documented commands, with
-/// or without `EVALSHA` (without it, every bust fails).
-fn allow_busts(server: &RedisServer, allowed: bool) {
-    redis::cmd("ACL")
-        .arg("SETUSER")
-        .arg("app")
-        .arg(if allowed { "+evalsha" } else { "-evalsha" })
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
 /// I9 when the task that retries undelivered busts is dropped before it
 /// ever ran (it was spawned on a short-lived runtime that ended): a later
 /// failed bust on another runtime starts a new one, and everything is
@@ -315,7 +304,7 @@ fn a_retry_task_dropped_with_its_runtime_is_replaced() {
         (cache, other)
     });
 
-    allow_busts(&server, false);
+    server.allow_busts(false);
     let failed = std::thread::scope(|s| {
         s.spawn(|| {
             let short = tokio::runtime::Builder::new_current_thread()
@@ -335,7 +324,7 @@ fn a_retry_task_dropped_with_its_runtime_is_replaced() {
     main.block_on(async {
         src.fetch_add(10, SeqCst); // the write the next bust is for
         assert!(cache.invalidate_keys(["doc:1"]).await.is_err());
-        allow_busts(&server, true);
+        server.allow_busts(true);
         delivered(&cache).await;
         assert_eq!(
             doc(&other, &src, 1).await,
@@ -366,7 +355,7 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
     assert_eq!(doc(&b, &src, 3).await, 3);
     assert_eq!(doc(&b, &src, 3).await, 3, "cached");
 
-    allow_busts(&server, false);
+    server.allow_busts(false);
     src.fetch_add(10, SeqCst);
     assert!(a.invalidate_keys(["doc:3"]).await.is_err());
     assert_eq!(
@@ -374,7 +363,7 @@ async fn undelivered_busts_block_every_handle_on_the_same_server_and_namespace()
         13,
         "the other handle served what a pending bust names"
     );
-    allow_busts(&server, true);
+    server.allow_busts(true);
     delivered(&a).await;
     assert_eq!(doc(&b, &src, 3).await, 13);
 }

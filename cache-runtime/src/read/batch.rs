@@ -22,7 +22,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use super::{Call, NoRefresh, LEADING};
+use super::{Call, LeftAlone, NoRefresh, LEADING};
 use crate::backend::Lookup;
 use crate::cache::Cache;
 use crate::deferred::Reading;
@@ -106,11 +106,7 @@ impl Cache {
         // A request-wide scope: around the cache, or a refresh of every
         // element.
         let scope = crate::scope::current();
-        let around = inner.disabled
-            || matches!(
-                scope,
-                Some(crate::scope::Scope::Bypass | crate::scope::Scope::Off)
-            );
+        let around = self.left_alone().is_some();
         match scope {
             Some(crate::scope::Scope::Bypass) => {
                 Counters::add(&inner.counters.scope_bypasses, items.len() as u64)
@@ -723,22 +719,13 @@ impl Cache {
                 }
                 // Around the cache by a scope or a disabled cache: reported
                 // as a single-key call would be, and the cache left alone.
-                let around = match (self.inner.disabled, crate::scope::current()) {
-                    (_, Some(crate::scope::Scope::Off)) => Some(None),
-                    (true, _) | (_, Some(crate::scope::Scope::Bypass)) => {
-                        Some(Some(Outcome::Bypass))
-                    }
-                    _ => None,
-                };
-                if call.forced && !replaced && around.is_none() {
+                let left_alone = self.left_alone();
+                if call.forced && !replaced && left_alone.is_none() {
                     self.replaced_by_nothing(call).await;
                 }
-                match around {
-                    Some(reported) => {
-                        if let Some(outcome) = reported {
-                            self.ended(call, outcome);
-                        }
-                    }
+                match left_alone {
+                    Some(LeftAlone::Off) => {}
+                    Some(LeftAlone::Bypass) => self.ended(call, Outcome::Bypass),
                     None if call.forced => self.ended(call, Outcome::Refresh),
                     None => self.ended(call, Outcome::Miss),
                 }

@@ -51,6 +51,16 @@ tokio::task_local! {
 /// clock, and never after.
 const CLOCK_SLACK: Duration = Duration::from_secs(60);
 
+/// Why calls go around the cache at the application's request
+/// ([`Cache::left_alone`]), which says how they are reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LeftAlone {
+    /// `scope::off`: as if there were no cache, nothing is reported.
+    Off,
+    /// `scope::bypass` or a disabled cache: reported as bypasses.
+    Bypass,
+}
+
 /// What [`Cache::fetch`] ended with.
 pub(crate) enum Fetched<R, Fut, Mk> {
     Done(R),
@@ -336,6 +346,18 @@ impl Cache {
         telemetry::step(call.label(), call.key, outcome);
     }
 
+    /// Whether calls go around the cache because the application asked
+    /// (`scope::bypass`, `scope::off`, a disabled cache), rather than
+    /// because of the cache's own state: such calls leave the cache alone.
+    pub(super) fn left_alone(&self) -> Option<LeftAlone> {
+        match crate::scope::current() {
+            Some(crate::scope::Scope::Off) => Some(LeftAlone::Off),
+            Some(crate::scope::Scope::Bypass) => Some(LeftAlone::Bypass),
+            _ if self.inner.disabled => Some(LeftAlone::Bypass),
+            _ => None,
+        }
+    }
+
     /// Runs the body without the cache.
     ///
     /// A refresh sent around the cache (a deferred scope, the breaker, an
@@ -346,16 +368,11 @@ impl Cache {
     /// which ask that the cache be left alone, or its body failed.
     async fn bypass<M: Mode<R>, R>(&self, call: &Call<'_>, body: impl Future<Output = R>) -> R {
         let out = crate::spans::body(body).await;
-        let scope = crate::scope::current();
-        if scope != Some(crate::scope::Scope::Off) {
+        let left_alone = self.left_alone();
+        if left_alone != Some(LeftAlone::Off) {
             self.ended(call, Outcome::Bypass);
         }
-        let left_alone = self.inner.disabled
-            || matches!(
-                scope,
-                Some(crate::scope::Scope::Off | crate::scope::Scope::Bypass)
-            );
-        if call.forced && !left_alone && !M::failed(&out) {
+        if call.forced && left_alone.is_none() && !M::failed(&out) {
             self.replaced_by_nothing(call).await;
         }
         out

@@ -185,6 +185,18 @@ impl RedisServer {
         !self.killed
     }
 
+    /// Lets the ACL user `app` (`add_documented_acl_user`) run
+    /// `EVALSHA`, or not: without it every bust fails (busts run a script;
+    /// lookups and fills do not).
+    pub fn allow_busts(&self, allowed: bool) {
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("app")
+            .arg(if allowed { "+evalsha" } else { "-evalsha" })
+            .exec(&mut self.raw())
+            .unwrap();
+    }
+
     /// Creates the ACL user `app` (password `s3cret`) on this server with
     /// the documented command set (`guide::redis`) on `~cachette:*`, plus `extra` commands.
     pub fn add_documented_acl_user(&self, extra: &[&str]) {
